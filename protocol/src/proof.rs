@@ -1,0 +1,76 @@
+//! Values derived from the end-to-end TLS exporter.
+//!
+//! Both ends export [`EXPORTER_LEN`] bytes with [`EXPORTER_LABEL`] and the
+//! session GUID as context. The exporter is unique to this TLS session and
+//! unknown to the relaying gateway, so:
+//! * the applet's [`applet_proof`] (an HMAC keyed by the applet secret) shows
+//!   the console that it talks to the holder of the personalized applet, and
+//!   cannot be replayed into another TLS session;
+//! * the [`short_auth_string`] is the same on both screens only if no one
+//!   terminated the TLS in between; people can compare it by phone.
+
+use crate::guid::SessionGuid;
+use ring::hmac;
+
+/// TLS exporter label for everything in this module.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-lifeline-session-v1";
+/// Exporter output length.
+pub const EXPORTER_LEN: usize = 32;
+
+/// The exporter context: the GUID's bytes.
+pub fn exporter_context(guid: &SessionGuid) -> &[u8] {
+    guid.as_bytes()
+}
+
+/// HMAC-SHA256(applet_secret, "lifeline applet proof v1" ‖ exporter).
+pub fn applet_proof(applet_secret: &[u8; 32], exporter: &[u8; EXPORTER_LEN]) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, applet_secret);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(b"lifeline applet proof v1");
+    ctx.update(exporter);
+    let tag = ctx.sign();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Checks an applet proof in constant time.
+pub fn verify_applet_proof(
+    applet_secret: &[u8; 32],
+    exporter: &[u8; EXPORTER_LEN],
+    mac: &[u8; 32],
+) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, applet_secret);
+    let mut msg = b"lifeline applet proof v1".to_vec();
+    msg.extend_from_slice(exporter);
+    hmac::verify(&key, &msg, mac).is_ok()
+}
+
+/// Six decimal digits shown as `123 456` on both ends.
+pub fn short_auth_string(exporter: &[u8; EXPORTER_LEN]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, exporter);
+    let tag = hmac::sign(&key, b"lifeline short authentication string v1");
+    let b = tag.as_ref();
+    let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % 1_000_000;
+    format!("{:03} {:03}", n / 1000, n % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_verifies_only_with_same_inputs() {
+        let mac = applet_proof(&[1; 32], &[2; 32]);
+        assert!(verify_applet_proof(&[1; 32], &[2; 32], &mac));
+        assert!(!verify_applet_proof(&[1; 32], &[3; 32], &mac));
+        assert!(!verify_applet_proof(&[4; 32], &[2; 32], &mac));
+    }
+
+    #[test]
+    fn sas_is_six_digits_and_depends_on_exporter() {
+        let a = short_auth_string(&[1; 32]);
+        assert_eq!(a.len(), 7);
+        assert_ne!(a, short_auth_string(&[2; 32]));
+    }
+}
