@@ -217,7 +217,10 @@ mod tests {
     #[test]
     fn over_long_field_is_invalid() {
         let mut r = Reader::new(&[0, 50]);
-        assert!(matches!(r.bytes16("x", 10), Err(DecodeError::Invalid { .. })));
+        assert!(matches!(
+            r.bytes16("x", 10),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -162,6 +162,7 @@ impl Frame {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -182,7 +183,10 @@ mod tests {
     fn oversized_length_is_refused_before_buffering() {
         let mut b = vec![CHAT];
         b.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(Frame::decode(&b), Err(DecodeError::Invalid { .. })));
+        assert!(matches!(
+            Frame::decode(&b),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 
     #[test]
@@ -190,6 +194,11 @@ mod tests {
         let long = "x".repeat(MAX_CHAT + 10);
         let enc = Frame::Chat { text: long }.encode();
         let (f, _) = Frame::decode(&enc).unwrap();
-        assert_eq!(f, Frame::Chat { text: "x".repeat(MAX_CHAT) });
+        assert_eq!(
+            f,
+            Frame::Chat {
+                text: "x".repeat(MAX_CHAT)
+            }
+        );
     }
 }

@@ -111,8 +111,20 @@ mod tests {
         assert_eq!(s, "abababab-abab-abab-abab-abababababab");
         assert_eq!(s.parse::<SessionGuid>(), Ok(g));
         assert_eq!(s.replace('-', "").parse::<SessionGuid>(), Ok(g));
-        assert!("abababab-abab-abab-abab-ababababab".parse::<SessionGuid>().is_err());
-        assert!("abababababab-abab-abab-abababababab".parse::<SessionGuid>().is_err());
-        assert!("zzzzzzzz-abab-abab-abab-abababababab".parse::<SessionGuid>().is_err());
+        assert!(
+            "abababab-abab-abab-abab-ababababab"
+                .parse::<SessionGuid>()
+                .is_err()
+        );
+        assert!(
+            "abababababab-abab-abab-abababababab"
+                .parse::<SessionGuid>()
+                .is_err()
+        );
+        assert!(
+            "zzzzzzzz-abab-abab-abab-abababababab"
+                .parse::<SessionGuid>()
+                .is_err()
+        );
     }
 }

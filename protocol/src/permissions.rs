@@ -105,6 +105,7 @@ impl fmt::Debug for Permissions {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

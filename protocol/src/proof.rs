@@ -55,6 +55,16 @@ pub fn short_auth_string(exporter: &[u8; EXPORTER_LEN]) -> String {
     format!("{:03} {:03}", n / 1000, n % 1000)
 }
 
+/// Compares two secrets without an early exit, so the time taken does not
+/// tell an attacker how many leading bytes matched.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +75,13 @@ mod tests {
         assert!(verify_applet_proof(&[1; 32], &[2; 32], &mac));
         assert!(!verify_applet_proof(&[1; 32], &[3; 32], &mac));
         assert!(!verify_applet_proof(&[4; 32], &[2; 32], &mac));
+    }
+
+    #[test]
+    fn ct_eq_compares() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
     }
 
     #[test]

@@ -249,6 +249,7 @@ impl<'a> SignedTrailer<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -291,14 +292,23 @@ mod tests {
         assert_eq!(t.claimed_key().unwrap(), pk);
         let body = t.verify(&pk, 1_000).unwrap();
         assert_eq!(body.label, "printer");
-        assert_eq!(t.verify(&pk, 2_000), Err(TrailerError::Expired { at_ms: 2_000 }));
+        assert_eq!(
+            t.verify(&pk, 2_000),
+            Err(TrailerError::Expired { at_ms: 2_000 })
+        );
     }
 
     #[test]
     fn tampering_truncation_and_absence_are_refused() {
         let (file, pk) = personalized();
-        assert_eq!(SignedTrailer::find(b"plain binary"), Err(TrailerError::Missing));
-        assert_eq!(SignedTrailer::find(&file[..file.len() - 1]), Err(TrailerError::Missing));
+        assert_eq!(
+            SignedTrailer::find(b"plain binary"),
+            Err(TrailerError::Missing)
+        );
+        assert_eq!(
+            SignedTrailer::find(&file[..file.len() - 1]),
+            Err(TrailerError::Missing)
+        );
         let mut cut = file[file.len() - FOOTER_LEN..].to_vec();
         cut.splice(0..0, [0u8; 3]);
         assert_eq!(SignedTrailer::find(&cut), Err(TrailerError::Truncated));
@@ -309,6 +319,11 @@ mod tests {
             assert_eq!(r, Err(TrailerError::BadSignature), "flip at {i}");
         }
         let other = [5u8; 32];
-        assert!(SignedTrailer::find(&file).unwrap().verify(&other, 0).is_err());
+        assert!(
+            SignedTrailer::find(&file)
+                .unwrap()
+                .verify(&other, 0)
+                .is_err()
+        );
     }
 }

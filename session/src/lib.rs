@@ -1,1 +1,37 @@
-//! placeholder
+//! The end-to-end session that both Lifeline endpoints run.
+//!
+//! The applet and the tech-console share everything here, so neither binary
+//! carries a private copy of logic the other also needs.
+//!
+//! # Layers, outside in
+//! * [`tls`] — rustls configurations: the outer TLS to a gateway (trusting an
+//!   operator CA, or a CA fingerprint on first contact) and the inner,
+//!   end-to-end TLS 1.3 (TLS13_AES_256_GCM_SHA384 only; the applet accepts
+//!   only the pinned SPKI of the console's session certificate).
+//! * [`identity`] — the console's per-session key pair and certificate.
+//! * [`addr`] — `host:port` and `https://` URL parsing shared by clients.
+//! * [`portal`] — a small JSON client for the gateway's portal API.
+//! * [`relay_link`] — connect to a gateway on ALPN `lifeline/1`, send the
+//!   hello, and wait to be paired; the result is an opaque byte stream.
+//! * [`secure`] — the end-to-end handshake over that stream: inner TLS,
+//!   applet-secret proof, short authentication string.
+//! * [`channel`] — framed reading/writing of [`lifeline_protocol::e2e::Frame`]s.
+//! * [`chat`] — the live session loop: chat, keepalive, ending.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod channel;
+pub mod chat;
+pub mod identity;
+pub mod portal;
+pub mod relay_link;
+pub mod secure;
+pub mod tls;
+
+/// Current time as Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

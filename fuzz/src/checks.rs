@@ -1,0 +1,249 @@
+//! What every fuzz target does with its input.
+//!
+//! This file is the library of the `lifeline-fuzz` crate and is also
+//! included by path into `protocol/tests/fuzz_seeds.rs` and
+//! `protocol/tests/regressions.rs`, so seeds and crash inputs replay through
+//! exactly the code the fuzzer runs, on the stable toolchain.
+//!
+//! A check returns whether its decoder accepted the input. It panics only
+//! when a property of the protocol fails: a decoder that panics, or a value
+//! that decodes but does not re-encode to the bytes it came from.
+
+use lifeline_protocol::DecodeError;
+use lifeline_protocol::SessionGuid;
+use lifeline_protocol::directory::{Directory, SignedDirectory};
+use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::hex;
+use lifeline_protocol::permissions::Permissions;
+use lifeline_protocol::relay::{Hello, ServerMsg};
+use lifeline_protocol::trailer::{FOOTER_LEN, SignedTrailer, TrailerBody, TrailerError};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use std::sync::OnceLock;
+
+/// Every fuzz target, by name (`fuzz/fuzz_targets/<name>.rs`).
+pub const TARGETS: &[&str] = &[
+    "relay_hello",
+    "relay_server_msg",
+    "e2e_frame",
+    "trailer",
+    "directory",
+    "guid_text",
+];
+
+/// Seed of the fixed operator key that the `trailer` and `directory`
+/// targets trust. Seed inputs are signed with it.
+pub const KEY_SEED: [u8; 32] = *b"lifeline fuzz operator key seed!";
+
+/// The clock the `trailer` target verifies against (2023-11-14, Unix ms).
+pub const NOW_MS: u64 = 1_700_000_000_000;
+
+/// The fixed operator key pair.
+pub fn key() -> &'static Ed25519KeyPair {
+    static KEY: OnceLock<Ed25519KeyPair> = OnceLock::new();
+    KEY.get_or_init(|| {
+        Ed25519KeyPair::from_seed_unchecked(&KEY_SEED).expect("fixed seed is a valid key")
+    })
+}
+
+/// The fixed operator public key.
+pub fn public_key() -> [u8; 32] {
+    key()
+        .public_key()
+        .as_ref()
+        .try_into()
+        .expect("Ed25519 public keys are 32 bytes")
+}
+
+/// Signs `msg` with the fixed operator key.
+pub fn sign(msg: &[u8]) -> [u8; 64] {
+    key()
+        .sign(msg)
+        .as_ref()
+        .try_into()
+        .expect("Ed25519 signatures are 64 bytes")
+}
+
+/// Runs the check of `target` on `data`.
+pub fn run(target: &str, data: &[u8]) -> bool {
+    match target {
+        "relay_hello" => relay_hello(data),
+        "relay_server_msg" => relay_server_msg(data),
+        "e2e_frame" => e2e_frame(data),
+        "trailer" => trailer(data),
+        "directory" => directory(data),
+        "guid_text" => guid_text(data),
+        other => panic!("unknown fuzz target {other:?}"),
+    }
+}
+
+/// Prefix lengths to re-check after a successful decode: all of them for
+/// handshake-sized frames, a sample for large ones.
+fn prefix_lengths(used: usize) -> Vec<usize> {
+    if used <= 2048 {
+        (0..used).collect()
+    } else {
+        let mut v: Vec<usize> = (0..64).collect();
+        v.extend([used / 2, used - 2, used - 1]);
+        v
+    }
+}
+
+/// The common properties of a framed decoder: a success consumes a prefix,
+/// re-encodes to exactly that prefix, and every strict prefix of it is
+/// [`DecodeError::Incomplete`].
+fn framed<T>(
+    data: &[u8],
+    decode: impl Fn(&[u8]) -> Result<(T, usize), DecodeError>,
+    encode: impl Fn(&T) -> Vec<u8>,
+) -> bool {
+    let Ok((value, used)) = decode(data) else {
+        return false;
+    };
+    assert!(
+        used > 0 && used <= data.len(),
+        "consumed {used} of {}",
+        data.len()
+    );
+    assert_eq!(encode(&value), &data[..used], "re-encoding differs");
+    for n in prefix_lengths(used) {
+        assert!(
+            matches!(decode(&data[..n]), Err(DecodeError::Incomplete)),
+            "prefix of {n} bytes is not incomplete"
+        );
+    }
+    true
+}
+
+/// `relay::Hello::decode`.
+pub fn relay_hello(data: &[u8]) -> bool {
+    framed(data, Hello::decode, Hello::encode)
+}
+
+/// `relay::ServerMsg::decode`.
+pub fn relay_server_msg(data: &[u8]) -> bool {
+    framed(data, ServerMsg::decode, ServerMsg::encode)
+}
+
+/// `e2e::Frame::decode`.
+pub fn e2e_frame(data: &[u8]) -> bool {
+    framed(data, Frame::decode, Frame::encode)
+}
+
+/// `SignedTrailer::find` + `verify` with the fixed key, and
+/// `TrailerBody::decode` of the whole input.
+pub fn trailer(data: &[u8]) -> bool {
+    let pk = public_key();
+    let mut accepted = false;
+    if let Ok(t) = SignedTrailer::find(data) {
+        let body_end = data.len() - FOOTER_LEN;
+        assert!(t.image_len <= body_end);
+        let claimed = t.claimed_key();
+        match t.verify(&pk, NOW_MS) {
+            Ok(body) => {
+                assert_reencodes(&body, &data[t.image_len..body_end]);
+                assert_eq!(claimed, Ok(body.operator_key));
+                accepted = true;
+            }
+            Err(e) => {
+                let _ = e.user_message();
+            }
+        }
+    }
+    if let Ok(body) = TrailerBody::decode(data) {
+        assert_reencodes(&body, data);
+        // Signing what decoded and verifying it gives the same body back.
+        let file = body.to_trailer(sign);
+        let t = SignedTrailer::find(&file).expect("a fresh trailer is found");
+        assert_eq!(t.image_len, 0);
+        assert_eq!(t.claimed_key(), Ok(body.operator_key));
+        match t.verify(&pk, NOW_MS) {
+            Ok(back) => assert_eq!(back, body),
+            Err(TrailerError::Expired { at_ms }) => {
+                assert!(at_ms == body.expires_at_ms && at_ms <= NOW_MS);
+                let _ = TrailerError::Expired { at_ms }.user_message();
+            }
+            Err(e) => panic!("a freshly signed trailer fails to verify: {e}"),
+        }
+        accepted = true;
+    }
+    accepted
+}
+
+/// A decoded body re-encodes to the bytes it came from, except that
+/// permission bits this version does not know are dropped (by design: see
+/// `Permissions::from_bits`).
+fn assert_reencodes(body: &TrailerBody, from: &[u8]) {
+    let enc = body.encode();
+    assert_eq!(enc.len(), from.len(), "re-encoding differs in length");
+    // The permissions word sits before the two trailing texts.
+    let at = enc.len() - 4 - (2 + body.technician_name.len()) - (2 + body.label.len());
+    let word = |b: &[u8]| u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    assert_eq!(word(&enc), word(from) & Permissions::ALL.bits());
+    assert_eq!(enc[..at], from[..at], "re-encoding differs");
+    assert_eq!(enc[at + 4..], from[at + 4..], "re-encoding differs");
+    assert_eq!(TrailerBody::decode(&enc).as_ref(), Ok(body));
+}
+
+/// `serde_json` → `SignedDirectory` → `verify` with the fixed key.
+pub fn directory(data: &[u8]) -> bool {
+    let Ok(signed) = serde_json::from_slice::<SignedDirectory>(data) else {
+        return false;
+    };
+    let json = serde_json::to_vec(&signed).expect("a SignedDirectory serialises");
+    assert_eq!(
+        serde_json::from_slice::<SignedDirectory>(&json)
+            .ok()
+            .as_ref(),
+        Some(&signed),
+        "JSON round trip differs"
+    );
+    let pk = public_key();
+    let verified = signed.verify(&pk);
+    // The same text, signed by the trusted key, gets past the signature and
+    // exercises the JSON parse and the emptiness check on arbitrary text.
+    let mut msg = lifeline_protocol::directory::SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(signed.directory.as_bytes());
+    let resigned = SignedDirectory {
+        directory: signed.directory.clone(),
+        signature: hex::encode(&sign(&msg)),
+    };
+    let reverified = resigned.verify(&pk);
+    if let Ok(dir) = &verified {
+        assert_eq!(reverified.as_ref(), Ok(dir));
+    }
+    if let Ok(dir) = reverified {
+        assert!(!dir.nodes.is_empty());
+        let again = SignedDirectory::sign(&dir, sign);
+        assert_eq!(again.verify(&pk), Ok(dir.clone()));
+        let text: Directory = serde_json::from_str(&again.directory).expect("own JSON parses");
+        assert_eq!(text, dir);
+    }
+    verified.is_ok()
+}
+
+/// `SessionGuid::from_str` and `hex::decode` on the input as text.
+pub fn guid_text(data: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return false;
+    };
+    if let Some(bytes) = hex::decode(s) {
+        assert_eq!(hex::decode(&hex::encode(&bytes)).as_ref(), Some(&bytes));
+        assert_eq!(
+            hex::decode(&hex::fingerprint(&bytes)).as_ref(),
+            Some(&bytes)
+        );
+    }
+    let Ok(guid) = s.parse::<SessionGuid>() else {
+        return false;
+    };
+    let text = guid.to_string();
+    assert_eq!(text.parse::<SessionGuid>(), Ok(guid));
+    // The GUID is exactly the input's 32 hex digits.
+    let digits: String = s
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    assert_eq!(digits, text.replace('-', ""));
+    true
+}

@@ -1,0 +1,183 @@
+//! `gateway admin ...`: operator commands that work on the same store a
+//! node uses, whether or not the node is running.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use lifeline_protocol::{Permissions, SessionGuid};
+use lifeline_store::{NewTechnician, Store};
+use std::io::{BufRead, IsTerminal, Write};
+
+/// Admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Manage technicians.
+    #[command(subcommand)]
+    Technician(TechnicianCmd),
+    /// Manage technician groups.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Show the audit trail (oldest first).
+    Audit {
+        /// Only this session's entries.
+        #[arg(long)]
+        session: Option<SessionGuid>,
+        /// Show at most this many of the newest entries.
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the operator's Ed25519 public key (hex), to pin in release
+    /// builds of the applet (LIFELINE_OPERATOR_KEY at build time).
+    OperatorKey,
+}
+
+/// `gateway admin technician ...`
+#[derive(Debug, Subcommand)]
+pub enum TechnicianCmd {
+    /// Add a technician; the password is read from standard input.
+    Add {
+        /// Login e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Display name shown to end users.
+        #[arg(long)]
+        name: String,
+        /// Group (created with all permissions if new).
+        #[arg(long, default_value = "default")]
+        group: String,
+        /// Read the password from the first line of standard input without
+        /// prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List technicians.
+    List,
+}
+
+/// `gateway admin group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Set what a group's sessions may do beyond chat.
+    Permissions {
+        /// Group name.
+        group: String,
+        /// Comma-separated: file-to-user, file-from-user, system-info,
+        /// run-command, screen-view, reboot, all, none.
+        permissions: String,
+    },
+}
+
+/// Minimum password length.
+pub const MIN_PASSWORD: usize = 8;
+
+fn read_password(no_prompt: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !no_prompt && stdin.is_terminal() {
+        eprint!("Password for the new technician (input is visible): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("reading the password")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.chars().count() < MIN_PASSWORD {
+        bail!("the password must be at least {MIN_PASSWORD} characters");
+    }
+    Ok(pw)
+}
+
+/// Runs an admin command against `store_url`.
+pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if let AdminCmd::OperatorKey = cmd {
+        let (id, _) = crate::datadir::open(data_dir, None, &[])?;
+        println!("{}", lifeline_protocol::hex::encode(&id.operator_key()));
+        return Ok(());
+    }
+    let store = Store::open(store_url)
+        .await
+        .with_context(|| format!("opening the store {}", crate::cli::redact(store_url)))?;
+    let now = lifeline_session::now_ms();
+    match cmd {
+        AdminCmd::Technician(TechnicianCmd::Add {
+            email,
+            name,
+            group,
+            password_stdin,
+        }) => {
+            let email = email.trim().to_lowercase();
+            if !email.contains('@') || email.len() > 254 {
+                bail!("{email:?} is not an e-mail address");
+            }
+            if name.trim().is_empty() || name.len() > 128 {
+                bail!("the name must be 1 to 128 characters");
+            }
+            let pw = read_password(password_stdin)?;
+            let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
+            let t = store
+                .add_technician(
+                    NewTechnician {
+                        email,
+                        name: name.trim().to_owned(),
+                        password_hash: hash,
+                        group,
+                    },
+                    now,
+                )
+                .await?;
+            store
+                .audit(now, None, "admin", "technician added", &format!("{} ({}), group {}", t.email, t.name, t.group))
+                .await?;
+            println!("added technician {} ({}) in group {} [{}]", t.email, t.name, t.group, t.permissions);
+        }
+        AdminCmd::Technician(TechnicianCmd::List) => {
+            let list = store.list_technicians().await?;
+            println!("{:<32} {:<24} {:<12} {:<20} permissions", "EMAIL", "NAME", "GROUP", "LOCKED UNTIL");
+            for t in list {
+                let locked = t
+                    .locked_until_ms
+                    .filter(|u| *u > now)
+                    .map(lifeline_protocol::time::rfc3339)
+                    .unwrap_or_else(|| "-".into());
+                println!("{:<32} {:<24} {:<12} {:<20} {}", t.email, t.name, t.group, locked, t.permissions);
+            }
+        }
+        AdminCmd::Group(GroupCmd::Permissions { group, permissions }) => {
+            let p = Permissions::parse_list(&permissions).map_err(anyhow::Error::msg)?;
+            store.set_group_permissions(&group, p).await?;
+            store.audit(now, None, "admin", "group permissions", &format!("{group}: {p}")).await?;
+            println!("group {group}: {p}");
+        }
+        AdminCmd::Audit {
+            session,
+            limit,
+            json,
+        } => {
+            let log = store.audit_log(session.as_ref(), limit.max(1)).await?;
+            for e in log {
+                let session = e.session.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "at": lifeline_protocol::time::rfc3339(e.at_ms),
+                            "session": session, "actor": e.actor, "event": e.event, "detail": e.detail,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{}  {:<36}  {:<24} {:<18} {}",
+                        lifeline_protocol::time::rfc3339(e.at_ms),
+                        session,
+                        e.actor,
+                        e.event,
+                        e.detail
+                    );
+                }
+            }
+        }
+        AdminCmd::OperatorKey => unreachable!("handled above"),
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The `gateway` command line: `serve` and `admin`.
+
+use crate::admin::AdminCmd;
+use crate::config::{ServeArgs, StoreArgs};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Lifeline gateway: relay, portal and store for remote-support sessions.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a gateway node (zero-config: embedded SQLite in the data dir).
+    Serve(ServeArgs),
+    /// Operator commands on the node's store.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+/// Removes the password from a store URL for display.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve(serve) => run_serve(&cli.store, &serve).await,
+            Cmd::Admin(cmd) => {
+                let (data_dir, store) = crate::config::resolve_store(&cli.store)?;
+                crate::admin::run(cmd, &store, &data_dir).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
+    let config = crate::config::resolve(store, serve)?;
+    // Every waiting applet is a socket; allow as many as the system does.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let store_display = redact(&config.store_url);
+    let node = crate::server::Node::prepare(config, local).await?;
+    let gw = node.gateway().clone();
+    if node.first_run {
+        println!("created data directory {}", gw.config.data_dir.display());
+    }
+    println!(
+        "Lifeline gateway node {} listening on {local} (clients use {})",
+        gw.node_name, gw.advertise
+    );
+    println!(
+        "operator CA fingerprint (SHA-256): {}",
+        lifeline_protocol::hex::fingerprint(&gw.identity.ca_fingerprint)
+    );
+    println!("data directory: {}; store: {store_display}", gw.config.data_dir.display());
+    if local.ip().is_unspecified() && gw.config.public_names.is_empty() && gw.config.advertise.is_none() {
+        println!(
+            "note: applets will reach this node at {}; set --public-name for other machines",
+            gw.advertise
+        );
+    }
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    node.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:/x"), "sqlite:/x");
+    }
+}

@@ -1,0 +1,286 @@
+//! Gateway configuration: command-line flags, `LIFELINE_*` environment
+//! variables and an optional TOML file, in that order of precedence, with
+//! defaults that make `gateway serve` work with no flags at all.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the node keeps its state, and which store it uses. Shared by
+/// `serve` and every `admin` command, so both act on the same store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Data directory (operator CA, node certificate, signing key, SQLite
+    /// database). Created on first run.
+    #[arg(long, env = "LIFELINE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: `sqlite:PATH` or `postgres://user@host/db`. Default: the
+    /// SQLite database in the data directory.
+    #[arg(long, env = "LIFELINE_STORE", global = true)]
+    pub store: Option<String>,
+    /// TOML configuration file (keys as the long flags, with `_`).
+    #[arg(long, env = "LIFELINE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `gateway serve`. Every value is optional here so that the
+/// config file can fill what the command line leaves out.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TLS listen address (relay and portal share it).
+    #[arg(long, env = "LIFELINE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Extra DNS names or IPs for the node certificate (repeatable).
+    #[arg(long = "public-name", env = "LIFELINE_PUBLIC_NAMES", value_delimiter = ',')]
+    pub public_names: Vec<String>,
+    /// `host:port` clients should use to reach this node (defaults to the
+    /// first public name with the listen port, else the listen address).
+    #[arg(long, env = "LIFELINE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// This node's name in a cluster (default: generated once, kept in the
+    /// data directory).
+    #[arg(long, env = "LIFELINE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Operator display name shown to end users.
+    #[arg(long, env = "LIFELINE_OPERATOR_NAME")]
+    pub operator_name: Option<String>,
+    /// Stock applet per platform, `PLATFORM=PATH` (repeatable); default: the
+    /// `applet` next to this executable for this platform.
+    #[arg(long = "applet", env = "LIFELINE_APPLETS", value_delimiter = ',')]
+    pub applets: Vec<String>,
+    /// Seconds a new connection has for TLS and its hello.
+    #[arg(long, env = "LIFELINE_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<u64>,
+    /// Seconds a console waits for its applet to arrive.
+    #[arg(long, env = "LIFELINE_PAIRING_WINDOW")]
+    pub pairing_window: Option<u64>,
+    /// Seconds relayed sessions get to finish at shutdown.
+    #[arg(long, env = "LIFELINE_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u64>,
+    /// Concurrent connections allowed from one IP address.
+    #[arg(long, env = "LIFELINE_MAX_CONNS_PER_IP")]
+    pub max_conns_per_ip: Option<usize>,
+    /// Unknown-GUID attempts (and failed logins) allowed per IP per minute.
+    #[arg(long, env = "LIFELINE_MAX_BAD_ATTEMPTS_PER_MINUTE")]
+    pub max_bad_attempts_per_minute: Option<u32>,
+    /// Seconds an account stays locked after 5 consecutive failed logins.
+    #[arg(long, env = "LIFELINE_LOCKOUT_SECS")]
+    pub lockout_secs: Option<u64>,
+    /// Lifetime of technician tokens in seconds.
+    #[arg(long, env = "LIFELINE_TOKEN_TTL")]
+    pub token_ttl: Option<u64>,
+    /// Default session lifetime in seconds.
+    #[arg(long, env = "LIFELINE_SESSION_TTL")]
+    pub session_ttl: Option<u64>,
+    /// Testing only: append every byte the relay forwards to files in this
+    /// directory. The bytes are end-to-end encrypted; tests use this to
+    /// show the gateway cannot read them.
+    #[arg(long, env = "LIFELINE_DANGER_RECORD_RELAY", hide = true)]
+    pub danger_record_relay: Option<PathBuf>,
+}
+
+/// The same keys, read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    listen: Option<SocketAddr>,
+    public_names: Option<Vec<String>>,
+    advertise: Option<String>,
+    node_name: Option<String>,
+    operator_name: Option<String>,
+    applets: Option<Vec<String>>,
+    handshake_timeout: Option<u64>,
+    pairing_window: Option<u64>,
+    drain_timeout: Option<u64>,
+    max_conns_per_ip: Option<usize>,
+    max_bad_attempts_per_minute: Option<u32>,
+    lockout_secs: Option<u64>,
+    token_ttl: Option<u64>,
+    session_ttl: Option<u64>,
+}
+
+/// Failed lockouts before an account locks.
+pub const MAX_LOGIN_FAILURES: u32 = 5;
+
+/// Fully resolved settings of a running node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Store URL.
+    pub store_url: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Extra certificate names.
+    pub public_names: Vec<String>,
+    /// Advertised `host:port` (None: derive from the bound address).
+    pub advertise: Option<String>,
+    /// Node name (None: from the data directory).
+    pub node_name: Option<String>,
+    /// Operator display name.
+    pub operator_name: Option<String>,
+    /// `(platform, path)` of stock applets.
+    pub applets: Vec<(String, PathBuf)>,
+    /// TLS + hello deadline.
+    pub handshake_timeout: Duration,
+    /// How long a console waits for the applet.
+    pub pairing_window: Duration,
+    /// Drain time at shutdown.
+    pub drain_timeout: Duration,
+    /// Concurrent connections per IP.
+    pub max_conns_per_ip: usize,
+    /// Bad attempts per IP per minute.
+    pub max_bad_attempts_per_minute: u32,
+    /// Account lock duration.
+    pub lockout: Duration,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Default session lifetime.
+    pub session_ttl: Duration,
+    /// Relay recording directory (tests only).
+    pub danger_record_relay: Option<PathBuf>,
+}
+
+/// Errors in configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is not valid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The platform name of this build, e.g. `linux-x86_64`.
+pub fn this_platform() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// The default data directory: `$XDG_DATA_HOME/lifeline-gateway`, else
+/// `~/.local/share/lifeline-gateway`, else `./lifeline-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("lifeline-gateway");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/lifeline-gateway");
+    }
+    PathBuf::from("lifeline-data")
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Resolves where the data and store are (for `admin` commands too).
+pub fn resolve_store(args: &StoreArgs) -> Result<(PathBuf, String), ConfigError> {
+    let file = read_file(args.config.as_deref())?;
+    Ok(store_of(args, &file))
+}
+
+fn store_of(args: &StoreArgs, file: &FileConfig) -> (PathBuf, String) {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let store = args
+        .store
+        .clone()
+        .or_else(|| file.store.clone())
+        .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("gateway.db").display()));
+    (data_dir, store)
+}
+
+/// Resolves the settings of `serve`.
+pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigError> {
+    let file = read_file(store.config.as_deref())?;
+    let (data_dir, store_url) = store_of(store, &file);
+    let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
+        Duration::from_secs(flag.or(file).unwrap_or(default))
+    };
+    let applet_specs = if serve.applets.is_empty() {
+        file.applets.clone().unwrap_or_default()
+    } else {
+        serve.applets.clone()
+    };
+    let mut applets = Vec::new();
+    for spec in applet_specs {
+        let (platform, path) = spec.split_once('=').ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "--applet {spec:?}: expected PLATFORM=PATH, e.g. {}=/opt/lifeline/applet",
+                this_platform()
+            ))
+        })?;
+        applets.push((platform.trim().to_owned(), PathBuf::from(path.trim())));
+    }
+    let cfg = Config {
+        data_dir,
+        store_url,
+        listen: serve
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+        public_names: if serve.public_names.is_empty() {
+            file.public_names.clone().unwrap_or_default()
+        } else {
+            serve.public_names.clone()
+        },
+        advertise: serve.advertise.clone().or(file.advertise.clone()),
+        node_name: serve.node_name.clone().or(file.node_name.clone()),
+        operator_name: serve.operator_name.clone().or(file.operator_name.clone()),
+        applets,
+        handshake_timeout: secs(serve.handshake_timeout, file.handshake_timeout, 10),
+        pairing_window: secs(serve.pairing_window, file.pairing_window, 30),
+        drain_timeout: secs(serve.drain_timeout, file.drain_timeout, 30),
+        max_conns_per_ip: serve
+            .max_conns_per_ip
+            .or(file.max_conns_per_ip)
+            .unwrap_or(256),
+        max_bad_attempts_per_minute: serve
+            .max_bad_attempts_per_minute
+            .or(file.max_bad_attempts_per_minute)
+            .unwrap_or(30),
+        lockout: secs(serve.lockout_secs, file.lockout_secs, 300),
+        token_ttl: secs(serve.token_ttl, file.token_ttl, 12 * 3600),
+        session_ttl: secs(serve.session_ttl, file.session_ttl, 24 * 3600),
+        danger_record_relay: serve.danger_record_relay.clone(),
+    };
+    if cfg.handshake_timeout.is_zero() || cfg.pairing_window.is_zero() {
+        return Err(ConfigError::Invalid(
+            "handshake timeout and pairing window must be at least 1 second".into(),
+        ));
+    }
+    if cfg.max_conns_per_ip == 0 {
+        return Err(ConfigError::Invalid("max_conns_per_ip must be at least 1".into()));
+    }
+    Ok(cfg)
+}

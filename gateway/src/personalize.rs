@@ -1,0 +1,64 @@
+//! Personalizing the stock applet: append a signed trailer. The portal
+//! never needs a compiler, and one stock binary per platform serves every
+//! session.
+
+use crate::config::Config;
+use crate::server::Gateway;
+use lifeline_protocol::trailer::TrailerBody;
+use lifeline_store::SessionRecord;
+use std::path::PathBuf;
+
+/// Largest stock applet accepted (guards against a misconfigured path).
+pub const MAX_STOCK: u64 = 256 << 20;
+
+/// Where the stock applet for `platform` is.
+pub fn stock_path(config: &Config, platform: &str) -> Option<PathBuf> {
+    if let Some((_, p)) = config.applets.iter().find(|(pl, _)| pl == platform) {
+        return Some(p.clone());
+    }
+    if platform == crate::config::this_platform() {
+        let exe = std::env::current_exe().ok()?;
+        let name = if cfg!(windows) { "applet.exe" } else { "applet" };
+        return Some(exe.parent()?.join(name));
+    }
+    None
+}
+
+/// Reads the stock applet for `platform`, refusing one that is already
+/// personalized (a trailer on a trailer would confuse the applet).
+pub async fn stock_applet(config: &Config, platform: &str) -> Result<Vec<u8>, String> {
+    let path = stock_path(config, platform)
+        .ok_or_else(|| format!("this gateway has no applet for platform {platform:?}"))?;
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| format!("the stock applet {} is not available: {e}", path.display()))?;
+    if meta.len() > MAX_STOCK {
+        return Err(format!("the stock applet {} is too large", path.display()));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| format!("the stock applet {} cannot be read: {e}", path.display()))?;
+    if lifeline_protocol::trailer::SignedTrailer::find(&bytes).is_ok() {
+        return Err(format!("{} is already personalized; configure a stock applet", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// The stock applet with this session's signed trailer appended.
+pub fn personalize(gw: &Gateway, rec: &SessionRecord, applet_secret: [u8; 32], mut stock: Vec<u8>) -> Vec<u8> {
+    let body = TrailerBody {
+        guid: rec.guid,
+        operator_name: gw.identity.operator_name.clone(),
+        directory_urls: vec![format!("https://{}/api/v1/directory", gw.advertise)],
+        operator_ca_der: gw.identity.ca_cert.to_vec(),
+        operator_key: gw.identity.operator_key(),
+        console_pin: rec.console_pin,
+        applet_secret,
+        expires_at_ms: rec.expires_at_ms.max(0) as u64,
+        permissions: rec.permissions,
+        technician_name: rec.technician_name.clone(),
+        label: rec.label.clone(),
+    };
+    stock.extend(body.to_trailer(|m| gw.identity.sign(m)));
+    stock
+}

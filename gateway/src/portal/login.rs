@@ -1,0 +1,104 @@
+//! `POST /api/v1/login`: password check, lockout, token issue.
+
+use super::{Resp, error, error_retry, json, parse, store_error};
+use crate::config::MAX_LOGIN_FAILURES;
+use crate::server::Gateway;
+use http::StatusCode;
+use lifeline_protocol::portal::{LoginRequest, LoginResponse, TechnicianInfo};
+use std::net::SocketAddr;
+
+fn locked(until_ms: i64, now: i64) -> Resp {
+    let secs = ((until_ms - now).max(0) as u64).div_ceil(1000);
+    error_retry(
+        StatusCode::FORBIDDEN,
+        "locked",
+        &format!(
+            "too many failed logins: this account is locked until {} ({secs} s)",
+            lifeline_protocol::time::rfc3339(until_ms)
+        ),
+        Some(secs),
+    )
+}
+
+pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
+    let ip = peer.ip();
+    if gw.bad_attempts.is_blocked(ip) {
+        return error_retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed attempts from your address; wait a minute",
+            Some(gw.bad_attempts.retry_after(ip)),
+        );
+    }
+    let req: LoginRequest = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let bad = || error(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong e-mail or password");
+    let now = lifeline_session::now_ms();
+    let source = peer.to_string();
+    let tech = match gw.store.technician_by_email(&req.email).await {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let Some(tech) = tech else {
+        // Spend the same time as a real check, so timing does not reveal
+        // which e-mail addresses exist.
+        let _ = gw
+            .hasher
+            .verify(req.password, crate::auth::decoy_hash().to_owned())
+            .await;
+        let _ = gw.store.record_unknown_login(&req.email, &source, now).await;
+        gw.bad_attempts.record(ip);
+        return bad();
+    };
+    if let Some(until) = tech.locked_until_ms.filter(|u| *u > now) {
+        return locked(until, now);
+    }
+    let ok = match gw.hasher.verify(req.password, tech.password_hash.clone()).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::error!(email = %tech.email, error = %e, "password check failed");
+            false
+        }
+    };
+    if !ok {
+        gw.bad_attempts.record(ip);
+        let lock_ms = gw.config.lockout.as_millis() as i64;
+        return match gw
+            .store
+            .record_login_failure(tech.id, &tech.email, &source, now, MAX_LOGIN_FAILURES, lock_ms)
+            .await
+        {
+            Ok(Some(until)) => {
+                crate::relay::audit(gw, None, &tech.email, "account locked", &format!("{MAX_LOGIN_FAILURES} failed logins, last from {source}")).await;
+                locked(until, now)
+            }
+            Ok(None) => bad(),
+            Err(e) => store_error(e),
+        };
+    }
+    if let Err(e) = gw.store.record_login_success(tech.id, &tech.email, &source, now).await {
+        return store_error(e);
+    }
+    let Ok((token, hash)) = crate::auth::new_token() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not create a token");
+    };
+    let expires_at_ms = now + gw.config.token_ttl.as_millis() as i64;
+    if let Err(e) = gw.store.insert_token(&hash, tech.id, now, expires_at_ms).await {
+        return store_error(e);
+    }
+    crate::relay::audit(gw, None, &tech.email, "login", &format!("from {source}")).await;
+    json(
+        StatusCode::OK,
+        &LoginResponse {
+            token,
+            expires_at_ms,
+            technician: TechnicianInfo {
+                email: tech.email,
+                name: tech.name,
+                group: tech.group,
+            },
+        },
+    )
+}

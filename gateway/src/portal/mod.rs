@@ -1,0 +1,187 @@
+//! The portal HTTP API (ALPN `h2` or `http/1.1` on the gateway's TLS port).
+//!
+//! Routing is a `match` on method and path segments; handlers live in
+//! [`sessions`], [`login`] and [`public`]. Request bodies are capped at
+//! [`MAX_BODY`]; headers must arrive within the handshake timeout; a
+//! connection lives at most [`MAX_CONNECTION`].
+
+mod login;
+mod public;
+mod sessions;
+
+use crate::server::Gateway;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use lifeline_protocol::portal::ApiError;
+use lifeline_store::Technician;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Longest life of one portal connection.
+pub const MAX_CONNECTION: Duration = Duration::from_secs(600);
+
+/// A response body.
+pub type Resp = Response<Full<Bytes>>;
+
+/// Serves HTTP/1.1 or HTTP/2 on one TLS connection.
+pub async fn serve_connection(gw: Arc<Gateway>, tls: crate::relay::ServerStream, peer: SocketAddr) {
+    let service = hyper::service::service_fn(move |req| {
+        let gw = gw.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(&gw, req, peer).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().max_concurrent_streams(32);
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    match tokio::time::timeout(MAX_CONNECTION, conn).await {
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "portal connection error"),
+        Err(_) => tracing::debug!(%peer, "portal connection reached its maximum age"),
+        Ok(Ok(())) => {}
+    }
+}
+
+async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let resp = match (&method, segs.as_slice()) {
+        (&Method::GET, ["api", "v1", "health"]) => public::health(gw),
+        (&Method::GET, ["api", "v1", "directory"]) => public::directory(gw).await,
+        (&Method::POST, ["api", "v1", "login"]) => match body(req).await {
+            Ok(b) => login::login(gw, &b, peer).await,
+            Err(r) => r,
+        },
+        (_, ["api", "v1", "sessions", ..]) => {
+            let tech = match authenticate(gw, &req).await {
+                Ok(t) => t,
+                Err(r) => return r,
+            };
+            match (&method, &segs[3..]) {
+                (&Method::GET, []) => sessions::list(gw, &tech, false).await,
+                (&Method::GET, ["waiting"]) => sessions::list(gw, &tech, true).await,
+                (&Method::POST, []) => match body(req).await {
+                    Ok(b) => sessions::create(gw, &tech, &b).await,
+                    Err(r) => r,
+                },
+                (&Method::GET, [guid]) => sessions::show(gw, &tech, guid).await,
+                (&Method::POST, [guid, "end"]) => match body(req).await {
+                    Ok(b) => sessions::end(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
+                (&Method::GET, [guid, "applet"]) => sessions::download(gw, &tech, guid, &query).await,
+                _ => not_found(),
+            }
+        }
+        _ => not_found(),
+    };
+    tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "portal request");
+    resp
+}
+
+fn not_found() -> Resp {
+    error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
+}
+
+/// Reads a request body up to [`MAX_BODY`].
+async fn body(req: Request<Incoming>) -> Result<Bytes, Resp> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("request body larger than {MAX_BODY} bytes or unreadable"),
+        )),
+    }
+}
+
+/// Parses a JSON body.
+fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Resp> {
+    serde_json::from_slice(b).map_err(|e| error(StatusCode::BAD_REQUEST, "bad_request", &format!("invalid JSON body: {e}")))
+}
+
+/// The technician behind the request's bearer token.
+async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<Technician, Resp> {
+    let unauthorized = || {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not logged in, or the login has expired; run `tech-console login` again",
+        )
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    match gw
+        .store
+        .technician_by_token(&crate::auth::token_hash(token), lifeline_session::now_ms())
+        .await
+    {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Resp {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// An [`ApiError`] response.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Resp {
+    error_retry(status, code, message, None)
+}
+
+/// An [`ApiError`] response with a retry hint.
+pub fn error_retry(status: StatusCode, code: &str, message: &str, retry_after_secs: Option<u64>) -> Resp {
+    let mut r = json(
+        status,
+        &ApiError {
+            code: code.into(),
+            error: message.into(),
+            retry_after_secs,
+        },
+    );
+    if let Some(s) = retry_after_secs {
+        if let Ok(v) = header::HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// A store failure: logged in full, reported generically.
+pub fn store_error(e: lifeline_store::StoreError) -> Resp {
+    match e {
+        lifeline_store::StoreError::Conflict(msg) => error(StatusCode::CONFLICT, "conflict", &msg),
+        lifeline_store::StoreError::NotFound(msg) => error(StatusCode::NOT_FOUND, "not_found", &msg),
+        e => {
+            tracing::error!(error = %e, "store failure");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the gateway's store failed; try again")
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Session endpoints: create, list, show, end, and the one-time download
+//! of the personalized applet.
+
+use super::{Resp, error, json, parse, store_error};
+use crate::server::Gateway;
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use lifeline_protocol::portal::{CreateSession, EndSession, SessionInfo, SessionList};
+use lifeline_protocol::{SessionGuid, hex};
+use lifeline_store::{NewSession, SessionRecord, SessionState, Technician};
+
+/// Longest label.
+pub const MAX_LABEL: usize = 128;
+/// Longest session lifetime a technician may ask for.
+pub const MAX_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// The portal's view of a stored session.
+pub fn info(r: &SessionRecord) -> SessionInfo {
+    let now = lifeline_session::now_ms();
+    let state = if r.state != SessionState::Ended && now >= r.expires_at_ms {
+        "expired"
+    } else {
+        r.state.as_str()
+    };
+    SessionInfo {
+        guid: r.guid,
+        label: r.label.clone(),
+        technician: r.technician_email.clone(),
+        state: state.into(),
+        created_at_ms: r.created_at_ms,
+        expires_at_ms: r.expires_at_ms,
+        downloaded: r.downloaded,
+        permissions: r.permissions.to_string(),
+        waiting_since_ms: r.waiting_since_ms,
+        waiting_from: r.waiting_from.clone(),
+        waiting_node: r.waiting_node.clone(),
+        waiting_node_addr: r.waiting_node_addr.clone(),
+        ended_reason: r.ended_reason.clone(),
+    }
+}
+
+/// Finds one of `tech`'s sessions by GUID text; 404 otherwise (also for
+/// other technicians' sessions, which are not theirs to know about).
+async fn own(gw: &Gateway, tech: &Technician, guid: &str) -> Result<SessionRecord, Resp> {
+    let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such session");
+    let guid: SessionGuid = guid.parse().map_err(|_| {
+        error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID")
+    })?;
+    match gw.store.session(&guid).await {
+        Ok(Some(r)) if r.technician_id == tech.id => Ok(r),
+        Ok(_) => Err(not_found()),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
+    let req: CreateSession = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "bad_request", m);
+    let Some(console_pin) = hex::decode_array::<32>(&req.console_pin) else {
+        return bad("console_pin must be 64 hex digits (SHA-256 of the session certificate's SPKI)");
+    };
+    let Some(applet_secret) = hex::decode_array::<32>(&req.applet_secret) else {
+        return bad("applet_secret must be 64 hex digits");
+    };
+    let label = req.label.unwrap_or_default().trim().to_owned();
+    if label.len() > MAX_LABEL || label.chars().any(char::is_control) {
+        return bad(&format!("label must be at most {MAX_LABEL} bytes of printable text"));
+    }
+    let ttl = req
+        .expires_in_secs
+        .unwrap_or(gw.config.session_ttl.as_secs());
+    if ttl == 0 || ttl > MAX_SESSION_TTL_SECS {
+        return bad(&format!("expires_in_secs must be between 1 and {MAX_SESSION_TTL_SECS}"));
+    }
+    let Ok(guid) = SessionGuid::random(&ring::rand::SystemRandom::new()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
+    };
+    let now = lifeline_session::now_ms();
+    let rec = match gw
+        .store
+        .create_session(NewSession {
+            guid,
+            technician_id: tech.id,
+            label: label.clone(),
+            console_pin,
+            applet_secret,
+            permissions: tech.permissions,
+            created_at_ms: now,
+            expires_at_ms: now + (ttl as i64) * 1000,
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    crate::relay::audit(
+        gw,
+        Some(&guid),
+        &tech.email,
+        "created",
+        &format!("label {label:?}, expires {}", lifeline_protocol::time::rfc3339(rec.expires_at_ms)),
+    )
+    .await;
+    json(StatusCode::CREATED, &info(&rec))
+}
+
+pub(super) async fn list(gw: &Gateway, tech: &Technician, waiting_only: bool) -> Resp {
+    match gw.store.sessions_of(tech.id, false).await {
+        Ok(recs) => json(
+            StatusCode::OK,
+            &SessionList {
+                sessions: recs
+                    .iter()
+                    .filter(|r| !waiting_only || r.state == SessionState::Waiting)
+                    .map(info)
+                    .collect(),
+            },
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {
+    match own(gw, tech, guid).await {
+        Ok(r) => json(StatusCode::OK, &info(&r)),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let req: EndSession = if body.is_empty() {
+        EndSession::default()
+    } else {
+        match parse(body) {
+            Ok(r) => r,
+            Err(r) => return r,
+        }
+    };
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let reason = lifeline_protocol::codec::clamp_str(req.reason.trim(), 256).to_owned();
+    let reason = if reason.is_empty() { "ended by the technician".to_owned() } else { reason };
+    let now = lifeline_session::now_ms();
+    match gw.store.end_session(&rec.guid, &reason, now).await {
+        Ok(changed) => {
+            if changed {
+                crate::relay::audit(gw, Some(&rec.guid), &tech.email, "ended", &reason).await;
+            }
+        }
+        Err(e) => return store_error(e),
+    }
+    match gw.store.session(&rec.guid).await {
+        Ok(Some(r)) => json(StatusCode::OK, &info(&r)),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such session"),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query: &str) -> Resp {
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = lifeline_session::now_ms();
+    if rec.state == SessionState::Ended || now >= rec.expires_at_ms {
+        return error(StatusCode::GONE, "session_over", "this session has ended or expired");
+    }
+    let platform = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("platform="))
+        .map(str::to_owned)
+        .unwrap_or_else(crate::config::this_platform);
+    // Read the stock applet before taking the secret, so a missing applet
+    // does not burn the one-time download.
+    let stock = match crate::personalize::stock_applet(&gw.config, &platform).await {
+        Ok(b) => b,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, "no_applet", &msg),
+    };
+    let secret = match gw.store.take_applet_secret(&rec.guid).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error(
+                StatusCode::GONE,
+                "already_downloaded",
+                "the applet for this session was already downloaded; create a new session",
+            );
+        }
+        Err(e) => return store_error(e),
+    };
+    let file = crate::personalize::personalize(gw, &rec, secret, stock);
+    let digest = hex::encode(&lifeline_session::tls::sha256(&file));
+    crate::relay::audit(
+        gw,
+        Some(&rec.guid),
+        &tech.email,
+        "applet downloaded",
+        &format!("platform {platform}, {} bytes, sha256 {digest}", file.len()),
+    )
+    .await;
+    let mut r = Response::new(Full::new(Bytes::from(file)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"lifeline-support-{}\"", &rec.guid.to_string()[..8])) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}

@@ -1,0 +1,267 @@
+//! The node: shared state, the accept loop, ALPN dispatch and shutdown.
+//!
+//! [`Node::prepare`] loads the data directory, opens the store and builds
+//! the TLS configuration; [`Node::serve`] takes a bound listener and a
+//! shutdown future (as mini-redis does), so tests can run a node on
+//! `127.0.0.1:0` and stop it when they like.
+
+use crate::config::Config;
+use crate::datadir::{self, NodeIdentity};
+use crate::limits::{BadAttemptLimiter, ConnLimiter};
+use crate::relay::registry::Registry;
+use lifeline_protocol::{ALPN_H2, ALPN_HTTP1, ALPN_RELAY};
+use lifeline_store::Store;
+use rustls::ServerConfig;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How often the node refreshes its heartbeat in the store.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Data directory problem.
+    #[error("data directory: {0}")]
+    DataDir(#[from] datadir::DataDirError),
+    /// Store problem.
+    #[error("store: {0}")]
+    Store(#[from] lifeline_store::StoreError),
+    /// TLS configuration problem.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Listener problem.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Live counters for health and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Sessions currently relayed.
+    pub relaying: AtomicU64,
+    /// Connections currently open.
+    pub connections: AtomicU64,
+}
+
+/// Shutdown phases, broadcast to every task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Normal operation.
+    Running,
+    /// No new connections; waiting applets are released; relays finish.
+    Draining,
+}
+
+/// Everything a connection task needs.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Settings.
+    pub config: Config,
+    /// Operator keys and node certificate.
+    pub identity: NodeIdentity,
+    /// This node's name.
+    pub node_name: String,
+    /// `host:port` clients use to reach this node.
+    pub advertise: String,
+    /// The store.
+    pub store: Store,
+    /// One-connection-per-IP limiter.
+    pub conns: Arc<ConnLimiter>,
+    /// Bad attempts per IP.
+    pub bad_attempts: BadAttemptLimiter,
+    /// Password hashing pool.
+    pub hasher: crate::auth::PasswordHasher,
+    /// Who is connected for which session.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub stats: Stats,
+    /// Shutdown phase.
+    pub phase: watch::Receiver<Phase>,
+    /// Turns true when relays must stop (drain timeout passed).
+    pub stop_relays: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    /// Whether the node is draining.
+    pub fn draining(&self) -> bool {
+        *self.phase.borrow() == Phase::Draining
+    }
+}
+
+/// A node ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    gw: Arc<Gateway>,
+    tls: Arc<ServerConfig>,
+    phase_tx: watch::Sender<Phase>,
+    stop_tx: watch::Sender<bool>,
+    /// Whether the data directory was created by this start.
+    pub first_run: bool,
+}
+
+impl Node {
+    /// Loads or creates the data directory, opens (and migrates) the store.
+    /// `local_addr` is where the listener is bound (to derive the advertised
+    /// address when none is configured).
+    pub async fn prepare(config: Config, local_addr: SocketAddr) -> Result<Self, StartError> {
+        let (identity, first_run) = datadir::open(
+            &config.data_dir,
+            config.operator_name.as_deref(),
+            &config.public_names,
+        )?;
+        let store = Store::open(&config.store_url).await?;
+        let node_name = config
+            .node_name
+            .clone()
+            .unwrap_or_else(|| identity.node_name.clone());
+        let advertise = config.advertise.clone().unwrap_or_else(|| {
+            match config.public_names.first() {
+                Some(name) => format!("{name}:{}", local_addr.port()),
+                None if local_addr.ip().is_unspecified() => {
+                    format!("127.0.0.1:{}", local_addr.port())
+                }
+                None => local_addr.to_string(),
+            }
+        });
+        let mut tls = ServerConfig::builder_with_provider(lifeline_session::tls::outer_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(identity.chain.clone(), identity.node_key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN_RELAY.to_vec(), ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
+        // Waiting applets are the bulk of connections; no session tickets
+        // or resumption state need to be held for them.
+        tls.send_tls13_tickets = 0;
+
+        let (phase_tx, phase) = watch::channel(Phase::Running);
+        let (stop_tx, stop_relays) = watch::channel(false);
+        let gw = Gateway {
+            conns: ConnLimiter::new(config.max_conns_per_ip),
+            bad_attempts: BadAttemptLimiter::new(config.max_bad_attempts_per_minute),
+            hasher: crate::auth::PasswordHasher::new(2),
+            registry: Registry::new(),
+            stats: Stats::default(),
+            config,
+            identity,
+            node_name,
+            advertise,
+            store,
+            phase,
+            stop_relays,
+        };
+        Ok(Self {
+            gw: Arc::new(gw),
+            tls: Arc::new(tls),
+            phase_tx,
+            stop_tx,
+            first_run,
+        })
+    }
+
+    /// Shared state (for printing the banner).
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
+    /// Serves until `shutdown` completes, then drains: stops accepting,
+    /// releases waiting applets, gives relayed sessions the drain timeout
+    /// to finish, and closes the store.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let gw = self.gw.clone();
+        let now = lifeline_session::now_ms();
+        let reset = gw.store.reset_node_sessions(&gw.node_name).await?;
+        if reset > 0 {
+            tracing::info!(sessions = reset, "sessions from before the restart are waiting for their applets again");
+        }
+        gw.store.node_started(&gw.node_name, &gw.advertise, now).await?;
+        let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
+
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                res = listener.accept() => match res {
+                    Ok((tcp, peer)) => {
+                        let gw = gw.clone();
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move { handle_connection(gw, acceptor, tcp, peer).await });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off
+                        // instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!(
+            relaying = gw.stats.relaying.load(Ordering::Relaxed),
+            drain_secs = gw.config.drain_timeout.as_secs(),
+            "shutting down: no new connections; letting relayed sessions finish"
+        );
+        let _ = self.phase_tx.send(Phase::Draining);
+        let deadline = tokio::time::Instant::now() + gw.config.drain_timeout;
+        while gw.stats.relaying.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.stop_tx.send(true);
+        // Give stopped relays a moment to write their audit records.
+        let grace = tokio::time::Instant::now() + Duration::from_secs(3);
+        while gw.stats.relaying.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        heartbeat.abort();
+        gw.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn heartbeat_loop(gw: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let now = lifeline_session::now_ms();
+        if let Err(e) = gw.store.heartbeat(&gw.node_name, &gw.advertise, now).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        if let Err(e) = gw.store.purge_expired_tokens(now).await {
+            tracing::warn!(error = %e, "token purge failed");
+        }
+    }
+}
+
+/// One TCP connection: per-IP limit, TLS within the handshake deadline,
+/// then the relay protocol or the portal by ALPN.
+async fn handle_connection(gw: Arc<Gateway>, acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+    let Some(_slot) = gw.conns.acquire(peer.ip()) else {
+        tracing::debug!(%peer, "too many connections from this address");
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    gw.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + gw.config.handshake_timeout;
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            match alpn.as_deref() {
+                Some(ALPN_RELAY) => crate::relay::handle(gw.clone(), tls, peer, deadline).await,
+                Some(ALPN_H2) | Some(ALPN_HTTP1) | None => {
+                    crate::portal::serve_connection(gw.clone(), tls, peer).await
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "handshake deadline passed"),
+    }
+    gw.stats.connections.fetch_sub(1, Ordering::Relaxed);
+}

@@ -1,0 +1,94 @@
+//! Framed reading and writing of end-to-end [`Frame`]s.
+//!
+//! The reader keeps a bounded buffer: a frame header announcing more than
+//! [`MAX_PAYLOAD`](lifeline_protocol::e2e::MAX_PAYLOAD) is refused before any
+//! of it is buffered. `read_frame` is cancel-safe (bytes are only appended
+//! to the buffer after a read completes), so it can sit in `select!`.
+
+use bytes::{Buf, BytesMut};
+use lifeline_protocol::DecodeError;
+use lifeline_protocol::e2e::Frame;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why a channel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The peer sent something that is not a frame.
+    #[error("peer protocol error: {0}")]
+    Protocol(#[from] DecodeError),
+    /// The stream broke.
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    /// The stream ended in the middle of a frame.
+    #[error("connection closed in the middle of a message")]
+    Truncated,
+}
+
+/// Reads frames from a byte stream.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Wraps a read half.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::with_capacity(8 * 1024),
+        }
+    }
+
+    /// The next frame, or `None` at a clean end of stream.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ChannelError> {
+        loop {
+            match Frame::decode(&self.buf) {
+                Ok((frame, used)) => {
+                    self.buf.advance(used);
+                    return Ok(Some(frame));
+                }
+                Err(DecodeError::Incomplete) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ChannelError::Truncated)
+                };
+            }
+        }
+    }
+
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+/// Writes frames to a byte stream.
+#[derive(Debug)]
+pub struct FrameWriter<W> {
+    inner: W,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    /// Wraps a write half.
+    pub fn new(inner: W) -> Self {
+        Self { inner }
+    }
+
+    /// Writes and flushes one frame.
+    pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), ChannelError> {
+        self.inner.write_all(&frame.encode()).await?;
+        self.inner.flush().await?;
+        Ok(())
+    }
+
+    /// Closes the write side (TLS close_notify, then FIN).
+    pub async fn shutdown(&mut self) -> Result<(), ChannelError> {
+        self.inner.shutdown().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! A client's connection to a gateway's relay: outer TLS on ALPN
+//! `lifeline/1`, the hello, and the wait until the gateway pairs us.
+//!
+//! Frames are read with exact-length reads, so when `Paired` arrives not a
+//! byte of the opaque stream that follows has been consumed.
+
+use crate::addr::HostPort;
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, ServerMsg};
+use lifeline_protocol::DecodeError;
+use rustls::ClientConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The outer TLS stream to a gateway.
+pub type GatewayStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Why a relay connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The TCP connection could not be made.
+    #[error("cannot reach gateway {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed (often: the gateway is not the operator's).
+    #[error("secure connection to gateway {addr} failed: {source}")]
+    Tls {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Nothing happened in time.
+    #[error("gateway {0} did not answer in time")]
+    Timeout(String),
+    /// The gateway refused us.
+    #[error("{message}")]
+    Refused {
+        /// Machine-readable reason.
+        code: RefuseCode,
+        /// The gateway's explanation.
+        message: String,
+    },
+    /// The gateway sent something that is not the protocol.
+    #[error("gateway protocol error: {0}")]
+    Protocol(#[from] DecodeError),
+    /// The connection broke.
+    #[error("connection to the gateway was lost: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Dials `addr` and completes the outer TLS handshake within `timeout`.
+pub async fn connect(
+    addr: &HostPort,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<GatewayStream, LinkError> {
+    let name = addr.server_name().map_err(|e| LinkError::Connect {
+        addr: addr.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    let work = async {
+        let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
+            .await
+            .map_err(|source| LinkError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        // Interactive traffic: do not let Nagle hold back small frames.
+        tcp.set_nodelay(true)?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|source| LinkError::Tls {
+                addr: addr.to_string(),
+                source,
+            })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| LinkError::Timeout(addr.to_string()))?
+}
+
+/// Writes the hello.
+pub async fn send_hello<S: AsyncWrite + Unpin>(s: &mut S, hello: &Hello) -> Result<(), LinkError> {
+    s.write_all(&hello.encode()).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+/// Reads exactly one gateway message.
+pub async fn read_server_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<ServerMsg, LinkError> {
+    let mut header = [0u8; 3];
+    s.read_exact(&mut header).await?;
+    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
+    if len > MAX_PAYLOAD {
+        return Err(DecodeError::invalid("gateway message", "too long").into());
+    }
+    let mut frame = Vec::with_capacity(3 + len);
+    frame.extend_from_slice(&header);
+    frame.resize(3 + len, 0);
+    s.read_exact(&mut frame[3..]).await?;
+    Ok(ServerMsg::decode(&frame)?.0)
+}
+
+/// What happened while waiting to be paired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// The gateway registered us as waiting.
+    Waiting {
+        /// Our address as the gateway sees it.
+        observed: String,
+        /// The node's name.
+        node: String,
+    },
+}
+
+/// Reads gateway messages until `Paired` (returns) or `Refused` (error),
+/// reporting `Waiting` through `on_event`. Keepalive pings are skipped.
+pub async fn await_pairing<S: AsyncRead + Unpin>(
+    s: &mut S,
+    mut on_event: impl FnMut(WaitEvent),
+) -> Result<(), LinkError> {
+    loop {
+        match read_server_msg(s).await? {
+            ServerMsg::Paired => return Ok(()),
+            ServerMsg::Ping => {}
+            ServerMsg::Waiting { observed, node } => on_event(WaitEvent::Waiting { observed, node }),
+            ServerMsg::Refused { code, message } => return Err(LinkError::Refused { code, message }),
+        }
+    }
+}

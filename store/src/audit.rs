@@ -1,0 +1,99 @@
+//! The audit trail: an append-only list of what happened, optionally tied
+//! to a session (created, waiting, paired, transport changes, consent
+//! decisions, files, commands, how it ended, bytes relayed).
+//!
+//! Rows are never updated or deleted by the store. Order is by id, which
+//! both dialects assign increasingly per insert, so entries written in the
+//! same millisecond keep their order.
+
+use crate::rows::{self, get};
+use crate::{Result, SessionGuid, Store};
+use sqlx::any::AnyRow;
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Increasing id.
+    pub id: i64,
+    /// When it happened.
+    pub at_ms: i64,
+    /// The session it concerns, if any.
+    pub session: Option<SessionGuid>,
+    /// Who did it (a technician e-mail, "applet", "node:NAME", ...).
+    pub actor: String,
+    /// What kind of thing happened (a short machine-readable word).
+    pub event: String,
+    /// Free text for humans.
+    pub detail: String,
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditRecord> {
+    let session: Option<String> = get(row, "session_guid")?;
+    Ok(AuditRecord {
+        id: get(row, "id")?,
+        at_ms: get(row, "at_ms")?,
+        session: session
+            .map(|s| rows::guid("audit.session_guid", &s))
+            .transpose()?,
+        actor: get(row, "actor")?,
+        event: get(row, "event")?,
+        detail: get(row, "detail")?,
+    })
+}
+
+impl Store {
+    /// Appends an entry.
+    pub async fn audit(
+        &self,
+        at_ms: i64,
+        session: Option<&SessionGuid>,
+        actor: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at_ms, session_guid, actor, event, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(at_ms)
+        .bind(session.map(ToString::to_string))
+        .bind(actor)
+        .bind(event)
+        .bind(detail)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The most recent `limit` entries (of one session, or of all), oldest
+    /// first. A `limit` of zero or less yields nothing.
+    pub async fn audit_log(
+        &self,
+        session: Option<&SessionGuid>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        // Newest first with LIMIT picks the right window; reversing in Rust
+        // is simpler than a portable ordered subquery.
+        let limit = limit.max(0);
+        let query = match session {
+            Some(guid) => sqlx::query(
+                "SELECT id, at_ms, session_guid, actor, event, detail FROM audit \
+                 WHERE session_guid = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(guid.to_string()),
+            None => sqlx::query(
+                "SELECT id, at_ms, session_guid, actor, event, detail FROM audit \
+                 ORDER BY id DESC LIMIT $1",
+            ),
+        };
+        let mut entries = query
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(from_row)
+            .collect::<Result<Vec<_>>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+}

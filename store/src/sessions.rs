@@ -1,0 +1,444 @@
+//! Sessions and their state machine.
+//!
+//! ```text
+//! created ──mark_waiting──▶ waiting ──mark_paired──▶ paired
+//!    ▲                        │                        │
+//!    └──────clear_waiting─────┘                        │
+//!    └──reset_node_sessions (waiting or paired) ───────┘
+//! any non-ended state ──end_session──▶ ended
+//! ```
+//!
+//! Every transition is a single conditional `UPDATE ... WHERE state = ...`,
+//! so two gateway nodes racing on one session cannot both win: the database
+//! decides, and the loser sees `false`.
+
+use crate::error::conflict_on_unique;
+use crate::rows::{self, get};
+use crate::{Permissions, Result, SessionGuid, Store, StoreError};
+use lifeline_protocol::hex;
+use sqlx::any::AnyRow;
+use std::fmt;
+
+/// What the portal supplies to create a session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The session's random GUID.
+    pub guid: SessionGuid,
+    /// Who created it.
+    pub technician_id: i64,
+    /// A name the technician chose (`""` for none).
+    pub label: String,
+    /// SHA-256 of the console certificate's SPKI.
+    pub console_pin: [u8; 32],
+    /// The secret the applet proves; kept only until the applet is downloaded.
+    pub applet_secret: [u8; 32],
+    /// What the session may do (from the technician's group).
+    pub permissions: Permissions,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// After this the applet and the gateway refuse the session.
+    pub expires_at_ms: i64,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Created; no applet connected.
+    Created,
+    /// The applet is connected to a gateway node and waits for the console.
+    Waiting,
+    /// Applet and console are paired.
+    Paired,
+    /// Over; nothing can revive it.
+    Ended,
+}
+
+impl SessionState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Waiting => "waiting",
+            Self::Paired => "paired",
+            Self::Ended => "ended",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Created, Self::Waiting, Self::Paired, Self::Ended]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A session as stored, with its technician's e-mail and name. The applet
+/// secret is deliberately absent: only [`Store::take_applet_secret`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session's GUID.
+    pub guid: SessionGuid,
+    /// Who created it.
+    pub technician_id: i64,
+    /// The creator's e-mail.
+    pub technician_email: String,
+    /// The creator's display name.
+    pub technician_name: String,
+    /// The label (`""` for none).
+    pub label: String,
+    /// SHA-256 of the console certificate's SPKI.
+    pub console_pin: [u8; 32],
+    /// Whether the applet was downloaded (and the secret erased).
+    pub downloaded: bool,
+    /// What the session may do.
+    pub permissions: Permissions,
+    /// Where it is in its life.
+    pub state: SessionState,
+    /// Creation time.
+    pub created_at_ms: i64,
+    /// Expiry time.
+    pub expires_at_ms: i64,
+    /// When the applet arrived (while waiting or paired).
+    pub waiting_since_ms: Option<i64>,
+    /// The applet's address as the gateway saw it.
+    pub waiting_from: Option<String>,
+    /// The gateway node holding the applet's connection.
+    pub waiting_node: Option<String>,
+    /// Where consoles reach that node.
+    pub waiting_node_addr: Option<String>,
+    /// When it was (last) paired.
+    pub paired_at_ms: Option<i64>,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+    /// How it ended.
+    pub ended_reason: Option<String>,
+    /// Bytes relayed from applet to console.
+    pub bytes_applet_to_console: i64,
+    /// Bytes relayed from console to applet.
+    pub bytes_console_to_applet: i64,
+}
+
+/// The columns every session query selects, joined with the technician.
+macro_rules! session_select {
+    () => {
+        "SELECT s.guid, s.technician_id, t.email AS technician_email, \
+         t.name AS technician_name, s.label, s.console_pin, s.downloaded, s.permissions, \
+         s.state, s.created_at_ms, s.expires_at_ms, s.waiting_since_ms, s.waiting_from, \
+         s.waiting_node, s.waiting_node_addr, s.paired_at_ms, s.ended_at_ms, s.ended_reason, \
+         s.bytes_applet_to_console, s.bytes_console_to_applet \
+         FROM sessions s JOIN technicians t ON t.id = s.technician_id"
+    };
+}
+
+fn from_row(row: &AnyRow) -> Result<SessionRecord> {
+    let state: String = get(row, "state")?;
+    Ok(SessionRecord {
+        guid: rows::guid("sessions.guid", &get::<String>(row, "guid")?)?,
+        technician_id: get(row, "technician_id")?,
+        technician_email: get(row, "technician_email")?,
+        technician_name: get(row, "technician_name")?,
+        label: get(row, "label")?,
+        console_pin: rows::hash32("sessions.console_pin", &get::<String>(row, "console_pin")?)?,
+        downloaded: rows::flag("sessions.downloaded", get(row, "downloaded")?)?,
+        permissions: rows::permissions("sessions.permissions", get(row, "permissions")?)?,
+        state: SessionState::parse(&state).ok_or_else(|| {
+            StoreError::Corrupt(format!("sessions.state holds unknown state {state:?}"))
+        })?,
+        created_at_ms: get(row, "created_at_ms")?,
+        expires_at_ms: get(row, "expires_at_ms")?,
+        waiting_since_ms: get(row, "waiting_since_ms")?,
+        waiting_from: get(row, "waiting_from")?,
+        waiting_node: get(row, "waiting_node")?,
+        waiting_node_addr: get(row, "waiting_node_addr")?,
+        paired_at_ms: get(row, "paired_at_ms")?,
+        ended_at_ms: get(row, "ended_at_ms")?,
+        ended_reason: get(row, "ended_reason")?,
+        bytes_applet_to_console: get(row, "bytes_applet_to_console")?,
+        bytes_console_to_applet: get(row, "bytes_console_to_applet")?,
+    })
+}
+
+impl Store {
+    /// Creates a session in state `created`.
+    ///
+    /// [`StoreError::Conflict`] if the label is non-empty and one of the
+    /// technician's sessions that is neither ended nor expired (at
+    /// `created_at_ms`) already carries it, or if the GUID exists;
+    /// [`StoreError::NotFound`] if the technician does not exist.
+    pub async fn create_session(&self, s: NewSession) -> Result<SessionRecord> {
+        let mut tx = self.begin_write().await?;
+        // A no-op update of the technician's row takes its row lock on
+        // PostgreSQL, serialising concurrent creations by one technician so
+        // that the label check and the insert below cannot interleave (on
+        // SQLite the IMMEDIATE transaction already serialises all writers).
+        let technician_exists =
+            sqlx::query("UPDATE technicians SET failed_logins = failed_logins WHERE id = $1")
+                .bind(s.technician_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if !technician_exists {
+            return Err(StoreError::NotFound(format!(
+                "there is no technician with id {}",
+                s.technician_id
+            )));
+        }
+        if !s.label.is_empty() {
+            let clashes: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessions WHERE technician_id = $1 AND label = $2 \
+                 AND state <> 'ended' AND expires_at_ms > $3",
+            )
+            .bind(s.technician_id)
+            .bind(&s.label)
+            .bind(s.created_at_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            if clashes > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "you already have an open session labelled {:?}",
+                    s.label
+                )));
+            }
+        }
+        let guid = s.guid.to_string();
+        sqlx::query(
+            "INSERT INTO sessions (guid, technician_id, label, console_pin, applet_secret, \
+             downloaded, permissions, state, created_at_ms, expires_at_ms, \
+             bytes_applet_to_console, bytes_console_to_applet) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, 'created', $7, $8, 0, 0)",
+        )
+        .bind(&guid)
+        .bind(s.technician_id)
+        .bind(&s.label)
+        .bind(hex::encode(&s.console_pin))
+        .bind(hex::encode(&s.applet_secret))
+        .bind(i64::from(s.permissions.bits()))
+        .bind(s.created_at_ms)
+        .bind(s.expires_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, || format!("a session with GUID {guid} already exists"))
+        })?;
+        let row = sqlx::query(concat!(session_select!(), " WHERE s.guid = $1"))
+            .bind(&guid)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = from_row(&row)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// One session by GUID.
+    pub async fn session(&self, guid: &SessionGuid) -> Result<Option<SessionRecord>> {
+        sqlx::query(concat!(session_select!(), " WHERE s.guid = $1"))
+            .bind(guid.to_string())
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
+    /// A technician's sessions, newest first; ended ones only if asked.
+    pub async fn sessions_of(
+        &self,
+        technician_id: i64,
+        include_ended: bool,
+    ) -> Result<Vec<SessionRecord>> {
+        let query = if include_ended {
+            sqlx::query(concat!(
+                session_select!(),
+                " WHERE s.technician_id = $1 ORDER BY s.created_at_ms DESC, s.guid"
+            ))
+        } else {
+            sqlx::query(concat!(
+                session_select!(),
+                " WHERE s.technician_id = $1 AND s.state <> 'ended'",
+                " ORDER BY s.created_at_ms DESC, s.guid"
+            ))
+        };
+        query
+            .bind(technician_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// The technician's newest not-ended session with this label (which may
+    /// have expired: the caller decides what to tell the technician). An
+    /// empty label names no session.
+    pub async fn session_by_label(
+        &self,
+        technician_id: i64,
+        label: &str,
+    ) -> Result<Option<SessionRecord>> {
+        if label.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query(concat!(
+            session_select!(),
+            " WHERE s.technician_id = $1 AND s.label = $2 AND s.state <> 'ended'",
+            " ORDER BY s.created_at_ms DESC, s.guid LIMIT 1"
+        ))
+        .bind(technician_id)
+        .bind(label)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    /// The one-time applet download: returns the applet secret, erases it
+    /// and sets `downloaded`. `None` if it was already taken (or the session
+    /// ended, which erases it too) or there is no such session.
+    pub async fn take_applet_secret(&self, guid: &SessionGuid) -> Result<Option<[u8; 32]>> {
+        let guid = guid.to_string();
+        let mut tx = self.begin_write().await?;
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar("SELECT applet_secret FROM sessions WHERE guid = $1")
+                .bind(&guid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(Some(text)) = stored else {
+            return Ok(None);
+        };
+        let secret = rows::hash32("sessions.applet_secret", &text)?;
+        // Conditional on the secret still being there: of two concurrent
+        // downloads on PostgreSQL (READ COMMITTED, both may have read it),
+        // the second re-checks after the first commits and erases nothing.
+        let erased = sqlx::query(
+            "UPDATE sessions SET applet_secret = NULL, downloaded = 1 \
+             WHERE guid = $1 AND applet_secret IS NOT NULL",
+        )
+        .bind(&guid)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if erased != 1 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(secret))
+    }
+
+    /// The applet arrived on `node`: `created` → `waiting`, recording where
+    /// and since when. Returns `false` (changing nothing) unless the session
+    /// was `created`; expiry is the caller's check.
+    pub async fn mark_waiting(
+        &self,
+        guid: &SessionGuid,
+        node: &str,
+        node_addr: &str,
+        from: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, waiting_from = $3, \
+             waiting_node = $4, waiting_node_addr = $5 WHERE guid = $1 AND state = 'created'",
+        )
+        .bind(guid.to_string())
+        .bind(now_ms)
+        .bind(from)
+        .bind(node)
+        .bind(node_addr)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// The applet left before pairing: `waiting` → `created`, forgetting
+    /// where it waited. No-op in any other state.
+    pub async fn clear_waiting(&self, guid: &SessionGuid) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
+             waiting_node = NULL, waiting_node_addr = NULL WHERE guid = $1 AND state = 'waiting'",
+        )
+        .bind(guid.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The console joined: `waiting` → `paired`. Returns `false` unless the
+    /// session was `waiting`. The `waiting_*` columns stay: they say which
+    /// node relays the pair.
+    pub async fn mark_paired(&self, guid: &SessionGuid, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET state = 'paired', paired_at_ms = $2 \
+             WHERE guid = $1 AND state = 'waiting'",
+        )
+        .bind(guid.to_string())
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Ends a session from any non-ended state, recording when and why and
+    /// clearing the `waiting_*` columns. Also erases an applet secret that
+    /// was never downloaded: it can no longer be of use. Returns `false` if
+    /// the session was already ended (or does not exist).
+    pub async fn end_session(&self, guid: &SessionGuid, reason: &str, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET state = 'ended', ended_at_ms = $2, ended_reason = $3, \
+             applet_secret = NULL, waiting_since_ms = NULL, waiting_from = NULL, \
+             waiting_node = NULL, waiting_node_addr = NULL \
+             WHERE guid = $1 AND state <> 'ended'",
+        )
+        .bind(guid.to_string())
+        .bind(now_ms)
+        .bind(reason)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Adds to the relayed byte counters (called periodically and at the end
+    /// of a relay, with the bytes since the last call).
+    pub async fn add_relayed_bytes(
+        &self,
+        guid: &SessionGuid,
+        applet_to_console: u64,
+        console_to_applet: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET bytes_applet_to_console = bytes_applet_to_console + $2, \
+             bytes_console_to_applet = bytes_console_to_applet + $3 WHERE guid = $1",
+        )
+        .bind(guid.to_string())
+        .bind(rows::byte_count(applet_to_console))
+        .bind(rows::byte_count(console_to_applet))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// At node start: sessions left `waiting` or `paired` on `node` by its
+    /// previous run lost their connections with it, so they go back to
+    /// `created` (the applet will reconnect). `paired_at_ms` is kept as
+    /// history. Returns how many were reset.
+    pub async fn reset_node_sessions(&self, node: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
+             waiting_node = NULL, waiting_node_addr = NULL \
+             WHERE waiting_node = $1 AND state IN ('waiting', 'paired')",
+        )
+        .bind(node)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+}

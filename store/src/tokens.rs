@@ -1,0 +1,76 @@
+//! Bearer tokens of logged-in technicians.
+//!
+//! Only the SHA-256 of a token is stored (as hex), so a leaked database or
+//! backup does not hand out live logins; the caller hashes the presented
+//! token and looks the hash up.
+
+use crate::error::conflict_on_unique;
+use crate::technicians::{from_row, technician_select};
+use crate::{Result, Store, Technician};
+use lifeline_protocol::hex;
+
+impl Store {
+    /// Stores a new token's hash for `technician_id`, valid until
+    /// `expires_at_ms` (exclusive).
+    pub async fn insert_token(
+        &self,
+        token_hash: &[u8; 32],
+        technician_id: i64,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (token_hash, technician_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hex::encode(token_hash))
+        .bind(technician_id)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .execute(self.pool())
+        .await
+        // Only reachable with a broken random number generator.
+        .map_err(|e| conflict_on_unique(e, || "this token is already registered".to_owned()))?;
+        Ok(())
+    }
+
+    /// The technician a token belongs to, if the token exists and has not
+    /// expired at `now_ms`.
+    pub async fn technician_by_token(
+        &self,
+        token_hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<Technician>> {
+        sqlx::query(concat!(
+            technician_select!(),
+            " JOIN tokens k ON k.technician_id = t.id",
+            " WHERE k.token_hash = $1 AND k.expires_at_ms > $2"
+        ))
+        .bind(hex::encode(token_hash))
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    /// Forgets one token (log-out). Returns whether it existed.
+    pub async fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+            .bind(hex::encode(token_hash))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    /// Deletes tokens expired at `now_ms`; returns how many.
+    pub async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+}
