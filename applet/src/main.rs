@@ -1,1 +1,104 @@
-fn main() {}
+//! `applet`: the end user's program. See [`lifeline_applet`].
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use lifeline_applet::identity;
+use lifeline_applet::run::{self, Ending};
+use lifeline_applet::ui::{greet, say};
+use std::process::ExitCode;
+
+/// Lifeline remote support. Double-click to let your technician help you.
+#[derive(Debug, Parser)]
+#[command(name = "applet", version, about)]
+struct Args {
+    /// Show what this program is for (technician, operator, expiry) and
+    /// exit without connecting.
+    #[arg(long)]
+    verify: bool,
+    /// Do not delete this program when the session ends.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            say(format!("This support program cannot find itself ({e})."));
+            return ExitCode::from(2);
+        }
+    };
+    let now = lifeline_session::now_ms().max(0) as u64;
+    let id = match identity::load(&exe, now) {
+        Ok(id) => id,
+        Err(e) => {
+            say(e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    if args.verify {
+        let b = &id.body;
+        say(format!("operator:    {}", b.operator_name));
+        say(format!("technician:  {}", b.technician_name));
+        say(format!("session:     {}", b.guid));
+        if !b.label.is_empty() {
+            say(format!("label:       {}", b.label));
+        }
+        say(format!("expires:     {}", lifeline_protocol::time::rfc3339(b.expires_at_ms as i64)));
+        say(format!("permissions: {}", b.permissions));
+        say(format!("gateways:    {}", b.directory_urls.join(", ")));
+        say(format!(
+            "signature:   valid ({})",
+            if id.development_build {
+                "development build: key taken from this file"
+            } else {
+                "operator key pinned in this build"
+            }
+        ));
+        return ExitCode::SUCCESS;
+    }
+    greet(&id.body, id.development_build);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            say(format!("Cannot start ({e})."));
+            return ExitCode::FAILURE;
+        }
+    };
+    let ending = rt.block_on(run::run(&id));
+    let code = match &ending {
+        Ending::Ended(why) => {
+            say(format!("Session ended: {why}."));
+            ExitCode::SUCCESS
+        }
+        Ending::Cancelled => {
+            say("You stopped before your technician connected.");
+            ExitCode::SUCCESS
+        }
+        Ending::Failed(why) => {
+            say(why);
+            ExitCode::from(3)
+        }
+    };
+    // Nothing stays behind but files the user chose to receive.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    if !args.keep {
+        match self_replace::self_delete() {
+            Ok(()) => say("This support program has removed itself."),
+            Err(e) => say(format!("Could not remove this program ({e}); you may delete it.")),
+        }
+    }
+    code
+}

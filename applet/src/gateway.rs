@@ -1,0 +1,90 @@
+//! Finding and reaching a gateway: the signed directory, then the node
+//! with the fastest TLS connect among up to [`CANDIDATES`].
+
+use lifeline_protocol::ALPN_HTTP1;
+use lifeline_protocol::ALPN_RELAY;
+use lifeline_protocol::directory::SignedDirectory;
+use lifeline_protocol::trailer::TrailerBody;
+use lifeline_session::addr::{HostPort, parse_https_url};
+use lifeline_session::portal::PortalClient;
+use lifeline_session::relay_link::{self, GatewayStream, LinkError};
+use lifeline_session::tls::{GatewayTrust, gateway_client_config};
+use rustls::pki_types::CertificateDer;
+use std::time::Duration;
+
+/// How many nodes are raced.
+pub const CANDIDATES: usize = 3;
+/// Connect + TLS deadline per node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The operator CA from the trailer.
+pub fn trust(body: &TrailerBody) -> GatewayTrust {
+    GatewayTrust::Ca(CertificateDer::from(body.operator_ca_der.clone()))
+}
+
+/// Gateway addresses to try: from the first directory that verifies, else
+/// the directory URLs' own hosts (so a node whose store is briefly down
+/// still gets its applets).
+pub async fn candidates(body: &TrailerBody) -> Vec<(String, HostPort)> {
+    let mut fallback = Vec::new();
+    let Ok(tls) = gateway_client_config(&trust(body), &[ALPN_HTTP1]) else {
+        return fallback;
+    };
+    for url in &body.directory_urls {
+        let Ok((addr, path)) = parse_https_url(url) else {
+            continue;
+        };
+        fallback.push((addr.host.clone(), addr.clone()));
+        let client = PortalClient::new(addr, tls.clone());
+        match client.get::<SignedDirectory>(&path).await {
+            Ok(signed) => match signed.verify(&body.operator_key) {
+                Ok(dir) => {
+                    let nodes: Vec<_> = dir
+                        .nodes
+                        .into_iter()
+                        .filter_map(|n| HostPort::parse(&n.addr, 443).ok().map(|a| (n.name, a)))
+                        .collect();
+                    if !nodes.is_empty() {
+                        return nodes;
+                    }
+                }
+                Err(e) => tracing::warn!(%url, error = %e, "directory refused"),
+            },
+            Err(e) => tracing::info!(%url, error = %e, "directory unavailable"),
+        }
+    }
+    fallback
+}
+
+/// Races TLS connects (ALPN `lifeline/1`) to the first [`CANDIDATES`]
+/// nodes and returns the first to finish; the others are dropped.
+pub async fn connect_fastest(
+    body: &TrailerBody,
+    nodes: &[(String, HostPort)],
+) -> Result<(String, GatewayStream), LinkError> {
+    let tls = gateway_client_config(&trust(body), &[ALPN_RELAY]).map_err(|e| LinkError::Tls {
+        addr: "-".into(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut set = tokio::task::JoinSet::new();
+    for (name, addr) in nodes.iter().take(CANDIDATES).cloned() {
+        let tls = tls.clone();
+        set.spawn(async move {
+            let started = std::time::Instant::now();
+            let r = relay_link::connect(&addr, tls, CONNECT_TIMEOUT).await;
+            (name, started.elapsed(), r)
+        });
+    }
+    let mut last = None;
+    while let Some(joined) = set.join_next().await {
+        let Ok((name, took, r)) = joined else { continue };
+        match r {
+            Ok(stream) => {
+                tracing::info!(node = %name, ms = took.as_millis() as u64, "connected to gateway");
+                return Ok((name, stream));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
+}

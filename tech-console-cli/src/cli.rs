@@ -1,0 +1,144 @@
+//! The `tech-console` command line.
+
+use crate::profile::Profile;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Lifeline technician console.
+#[derive(Debug, Parser)]
+#[command(name = "tech-console", version, about)]
+struct Cli {
+    /// Where the login and session keys are kept (default:
+    /// $LIFELINE_CONSOLE_DIR, else ~/.config/lifeline).
+    #[arg(long, global = true)]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Log in to a gateway (once per shift).
+    Login {
+        /// Gateway `host:port`.
+        #[arg(long)]
+        gateway: String,
+        /// The operator CA's SHA-256 fingerprint as the gateway prints it.
+        #[arg(long, conflicts_with = "ca")]
+        ca_fingerprint: Option<String>,
+        /// The operator CA certificate (PEM).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Your e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input without prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget the saved login.
+    Logout,
+    /// Create sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Your open sessions.
+    Sessions {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End users waiting for you.
+    Queue {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect to a waiting end user and chat.
+    Connect {
+        /// Session GUID or label.
+        target: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCmd {
+    /// Create a session and download its personalized applet.
+    New {
+        /// A label to find the session by.
+        #[arg(long)]
+        label: Option<String>,
+        /// Where to save the applet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Applet platform (default: the gateway's own).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Session lifetime in seconds (default set by the operator).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tech-console: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let profile = Profile::locate(cli.config_dir)?;
+        match cli.cmd {
+            Cmd::Login {
+                gateway,
+                ca_fingerprint,
+                ca,
+                email,
+                password_stdin,
+            } => {
+                crate::commands::login(&profile, &gateway, ca_fingerprint.as_deref(), ca.as_deref(), &email, password_stdin)
+                    .await?
+            }
+            Cmd::Logout => {
+                if profile.logout()? {
+                    println!("logged out");
+                } else {
+                    println!("not logged in");
+                }
+            }
+            Cmd::Session(SessionCmd::New {
+                label,
+                out,
+                platform,
+                expires_in,
+            }) => crate::commands::session_new(&profile, label, &out, platform.as_deref(), expires_in).await?,
+            Cmd::Sessions { json } => crate::commands::list(&profile, false, json).await?,
+            Cmd::Queue { json } => crate::commands::list(&profile, true, json).await?,
+            Cmd::Connect { target } => return crate::connect::connect(&profile, &target).await,
+        }
+        Ok::<i32, anyhow::Error>(0)
+    });
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(c) => ExitCode::from(c as u8),
+        Err(e) => {
+            eprintln!("tech-console: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `login`, `logout`, `session new`, `sessions`, `queue`.
+
+use crate::profile::{LocalSession, Login, Profile};
+use anyhow::{Context, bail};
+use lifeline_protocol::portal::{CreateSession, LoginRequest, LoginResponse, SessionInfo, SessionList};
+use lifeline_protocol::{ALPN_HTTP1, hex};
+use lifeline_session::addr::HostPort;
+use lifeline_session::identity::SessionIdentity;
+use lifeline_session::portal::PortalClient;
+use lifeline_session::tls::{GatewayTrust, gateway_client_config, sha256};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// A portal client for the saved login.
+pub fn portal(profile: &Profile) -> anyhow::Result<(Login, PortalClient)> {
+    let login = profile.login()?;
+    let tls = gateway_client_config(&GatewayTrust::Ca(profile.gateway_ca()?), &[ALPN_HTTP1])?;
+    let client = PortalClient::new(profile.gateway(&login)?, tls).with_token(login.token.clone());
+    Ok((login, client))
+}
+
+/// `tech-console login`.
+pub async fn login(
+    profile: &Profile,
+    gateway: &str,
+    ca_fingerprint: Option<&str>,
+    ca_file: Option<&Path>,
+    email: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let addr = HostPort::parse(gateway, 8443)?;
+    let trust = match (ca_fingerprint, ca_file) {
+        (Some(fp), None) => GatewayTrust::CaFingerprint(hex::decode_array::<32>(fp).with_context(|| {
+            format!("--ca-fingerprint {fp:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+        })?),
+        (None, Some(path)) => GatewayTrust::Ca(
+            CertificateDer::from_pem_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        ),
+        _ => bail!("give exactly one of --ca-fingerprint (as printed by the gateway) or --ca FILE"),
+    };
+    // Learn the CA certificate itself, so later connections trust it as a
+    // root (and a changed CA is noticed rather than silently re-pinned).
+    let ca = match &trust {
+        GatewayTrust::Ca(ca) => ca.clone(),
+        GatewayTrust::CaFingerprint(fp) => {
+            let tls = gateway_client_config(&trust, &[ALPN_HTTP1])?;
+            let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(15)).await?;
+            stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.iter().find(|c| sha256(c.as_ref()) == *fp).cloned())
+                .context("the gateway did not present the CA certificate")?
+                .into_owned()
+        }
+    };
+    let password = read_password(password_stdin)?;
+    let tls = gateway_client_config(&GatewayTrust::Ca(ca.clone()), &[ALPN_HTTP1])?;
+    let client = PortalClient::new(addr.clone(), tls);
+    let resp: LoginResponse = client
+        .post(
+            "/api/v1/login",
+            &LoginRequest {
+                email: email.to_owned(),
+                password,
+            },
+        )
+        .await?;
+    profile.save_login(
+        &Login {
+            gateway: addr.to_string(),
+            token: resp.token,
+            expires_at_ms: resp.expires_at_ms,
+            email: resp.technician.email.clone(),
+            name: resp.technician.name.clone(),
+        },
+        &ca,
+    )?;
+    println!(
+        "logged in as {} ({}) at {addr}; valid until {}",
+        resp.technician.name,
+        resp.technician.email,
+        lifeline_protocol::time::rfc3339(resp.expires_at_ms)
+    );
+    Ok(())
+}
+
+fn read_password(no_prompt: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !no_prompt && stdin.is_terminal() {
+        eprint!("Password (input is visible): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("reading the password")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        bail!("no password given");
+    }
+    Ok(pw)
+}
+
+/// `tech-console session new`.
+pub async fn session_new(
+    profile: &Profile,
+    label: Option<String>,
+    out: &Path,
+    platform: Option<&str>,
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    let (_login, client) = portal(profile)?;
+    if out.is_dir() {
+        bail!("{} is a directory; give the file name for the applet", out.display());
+    }
+    let identity = SessionIdentity::generate("Lifeline session")?;
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
+    let info: SessionInfo = client
+        .post(
+            "/api/v1/sessions",
+            &CreateSession {
+                label: label.clone(),
+                console_pin: hex::encode(&identity.pin()),
+                applet_secret: hex::encode(&secret),
+                expires_in_secs: expires_in,
+            },
+        )
+        .await?;
+    profile.save_session(
+        &LocalSession {
+            guid: info.guid,
+            label: info.label.clone(),
+            applet_secret: hex::encode(&secret),
+        },
+        &identity,
+    )?;
+    eprintln!("downloading the personalized applet…");
+    let path = match platform {
+        Some(p) => format!("/api/v1/sessions/{}/applet?platform={p}", info.guid),
+        None => format!("/api/v1/sessions/{}/applet", info.guid),
+    };
+    let bytes = client.download(&path).await?;
+    write_executable(out, &bytes)?;
+    println!("session {}", info.guid);
+    if !info.label.is_empty() {
+        println!("label   {}", info.label);
+    }
+    println!("expires {}", lifeline_protocol::time::rfc3339(info.expires_at_ms));
+    println!("applet  {} ({:.1} MiB)", out.display(), bytes.len() as f64 / (1024.0 * 1024.0));
+    println!();
+    println!("Send this file to the end user and ask them to run it. When they appear in");
+    println!("`tech-console queue`, run `tech-console connect {}`.", if info.label.is_empty() { info.guid.to_string() } else { info.label.clone() });
+    Ok(())
+}
+
+fn write_executable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o755);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// `tech-console queue` and `tech-console sessions`.
+pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::Result<()> {
+    let (_login, client) = portal(profile)?;
+    let path = if waiting_only { "/api/v1/sessions/waiting" } else { "/api/v1/sessions" };
+    let list: SessionList = client.get(path).await?;
+    if json {
+        for s in &list.sessions {
+            println!("{}", serde_json::to_string(s)?);
+        }
+        return Ok(());
+    }
+    if list.sessions.is_empty() {
+        println!("{}", if waiting_only { "nobody is waiting" } else { "no open sessions" });
+        return Ok(());
+    }
+    let now = lifeline_session::now_ms();
+    println!("{:<36}  {:<20}  {:<8}  {:<16}  {:<22}  NODE", "GUID", "LABEL", "STATE", "WAITING SINCE", "FROM");
+    for s in &list.sessions {
+        let since = s
+            .waiting_since_ms
+            .map(|t| format!("{} ago", lifeline_protocol::time::human_duration(now - t)))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<36}  {:<20}  {:<8}  {:<16}  {:<22}  {}",
+            s.guid,
+            s.label,
+            s.state,
+            since,
+            s.waiting_from.as_deref().unwrap_or("-"),
+            s.waiting_node.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}

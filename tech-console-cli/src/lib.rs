@@ -1,0 +1,16 @@
+//! The technician's console: log in once per shift, create sessions, see
+//! who is waiting, connect and chat.
+//!
+//! # Layout
+//! * [`cli`] — the `tech-console` command line.
+//! * [`profile`] — the login (token, gateway, CA) and per-session secrets
+//!   kept in the user's config directory with 0600 permissions.
+//! * [`commands`] — `login`, `session new`, `queue`, `sessions`, `logout`.
+//! * [`connect`] — `connect`: pair through the gateway, end-to-end TLS,
+//!   then line-mode chat on a terminal or JSON-lines batch mode otherwise.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod profile;
