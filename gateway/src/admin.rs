@@ -94,6 +94,11 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
         println!("{}", lifeline_protocol::hex::encode(&id.operator_key()));
         return Ok(());
     }
+    if store_url.starts_with("sqlite:") {
+        // The embedded default lives in the data directory, which may not
+        // exist yet if no node has run here.
+        crate::datadir::ensure_dir(data_dir)?;
+    }
     let store = Store::open(store_url)
         .await
         .with_context(|| format!("opening the store {}", crate::cli::redact(store_url)))?;

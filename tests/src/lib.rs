@@ -1,1 +1,463 @@
-//! placeholder
+//! Harness for end-to-end tests that run the real `gateway`, `applet` and
+//! `tech-console` binaries as a user would: separate processes, real TLS on
+//! loopback, a real SQLite file or PostgreSQL database.
+//!
+//! The binaries are the ones cargo built next to this test executable
+//! (`target/<profile>/`); `cargo test --workspace` builds them because each
+//! binary's own package has integration tests.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Default time to wait for an expected event.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace binaries first (`cargo test --workspace` does)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh directory.
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("lifeline-e2e-{tag}-{}", random_hex(6)));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Random lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    lifeline_protocol::hex::encode(&b)
+}
+
+/// Which store a gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded default.
+    Sqlite,
+    /// A fresh database on the machine's PostgreSQL.
+    Postgres,
+}
+
+/// The PostgreSQL admin URL for tests.
+pub fn pg_admin_url() -> String {
+    std::env::var("LIFELINE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn pg_exec(sql: &str) {
+    let url = pg_admin_url();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is unreachable ({e}); these tests need it (set LIFELINE_TEST_PG)")
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.unwrap();
+    });
+}
+
+/// A store for one test; a PostgreSQL database is dropped on drop.
+#[derive(Debug)]
+pub struct TestStore {
+    /// `--store` value, if not the default.
+    pub url: Option<String>,
+    pg_db: Option<String>,
+}
+
+impl TestStore {
+    /// Creates the store.
+    pub fn new(kind: StoreKind) -> Self {
+        match kind {
+            StoreKind::Sqlite => Self { url: None, pg_db: None },
+            StoreKind::Postgres => {
+                let db = format!("lifeline_e2e_{}", random_hex(6));
+                pg_exec(&format!("CREATE DATABASE {db}"));
+                let admin = pg_admin_url();
+                let base = &admin[..admin.rfind('/').unwrap()];
+                Self {
+                    url: Some(format!("{base}/{db}")),
+                    pg_db: Some(db),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(db) = &self.pg_db {
+            pg_exec(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}
+
+/// Lines of a child's stdout, read on a thread.
+#[derive(Debug)]
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+    /// Everything read so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(r: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx, seen: Vec::new() }
+    }
+
+    /// The next line, or `None` at EOF or timeout.
+    pub fn next(&mut self, within: Duration) -> Option<String> {
+        let l = self.rx.recv_timeout(within).ok()?;
+        self.seen.push(l.clone());
+        Some(l)
+    }
+
+    /// Waits for a line satisfying `f`; panics with everything seen if none.
+    pub fn wait(&mut self, what: &str, within: Duration, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(l) if f(&l) => return l,
+                Some(_) => {}
+                None => panic!("timed out waiting for {what}; output so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait(needle, WAIT, |l| l.contains(needle))
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    child: Option<Child>,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// The operator CA fingerprint it printed.
+    pub fingerprint: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// `--store`, if any.
+    pub store: Option<String>,
+    /// Its stdout.
+    pub stdout: Lines,
+}
+
+impl Gateway {
+    /// Starts `gateway serve` on 127.0.0.1:0 with `extra` flags.
+    pub fn start(data_dir: &Path, store: Option<&str>, extra: &[&str]) -> Self {
+        Self::start_at(data_dir, store, "127.0.0.1:0", extra)
+    }
+
+    /// Starts on a given listen address.
+    pub fn start_at(data_dir: &Path, store: Option<&str>, listen: &str, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(bin("gateway"));
+        cmd.arg("--data-dir").arg(data_dir);
+        if let Some(s) = store {
+            cmd.arg("--store").arg(s);
+        }
+        cmd.args(["serve", "--listen", listen])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = Lines::spawn(child.stdout.take().unwrap());
+        let listening = stdout.wait_for("listening on");
+        let addr = listening
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let fp_line = stdout.wait_for("fingerprint");
+        let fingerprint = fp_line.rsplit(' ').next().unwrap().to_owned();
+        Self {
+            child: Some(child),
+            addr,
+            fingerprint,
+            data_dir: data_dir.to_owned(),
+            store: store.map(str::to_owned),
+            stdout,
+        }
+    }
+
+    /// Runs `gateway admin ARGS` on the same store, with `stdin` as input.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        admin(&self.data_dir, self.store.as_deref(), args, stdin)
+    }
+
+    /// Adds a technician (panics on failure).
+    pub fn add_technician(&self, email: &str, name: &str, password: &str) {
+        let out = self.admin(
+            &["technician", "add", "--email", email, "--name", name, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(out.status.success(), "technician add failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The audit trail as JSON objects (optionally of one session).
+    pub fn audit(&self, session: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["audit", "--json", "--limit", "10000"];
+        if let Some(s) = session {
+            args.extend(["--session", s]);
+        }
+        let out = self.admin(&args, "");
+        assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits for exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("gateway already stopped");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        wait_timeout(&mut child, Duration::from_secs(60)).expect("gateway did not exit after SIGTERM")
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `gateway admin` without a running node.
+pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = Command::new(bin("gateway"));
+    cmd.arg("--data-dir").arg(data_dir);
+    if let Some(s) = store {
+        cmd.arg("--store").arg(s);
+    }
+    let mut child = cmd
+        .arg("admin")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Waits for a child with a deadline.
+pub fn wait_timeout(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A technician's console profile (its own config directory).
+#[derive(Debug)]
+pub struct Console {
+    /// The config directory.
+    pub dir: TempDir,
+}
+
+impl Console {
+    /// A fresh profile.
+    pub fn new() -> Self {
+        Self {
+            dir: TempDir::new("console"),
+        }
+    }
+
+    /// Runs `tech-console ARGS` with `stdin`.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(bin("tech-console"))
+            .arg("--config-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Logs in (panics on failure).
+    pub fn login(&self, gw: &Gateway, email: &str, password: &str) {
+        let out = self.try_login(gw, email, password);
+        assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Logs in and returns the output.
+    pub fn try_login(&self, gw: &Gateway, email: &str, password: &str) -> Output {
+        self.run(
+            &["login", "--gateway", &gw.addr, "--ca-fingerprint", &gw.fingerprint, "--email", email, "--password-stdin"],
+            &format!("{password}\n"),
+        )
+    }
+
+    /// Creates a session; returns its GUID.
+    pub fn session_new(&self, label: &str, out: &Path) -> String {
+        let o = self.run(&["session", "new", "--label", label, "--out", out.to_str().unwrap()], "");
+        assert!(o.status.success(), "session new failed: {}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("session "))
+            .unwrap_or_else(|| panic!("no GUID in: {text}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// `queue --json`.
+    pub fn queue(&self) -> Vec<Value> {
+        let o = self.run(&["queue", "--json"], "");
+        assert!(o.status.success(), "queue failed: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Starts `connect TARGET` in batch mode.
+    pub fn connect(&self, target: &str) -> Proc {
+        Proc::spawn(
+            Command::new(bin("tech-console"))
+                .arg("--config-dir")
+                .arg(self.dir.path())
+                .args(["connect", target]),
+        )
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running program driven through stdin and read through stdout.
+#[derive(Debug)]
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    /// Its stdout.
+    pub out: Lines,
+}
+
+impl Proc {
+    /// Spawns with piped stdin/stdout.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = Lines::spawn(child.stdout.take().unwrap());
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            out,
+        }
+    }
+
+    /// Starts a (personalized) applet file.
+    pub fn applet(path: &Path, extra: &[&str]) -> Self {
+        Self::spawn(Command::new(path).args(extra))
+    }
+
+    /// Writes one line to stdin.
+    pub fn send(&mut self, line: &str) {
+        let s = self.stdin.as_mut().expect("stdin closed");
+        writeln!(s, "{line}").unwrap();
+        s.flush().unwrap();
+    }
+
+    /// Waits for a JSON event with `"event": name` (batch mode output).
+    pub fn event(&mut self, name: &str) -> Value {
+        let line = self.out.wait(&format!("event {name}"), WAIT, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == name)
+        });
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        wait_timeout(&mut self.child, within).unwrap_or_else(|| {
+            panic!("process did not exit; output so far:\n{}", self.out.seen.join("\n"))
+        })
+    }
+
+    /// Drains remaining output (after exit).
+    pub fn rest(&mut self) -> Vec<String> {
+        while self.out.next(Duration::from_millis(500)).is_some() {}
+        self.out.seen.clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -148,12 +148,9 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
     let reason = if reason.is_empty() { "ended by the technician".to_owned() } else { reason };
     let now = lifeline_session::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
-        // The relay may have recorded the end already (it sees the
-        // connection close); the console's reason is recorded either way.
-        Ok(changed) => {
-            let event = if changed { "ended" } else { "end reported" };
-            crate::relay::audit(gw, Some(&rec.guid), &tech.email, event, &reason).await;
-        }
+        // The relay may have closed the session already (it sees the
+        // connection end first); the console's reason is recorded either way.
+        Ok(_) => crate::relay::audit(gw, Some(&rec.guid), &tech.email, "ended", &reason).await,
         Err(e) => return store_error(e),
     }
     match gw.store.session(&rec.guid).await {
