@@ -78,6 +78,14 @@ enum SessionCmd {
         #[arg(long)]
         expires_in: Option<u64>,
     },
+    /// End (or cancel) a session; its applet can no longer connect.
+    End {
+        /// Session GUID or label.
+        target: String,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "cancelled by the technician")]
+        reason: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -89,6 +97,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -127,6 +136,7 @@ pub fn main() -> ExitCode {
                 platform,
                 expires_in,
             }) => crate::commands::session_new(&profile, label, &out, platform.as_deref(), expires_in).await?,
+            Cmd::Session(SessionCmd::End { target, reason }) => crate::commands::session_end(&profile, &target, &reason).await?,
             Cmd::Sessions { json } => crate::commands::list(&profile, false, json).await?,
             Cmd::Queue { json } => crate::commands::list(&profile, true, json).await?,
             Cmd::Connect { target } => return crate::connect::connect(&profile, &target).await,

@@ -204,3 +204,20 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
     }
     Ok(())
 }
+
+/// `tech-console session end`.
+pub async fn session_end(profile: &Profile, target: &str, reason: &str) -> anyhow::Result<()> {
+    let (_login, client) = portal(profile)?;
+    let info = crate::connect::resolve(&client, target).await?;
+    let ended: SessionInfo = client
+        .post(
+            &format!("/api/v1/sessions/{}/end", info.guid),
+            &lifeline_protocol::portal::EndSession {
+                reason: reason.to_owned(),
+            },
+        )
+        .await?;
+    profile.forget_session(&info.guid);
+    println!("session {} ended ({})", ended.guid, ended.ended_reason.unwrap_or_default());
+    Ok(())
+}

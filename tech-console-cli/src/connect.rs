@@ -55,7 +55,7 @@ impl Out {
 }
 
 /// Resolves a GUID or one of the technician's labels.
-async fn resolve(client: &lifeline_session::portal::PortalClient, target: &str) -> anyhow::Result<SessionInfo> {
+pub async fn resolve(client: &lifeline_session::portal::PortalClient, target: &str) -> anyhow::Result<SessionInfo> {
     if let Ok(guid) = target.parse::<SessionGuid>() {
         return Ok(client.get(&format!("/api/v1/sessions/{guid}")).await?);
     }

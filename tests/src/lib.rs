@@ -201,7 +201,7 @@ impl Gateway {
         }
         cmd.args(["serve", "--listen", listen])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -461,3 +461,4 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+pub mod raw;
