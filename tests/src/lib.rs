@@ -357,7 +357,15 @@ impl Console {
 
     /// Creates a session; returns its GUID.
     pub fn session_new(&self, label: &str, out: &Path) -> String {
-        let o = self.run(&["session", "new", "--label", label, "--out", out.to_str().unwrap()], "");
+        self.session_new_with(label, out, &[])
+    }
+
+    /// Creates a session with `extra` flags for `session new` (e.g.
+    /// `["--expires-in", "2"]`); returns its GUID.
+    pub fn session_new_with(&self, label: &str, out: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["session", "new", "--label", label, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = self.run(&args, "");
         assert!(o.status.success(), "session new failed: {}", String::from_utf8_lossy(&o.stderr));
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         text.lines()

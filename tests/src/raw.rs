@@ -45,6 +45,15 @@ impl RawClient {
             .expect("send hello");
     }
 
+    /// Sends raw bytes (for malformed-input tests).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let s = &mut self.stream;
+        self.rt
+            .block_on(async { s.write_all(bytes).await.and(s.flush().await) })
+            .expect("send");
+    }
+
     /// The next gateway message (10 s at most).
     pub fn next(&mut self) -> Result<ServerMsg, LinkError> {
         let s = &mut self.stream;
