@@ -143,6 +143,9 @@ pub fn main() -> ExitCode {
         }
         Ok::<i32, anyhow::Error>(0)
     });
+    // A pending read of stdin sits on a blocking thread that a plain
+    // runtime drop would wait for; the session is over, so do not.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(c) => ExitCode::from(c as u8),

@@ -470,3 +470,201 @@ impl Drop for Proc {
     }
 }
 pub mod raw;
+
+// ---------------------------------------------------------------------------
+// Shared scenario helpers.
+// ---------------------------------------------------------------------------
+
+/// The technician every [`Setup`] creates.
+pub const TECH_EMAIL: &str = "ada@example.com";
+/// Their display name.
+pub const TECH_NAME: &str = "Ada Lovelace";
+/// Their password.
+pub const TECH_PASSWORD: &str = "correct horse battery";
+
+/// A gateway on its own SQLite data directory with one technician
+/// ([`TECH_EMAIL`]) added and logged in: the start of most scenarios.
+/// Fields drop in order, so the gateway stops before its directory goes.
+#[derive(Debug)]
+pub struct Setup {
+    /// The running gateway.
+    pub gw: Gateway,
+    /// The technician's logged-in console profile.
+    pub console: Console,
+    /// A scratch directory for applets and other files.
+    pub files: TempDir,
+    /// The gateway's data directory.
+    pub data: TempDir,
+}
+
+impl Setup {
+    /// Starts a gateway with `extra` `serve` flags, adds and logs in the
+    /// technician.
+    pub fn start(extra: &[&str]) -> Self {
+        let data = TempDir::new("gw");
+        let gw = Gateway::start(data.path(), None, extra);
+        gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
+        let console = Console::new();
+        console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+        Self {
+            gw,
+            console,
+            files: TempDir::new("files"),
+            data,
+        }
+    }
+
+    /// Creates a session labelled `label`; its applet is saved as
+    /// `files/<label>`. Returns the applet's path and the GUID.
+    pub fn session(&self, label: &str) -> (PathBuf, String) {
+        self.session_with(label, &[])
+    }
+
+    /// [`session`](Self::session) with extra `session new` flags.
+    pub fn session_with(&self, label: &str, extra: &[&str]) -> (PathBuf, String) {
+        let path = self.files.path().join(label);
+        let guid = self.console.session_new_with(label, &path, extra);
+        assert!(path.exists(), "session new did not write {}", path.display());
+        (path, guid)
+    }
+}
+
+/// Connects the console to the waiting applet of session `target` (label
+/// or GUID `guid`), and waits until both ends show the same verification
+/// code. Returns the console process and the code.
+pub fn pair(console: &Console, applet: &mut Proc, target: &str, guid: &str) -> (Proc, String) {
+    let mut tech = console.connect(target);
+    assert_eq!(tech.event("paired")["guid"], guid);
+    let sas = tech.event("sas")["code"].as_str().unwrap().to_owned();
+    applet.out.wait_for(&format!("Verification code: {sas}"));
+    (tech, sas)
+}
+
+/// Chats one line each way and checks it arrived.
+pub fn chat_both_ways(tech: &mut Proc, applet: &mut Proc, from_tech: &str, from_user: &str) {
+    tech.send(&format!("say {from_tech}"));
+    applet.out.wait_for(&format!("{TECH_NAME}: {from_tech}"));
+    applet.send(from_user);
+    let ev = tech.event("chat");
+    assert_eq!(ev["text"], from_user, "chat event: {ev}");
+}
+
+/// The technician ends the session; both ends exit successfully.
+pub fn end_session(tech: &mut Proc, applet: &mut Proc) {
+    tech.send("end done");
+    assert_eq!(tech.event("ended")["by"], "technician");
+    assert!(tech.wait_exit(Duration::from_secs(20)).success());
+    applet.out.wait_for("Session ended");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// Runs a command to completion within `within`, capturing its output.
+/// Panics (after killing it) if it does not exit in time. Retries a spawn
+/// that fails with "text file busy", which happens when the test has just
+/// written the executable while another test thread was forking.
+pub fn run_bounded(cmd: &mut Command, within: Duration) -> Output {
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => break c,
+            // ETXTBSY
+            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot run {cmd:?}: {e}"),
+        }
+    };
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let status = match wait_timeout(&mut child, within) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out_t.join().unwrap();
+            panic!(
+                "{cmd:?} did not exit within {within:?}; output:\n{}",
+                String::from_utf8_lossy(&stdout)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `within`.
+pub fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Gateway {
+    /// The operator CA certificate from the data directory.
+    pub fn ca_cert(&self) -> rustls::pki_types::CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        let path = self.data_dir.join("operator-ca.pem");
+        rustls::pki_types::CertificateDer::from_pem_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// A client TLS configuration that trusts this gateway's operator CA
+    /// and offers `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+        lifeline_session::tls::gateway_client_config(
+            &lifeline_session::tls::GatewayTrust::Ca(self.ca_cert()),
+            alpn,
+        )
+        .unwrap()
+    }
+
+    /// The listen address as a socket address.
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.addr.parse().unwrap()
+    }
+
+    /// The relay-end audit record of a session, once the relay has ended:
+    /// `(bytes applet→console, bytes console→applet)`.
+    pub fn relayed_bytes(&self, guid: &str, within: Duration) -> (u64, u64) {
+        let detail = wait_until("the \"relay ended\" audit record", within, || {
+            self.audit(Some(guid))
+                .into_iter()
+                .find(|e| e["event"] == "relay ended")
+                .map(|e| e["detail"].as_str().unwrap().to_owned())
+        });
+        let num_before = |marker: &str| -> u64 {
+            let head = &detail[..detail.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {detail:?}"))];
+            head.trim_end()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("no byte count before {marker:?} in {detail:?}"))
+        };
+        (num_before("bytes applet→console"), num_before("bytes console→applet"))
+    }
+}
