@@ -77,7 +77,9 @@ pub async fn connect_fastest(
     }
     let mut last = None;
     while let Some(joined) = set.join_next().await {
-        let Ok((name, took, r)) = joined else { continue };
+        let Ok((name, took, r)) = joined else {
+            continue;
+        };
         match r {
             Ok(stream) => {
                 tracing::info!(node = %name, ms = took.as_millis() as u64, "connected to gateway");

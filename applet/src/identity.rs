@@ -46,8 +46,9 @@ pub fn verify_with(file: &[u8], now_ms: u64, pinned: Option<&str>) -> Result<Ide
     let trailer = SignedTrailer::find(file).map_err(StartError::Trailer)?;
     let (key, development_build) = match pinned {
         Some(hex) => (
-            lifeline_protocol::hex::decode_array::<32>(hex)
-                .ok_or_else(|| StartError::Build("LIFELINE_OPERATOR_KEY is not 64 hex digits".into()))?,
+            lifeline_protocol::hex::decode_array::<32>(hex).ok_or_else(|| {
+                StartError::Build("LIFELINE_OPERATOR_KEY is not 64 hex digits".into())
+            })?,
             false,
         ),
         None => (trailer.claimed_key().map_err(StartError::Trailer)?, true),
@@ -103,8 +104,14 @@ mod tests {
         // A self-consistent trailer signed by an attacker's key.
         let (forged, _) = personalized(8);
         let err = verify_with(&forged, 0, Some(&operator)).unwrap_err();
-        assert!(matches!(err, StartError::Trailer(TrailerError::BadSignature)), "{err}");
+        assert!(
+            matches!(err, StartError::Trailer(TrailerError::BadSignature)),
+            "{err}"
+        );
         assert!(err.to_string().contains("changed since it was issued"));
-        assert!(matches!(verify_with(&file, 0, Some("zz")), Err(StartError::Build(_))));
+        assert!(matches!(
+            verify_with(&file, 0, Some("zz")),
+            Err(StartError::Build(_))
+        ));
     }
 }

@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         if !b.label.is_empty() {
             say(format!("label:       {}", b.label));
         }
-        say(format!("expires:     {}", lifeline_protocol::time::rfc3339(b.expires_at_ms as i64)));
+        say(format!(
+            "expires:     {}",
+            lifeline_protocol::time::rfc3339(b.expires_at_ms as i64)
+        ));
         say(format!("permissions: {}", b.permissions));
         say(format!("gateways:    {}", b.directory_urls.join(", ")));
         say(format!(
@@ -98,7 +101,9 @@ fn main() -> ExitCode {
     if !args.keep {
         match self_replace::self_delete() {
             Ok(()) => say("This support program has removed itself."),
-            Err(e) => say(format!("Could not remove this program ({e}); you may delete it.")),
+            Err(e) => say(format!(
+                "Could not remove this program ({e}); you may delete it."
+            )),
         }
     }
     code

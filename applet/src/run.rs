@@ -80,7 +80,10 @@ pub async fn run(id: &Identity) -> Ending {
         let (node, mut stream) = match connected {
             Ok(c) => c,
             Err(e) => {
-                say(format!("Cannot reach the support service yet ({e}); retrying in {} s…", backoff.as_secs()));
+                say(format!(
+                    "Cannot reach the support service yet ({e}); retrying in {} s…",
+                    backoff.as_secs()
+                ));
                 if sleep_or_end(&mut input, backoff).await {
                     return Ending::Cancelled;
                 }
@@ -118,7 +121,9 @@ pub async fn run(id: &Identity) -> Ending {
                 return Ending::Failed(refusal_text(code, &message));
             }
             Err(e) => {
-                say(format!("Connection to the support service interrupted ({e}); reconnecting…"));
+                say(format!(
+                    "Connection to the support service interrupted ({e}); reconnecting…"
+                ));
                 if sleep_or_end(&mut input, backoff).await {
                     return Ending::Cancelled;
                 }
@@ -129,13 +134,17 @@ pub async fn run(id: &Identity) -> Ending {
         backoff = Duration::from_secs(1);
 
         // 3. End-to-end TLS with the technician's console, through the relay.
-        let est = match secure::applet_side(stream, body.guid, body.console_pin, body.applet_secret).await {
+        let est = match secure::applet_side(stream, body.guid, body.console_pin, body.applet_secret)
+            .await
+        {
             Ok(est) => est,
             Err(e @ (SecureError::NotTheTechnician | SecureError::Refused(_))) => {
                 return Ending::Failed(e.to_string());
             }
             Err(e) => {
-                say(format!("Setting up the secure connection failed ({e}); waiting again…"));
+                say(format!(
+                    "Setting up the secure connection failed ({e}); waiting again…"
+                ));
                 continue;
             }
         };
@@ -200,7 +209,9 @@ async fn wait_for_end(input: &mut mpsc::Receiver<Input>) {
     loop {
         match input.recv().await {
             Some(Input::End) | None => return,
-            Some(Input::Line(_)) => say("(Your technician is not connected yet; your message was not sent.)"),
+            Some(Input::Line(_)) => {
+                say("(Your technician is not connected yet; your message was not sent.)")
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ pub fn say(line: impl AsRef<str>) {
 
 /// The greeting: who is asking to connect, and what they may do.
 pub fn greet(body: &TrailerBody, development_build: bool) {
-    say(format!("Lifeline remote support from {}", body.operator_name));
+    say(format!(
+        "Lifeline remote support from {}",
+        body.operator_name
+    ));
     if development_build {
         say("(development build: trusting the operator key carried in this file)");
     }
@@ -22,7 +25,10 @@ pub fn greet(body: &TrailerBody, development_build: bool) {
     } else {
         format!(" about \"{}\"", body.label)
     };
-    say(format!("Technician {} would like to help you{label}.", body.technician_name));
+    say(format!(
+        "Technician {} would like to help you{label}.",
+        body.technician_name
+    ));
     if body.permissions == lifeline_protocol::Permissions::NONE {
         say("They can only chat with you.");
     } else {

@@ -9,6 +9,9 @@ fn stock_applet_explains_it_is_not_personalized() {
     let out = Command::new(env!("CARGO_BIN_EXE_applet")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("not prepared for a support session"), "{text}");
+    assert!(
+        text.contains("not prepared for a support session"),
+        "{text}"
+    );
     assert!(text.contains("download it again"), "{text}");
 }

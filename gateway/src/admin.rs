@@ -79,7 +79,10 @@ fn read_password(no_prompt: bool) -> anyhow::Result<String> {
         std::io::stderr().flush().ok();
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the password")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
     let pw = line.trim_end_matches(['\r', '\n']).to_owned();
     if pw.chars().count() < MIN_PASSWORD {
         bail!("the password must be at least {MIN_PASSWORD} characters");
@@ -118,7 +121,8 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 bail!("the name must be 1 to 128 characters");
             }
             let pw = read_password(password_stdin)?;
-            let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
+            let hash =
+                tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
             let t = store
                 .add_technician(
                     NewTechnician {
@@ -131,26 +135,49 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 )
                 .await?;
             store
-                .audit(now, None, "admin", "technician added", &format!("{} ({}), group {}", t.email, t.name, t.group))
+                .audit(
+                    now,
+                    None,
+                    "admin",
+                    "technician added",
+                    &format!("{} ({}), group {}", t.email, t.name, t.group),
+                )
                 .await?;
-            println!("added technician {} ({}) in group {} [{}]", t.email, t.name, t.group, t.permissions);
+            println!(
+                "added technician {} ({}) in group {} [{}]",
+                t.email, t.name, t.group, t.permissions
+            );
         }
         AdminCmd::Technician(TechnicianCmd::List) => {
             let list = store.list_technicians().await?;
-            println!("{:<32} {:<24} {:<12} {:<20} permissions", "EMAIL", "NAME", "GROUP", "LOCKED UNTIL");
+            println!(
+                "{:<32} {:<24} {:<12} {:<20} permissions",
+                "EMAIL", "NAME", "GROUP", "LOCKED UNTIL"
+            );
             for t in list {
                 let locked = t
                     .locked_until_ms
                     .filter(|u| *u > now)
                     .map(lifeline_protocol::time::rfc3339)
                     .unwrap_or_else(|| "-".into());
-                println!("{:<32} {:<24} {:<12} {:<20} {}", t.email, t.name, t.group, locked, t.permissions);
+                println!(
+                    "{:<32} {:<24} {:<12} {:<20} {}",
+                    t.email, t.name, t.group, locked, t.permissions
+                );
             }
         }
         AdminCmd::Group(GroupCmd::Permissions { group, permissions }) => {
             let p = Permissions::parse_list(&permissions).map_err(anyhow::Error::msg)?;
             store.set_group_permissions(&group, p).await?;
-            store.audit(now, None, "admin", "group permissions", &format!("{group}: {p}")).await?;
+            store
+                .audit(
+                    now,
+                    None,
+                    "admin",
+                    "group permissions",
+                    &format!("{group}: {p}"),
+                )
+                .await?;
             println!("group {group}: {p}");
         }
         AdminCmd::Audit {
@@ -160,7 +187,10 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
         } => {
             let log = store.audit_log(session.as_ref(), limit.max(1)).await?;
             for e in log {
-                let session = e.session.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
+                let session = e
+                    .session
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into());
                 if json {
                     println!(
                         "{}",

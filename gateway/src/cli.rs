@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run a gateway node (zero-config: embedded SQLite in the data dir).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operator commands on the node's store.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -50,7 +50,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gateway: cannot start the runtime: {e}");
@@ -99,8 +102,14 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         "operator CA fingerprint (SHA-256): {}",
         lifeline_protocol::hex::fingerprint(&gw.identity.ca_fingerprint)
     );
-    println!("data directory: {}; store: {store_display}", gw.config.data_dir.display());
-    if local.ip().is_unspecified() && gw.config.public_names.is_empty() && gw.config.advertise.is_none() {
+    println!(
+        "data directory: {}; store: {store_display}",
+        gw.config.data_dir.display()
+    );
+    if local.ip().is_unspecified()
+        && gw.config.public_names.is_empty()
+        && gw.config.advertise.is_none()
+    {
         println!(
             "note: applets will reach this node at {}; set --public-name for other machines",
             gw.advertise

@@ -33,7 +33,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LIFELINE_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Extra DNS names or IPs for the node certificate (repeatable).
-    #[arg(long = "public-name", env = "LIFELINE_PUBLIC_NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "public-name",
+        env = "LIFELINE_PUBLIC_NAMES",
+        value_delimiter = ','
+    )]
     pub public_names: Vec<String>,
     /// `host:port` clients should use to reach this node (defaults to the
     /// first public name with the listen port, else the listen address).
@@ -280,7 +284,9 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         ));
     }
     if cfg.max_conns_per_ip == 0 {
-        return Err(ConfigError::Invalid("max_conns_per_ip must be at least 1".into()));
+        return Err(ConfigError::Invalid(
+            "max_conns_per_ip must be at least 1".into(),
+        ));
     }
     Ok(cfg)
 }

@@ -127,8 +127,10 @@ pub fn ensure_dir(dir: &Path) -> Result<(), DataDirError> {
 
 fn ca_params(operator_name: &str) -> Result<rcgen::CertificateParams, rcgen::Error> {
     let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{operator_name} Lifeline CA"));
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("{operator_name} Lifeline CA"),
+    );
     p.distinguished_name
         .push(rcgen::DnType::OrganizationName, operator_name);
     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
@@ -232,9 +234,10 @@ pub fn open(
     }
     let node_key = rcgen::KeyPair::generate()?;
     let mut node_params = rcgen::CertificateParams::new(all_names)?;
-    node_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{} gateway {}", op.operator_name, op.node_name));
+    node_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("{} gateway {}", op.operator_name, op.node_name),
+    );
     node_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let issuer = rcgen::Issuer::new(params, &ca_key);
     let node_cert = node_params.signed_by(&node_key, &issuer)?;

@@ -18,7 +18,11 @@ pub fn stock_path(config: &Config, platform: &str) -> Option<PathBuf> {
     }
     if platform == crate::config::this_platform() {
         let exe = std::env::current_exe().ok()?;
-        let name = if cfg!(windows) { "applet.exe" } else { "applet" };
+        let name = if cfg!(windows) {
+            "applet.exe"
+        } else {
+            "applet"
+        };
         return Some(exe.parent()?.join(name));
     }
     None
@@ -39,13 +43,21 @@ pub async fn stock_applet(config: &Config, platform: &str) -> Result<Vec<u8>, St
         .await
         .map_err(|e| format!("the stock applet {} cannot be read: {e}", path.display()))?;
     if lifeline_protocol::trailer::SignedTrailer::find(&bytes).is_ok() {
-        return Err(format!("{} is already personalized; configure a stock applet", path.display()));
+        return Err(format!(
+            "{} is already personalized; configure a stock applet",
+            path.display()
+        ));
     }
     Ok(bytes)
 }
 
 /// The stock applet with this session's signed trailer appended.
-pub fn personalize(gw: &Gateway, rec: &SessionRecord, applet_secret: [u8; 32], mut stock: Vec<u8>) -> Vec<u8> {
+pub fn personalize(
+    gw: &Gateway,
+    rec: &SessionRecord,
+    applet_secret: [u8; 32],
+    mut stock: Vec<u8>,
+) -> Vec<u8> {
     let body = TrailerBody {
         guid: rec.guid,
         operator_name: gw.identity.operator_name.clone(),

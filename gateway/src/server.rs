@@ -120,15 +120,17 @@ impl Node {
             .node_name
             .clone()
             .unwrap_or_else(|| identity.node_name.clone());
-        let advertise = config.advertise.clone().unwrap_or_else(|| {
-            match config.public_names.first() {
-                Some(name) => format!("{name}:{}", local_addr.port()),
-                None if local_addr.ip().is_unspecified() => {
-                    format!("127.0.0.1:{}", local_addr.port())
-                }
-                None => local_addr.to_string(),
-            }
-        });
+        let advertise =
+            config
+                .advertise
+                .clone()
+                .unwrap_or_else(|| match config.public_names.first() {
+                    Some(name) => format!("{name}:{}", local_addr.port()),
+                    None if local_addr.ip().is_unspecified() => {
+                        format!("127.0.0.1:{}", local_addr.port())
+                    }
+                    None => local_addr.to_string(),
+                });
         let mut tls = ServerConfig::builder_with_provider(lifeline_session::tls::outer_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
@@ -171,14 +173,23 @@ impl Node {
     /// Serves until `shutdown` completes, then drains: stops accepting,
     /// releases waiting applets, gives relayed sessions the drain timeout
     /// to finish, and closes the store.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartError> {
         let gw = self.gw.clone();
         let now = lifeline_session::now_ms();
         let reset = gw.store.reset_node_sessions(&gw.node_name).await?;
         if reset > 0 {
-            tracing::info!(sessions = reset, "sessions from before the restart are waiting for their applets again");
+            tracing::info!(
+                sessions = reset,
+                "sessions from before the restart are waiting for their applets again"
+            );
         }
-        gw.store.node_started(&gw.node_name, &gw.advertise, now).await?;
+        gw.store
+            .node_started(&gw.node_name, &gw.advertise, now)
+            .await?;
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
 
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
@@ -209,7 +220,9 @@ impl Node {
         );
         let _ = self.phase_tx.send(Phase::Draining);
         let deadline = tokio::time::Instant::now() + gw.config.drain_timeout;
-        while gw.stats.relaying.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while gw.stats.relaying.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.stop_tx.send(true);
@@ -241,7 +254,12 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
 
 /// One TCP connection: per-IP limit, TLS within the handshake deadline,
 /// then the relay protocol or the portal by ALPN.
-async fn handle_connection(gw: Arc<Gateway>, acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+async fn handle_connection(
+    gw: Arc<Gateway>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
     let Some(_slot) = gw.conns.acquire(peer.ip()) else {
         tracing::debug!(%peer, "too many connections from this address");
         return;

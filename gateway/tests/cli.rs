@@ -14,7 +14,12 @@ fn gateway(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -27,10 +32,21 @@ fn tempdir(tag: &str) -> PathBuf {
 #[test]
 fn admin_creates_the_data_dir_with_private_key_files() {
     let dir = tempdir("datadir");
-    let out = gateway(&["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gateway(
+        &["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(key.trim().len(), 64, "operator key is 32 bytes of hex: {key}");
+    assert_eq!(
+        key.trim().len(),
+        64,
+        "operator key is 32 bytes of hex: {key}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -40,7 +56,10 @@ fn admin_creates_the_data_dir_with_private_key_files() {
         }
     }
     // A second run reuses the same operator key.
-    let again = gateway(&["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"], "");
+    let again = gateway(
+        &["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"],
+        "",
+    );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), key);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -50,18 +69,55 @@ fn technician_add_refuses_short_passwords_and_duplicates() {
     let dir = tempdir("tech");
     let d = dir.to_str().unwrap();
     let short = gateway(
-        &["--data-dir", d, "admin", "technician", "add", "--email", "a@b.c", "--name", "A", "--password-stdin"],
+        &[
+            "--data-dir",
+            d,
+            "admin",
+            "technician",
+            "add",
+            "--email",
+            "a@b.c",
+            "--name",
+            "A",
+            "--password-stdin",
+        ],
         "short\n",
     );
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
     let ok = gateway(
-        &["--data-dir", d, "admin", "technician", "add", "--email", "A@B.c", "--name", "A", "--password-stdin"],
+        &[
+            "--data-dir",
+            d,
+            "admin",
+            "technician",
+            "add",
+            "--email",
+            "A@B.c",
+            "--name",
+            "A",
+            "--password-stdin",
+        ],
         "long enough\n",
     );
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let dup = gateway(
-        &["--data-dir", d, "admin", "technician", "add", "--email", "a@b.c", "--name", "A", "--password-stdin"],
+        &[
+            "--data-dir",
+            d,
+            "admin",
+            "technician",
+            "add",
+            "--email",
+            "a@b.c",
+            "--name",
+            "A",
+            "--password-stdin",
+        ],
         "long enough\n",
     );
     assert!(!dup.status.success());
@@ -80,9 +136,21 @@ fn bad_configuration_is_refused_clearly() {
     let out = gateway(&["--config", cfg.to_str().unwrap(), "serve"], "");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("gateway.toml") && err.contains("no_such_key"), "{err}");
+    assert!(
+        err.contains("gateway.toml") && err.contains("no_such_key"),
+        "{err}"
+    );
 
-    let out = gateway(&["--data-dir", dir.to_str().unwrap(), "serve", "--applet", "nonsense"], "");
+    let out = gateway(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "serve",
+            "--applet",
+            "nonsense",
+        ],
+        "",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("PLATFORM=PATH"));
 

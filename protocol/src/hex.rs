@@ -37,7 +37,7 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     Some(digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())

@@ -263,8 +263,14 @@ impl ServerMsg {
         let mut r = Reader::new(payload);
         let msg = match ty {
             WAITING => ServerMsg::Waiting {
-                observed: r.str16("observed", 128).map_err(truncated("waiting"))?.to_owned(),
-                node: r.str16("node", 128).map_err(truncated("waiting"))?.to_owned(),
+                observed: r
+                    .str16("observed", 128)
+                    .map_err(truncated("waiting"))?
+                    .to_owned(),
+                node: r
+                    .str16("node", 128)
+                    .map_err(truncated("waiting"))?
+                    .to_owned(),
             },
             PING => ServerMsg::Ping,
             PAIRED => ServerMsg::Paired,
@@ -275,7 +281,12 @@ impl ServerMsg {
                     .map_err(truncated("refused"))?
                     .to_owned(),
             },
-            _ => return Err(DecodeError::invalid("gateway message", "unknown frame type")),
+            _ => {
+                return Err(DecodeError::invalid(
+                    "gateway message",
+                    "unknown frame type",
+                ));
+            }
         };
         r.finish("gateway message")?;
         Ok((msg, used))

@@ -84,14 +84,18 @@ impl TrailerError {
     /// A sentence a non-technical end user understands.
     pub fn user_message(&self) -> String {
         match self {
-            TrailerError::Missing | TrailerError::Truncated => "This support program is incomplete: it was not prepared for a support \
+            TrailerError::Missing | TrailerError::Truncated => {
+                "This support program is incomplete: it was not prepared for a support \
                  session, or the download was cut short. Please download it again from \
                  the link your technician gave you."
-                .into(),
-            TrailerError::Malformed(_) | TrailerError::BadSignature => "This support program has been changed since it was issued, so it is not \
+                    .into()
+            }
+            TrailerError::Malformed(_) | TrailerError::BadSignature => {
+                "This support program has been changed since it was issued, so it is not \
                  safe to run. Please delete it and download it again from the link your \
                  technician gave you."
-                .into(),
+                    .into()
+            }
             TrailerError::Expired { at_ms } => format!(
                 "This support session expired on {}. Please ask your technician for a new link.",
                 crate::time::rfc3339(*at_ms as i64)
@@ -171,10 +175,7 @@ impl TrailerBody {
         msg.extend_from_slice(&body);
         let sig = sign(&msg);
         let mut w = Writer::new();
-        w.put(&body)
-            .put(&sig)
-            .u32(body.len() as u32)
-            .put(MAGIC);
+        w.put(&body).put(&sig).u32(body.len() as u32).put(MAGIC);
         w.into_vec()
     }
 }

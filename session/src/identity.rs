@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn pem_round_trip_keeps_pin() {
         let id = SessionIdentity::generate("test").unwrap();
-        let back = SessionIdentity::from_pem(&id.to_pem()).unwrap();
+        let back = SessionIdentity::from_pem(id.to_pem()).unwrap();
         assert_eq!(back.pin(), id.pin());
         assert_ne!(id.pin(), [0; 32]);
         assert!(SessionIdentity::from_pem("garbage").is_err());

@@ -84,9 +84,15 @@ impl PortalClient {
     }
 
     /// POST JSON returning JSON.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, PortalError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, PortalError> {
         let json = serde_json::to_vec(body).map_err(|e| PortalError::Decode(e.to_string()))?;
-        let body = self.request(Method::POST, path, Some(json), MAX_JSON).await?;
+        let body = self
+            .request(Method::POST, path, Some(json), MAX_JSON)
+            .await?;
         decode(&body)
     }
 
@@ -103,7 +109,8 @@ impl PortalClient {
         limit: usize,
     ) -> Result<Bytes, PortalError> {
         let work = async {
-            let tls = crate::relay_link::connect(&self.addr, self.tls.clone(), self.timeout).await?;
+            let tls =
+                crate::relay_link::connect(&self.addr, self.tls.clone(), self.timeout).await?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
                 .map_err(|e| PortalError::Http(e.to_string()))?;
@@ -134,16 +141,21 @@ impl PortalClient {
             if status.is_success() {
                 Ok(body)
             } else {
-                let error = serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| ApiError {
-                    code: "http".into(),
-                    error: format!("portal answered {status}"),
-                    retry_after_secs: None,
-                });
+                let error =
+                    serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| ApiError {
+                        code: "http".into(),
+                        error: format!("portal answered {status}"),
+                        retry_after_secs: None,
+                    });
                 Err(PortalError::Api { status, error })
             }
         };
         // Downloads get more time than JSON calls.
-        let limit_time = if limit > MAX_JSON { self.timeout * 10 } else { self.timeout };
+        let limit_time = if limit > MAX_JSON {
+            self.timeout * 10
+        } else {
+            self.timeout
+        };
         tokio::time::timeout(limit_time, work)
             .await
             .map_err(|_| PortalError::Timeout(limit_time))?

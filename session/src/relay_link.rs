@@ -5,8 +5,8 @@
 //! byte of the opaque stream that follows has been consumed.
 
 use crate::addr::HostPort;
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, ServerMsg};
 use lifeline_protocol::DecodeError;
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, ServerMsg};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,8 +130,12 @@ pub async fn await_pairing<S: AsyncRead + Unpin>(
         match read_server_msg(s).await? {
             ServerMsg::Paired => return Ok(()),
             ServerMsg::Ping => {}
-            ServerMsg::Waiting { observed, node } => on_event(WaitEvent::Waiting { observed, node }),
-            ServerMsg::Refused { code, message } => return Err(LinkError::Refused { code, message }),
+            ServerMsg::Waiting { observed, node } => {
+                on_event(WaitEvent::Waiting { observed, node })
+            }
+            ServerMsg::Refused { code, message } => {
+                return Err(LinkError::Refused { code, message });
+            }
         }
     }
 }

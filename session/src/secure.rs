@@ -10,9 +10,9 @@
 
 use crate::channel::{ChannelError, FrameReader, FrameWriter};
 use crate::identity::SessionIdentity;
+use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::{EndedBy, Frame};
 use lifeline_protocol::proof::{self, EXPORTER_LABEL, EXPORTER_LEN};
-use lifeline_protocol::SessionGuid;
 use rustls::pki_types::ServerName;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
@@ -142,7 +142,9 @@ where
         let (r, w) = tokio::io::split(tls);
         let (mut reader, mut writer) = (FrameReader::new(r), FrameWriter::new(w));
         let ok = match reader.read_frame().await? {
-            Some(Frame::Proof { mac }) => proof::verify_applet_proof(&applet_secret, &exporter, &mac),
+            Some(Frame::Proof { mac }) => {
+                proof::verify_applet_proof(&applet_secret, &exporter, &mac)
+            }
             _ => false,
         };
         if !ok {

@@ -13,8 +13,8 @@
 //!   whose SPKI hashes to the pin in its signed trailer.
 
 use ring::digest::{SHA256, digest};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring as ring_provider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
@@ -114,7 +114,10 @@ struct CaFingerprintVerifier {
 }
 
 impl CaFingerprintVerifier {
-    fn delegate(&self, intermediates: &[CertificateDer<'_>]) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+    fn delegate(
+        &self,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
         let ca = intermediates
             .iter()
             .find(|c| sha256(c.as_ref()) == self.fingerprint)

@@ -120,8 +120,15 @@ pub fn main() -> ExitCode {
                 email,
                 password_stdin,
             } => {
-                crate::commands::login(&profile, &gateway, ca_fingerprint.as_deref(), ca.as_deref(), &email, password_stdin)
-                    .await?
+                crate::commands::login(
+                    &profile,
+                    &gateway,
+                    ca_fingerprint.as_deref(),
+                    ca.as_deref(),
+                    &email,
+                    password_stdin,
+                )
+                .await?
             }
             Cmd::Logout => {
                 if profile.logout()? {
@@ -135,8 +142,13 @@ pub fn main() -> ExitCode {
                 out,
                 platform,
                 expires_in,
-            }) => crate::commands::session_new(&profile, label, &out, platform.as_deref(), expires_in).await?,
-            Cmd::Session(SessionCmd::End { target, reason }) => crate::commands::session_end(&profile, &target, &reason).await?,
+            }) => {
+                crate::commands::session_new(&profile, label, &out, platform.as_deref(), expires_in)
+                    .await?
+            }
+            Cmd::Session(SessionCmd::End { target, reason }) => {
+                crate::commands::session_end(&profile, &target, &reason).await?
+            }
             Cmd::Sessions { json } => crate::commands::list(&profile, false, json).await?,
             Cmd::Queue { json } => crate::commands::list(&profile, true, json).await?,
             Cmd::Connect { target } => return crate::connect::connect(&profile, &target).await,

@@ -2,7 +2,9 @@
 
 use crate::profile::{LocalSession, Login, Profile};
 use anyhow::{Context, bail};
-use lifeline_protocol::portal::{CreateSession, LoginRequest, LoginResponse, SessionInfo, SessionList};
+use lifeline_protocol::portal::{
+    CreateSession, LoginRequest, LoginResponse, SessionInfo, SessionList,
+};
 use lifeline_protocol::{ALPN_HTTP1, hex};
 use lifeline_session::addr::HostPort;
 use lifeline_session::identity::SessionIdentity;
@@ -47,7 +49,8 @@ pub async fn login(
         GatewayTrust::Ca(ca) => ca.clone(),
         GatewayTrust::CaFingerprint(fp) => {
             let tls = gateway_client_config(&trust, &[ALPN_HTTP1])?;
-            let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(15)).await?;
+            let stream =
+                lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(15)).await?;
             stream
                 .get_ref()
                 .1
@@ -95,7 +98,10 @@ fn read_password(no_prompt: bool) -> anyhow::Result<String> {
         std::io::stderr().flush().ok();
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the password")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
     let pw = line.trim_end_matches(['\r', '\n']).to_owned();
     if pw.is_empty() {
         bail!("no password given");
@@ -113,7 +119,10 @@ pub async fn session_new(
 ) -> anyhow::Result<()> {
     let (_login, client) = portal(profile)?;
     if out.is_dir() {
-        bail!("{} is a directory; give the file name for the applet", out.display());
+        bail!(
+            "{} is a directory; give the file name for the applet",
+            out.display()
+        );
     }
     let identity = SessionIdentity::generate("Lifeline session")?;
     let mut secret = [0u8; 32];
@@ -149,11 +158,25 @@ pub async fn session_new(
     if !info.label.is_empty() {
         println!("label   {}", info.label);
     }
-    println!("expires {}", lifeline_protocol::time::rfc3339(info.expires_at_ms));
-    println!("applet  {} ({:.1} MiB)", out.display(), bytes.len() as f64 / (1024.0 * 1024.0));
+    println!(
+        "expires {}",
+        lifeline_protocol::time::rfc3339(info.expires_at_ms)
+    );
+    println!(
+        "applet  {} ({:.1} MiB)",
+        out.display(),
+        bytes.len() as f64 / (1024.0 * 1024.0)
+    );
     println!();
     println!("Send this file to the end user and ask them to run it. When they appear in");
-    println!("`tech-console queue`, run `tech-console connect {}`.", if info.label.is_empty() { info.guid.to_string() } else { info.label.clone() });
+    println!(
+        "`tech-console queue`, run `tech-console connect {}`.",
+        if info.label.is_empty() {
+            info.guid.to_string()
+        } else {
+            info.label.clone()
+        }
+    );
     Ok(())
 }
 
@@ -173,7 +196,11 @@ fn write_executable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// `tech-console queue` and `tech-console sessions`.
 pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::Result<()> {
     let (_login, client) = portal(profile)?;
-    let path = if waiting_only { "/api/v1/sessions/waiting" } else { "/api/v1/sessions" };
+    let path = if waiting_only {
+        "/api/v1/sessions/waiting"
+    } else {
+        "/api/v1/sessions"
+    };
     let list: SessionList = client.get(path).await?;
     if json {
         for s in &list.sessions {
@@ -182,11 +209,21 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
         return Ok(());
     }
     if list.sessions.is_empty() {
-        println!("{}", if waiting_only { "nobody is waiting" } else { "no open sessions" });
+        println!(
+            "{}",
+            if waiting_only {
+                "nobody is waiting"
+            } else {
+                "no open sessions"
+            }
+        );
         return Ok(());
     }
     let now = lifeline_session::now_ms();
-    println!("{:<36}  {:<20}  {:<8}  {:<16}  {:<22}  NODE", "GUID", "LABEL", "STATE", "WAITING SINCE", "FROM");
+    println!(
+        "{:<36}  {:<20}  {:<8}  {:<16}  {:<22}  NODE",
+        "GUID", "LABEL", "STATE", "WAITING SINCE", "FROM"
+    );
     for s in &list.sessions {
         let since = s
             .waiting_since_ms
@@ -218,6 +255,10 @@ pub async fn session_end(profile: &Profile, target: &str, reason: &str) -> anyho
         )
         .await?;
     profile.forget_session(&info.guid);
-    println!("session {} ended ({})", ended.guid, ended.ended_reason.unwrap_or_default());
+    println!(
+        "session {} ended ({})",
+        ended.guid,
+        ended.ended_reason.unwrap_or_default()
+    );
     Ok(())
 }

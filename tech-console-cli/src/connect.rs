@@ -50,17 +50,26 @@ impl Out {
 
     /// Reports an error.
     pub fn error(&self, message: &str) {
-        self.emit(json!({"event": "error", "message": message}), || format!("error: {message}"));
+        self.emit(json!({"event": "error", "message": message}), || {
+            format!("error: {message}")
+        });
     }
 }
 
 /// Resolves a GUID or one of the technician's labels.
-pub async fn resolve(client: &lifeline_session::portal::PortalClient, target: &str) -> anyhow::Result<SessionInfo> {
+pub async fn resolve(
+    client: &lifeline_session::portal::PortalClient,
+    target: &str,
+) -> anyhow::Result<SessionInfo> {
     if let Ok(guid) = target.parse::<SessionGuid>() {
         return Ok(client.get(&format!("/api/v1/sessions/{guid}")).await?);
     }
     let list: SessionList = client.get("/api/v1/sessions").await?;
-    let mut matches: Vec<_> = list.sessions.into_iter().filter(|s| s.label == target).collect();
+    let mut matches: Vec<_> = list
+        .sessions
+        .into_iter()
+        .filter(|s| s.label == target)
+        .collect();
     match matches.len() {
         0 => anyhow::bail!("no open session with GUID or label {target:?}"),
         1 => Ok(matches.remove(0)),
@@ -87,7 +96,8 @@ async fn run(profile: &Profile, target: &str, out: Out) -> anyhow::Result<i32> {
     let info = resolve(&client, target).await?;
     let guid = info.guid;
     let (local, identity) = profile.load_session(&guid)?;
-    let secret = hex::decode_array::<32>(&local.applet_secret).context("stored applet secret is damaged")?;
+    let secret =
+        hex::decode_array::<32>(&local.applet_secret).context("stored applet secret is damaged")?;
 
     // The applet waits on one node; connect there (the portal says which).
     let node_addr = match &info.waiting_node_addr {
@@ -140,9 +150,10 @@ async fn run(profile: &Profile, target: &str, out: Out) -> anyhow::Result<i32> {
     let printer = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
             match ev {
-                Event::Chat(text) => out.emit(json!({"event": "chat", "from": "user", "text": text}), || {
-                    format!("user: {text}")
-                }),
+                Event::Chat(text) => out.emit(
+                    json!({"event": "chat", "from": "user", "text": text}),
+                    || format!("user: {text}"),
+                ),
                 Event::Rtt(_) => {}
             }
         }
@@ -155,15 +166,20 @@ async fn run(profile: &Profile, target: &str, out: Out) -> anyhow::Result<i32> {
         Ok(Err(e)) => ("lost".to_owned(), e.to_string(), 1),
         Err(e) => ("lost".to_owned(), e.to_string(), 1),
     };
-    out.emit(json!({"event": "ended", "by": by, "reason": reason}), || {
-        format!("session ended by {by}: {reason}")
-    });
+    out.emit(
+        json!({"event": "ended", "by": by, "reason": reason}),
+        || format!("session ended by {by}: {reason}"),
+    );
     end_in_portal(&client, &guid, &format!("ended by {by}: {reason}")).await;
     profile.forget_session(&guid);
     Ok(code)
 }
 
-async fn end_in_portal(client: &lifeline_session::portal::PortalClient, guid: &SessionGuid, reason: &str) {
+async fn end_in_portal(
+    client: &lifeline_session::portal::PortalClient,
+    guid: &SessionGuid,
+    reason: &str,
+) {
     let r: Result<SessionInfo, _> = client
         .post(
             &format!("/api/v1/sessions/{guid}/end"),
@@ -192,13 +208,19 @@ async fn read_commands(out: Out, tx: mpsc::Sender<Command>) {
                 }),
                 ("", _) => continue,
                 _ => {
-                    out.error(&format!("unknown command {line:?}; use `say TEXT` or `end [REASON]`"));
+                    out.error(&format!(
+                        "unknown command {line:?}; use `say TEXT` or `end [REASON]`"
+                    ));
                     continue;
                 }
             }
         } else if let Some(rest) = line.strip_prefix("/end") {
             let r = rest.trim();
-            Command::End(if r.is_empty() { "the technician ended the session".into() } else { r.to_owned() })
+            Command::End(if r.is_empty() {
+                "the technician ended the session".into()
+            } else {
+                r.to_owned()
+            })
         } else if line.is_empty() {
             continue;
         } else {

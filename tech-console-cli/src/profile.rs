@@ -98,7 +98,10 @@ impl Profile {
     /// Saves a login and the operator CA.
     pub fn save_login(&self, login: &Login, ca: &CertificateDer<'_>) -> anyhow::Result<()> {
         create_private_dir(&self.dir)?;
-        write_private(&self.dir.join("login.json"), &serde_json::to_vec_pretty(login)?)?;
+        write_private(
+            &self.dir.join("login.json"),
+            &serde_json::to_vec_pretty(login)?,
+        )?;
         let pem = rustls_pem("CERTIFICATE", ca.as_ref());
         write_private(&self.dir.join("gateway-ca.pem"), pem.as_bytes())
     }
@@ -111,7 +114,10 @@ impl Profile {
         let login: Login = serde_json::from_slice(&text)
             .with_context(|| format!("{} is damaged; log in again", path.display()))?;
         if login.expires_at_ms <= lifeline_session::now_ms() {
-            bail!("your login expired at {}; run `tech-console login` again", lifeline_protocol::time::rfc3339(login.expires_at_ms));
+            bail!(
+                "your login expired at {}; run `tech-console login` again",
+                lifeline_protocol::time::rfc3339(login.expires_at_ms)
+            );
         }
         Ok(login)
     }
@@ -151,7 +157,10 @@ impl Profile {
     }
 
     /// Loads a session created on this machine.
-    pub fn load_session(&self, guid: &SessionGuid) -> anyhow::Result<(LocalSession, SessionIdentity)> {
+    pub fn load_session(
+        &self,
+        guid: &SessionGuid,
+    ) -> anyhow::Result<(LocalSession, SessionIdentity)> {
         let dir = self.session_dir(guid);
         let s: LocalSession = serde_json::from_slice(&std::fs::read(dir.join("session.json")).map_err(|_| {
             anyhow::anyhow!(

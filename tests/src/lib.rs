@@ -72,12 +72,16 @@ pub enum StoreKind {
 
 /// The PostgreSQL admin URL for tests.
 pub fn pg_admin_url() -> String {
-    std::env::var("LIFELINE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("LIFELINE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn pg_exec(sql: &str) {
     let url = pg_admin_url();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
@@ -99,7 +103,10 @@ impl TestStore {
     /// Creates the store.
     pub fn new(kind: StoreKind) -> Self {
         match kind {
-            StoreKind::Sqlite => Self { url: None, pg_db: None },
+            StoreKind::Sqlite => Self {
+                url: None,
+                pg_db: None,
+            },
             StoreKind::Postgres => {
                 let db = format!("lifeline_e2e_{}", random_hex(6));
                 pg_exec(&format!("CREATE DATABASE {db}"));
@@ -141,7 +148,10 @@ impl Lines {
                 }
             }
         });
-        Self { rx, seen: Vec::new() }
+        Self {
+            rx,
+            seen: Vec::new(),
+        }
     }
 
     /// The next line, or `None` at EOF or timeout.
@@ -159,7 +169,10 @@ impl Lines {
             match self.next(left) {
                 Some(l) if f(&l) => return l,
                 Some(_) => {}
-                None => panic!("timed out waiting for {what}; output so far:\n{}", self.seen.join("\n")),
+                None => panic!(
+                    "timed out waiting for {what}; output so far:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -201,7 +214,10 @@ impl Gateway {
         }
         cmd.args(["serve", "--listen", listen])
             .args(extra)
-            .env("RUST_LOG", std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -236,10 +252,22 @@ impl Gateway {
     /// Adds a technician (panics on failure).
     pub fn add_technician(&self, email: &str, name: &str, password: &str) {
         let out = self.admin(
-            &["technician", "add", "--email", email, "--name", name, "--password-stdin"],
+            &[
+                "technician",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--password-stdin",
+            ],
             &format!("{password}\n"),
         );
-        assert!(out.status.success(), "technician add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "technician add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The audit trail as JSON objects (optionally of one session).
@@ -249,7 +277,11 @@ impl Gateway {
             args.extend(["--session", s]);
         }
         let out = self.admin(&args, "");
-        assert!(out.status.success(), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -259,8 +291,12 @@ impl Gateway {
     /// Sends SIGTERM and waits for exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("gateway already stopped");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        wait_timeout(&mut child, Duration::from_secs(60)).expect("gateway did not exit after SIGTERM")
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        wait_timeout(&mut child, Duration::from_secs(60))
+            .expect("gateway did not exit after SIGTERM")
     }
 
     /// The OS process id.
@@ -293,7 +329,12 @@ pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -337,20 +378,38 @@ impl Console {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     /// Logs in (panics on failure).
     pub fn login(&self, gw: &Gateway, email: &str, password: &str) {
         let out = self.try_login(gw, email, password);
-        assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Logs in and returns the output.
     pub fn try_login(&self, gw: &Gateway, email: &str, password: &str) -> Output {
         self.run(
-            &["login", "--gateway", &gw.addr, "--ca-fingerprint", &gw.fingerprint, "--email", email, "--password-stdin"],
+            &[
+                "login",
+                "--gateway",
+                &gw.addr,
+                "--ca-fingerprint",
+                &gw.fingerprint,
+                "--email",
+                email,
+                "--password-stdin",
+            ],
             &format!("{password}\n"),
         )
     }
@@ -363,10 +422,21 @@ impl Console {
     /// Creates a session with `extra` flags for `session new` (e.g.
     /// `["--expires-in", "2"]`); returns its GUID.
     pub fn session_new_with(&self, label: &str, out: &Path, extra: &[&str]) -> String {
-        let mut args = vec!["session", "new", "--label", label, "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "session",
+            "new",
+            "--label",
+            label,
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         let o = self.run(&args, "");
-        assert!(o.status.success(), "session new failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "session new failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         text.lines()
             .find_map(|l| l.strip_prefix("session "))
@@ -378,7 +448,11 @@ impl Console {
     /// `queue --json`.
     pub fn queue(&self) -> Vec<Value> {
         let o = self.run(&["queue", "--json"], "");
-        assert!(o.status.success(), "queue failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "queue failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -452,7 +526,10 @@ impl Proc {
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         wait_timeout(&mut self.child, within).unwrap_or_else(|| {
-            panic!("process did not exit; output so far:\n{}", self.out.seen.join("\n"))
+            panic!(
+                "process did not exit; output so far:\n{}",
+                self.out.seen.join("\n")
+            )
         })
     }
 
@@ -475,7 +552,7 @@ pub mod raw;
 // Shared scenario helpers.
 // ---------------------------------------------------------------------------
 
-/// The technician every [`Setup`] creates.
+/// The technician every [`Scenario`] creates.
 pub const TECH_EMAIL: &str = "ada@example.com";
 /// Their display name.
 pub const TECH_NAME: &str = "Ada Lovelace";
@@ -486,7 +563,7 @@ pub const TECH_PASSWORD: &str = "correct horse battery";
 /// ([`TECH_EMAIL`]) added and logged in: the start of most scenarios.
 /// Fields drop in order, so the gateway stops before its directory goes.
 #[derive(Debug)]
-pub struct Setup {
+pub struct Scenario {
     /// The running gateway.
     pub gw: Gateway,
     /// The technician's logged-in console profile.
@@ -497,7 +574,7 @@ pub struct Setup {
     pub data: TempDir,
 }
 
-impl Setup {
+impl Scenario {
     /// Starts a gateway with `extra` `serve` flags, adds and logs in the
     /// technician.
     pub fn start(extra: &[&str]) -> Self {
@@ -524,7 +601,11 @@ impl Setup {
     pub fn session_with(&self, label: &str, extra: &[&str]) -> (PathBuf, String) {
         let path = self.files.path().join(label);
         let guid = self.console.session_new_with(label, &path, extra);
-        assert!(path.exists(), "session new did not write {}", path.display());
+        assert!(
+            path.exists(),
+            "session new did not write {}",
+            path.display()
+        );
         (path, guid)
     }
 }
@@ -618,7 +699,10 @@ pub fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -657,7 +741,9 @@ impl Gateway {
                 .map(|e| e["detail"].as_str().unwrap().to_owned())
         });
         let num_before = |marker: &str| -> u64 {
-            let head = &detail[..detail.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {detail:?}"))];
+            let head = &detail[..detail
+                .find(marker)
+                .unwrap_or_else(|| panic!("no {marker:?} in {detail:?}"))];
             head.trim_end()
                 .rsplit(' ')
                 .next()
@@ -665,6 +751,9 @@ impl Gateway {
                 .parse()
                 .unwrap_or_else(|_| panic!("no byte count before {marker:?} in {detail:?}"))
         };
-        (num_before("bytes applet→console"), num_before("bytes console→applet"))
+        (
+            num_before("bytes applet→console"),
+            num_before("bytes console→applet"),
+        )
     }
 }

@@ -24,7 +24,8 @@ impl RawClient {
             .build()
             .expect("runtime");
         let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).expect("fingerprint");
-        let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[ALPN_RELAY]).expect("tls config");
+        let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[ALPN_RELAY])
+            .expect("tls config");
         let addr = HostPort::parse(&gw.addr, 0).expect("addr");
         let stream = rt
             .block_on(relay_link::connect(&addr, tls, Duration::from_secs(10)))
@@ -55,10 +56,12 @@ impl RawClient {
     }
 
     /// The next gateway message (10 s at most).
-    pub fn next(&mut self) -> Result<ServerMsg, LinkError> {
+    pub fn next_msg(&mut self) -> Result<ServerMsg, LinkError> {
         let s = &mut self.stream;
         self.rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(10), relay_link::read_server_msg(s)).await })
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), relay_link::read_server_msg(s)).await
+            })
             .unwrap_or(Err(LinkError::Timeout("test".into())))
     }
 
@@ -66,6 +69,6 @@ impl RawClient {
     pub fn ask(gw: &Gateway, role: Role, guid: SessionGuid, token: &str) -> ServerMsg {
         let mut c = Self::connect(gw);
         c.hello(role, guid, token);
-        c.next().expect("an answer from the gateway")
+        c.next_msg().expect("an answer from the gateway")
     }
 }

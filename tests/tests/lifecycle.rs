@@ -51,8 +51,15 @@ fn restart_keeps_sessions_and_the_applet_is_matched_again() {
     tech.send("end");
     tech.event("ended");
     applet.out.wait_for("Session ended");
-    let events: Vec<_> = gw.audit(Some(&guid)).iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
-    assert!(events.iter().filter(|e| *e == "waiting").count() >= 2, "{events:?}");
+    let events: Vec<_> = gw
+        .audit(Some(&guid))
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        events.iter().filter(|e| *e == "waiting").count() >= 2,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -65,11 +72,17 @@ fn sigterm_lets_a_relayed_session_finish_and_refuses_new_connections() {
     let mut tech = s.console.connect(&guid);
     tech.event("sas");
 
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(s.gw.pid().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(s.gw.pid().to_string())
+        .status();
     // The listener closes promptly…
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&s.gw.addr).is_ok() {
-        assert!(Instant::now() < deadline, "the node kept accepting after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the node kept accepting after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // …while the relayed session keeps working until it ends.
@@ -81,8 +94,16 @@ fn sigterm_lets_a_relayed_session_finish_and_refuses_new_connections() {
     tech.event("ended");
     let started = Instant::now();
     assert!(s.gw.terminate().success());
-    assert!(started.elapsed() < Duration::from_secs(15), "exit follows the last relay");
-    let audit = admin(s.data.path(), None, &["audit", "--json", "--session", &guid], "");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "exit follows the last relay"
+    );
+    let audit = admin(
+        s.data.path(),
+        None,
+        &["audit", "--json", "--session", &guid],
+        "",
+    );
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(text.contains("relay ended"), "{text}");
 }
@@ -102,7 +123,12 @@ fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
     let ended = tech.event("ended");
     assert_eq!(ended["by"], "lost", "{ended}");
     applet.out.wait_for("Session ended");
-    let audit = admin(s.data.path(), None, &["audit", "--json", "--session", &guid], "");
+    let audit = admin(
+        s.data.path(),
+        None,
+        &["audit", "--json", "--session", &guid],
+        "",
+    );
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(text.contains("gateway shut down"), "{text}");
 }

@@ -17,8 +17,18 @@ use lifeline_tests::*;
 use std::time::Duration;
 
 /// One request over a fresh TLS connection with the given ALPN.
-fn request(gw: &Gateway, alpn: &[u8], method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Vec<u8>, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn request(
+    gw: &Gateway,
+    alpn: &[u8],
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).unwrap();
         let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[alpn]).unwrap();
@@ -26,7 +36,8 @@ fn request(gw: &Gateway, alpn: &[u8], method: &str, path: &str, token: Option<&s
         let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(10))
             .await
             .unwrap();
-        let negotiated = String::from_utf8_lossy(stream.get_ref().1.alpn_protocol().unwrap()).into_owned();
+        let negotiated =
+            String::from_utf8_lossy(stream.get_ref().1.alpn_protocol().unwrap()).into_owned();
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", gw.addr));
@@ -35,18 +46,27 @@ fn request(gw: &Gateway, alpn: &[u8], method: &str, path: &str, token: Option<&s
         }
         let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
         let resp = if alpn == ALPN_H2 {
-            let (mut s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            let (mut s, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            s.send_request(req).await.unwrap()
+        } else {
+            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .unwrap();
             tokio::spawn(conn);
             s.send_request(req).await.unwrap()
-        } else {
-            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-            tokio::spawn(conn);
-            s.send_request(req).await.unwrap()
         };
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, body, negotiated)
     })
 }
@@ -70,7 +90,12 @@ fn portal_speaks_h2_and_http1_and_answers_errors_in_json() {
     assert_eq!(json(&body)["code"], "unauthorized");
     let (status, body, _) = request(&gw, ALPN_HTTP1, "POST", "/api/v1/login", None, b"{not json");
     assert_eq!(status, 400);
-    assert!(json(&body)["error"].as_str().unwrap().contains("invalid JSON"));
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
     let big = vec![b'x'; 200 * 1024];
     let (status, body, _) = request(&gw, ALPN_HTTP1, "POST", "/api/v1/login", None, &big);
     assert_eq!(status, 413);
@@ -89,13 +114,28 @@ fn applet_download_is_one_time_and_directory_is_signed() {
     let files = TempDir::new("files");
     let guid = console.session_new("once", &files.path().join("applet"));
     let login: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(console.dir.path().join("login.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(console.dir.path().join("login.json")).unwrap())
+            .unwrap();
     let token = login["token"].as_str().unwrap();
 
-    let (status, body, _) = request(&gw, ALPN_H2, "GET", &format!("/api/v1/sessions/{guid}/applet"), Some(token), b"");
+    let (status, body, _) = request(
+        &gw,
+        ALPN_H2,
+        "GET",
+        &format!("/api/v1/sessions/{guid}/applet"),
+        Some(token),
+        b"",
+    );
     assert_eq!(status, 410);
     assert_eq!(json(&body)["code"], "already_downloaded");
-    let (status, body, _) = request(&gw, ALPN_H2, "GET", &format!("/api/v1/sessions/{guid}"), Some(token), b"");
+    let (status, body, _) = request(
+        &gw,
+        ALPN_H2,
+        "GET",
+        &format!("/api/v1/sessions/{guid}"),
+        Some(token),
+        b"",
+    );
     assert_eq!(status, 200);
     assert_eq!(json(&body)["downloaded"], true);
 
@@ -117,7 +157,7 @@ fn malformed_hellos_get_a_clear_refusal() {
     let gw = Gateway::start(data.path(), None, &[]);
     let mut c = RawClient::connect(&gw);
     c.send_raw(b"GET / HTTP/1.1\r\n\r\n");
-    match c.next().unwrap() {
+    match c.next_msg().unwrap() {
         ServerMsg::Refused { code, message } => {
             assert_eq!(code, RefuseCode::BadRequest);
             assert!(message.contains("hello"), "{message}");
@@ -126,7 +166,7 @@ fn malformed_hellos_get_a_clear_refusal() {
     }
     let mut c = RawClient::connect(&gw);
     c.send_raw(&[0x01, 0xff, 0xff]);
-    match c.next().unwrap() {
+    match c.next_msg().unwrap() {
         ServerMsg::Refused { code, message } => {
             assert_eq!(code, RefuseCode::BadRequest);
             assert!(message.contains("too large"), "{message}");
@@ -163,11 +203,21 @@ fn zero_config_start_creates_and_reuses_the_data_dir() {
     assert!(first.contains("created data directory"), "{first}");
     assert!(first.contains("listening on 127.0.0.1:"), "{first}");
     let dir = home.path().join(".local/share/lifeline-gateway");
-    for f in ["operator-ca.pem", "operator-ca.key.pem", "operator-signing.pk8", "gateway.db"] {
+    for f in [
+        "operator-ca.pem",
+        "operator-ca.key.pem",
+        "operator-signing.pk8",
+        "gateway.db",
+    ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
     let second = start();
     assert!(!second.contains("created data directory"));
-    let fp = |t: &str| t.lines().find(|l| l.contains("fingerprint")).unwrap().to_owned();
+    let fp = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("fingerprint"))
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(fp(&first), fp(&second), "the operator CA is reused");
 }

@@ -18,7 +18,8 @@ fn refused(msg: ServerMsg) -> (RefuseCode, String) {
 
 fn token_of(console: &Console) -> String {
     let login: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(console.dir.path().join("login.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(console.dir.path().join("login.json")).unwrap())
+            .unwrap();
     login["token"].as_str().unwrap().to_owned()
 }
 
@@ -53,13 +54,29 @@ fn unknown_expired_and_ended_sessions_are_refused() {
 
     // Expired: a 1-second session, tried after it passed.
     let out = s.console.run(
-        &["session", "new", "--label", "short", "--expires-in", "1", "--out", s.files.path().join("a").to_str().unwrap()],
+        &[
+            "session",
+            "new",
+            "--label",
+            "short",
+            "--expires-in",
+            "1",
+            "--out",
+            s.files.path().join("a").to_str().unwrap(),
+        ],
         "",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let guid: SessionGuid = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix("session ").map(|g| g.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix("session ")
+                .map(|g| g.trim().parse().unwrap())
+        })
         .unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     let (code, msg) = refused(RawClient::ask(&s.gw, Role::Applet, guid, ""));
@@ -67,14 +84,25 @@ fn unknown_expired_and_ended_sessions_are_refused() {
     assert!(msg.contains("expired"), "{msg}");
 
     // Ended: the technician cancels it; neither end can join any more.
-    let guid = s.console.session_new("cancelled", &s.files.path().join("b"));
+    let guid = s
+        .console
+        .session_new("cancelled", &s.files.path().join("b"));
     let out = s.console.run(&["session", "end", "cancelled"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let guid: SessionGuid = guid.parse().unwrap();
     let (code, msg) = refused(RawClient::ask(&s.gw, Role::Applet, guid, ""));
     assert_eq!(code, RefuseCode::Ended);
     assert!(msg.contains("ended"), "{msg}");
-    let (code, _) = refused(RawClient::ask(&s.gw, Role::Console, guid, &token_of(&s.console)));
+    let (code, _) = refused(RawClient::ask(
+        &s.gw,
+        Role::Console,
+        guid,
+        &token_of(&s.console),
+    ));
     assert_eq!(code, RefuseCode::Ended);
     // And the real applet tells its user in plain words.
     let mut applet = Proc::applet(&s.files.path().join("b"), &["--keep"]);
@@ -101,7 +129,10 @@ fn second_applet_and_second_console_are_refused() {
     let mut other = s.console.connect(&guid);
     let err = other.event("error");
     assert!(
-        err["message"].as_str().unwrap().contains("another console is already connected"),
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("another console is already connected"),
         "{err}"
     );
     assert!(!other.wait_exit(Duration::from_secs(20)).success());
@@ -128,13 +159,26 @@ fn another_technicians_console_is_refused() {
     // Eve's console cannot even see the session…
     let out = eve.run(&["connect", &guid], "");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success() && text.contains("no such session"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("no such session"),
+        "{text}"
+    );
     // …and the relay refuses her token for it.
-    let (code, msg) = refused(RawClient::ask(&s.gw, Role::Console, guid.parse().unwrap(), &token_of(&eve)));
+    let (code, msg) = refused(RawClient::ask(
+        &s.gw,
+        Role::Console,
+        guid.parse().unwrap(),
+        &token_of(&eve),
+    ));
     assert_eq!(code, RefuseCode::NotAuthorized);
     assert!(msg.contains("another technician"), "{msg}");
     // A made-up token is refused too.
-    let (code, _) = refused(RawClient::ask(&s.gw, Role::Console, guid.parse().unwrap(), "00ff"));
+    let (code, _) = refused(RawClient::ask(
+        &s.gw,
+        Role::Console,
+        guid.parse().unwrap(),
+        "00ff",
+    ));
     assert_eq!(code, RefuseCode::NotAuthorized);
     // The applet is still waiting for Ada.
     assert_eq!(s.console.queue().len(), 1);
@@ -147,16 +191,26 @@ fn five_wrong_passwords_lock_the_account_for_five_minutes() {
     for i in 0..4 {
         let out = c.try_login(&s.gw, "ada@example.com", "wrong password");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains("wrong e-mail or password"), "attempt {i}: {err}");
+        assert!(
+            !out.status.success() && err.contains("wrong e-mail or password"),
+            "attempt {i}: {err}"
+        );
     }
     let out = c.try_login(&s.gw, "ada@example.com", "wrong password");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("locked until") && err.contains("(300 s)"), "{err}");
+    assert!(
+        err.contains("locked until") && err.contains("(300 s)"),
+        "{err}"
+    );
     // Even the right password is refused while locked.
     let out = c.try_login(&s.gw, "ada@example.com", "correct horse battery");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("locked until"), "{err}");
-    let list = String::from_utf8_lossy(&s.gw.admin(&["technician", "list"], "").stdout).into_owned();
+    assert!(
+        !out.status.success() && err.contains("locked until"),
+        "{err}"
+    );
+    let list =
+        String::from_utf8_lossy(&s.gw.admin(&["technician", "list"], "").stdout).into_owned();
     assert!(!list.contains(" - "), "the list shows the lock: {list}");
 }
 
@@ -180,12 +234,21 @@ fn a_lock_expires_after_the_configured_time() {
 fn unknown_guid_guessing_is_rate_limited_per_address() {
     let s = setup(&["--max-bad-attempts-per-minute", "3"]);
     for i in 0..3u8 {
-        let (code, _) = refused(RawClient::ask(&s.gw, Role::Applet, SessionGuid::from_bytes([i; 16]), ""));
+        let (code, _) = refused(RawClient::ask(
+            &s.gw,
+            Role::Applet,
+            SessionGuid::from_bytes([i; 16]),
+            "",
+        ));
         assert_eq!(code, RefuseCode::UnknownSession);
     }
     // Now even a real session's GUID is refused from this address for a
     // while: guessing must cost time.
-    let guid: SessionGuid = s.console.session_new("real", &s.files.path().join("a")).parse().unwrap();
+    let guid: SessionGuid = s
+        .console
+        .session_new("real", &s.files.path().join("a"))
+        .parse()
+        .unwrap();
     let (code, msg) = refused(RawClient::ask(&s.gw, Role::Applet, guid, ""));
     assert_eq!(code, RefuseCode::RateLimited);
     assert!(msg.contains("try again in"), "{msg}");
@@ -194,14 +257,23 @@ fn unknown_guid_guessing_is_rate_limited_per_address() {
 #[test]
 fn connections_per_address_are_limited() {
     let s = setup(&["--max-conns-per-ip", "2"]);
-    let guid: SessionGuid = s.console.session_new("limit", &s.files.path().join("a")).parse().unwrap();
+    let guid: SessionGuid = s
+        .console
+        .session_new("limit", &s.files.path().join("a"))
+        .parse()
+        .unwrap();
     let mut first = RawClient::connect(&s.gw);
     first.hello(Role::Applet, guid, "");
-    assert!(matches!(first.next().unwrap(), ServerMsg::Waiting { .. }));
+    assert!(matches!(
+        first.next_msg().unwrap(),
+        ServerMsg::Waiting { .. }
+    ));
     let _second = std::net::TcpStream::connect(&s.gw.addr).unwrap();
     // The third is closed without a TLS handshake.
     let mut third = std::net::TcpStream::connect(&s.gw.addr).unwrap();
-    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 1];
     let n = std::io::Read::read(&mut third, &mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the over-limit connection is closed");
@@ -215,7 +287,10 @@ fn connections_per_address_are_limited() {
             assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "slots were not released");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slots were not released"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

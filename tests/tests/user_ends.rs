@@ -55,7 +55,10 @@ fn typing_end_ends_the_session_for_both() {
 fn ctrl_c_ends_the_session_for_both() {
     let s = setup();
     let (mut applet, mut tech, path) = paired(&s, "ctrlc");
-    let _ = std::process::Command::new("kill").arg("-INT").arg(applet.child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(applet.child.id().to_string())
+        .status();
     assert_eq!(tech.event("ended")["by"], "user");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
     assert!(!path.exists());
@@ -71,12 +74,17 @@ fn ending_while_waiting_leaves_the_queue() {
     applet.out.wait_for("Waiting for Ada");
     assert_eq!(s.console.queue().len(), 1);
     applet.send("/end");
-    applet.out.wait_for("You stopped before your technician connected");
+    applet
+        .out
+        .wait_for("You stopped before your technician connected");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
     assert!(!path.exists());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !s.console.queue().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the applet still shows as waiting");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the applet still shows as waiting"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

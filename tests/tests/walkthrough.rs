@@ -28,7 +28,12 @@ fn walkthrough(kind: StoreKind) {
     assert_eq!(queue[0]["guid"], guid.as_str());
     assert_eq!(queue[0]["label"], "printer");
     assert_eq!(queue[0]["state"], "waiting");
-    assert!(queue[0]["waiting_from"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        queue[0]["waiting_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
 
     let mut tech = console.connect("printer");
     assert_eq!(tech.event("paired")["guid"], guid.as_str());
@@ -36,7 +41,9 @@ fn walkthrough(kind: StoreKind) {
     applet.out.wait_for(&format!("Verification code: {sas}"));
 
     tech.send("say Hello, I am here to help");
-    applet.out.wait_for("Ada Lovelace: Hello, I am here to help");
+    applet
+        .out
+        .wait_for("Ada Lovelace: Hello, I am here to help");
     applet.send("My printer is on fire");
     assert_eq!(tech.event("chat")["text"], "My printer is on fire");
 
@@ -49,22 +56,40 @@ fn walkthrough(kind: StoreKind) {
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
     applet.rest();
-    assert!(!applet_path.exists(), "the applet must delete itself after the session");
+    assert!(
+        !applet_path.exists(),
+        "the applet must delete itself after the session"
+    );
 
     let events: Vec<String> = gw
         .audit(Some(&guid))
         .iter()
         .map(|e| e["event"].as_str().unwrap().to_owned())
         .collect();
-    for expected in ["created", "applet downloaded", "waiting", "paired", "relay ended", "ended"] {
-        assert!(events.iter().any(|e| e == expected), "audit lacks {expected:?}: {events:?}");
+    for expected in [
+        "created",
+        "applet downloaded",
+        "waiting",
+        "paired",
+        "relay ended",
+        "ended",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "audit lacks {expected:?}: {events:?}"
+        );
     }
     let relay_end = gw
         .audit(Some(&guid))
         .into_iter()
         .find(|e| e["event"] == "relay ended")
         .unwrap();
-    assert!(relay_end["detail"].as_str().unwrap().contains("bytes applet→console"));
+    assert!(
+        relay_end["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bytes applet→console")
+    );
     // The console's session key is gone with the session.
     assert!(!console.dir.path().join("sessions").join(&guid).exists());
 }

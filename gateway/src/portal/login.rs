@@ -34,7 +34,13 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let bad = || error(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong e-mail or password");
+    let bad = || {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong e-mail or password",
+        )
+    };
     let now = lifeline_session::now_ms();
     let source = peer.to_string();
     let tech = match gw.store.technician_by_email(&req.email).await {
@@ -48,14 +54,21 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             .hasher
             .verify(req.password, crate::auth::decoy_hash().to_owned())
             .await;
-        let _ = gw.store.record_unknown_login(&req.email, &source, now).await;
+        let _ = gw
+            .store
+            .record_unknown_login(&req.email, &source, now)
+            .await;
         gw.bad_attempts.record(ip);
         return bad();
     };
     if let Some(until) = tech.locked_until_ms.filter(|u| *u > now) {
         return locked(until, now);
     }
-    let ok = match gw.hasher.verify(req.password, tech.password_hash.clone()).await {
+    let ok = match gw
+        .hasher
+        .verify(req.password, tech.password_hash.clone())
+        .await
+    {
         Ok(ok) => ok,
         Err(e) => {
             tracing::error!(email = %tech.email, error = %e, "password check failed");
@@ -67,25 +80,51 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
         let lock_ms = gw.config.lockout.as_millis() as i64;
         return match gw
             .store
-            .record_login_failure(tech.id, &tech.email, &source, now, MAX_LOGIN_FAILURES, lock_ms)
+            .record_login_failure(
+                tech.id,
+                &tech.email,
+                &source,
+                now,
+                MAX_LOGIN_FAILURES,
+                lock_ms,
+            )
             .await
         {
             Ok(Some(until)) => {
-                crate::relay::audit(gw, None, &tech.email, "account locked", &format!("{MAX_LOGIN_FAILURES} failed logins, last from {source}")).await;
+                crate::relay::audit(
+                    gw,
+                    None,
+                    &tech.email,
+                    "account locked",
+                    &format!("{MAX_LOGIN_FAILURES} failed logins, last from {source}"),
+                )
+                .await;
                 locked(until, now)
             }
             Ok(None) => bad(),
             Err(e) => store_error(e),
         };
     }
-    if let Err(e) = gw.store.record_login_success(tech.id, &tech.email, &source, now).await {
+    if let Err(e) = gw
+        .store
+        .record_login_success(tech.id, &tech.email, &source, now)
+        .await
+    {
         return store_error(e);
     }
     let Ok((token, hash)) = crate::auth::new_token() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not create a token");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "could not create a token",
+        );
     };
     let expires_at_ms = now + gw.config.token_ttl.as_millis() as i64;
-    if let Err(e) = gw.store.insert_token(&hash, tech.id, now, expires_at_ms).await {
+    if let Err(e) = gw
+        .store
+        .insert_token(&hash, tech.id, now, expires_at_ms)
+        .await
+    {
         return store_error(e);
     }
     crate::relay::audit(gw, None, &tech.email, "login", &format!("from {source}")).await;

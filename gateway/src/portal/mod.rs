@@ -5,6 +5,10 @@
 //! [`MAX_BODY`]; headers must arrive within the handshake timeout; a
 //! connection lives at most [`MAX_CONNECTION`].
 
+// Handlers return `Result<_, Resp>` so an early error *is* the response;
+// a response is built once per request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod login;
 mod public;
 mod sessions;
@@ -78,7 +82,9 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
                     Ok(b) => sessions::end(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
-                (&Method::GET, [guid, "applet"]) => sessions::download(gw, &tech, guid, &query).await,
+                (&Method::GET, [guid, "applet"]) => {
+                    sessions::download(gw, &tech, guid, &query).await
+                }
                 _ => not_found(),
             }
         }
@@ -106,7 +112,13 @@ async fn body(req: Request<Incoming>) -> Result<Bytes, Resp> {
 
 /// Parses a JSON body.
 fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Resp> {
-    serde_json::from_slice(b).map_err(|e| error(StatusCode::BAD_REQUEST, "bad_request", &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(b).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("invalid JSON body: {e}"),
+        )
+    })
 }
 
 /// The technician behind the request's bearer token.
@@ -157,7 +169,12 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Resp {
 }
 
 /// An [`ApiError`] response with a retry hint.
-pub fn error_retry(status: StatusCode, code: &str, message: &str, retry_after_secs: Option<u64>) -> Resp {
+pub fn error_retry(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    retry_after_secs: Option<u64>,
+) -> Resp {
     let mut r = json(
         status,
         &ApiError {
@@ -166,10 +183,10 @@ pub fn error_retry(status: StatusCode, code: &str, message: &str, retry_after_se
             retry_after_secs,
         },
     );
-    if let Some(s) = retry_after_secs {
-        if let Ok(v) = header::HeaderValue::from_str(&s.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) =
+        retry_after_secs.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }
@@ -178,10 +195,16 @@ pub fn error_retry(status: StatusCode, code: &str, message: &str, retry_after_se
 pub fn store_error(e: lifeline_store::StoreError) -> Resp {
     match e {
         lifeline_store::StoreError::Conflict(msg) => error(StatusCode::CONFLICT, "conflict", &msg),
-        lifeline_store::StoreError::NotFound(msg) => error(StatusCode::NOT_FOUND, "not_found", &msg),
+        lifeline_store::StoreError::NotFound(msg) => {
+            error(StatusCode::NOT_FOUND, "not_found", &msg)
+        }
         e => {
             tracing::error!(error = %e, "store failure");
-            error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the gateway's store failed; try again")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the gateway's store failed; try again",
+            )
         }
     }
 }

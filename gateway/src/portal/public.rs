@@ -47,5 +47,8 @@ pub(super) async fn directory(gw: &Gateway) -> Resp {
         issued_at_ms: now,
         nodes,
     };
-    json(StatusCode::OK, &SignedDirectory::sign(&dir, |m| gw.identity.sign(m)))
+    json(
+        StatusCode::OK,
+        &SignedDirectory::sign(&dir, |m| gw.identity.sign(m)),
+    )
 }

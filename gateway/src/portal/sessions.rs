@@ -44,9 +44,9 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
 /// other technicians' sessions, which are not theirs to know about).
 async fn own(gw: &Gateway, tech: &Technician, guid: &str) -> Result<SessionRecord, Resp> {
     let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such session");
-    let guid: SessionGuid = guid.parse().map_err(|_| {
-        error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID")
-    })?;
+    let guid: SessionGuid = guid
+        .parse()
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"))?;
     match gw.store.session(&guid).await {
         Ok(Some(r)) if r.technician_id == tech.id => Ok(r),
         Ok(_) => Err(not_found()),
@@ -61,23 +61,33 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
     };
     let bad = |m: &str| error(StatusCode::BAD_REQUEST, "bad_request", m);
     let Some(console_pin) = hex::decode_array::<32>(&req.console_pin) else {
-        return bad("console_pin must be 64 hex digits (SHA-256 of the session certificate's SPKI)");
+        return bad(
+            "console_pin must be 64 hex digits (SHA-256 of the session certificate's SPKI)",
+        );
     };
     let Some(applet_secret) = hex::decode_array::<32>(&req.applet_secret) else {
         return bad("applet_secret must be 64 hex digits");
     };
     let label = req.label.unwrap_or_default().trim().to_owned();
     if label.len() > MAX_LABEL || label.chars().any(char::is_control) {
-        return bad(&format!("label must be at most {MAX_LABEL} bytes of printable text"));
+        return bad(&format!(
+            "label must be at most {MAX_LABEL} bytes of printable text"
+        ));
     }
     let ttl = req
         .expires_in_secs
         .unwrap_or(gw.config.session_ttl.as_secs());
     if ttl == 0 || ttl > MAX_SESSION_TTL_SECS {
-        return bad(&format!("expires_in_secs must be between 1 and {MAX_SESSION_TTL_SECS}"));
+        return bad(&format!(
+            "expires_in_secs must be between 1 and {MAX_SESSION_TTL_SECS}"
+        ));
     }
     let Ok(guid) = SessionGuid::random(&ring::rand::SystemRandom::new()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no randomness",
+        );
     };
     let now = lifeline_session::now_ms();
     let rec = match gw
@@ -102,7 +112,10 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
         Some(&guid),
         &tech.email,
         "created",
-        &format!("label {label:?}, expires {}", lifeline_protocol::time::rfc3339(rec.expires_at_ms)),
+        &format!(
+            "label {label:?}, expires {}",
+            lifeline_protocol::time::rfc3339(rec.expires_at_ms)
+        ),
     )
     .await;
     json(StatusCode::CREATED, &info(&rec))
@@ -145,7 +158,11 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         Err(r) => return r,
     };
     let reason = lifeline_protocol::codec::clamp_str(req.reason.trim(), 256).to_owned();
-    let reason = if reason.is_empty() { "ended by the technician".to_owned() } else { reason };
+    let reason = if reason.is_empty() {
+        "ended by the technician".to_owned()
+    } else {
+        reason
+    };
     let now = lifeline_session::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
         // The relay may have closed the session already (it sees the
@@ -167,7 +184,11 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
     };
     let now = lifeline_session::now_ms();
     if rec.state == SessionState::Ended || now >= rec.expires_at_ms {
-        return error(StatusCode::GONE, "session_over", "this session has ended or expired");
+        return error(
+            StatusCode::GONE,
+            "session_over",
+            "this session has ended or expired",
+        );
     }
     let platform = query
         .split('&')
@@ -206,7 +227,10 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/octet-stream"),
     );
-    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"lifeline-support-{}\"", &rec.guid.to_string()[..8])) {
+    if let Ok(v) = header::HeaderValue::from_str(&format!(
+        "attachment; filename=\"lifeline-support-{}\"",
+        &rec.guid.to_string()[..8]
+    )) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r

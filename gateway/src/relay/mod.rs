@@ -59,7 +59,9 @@ async fn read_hello(tls: &mut ServerStream) -> Result<Hello, Refusal> {
         .map_err(|_| bad("connection closed before the hello".into()))?;
     let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
     if len > MAX_PAYLOAD {
-        return Err(bad(format!("hello too large ({len} bytes, at most {MAX_PAYLOAD})")));
+        return Err(bad(format!(
+            "hello too large ({len} bytes, at most {MAX_PAYLOAD})"
+        )));
     }
     let mut frame = header.to_vec();
     frame.resize(3 + len, 0);
@@ -79,7 +81,10 @@ pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, d
     if gw.draining() {
         refuse(
             &mut tls,
-            Refusal::new(RefuseCode::ShuttingDown, "this gateway is restarting; reconnecting shortly"),
+            Refusal::new(
+                RefuseCode::ShuttingDown,
+                "this gateway is restarting; reconnecting shortly",
+            ),
         )
         .await;
         return;
@@ -104,7 +109,10 @@ pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, d
         Err(_) => {
             return refuse(
                 &mut tls,
-                Refusal::new(RefuseCode::BadRequest, "no hello within the handshake deadline"),
+                Refusal::new(
+                    RefuseCode::BadRequest,
+                    "no hello within the handshake deadline",
+                ),
             )
             .await;
         }
@@ -114,7 +122,10 @@ pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, d
             &mut tls,
             Refusal::new(
                 RefuseCode::UnsupportedVersion,
-                format!("protocol version {} is not supported (this gateway speaks {VERSION})", hello.version),
+                format!(
+                    "protocol version {} is not supported (this gateway speaks {VERSION})",
+                    hello.version
+                ),
             ),
         )
         .await;
@@ -130,24 +141,36 @@ pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, d
 }
 
 /// Looks a session up and checks it can still be joined.
-async fn live_session(gw: &Gateway, guid: &SessionGuid, peer: SocketAddr) -> Result<SessionRecord, Refusal> {
-    let rec = gw
-        .store
-        .session(guid)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "store lookup failed");
-            Refusal::new(RefuseCode::Internal, "the gateway could not look up the session; try again")
-        })?;
+async fn live_session(
+    gw: &Gateway,
+    guid: &SessionGuid,
+    peer: SocketAddr,
+) -> Result<SessionRecord, Refusal> {
+    let rec = gw.store.session(guid).await.map_err(|e| {
+        tracing::error!(error = %e, "store lookup failed");
+        Refusal::new(
+            RefuseCode::Internal,
+            "the gateway could not look up the session; try again",
+        )
+    })?;
     let Some(rec) = rec else {
         gw.bad_attempts.record(peer.ip());
-        return Err(Refusal::new(RefuseCode::UnknownSession, "there is no support session with this ID"));
+        return Err(Refusal::new(
+            RefuseCode::UnknownSession,
+            "there is no support session with this ID",
+        ));
     };
     if rec.state == SessionState::Ended {
-        return Err(Refusal::new(RefuseCode::Ended, "this support session has already ended"));
+        return Err(Refusal::new(
+            RefuseCode::Ended,
+            "this support session has already ended",
+        ));
     }
     if lifeline_session::now_ms() >= rec.expires_at_ms {
-        return Err(Refusal::new(RefuseCode::Expired, "this support session has expired"));
+        return Err(Refusal::new(
+            RefuseCode::Expired,
+            "this support session has expired",
+        ));
     }
     Ok(rec)
 }
@@ -156,12 +179,20 @@ type Outcome = Result<(), (ServerStream, Refusal)>;
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
     tracing::error!(error = %e, "store operation failed");
-    Refusal::new(RefuseCode::Internal, "the gateway had an internal problem; try again")
+    Refusal::new(
+        RefuseCode::Internal,
+        "the gateway had an internal problem; try again",
+    )
 }
 
 /// An applet: register as waiting and hold the connection until a console
 /// takes it, the applet leaves, or the node drains.
-async fn applet(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, guid: SessionGuid) -> Outcome {
+async fn applet(
+    gw: &Arc<Gateway>,
+    mut tls: ServerStream,
+    peer: SocketAddr,
+    guid: SessionGuid,
+) -> Outcome {
     if let Err(r) = live_session(gw, &guid, peer).await {
         return Err((tls, r));
     }
@@ -184,7 +215,14 @@ async fn applet(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, guid
         Ok(false) => return Err((tls, already())),
         Err(e) => return Err((tls, internal(e))),
     }
-    audit(gw, Some(&guid), "applet", "waiting", &format!("from {peer} on node {}", gw.node_name)).await;
+    audit(
+        gw,
+        Some(&guid),
+        "applet",
+        "waiting",
+        &format!("from {peer} on node {}", gw.node_name),
+    )
+    .await;
     tracing::info!(%guid, %peer, "applet waiting");
 
     let waiting = ServerMsg::Waiting {
@@ -242,16 +280,28 @@ async fn applet(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, guid
 
 /// A console: authenticate, claim the console end, take the waiting
 /// applet (waiting up to the pairing window for it), then relay.
-async fn console(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, hello: Hello) -> Outcome {
+async fn console(
+    gw: &Arc<Gateway>,
+    mut tls: ServerStream,
+    peer: SocketAddr,
+    hello: Hello,
+) -> Outcome {
     let guid = hello.guid;
     let now = lifeline_session::now_ms();
     let token = String::from_utf8_lossy(&hello.token).into_owned();
-    let tech = match gw.store.technician_by_token(&crate::auth::token_hash(&token), now).await {
+    let tech = match gw
+        .store
+        .technician_by_token(&crate::auth::token_hash(&token), now)
+        .await
+    {
         Ok(Some(t)) => t,
         Ok(None) => {
             return Err((
                 tls,
-                Refusal::new(RefuseCode::NotAuthorized, "your login has expired or is not valid; log in again"),
+                Refusal::new(
+                    RefuseCode::NotAuthorized,
+                    "your login has expired or is not valid; log in again",
+                ),
             ));
         }
         Err(e) => return Err((tls, internal(e))),
@@ -261,16 +311,29 @@ async fn console(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, hel
         Err(r) => return Err((tls, r)),
     };
     if rec.technician_id != tech.id {
-        audit(gw, Some(&guid), &tech.email, "console refused", "session belongs to another technician").await;
+        audit(
+            gw,
+            Some(&guid),
+            &tech.email,
+            "console refused",
+            "session belongs to another technician",
+        )
+        .await;
         return Err((
             tls,
-            Refusal::new(RefuseCode::NotAuthorized, "this session belongs to another technician"),
+            Refusal::new(
+                RefuseCode::NotAuthorized,
+                "this session belongs to another technician",
+            ),
         ));
     }
     let Ok(console_ticket) = gw.registry.claim_console(guid) else {
         return Err((
             tls,
-            Refusal::new(RefuseCode::AlreadyConnected, "another console is already connected to this session"),
+            Refusal::new(
+                RefuseCode::AlreadyConnected,
+                "another console is already connected to this session",
+            ),
         ));
     };
     let Some(pair_tx) = console_ticket.take_applet(gw.config.pairing_window).await else {
@@ -293,7 +356,10 @@ async fn console(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, hel
     let Some((applet_stream, applet_ticket)) = paired else {
         return Err((
             tls,
-            Refusal::new(RefuseCode::NotWaiting, "the end user disconnected just now; try again"),
+            Refusal::new(
+                RefuseCode::NotWaiting,
+                "the end user disconnected just now; try again",
+            ),
         ));
     };
     if send(&mut tls, &ServerMsg::Paired).await.is_err() {
@@ -315,7 +381,10 @@ async fn console(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, hel
         Some(&guid),
         &tech.email,
         "paired",
-        &format!("console {peer} with applet {applet_addr} on node {}", gw.node_name),
+        &format!(
+            "console {peer} with applet {applet_addr} on node {}",
+            gw.node_name
+        ),
     )
     .await;
     tracing::info!(%guid, console = %peer, applet = %applet_addr, "paired; relaying");
@@ -360,7 +429,13 @@ async fn console(gw: &Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, hel
 }
 
 /// Appends to the audit trail; a failure is logged, never fatal.
-pub async fn audit(gw: &Gateway, session: Option<&SessionGuid>, actor: &str, event: &str, detail: &str) {
+pub async fn audit(
+    gw: &Gateway,
+    session: Option<&SessionGuid>,
+    actor: &str,
+    event: &str,
+    detail: &str,
+) {
     if let Err(e) = gw
         .store
         .audit(lifeline_session::now_ms(), session, actor, event, detail)

@@ -48,10 +48,10 @@ where
             Ok(Ok(0)) => break "closed",
             Ok(Ok(n)) => n,
         };
-        if let Some(f) = record.as_mut() {
-            if f.write_all(&buf[..n]).await.is_err() {
-                record = None;
-            }
+        if let Some(f) = record.as_mut()
+            && f.write_all(&buf[..n]).await.is_err()
+        {
+            record = None;
         }
         // TLS streams hold written data until flushed; flushing per read
         // keeps interactive latency at one read.

@@ -104,7 +104,10 @@ impl Registry {
     }
 
     /// Claims the console end.
-    pub fn claim_console(self: &Arc<Self>, guid: SessionGuid) -> Result<ConsoleTicket, AlreadyConnected> {
+    pub fn claim_console(
+        self: &Arc<Self>,
+        guid: SessionGuid,
+    ) -> Result<ConsoleTicket, AlreadyConnected> {
         let mut slots = self.lock();
         let slot = slots.entry(guid).or_insert_with(|| Slot {
             applet: AppletState::Absent,
@@ -139,18 +142,20 @@ impl Registry {
 impl ConsoleTicket {
     /// Waits until an applet is waiting, then takes its pairing channel
     /// (marking the applet end as paired). `None` if `within` passes first.
-    pub async fn take_applet(&self, within: std::time::Duration) -> Option<oneshot::Sender<PairRequest>> {
+    pub async fn take_applet(
+        &self,
+        within: std::time::Duration,
+    ) -> Option<oneshot::Sender<PairRequest>> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let arrived = {
                 let mut slots = self.registry.lock();
                 let slot = slots.get_mut(&self.guid)?;
-                if let AppletState::Waiting(_) = slot.applet {
-                    if let AppletState::Waiting(tx) =
+                if matches!(slot.applet, AppletState::Waiting(_))
+                    && let AppletState::Waiting(tx) =
                         std::mem::replace(&mut slot.applet, AppletState::Paired)
-                    {
-                        return Some(tx);
-                    }
+                {
+                    return Some(tx);
                 }
                 slot.arrived.clone()
             };
@@ -199,7 +204,11 @@ mod tests {
         assert_eq!(r.register_applet(g).err(), Some(AlreadyConnected));
         let c = r.claim_console(g).unwrap();
         assert!(r.claim_console(g).is_err());
-        assert!(c.take_applet(std::time::Duration::from_millis(10)).await.is_some());
+        assert!(
+            c.take_applet(std::time::Duration::from_millis(10))
+                .await
+                .is_some()
+        );
         assert_eq!(r.waiting(), 0);
         drop(a);
         drop(c);
@@ -216,8 +225,16 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             r2.register_applet(g).map(|(t, _rx)| t)
         });
-        assert!(c.take_applet(std::time::Duration::from_secs(5)).await.is_some());
+        assert!(
+            c.take_applet(std::time::Duration::from_secs(5))
+                .await
+                .is_some()
+        );
         drop(late.await.unwrap());
-        assert!(c.take_applet(std::time::Duration::from_millis(20)).await.is_none());
+        assert!(
+            c.take_applet(std::time::Duration::from_millis(20))
+                .await
+                .is_none()
+        );
     }
 }
