@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::server::Gateway;
-use lifeline_protocol::trailer::TrailerBody;
+use lifeline_protocol::directory::DirectoryNode;
+use lifeline_protocol::trailer::{MAX_DIRECTORY_URLS, TrailerBody};
 use lifeline_store::SessionRecord;
 use std::path::PathBuf;
 
@@ -56,12 +57,19 @@ pub fn personalize(
     gw: &Gateway,
     rec: &SessionRecord,
     applet_secret: [u8; 32],
+    nodes: &[DirectoryNode],
     mut stock: Vec<u8>,
 ) -> Vec<u8> {
     let body = TrailerBody {
         guid: rec.guid,
         operator_name: gw.identity.operator_name.clone(),
-        directory_urls: vec![format!("https://{}/api/v1/directory", gw.advertise)],
+        // Every live node can serve the directory, so the applet still
+        // finds one if the node that issued it is down.
+        directory_urls: nodes
+            .iter()
+            .take(MAX_DIRECTORY_URLS)
+            .map(|n| format!("https://{}/api/v1/directory", n.addr))
+            .collect(),
         operator_ca_der: gw.identity.ca_cert.to_vec(),
         operator_key: gw.identity.operator_key(),
         console_pin: rec.console_pin,

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::datadir::{self, NodeIdentity};
 use crate::limits::{BadAttemptLimiter, ConnLimiter};
 use crate::relay::registry::Registry;
+use lifeline_protocol::directory::{DirectoryNode, MAX_NODES};
 use lifeline_protocol::{ALPN_H2, ALPN_HTTP1, ALPN_RELAY};
 use lifeline_store::Store;
 use rustls::ServerConfig;
@@ -22,6 +23,8 @@ use tokio::sync::watch;
 
 /// How often the node refreshes its heartbeat in the store.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Nodes seen within this window are listed in the directory.
+pub const NODE_LIVENESS_MS: i64 = 3 * HEARTBEAT.as_millis() as i64;
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,29 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Nodes for the directory: this one first, then every other node
+    /// whose heartbeat is fresh. Applets race the first few, so order
+    /// matters little; listing this node first keeps single-node setups
+    /// independent of the heartbeat timing.
+    pub async fn directory_nodes(&self) -> Result<Vec<DirectoryNode>, lifeline_store::StoreError> {
+        let now = lifeline_session::now_ms();
+        let live = self.store.live_nodes(now - NODE_LIVENESS_MS).await?;
+        let mut nodes = vec![DirectoryNode {
+            name: self.node_name.clone(),
+            addr: self.advertise.clone(),
+        }];
+        nodes.extend(
+            live.into_iter()
+                .filter(|n| n.name != self.node_name)
+                .map(|n| DirectoryNode {
+                    name: n.name,
+                    addr: n.addr,
+                }),
+        );
+        nodes.truncate(MAX_NODES);
+        Ok(nodes)
+    }
+
     /// Whether the node is draining.
     pub fn draining(&self) -> bool {
         *self.phase.borrow() == Phase::Draining

@@ -201,6 +201,10 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         Ok(b) => b,
         Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, "no_applet", &msg),
     };
+    let nodes = match gw.directory_nodes().await {
+        Ok(n) => n,
+        Err(e) => return store_error(e),
+    };
     let secret = match gw.store.take_applet_secret(&rec.guid).await {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -212,7 +216,7 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         }
         Err(e) => return store_error(e),
     };
-    let file = crate::personalize::personalize(gw, &rec, secret, stock);
+    let file = crate::personalize::personalize(gw, &rec, secret, &nodes, stock);
     let digest = hex::encode(&lifeline_session::tls::sha256(&file));
     crate::relay::audit(
         gw,

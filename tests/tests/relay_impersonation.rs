@@ -1,0 +1,294 @@
+//! Trust model: a relay that terminates the inner TLS with its own
+//! certificate is refused by the applet, which tells the user why.
+//!
+//! This models the worst case: the operator's own gateway turns hostile.
+//! The evil relay holds the operator CA key (from the gateway's data
+//! directory), so it can pass the applet's outer-TLS check with a node
+//! certificate it issues itself; the real gateway advertises the evil
+//! relay's address, so the applet's trailer and the signed directory both
+//! lead there. The evil relay forwards the portal (ALPN `http/1.1`) to the
+//! real gateway, and on ALPN `lifeline/1` plays gateway (Waiting, Paired)
+//! and then answers the inner TLS itself with a fresh certificate. The
+//! applet's pinned-SPKI check is all that stands between it and a
+//! man-in-the-middle, and it must hold.
+#![allow(clippy::unwrap_used)]
+
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, ServerMsg};
+use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY};
+use lifeline_session::identity::SessionIdentity;
+use lifeline_session::tls::{
+    GatewayTrust, e2e_server_config, gateway_client_config, outer_provider,
+};
+use lifeline_tests::*;
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the evil relay saw.
+#[derive(Debug)]
+enum Seen {
+    /// A portal request was forwarded to the real gateway.
+    Portal,
+    /// An applet's hello (its GUID).
+    Hello(String),
+    /// The outcome of the inner TLS handshake the evil relay answered:
+    /// `Ok(why the applet broke it off)` or `Err(what went wrong)`.
+    InnerTls(Result<String, String>),
+    /// Something else went wrong in the evil relay.
+    Failure(String),
+}
+
+/// The CA parameters exactly as `gateway/src/datadir.rs` builds them, so
+/// that the rebuilt issuer's name matches the stored CA certificate.
+fn ca_params(operator_name: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("{operator_name} Lifeline CA"),
+    );
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, operator_name);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    p
+}
+
+/// An outer-TLS server configuration for the evil relay: a certificate for
+/// 127.0.0.1 issued with the operator CA key stolen from `data_dir`.
+fn evil_outer_config(data_dir: &Path, ca_der: CertificateDer<'static>) -> Arc<ServerConfig> {
+    #[derive(serde::Deserialize)]
+    struct OperatorFile {
+        operator_name: String,
+    }
+    let op: OperatorFile =
+        toml::from_str(&std::fs::read_to_string(data_dir.join("operator.toml")).unwrap()).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(data_dir.join("operator-ca.key.pem")).unwrap(),
+    )
+    .unwrap();
+    let issuer = rcgen::Issuer::new(ca_params(&op.operator_name), &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "definitely the real gateway");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let mut config = ServerConfig::builder_with_provider(outer_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone(), ca_der],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![ALPN_RELAY.to_vec(), ALPN_HTTP1.to_vec()];
+    Arc::new(config)
+}
+
+/// Reads one relay hello with exact reads.
+async fn read_hello<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Hello, String> {
+    let mut header = [0u8; 3];
+    s.read_exact(&mut header)
+        .await
+        .map_err(|e| format!("hello header: {e}"))?;
+    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
+    if len > MAX_PAYLOAD {
+        return Err(format!("hello of {len} bytes"));
+    }
+    let mut frame = header.to_vec();
+    frame.resize(3 + len, 0);
+    s.read_exact(&mut frame[3..])
+        .await
+        .map_err(|e| format!("hello body: {e}"))?;
+    Hello::decode(&frame)
+        .map(|(h, _)| h)
+        .map_err(|e| format!("hello: {e}"))
+}
+
+/// One connection to the evil relay.
+async fn evil_connection(
+    tcp: TcpStream,
+    outer: Arc<ServerConfig>,
+    real_gateway: SocketAddr,
+    ca: CertificateDer<'static>,
+    seen: mpsc::Sender<Seen>,
+) -> Result<(), String> {
+    let mut tls = tokio_rustls::TlsAcceptor::from(outer)
+        .accept(tcp)
+        .await
+        .map_err(|e| format!("outer TLS: {e}"))?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    if alpn.as_deref() == Some(ALPN_RELAY) {
+        let hello = read_hello(&mut tls).await?;
+        let _ = seen.send(Seen::Hello(hello.guid.to_string()));
+        for msg in [
+            ServerMsg::Waiting {
+                observed: "127.0.0.1:1".into(),
+                node: "evil".into(),
+            },
+            ServerMsg::Paired,
+        ] {
+            tls.write_all(&msg.encode())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tls.flush().await.map_err(|e| e.to_string())?;
+        // Terminate the inner TLS with a certificate of our own.
+        let me = SessionIdentity::generate("Lifeline session").unwrap();
+        let inner = e2e_server_config(me.cert.clone(), me.key()).unwrap();
+        let result = match tokio_rustls::TlsAcceptor::from(inner).accept(tls).await {
+            Ok(mut inner_tls) => {
+                // Should never get here; if it does, see whether the applet
+                // talks to us.
+                let mut buf = [0u8; 64];
+                let n =
+                    tokio::time::timeout(Duration::from_secs(2), inner_tls.read(&mut buf)).await;
+                Err(format!(
+                    "the applet accepted our certificate (then read {n:?})"
+                ))
+            }
+            Err(e) => Ok(e.to_string()),
+        };
+        let _ = seen.send(Seen::InnerTls(result));
+    } else {
+        // The portal: forward, decrypted and re-encrypted, to the real one.
+        let _ = seen.send(Seen::Portal);
+        let config = gateway_client_config(&GatewayTrust::Ca(ca), &[ALPN_HTTP1]).unwrap();
+        let upstream = TcpStream::connect(real_gateway)
+            .await
+            .map_err(|e| format!("real gateway: {e}"))?;
+        let mut upstream = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), upstream)
+            .await
+            .map_err(|e| format!("real gateway TLS: {e}"))?;
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+    }
+    Ok(())
+}
+
+#[test]
+fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The evil relay's port must exist before the gateway advertises it.
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let evil_addr = listener.local_addr().unwrap();
+    let s = Scenario::start(&["--advertise", &evil_addr.to_string()]);
+
+    let ca = s.gw.ca_cert();
+    let outer = evil_outer_config(s.data.path(), ca.clone());
+    let real = s.gw.socket_addr();
+    let (seen_tx, seen) = mpsc::channel();
+    rt.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                break;
+            };
+            let (outer, ca, seen) = (outer.clone(), ca.clone(), seen_tx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = evil_connection(tcp, outer, real, ca, seen.clone()).await {
+                    let _ = seen.send(Seen::Failure(e));
+                }
+            });
+        }
+    });
+
+    let (applet_path, guid) = s.session("evil");
+    // The applet's trailer points at the evil relay.
+    let verify = run_bounded(
+        Command::new(&applet_path).arg("--verify"),
+        Duration::from_secs(10),
+    );
+    let verify_text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify_text.contains(&format!("https://{evil_addr}/api/v1/directory")),
+        "the trailer does not point at the evil relay:\n{verify_text}"
+    );
+
+    let mut applet = Proc::applet(&applet_path, &["--keep"]);
+    let status = applet.wait_exit(Duration::from_secs(15));
+    let out = applet.rest().join("\n");
+
+    // The evil relay really was in the path: it served the directory,
+    // received the applet's hello, and offered its own inner certificate.
+    let mut events: Vec<Seen> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !events.iter().any(|e| matches!(e, Seen::InnerTls(_))) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match seen.recv_timeout(left) {
+            Ok(e) => events.push(e),
+            Err(_) => break,
+        }
+    }
+    events.extend(seen.try_iter());
+    assert!(
+        events.iter().any(|e| matches!(e, Seen::Portal)),
+        "the applet never fetched the directory through the evil relay: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Seen::Hello(g) if *g == guid)),
+        "the applet never sent its hello to the evil relay: {events:?}\napplet said:\n{out}"
+    );
+    match events.iter().find_map(|e| match e {
+        Seen::InnerTls(r) => Some(r),
+        _ => None,
+    }) {
+        Some(Ok(why)) => eprintln!("evil relay: the applet broke off the inner TLS: {why}"),
+        Some(Err(e)) => panic!("{e}\napplet said:\n{out}"),
+        None => {
+            panic!("the evil relay never got to the inner TLS: {events:?}\napplet said:\n{out}")
+        }
+    }
+    let failures: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Seen::Failure(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "evil relay failures: {failures:?}");
+
+    // The applet tells the user why, shows no verification code, and fails.
+    assert!(
+        out.contains(&format!("Waiting for {TECH_NAME}")),
+        "applet said:\n{out}"
+    );
+    assert!(
+        out.contains("the other side is not your technician's console"),
+        "the applet did not explain the refusal; it said:\n{out}"
+    );
+    assert!(
+        !out.contains("Verification code"),
+        "the applet showed a verification code:\n{out}"
+    );
+    assert!(
+        !out.contains("Connected to"),
+        "the applet claimed to be connected:\n{out}"
+    );
+    assert!(
+        !status.success(),
+        "the applet exited successfully ({status}); it said:\n{out}"
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
