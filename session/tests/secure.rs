@@ -1,4 +1,5 @@
 //! The end-to-end handshake over an in-memory stream: the right console is
+#![allow(clippy::unwrap_used)]
 //! accepted, an impostor is refused, a wrong applet secret is refused, the
 //! cipher suite is AES-256-GCM, and both ends agree on the SAS.
 
