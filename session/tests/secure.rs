@@ -1,7 +1,7 @@
 //! The end-to-end handshake over an in-memory stream: the right console is
-#![allow(clippy::unwrap_used)]
 //! accepted, an impostor is refused, a wrong applet secret is refused, the
 //! cipher suite is AES-256-GCM, and both ends agree on the SAS.
+#![allow(clippy::unwrap_used)]
 
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::{EndedBy, Frame};
