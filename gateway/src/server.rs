@@ -299,7 +299,7 @@ async fn handle_connection(
             match alpn.as_deref() {
                 Some(ALPN_RELAY) => crate::relay::handle(gw.clone(), tls, peer, deadline).await,
                 Some(ALPN_H2) | Some(ALPN_HTTP1) | None => {
-                    crate::portal::serve_connection(gw.clone(), tls, peer).await
+                    crate::portal::serve_connection(gw.clone(), tls, peer, deadline).await
                 }
                 Some(_) => {}
             }

@@ -34,7 +34,14 @@ pub const MAX_CONNECTION: Duration = Duration::from_secs(600);
 pub type Resp = Response<Full<Bytes>>;
 
 /// Serves HTTP/1.1 or HTTP/2 on one TLS connection.
-pub async fn serve_connection(gw: Arc<Gateway>, tls: crate::relay::ServerStream, peer: SocketAddr) {
+pub async fn serve_connection(
+    gw: Arc<Gateway>,
+    tls: crate::relay::ServerStream,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+) {
+    let io = TokioIo::new(crate::deadline::FirstReadDeadline::new(tls, deadline));
+    let header_timeout = gw.config.handshake_timeout;
     let service = hyper::service::service_fn(move |req| {
         let gw = gw.clone();
         async move { Ok::<_, std::convert::Infallible>(route(&gw, req, peer).await) }
@@ -43,9 +50,9 @@ pub async fn serve_connection(gw: Arc<Gateway>, tls: crate::relay::ServerStream,
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+        .header_read_timeout(header_timeout);
     builder.http2().max_concurrent_streams(32);
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    let conn = builder.serve_connection(io, service);
     match tokio::time::timeout(MAX_CONNECTION, conn).await {
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "portal connection error"),
         Err(_) => tracing::debug!(%peer, "portal connection reached its maximum age"),
