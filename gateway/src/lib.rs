@@ -11,8 +11,7 @@
 //! * [`portal`] — the HTTP API: login, sessions, applet download, directory.
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens.
-//! * [`limits`] — per-IP connection and bad-attempt limits;
-//!   [`deadline`] — the handshake deadline on a client's first bytes.
+//! * [`limits`] — per-IP connection and bad-attempt limits.
 //!
 //! The store lives in its own crate, `lifeline-store`.
 #![forbid(unsafe_code)]
@@ -22,7 +21,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod datadir;
-pub mod deadline;
 pub mod limits;
 pub mod personalize;
 pub mod portal;

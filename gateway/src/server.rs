@@ -298,8 +298,11 @@ async fn handle_connection(
             let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
             match alpn.as_deref() {
                 Some(ALPN_RELAY) => crate::relay::handle(gw.clone(), tls, peer, deadline).await,
-                Some(ALPN_H2) | Some(ALPN_HTTP1) | None => {
-                    crate::portal::serve_connection(gw.clone(), tls, peer, deadline).await
+                Some(ALPN_H2) => {
+                    crate::portal::serve_connection(gw.clone(), tls, peer, true, deadline).await
+                }
+                Some(ALPN_HTTP1) | None => {
+                    crate::portal::serve_connection(gw.clone(), tls, peer, false, deadline).await
                 }
                 Some(_) => {}
             }

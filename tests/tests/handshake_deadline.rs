@@ -31,6 +31,9 @@ enum Silence {
     PartialRecord,
     /// A complete TLS handshake offering only this ALPN, then nothing.
     Tls(&'static [u8]),
+    /// A complete TLS handshake offering only this ALPN, then the start of
+    /// a request, then nothing.
+    TlsThen(&'static [u8], &'static [u8]),
 }
 
 /// What a silent connection saw: how long after opening the gateway
@@ -78,7 +81,7 @@ fn read_until_closed(
 fn open_silent(gw: &Gateway, how: Silence) -> JoinHandle<Result<Closed, String>> {
     let addr: SocketAddr = gw.socket_addr();
     let tls = match how {
-        Silence::Tls(alpn) => Some(gw.client_config(&[alpn])),
+        Silence::Tls(alpn) | Silence::TlsThen(alpn, _) => Some(gw.client_config(&[alpn])),
         _ => None,
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -89,7 +92,7 @@ fn open_silent(gw: &Gateway, how: Silence) -> JoinHandle<Result<Closed, String>>
         let set_timeout = move |d: Duration| {
             let _ = sock.set_read_timeout(Some(d));
         };
-        let result = match (how, tls) {
+        match (how, tls) {
             (Silence::Tcp, _) => {
                 let _ = ready_tx.send(());
                 read_until_closed(&mut tcp, &set_timeout, opened)
@@ -100,7 +103,7 @@ fn open_silent(gw: &Gateway, how: Silence) -> JoinHandle<Result<Closed, String>>
                 let _ = ready_tx.send(());
                 read_until_closed(&mut tcp, &set_timeout, opened)
             }
-            (Silence::Tls(alpn), Some(config)) => {
+            (Silence::Tls(alpn) | Silence::TlsThen(alpn, _), Some(config)) => {
                 tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                 let conn = rustls::ClientConnection::new(
                     config,
@@ -119,12 +122,15 @@ fn open_silent(gw: &Gateway, how: Silence) -> JoinHandle<Result<Closed, String>>
                         String::from_utf8_lossy(alpn)
                     ));
                 }
+                if let Silence::TlsThen(_, start) = how {
+                    s.write_all(start).map_err(|e| format!("write: {e}"))?;
+                    s.flush().map_err(|e| format!("flush: {e}"))?;
+                }
                 let _ = ready_tx.send(());
                 read_until_closed(&mut s, &set_timeout, opened)
             }
-            (Silence::Tls(_), None) => unreachable!(),
-        };
-        result
+            (Silence::Tls(_) | Silence::TlsThen(..), None) => unreachable!(),
+        }
     });
     // Returns when the connection is in place (or the thread has failed).
     let _ = ready_rx.recv_timeout(Duration::from_secs(10));
@@ -133,10 +139,9 @@ fn open_silent(gw: &Gateway, how: Silence) -> JoinHandle<Result<Closed, String>>
 
 /// Whether the connection watched by `h` was closed at the deadline.
 fn closed_at_deadline(what: &str, h: JoinHandle<Result<Closed, String>>) -> Result<Closed, String> {
-    let closed = h
-        .join()
-        .unwrap()
-        .map_err(|e| format!("{what}: {e}; it should have been closed at the {DEADLINE:?} handshake deadline"))?;
+    let closed = h.join().unwrap().map_err(|e| {
+        format!("{what}: {e}; it should have been closed at the {DEADLINE:?} handshake deadline")
+    })?;
     if closed.after < NOT_BEFORE {
         return Err(format!(
             "{what}: closed after {:?}, before the {DEADLINE:?} handshake deadline",
@@ -215,17 +220,33 @@ fn silent_connections_are_closed_at_the_deadline_while_sessions_go_on() {
     end_session(&mut tech, &mut waiting);
 }
 
+/// The portal (ALPN `http/1.1` and `h2` on the same port) is held to the
+/// same deadline: for its first bytes, and for a request head or HTTP/2
+/// connection preface that starts but never completes.
 #[test]
 fn silent_portal_connections_are_closed_at_the_deadline() {
     let s = Scenario::start(&["--handshake-timeout", "2"]);
     let http1 = open_silent(&s.gw, Silence::Tls(ALPN_HTTP1));
     let h2 = open_silent(&s.gw, Silence::Tls(ALPN_H2));
+    let http1_partial = open_silent(
+        &s.gw,
+        Silence::TlsThen(ALPN_HTTP1, b"GET /api/v1/health HTTP/1.1\r\n"),
+    );
+    let h2_partial = open_silent(&s.gw, Silence::TlsThen(ALPN_H2, b"PRI * HTTP/2.0\r\n"));
     // The portal still answers others meanwhile.
     let (applet, _) = s.session("meanwhile");
     assert!(applet.exists());
     let failures: Vec<String> = [
         ("a TLS connection on http/1.1 that sent no request", http1),
         ("a TLS connection on h2 that sent no preface", h2),
+        (
+            "a TLS connection on http/1.1 that sent half a request head",
+            http1_partial,
+        ),
+        (
+            "a TLS connection on h2 that sent half the connection preface",
+            h2_partial,
+        ),
     ]
     .into_iter()
     .filter_map(|(what, h)| closed_at_deadline(what, h).err())

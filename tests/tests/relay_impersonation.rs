@@ -11,11 +11,19 @@
 //! and then answers the inner TLS itself with a fresh certificate. The
 //! applet's pinned-SPKI check is all that stands between it and a
 //! man-in-the-middle, and it must hold.
+//!
+//! The other direction: the same hostile relay lets the real applet wait
+//! at the real gateway, but when the technician's console comes to it, it
+//! plays the applet — it knows the GUID and the console's pin (both are in
+//! the trailer) but not the applet secret, so its proof fails and the
+//! console refuses it without ever showing a verification code.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, ServerMsg};
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg};
+use lifeline_protocol::trailer::SignedTrailer;
 use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY};
 use lifeline_session::identity::SessionIdentity;
+use lifeline_session::secure::{self, SecureError};
 use lifeline_session::tls::{
     GatewayTrust, e2e_server_config, gateway_client_config, outer_provider,
 };
@@ -30,15 +38,25 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Whom the evil relay pretends to be on ALPN `lifeline/1`.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// The technician's console, towards every applet.
+    Console,
+    /// The end user's applet, towards every console (applets are passed
+    /// through to the real gateway). The console's pin is public.
+    Applet { console_pin: [u8; 32] },
+}
+
 /// What the evil relay saw.
 #[derive(Debug)]
 enum Seen {
     /// A portal request was forwarded to the real gateway.
     Portal,
-    /// An applet's hello (its GUID).
-    Hello(String),
-    /// The outcome of the inner TLS handshake the evil relay answered:
-    /// `Ok(why the applet broke it off)` or `Err(what went wrong)`.
+    /// A hello: role and GUID.
+    Hello(Role, String),
+    /// The outcome of the end-to-end handshake the evil relay attempted:
+    /// `Ok(how the real end broke it off)` or `Err(what went wrong)`.
     InnerTls(Result<String, String>),
     /// Something else went wrong in the evil relay.
     Failure(String),
@@ -121,9 +139,26 @@ async fn read_hello<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Hello,
         .map_err(|e| format!("hello: {e}"))
 }
 
+/// A TLS connection from the evil relay to the real gateway.
+async fn to_real_gateway(
+    real_gateway: SocketAddr,
+    ca: CertificateDer<'static>,
+    alpn: &[u8],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let config = gateway_client_config(&GatewayTrust::Ca(ca), &[alpn]).unwrap();
+    let tcp = TcpStream::connect(real_gateway)
+        .await
+        .map_err(|e| format!("real gateway: {e}"))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("real gateway TLS: {e}"))
+}
+
 /// One connection to the evil relay.
 async fn evil_connection(
     tcp: TcpStream,
+    mode: Mode,
     outer: Arc<ServerConfig>,
     real_gateway: SocketAddr,
     ca: CertificateDer<'static>,
@@ -134,83 +169,182 @@ async fn evil_connection(
         .await
         .map_err(|e| format!("outer TLS: {e}"))?;
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    if alpn.as_deref() == Some(ALPN_RELAY) {
-        let hello = read_hello(&mut tls).await?;
-        let _ = seen.send(Seen::Hello(hello.guid.to_string()));
-        for msg in [
-            ServerMsg::Waiting {
-                observed: "127.0.0.1:1".into(),
-                node: "evil".into(),
-            },
-            ServerMsg::Paired,
-        ] {
-            tls.write_all(&msg.encode())
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        tls.flush().await.map_err(|e| e.to_string())?;
-        // Terminate the inner TLS with a certificate of our own.
-        let me = SessionIdentity::generate("Lifeline session").unwrap();
-        let inner = e2e_server_config(me.cert.clone(), me.key()).unwrap();
-        let result = match tokio_rustls::TlsAcceptor::from(inner).accept(tls).await {
-            Ok(mut inner_tls) => {
-                // Should never get here; if it does, see whether the applet
-                // talks to us.
-                let mut buf = [0u8; 64];
-                let n =
-                    tokio::time::timeout(Duration::from_secs(2), inner_tls.read(&mut buf)).await;
-                Err(format!(
-                    "the applet accepted our certificate (then read {n:?})"
-                ))
-            }
-            Err(e) => Ok(e.to_string()),
-        };
-        let _ = seen.send(Seen::InnerTls(result));
-    } else {
+    if alpn.as_deref() != Some(ALPN_RELAY) {
         // The portal: forward, decrypted and re-encrypted, to the real one.
         let _ = seen.send(Seen::Portal);
-        let config = gateway_client_config(&GatewayTrust::Ca(ca), &[ALPN_HTTP1]).unwrap();
-        let upstream = TcpStream::connect(real_gateway)
-            .await
-            .map_err(|e| format!("real gateway: {e}"))?;
-        let mut upstream = tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), upstream)
-            .await
-            .map_err(|e| format!("real gateway TLS: {e}"))?;
+        let mut upstream = to_real_gateway(real_gateway, ca, ALPN_HTTP1).await?;
         let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+        return Ok(());
+    }
+    let hello = read_hello(&mut tls).await?;
+    let _ = seen.send(Seen::Hello(hello.role, hello.guid.to_string()));
+    match (mode, hello.role) {
+        (Mode::Console, Role::Applet) => {
+            play_gateway(&mut tls).await?;
+            // Terminate the inner TLS with a certificate of our own.
+            let me = SessionIdentity::generate("Lifeline session").unwrap();
+            let inner = e2e_server_config(me.cert.clone(), me.key()).unwrap();
+            let result = match tokio_rustls::TlsAcceptor::from(inner).accept(tls).await {
+                Ok(mut inner_tls) => {
+                    // Should never get here; if it does, see whether the
+                    // applet talks to us.
+                    let mut buf = [0u8; 64];
+                    let n = tokio::time::timeout(Duration::from_secs(2), inner_tls.read(&mut buf))
+                        .await;
+                    Err(format!(
+                        "the applet accepted our certificate (then read {n:?})"
+                    ))
+                }
+                Err(e) => Ok(e.to_string()),
+            };
+            let _ = seen.send(Seen::InnerTls(result));
+        }
+        (Mode::Applet { .. }, Role::Applet) => {
+            // Let the real applet wait at the real gateway.
+            let mut upstream = to_real_gateway(real_gateway, ca, ALPN_RELAY).await?;
+            upstream
+                .write_all(&hello.encode())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+        }
+        (Mode::Applet { console_pin }, Role::Console) => {
+            play_gateway(&mut tls).await?;
+            // Pose as the applet: everything but the applet secret is known.
+            let mut guessed_secret = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut guessed_secret)
+                .unwrap();
+            let result = match secure::applet_side(tls, hello.guid, console_pin, guessed_secret)
+                .await
+            {
+                Ok(_) => Err("the console accepted an applet without the applet secret".to_owned()),
+                Err(SecureError::Refused(why)) => Ok(why),
+                Err(e) => Err(format!("the console did not refuse the proof clearly: {e}")),
+            };
+            let _ = seen.send(Seen::InnerTls(result));
+        }
+        (Mode::Console, Role::Console) => return Err("a console came to the evil relay".into()),
     }
     Ok(())
 }
 
+/// Tells the client it waits and is paired, as a gateway would.
+async fn play_gateway(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> Result<(), String> {
+    for msg in [
+        ServerMsg::Waiting {
+            observed: "127.0.0.1:1".into(),
+            node: "evil".into(),
+        },
+        ServerMsg::Paired,
+    ] {
+        tls.write_all(&msg.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tls.flush().await.map_err(|e| e.to_string())
+}
+
+/// A gateway whose clients are sent to an evil relay that holds the
+/// operator CA key, and the relay's reports.
+struct EvilSetup {
+    s: Scenario,
+    evil_addr: SocketAddr,
+    seen: mpsc::Receiver<Seen>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl EvilSetup {
+    /// Starts the gateway advertising the evil relay, then the relay.
+    /// `mode` is decided once the first session exists (it may need its pin).
+    fn start() -> (Self, TcpListener) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The evil relay's port must exist before the gateway advertises it.
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let evil_addr = listener.local_addr().unwrap();
+        let s = Scenario::start(&["--advertise", &evil_addr.to_string()]);
+        let (_tx, seen) = mpsc::channel();
+        (
+            Self {
+                s,
+                evil_addr,
+                seen,
+                rt: Some(rt),
+            },
+            listener,
+        )
+    }
+
+    /// Runs the evil relay on `listener`.
+    fn run(&mut self, listener: TcpListener, mode: Mode) {
+        let ca = self.s.gw.ca_cert();
+        let outer = evil_outer_config(self.s.data.path(), ca.clone());
+        let real = self.s.gw.socket_addr();
+        let (seen_tx, seen) = mpsc::channel();
+        self.seen = seen;
+        self.rt.as_ref().unwrap().spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    break;
+                };
+                let (outer, ca, seen) = (outer.clone(), ca.clone(), seen_tx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = evil_connection(tcp, mode, outer, real, ca, seen.clone()).await
+                    {
+                        let _ = seen.send(Seen::Failure(e));
+                    }
+                });
+            }
+        });
+    }
+
+    /// Collects the relay's reports until the end-to-end attempt is in
+    /// (5 s at most); panics on relay failures.
+    fn reports(&self) -> (Vec<Seen>, Option<Result<String, String>>) {
+        let mut events: Vec<Seen> = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !events.iter().any(|e| matches!(e, Seen::InnerTls(_))) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.seen.recv_timeout(left) {
+                Ok(e) => events.push(e),
+                Err(_) => break,
+            }
+        }
+        events.extend(self.seen.try_iter());
+        let failures: Vec<&String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Seen::Failure(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert!(failures.is_empty(), "evil relay failures: {failures:?}");
+        let inner = events.iter().find_map(|e| match e {
+            Seen::InnerTls(r) => Some(r.clone()),
+            _ => None,
+        });
+        (events, inner)
+    }
+}
+
+impl Drop for EvilSetup {
+    fn drop(&mut self) {
+        // Stop the relay's tasks without waiting on them.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 #[test]
 fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // The evil relay's port must exist before the gateway advertises it.
-    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let evil_addr = listener.local_addr().unwrap();
-    let s = Scenario::start(&["--advertise", &evil_addr.to_string()]);
-
-    let ca = s.gw.ca_cert();
-    let outer = evil_outer_config(s.data.path(), ca.clone());
-    let real = s.gw.socket_addr();
-    let (seen_tx, seen) = mpsc::channel();
-    rt.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                break;
-            };
-            let (outer, ca, seen) = (outer.clone(), ca.clone(), seen_tx.clone());
-            tokio::spawn(async move {
-                if let Err(e) = evil_connection(tcp, outer, real, ca, seen.clone()).await {
-                    let _ = seen.send(Seen::Failure(e));
-                }
-            });
-        }
-    });
+    let (mut evil, listener) = EvilSetup::start();
+    evil.run(listener, Mode::Console);
+    let s = &evil.s;
+    let evil_addr = evil.evil_addr;
 
     let (applet_path, guid) = s.session("evil");
     // The applet's trailer points at the evil relay.
@@ -230,16 +364,7 @@ fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
 
     // The evil relay really was in the path: it served the directory,
     // received the applet's hello, and offered its own inner certificate.
-    let mut events: Vec<Seen> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !events.iter().any(|e| matches!(e, Seen::InnerTls(_))) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match seen.recv_timeout(left) {
-            Ok(e) => events.push(e),
-            Err(_) => break,
-        }
-    }
-    events.extend(seen.try_iter());
+    let (events, inner) = evil.reports();
     assert!(
         events.iter().any(|e| matches!(e, Seen::Portal)),
         "the applet never fetched the directory through the evil relay: {events:?}"
@@ -247,27 +372,16 @@ fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Seen::Hello(g) if *g == guid)),
+            .any(|e| matches!(e, Seen::Hello(Role::Applet, g) if *g == guid)),
         "the applet never sent its hello to the evil relay: {events:?}\napplet said:\n{out}"
     );
-    match events.iter().find_map(|e| match e {
-        Seen::InnerTls(r) => Some(r),
-        _ => None,
-    }) {
+    match inner {
         Some(Ok(why)) => eprintln!("evil relay: the applet broke off the inner TLS: {why}"),
         Some(Err(e)) => panic!("{e}\napplet said:\n{out}"),
         None => {
             panic!("the evil relay never got to the inner TLS: {events:?}\napplet said:\n{out}")
         }
     }
-    let failures: Vec<&String> = events
-        .iter()
-        .filter_map(|e| match e {
-            Seen::Failure(f) => Some(f),
-            _ => None,
-        })
-        .collect();
-    assert!(failures.is_empty(), "evil relay failures: {failures:?}");
 
     // The applet tells the user why, shows no verification code, and fails.
     assert!(
@@ -290,5 +404,71 @@ fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
         !status.success(),
         "the applet exited successfully ({status}); it said:\n{out}"
     );
-    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+#[test]
+fn console_refuses_a_relay_that_poses_as_the_applet() {
+    let (mut evil, listener) = EvilSetup::start();
+    let (applet_path, guid) = evil.s.session("evil");
+    // What a hostile relay can know: the GUID and the console's pin.
+    let file = std::fs::read(&applet_path).unwrap();
+    let trailer = SignedTrailer::find(&file).unwrap();
+    let body = trailer.verify(&trailer.claimed_key().unwrap(), 0).unwrap();
+    evil.run(
+        listener,
+        Mode::Applet {
+            console_pin: body.console_pin,
+        },
+    );
+    let s = &evil.s;
+
+    // The real applet waits at the real gateway, through the evil relay.
+    let mut applet = Proc::applet(&applet_path, &["--keep"]);
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let queue = s.console.queue();
+    assert_eq!(queue.len(), 1, "queue: {queue:?}");
+
+    // The console goes where the applet waits — the evil relay — which
+    // pairs it with itself.
+    let mut tech = s.console.connect("evil");
+    assert_eq!(tech.event("paired")["guid"], guid.as_str());
+    let error = tech.event("error");
+    let message = error["message"].as_str().unwrap_or_default().to_owned();
+    let status = tech.wait_exit(Duration::from_secs(20));
+    let said = tech.rest().join("\n");
+    assert!(
+        message.contains("could not prove it belongs to this session"),
+        "the console did not explain the refusal: {error}\nit said:\n{said}"
+    );
+    assert!(
+        !said.contains("\"sas\""),
+        "the console showed a verification code:\n{said}"
+    );
+    assert!(
+        !status.success(),
+        "the console exited successfully ({status}):\n{said}"
+    );
+
+    let (events, inner) = evil.reports();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Seen::Hello(Role::Console, g) if *g == guid)),
+        "the console never came to the evil relay: {events:?}"
+    );
+    match inner {
+        Some(Ok(why)) => eprintln!("evil relay: the console refused the proof: {why}"),
+        Some(Err(e)) => panic!("{e}\nthe console said:\n{said}"),
+        None => panic!("the evil relay never got to the end-to-end handshake: {events:?}"),
+    }
+    // The real applet never got to a verification code either.
+    assert!(
+        !applet
+            .out
+            .seen
+            .iter()
+            .any(|l| l.contains("Verification code")),
+        "{:?}",
+        applet.out.seen
+    );
 }

@@ -23,6 +23,7 @@ use lifeline_protocol::portal::ApiError;
 use lifeline_store::Technician;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Largest request body.
@@ -33,27 +34,63 @@ pub const MAX_CONNECTION: Duration = Duration::from_secs(600);
 /// A response body.
 pub type Resp = Response<Full<Bytes>>;
 
-/// Serves HTTP/1.1 or HTTP/2 on one TLS connection.
+/// Serves HTTP/2 (ALPN `h2`) or HTTP/1.1 on one TLS connection.
+///
+/// The handshake deadline runs until the first complete request has
+/// arrived, whatever the protocol: a client that completes TLS and then
+/// stalls, or sends half a request or half an HTTP/2 preface, is dropped
+/// when it passes. HTTP/1.1 connections serve one request (our clients
+/// make one per connection), so an idle keep-alive cannot hold a slot;
+/// HTTP/2 peers are pinged and dropped when they stop answering.
 pub async fn serve_connection(
     gw: Arc<Gateway>,
     tls: crate::relay::ServerStream,
     peer: SocketAddr,
+    alpn_h2: bool,
     deadline: tokio::time::Instant,
 ) {
-    let io = TokioIo::new(crate::deadline::FirstReadDeadline::new(tls, deadline));
+    let got_request = Arc::new(AtomicBool::new(false));
     let header_timeout = gw.config.handshake_timeout;
+    let seen = got_request.clone();
     let service = hyper::service::service_fn(move |req| {
+        seen.store(true, Ordering::Relaxed);
         let gw = gw.clone();
         async move { Ok::<_, std::convert::Infallible>(route(&gw, req, peer).await) }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder.http2().max_concurrent_streams(32);
-    let conn = builder.serve_connection(io, service);
-    match tokio::time::timeout(MAX_CONNECTION, conn).await {
+    let io = TokioIo::new(tls);
+    let conn: std::pin::Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>> = if alpn_h2
+    {
+        Box::pin(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(32)
+                .keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(20))
+                .serve_connection(io, service),
+        )
+    } else {
+        Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(false)
+                .serve_connection(io, service),
+        )
+    };
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = &mut conn => Some(r),
+        _ = tokio::time::sleep_until(deadline) => None,
+    };
+    let result = match result {
+        Some(r) => Ok(r),
+        None if !got_request.load(Ordering::Relaxed) => {
+            tracing::debug!(%peer, "no request within the handshake deadline");
+            return;
+        }
+        None => tokio::time::timeout(MAX_CONNECTION, conn).await,
+    };
+    match result {
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "portal connection error"),
         Err(_) => tracing::debug!(%peer, "portal connection reached its maximum age"),
         Ok(Ok(())) => {}
