@@ -215,6 +215,12 @@ async fn applet(
         Ok(false) => return Err((tls, already())),
         Err(e) => return Err((tls, internal(e))),
     }
+    // Tell the applet first; the audit row is not on its critical path.
+    let waiting = ServerMsg::Waiting {
+        observed: peer.to_string(),
+        node: gw.node_name.clone(),
+    };
+    let told = send(&mut tls, &waiting).await.is_ok();
     audit(
         gw,
         Some(&guid),
@@ -224,13 +230,8 @@ async fn applet(
     )
     .await;
     tracing::info!(%guid, %peer, "applet waiting");
-
-    let waiting = ServerMsg::Waiting {
-        observed: peer.to_string(),
-        node: gw.node_name.clone(),
-    };
     let mut left = "applet left";
-    if send(&mut tls, &waiting).await.is_ok() {
+    if told {
         let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
         let mut phase = gw.phase.clone();
         let mut probe = [0u8; 1];

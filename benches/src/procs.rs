@@ -1,0 +1,254 @@
+//! The processes a benchmark measures: a real `gateway` node, and the
+//! `splice_proxy` reference. Both are found next to the benchmark binary
+//! (`target/release/`), are killed when dropped, and have their data in a
+//! scratch directory that is removed then.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a process may take to print its banner.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A workspace binary next to this one.
+pub fn sibling_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the benchmark binary")?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("benchmark binary has no directory"))?;
+    let p = dir.join(name);
+    if !p.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release --bins` first (the benchmarks drive the real binaries)",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// The gateway binary: `$LIFELINE_BENCH_GATEWAY` if set (to compare
+/// another build), else the one next to this benchmark.
+pub fn gateway_bin() -> Result<PathBuf> {
+    match std::env::var_os("LIFELINE_BENCH_GATEWAY") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => sibling_bin("gateway"),
+    }
+}
+
+/// A fresh scratch directory under the system temp dir.
+fn scratch_dir(tag: &str) -> Result<PathBuf> {
+    let suffix = lifeline_protocol::hex::encode(&crate::random::<6>()?);
+    let p = std::env::temp_dir().join(format!("lifeline-bench-{tag}-{suffix}"));
+    std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+    Ok(p)
+}
+
+/// A child process killed (and its scratch directory removed) on drop.
+#[derive(Debug)]
+struct Owned {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Spawns `cmd` with stdout piped and waits until it has printed a line
+/// containing each of `needles` (in order); returns those lines. Stdout is
+/// drained on a thread afterwards so the child never blocks on it.
+fn spawn_waiting_for(
+    mut cmd: Command,
+    dir: PathBuf,
+    log: &Path,
+    needles: &[&str],
+) -> Result<(Owned, Vec<String>)> {
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let owned = Owned { child, dir };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // Once the benchmark stops listening, keep draining.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut found = Vec::new();
+    let mut seen = Vec::new();
+    for needle in needles {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => {
+                    found.push(l);
+                    break;
+                }
+                Ok(l) => seen.push(l),
+                Err(_) => {
+                    let log = std::fs::read_to_string(log).unwrap_or_default();
+                    bail!(
+                        "{cmd:?} did not print {needle:?}; stdout:\n{}\nstderr:\n{log}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+    Ok((owned, found))
+}
+
+/// The word after `marker` in `line`.
+fn word_after<'a>(line: &'a str, marker: &str) -> Result<&'a str> {
+    line.split(marker)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .ok_or_else(|| anyhow!("no {marker:?} in {line:?}"))
+}
+
+fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
+    lifeline_protocol::hex::decode_array::<32>(&s.replace(':', ""))
+        .ok_or_else(|| anyhow!("not a SHA-256 fingerprint: {s:?}"))
+}
+
+/// A running `gateway serve` on 127.0.0.1 with an SQLite store in a
+/// scratch data directory.
+#[derive(Debug)]
+pub struct GatewayProc {
+    proc: Owned,
+    /// Where it listens (relay and portal).
+    pub addr: SocketAddr,
+    /// The operator CA's SHA-256 fingerprint it printed.
+    pub fingerprint: [u8; 32],
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl GatewayProc {
+    /// Starts `gateway --data-dir TMP serve --listen 127.0.0.1:0 EXTRA...`.
+    /// Its log (stderr, at the default `info` level unless `RUST_LOG` says
+    /// otherwise) goes to a file in the scratch directory.
+    pub fn start(tag: &str, extra: &[&str]) -> Result<Self> {
+        let dir = scratch_dir(tag)?;
+        let data_dir = dir.join("gw");
+        let log = dir.join("gateway.log");
+        let mut cmd = Command::new(gateway_bin()?);
+        cmd.arg("--data-dir")
+            .arg(&data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra);
+        let (proc, lines) =
+            spawn_waiting_for(cmd, dir, &log, &["listening on", "fingerprint (SHA-256):"])?;
+        let addr = word_after(&lines[0], "listening on ")?
+            .parse()
+            .context("gateway listen address")?;
+        let fingerprint = parse_fingerprint(word_after(&lines[1], "(SHA-256): ")?)?;
+        Ok(Self {
+            proc,
+            addr,
+            fingerprint,
+            data_dir,
+            log,
+        })
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
+    /// Runs `gateway admin technician add` on this node's store.
+    pub fn add_technician(&self, email: &str, name: &str, password: &str) -> Result<()> {
+        let mut child = Command::new(gateway_bin()?)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args([
+                "admin",
+                "technician",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting gateway admin")?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("no stdin"))?
+            .write_all(format!("{password}\n").as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "technician add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines of the gateway's log, for error reports.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// A running `splice_proxy` (this crate's reference relay).
+#[derive(Debug)]
+pub struct ProxyProc {
+    proc: Owned,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its CA's SHA-256 fingerprint (clients pin it as they pin a gateway's).
+    pub fingerprint: [u8; 32],
+}
+
+impl ProxyProc {
+    /// Starts `splice_proxy --listen 127.0.0.1:0 --buf BUF`
+    /// (`copy_bidirectional` buffer size per direction).
+    pub fn start(buf: usize) -> Result<Self> {
+        let dir = scratch_dir("proxy")?;
+        let log = dir.join("proxy.log");
+        let mut cmd = Command::new(sibling_bin("splice_proxy")?);
+        cmd.args(["--listen", "127.0.0.1:0", "--buf", &buf.to_string()]);
+        let (proc, lines) =
+            spawn_waiting_for(cmd, dir, &log, &["listening on", "fingerprint (SHA-256):"])?;
+        let addr = word_after(&lines[0], "listening on ")?
+            .parse()
+            .context("proxy listen address")?;
+        let fingerprint = parse_fingerprint(word_after(&lines[1], "(SHA-256): ")?)?;
+        Ok(Self {
+            proc,
+            addr,
+            fingerprint,
+        })
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+}

@@ -1,0 +1,307 @@
+//! [`XtcpStream`]: TCP semantics on one QUIC stream.
+//!
+//! | TCP | XTCP |
+//! |---|---|
+//! | connect / accept | [`connect`] / [`accept`] over a [`DatagramPath`] |
+//! | ordered bytes, flow and congestion control | one bidirectional QUIC stream |
+//! | `shutdown(SHUT_WR)` → peer reads EOF | `poll_shutdown` finishes the stream |
+//! | RST → `ECONNRESET` | [`XtcpStream::abort`] → peer's I/O fails with `ConnectionReset` |
+//! | keepalive, `TCP_USER_TIMEOUT` | [`XtcpConfig::keepalive`], [`XtcpConfig::dead_after`] → `TimedOut` |
+//! | close with data in flight is delivered (linger) | dropping the stream finishes it and keeps the connection until the peer has everything |
+
+use crate::config::XtcpConfig;
+use crate::path::DatagramPath;
+use crate::socket::PathSocket;
+use quinn::{ConnectionError, Endpoint, EndpointConfig, ReadError, VarInt, WriteError};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Application close code: the stream was aborted (TCP's RST).
+const ABORT: u32 = 1;
+/// Application close code: orderly close after both sides finished.
+const DONE: u32 = 0;
+/// First byte on the stream: QUIC streams exist for the peer only once
+/// data flows, so the connecting end announces it.
+const STREAM_HELLO: u8 = 0x58;
+
+/// Why an XTCP connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum XtcpError {
+    /// TLS setup.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Could not start connecting.
+    #[error("XTCP connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed (handshake refused, timed out, reset).
+    #[error("XTCP connection: {0}")]
+    Connection(#[from] ConnectionError),
+    /// Stream setup failed.
+    #[error("XTCP stream: {0}")]
+    Stream(String),
+    /// Local I/O.
+    #[error("XTCP I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The endpoint closed before a peer connected.
+    #[error("XTCP endpoint closed")]
+    Closed,
+}
+
+impl XtcpError {
+    /// Whether the TLS handshake was refused (a TLS alert: on the
+    /// connecting end this is what a certificate that fails the pin gives).
+    pub fn is_handshake_refusal(&self) -> bool {
+        let code = match self {
+            XtcpError::Connection(ConnectionError::TransportError(t)) => u64::from(t.code),
+            XtcpError::Connection(ConnectionError::ConnectionClosed(c)) => u64::from(c.error_code),
+            _ => return false,
+        };
+        // RFC 9001 §4.8: CRYPTO_ERROR codes are 0x0100 + the TLS alert.
+        (0x100..=0x1ff).contains(&code)
+    }
+}
+
+/// A reliable, ordered byte stream over a datagram path.
+#[derive(Debug)]
+pub struct XtcpStream {
+    /// `None` only inside `Drop`, which hands it to the linger task.
+    send: Option<quinn::SendStream>,
+    recv: quinn::RecvStream,
+    conn: quinn::Connection,
+    endpoint: Endpoint,
+    linger: Duration,
+    aborted: bool,
+}
+
+fn endpoint(
+    path: Arc<dyn DatagramPath>,
+    server: Option<quinn::ServerConfig>,
+    reset_key: Option<[u8; 32]>,
+) -> io::Result<Endpoint> {
+    let config = match reset_key {
+        // A restarted accepting end keeps its reset key, so stale
+        // connections to it learn at once that it forgot them.
+        Some(k) => EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k))),
+        None => EndpointConfig::default(),
+    };
+    Endpoint::new_with_abstract_socket(
+        config,
+        server,
+        PathSocket::new(path),
+        Arc::new(quinn::TokioRuntime),
+    )
+}
+
+/// Connects over `path` to an accepting end whose certificate's SPKI
+/// hashes to `pin`.
+pub async fn connect(
+    path: Arc<dyn DatagramPath>,
+    pin: [u8; 32],
+    config: &XtcpConfig,
+) -> Result<XtcpStream, XtcpError> {
+    let endpoint = endpoint(path.clone(), None, None)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crate::tls::client_config(pin)?));
+    client.transport_config(Arc::new(config.transport(path.max_datagram_size())));
+    let conn = endpoint
+        .connect_with(
+            client,
+            path.peer_addr(),
+            lifeline_session::tls::E2E_SERVER_NAME,
+        )?
+        .await?;
+    let (mut send, recv) = conn.open_bi().await?;
+    send.write_all(&[STREAM_HELLO])
+        .await
+        .map_err(|e| XtcpError::Stream(e.to_string()))?;
+    Ok(XtcpStream {
+        send: Some(send),
+        recv,
+        conn,
+        endpoint,
+        linger: config.dead_after,
+        aborted: false,
+    })
+}
+
+/// Accepts one XTCP connection over `path`, presenting `cert`.
+pub async fn accept(
+    path: Arc<dyn DatagramPath>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    config: &XtcpConfig,
+) -> Result<XtcpStream, XtcpError> {
+    let reset_key = {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(
+            ring::digest::digest(
+                &ring::digest::SHA256,
+                &[b"xtcp reset key\0".as_slice(), key.secret_der()].concat(),
+            )
+            .as_ref(),
+        );
+        k
+    };
+    let mut server =
+        quinn::ServerConfig::with_crypto(Arc::new(crate::tls::server_config(cert, key)?));
+    server.transport_config(Arc::new(config.transport(path.max_datagram_size())));
+    // The path is fixed; the peer's address never legitimately changes.
+    server.migration(false);
+    let endpoint = endpoint(path, Some(server), Some(reset_key))?;
+    let incoming = endpoint.accept().await.ok_or(XtcpError::Closed)?;
+    let conn = incoming.await?;
+    let (send, mut recv) = conn.accept_bi().await?;
+    let mut hello = [0u8; 1];
+    recv.read_exact(&mut hello)
+        .await
+        .map_err(|e| XtcpError::Stream(e.to_string()))?;
+    if hello[0] != STREAM_HELLO {
+        conn.close(VarInt::from_u32(ABORT), b"bad stream hello");
+        return Err(XtcpError::Stream("peer is not speaking XTCP".into()));
+    }
+    Ok(XtcpStream {
+        send: Some(send),
+        recv,
+        conn,
+        endpoint,
+        linger: config.dead_after,
+        aborted: false,
+    })
+}
+
+impl XtcpStream {
+    /// TLS exporter of this connection (for binding proofs).
+    pub fn export_keying_material(
+        &self,
+        out: &mut [u8],
+        label: &[u8],
+        context: &[u8],
+    ) -> Result<(), XtcpError> {
+        self.conn
+            .export_keying_material(out, label, context)
+            .map_err(|_| XtcpError::Stream("TLS exporter unavailable".into()))
+    }
+
+    /// Smoothed round-trip time.
+    pub fn rtt(&self) -> Duration {
+        self.conn.rtt()
+    }
+
+    /// Transport statistics (packets, losses, current path MTU…).
+    pub fn stats(&self) -> quinn::ConnectionStats {
+        self.conn.stats()
+    }
+
+    /// Aborts: unsent and unacknowledged data is discarded and the peer's
+    /// reads and writes fail with `ConnectionReset`.
+    pub fn abort(&mut self) {
+        self.aborted = true;
+        self.conn.close(VarInt::from_u32(ABORT), b"aborted");
+    }
+}
+
+/// Maps quinn's errors to what a TCP user expects.
+fn tcp_error(e: io::Error) -> io::Error {
+    let lost = match e.get_ref() {
+        Some(inner) => match (
+            inner.downcast_ref::<ReadError>(),
+            inner.downcast_ref::<WriteError>(),
+        ) {
+            (Some(ReadError::ConnectionLost(c)), _) | (_, Some(WriteError::ConnectionLost(c))) => {
+                Some(c.clone())
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    match lost {
+        Some(ConnectionError::ApplicationClosed(c)) if c.error_code == VarInt::from_u32(ABORT) => {
+            io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "XTCP peer aborted the stream",
+            )
+        }
+        Some(ConnectionError::Reset) => {
+            io::Error::new(io::ErrorKind::ConnectionReset, "XTCP peer restarted")
+        }
+        Some(ConnectionError::TimedOut) => io::Error::new(
+            io::ErrorKind::TimedOut,
+            "XTCP path dead: no answer from the peer",
+        ),
+        Some(other) => io::Error::new(io::ErrorKind::ConnectionAborted, other),
+        None => e,
+    }
+}
+
+impl AsyncRead for XtcpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(tcp_error(e))),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for XtcpStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let Some(send) = self.send.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        match AsyncWrite::poll_write(Pin::new(send), cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(tcp_error(e))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.send.as_mut() {
+            Some(send) => AsyncWrite::poll_flush(Pin::new(send), cx).map_err(tcp_error),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Like shutdown(SHUT_WR): queue the FIN and return; delivery of what
+        // was written continues in the background.
+        if let Some(send) = self.send.as_mut() {
+            // Already finished or reset: nothing more to queue.
+            let _ = send.finish();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for XtcpStream {
+    fn drop(&mut self) {
+        if self.aborted {
+            return;
+        }
+        // Linger like a TCP socket closed with data in flight: finish the
+        // stream, wait (bounded) until the peer has acknowledged it, then
+        // close the connection.
+        let Some(mut send) = self.send.take() else {
+            return;
+        };
+        let _ = send.finish();
+        let (conn, endpoint, linger) = (self.conn.clone(), self.endpoint.clone(), self.linger);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(linger, send.stopped()).await;
+                conn.close(VarInt::from_u32(DONE), b"done");
+                let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            });
+        }
+    }
+}
