@@ -97,7 +97,9 @@ fn portal_speaks_h2_and_http1_and_answers_errors_in_json() {
             .contains("invalid JSON")
     );
     let big = vec![b'x'; 200 * 1024];
-    let (status, body, _) = request(&gw, ALPN_HTTP1, "POST", "/api/v1/login", None, &big);
+    // Over HTTP/2 an early answer to an unread body is delivered cleanly
+    // (over HTTP/1.1 the close races the client's upload).
+    let (status, body, _) = request(&gw, ALPN_H2, "POST", "/api/v1/login", None, &big);
     assert_eq!(status, 413);
     assert_eq!(json(&body)["code"], "too_large");
     let (status, _, _) = request(&gw, ALPN_H2, "GET", "/no/such/thing", None, b"");
