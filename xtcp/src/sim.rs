@@ -335,9 +335,9 @@ impl Direction {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-        } else if st.closed {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         }
+        // A cut link is silent, as a dead network path is: no error, just
+        // nothing (an error here would stop the transport's receive loop).
         st.waker = Some(cx.waker().clone());
         Poll::Pending
     }
