@@ -321,9 +321,12 @@ pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -
     if let Some(s) = store {
         cmd.arg("--store").arg(s);
     }
+    run_with_stdin(cmd.arg("admin").args(args), stdin)
+}
+
+/// Runs `cmd` to completion with `stdin` as its input.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
     let mut child = cmd
-        .arg("admin")
-        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -369,22 +372,13 @@ impl Console {
 
     /// Runs `tech-console ARGS` with `stdin`.
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(bin("tech-console"))
-            .arg("--config-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            Command::new(bin("tech-console"))
+                .arg("--config-dir")
+                .arg(self.dir.path())
+                .args(args),
+            stdin,
+        )
     }
 
     /// Logs in (panics on failure).
