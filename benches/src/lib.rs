@@ -11,10 +11,13 @@
 //! * [`procs`] — starting the gateway and the splice proxy as child processes.
 //! * [`client`] — TCP from a chosen 127.x source, outer TLS, relay hellos,
 //!   portal calls, inner TLS.
+//! * [`goodput`] — one bulk transfer between two processes over XTCP,
+//!   quinn or kernel TCP (for `xtcp_goodput`).
 //! * [`stats`] — percentiles and markdown tables.
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod goodput;
 pub mod procs;
 pub mod stats;
 pub mod sys;

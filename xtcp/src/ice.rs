@@ -1,5 +1,6 @@
-//! A [`DatagramPath`] over a webrtc-ice `Conn` (the agent's selected
-//! candidate pair).
+//! ICE (webrtc-ice) as a [`DatagramPath`]: gather candidates, exchange an
+//! [`IceOffer`] with the peer over any signalling channel, connect, and get
+//! the agent's selected candidate pair as an [`IcePath`].
 //!
 //! The ICE `Conn` has only async `send`/`recv` and no backpressure of its
 //! own: a sender that outruns the socket just piles up futures. Here a
@@ -7,7 +8,8 @@
 //! `send`; when the queue is full, `try_send` says `WouldBlock` and quinn
 //! waits on `writable`, exactly as with a full kernel socket buffer. On the
 //! receive side one task reads the `Conn` into a bounded queue, so a slow
-//! reader slows the reads instead of growing memory.
+//! reader slows the reads instead of growing memory (webrtc-ice drops what
+//! does not fit its own 1 MB buffer, which the transport sees as loss).
 
 use crate::path::{BoxFuture, DatagramPath};
 use bytes::Bytes;
@@ -16,13 +18,255 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use webrtc_ice::agent::Agent;
+use webrtc_ice::agent::agent_config::AgentConfig;
+use webrtc_ice::candidate::candidate_base::unmarshal_candidate;
+use webrtc_ice::candidate::{Candidate, CandidateType};
+use webrtc_ice::mdns::MulticastDnsMode;
+use webrtc_ice::network_type::NetworkType;
+use webrtc_ice::url::Url;
 use webrtc_util::Conn;
 
 /// Datagrams queued per direction.
 pub const QUEUE: usize = 512;
 
-/// An ICE connection as a datagram path.
+/// The largest datagram webrtc-ice delivers whole: its receive loop reads
+/// into an 8 KiB buffer, so anything larger would arrive truncated.
+pub const ICE_MAX_DATAGRAM: usize = 8192;
+
+/// Most candidates an offer may carry (a host has few interfaces; this
+/// bounds what a peer can make us parse and probe).
+pub const MAX_CANDIDATES: usize = 32;
+
+/// Longest candidate line accepted.
+pub const MAX_CANDIDATE_LEN: usize = 256;
+
+/// Why ICE failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IceError {
+    /// webrtc-ice refused or failed.
+    #[error("ICE: {0}")]
+    Agent(#[from] webrtc_ice::Error),
+    /// The peer's offer is malformed.
+    #[error("ICE offer: {0}")]
+    BadOffer(String),
+    /// No candidate pair worked in time.
+    #[error("ICE: no candidate pair connected within {0:?}")]
+    Timeout(Duration),
+    /// Gathering found no candidate at all.
+    #[error("ICE: no local candidates (no usable network interface)")]
+    NoCandidates,
+    /// Local I/O.
+    #[error("ICE: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What one end sends the other so they can run ICE: credentials and
+/// candidates, in the SDP `candidate` attribute syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceOffer {
+    /// ICE username fragment.
+    pub ufrag: String,
+    /// ICE password.
+    pub pwd: String,
+    /// Candidate lines (`candidate:…` without the `a=` prefix).
+    pub candidates: Vec<String>,
+}
+
+/// How an agent gathers.
+#[derive(Debug, Clone)]
+pub struct IceOptions {
+    /// STUN servers (`host:port`), for server-reflexive candidates.
+    pub stun: Vec<SocketAddr>,
+    /// Offer loopback addresses too (tests and one-machine setups).
+    pub include_loopback: bool,
+    /// Only offer these local addresses (`None`: every interface).
+    pub only_ips: Option<Vec<std::net::IpAddr>>,
+    /// How long gathering may take (STUN answers that never come).
+    pub gather_timeout: Duration,
+    /// Bound for path MTU discovery over the selected pair (at most
+    /// [`ICE_MAX_DATAGRAM`]).
+    pub max_datagram: usize,
+}
+
+impl Default for IceOptions {
+    fn default() -> Self {
+        Self {
+            stun: Vec::new(),
+            include_loopback: false,
+            only_ips: None,
+            gather_timeout: Duration::from_secs(3),
+            max_datagram: 1452,
+        }
+    }
+}
+
+/// An ICE agent that has gathered its candidates.
+pub struct IceAgent {
+    agent: Arc<Agent>,
+    max_datagram: usize,
+}
+
+impl fmt::Debug for IceAgent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IceAgent").finish_non_exhaustive()
+    }
+}
+
+/// Which side of the ICE exchange we are (RFC 8445 roles): the controlling
+/// agent nominates the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceRole {
+    /// Nominates (the connecting end).
+    Controlling,
+    /// Follows (the accepting end).
+    Controlled,
+}
+
+impl IceAgent {
+    /// Creates an agent (UDP over IPv4 and IPv6; host and server-reflexive
+    /// candidates; mDNS off, so no multicast socket and real addresses)
+    /// and gathers its candidates. Returns it with the offer to send.
+    pub async fn gather(opts: &IceOptions) -> Result<(Self, IceOffer), IceError> {
+        let urls = opts
+            .stun
+            .iter()
+            .map(|a| Url::parse_url(&format!("stun:{a}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let only = opts.only_ips.clone();
+        let config = AgentConfig {
+            urls,
+            network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
+            candidate_types: vec![CandidateType::Host, CandidateType::ServerReflexive],
+            multicast_dns_mode: MulticastDnsMode::Disabled,
+            include_loopback: opts.include_loopback,
+            ip_filter: Arc::new(only.map(|ips| Box::new(move |ip| ips.contains(&ip)) as Box<_>)),
+            // Checks every 50 ms instead of 200 ms: a session waits on this.
+            check_interval: Duration::from_millis(50),
+            ..AgentConfig::default()
+        };
+        let agent = Arc::new(Agent::new(config).await?);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        agent.on_candidate(Box::new(
+            move |c: Option<Arc<dyn Candidate + Send + Sync>>| {
+                let done = done_tx.clone();
+                Box::pin(async move {
+                    if c.is_none() {
+                        let _ = done.send(()).await;
+                    }
+                })
+            },
+        ));
+        agent.gather_candidates()?;
+        // Gathering ends with a `None` candidate; a STUN server that never
+        // answers is cut off by the timeout and the host candidates serve.
+        let _ = tokio::time::timeout(opts.gather_timeout, done_rx.recv()).await;
+        let candidates: Vec<String> = agent
+            .get_local_candidates()
+            .await?
+            .iter()
+            .map(|c| c.marshal())
+            .take(MAX_CANDIDATES)
+            .collect();
+        if candidates.is_empty() {
+            let _ = agent.close().await;
+            return Err(IceError::NoCandidates);
+        }
+        let (ufrag, pwd) = agent.get_local_user_credentials().await;
+        Ok((
+            Self {
+                agent,
+                max_datagram: opts.max_datagram.clamp(1200, ICE_MAX_DATAGRAM),
+            },
+            IceOffer {
+                ufrag,
+                pwd,
+                candidates,
+            },
+        ))
+    }
+
+    /// Runs connectivity checks against the peer's offer until a pair is
+    /// selected, and returns it as a datagram path.
+    pub async fn connect(
+        self,
+        role: IceRole,
+        remote: &IceOffer,
+        timeout: Duration,
+    ) -> Result<Arc<IcePath>, IceError> {
+        let result = self.connect_inner(role, remote, timeout).await;
+        if result.is_err() {
+            let _ = self.agent.close().await;
+        }
+        result
+    }
+
+    async fn connect_inner(
+        &self,
+        role: IceRole,
+        remote: &IceOffer,
+        timeout: Duration,
+    ) -> Result<Arc<IcePath>, IceError> {
+        check_offer(remote)?;
+        for line in &remote.candidates {
+            let c = unmarshal_candidate(line)
+                .map_err(|e| IceError::BadOffer(format!("candidate {line:?}: {e}")))?;
+            let c: Arc<dyn Candidate + Send + Sync> = Arc::new(c);
+            self.agent.add_remote_candidate(&c)?;
+        }
+        // Dropping the sender cancels; it lives until the timeout fires.
+        let (_cancel_tx, cancel_rx) = mpsc::channel(1);
+        let (ufrag, pwd) = (remote.ufrag.clone(), remote.pwd.clone());
+        let conn: Arc<dyn Conn + Send + Sync> = match role {
+            IceRole::Controlling => {
+                tokio::time::timeout(timeout, self.agent.dial(cancel_rx, ufrag, pwd))
+                    .await
+                    .map_err(|_| IceError::Timeout(timeout))??
+            }
+            IceRole::Controlled => {
+                tokio::time::timeout(timeout, self.agent.accept(cancel_rx, ufrag, pwd))
+                    .await
+                    .map_err(|_| IceError::Timeout(timeout))??
+            }
+        };
+        Ok(IcePath::new(
+            conn,
+            Some(self.agent.clone()),
+            self.max_datagram,
+        )?)
+    }
+}
+
+/// Checks an offer's shape before any of it reaches the agent.
+pub fn check_offer(offer: &IceOffer) -> Result<(), IceError> {
+    let bad = |why: &str| Err(IceError::BadOffer(why.into()));
+    // RFC 8445 §5.3: ufrag ≥ 4 and pwd ≥ 22 characters of ice-char.
+    let ice_chars = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    if !(4..=256).contains(&offer.ufrag.len()) || !ice_chars(&offer.ufrag) {
+        return bad("bad username fragment");
+    }
+    if !(22..=256).contains(&offer.pwd.len()) || !ice_chars(&offer.pwd) {
+        return bad("bad password");
+    }
+    if offer.candidates.is_empty() || offer.candidates.len() > MAX_CANDIDATES {
+        return bad("no candidates, or too many");
+    }
+    if offer
+        .candidates
+        .iter()
+        .any(|c| c.len() > MAX_CANDIDATE_LEN || !c.is_ascii())
+    {
+        return bad("candidate line too long or not ASCII");
+    }
+    Ok(())
+}
+
+/// An ICE connection (the selected candidate pair) as a datagram path.
 pub struct IcePath {
     tx: mpsc::Sender<Bytes>,
     rx: Mutex<mpsc::Receiver<Bytes>>,
@@ -30,6 +274,8 @@ pub struct IcePath {
     peer: SocketAddr,
     max_datagram: usize,
     tasks: [tokio::task::AbortHandle; 2],
+    /// Kept alive while the path is: closing the agent closes its sockets.
+    agent: Option<Arc<Agent>>,
 }
 
 impl fmt::Debug for IcePath {
@@ -43,8 +289,13 @@ impl fmt::Debug for IcePath {
 
 impl IcePath {
     /// Wraps a connected ICE `Conn`. `max_datagram` bounds path MTU
-    /// discovery (1452 for the internet; loopback carries more).
-    pub fn new(conn: Arc<dyn Conn + Send + Sync>, max_datagram: usize) -> io::Result<Arc<Self>> {
+    /// discovery (1452 for the internet; at most [`ICE_MAX_DATAGRAM`]).
+    /// `agent`, if given, is closed when the path is dropped.
+    pub fn new(
+        conn: Arc<dyn Conn + Send + Sync>,
+        agent: Option<Arc<Agent>>,
+        max_datagram: usize,
+    ) -> io::Result<Arc<Self>> {
         let local = conn.local_addr().map_err(io::Error::other)?;
         let peer = conn.remote_addr().ok_or_else(|| {
             io::Error::new(
@@ -65,7 +316,7 @@ impl IcePath {
             })
         };
         let receiver = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
+            let mut buf = vec![0u8; ICE_MAX_DATAGRAM];
             loop {
                 match conn.recv(&mut buf).await {
                     Ok(n) => {
@@ -85,8 +336,9 @@ impl IcePath {
             rx: Mutex::new(rx),
             local,
             peer,
-            max_datagram,
+            max_datagram: max_datagram.clamp(1200, ICE_MAX_DATAGRAM),
             tasks: [sender.abort_handle(), receiver.abort_handle()],
+            agent,
         }))
     }
 }
@@ -95,6 +347,11 @@ impl Drop for IcePath {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let (Some(agent), Ok(rt)) = (self.agent.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                let _ = agent.close().await;
+            });
         }
     }
 }

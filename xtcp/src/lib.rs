@@ -3,26 +3,36 @@
 //! TCP for a Lifeline session.
 //!
 //! The transport is QUIC (quinn): modern loss recovery (RACK-style time
-//! thresholds, PTO instead of a 1 s minimum RTO), SACK-like ACK ranges,
-//! CUBIC congestion control, path MTU discovery and TLS 1.3. This crate
-//! adapts it to arbitrary datagram paths and gives it TCP's shape.
+//! thresholds, PTO instead of TCP's 1 s minimum RTO), SACK-like ACK ranges,
+//! path MTU discovery and TLS 1.3. This crate adapts it to arbitrary
+//! datagram paths, gives it TCP's shape, and adds a congestion controller
+//! that keeps a lossy Wi-Fi or mobile path usable.
 //!
 //! # Layout
 //! * [`path`] — the [`DatagramPath`] trait and its UDP-socket implementation.
-//! * [`ice`] — a [`DatagramPath`] over a webrtc-ice `Conn` (the selected
-//!   candidate pair), with the bounded queue that gives it backpressure.
+//! * [`ice`] — ICE (webrtc-ice): gather candidates, exchange an
+//!   [`ice::IceOffer`], connect, and use the selected pair as a
+//!   [`DatagramPath`] with the bounded queues that give it backpressure.
 //! * [`sim`] — a deterministic, seeded impairment simulator: delay, jitter,
 //!   loss, burst loss, reordering, duplication, a bottleneck with a finite
-//!   queue, MTU. Public so other crates' tests can use it.
+//!   queue, MTU, a process restart. Public so other crates' tests can use it.
 //! * [`socket`] — quinn's `AsyncUdpSocket` over a [`DatagramPath`].
 //! * [`tls`] — QUIC TLS configurations: the server's certificate, the
 //!   client's SPKI pin, TLS13_AES_256_GCM_SHA384 for all traffic keys.
 //! * [`stream`] — [`XtcpStream`] (AsyncRead + AsyncWrite), [`connect`] and
 //!   [`accept`].
-//! * [`config`] — keepalive, dead-path timeout, windows, MTU bounds.
+//! * [`congestion`] — loss-tolerant CUBIC, the default controller.
+//! * [`config`] — keepalive, dead-path timeout, windows, MTU bounds,
+//!   congestion controller.
+//!
+//! # What it does not do
+//! No NAT traversal of its own (that is [`ice`] and its caller's
+//! signalling), no connection migration (a path is fixed; a new path is a
+//! new stream), one stream per connection.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod congestion;
 pub mod ice;
 pub mod path;
 pub mod sim;
@@ -30,6 +40,6 @@ pub mod socket;
 pub mod stream;
 pub mod tls;
 
-pub use config::XtcpConfig;
+pub use config::{Congestion, XtcpConfig};
 pub use path::{DatagramPath, UdpPath};
 pub use stream::{XtcpError, XtcpStream, accept, connect};

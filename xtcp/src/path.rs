@@ -42,6 +42,12 @@ pub trait DatagramPath: Send + Sync + Debug + 'static {
     fn peer_addr(&self) -> SocketAddr;
 }
 
+/// Socket buffer asked for each way. The kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`; with its default of ~208 KiB a burst
+/// of a congestion window overflows the receive buffer, which the
+/// transport sees as loss.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
 /// A connected UDP socket as a path.
 #[derive(Debug)]
 pub struct UdpPath {
@@ -57,6 +63,9 @@ impl UdpPath {
     pub fn new(socket: UdpSocket, max_datagram: usize) -> io::Result<Arc<Self>> {
         let local = socket.local_addr()?;
         let peer = socket.peer_addr()?;
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
         Ok(Arc::new(Self {
             socket,
             local,

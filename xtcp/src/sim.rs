@@ -19,6 +19,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -352,6 +353,10 @@ pub struct SimPath {
     inbound: Arc<Direction>,
     local: SocketAddr,
     peer: SocketAddr,
+    /// Which incarnation of this end we are; see [`SimPath::restart`].
+    incarnation: u64,
+    /// The live incarnation, shared by every handle of this end.
+    live: Arc<AtomicU64>,
 }
 
 /// Constructor for linked [`SimPath`] pairs.
@@ -380,18 +385,47 @@ impl SimLink {
                 inbound: ba.clone(),
                 local: a_addr,
                 peer: b_addr,
+                incarnation: 0,
+                live: Arc::new(AtomicU64::new(0)),
             }),
             Arc::new(SimPath {
                 outbound: ba,
                 inbound: ab,
                 local: b_addr,
                 peer: a_addr,
+                incarnation: 0,
+                live: Arc::new(AtomicU64::new(0)),
             }),
         )
     }
 }
 
 impl SimPath {
+    /// A process restart on this end: returns a fresh socket at the same
+    /// address, and this handle goes dead like the crashed process's socket
+    /// (it sends nothing and receives nothing; whatever it had not read is
+    /// lost, and nothing says goodbye to the peer).
+    pub fn restart(&self) -> Arc<SimPath> {
+        let incarnation = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inbound.lock().heap.clear();
+        // Wake the dead handle's receiver so its task sees it is dead.
+        if let Some(w) = self.inbound.lock().waker.take() {
+            w.wake();
+        }
+        Arc::new(SimPath {
+            outbound: self.outbound.clone(),
+            inbound: self.inbound.clone(),
+            local: self.local,
+            peer: self.peer,
+            incarnation,
+            live: self.live.clone(),
+        })
+    }
+
+    fn dead(&self) -> bool {
+        self.live.load(Ordering::SeqCst) != self.incarnation
+    }
+
     /// What the link did to datagrams we sent.
     pub fn sent_stats(&self) -> LinkStats {
         self.outbound.lock().stats
@@ -416,7 +450,9 @@ impl SimPath {
 
 impl DatagramPath for SimPath {
     fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
-        self.outbound.send(datagram);
+        if !self.dead() {
+            self.outbound.send(datagram);
+        }
         Ok(())
     }
 
@@ -426,6 +462,11 @@ impl DatagramPath for SimPath {
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.dead() {
+            // Never ready again, and never registered: the live handle
+            // owns the receive waker.
+            return Poll::Pending;
+        }
         self.inbound.poll_recv(cx, buf)
     }
 

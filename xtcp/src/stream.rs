@@ -78,17 +78,53 @@ pub struct XtcpStream {
     aborted: bool,
 }
 
+/// A key for `label`, derived from the accepting end's private key: the
+/// same after a restart, secret to everyone else.
+fn derived_key(label: &[u8], secret: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(
+        ring::digest::digest(&ring::digest::SHA256, &[label, b"\0", secret].concat()).as_ref(),
+    );
+    k
+}
+
+/// An endpoint on `path`. `secret` (the accepting end's private key) makes
+/// its stateless-reset key and connection-ID validation key survive a
+/// restart, so a stale connection's packets are recognised as
+/// ours-but-forgotten and answered with a stateless reset: the peer learns
+/// at once instead of after the dead-path timeout.
 fn endpoint(
     path: Arc<dyn DatagramPath>,
     server: Option<quinn::ServerConfig>,
-    reset_key: Option<[u8; 32]>,
+    secret: Option<&[u8]>,
 ) -> io::Result<Endpoint> {
-    let config = match reset_key {
-        // A restarted accepting end keeps its reset key, so stale
-        // connections to it learn at once that it forgot them.
-        Some(k) => EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k))),
+    let mut config = match secret {
+        Some(secret) => {
+            let reset = derived_key(b"xtcp reset key", secret);
+            let mut c = EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                &reset,
+            )));
+            let cid = derived_key(b"xtcp cid key", secret);
+            let cid_key = u64::from_be_bytes([
+                cid[0], cid[1], cid[2], cid[3], cid[4], cid[5], cid[6], cid[7],
+            ]);
+            c.cid_generator(move || {
+                Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+            });
+            c
+        }
         None => EndpointConfig::default(),
     };
+    // What we advertise as the largest datagram we take: quinn's default
+    // (1472) would cap the peer's path MTU discovery below what the path
+    // carries (8 KiB over ICE, 64 KiB on loopback).
+    let max_payload =
+        path.max_datagram_size()
+            .clamp(crate::config::MIN_DATAGRAM, crate::config::MAX_DATAGRAM) as u16;
+    config
+        .max_udp_payload_size(max_payload)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Endpoint::new_with_abstract_socket(
         config,
         server,
@@ -135,25 +171,17 @@ pub async fn accept(
     key: PrivateKeyDer<'static>,
     config: &XtcpConfig,
 ) -> Result<XtcpStream, XtcpError> {
-    let reset_key = {
-        let mut k = [0u8; 32];
-        k.copy_from_slice(
-            ring::digest::digest(
-                &ring::digest::SHA256,
-                &[b"xtcp reset key\0".as_slice(), key.secret_der()].concat(),
-            )
-            .as_ref(),
-        );
-        k
-    };
+    let secret = key.secret_der().to_vec();
     let mut server =
         quinn::ServerConfig::with_crypto(Arc::new(crate::tls::server_config(cert, key)?));
     server.transport_config(Arc::new(config.transport(path.max_datagram_size())));
     // The path is fixed; the peer's address never legitimately changes.
     server.migration(false);
-    let endpoint = endpoint(path, Some(server), Some(reset_key))?;
+    let endpoint = endpoint(path, Some(server), Some(&secret))?;
     let incoming = endpoint.accept().await.ok_or(XtcpError::Closed)?;
     let conn = incoming.await?;
+    // One connection per endpoint, as one TCP accept: refuse the rest.
+    endpoint.set_server_config(None);
     let (send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; 1];
     recv.read_exact(&mut hello)

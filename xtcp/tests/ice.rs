@@ -1,0 +1,137 @@
+//! XTCP over a real webrtc-ice connection on loopback (host candidates),
+//! and the checks an ICE offer from a peer goes through.
+#![allow(clippy::unwrap_used)]
+
+use lifeline_session::identity::SessionIdentity;
+use lifeline_xtcp::ice::{IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer};
+use lifeline_xtcp::{XtcpConfig, accept, connect};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn loopback() -> IceOptions {
+    IceOptions {
+        include_loopback: true,
+        only_ips: Some(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+        max_datagram: 8192,
+        ..IceOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xtcp_runs_over_a_real_ice_connection_on_loopback() {
+    let (a, offer_a) = IceAgent::gather(&loopback()).await.unwrap();
+    let (b, offer_b) = IceAgent::gather(&loopback()).await.unwrap();
+    assert!(
+        offer_a.candidates.iter().all(|c| c.contains("127.0.0.1")),
+        "{offer_a:?}"
+    );
+    let timeout = Duration::from_secs(10);
+    let (pa, pb) = tokio::join!(
+        a.connect(IceRole::Controlling, &offer_b, timeout),
+        b.connect(IceRole::Controlled, &offer_a, timeout),
+    );
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+
+    let id = SessionIdentity::generate("ice test").unwrap();
+    let cfg = XtcpConfig::default();
+    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
+    let cfg2 = cfg.clone();
+    let server = tokio::spawn(async move { accept(pb, cert, key, &cfg2).await.unwrap() });
+    let mut client = connect(pa, pin, &cfg).await.unwrap();
+    let mut server = server.await.unwrap();
+
+    // 8 MiB each way at once, byte-exact.
+    let len = 8 << 20;
+    let up: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let down: Vec<u8> = (0..len).map(|i| (i * 13 % 253) as u8).collect();
+    let (up2, down2) = (up.clone(), down.clone());
+    let client_side = async {
+        let (mut r, mut w) = tokio::io::split(&mut client);
+        let write = async {
+            w.write_all(&up2).await.unwrap();
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let read = r.read_to_end(&mut got);
+        let (_, n) = tokio::join!(write, read);
+        n.unwrap();
+        got
+    };
+    let server_side = async {
+        let (mut r, mut w) = tokio::io::split(&mut server);
+        let write = async {
+            w.write_all(&down2).await.unwrap();
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let read = r.read_to_end(&mut got);
+        let (_, n) = tokio::join!(write, read);
+        n.unwrap();
+        got
+    };
+    let (got_down, got_up) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(client_side, server_side)
+    })
+    .await
+    .unwrap();
+    assert!(
+        got_up == up,
+        "client→server differs ({} of {len})",
+        got_up.len()
+    );
+    assert!(
+        got_down == down,
+        "server→client differs ({} of {len})",
+        got_down.len()
+    );
+    // Path MTU discovery found more than the internet default over ICE's
+    // 8 KiB datagrams.
+    let mtu = client.stats().path.current_mtu;
+    assert!(mtu > 1500, "path MTU stayed at {mtu}");
+}
+
+fn good_offer() -> IceOffer {
+    IceOffer {
+        ufrag: "abcd".into(),
+        pwd: "abcdefghijklmnopqrstuv".into(),
+        candidates: vec!["candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into()],
+    }
+}
+
+#[test]
+fn malformed_offers_are_refused_before_reaching_the_agent() {
+    check_offer(&good_offer()).unwrap();
+    type Edit = Box<dyn Fn(&mut IceOffer)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("short ufrag", Box::new(|o| o.ufrag = "abc".into())),
+        ("bad ufrag char", Box::new(|o| o.ufrag = "ab\ncd".into())),
+        ("short pwd", Box::new(|o| o.pwd = "short".into())),
+        ("no candidates", Box::new(|o| o.candidates.clear())),
+        (
+            "too many",
+            Box::new(|o| o.candidates = vec![o.candidates[0].clone(); 33]),
+        ),
+        ("long line", Box::new(|o| o.candidates[0] = "x".repeat(300))),
+    ];
+    for (what, edit) in cases {
+        let mut o = good_offer();
+        edit(&mut o);
+        assert!(
+            matches!(check_offer(&o), Err(IceError::BadOffer(_))),
+            "{what} was accepted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unparseable_candidate_is_a_clear_error() {
+    let (a, _) = IceAgent::gather(&loopback()).await.unwrap();
+    let mut o = good_offer();
+    o.candidates = vec!["candidate:garbage".into()];
+    let err = a
+        .connect(IceRole::Controlling, &o, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IceError::BadOffer(_)), "{err}");
+}

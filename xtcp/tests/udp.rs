@@ -1,0 +1,46 @@
+//! XTCP over real, connected UDP sockets on loopback.
+#![allow(clippy::unwrap_used)]
+
+use lifeline_session::identity::SessionIdentity;
+use lifeline_xtcp::{UdpPath, XtcpConfig, accept, connect};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
+    let sa = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sb = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sa.connect(sb.local_addr().unwrap()).await.unwrap();
+    sb.connect(sa.local_addr().unwrap()).await.unwrap();
+    // Loopback carries 64 KiB datagrams; discovery may go that far.
+    let (pa, pb) = (
+        UdpPath::new(sa, 65_527).unwrap(),
+        UdpPath::new(sb, 65_527).unwrap(),
+    );
+    let id = SessionIdentity::generate("udp test").unwrap();
+    let cfg = XtcpConfig::default();
+    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
+    let cfg2 = cfg.clone();
+    let server = tokio::spawn(async move { accept(pb, cert, key, &cfg2).await.unwrap() });
+    let mut client = connect(pa, pin, &cfg).await.unwrap();
+    let mut server = server.await.unwrap();
+
+    let len = 32 << 20;
+    let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
+        client.shutdown().await.unwrap();
+        client
+    });
+    let mut got = Vec::with_capacity(len);
+    tokio::time::timeout(Duration::from_secs(60), server.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got == data, "bytes differ ({} of {len})", got.len());
+    let client = writer.await.unwrap();
+    let mtu = client.stats().path.current_mtu;
+    assert!(mtu > 8192, "path MTU discovery stopped at {mtu}");
+}
