@@ -19,14 +19,17 @@
 //! * [`chat`] — the live session loop: chat, keepalive, ending.
 #![forbid(unsafe_code)]
 
+// TLS lives in its own crate (the XTCP transport needs it too); these keep
+// the paths `lifeline_session::tls` and `lifeline_session::identity`.
+pub use lifeline_tls as tls;
+pub use lifeline_tls::identity;
+
 pub mod addr;
 pub mod channel;
 pub mod chat;
-pub mod identity;
 pub mod portal;
 pub mod relay_link;
 pub mod secure;
-pub mod tls;
 
 /// Current time as Unix milliseconds.
 pub fn now_ms() -> i64 {

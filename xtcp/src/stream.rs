@@ -144,11 +144,7 @@ pub async fn connect(
     let mut client = quinn::ClientConfig::new(Arc::new(crate::tls::client_config(pin)?));
     client.transport_config(Arc::new(config.transport(path.max_datagram_size())));
     let conn = endpoint
-        .connect_with(
-            client,
-            path.peer_addr(),
-            lifeline_session::tls::E2E_SERVER_NAME,
-        )?
+        .connect_with(client, path.peer_addr(), lifeline_tls::E2E_SERVER_NAME)?
         .await?;
     let (mut send, recv) = conn.open_bi().await?;
     send.write_all(&[STREAM_HELLO])

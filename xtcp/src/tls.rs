@@ -28,8 +28,7 @@ fn initial_suite() -> Result<rustls::quic::Suite, TlsError> {
 
 /// Client (connecting end) configuration pinned to `pin`.
 pub fn client_config(pin: [u8; 32]) -> Result<quinn::crypto::rustls::QuicClientConfig, TlsError> {
-    let base = lifeline_session::tls::e2e_client_config(pin)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let base = lifeline_tls::e2e_client_config(pin).map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = (*base).clone();
     config.alpn_protocols = vec![ALPN.to_vec()];
     quinn::crypto::rustls::QuicClientConfig::with_initial(Arc::new(config), initial_suite()?)
@@ -41,8 +40,8 @@ pub fn server_config(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsError> {
-    let base = lifeline_session::tls::e2e_server_config(cert, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let base =
+        lifeline_tls::e2e_server_config(cert, key).map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = (*base).clone();
     config.alpn_protocols = vec![ALPN.to_vec()];
     // QUIC requires 0 or u32::MAX; we never accept 0-RTT data.

@@ -2,7 +2,7 @@
 //! and the checks an ICE offer from a peer goes through.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_session::identity::SessionIdentity;
+use lifeline_tls::identity::SessionIdentity;
 use lifeline_xtcp::ice::{IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer};
 use lifeline_xtcp::{XtcpConfig, accept, connect};
 use std::net::{IpAddr, Ipv4Addr};

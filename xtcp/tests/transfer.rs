@@ -3,7 +3,7 @@
 //! detection, keepalive, peer restart, and pin refusal.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_session::identity::SessionIdentity;
+use lifeline_tls::identity::SessionIdentity;
 use lifeline_xtcp::sim::{BurstLoss, LinkProfile, LinkStats, LossWindow, SimLink, SimPath};
 use lifeline_xtcp::{Congestion, DatagramPath, XtcpConfig, XtcpStream, accept, connect};
 use std::sync::Arc;

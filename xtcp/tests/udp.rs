@@ -1,7 +1,7 @@
 //! XTCP over real, connected UDP sockets on loopback.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_session::identity::SessionIdentity;
+use lifeline_tls::identity::SessionIdentity;
 use lifeline_xtcp::{UdpPath, XtcpConfig, accept, connect};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

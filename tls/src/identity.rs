@@ -42,7 +42,7 @@ impl SessionIdentity {
     /// Generates a new ECDSA P-256 key pair and a self-signed certificate.
     pub fn generate(common_name: &str) -> Result<Self, IdentityError> {
         let key = rcgen::KeyPair::generate()?;
-        let mut params = rcgen::CertificateParams::new(vec![crate::tls::E2E_SERVER_NAME.into()])?;
+        let mut params = rcgen::CertificateParams::new(vec![crate::E2E_SERVER_NAME.into()])?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, common_name);
@@ -56,7 +56,7 @@ impl SessionIdentity {
 
     /// SHA-256 of the certificate's SPKI: the pin the applet checks.
     pub fn pin(&self) -> [u8; 32] {
-        crate::tls::spki_sha256(&self.cert).unwrap_or([0; 32])
+        crate::spki_sha256(&self.cert).unwrap_or([0; 32])
     }
 
     /// The private key for rustls.

@@ -1,4 +1,8 @@
-//! rustls configurations for both layers of TLS.
+//! Lifeline's TLS: rustls configurations for both layers, and the console's
+//! per-session identity ([`identity`]).
+//!
+//! A crate of its own so that both the session crate and the XTCP transport
+//! (which the session crate uses) build on the same configurations.
 //!
 //! Everything is built with `builder_with_provider` on ring, so the tree has
 //! one rustls and one ring and no aws-lc C build.
@@ -11,6 +15,9 @@
 //!   TLS13_AES_256_GCM_SHA384 only. The console is the server with its
 //!   per-session certificate; the applet accepts exactly the certificate
 //!   whose SPKI hashes to the pin in its signed trailer.
+#![forbid(unsafe_code)]
+
+pub mod identity;
 
 use ring::digest::{SHA256, digest};
 use rustls::client::WebPkiServerVerifier;
