@@ -18,14 +18,24 @@ struct Args {
     /// Do not delete this program when the session ends.
     #[arg(long)]
     keep: bool,
+    /// Which direct connection to the technician to allow: `auto` (direct
+    /// TCP, then UDP), `tcp`, `udp`, or `relay` (always through the
+    /// support service). The technician's choice can only narrow this.
+    #[arg(long, default_value = "auto", env = "LIFELINE_PATH")]
+    path: String,
+    /// TCP port to listen on for the technician's direct connection (0:
+    /// any free port). A fixed port lets a router forward it.
+    #[arg(long, default_value_t = 0, env = "LIFELINE_TCP_PORT")]
+    tcp_port: u16,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(lifeline_session::DEFAULT_LOG_FILTER)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -34,6 +44,16 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             say(format!("This support program cannot find itself ({e})."));
+            return ExitCode::from(2);
+        }
+    };
+    let policy = match lifeline_session::direct::Policy::parse(
+        &args.path,
+        lifeline_session::direct::Policy::DEFAULT_UDP_AFTER,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            say(format!("--path: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -81,7 +101,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ending = rt.block_on(run::run(&id));
+    let ending = rt.block_on(run::run(
+        &id,
+        run::Options {
+            policy,
+            tcp_port: args.tcp_port,
+        },
+    ));
     let code = match &ending {
         Ending::Ended(why) => {
             say(format!("Session ended: {why}."));

@@ -6,7 +6,10 @@ use crate::identity::Identity;
 use crate::ui::say;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::relay::{Hello, RefuseCode, Role, VERSION};
-use lifeline_session::chat::{self, Command, Event};
+use lifeline_session::direct::{Policy, Settings, Side};
+use lifeline_session::link::PathKind;
+use lifeline_session::linktest::Direction;
+use lifeline_session::live::{self, Command, Event};
 use lifeline_session::relay_link::{self, LinkError, WaitEvent};
 use lifeline_session::secure::{self, SecureError};
 use std::time::Duration;
@@ -32,7 +35,17 @@ pub enum Ending {
 #[derive(Debug)]
 enum Input {
     Line(String),
+    Status,
     End,
+}
+
+/// The applet's own choices for going direct.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Which direct paths to allow.
+    pub policy: Policy,
+    /// Fixed TCP port for the direct listener (0: any).
+    pub tcp_port: u16,
 }
 
 fn spawn_input() -> mpsc::Receiver<Input> {
@@ -49,6 +62,8 @@ fn spawn_input() -> mpsc::Receiver<Input> {
             let line = line.trim_end().to_owned();
             let msg = if line == "/end" || line == "/quit" {
                 Input::End
+            } else if line == "/status" {
+                Input::Status
             } else if line.is_empty() {
                 continue;
             } else {
@@ -65,7 +80,7 @@ fn spawn_input() -> mpsc::Receiver<Input> {
 }
 
 /// Runs the whole session.
-pub async fn run(id: &Identity) -> Ending {
+pub async fn run(id: &Identity, opts: Options) -> Ending {
     let body = &id.body;
     let mut input = spawn_input();
     let mut backoff = Duration::from_secs(1);
@@ -92,6 +107,13 @@ pub async fn run(id: &Identity) -> Ending {
             }
         };
         tracing::debug!(%node, "connected");
+        // A gateway on this machine means a test or one-machine setup:
+        // then loopback addresses are worth offering for going direct.
+        let gateway_is_local = stream
+            .get_ref()
+            .0
+            .peer_addr()
+            .is_ok_and(|a| a.ip().is_loopback());
 
         // 2. Register and wait for the technician.
         let hello = Hello {
@@ -100,14 +122,19 @@ pub async fn run(id: &Identity) -> Ending {
             guid: body.guid,
             token: Vec::new(),
         };
+        let mut observed = None;
         let waited = async {
             relay_link::send_hello(&mut stream, &hello).await?;
             relay_link::await_pairing(&mut stream, |ev| match ev {
-                WaitEvent::Waiting { .. } if !announced_wait => {
-                    say(format!("Waiting for {} to connect…", body.technician_name));
-                    announced_wait = true;
+                WaitEvent::Waiting { observed: seen, .. } => {
+                    observed = seen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+                    if announced_wait {
+                        say("Reconnected; still waiting for your technician…");
+                    } else {
+                        say(format!("Waiting for {} to connect…", body.technician_name));
+                        announced_wait = true;
+                    }
                 }
-                WaitEvent::Waiting { .. } => say("Reconnected; still waiting for your technician…"),
             })
             .await
         };
@@ -115,8 +142,8 @@ pub async fn run(id: &Identity) -> Ending {
             r = waited => r,
             _ = wait_for_end(&mut input) => return Ending::Cancelled,
         };
-        match paired {
-            Ok(()) => {}
+        let pairing = match paired {
+            Ok(p) => p,
             Err(LinkError::Refused { code, message }) if !code.is_transient() => {
                 return Ending::Failed(refusal_text(code, &message));
             }
@@ -130,7 +157,7 @@ pub async fn run(id: &Identity) -> Ending {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-        }
+        };
         backoff = Duration::from_secs(1);
 
         // 3. End-to-end TLS with the technician's console, through the relay.
@@ -154,15 +181,39 @@ pub async fn run(id: &Identity) -> Ending {
         ));
         say("If your technician reads you a different code, type /end now.");
 
-        // 4. Chat until someone ends it.
+        // 4. Chat (and go direct) until someone ends it.
+        let setup = live::Setup {
+            me: EndedBy::User,
+            guid: body.guid,
+            side: Side::Applet {
+                console_pin: body.console_pin,
+            },
+            direct: Settings {
+                policy: opts.policy,
+                tcp_port: opts.tcp_port,
+                stun: lifeline_session::direct::resolve_stun(pairing.stun.as_deref()).await,
+                observed,
+                loopback: gateway_is_local,
+                start_after: Duration::ZERO,
+            },
+            on_path: None,
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, mut ev_rx) = mpsc::channel(64);
-        let session = tokio::spawn(chat::run(est, EndedBy::User, cmd_rx, ev_tx));
+        let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
         let tech = body.technician_name.clone();
+        let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
         let pump_input = async {
             while let Some(i) = input.recv().await {
                 let cmd = match i {
                     Input::Line(text) => Command::Say(text),
+                    Input::Status => {
+                        say(format!(
+                            "Connection: {}",
+                            status.lock().map(|s| s.clone()).unwrap_or_default()
+                        ));
+                        continue;
+                    }
                     Input::End => Command::End("the end user ended the session".into()),
                 };
                 let end = matches!(cmd, Command::End(_));
@@ -173,10 +224,52 @@ pub async fn run(id: &Identity) -> Ending {
             std::future::pending::<()>().await
         };
         let show_events = async {
+            let mut path = PathKind::Relay;
             while let Some(ev) = ev_rx.recv().await {
                 match ev {
                     Event::Chat(text) => say(format!("{tech}: {text}")),
-                    Event::Rtt(_) => {}
+                    Event::Rtt(kind, rtt) => {
+                        path = kind;
+                        if let Ok(mut s) = status.lock() {
+                            *s = format!("{} ({} ms round trip)", describe(path), ms(rtt));
+                        }
+                    }
+                    Event::PathChanged { kind, rtt, .. } => {
+                        path = kind;
+                        let rtt = rtt
+                            .map(|r| format!(", {} ms round trip", ms(r)))
+                            .unwrap_or_default();
+                        say(format!("Now connected directly to {tech} ({kind}{rtt})."));
+                        if let Ok(mut s) = status.lock() {
+                            *s = format!("{}{rtt}", describe(kind));
+                        }
+                    }
+                    Event::StaysOnRelay { .. } => {}
+                    Event::TestStarted { bytes, .. } => say(format!(
+                        "{tech} is testing the connection ({} MiB)…",
+                        bytes >> 20
+                    )),
+                    Event::TestDone {
+                        direction,
+                        ok,
+                        bytes,
+                        secs,
+                        detail,
+                    } => {
+                        let way = match direction {
+                            Direction::ToUser => "from",
+                            Direction::FromUser => "to",
+                        };
+                        if ok {
+                            say(format!(
+                                "Connection test {way} {tech}: {} MiB in {secs:.1} s ({}).",
+                                bytes >> 20,
+                                describe(path)
+                            ));
+                        } else {
+                            say(format!("Connection test {way} {tech} failed: {detail}"));
+                        }
+                    }
                 }
             }
         };
@@ -190,6 +283,18 @@ pub async fn run(id: &Identity) -> Ending {
             Ok(Err(e)) => Ending::Ended(format!("the connection to your technician was lost: {e}")),
             Err(e) => Ending::Ended(format!("internal error: {e}")),
         };
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn describe(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::Relay => "through the support service (relay)",
+        PathKind::DirectTcp => "direct (TCP)",
+        PathKind::XtcpUdp => "direct (UDP)",
     }
 }
 
@@ -212,6 +317,7 @@ async fn wait_for_end(input: &mut mpsc::Receiver<Input>) {
             Some(Input::Line(_)) => {
                 say("(Your technician is not connected yet; your message was not sent.)")
             }
+            Some(Input::Status) => say("Connection: waiting for your technician."),
         }
     }
 }

@@ -108,10 +108,9 @@ pub async fn console_hello(s: &mut Outer, guid: SessionGuid, token: &str) -> Res
     Ok(())
 }
 
-/// Either end: reads until `Paired`.
-pub async fn await_paired(s: &mut Outer) -> Result<()> {
-    relay_link::await_pairing(s, |_| {}).await?;
-    Ok(())
+/// Either end: reads until `Paired`; returns what the gateway said then.
+pub async fn await_paired(s: &mut Outer) -> Result<relay_link::Pairing> {
+    Ok(relay_link::await_pairing(s, |_| {}).await?)
 }
 
 /// The splice proxy's rendezvous: the client sends a 16-byte key; the proxy

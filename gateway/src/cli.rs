@@ -89,7 +89,8 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
     let store_display = redact(&config.store_url);
-    let node = crate::server::Node::prepare(config, local).await?;
+    let (stun_socket, stun_status) = crate::stun::bind(config.stun_listen).await;
+    let node = crate::server::Node::prepare(config, local, stun_socket).await?;
     let gw = node.gateway().clone();
     if node.first_run {
         println!("created data directory {}", gw.config.data_dir.display());
@@ -98,6 +99,7 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         "Lifeline gateway node {} listening on {local} (clients use {})",
         gw.node_name, gw.advertise
     );
+    println!("{}", stun_status.banner(&gw.stun));
     println!(
         "operator CA fingerprint (SHA-256): {}",
         lifeline_protocol::hex::fingerprint(&gw.identity.ca_fingerprint)

@@ -6,6 +6,7 @@ use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Where the node keeps its state, and which store it uses. Shared by
@@ -32,6 +33,10 @@ pub struct ServeArgs {
     /// TLS listen address (relay and portal share it).
     #[arg(long, env = "LIFELINE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// UDP address of the STUN server the ends use to go direct
+    /// (default 0.0.0.0:3478), or `off`.
+    #[arg(long, env = "LIFELINE_STUN_LISTEN")]
+    pub stun_listen: Option<StunListen>,
     /// Extra DNS names or IPs for the node certificate (repeatable).
     #[arg(
         long = "public-name",
@@ -92,6 +97,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     store: Option<String>,
     listen: Option<SocketAddr>,
+    stun_listen: Option<StunListen>,
     public_names: Option<Vec<String>>,
     advertise: Option<String>,
     node_name: Option<String>,
@@ -107,6 +113,44 @@ struct FileConfig {
     session_ttl: Option<u64>,
 }
 
+/// Where the STUN server listens: `--stun-listen ADDR` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum StunListen {
+    /// No STUN server.
+    Off,
+    /// Listen on this UDP address.
+    On(SocketAddr),
+}
+
+/// The default STUN address: every interface, the IANA port.
+pub const DEFAULT_STUN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 3478);
+
+impl FromStr for StunListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        s.parse().map(Self::On).map_err(|_| {
+            format!(
+                "{s:?} is not a STUN listen address: expected IP:PORT (e.g. 0.0.0.0:3478) or off"
+            )
+        })
+    }
+}
+
+impl TryFrom<String> for StunListen {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 /// Failed lockouts before an account locks.
 pub const MAX_LOGIN_FAILURES: u32 = 5;
 
@@ -119,6 +163,8 @@ pub struct Config {
     pub store_url: String,
     /// Listen address.
     pub listen: SocketAddr,
+    /// STUN listen address; `None`: no STUN server.
+    pub stun_listen: Option<SocketAddr>,
     /// Extra certificate names.
     pub public_names: Vec<String>,
     /// Advertised `host:port` (None: derive from the bound address).
@@ -253,6 +299,14 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+        stun_listen: match serve
+            .stun_listen
+            .or(file.stun_listen)
+            .unwrap_or(StunListen::On(DEFAULT_STUN_LISTEN))
+        {
+            StunListen::Off => None,
+            StunListen::On(addr) => Some(addr),
+        },
         public_names: if serve.public_names.is_empty() {
             file.public_names.clone().unwrap_or_default()
         } else {
@@ -289,4 +343,28 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         ));
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stun_listen_values() {
+        assert_eq!("off".parse::<StunListen>(), Ok(StunListen::Off));
+        assert_eq!(" OFF ".parse::<StunListen>(), Ok(StunListen::Off));
+        assert_eq!(
+            "0.0.0.0:3478".parse::<StunListen>(),
+            Ok(StunListen::On(DEFAULT_STUN_LISTEN))
+        );
+        assert_eq!(
+            "[::]:3478".parse::<StunListen>(),
+            Ok(StunListen::On("[::]:3478".parse().unwrap()))
+        );
+        for bad in ["", "3478", "0.0.0.0", "on", "stun.example.com:3478"] {
+            let e = bad.parse::<StunListen>().unwrap_err();
+            assert!(e.contains("IP:PORT") && e.contains("or off"), "{e}");
+        }
+    }
 }

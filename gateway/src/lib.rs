@@ -12,6 +12,7 @@
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens.
 //! * [`limits`] — per-IP connection and bad-attempt limits.
+//! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
 //!
 //! The store lives in its own crate, `lifeline-store`.
 #![forbid(unsafe_code)]
@@ -26,3 +27,4 @@ pub mod personalize;
 pub mod portal;
 pub mod relay;
 pub mod server;
+pub mod stun;

@@ -3,7 +3,9 @@
 //! [`Node::prepare`] loads the data directory, opens the store and builds
 //! the TLS configuration; [`Node::serve`] takes a bound listener and a
 //! shutdown future (as mini-redis does), so tests can run a node on
-//! `127.0.0.1:0` and stop it when they like.
+//! `127.0.0.1:0` and stop it when they like. The STUN socket, if any, is
+//! bound by the caller too and handed to `prepare`, which derives the
+//! address the node tells paired ends from it.
 
 use crate::config::Config;
 use crate::datadir::{self, NodeIdentity};
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 /// How often the node refreshes its heartbeat in the store.
@@ -72,6 +74,10 @@ pub struct Gateway {
     pub node_name: String,
     /// `host:port` clients use to reach this node.
     pub advertise: String,
+    /// `host:port` of this node's STUN server as paired ends are told
+    /// (the advertised host with the bound STUN port), or empty when the
+    /// node runs none.
+    pub stun: String,
     /// The store.
     pub store: Store,
     /// One-connection-per-IP limiter.
@@ -125,6 +131,7 @@ impl Gateway {
 pub struct Node {
     gw: Arc<Gateway>,
     tls: Arc<ServerConfig>,
+    stun: Option<UdpSocket>,
     phase_tx: watch::Sender<Phase>,
     stop_tx: watch::Sender<bool>,
     /// Whether the data directory was created by this start.
@@ -134,8 +141,13 @@ pub struct Node {
 impl Node {
     /// Loads or creates the data directory, opens (and migrates) the store.
     /// `local_addr` is where the listener is bound (to derive the advertised
-    /// address when none is configured).
-    pub async fn prepare(config: Config, local_addr: SocketAddr) -> Result<Self, StartError> {
+    /// address when none is configured); `stun` is the bound STUN socket,
+    /// if the node runs a STUN server.
+    pub async fn prepare(
+        config: Config,
+        local_addr: SocketAddr,
+        stun: Option<UdpSocket>,
+    ) -> Result<Self, StartError> {
         let (identity, first_run) = datadir::open(
             &config.data_dir,
             config.operator_name.as_deref(),
@@ -157,6 +169,13 @@ impl Node {
                     }
                     None => local_addr.to_string(),
                 });
+        // The ends reach STUN at the same host as the relay: whatever name
+        // or address the operator advertises for this node is the one that
+        // works from outside. Only the port is the STUN socket's own.
+        let stun_addr = match &stun {
+            Some(s) => crate::stun::advertised(&advertise, s.local_addr()?.port()),
+            None => String::new(),
+        };
         let mut tls = ServerConfig::builder_with_provider(lifeline_session::tls::outer_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
@@ -178,6 +197,7 @@ impl Node {
             identity,
             node_name,
             advertise,
+            stun: stun_addr,
             store,
             phase,
             stop_relays,
@@ -185,6 +205,7 @@ impl Node {
         Ok(Self {
             gw: Arc::new(gw),
             tls: Arc::new(tls),
+            stun,
             phase_tx,
             stop_tx,
             first_run,
@@ -213,10 +234,31 @@ impl Node {
                 "sessions from before the restart are waiting for their applets again"
             );
         }
+        // Sessions that had gone direct keep running without us: their ends
+        // talk to each other, not to this node. They are left `direct` (not
+        // reset: a reset would let a second applet take the GUID while the
+        // first one is still in session), only noted as no longer relayed,
+        // and end when the console says so or when they expire.
+        let unrelayed = gw.store.mark_node_relays_closed(&gw.node_name, now).await?;
+        if unrelayed > 0 {
+            tracing::info!(
+                sessions = unrelayed,
+                "direct sessions relayed before the restart continue without the relay"
+            );
+        }
         gw.store
             .node_started(&gw.node_name, &gw.advertise, now)
             .await?;
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
+        // STUN stops with the listener, at the shutdown signal (the phase
+        // turning to Draining): draining sessions keep their relay, and a
+        // node restarted in the meantime can bind the port at once.
+        let stun = self.stun.map(|socket| {
+            let mut phase = gw.phase.clone();
+            tokio::spawn(crate::stun::serve(socket, async move {
+                let _ = phase.wait_for(|p| *p == Phase::Draining).await;
+            }))
+        });
 
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
         tokio::pin!(shutdown);
@@ -245,6 +287,9 @@ impl Node {
             "shutting down: no new connections; letting relayed sessions finish"
         );
         let _ = self.phase_tx.send(Phase::Draining);
+        if let Some(stun) = stun {
+            let _ = stun.await;
+        }
         let deadline = tokio::time::Instant::now() + gw.config.drain_timeout;
         while gw.stats.relaying.load(Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < deadline

@@ -4,8 +4,24 @@
 //! [`MAX_PAYLOAD`] so a peer cannot make the other allocate without limit.
 //! The first frame on a fresh channel is the applet's [`Frame::Proof`]; the
 //! console answers [`Frame::Accepted`] or [`Frame::End`].
+//!
+//! Going direct (see `lifeline_session::direct`):
+//!
+//! ```text
+//! console                                         applet
+//!   PathPolicy{tcp, udp, udp_after_ms}  ──────▶              (relay)
+//!                                       ◀──────  PathOffer{tcp addrs, udp, note}
+//!   ── dials the addresses ──── TCP + TLS ────▶  (or, later, ICE:)
+//!                                       ◀──────  IceOffer{…}   (relay)
+//!   IceOffer{…}                         ──────▶              (relay)
+//!   Bind{mac}   ◀══════ on the new path ══════▶  Bind{mac}
+//!   Switch{path id} (last on the relay) ──────▶
+//!                                       ◀──────  Switch{path id} (last on the relay)
+//!   ═════════ everything else on the new path ═════════
+//! ```
 
 use crate::codec::{DecodeError, Reader, Writer, clamp_str};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Largest frame payload.
 pub const MAX_PAYLOAD: usize = 1 << 20;
@@ -15,6 +31,14 @@ pub const MAX_CHAT: usize = 4096;
 pub const MAX_REASON: usize = 256;
 /// Bytes of the frame header.
 pub const HEADER_LEN: usize = 5;
+/// Most direct TCP addresses an applet offers.
+pub const MAX_TCP_ADDRS: usize = 16;
+/// Most ICE candidates in one offer.
+pub const MAX_ICE_CANDIDATES: usize = 32;
+/// Longest ICE credential or candidate line.
+pub const MAX_ICE_TEXT: usize = 256;
+/// Largest [`Frame::Data`] payload.
+pub const MAX_DATA: usize = 64 * 1024;
 
 const PROOF: u8 = 1;
 const ACCEPTED: u8 = 2;
@@ -22,6 +46,15 @@ const CHAT: u8 = 3;
 const END: u8 = 4;
 const PING: u8 = 5;
 const PONG: u8 = 6;
+const PATH_POLICY: u8 = 7;
+const PATH_OFFER: u8 = 8;
+const ICE_OFFER: u8 = 9;
+const BIND: u8 = 10;
+const SWITCH: u8 = 11;
+const DATA: u8 = 12;
+const TEST_START: u8 = 13;
+const TEST_REQUEST: u8 = 14;
+const TEST_RESULT: u8 = 15;
 
 /// Who ended a session, carried in [`Frame::End`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +121,104 @@ pub enum Frame {
     Ping(u64),
     /// Answer to [`Frame::Ping`] with the same value.
     Pong(u64),
+    /// Console → applet, right after [`Frame::Accepted`]: which direct
+    /// paths the console will try.
+    PathPolicy {
+        /// Try direct TCP (console dials the applet's offered addresses).
+        tcp: bool,
+        /// Try ICE over UDP carrying XTCP.
+        udp: bool,
+        /// Start ICE this long after the offer if TCP has not worked.
+        udp_after_ms: u32,
+    },
+    /// Applet → console: the answer to [`Frame::PathPolicy`].
+    PathOffer {
+        /// Addresses the applet's TCP listener may be reached at (empty:
+        /// no direct TCP).
+        tcp: Vec<SocketAddr>,
+        /// Whether the applet will run ICE.
+        udp: bool,
+        /// Why something was left out (the applet's policy), or "".
+        note: String,
+    },
+    /// Either way: ICE credentials and candidates.
+    IceOffer {
+        /// Username fragment.
+        ufrag: String,
+        /// Password.
+        pwd: String,
+        /// Candidate lines.
+        candidates: Vec<String>,
+    },
+    /// The first frame on a new direct path, both ways: the binding proof
+    /// (see [`crate::proof::binding_proof`]).
+    Bind {
+        /// HMAC over the new channel's exporter, keyed by the relayed one.
+        mac: [u8; 32],
+    },
+    /// The last frame the sender writes on the old path; everything after
+    /// it comes on the new path, the one with this id (see
+    /// [`crate::proof::path_id`]), so both ends use the same one.
+    Switch {
+        /// The new path's id.
+        path: [u8; 8],
+    },
+    /// Bulk bytes (a link test today; file transfer later).
+    Data(Vec<u8>),
+    /// The sender's next `len` bytes of [`Frame::Data`] are the link-test
+    /// stream of `seed`; the receiver checks them and answers
+    /// [`Frame::TestResult`].
+    TestStart {
+        /// Seed of the test stream.
+        seed: u64,
+        /// Bytes that follow.
+        len: u64,
+    },
+    /// Console → applet: please run a link test towards me.
+    TestRequest {
+        /// Seed of the test stream.
+        seed: u64,
+        /// Bytes to send.
+        len: u64,
+    },
+    /// The receiver's verdict on a link test.
+    TestResult {
+        /// Every byte arrived, in order, once.
+        ok: bool,
+        /// Bytes received.
+        bytes: u64,
+        /// The first problem, or "".
+        detail: String,
+    },
+}
+
+fn put_addr(w: &mut Writer, a: &SocketAddr) {
+    match a.ip() {
+        IpAddr::V4(ip) => w.u8(4).put(&ip.octets()),
+        IpAddr::V6(ip) => w.u8(6).put(&ip.octets()),
+    };
+    w.u16(a.port());
+}
+
+fn read_addr(r: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
+    let ip = match r.u8()? {
+        4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
+        6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
+        _ => return Err(DecodeError::invalid("address", "unknown family")),
+    };
+    Ok(SocketAddr::new(ip, r.u16()?))
+}
+
+fn flag(b: bool) -> u8 {
+    u8::from(b)
+}
+
+fn read_flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, DecodeError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::invalid(what, "flag is not 0 or 1")),
+    }
 }
 
 impl Frame {
@@ -115,6 +246,64 @@ impl Frame {
             Frame::Pong(v) => {
                 w.u64(*v);
                 PONG
+            }
+            Frame::PathPolicy {
+                tcp,
+                udp,
+                udp_after_ms,
+            } => {
+                w.u8(flag(*tcp)).u8(flag(*udp)).u32(*udp_after_ms);
+                PATH_POLICY
+            }
+            Frame::PathOffer { tcp, udp, note } => {
+                let addrs = &tcp[..tcp.len().min(MAX_TCP_ADDRS)];
+                w.u8(addrs.len() as u8);
+                for a in addrs {
+                    put_addr(&mut w, a);
+                }
+                w.u8(flag(*udp)).str16(clamp_str(note, MAX_REASON));
+                PATH_OFFER
+            }
+            Frame::IceOffer {
+                ufrag,
+                pwd,
+                candidates,
+            } => {
+                w.str16(clamp_str(ufrag, MAX_ICE_TEXT))
+                    .str16(clamp_str(pwd, MAX_ICE_TEXT));
+                let cands = &candidates[..candidates.len().min(MAX_ICE_CANDIDATES)];
+                w.u8(cands.len() as u8);
+                for c in cands {
+                    w.str16(clamp_str(c, MAX_ICE_TEXT));
+                }
+                ICE_OFFER
+            }
+            Frame::Bind { mac } => {
+                w.put(mac);
+                BIND
+            }
+            Frame::Switch { path } => {
+                w.put(path);
+                SWITCH
+            }
+            Frame::Data(bytes) => {
+                assert!(bytes.len() <= MAX_DATA, "data frame too large");
+                w.put(bytes);
+                DATA
+            }
+            Frame::TestStart { seed, len } => {
+                w.u64(*seed).u64(*len);
+                TEST_START
+            }
+            Frame::TestRequest { seed, len } => {
+                w.u64(*seed).u64(*len);
+                TEST_REQUEST
+            }
+            Frame::TestResult { ok, bytes, detail } => {
+                w.u8(flag(*ok))
+                    .u64(*bytes)
+                    .str16(clamp_str(detail, MAX_REASON));
+                TEST_RESULT
             }
         };
         let mut out = Writer::new();
@@ -154,6 +343,68 @@ impl Frame {
             },
             PING => Frame::Ping(p.u64().map_err(short)?),
             PONG => Frame::Pong(p.u64().map_err(short)?),
+            PATH_POLICY => Frame::PathPolicy {
+                tcp: read_flag(&mut p, "path policy").map_err(short)?,
+                udp: read_flag(&mut p, "path policy").map_err(short)?,
+                udp_after_ms: p.u32().map_err(short)?,
+            },
+            PATH_OFFER => {
+                let n = usize::from(p.u8().map_err(short)?);
+                if n > MAX_TCP_ADDRS {
+                    return Err(DecodeError::invalid("path offer", "too many addresses"));
+                }
+                let tcp = (0..n)
+                    .map(|_| read_addr(&mut p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(short)?;
+                Frame::PathOffer {
+                    tcp,
+                    udp: read_flag(&mut p, "path offer").map_err(short)?,
+                    note: p.str16("note", MAX_REASON).map_err(short)?.to_owned(),
+                }
+            }
+            ICE_OFFER => {
+                let ufrag = p.str16("ufrag", MAX_ICE_TEXT).map_err(short)?.to_owned();
+                let pwd = p.str16("pwd", MAX_ICE_TEXT).map_err(short)?.to_owned();
+                let n = usize::from(p.u8().map_err(short)?);
+                if n > MAX_ICE_CANDIDATES {
+                    return Err(DecodeError::invalid("ICE offer", "too many candidates"));
+                }
+                let candidates = (0..n)
+                    .map(|_| p.str16("candidate", MAX_ICE_TEXT).map(str::to_owned))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(short)?;
+                Frame::IceOffer {
+                    ufrag,
+                    pwd,
+                    candidates,
+                }
+            }
+            BIND => Frame::Bind {
+                mac: p.array().map_err(short)?,
+            },
+            SWITCH => Frame::Switch {
+                path: p.array().map_err(short)?,
+            },
+            DATA => {
+                if payload.len() > MAX_DATA {
+                    return Err(DecodeError::invalid("data", "too long"));
+                }
+                Frame::Data(p.take(payload.len()).map_err(short)?.to_vec())
+            }
+            TEST_START => Frame::TestStart {
+                seed: p.u64().map_err(short)?,
+                len: p.u64().map_err(short)?,
+            },
+            TEST_REQUEST => Frame::TestRequest {
+                seed: p.u64().map_err(short)?,
+                len: p.u64().map_err(short)?,
+            },
+            TEST_RESULT => Frame::TestResult {
+                ok: read_flag(&mut p, "test result").map_err(short)?,
+                bytes: p.u64().map_err(short)?,
+                detail: p.str16("detail", MAX_REASON).map_err(short)?.to_owned(),
+            },
             _ => return Err(DecodeError::invalid("session frame", "unknown type")),
         };
         p.finish("session frame")?;

@@ -10,11 +10,12 @@
 //! * [`guid`] — the 128-bit session GUID and its text form.
 //! * [`relay`] — the gateway handshake on ALPN `lifeline/1`: the client's
 //!   hello and the gateway's answers; after `Paired` the stream is opaque.
-//! * [`e2e`] — frames inside the end-to-end TLS between applet and console.
+//! * [`e2e`] — frames inside the end-to-end TLS between applet and console,
+//!   including the going-direct negotiation and the cutover marker.
 //! * [`trailer`] — the signed trailer the portal appends to the applet.
 //! * [`directory`] — the operator-signed list of gateway nodes.
-//! * [`proof`] — applet-secret proof and short authentication string, both
-//!   derived from the inner TLS exporter.
+//! * [`proof`] — applet-secret proof, short authentication string and the
+//!   direct-path binding proof, all derived from TLS exporters.
 //! * [`permissions`] — what a session may do beyond chat.
 //! * [`portal`] — JSON bodies of the portal HTTP API.
 //! * [`hex`], [`time`] — small text helpers shared by all binaries.

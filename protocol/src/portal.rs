@@ -8,6 +8,7 @@
 //! | GET | `/api/v1/sessions/waiting` | → [`SessionList`] (the caller's waiting sessions) |
 //! | GET | `/api/v1/sessions/{guid}` | → [`SessionInfo`] |
 //! | POST | `/api/v1/sessions/{guid}/end` | [`EndSession`] → [`SessionInfo`] |
+//! | POST | `/api/v1/sessions/{guid}/path` | [`PathReport`] → [`SessionInfo`] |
 //! | GET | `/api/v1/sessions/{guid}/applet?platform=P` | → the personalized executable, once |
 //! | GET | `/api/v1/directory` | → [`crate::directory::SignedDirectory`] |
 //! | GET | `/api/v1/health` | → [`Health`] |
@@ -73,6 +74,28 @@ pub struct EndSession {
     pub reason: String,
 }
 
+/// The console reports which path the session's traffic takes (relay,
+/// direct TCP, XTCP over UDP), before it closes the relay after a cutover,
+/// or why it stays on the relay. The gateway audits it; after a report of
+/// a direct path, the relay closing no longer ends the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathReport {
+    /// `relay`, `tcp` or `udp` (see [`PATHS`]).
+    pub path: String,
+    /// Round-trip time measured on it, in milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Details for the audit trail: the addresses used, or why no direct
+    /// path was found (at most [`MAX_PATH_DETAIL`] bytes).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The values [`PathReport::path`] may take.
+pub const PATHS: [&str; 3] = ["relay", "tcp", "udp"];
+/// Longest [`PathReport::detail`] accepted.
+pub const MAX_PATH_DETAIL: usize = 512;
+
 /// A session as the portal reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -82,7 +105,8 @@ pub struct SessionInfo {
     pub label: String,
     /// Technician e-mail.
     pub technician: String,
-    /// `created`, `waiting`, `paired` or `ended`.
+    /// `created`, `waiting`, `paired`, `direct` (paired, traffic on a
+    /// direct path) or `ended`.
     pub state: String,
     /// Creation time (Unix ms).
     pub created_at_ms: i64,
@@ -102,6 +126,9 @@ pub struct SessionInfo {
     pub waiting_node_addr: Option<String>,
     /// How it ended, if it did.
     pub ended_reason: Option<String>,
+    /// The path last reported by the console (`relay`, `tcp`, `udp`).
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// A list of sessions.

@@ -46,6 +46,79 @@ pub fn verify_applet_proof(
     hmac::verify(&key, &msg, mac).is_ok()
 }
 
+/// TLS exporter label of a direct path's own TLS (its context is the GUID
+/// too).
+pub const DIRECT_EXPORTER_LABEL: &[u8] = b"EXPORTER-lifeline-direct-v1";
+
+/// Which end sends a binding proof (so one end's proof is never valid
+/// coming back from the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindRole {
+    /// The end user's applet.
+    Applet,
+    /// The technician's console.
+    Console,
+}
+
+fn binding_message(
+    guid: &SessionGuid,
+    role: BindRole,
+    path_exporter: &[u8; EXPORTER_LEN],
+) -> Vec<u8> {
+    let mut msg = b"lifeline binding proof v1".to_vec();
+    msg.push(match role {
+        BindRole::Applet => 1,
+        BindRole::Console => 2,
+    });
+    msg.extend_from_slice(guid.as_bytes());
+    msg.extend_from_slice(path_exporter);
+    msg
+}
+
+/// The binding proof an end sends first on a new direct path:
+/// HMAC-SHA256 keyed by the *relayed* session's exporter (known only to the
+/// two ends of that session) over the GUID, the sender's role and the
+/// *new* path's own TLS exporter. It shows "I am the other end of the
+/// relayed session" and cannot be replayed on any other connection, since
+/// every TLS connection has its own exporter.
+pub fn binding_proof(
+    relayed_exporter: &[u8; EXPORTER_LEN],
+    guid: &SessionGuid,
+    role: BindRole,
+    path_exporter: &[u8; EXPORTER_LEN],
+) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, relayed_exporter);
+    let tag = hmac::sign(&key, &binding_message(guid, role, path_exporter));
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Checks a binding proof in constant time.
+pub fn verify_binding_proof(
+    relayed_exporter: &[u8; EXPORTER_LEN],
+    guid: &SessionGuid,
+    role: BindRole,
+    path_exporter: &[u8; EXPORTER_LEN],
+    mac: &[u8; 32],
+) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, relayed_exporter);
+    hmac::verify(&key, &binding_message(guid, role, path_exporter), mac).is_ok()
+}
+
+/// A direct path's id, the same on both ends: the first 8 bytes of
+/// SHA-256 over a label and the path's own TLS exporter. It names the path
+/// in [`crate::e2e::Frame::Switch`] without revealing the exporter.
+pub fn path_id(path_exporter: &[u8; EXPORTER_LEN]) -> [u8; 8] {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[b"lifeline path id v1".as_slice(), path_exporter].concat(),
+    );
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&d.as_ref()[..8]);
+    id
+}
+
 /// Six decimal digits shown as `123 456` on both ends.
 pub fn short_auth_string(exporter: &[u8; EXPORTER_LEN]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, exporter);
@@ -82,6 +155,48 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn binding_proof_is_bound_to_key_guid_role_and_path() {
+        let g = SessionGuid::from_bytes([9; 16]);
+        let other = SessionGuid::from_bytes([8; 16]);
+        let mac = binding_proof(&[1; 32], &g, BindRole::Applet, &[2; 32]);
+        assert!(verify_binding_proof(
+            &[1; 32],
+            &g,
+            BindRole::Applet,
+            &[2; 32],
+            &mac
+        ));
+        assert!(!verify_binding_proof(
+            &[7; 32],
+            &g,
+            BindRole::Applet,
+            &[2; 32],
+            &mac
+        ));
+        assert!(!verify_binding_proof(
+            &[1; 32],
+            &other,
+            BindRole::Applet,
+            &[2; 32],
+            &mac
+        ));
+        assert!(!verify_binding_proof(
+            &[1; 32],
+            &g,
+            BindRole::Console,
+            &[2; 32],
+            &mac
+        ));
+        assert!(!verify_binding_proof(
+            &[1; 32],
+            &g,
+            BindRole::Applet,
+            &[3; 32],
+            &mac
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   Hello{version, role, guid, token}  ──────▶
 //!                                      ◀──────  Waiting{observed, node}   (applet only)
 //!                                      ◀──────  Ping                      (while waiting)
-//!                                      ◀──────  Paired
+//!                                      ◀──────  Paired{stun}
 //!   ═══════════ opaque bytes both ways (the end-to-end TLS) ═══════════
 //!                                      ◀──────  Refused{code, message}    (instead, then close)
 //! ```
@@ -166,7 +166,11 @@ pub enum ServerMsg {
     /// Keepalive while waiting; ignore.
     Ping,
     /// The other end is here; from now on the stream is opaque.
-    Paired,
+    Paired {
+        /// This node's STUN server (`host:port`) for the ends' ICE, or
+        /// empty when it runs none.
+        stun: String,
+    },
     /// The gateway refuses; it closes the connection after this.
     Refused {
         /// Machine-readable reason.
@@ -248,7 +252,10 @@ impl ServerMsg {
                 WAITING
             }
             ServerMsg::Ping => PING,
-            ServerMsg::Paired => PAIRED,
+            ServerMsg::Paired { stun } => {
+                w.str16(clamp_str(stun, 128));
+                PAIRED
+            }
             ServerMsg::Refused { code, message } => {
                 w.u16(code.code()).str16(clamp_str(message, MAX_TEXT));
                 REFUSED
@@ -273,7 +280,12 @@ impl ServerMsg {
                     .to_owned(),
             },
             PING => ServerMsg::Ping,
-            PAIRED => ServerMsg::Paired,
+            PAIRED => ServerMsg::Paired {
+                stun: r
+                    .str16("stun", 128)
+                    .map_err(truncated("paired"))?
+                    .to_owned(),
+            },
             REFUSED => ServerMsg::Refused {
                 code: RefuseCode::from_code(r.u16().map_err(truncated("refused"))?),
                 message: r
@@ -332,7 +344,12 @@ mod tests {
                 node: "n1".into(),
             },
             ServerMsg::Ping,
-            ServerMsg::Paired,
+            ServerMsg::Paired {
+                stun: "203.0.113.10:3478".into(),
+            },
+            ServerMsg::Paired {
+                stun: String::new(),
+            },
             ServerMsg::Refused {
                 code: RefuseCode::Expired,
                 message: "expired".into(),

@@ -102,7 +102,10 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "relay_server_msg",
             "seed-paired",
-            ServerMsg::Paired.encode(),
+            ServerMsg::Paired {
+                stun: "203.0.113.10:3478".into(),
+            }
+            .encode(),
         ),
         (
             "relay_server_msg",
@@ -142,6 +145,73 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Frame::Ping(0x0102_0304_0506_0708).encode(),
         ),
         ("e2e_frame", "seed-pong", Frame::Pong(u64::MAX).encode()),
+        (
+            "e2e_frame",
+            "seed-path-policy",
+            Frame::PathPolicy {
+                tcp: true,
+                udp: true,
+                udp_after_ms: 10_000,
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-path-offer",
+            Frame::PathOffer {
+                tcp: vec![
+                    "192.0.2.7:40123".parse().unwrap(),
+                    "[2001:db8::7]:40123".parse().unwrap(),
+                ],
+                udp: true,
+                note: String::new(),
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-ice-offer",
+            Frame::IceOffer {
+                ufrag: "abcd".into(),
+                pwd: "abcdefghijklmnopqrstuv".into(),
+                candidates: vec!["candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into()],
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-bind",
+            Frame::Bind { mac: [0x5b; 32] }.encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-switch",
+            Frame::Switch { path: [0x11; 8] }.encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-data",
+            Frame::Data(b"0123456789".to_vec()).encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-test-start",
+            Frame::TestStart {
+                seed: 7,
+                len: 1 << 28,
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-test-result",
+            Frame::TestResult {
+                ok: false,
+                bytes: 12345,
+                detail: "byte 12345 differs".into(),
+            }
+            .encode(),
+        ),
         ("trailer", "seed-signed-applet", signed_file),
         ("trailer", "seed-body", trailer_body().encode()),
         ("directory", "seed-signed", signed_directory),

@@ -62,7 +62,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![
         (text(128), text(128)).prop_map(|(observed, node)| ServerMsg::Waiting { observed, node }),
         Just(ServerMsg::Ping),
-        Just(ServerMsg::Paired),
+        text(128).prop_map(|stun| ServerMsg::Paired { stun }),
         // `from_code` gives the canonical variant: `Other(1)` would decode
         // as `UnknownSession`.
         (any::<u16>(), text(relay::MAX_TEXT)).prop_map(|(c, message)| ServerMsg::Refused {
@@ -88,6 +88,39 @@ fn frame() -> impl Strategy<Value = Frame> {
             .prop_map(|(by, reason)| Frame::End { by, reason }),
         any::<u64>().prop_map(Frame::Ping),
         any::<u64>().prop_map(Frame::Pong),
+        (any::<bool>(), any::<bool>(), any::<u32>()).prop_map(|(tcp, udp, udp_after_ms)| {
+            Frame::PathPolicy {
+                tcp,
+                udp,
+                udp_after_ms,
+            }
+        }),
+        (
+            vec(
+                (any::<std::net::IpAddr>(), any::<u16>()).prop_map(std::net::SocketAddr::from),
+                0..=e2e::MAX_TCP_ADDRS
+            ),
+            any::<bool>(),
+            text(e2e::MAX_REASON)
+        )
+            .prop_map(|(tcp, udp, note)| Frame::PathOffer { tcp, udp, note }),
+        (
+            text(e2e::MAX_ICE_TEXT),
+            text(e2e::MAX_ICE_TEXT),
+            vec(text(e2e::MAX_ICE_TEXT), 0..=e2e::MAX_ICE_CANDIDATES)
+        )
+            .prop_map(|(ufrag, pwd, candidates)| Frame::IceOffer {
+                ufrag,
+                pwd,
+                candidates
+            }),
+        any::<[u8; 32]>().prop_map(|mac| Frame::Bind { mac }),
+        any::<[u8; 8]>().prop_map(|path| Frame::Switch { path }),
+        vec(any::<u8>(), 0..=1024).prop_map(Frame::Data),
+        (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestStart { seed, len }),
+        (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestRequest { seed, len }),
+        (any::<bool>(), any::<u64>(), text(e2e::MAX_REASON))
+            .prop_map(|(ok, bytes, detail)| Frame::TestResult { ok, bytes, detail }),
     ]
 }
 

@@ -65,6 +65,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn into_inner(self) -> R {
         self.inner
     }
+
+    /// The same reader over a boxed stream, keeping what it has buffered
+    /// (bytes of frames the peer sent right behind the last one read).
+    pub fn boxed(self) -> FrameReader<crate::link::BoxRead>
+    where
+        R: Send + 'static,
+    {
+        FrameReader {
+            inner: Box::new(self.inner),
+            buf: self.buf,
+        }
+    }
 }
 
 /// Writes frames to a byte stream.
@@ -84,6 +96,16 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.inner.write_all(&frame.encode()).await?;
         self.inner.flush().await?;
         Ok(())
+    }
+
+    /// The same writer over a boxed stream.
+    pub fn boxed(self) -> FrameWriter<crate::link::BoxWrite>
+    where
+        W: Send + 'static,
+    {
+        FrameWriter {
+            inner: Box::new(self.inner),
+        }
     }
 
     /// Closes the write side (TLS close_notify, then FIN).

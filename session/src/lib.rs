@@ -16,7 +16,13 @@
 //! * [`secure`] — the end-to-end handshake over that stream: inner TLS,
 //!   applet-secret proof, short authentication string.
 //! * [`channel`] — framed reading/writing of [`lifeline_protocol::e2e::Frame`]s.
-//! * [`chat`] — the live session loop: chat, keepalive, ending.
+//! * [`link`] — the frame link over the path in use (a reader task and a
+//!   writer task) and the lossless cutover to another path.
+//! * [`direct`] — going direct: direct TCP, ICE + XTCP over UDP, the TLS and
+//!   binding proof that make a new path part of the session.
+//! * [`linktest`] — the link test's checked byte stream.
+//! * [`live`] — the live session loop: chat, keepalive, link test, going
+//!   direct, ending.
 #![forbid(unsafe_code)]
 
 // TLS lives in its own crate (the XTCP transport needs it too); these keep
@@ -26,10 +32,19 @@ pub use lifeline_tls::identity;
 
 pub mod addr;
 pub mod channel;
-pub mod chat;
+pub mod direct;
+pub mod link;
+pub mod linktest;
+pub mod live;
 pub mod portal;
 pub mod relay_link;
 pub mod secure;
+
+/// The applet's and console's log filter unless `LIFELINE_LOG` says
+/// otherwise: warnings, but not webrtc-ice's, which reports every
+/// interface it cannot use and every STUN server that has no IPv6 address
+/// as a warning — noise on an end user's screen, not a problem.
+pub const DEFAULT_LOG_FILTER: &str = "warn,webrtc_ice=error,webrtc_mdns=error,webrtc_util=error";
 
 /// Current time as Unix milliseconds.
 pub fn now_ms() -> i64 {

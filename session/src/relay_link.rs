@@ -120,15 +120,26 @@ pub enum WaitEvent {
     },
 }
 
+/// What the gateway said when it paired us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    /// The node's STUN server (`host:port`), if it runs one.
+    pub stun: Option<String>,
+}
+
 /// Reads gateway messages until `Paired` (returns) or `Refused` (error),
 /// reporting `Waiting` through `on_event`. Keepalive pings are skipped.
 pub async fn await_pairing<S: AsyncRead + Unpin>(
     s: &mut S,
     mut on_event: impl FnMut(WaitEvent),
-) -> Result<(), LinkError> {
+) -> Result<Pairing, LinkError> {
     loop {
         match read_server_msg(s).await? {
-            ServerMsg::Paired => return Ok(()),
+            ServerMsg::Paired { stun } => {
+                return Ok(Pairing {
+                    stun: (!stun.is_empty()).then_some(stun),
+                });
+            }
             ServerMsg::Ping => {}
             ServerMsg::Waiting { observed, node } => {
                 on_event(WaitEvent::Waiting { observed, node })

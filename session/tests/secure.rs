@@ -3,6 +3,9 @@
 //! cipher suite is AES-256-GCM, and both ends agree on the SAS.
 #![allow(clippy::unwrap_used)]
 
+use lifeline_session::direct::{Policy, Settings, Side};
+use lifeline_session::live;
+
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::{EndedBy, Frame};
 use lifeline_session::identity::SessionIdentity;
@@ -170,28 +173,36 @@ async fn a_session_ends_cleanly_with_the_reason() {
     let (etx, _erx) = tokio::sync::mpsc::channel(4);
     let (_atx, arx) = tokio::sync::mpsc::channel(4);
     let (aetx, mut aerx) = tokio::sync::mpsc::channel(4);
-    let c = tokio::spawn(lifeline_session::chat::run(
+    let relay_only = |me, side| live::Setup {
+        me,
+        guid: GUID,
+        side,
+        direct: Settings {
+            policy: Policy::parse("relay", Policy::DEFAULT_UDP_AFTER).unwrap(),
+            ..Settings::default()
+        },
+        on_path: None,
+    };
+    let c = tokio::spawn(live::run(
         console,
-        EndedBy::Technician,
+        relay_only(
+            EndedBy::Technician,
+            Side::Console {
+                identity: Arc::new(id.clone()),
+            },
+        ),
         crx,
         etx,
     ));
-    let a = tokio::spawn(lifeline_session::chat::run(
+    let a = tokio::spawn(live::run(
         applet,
-        EndedBy::User,
+        relay_only(EndedBy::User, Side::Applet { console_pin: pin }),
         arx,
         aetx,
     ));
-    ctx.send(lifeline_session::chat::Command::Say("x".into()))
-        .await
-        .unwrap();
-    assert_eq!(
-        aerx.recv().await,
-        Some(lifeline_session::chat::Event::Chat("x".into()))
-    );
-    ctx.send(lifeline_session::chat::Command::End("done".into()))
-        .await
-        .unwrap();
+    ctx.send(live::Command::Say("x".into())).await.unwrap();
+    assert_eq!(aerx.recv().await, Some(live::Event::Chat("x".into())));
+    ctx.send(live::Command::End("done".into())).await.unwrap();
     let c = c.await.unwrap().unwrap();
     let a = a.await.unwrap().unwrap();
     assert!(c.local && !a.local);

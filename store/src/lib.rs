@@ -19,8 +19,9 @@
 //!   [`StoreError::Corrupt`];
 //! * `technicians` — technicians, groups, login attempts and lockout;
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
-//! * `sessions` — session rows and the created → waiting → paired → ended
-//!   state machine, the one-time applet secret, relayed byte counts;
+//! * `sessions` — session rows and the created → waiting → paired (→
+//!   direct) → ended state machine, the reported path, the one-time applet
+//!   secret, relayed byte counts;
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `audit` — the append-only audit trail.
 
@@ -40,7 +41,7 @@ pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
-pub use sessions::{NewSession, SessionRecord, SessionState};
+pub use sessions::{NewSession, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{NewTechnician, Technician};
 
 use sqlx::any::AnyPoolOptions;

@@ -1,12 +1,21 @@
 //! Sessions and their state machine.
 //!
 //! ```text
-//! created ──mark_waiting──▶ waiting ──mark_paired──▶ paired
-//!    ▲                        │                        │
-//!    └──────clear_waiting─────┘                        │
-//!    └──reset_node_sessions (waiting or paired) ───────┘
+//!                                               set_path(tcp|udp)
+//! created ──mark_waiting──▶ waiting ──mark_paired──▶ paired ─────────────▶ direct
+//!    ▲                        │                        │  ◀─────────────
+//!    └──────clear_waiting─────┘                        │  set_path(relay),
+//!    └──reset_node_sessions (waiting or paired) ───────┘  relay still open
 //! any non-ended state ──end_session──▶ ended
+//! any non-ended state but direct ──close_relay──▶ ended  (direct stays direct)
 //! ```
+//!
+//! `direct` is a live, paired session whose traffic has moved off the relay
+//! to a direct path between the ends (the console reports it with
+//! [`Store::set_path`]). When its relay then closes, the session goes on:
+//! [`Store::close_relay`] only notes the time, and the session ends when
+//! the console ends it or it expires. A `direct` session whose relay has
+//! closed cannot go back to `paired` — there is no relay left to carry it.
 //!
 //! Every transition is a single conditional `UPDATE ... WHERE state = ...`,
 //! so two gateway nodes racing on one session cannot both win: the database
@@ -47,8 +56,11 @@ pub enum SessionState {
     Created,
     /// The applet is connected to a gateway node and waits for the console.
     Waiting,
-    /// Applet and console are paired.
+    /// Applet and console are paired (through the relay).
     Paired,
+    /// Paired, and the traffic has moved to a direct path between the
+    /// ends; the relay may have closed.
+    Direct,
     /// Over; nothing can revive it.
     Ended,
 }
@@ -60,14 +72,27 @@ impl SessionState {
             Self::Created => "created",
             Self::Waiting => "waiting",
             Self::Paired => "paired",
+            Self::Direct => "direct",
             Self::Ended => "ended",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Self::Created, Self::Waiting, Self::Paired, Self::Ended]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Created,
+            Self::Waiting,
+            Self::Paired,
+            Self::Direct,
+            Self::Ended,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// Whether applet and console are connected (through the relay or
+    /// directly): a second applet or console must be refused.
+    pub fn is_connected(self) -> bool {
+        matches!(self, Self::Paired | Self::Direct)
     }
 }
 
@@ -75,6 +100,66 @@ impl fmt::Display for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Which way a paired session's traffic flows, as its console reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionPath {
+    /// Through the gateway's relay.
+    Relay,
+    /// A direct TCP connection between the ends.
+    Tcp,
+    /// XTCP over a UDP path found by ICE.
+    Udp,
+}
+
+impl SessionPath {
+    /// The stored (and wire) name: `relay`, `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+
+    /// The path named `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Relay, Self::Tcp, Self::Udp]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// Whether the path bypasses the relay.
+    pub fn is_direct(self) -> bool {
+        !matches!(self, Self::Relay)
+    }
+
+    /// The session state this path means.
+    fn state(self) -> SessionState {
+        if self.is_direct() {
+            SessionState::Direct
+        } else {
+            SessionState::Paired
+        }
+    }
+}
+
+impl fmt::Display for SessionPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`Store::close_relay`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayClosed {
+    /// The session was on the relay, so it ended with it.
+    Ended,
+    /// The session had gone direct: it continues without the relay.
+    Direct,
+    /// The session had already ended (or does not exist): nothing changed.
+    AlreadyEnded,
 }
 
 /// A session as stored, with its technician's e-mail and name. The applet
@@ -121,6 +206,29 @@ pub struct SessionRecord {
     pub bytes_applet_to_console: i64,
     /// Bytes relayed from console to applet.
     pub bytes_console_to_applet: i64,
+    /// The path the console last reported since the session was paired.
+    pub path: Option<SessionPath>,
+    /// When the relay closed while the session went on directly.
+    pub relay_closed_at_ms: Option<i64>,
+}
+
+/// Which sessions [`Store::end_where`] may end.
+#[derive(Debug, Clone, Copy)]
+enum EndIf {
+    /// Any that has not ended.
+    NotEnded,
+    /// Those not `direct`: the ones whose traffic the relay carried.
+    Relayed,
+}
+
+/// The `UPDATE` that ends a session (`$1` guid, `$2` time, `$3` reason);
+/// the caller appends the state condition.
+macro_rules! end_update {
+    () => {
+        "UPDATE sessions SET state = 'ended', ended_at_ms = $2, ended_reason = $3, \
+         applet_secret = NULL, waiting_since_ms = NULL, waiting_from = NULL, \
+         waiting_node = NULL, waiting_node_addr = NULL WHERE guid = $1"
+    };
 }
 
 /// The columns every session query selects, joined with the technician.
@@ -130,13 +238,14 @@ macro_rules! session_select {
          t.name AS technician_name, s.label, s.console_pin, s.downloaded, s.permissions, \
          s.state, s.created_at_ms, s.expires_at_ms, s.waiting_since_ms, s.waiting_from, \
          s.waiting_node, s.waiting_node_addr, s.paired_at_ms, s.ended_at_ms, s.ended_reason, \
-         s.bytes_applet_to_console, s.bytes_console_to_applet \
+         s.bytes_applet_to_console, s.bytes_console_to_applet, s.path, s.relay_closed_at_ms \
          FROM sessions s JOIN technicians t ON t.id = s.technician_id"
     };
 }
 
 fn from_row(row: &AnyRow) -> Result<SessionRecord> {
     let state: String = get(row, "state")?;
+    let path: Option<String> = get(row, "path")?;
     Ok(SessionRecord {
         guid: rows::guid("sessions.guid", &get::<String>(row, "guid")?)?,
         technician_id: get(row, "technician_id")?,
@@ -160,6 +269,14 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
         ended_reason: get(row, "ended_reason")?,
         bytes_applet_to_console: get(row, "bytes_applet_to_console")?,
         bytes_console_to_applet: get(row, "bytes_console_to_applet")?,
+        path: path
+            .map(|p| {
+                SessionPath::parse(&p).ok_or_else(|| {
+                    StoreError::Corrupt(format!("sessions.path holds unknown path {p:?}"))
+                })
+            })
+            .transpose()?,
+        relay_closed_at_ms: get(row, "relay_closed_at_ms")?,
     })
 }
 
@@ -372,11 +489,12 @@ impl Store {
 
     /// The console joined: `waiting` → `paired`. Returns `false` unless the
     /// session was `waiting`. The `waiting_*` columns stay: they say which
-    /// node relays the pair.
+    /// node relays the pair. A path reported by an earlier pairing (before
+    /// a node restart reset the session) no longer applies and is cleared.
     pub async fn mark_paired(&self, guid: &SessionGuid, now_ms: i64) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE sessions SET state = 'paired', paired_at_ms = $2 \
-             WHERE guid = $1 AND state = 'waiting'",
+            "UPDATE sessions SET state = 'paired', paired_at_ms = $2, path = NULL, \
+             relay_closed_at_ms = NULL WHERE guid = $1 AND state = 'waiting'",
         )
         .bind(guid.to_string())
         .bind(now_ms)
@@ -386,24 +504,142 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Ends a session from any non-ended state, recording when and why and
-    /// clearing the `waiting_*` columns. Also erases an applet secret that
-    /// was never downloaded: it can no longer be of use. Returns `false` if
-    /// the session was already ended (or does not exist).
+    /// Ends a session from any non-ended state (`direct` included),
+    /// recording when and why and clearing the `waiting_*` columns. Also
+    /// erases an applet secret that was never downloaded: it can no longer
+    /// be of use. Returns `false` if the session was already ended (or does
+    /// not exist). The last reported path stays, as history.
     pub async fn end_session(&self, guid: &SessionGuid, reason: &str, now_ms: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sessions SET state = 'ended', ended_at_ms = $2, ended_reason = $3, \
-             applet_secret = NULL, waiting_since_ms = NULL, waiting_from = NULL, \
-             waiting_node = NULL, waiting_node_addr = NULL \
-             WHERE guid = $1 AND state <> 'ended'",
+        self.end_where(guid, reason, now_ms, EndIf::NotEnded).await
+    }
+
+    async fn end_where(
+        &self,
+        guid: &SessionGuid,
+        reason: &str,
+        now_ms: i64,
+        condition: EndIf,
+    ) -> Result<bool> {
+        let sql = match condition {
+            EndIf::NotEnded => concat!(end_update!(), " AND state <> 'ended'"),
+            EndIf::Relayed => concat!(
+                end_update!(),
+                " AND state IN ('created', 'waiting', 'paired')"
+            ),
+        };
+        let done = sqlx::query(sql)
+            .bind(guid.to_string())
+            .bind(now_ms)
+            .bind(reason)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// The console reports the path the session's traffic takes: `paired`
+    /// or `direct` → `direct` for [`SessionPath::Tcp`] and
+    /// [`SessionPath::Udp`], → `paired` for [`SessionPath::Relay`] (while
+    /// the relay still runs: it is how a console says the cutover did not
+    /// happen after all). Records the path and returns the updated session.
+    ///
+    /// [`StoreError::Conflict`] with a message for the technician if the
+    /// session is not paired or direct, or reports `relay` after its relay
+    /// has closed; [`StoreError::NotFound`] if there is no such session.
+    pub async fn set_path(&self, guid: &SessionGuid, path: SessionPath) -> Result<SessionRecord> {
+        let text = guid.to_string();
+        let mut tx = self.begin_write().await?;
+        let sql = if path.is_direct() {
+            "UPDATE sessions SET state = $2, path = $3 \
+             WHERE guid = $1 AND state IN ('paired', 'direct')"
+        } else {
+            "UPDATE sessions SET state = $2, path = $3 \
+             WHERE guid = $1 AND state IN ('paired', 'direct') AND relay_closed_at_ms IS NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(&text)
+            .bind(path.state().as_str())
+            .bind(path.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let row = sqlx::query(concat!(session_select!(), " WHERE s.guid = $1"))
+            .bind(&text)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Err(StoreError::NotFound(format!("there is no session {text}")));
+        };
+        if done == 1 {
+            tx.commit().await?;
+            return Ok(record);
+        }
+        Err(StoreError::Conflict(match record.state {
+            SessionState::Created | SessionState::Waiting => format!(
+                "the session is {}: the console and the end user are not connected, \
+                 so there is no path to report",
+                record.state
+            ),
+            SessionState::Ended => "this session has ended".to_owned(),
+            SessionState::Paired | SessionState::Direct => {
+                "the relay of this session has closed after the cutover to the direct path; \
+                 the session cannot go back to the relay"
+                    .to_owned()
+            }
+        }))
+    }
+
+    /// The relay of a session stopped (the gateway's pump ended). A session
+    /// on the relay ends with it, recording `reason`; a `direct` session
+    /// goes on (only the time is noted), since its ends no longer need the
+    /// relay. Returns which of the two happened.
+    pub async fn close_relay(
+        &self,
+        guid: &SessionGuid,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<RelayClosed> {
+        // Two complementary conditional updates, each atomic. A path report
+        // landing between them (paired ↔ direct) makes both miss; then the
+        // pair is simply tried again with the new state.
+        for _ in 0..4 {
+            let direct = sqlx::query(
+                "UPDATE sessions SET relay_closed_at_ms = $2 WHERE guid = $1 AND state = 'direct'",
+            )
+            .bind(guid.to_string())
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+            if direct == 1 {
+                return Ok(RelayClosed::Direct);
+            }
+            if self.end_where(guid, reason, now_ms, EndIf::Relayed).await? {
+                return Ok(RelayClosed::Ended);
+            }
+            match self.session(guid).await?.map(|r| r.state) {
+                None | Some(SessionState::Ended) => return Ok(RelayClosed::AlreadyEnded),
+                Some(_) => {}
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "session {guid} kept changing its path while its relay closed"
+        )))
+    }
+
+    /// At node start: `direct` sessions whose relay ran on `node`'s
+    /// previous run have lost that relay (their ends talk directly). They
+    /// stay `direct` and only get `relay_closed_at_ms`; returns how many.
+    pub async fn mark_node_relays_closed(&self, node: &str, now_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE sessions SET relay_closed_at_ms = $2 \
+             WHERE waiting_node = $1 AND state = 'direct' AND relay_closed_at_ms IS NULL",
         )
-        .bind(guid.to_string())
+        .bind(node)
         .bind(now_ms)
-        .bind(reason)
         .execute(self.pool())
         .await?
-        .rows_affected();
-        Ok(done == 1)
+        .rows_affected())
     }
 
     /// Adds to the relayed byte counters (called periodically and at the end
@@ -430,6 +666,11 @@ impl Store {
     /// previous run lost their connections with it, so they go back to
     /// `created` (the applet will reconnect). `paired_at_ms` is kept as
     /// history. Returns how many were reset.
+    ///
+    /// `direct` sessions are left alone: their ends are connected to each
+    /// other, not to the node, and resetting them would let a second copy
+    /// of the applet take the session while the first is still in it (see
+    /// [`Store::mark_node_relays_closed`]).
     pub async fn reset_node_sessions(&self, node: &str) -> Result<u64> {
         Ok(sqlx::query(
             "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \

@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 use lifeline_store::{
-    Dialect, NewSession, NewTechnician, Permissions, SCHEMA_VERSION, SessionGuid, SessionState,
-    Store, StoreError, Technician,
+    Dialect, NewSession, NewTechnician, Permissions, RelayClosed, SCHEMA_VERSION, SessionGuid,
+    SessionPath, SessionState, Store, StoreError, Technician,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
@@ -198,6 +198,8 @@ on_both_backends!(
     applet_secret_is_taken_once,
     state_machine,
     reset_node_sessions,
+    direct_sessions,
+    relay_close_races_path_reports,
     relayed_bytes,
     nodes,
     audit_order_filter_limit,
@@ -962,6 +964,265 @@ async fn reset_node_sessions(db: &TestDb) {
     assert_eq!(state_of(&store, &g[3]).await, SessionState::Created);
     assert_eq!(state_of(&store, &g[4]).await, SessionState::Ended);
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
+    store.close().await;
+}
+
+/// A session of `t`'s, paired on `node`.
+async fn paired_session(store: &Store, t: &Technician, node: &str) -> SessionGuid {
+    let s = new_session(t.id, "", T0);
+    let g = s.guid;
+    store.create_session(s).await.unwrap();
+    assert!(
+        store
+            .mark_waiting(&g, node, &format!("{node}:443"), "198.51.100.1:1", T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(store.mark_paired(&g, T0 + 2).await.unwrap());
+    g
+}
+
+fn conflict(r: lifeline_store::Result<lifeline_store::SessionRecord>) -> String {
+    match r {
+        Err(StoreError::Conflict(m)) => m,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn direct_sessions(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "direct@example.com").await;
+
+    // Only a paired session has a path.
+    let s = new_session(t.id, "", T0);
+    let g = s.guid;
+    store.create_session(s).await.unwrap();
+    assert!(conflict(store.set_path(&g, SessionPath::Tcp).await).contains("created"));
+    assert!(
+        store
+            .mark_waiting(&g, "n1", "n1:443", "a", T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(conflict(store.set_path(&g, SessionPath::Relay).await).contains("waiting"));
+    assert!(store.mark_paired(&g, T0 + 2).await.unwrap());
+    let p = store.session(&g).await.unwrap().unwrap();
+    assert_eq!((p.path, p.relay_closed_at_ms), (None, None));
+
+    // Staying on the relay is a report too; going direct changes the state.
+    let r = store.set_path(&g, SessionPath::Relay).await.unwrap();
+    assert_eq!(
+        (r.state, r.path),
+        (SessionState::Paired, Some(SessionPath::Relay))
+    );
+    let d = store.set_path(&g, SessionPath::Tcp).await.unwrap();
+    assert_eq!(
+        (d.state, d.path),
+        (SessionState::Direct, Some(SessionPath::Tcp))
+    );
+    assert_eq!(d, store.session(&g).await.unwrap().unwrap());
+    assert!(d.state.is_connected() && SessionState::Paired.is_connected());
+    assert!(!SessionState::Waiting.is_connected());
+    // Back to the relay while it still runs (the cutover did not happen)…
+    let back = store.set_path(&g, SessionPath::Relay).await.unwrap();
+    assert_eq!(back.state, SessionState::Paired);
+    let d = store.set_path(&g, SessionPath::Udp).await.unwrap();
+    assert_eq!(
+        (d.state, d.path),
+        (SessionState::Direct, Some(SessionPath::Udp))
+    );
+
+    // A direct session is live: no second applet, no re-pairing, listed as
+    // open, untouched by a restart of the node that relayed it.
+    assert!(
+        !store
+            .mark_waiting(&g, "n2", "n2:443", "b", T0 + 3)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_paired(&g, T0 + 3).await.unwrap());
+    store.clear_waiting(&g).await.unwrap();
+    assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
+    assert_eq!(store.session(&g).await.unwrap().unwrap(), d);
+    assert!(
+        store
+            .sessions_of(t.id, false)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.guid == g)
+    );
+
+    // The relay closes: the session goes on; the relay cannot come back.
+    assert_eq!(
+        store
+            .close_relay(&g, "relay closed: console closed the connection", T0 + 4)
+            .await
+            .unwrap(),
+        RelayClosed::Direct
+    );
+    let c = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (c.state, c.relay_closed_at_ms, c.ended_reason.as_deref()),
+        (SessionState::Direct, Some(T0 + 4), None)
+    );
+    assert_eq!(
+        c.waiting_node.as_deref(),
+        Some("n1"),
+        "kept: where it was relayed"
+    );
+    assert!(conflict(store.set_path(&g, SessionPath::Relay).await).contains("relay"));
+    let tcp = store.set_path(&g, SessionPath::Tcp).await.unwrap();
+    assert_eq!(
+        (tcp.state, tcp.path),
+        (SessionState::Direct, Some(SessionPath::Tcp))
+    );
+
+    // The console ends it; the path stays as history.
+    assert!(
+        store
+            .end_session(&g, "ended by the technician", T0 + 5)
+            .await
+            .unwrap()
+    );
+    let e = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (e.state, e.path),
+        (SessionState::Ended, Some(SessionPath::Tcp))
+    );
+    assert_eq!(e.ended_reason.as_deref(), Some("ended by the technician"));
+    assert!(conflict(store.set_path(&g, SessionPath::Udp).await).contains("ended"));
+    assert_eq!(
+        store.close_relay(&g, "late", T0 + 6).await.unwrap(),
+        RelayClosed::AlreadyEnded
+    );
+
+    // A relayed session ends with its relay, with the reason.
+    let relayed = paired_session(&store, &t, "n1").await;
+    assert_eq!(
+        store
+            .close_relay(&relayed, "relay closed: applet silent for 120s", T0 + 7)
+            .await
+            .unwrap(),
+        RelayClosed::Ended
+    );
+    let r = store.session(&relayed).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.ended_at_ms, r.ended_reason.as_deref()),
+        (
+            SessionState::Ended,
+            Some(T0 + 7),
+            Some("relay closed: applet silent for 120s")
+        )
+    );
+    assert_eq!(
+        store.close_relay(&random_guid(), "x", T0).await.unwrap(),
+        RelayClosed::AlreadyEnded
+    );
+    assert!(matches!(
+        store.set_path(&random_guid(), SessionPath::Tcp).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Node restart: direct sessions it relayed lose the relay, nothing else.
+    let on_n1 = paired_session(&store, &t, "n1").await;
+    store.set_path(&on_n1, SessionPath::Udp).await.unwrap();
+    let on_n2 = paired_session(&store, &t, "n2").await;
+    store.set_path(&on_n2, SessionPath::Tcp).await.unwrap();
+    let paired_n1 = paired_session(&store, &t, "n1").await;
+    store
+        .set_path(&paired_n1, SessionPath::Relay)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mark_node_relays_closed("n1", T0 + 8).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.mark_node_relays_closed("n1", T0 + 9).await.unwrap(),
+        0
+    );
+    let r = store.session(&on_n1).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.relay_closed_at_ms),
+        (SessionState::Direct, Some(T0 + 8))
+    );
+    assert_eq!(
+        store
+            .session(&on_n2)
+            .await
+            .unwrap()
+            .unwrap()
+            .relay_closed_at_ms,
+        None
+    );
+    assert_eq!(
+        store.reset_node_sessions("n1").await.unwrap(),
+        1,
+        "only the paired one"
+    );
+    assert_eq!(state_of(&store, &on_n1).await, SessionState::Direct);
+    // A reset session paired again starts without the old path.
+    let again = store.session(&paired_n1).await.unwrap().unwrap();
+    assert_eq!(
+        (again.state, again.path),
+        (SessionState::Created, Some(SessionPath::Relay))
+    );
+    assert!(
+        store
+            .mark_waiting(&paired_n1, "n1", "n1:443", "c", T0 + 10)
+            .await
+            .unwrap()
+    );
+    assert!(store.mark_paired(&paired_n1, T0 + 11).await.unwrap());
+    assert_eq!(store.session(&paired_n1).await.unwrap().unwrap().path, None);
+
+    assert_eq!(SessionPath::parse("udp"), Some(SessionPath::Udp));
+    assert_eq!(SessionPath::parse("UDP"), None);
+    assert_eq!(SessionState::Direct.as_str(), "direct");
+    store.close().await;
+}
+
+/// The console's report and the relay's end race: either the report came
+/// first (the session goes on without the relay) or the relay's end did
+/// (the session ended and the report is refused) — never both, never
+/// neither.
+async fn relay_close_races_path_reports(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "race@example.com").await;
+    let mut guids = Vec::new();
+    for _ in 0..12 {
+        guids.push(paired_session(&store, &t, "n1").await);
+    }
+    let tasks: Vec<_> = guids
+        .iter()
+        .map(|g| {
+            let (s1, s2, g) = (store.clone(), store.clone(), *g);
+            (
+                tokio::spawn(async move { s1.set_path(&g, SessionPath::Udp).await }),
+                tokio::spawn(async move { s2.close_relay(&g, "relay closed", T0 + 5).await }),
+            )
+        })
+        .collect();
+    for (g, (report, close)) in guids.iter().zip(tasks) {
+        let report = report.await.unwrap();
+        let close = close.await.unwrap().unwrap();
+        let r = store.session(g).await.unwrap().unwrap();
+        match close {
+            RelayClosed::Direct => {
+                assert!(report.is_ok(), "{report:?}");
+                assert_eq!(
+                    (r.state, r.relay_closed_at_ms),
+                    (SessionState::Direct, Some(T0 + 5))
+                );
+            }
+            RelayClosed::Ended => {
+                assert!(matches!(report, Err(StoreError::Conflict(_))), "{report:?}");
+                assert_eq!(r.state, SessionState::Ended);
+            }
+            RelayClosed::AlreadyEnded => panic!("nothing else ended {g}"),
+        }
+    }
     store.close().await;
 }
 

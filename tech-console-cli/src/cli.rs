@@ -58,6 +58,17 @@ enum Cmd {
     Connect {
         /// Session GUID or label.
         target: String,
+        /// Which path to move the session to: `auto` (direct TCP, then
+        /// XTCP over UDP), `tcp`, `udp`, or `relay` (stay on the gateway).
+        #[arg(long, default_value = "auto")]
+        path: String,
+        /// Seconds direct TCP gets before UDP hole punching starts.
+        #[arg(long, default_value_t = 10.0)]
+        udp_after: f64,
+        /// Seconds to stay on the relay before trying to go direct at all
+        /// (for troubleshooting, or to watch a cutover mid-transfer).
+        #[arg(long, default_value_t = 0.0)]
+        direct_after: f64,
     },
 }
 
@@ -93,8 +104,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(lifeline_session::DEFAULT_LOG_FILTER)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -151,7 +163,25 @@ pub fn main() -> ExitCode {
             }
             Cmd::Sessions { json } => crate::commands::list(&profile, false, json).await?,
             Cmd::Queue { json } => crate::commands::list(&profile, true, json).await?,
-            Cmd::Connect { target } => return crate::connect::connect(&profile, &target).await,
+            Cmd::Connect {
+                target,
+                path,
+                udp_after,
+                direct_after,
+            } => {
+                for (flag, v) in [("--udp-after", udp_after), ("--direct-after", direct_after)] {
+                    if !(0.0..=3600.0).contains(&v) {
+                        anyhow::bail!("{flag} must be between 0 and 3600 seconds");
+                    }
+                }
+                let policy = lifeline_session::direct::Policy::parse(
+                    &path,
+                    std::time::Duration::from_secs_f64(udp_after),
+                )
+                .map_err(|e| anyhow::anyhow!("--path: {e}"))?;
+                let start_after = std::time::Duration::from_secs_f64(direct_after);
+                return crate::connect::connect(&profile, &target, policy, start_after).await;
+            }
         }
         Ok::<i32, anyhow::Error>(0)
     });

@@ -207,13 +207,37 @@ impl Gateway {
 
     /// Starts on a given listen address.
     pub fn start_at(data_dir: &Path, store: Option<&str>, listen: &str, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(bin("gateway"));
+        Self::start_cmd(Command::new(bin("gateway")), data_dir, store, listen, extra)
+    }
+
+    /// Starts inside network namespace `netns` (see [`natlab`]).
+    pub fn start_in_netns(netns: &str, data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::start_cmd(
+            in_netns(netns, &bin("gateway")),
+            data_dir,
+            None,
+            listen,
+            extra,
+        )
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        data_dir: &Path,
+        store: Option<&str>,
+        listen: &str,
+        extra: &[&str],
+    ) -> Self {
         cmd.arg("--data-dir").arg(data_dir);
         if let Some(s) = store {
             cmd.arg("--store").arg(s);
         }
-        cmd.args(["serve", "--listen", listen])
-            .args(extra)
+        cmd.args(["serve", "--listen", listen]);
+        // Many gateways run at once in tests: each its own STUN port.
+        if !extra.contains(&"--stun-listen") {
+            cmd.args(["--stun-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
@@ -314,6 +338,14 @@ impl Drop for Gateway {
     }
 }
 
+/// `program` run inside network namespace `netns` (`ip netns exec` execs
+/// it, so the child is the program itself).
+pub fn in_netns(netns: &str, program: &Path) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns]).arg(program);
+    c
+}
+
 /// `gateway admin` without a running node.
 pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -> Output {
     let mut cmd = Command::new(bin("gateway"));
@@ -360,6 +392,8 @@ pub fn wait_timeout(child: &mut Child, within: Duration) -> Option<std::process:
 pub struct Console {
     /// The config directory.
     pub dir: TempDir,
+    /// Network namespace every command runs in, if any.
+    pub netns: Option<String>,
 }
 
 impl Console {
@@ -367,18 +401,31 @@ impl Console {
     pub fn new() -> Self {
         Self {
             dir: TempDir::new("console"),
+            netns: None,
         }
+    }
+
+    /// A fresh profile whose commands run in network namespace `netns`.
+    pub fn in_netns(netns: &str) -> Self {
+        Self {
+            dir: TempDir::new("console"),
+            netns: Some(netns.to_owned()),
+        }
+    }
+
+    /// `tech-console --config-dir DIR`, in the profile's namespace.
+    pub fn command(&self) -> Command {
+        let mut c = match &self.netns {
+            Some(ns) => in_netns(ns, &bin("tech-console")),
+            None => Command::new(bin("tech-console")),
+        };
+        c.arg("--config-dir").arg(self.dir.path());
+        c
     }
 
     /// Runs `tech-console ARGS` with `stdin`.
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
-        run_with_stdin(
-            Command::new(bin("tech-console"))
-                .arg("--config-dir")
-                .arg(self.dir.path())
-                .args(args),
-            stdin,
-        )
+        run_with_stdin(self.command().args(args), stdin)
     }
 
     /// Logs in (panics on failure).
@@ -455,12 +502,12 @@ impl Console {
 
     /// Starts `connect TARGET` in batch mode.
     pub fn connect(&self, target: &str) -> Proc {
-        Proc::spawn(
-            Command::new(bin("tech-console"))
-                .arg("--config-dir")
-                .arg(self.dir.path())
-                .args(["connect", target]),
-        )
+        self.connect_with(target, &[])
+    }
+
+    /// Starts `connect TARGET EXTRA…` in batch mode (e.g. `--path relay`).
+    pub fn connect_with(&self, target: &str, extra: &[&str]) -> Proc {
+        Proc::spawn(self.command().args(["connect", target]).args(extra))
     }
 }
 
@@ -540,6 +587,7 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+pub mod natlab;
 pub mod raw;
 
 // ---------------------------------------------------------------------------
@@ -608,7 +656,18 @@ impl Scenario {
 /// or GUID `guid`), and waits until both ends show the same verification
 /// code. Returns the console process and the code.
 pub fn pair(console: &Console, applet: &mut Proc, target: &str, guid: &str) -> (Proc, String) {
-    let mut tech = console.connect(target);
+    pair_with(console, applet, target, guid, &[])
+}
+
+/// [`pair`] with extra `connect` flags (e.g. `["--path", "relay"]`).
+pub fn pair_with(
+    console: &Console,
+    applet: &mut Proc,
+    target: &str,
+    guid: &str,
+    extra: &[&str],
+) -> (Proc, String) {
+    let mut tech = console.connect_with(target, extra);
     assert_eq!(tech.event("paired")["guid"], guid);
     let sas = tech.event("sas")["code"].as_str().unwrap().to_owned();
     applet.out.wait_for(&format!("Verification code: {sas}"));

@@ -69,7 +69,8 @@ fn sigterm_lets_a_relayed_session_finish_and_refuses_new_connections() {
     let guid = s.console.session_new("drain", &path);
     let mut applet = Proc::applet(&path, &[]);
     applet.out.wait_for("Waiting for Ada");
-    let mut tech = s.console.connect(&guid);
+    // Drain is about relays: keep this session on one.
+    let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
     tech.event("sas");
 
     let _ = std::process::Command::new("kill")
@@ -115,7 +116,7 @@ fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
     let guid = s.console.session_new("cut", &path);
     let mut applet = Proc::applet(&path, &[]);
     applet.out.wait_for("Waiting for Ada");
-    let mut tech = s.console.connect(&guid);
+    let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
     tech.event("sas");
     let started = Instant::now();
     assert!(s.gw.terminate().success());

@@ -60,7 +60,14 @@ fn relay_recording_holds_no_plaintext() {
 
     let mut applet = Proc::applet(&applet_path, &[]);
     applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
-    let (mut tech, sas) = pair(&s.console, &mut applet, "recorded", &guid);
+    // This test is about the relay: keep the session on it.
+    let (mut tech, sas) = pair_with(
+        &s.console,
+        &mut applet,
+        "recorded",
+        &guid,
+        &["--path", "relay"],
+    );
 
     let to_user = format!("MARKER-{}", random_hex(8));
     let to_tech = format!("MARKER-{}", random_hex(8));

@@ -235,7 +235,9 @@ async fn play_gateway(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> R
             observed: "127.0.0.1:1".into(),
             node: "evil".into(),
         },
-        ServerMsg::Paired,
+        ServerMsg::Paired {
+            stun: String::new(),
+        },
     ] {
         tls.write_all(&msg.encode())
             .await

@@ -103,10 +103,22 @@ impl Default for IceOptions {
     }
 }
 
-/// An ICE agent that has gathered its candidates.
+/// An ICE agent that has gathered its candidates. Dropping it unused
+/// closes it (its sockets and tasks go).
 pub struct IceAgent {
-    agent: Arc<Agent>,
+    /// `None` once [`IceAgent::connect`] has handed it to the path.
+    agent: Option<Arc<Agent>>,
     max_datagram: usize,
+}
+
+impl Drop for IceAgent {
+    fn drop(&mut self) {
+        if let (Some(agent), Ok(rt)) = (self.agent.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                let _ = agent.close().await;
+            });
+        }
+    }
 }
 
 impl fmt::Debug for IceAgent {
@@ -138,7 +150,7 @@ impl IceAgent {
         let only = opts.only_ips.clone();
         let config = AgentConfig {
             urls,
-            network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
+            network_types: network_types(),
             candidate_types: vec![CandidateType::Host, CandidateType::ServerReflexive],
             multicast_dns_mode: MulticastDnsMode::Disabled,
             include_loopback: opts.include_loopback,
@@ -177,7 +189,7 @@ impl IceAgent {
         let (ufrag, pwd) = agent.get_local_user_credentials().await;
         Ok((
             Self {
-                agent,
+                agent: Some(agent),
                 max_datagram: opts.max_datagram.clamp(1200, ICE_MAX_DATAGRAM),
             },
             IceOffer {
@@ -191,52 +203,80 @@ impl IceAgent {
     /// Runs connectivity checks against the peer's offer until a pair is
     /// selected, and returns it as a datagram path.
     pub async fn connect(
-        self,
+        mut self,
         role: IceRole,
         remote: &IceOffer,
         timeout: Duration,
     ) -> Result<Arc<IcePath>, IceError> {
-        let result = self.connect_inner(role, remote, timeout).await;
+        // Taken out, so that this value's drop does not close it: on
+        // success the path owns it, on failure it is closed here.
+        let agent = self
+            .agent
+            .take()
+            .ok_or_else(|| IceError::BadOffer("agent already used".into()))?;
+        let result = connect_agent(&agent, self.max_datagram, role, remote, timeout).await;
         if result.is_err() {
-            let _ = self.agent.close().await;
+            let _ = agent.close().await;
         }
         result
     }
+}
 
-    async fn connect_inner(
-        &self,
-        role: IceRole,
-        remote: &IceOffer,
-        timeout: Duration,
-    ) -> Result<Arc<IcePath>, IceError> {
-        check_offer(remote)?;
-        for line in &remote.candidates {
-            let c = unmarshal_candidate(line)
-                .map_err(|e| IceError::BadOffer(format!("candidate {line:?}: {e}")))?;
-            let c: Arc<dyn Candidate + Send + Sync> = Arc::new(c);
-            self.agent.add_remote_candidate(&c)?;
-        }
-        // Dropping the sender cancels; it lives until the timeout fires.
-        let (_cancel_tx, cancel_rx) = mpsc::channel(1);
-        let (ufrag, pwd) = (remote.ufrag.clone(), remote.pwd.clone());
-        let conn: Arc<dyn Conn + Send + Sync> = match role {
-            IceRole::Controlling => {
-                tokio::time::timeout(timeout, self.agent.dial(cancel_rx, ufrag, pwd))
-                    .await
-                    .map_err(|_| IceError::Timeout(timeout))??
-            }
-            IceRole::Controlled => {
-                tokio::time::timeout(timeout, self.agent.accept(cancel_rx, ufrag, pwd))
-                    .await
-                    .map_err(|_| IceError::Timeout(timeout))??
-            }
-        };
-        Ok(IcePath::new(
-            conn,
-            Some(self.agent.clone()),
-            self.max_datagram,
-        )?)
+async fn connect_agent(
+    agent: &Arc<Agent>,
+    max_datagram: usize,
+    role: IceRole,
+    remote: &IceOffer,
+    timeout: Duration,
+) -> Result<Arc<IcePath>, IceError> {
+    check_offer(remote)?;
+    for line in &remote.candidates {
+        let c = unmarshal_candidate(line)
+            .map_err(|e| IceError::BadOffer(format!("candidate {line:?}: {e}")))?;
+        let c: Arc<dyn Candidate + Send + Sync> = Arc::new(c);
+        agent.add_remote_candidate(&c)?;
     }
+    // Dropping the sender cancels; it lives until the timeout fires.
+    let (_cancel_tx, cancel_rx) = mpsc::channel(1);
+    let (ufrag, pwd) = (remote.ufrag.clone(), remote.pwd.clone());
+    let conn: Arc<dyn Conn + Send + Sync> = match role {
+        IceRole::Controlling => tokio::time::timeout(timeout, agent.dial(cancel_rx, ufrag, pwd))
+            .await
+            .map_err(|_| IceError::Timeout(timeout))??,
+        IceRole::Controlled => tokio::time::timeout(timeout, agent.accept(cancel_rx, ufrag, pwd))
+            .await
+            .map_err(|_| IceError::Timeout(timeout))??,
+    };
+    Ok(IcePath::new(conn, Some(agent.clone()), max_datagram)?)
+}
+
+/// UDP over IPv4, and over IPv6 when this host has a routable IPv6
+/// address (a link-local one alone cannot be bound without a scope, and
+/// asking webrtc-ice for IPv6 then only yields warnings).
+fn network_types() -> Vec<NetworkType> {
+    let v6 = local_ips().iter().any(|ip| match ip {
+        std::net::IpAddr::V6(a) => !a.is_loopback() && (a.segments()[0] & 0xffc0) != 0xfe80,
+        std::net::IpAddr::V4(_) => false,
+    });
+    let mut t = vec![NetworkType::Udp4];
+    if v6 {
+        t.push(NetworkType::Udp6);
+    }
+    t
+}
+
+/// This host's interface addresses (the ones ICE gathers host candidates
+/// from), without duplicates. Empty if the interfaces cannot be listed.
+pub fn local_ips() -> Vec<std::net::IpAddr> {
+    let mut ips = Vec::new();
+    for iface in webrtc_util::ifaces::ifaces().unwrap_or_default() {
+        if let Some(a) = iface.addr
+            && !ips.contains(&a.ip())
+        {
+            ips.push(a.ip());
+        }
+    }
+    ips
 }
 
 /// Checks an offer's shape before any of it reaches the agent.

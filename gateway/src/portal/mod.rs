@@ -126,6 +126,10 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
                     Ok(b) => sessions::end(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
+                (&Method::POST, [guid, "path"]) => match body(req).await {
+                    Ok(b) => sessions::path(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
                 (&Method::GET, [guid, "applet"]) => {
                     sessions::download(gw, &tech, guid, &query).await
                 }

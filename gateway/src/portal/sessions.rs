@@ -1,14 +1,16 @@
-//! Session endpoints: create, list, show, end, and the one-time download
-//! of the personalized applet.
+//! Session endpoints: create, list, show, end, the console's path report,
+//! and the one-time download of the personalized applet.
 
 use super::{Resp, error, json, parse, store_error};
 use crate::server::Gateway;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
-use lifeline_protocol::portal::{CreateSession, EndSession, SessionInfo, SessionList};
+use lifeline_protocol::portal::{
+    CreateSession, EndSession, MAX_PATH_DETAIL, PATHS, PathReport, SessionInfo, SessionList,
+};
 use lifeline_protocol::{SessionGuid, hex};
-use lifeline_store::{NewSession, SessionRecord, SessionState, Technician};
+use lifeline_store::{NewSession, SessionPath, SessionRecord, SessionState, Technician};
 
 /// Longest label.
 pub const MAX_LABEL: usize = 128;
@@ -37,6 +39,7 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
         waiting_node: r.waiting_node.clone(),
         waiting_node_addr: r.waiting_node_addr.clone(),
         ended_reason: r.ended_reason.clone(),
+        path: r.path.map(|p| p.as_str().to_owned()),
     }
 }
 
@@ -177,6 +180,74 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
     }
 }
 
+/// `POST /api/v1/sessions/{guid}/path`: the console says which path the
+/// session's traffic takes. `tcp`/`udp` make the session `direct` (so the
+/// relay closing afterwards no longer ends it); `relay` makes it `paired`
+/// again, as long as its relay has not closed. Audited as `path`.
+pub(super) async fn path(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let req: PathReport = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "bad_request", m);
+    let Some(path) = SessionPath::parse(&req.path) else {
+        return bad(&format!(
+            "path must be one of {}, not {:?}",
+            PATHS.join(", "),
+            lifeline_protocol::codec::clamp_str(&req.path, 32)
+        ));
+    };
+    if req.detail.len() > MAX_PATH_DETAIL {
+        return bad(&format!(
+            "detail must be at most {MAX_PATH_DETAIL} bytes (got {})",
+            req.detail.len()
+        ));
+    }
+    if let Some(rtt) = req.rtt_ms
+        && !(rtt.is_finite() && rtt >= 0.0)
+    {
+        return bad("rtt_ms must be a finite number of milliseconds, zero or more");
+    }
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let updated = match gw.store.set_path(&rec.guid, path).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let detail = path_audit_detail(path, req.rtt_ms, &req.detail);
+    crate::relay::audit(gw, Some(&rec.guid), &tech.email, "path", &detail).await;
+    tracing::info!(guid = %rec.guid, %path, state = %updated.state, "path reported");
+    json(StatusCode::OK, &info(&updated))
+}
+
+/// The audit line of a path report: `direct TCP, rtt 0.4 ms; DETAIL`,
+/// `XTCP over UDP, rtt 12.0 ms; DETAIL` or `relay; DETAIL` (the rtt and
+/// the detail only when given). Control characters in the console's
+/// detail become spaces, so it cannot forge lines in `admin audit`.
+pub fn path_audit_detail(path: SessionPath, rtt_ms: Option<f64>, detail: &str) -> String {
+    let mut out = match path {
+        SessionPath::Relay => "relay",
+        SessionPath::Tcp => "direct TCP",
+        SessionPath::Udp => "XTCP over UDP",
+    }
+    .to_owned();
+    if let Some(rtt) = rtt_ms {
+        out.push_str(&format!(", rtt {rtt:.1} ms"));
+    }
+    let detail: String = detail
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if !detail.is_empty() {
+        out.push_str("; ");
+        out.push_str(&detail);
+    }
+    out
+}
+
 pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query: &str) -> Resp {
     let rec = match own(gw, tech, guid).await {
         Ok(r) => r,
@@ -238,4 +309,26 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_audit_details() {
+        assert_eq!(
+            path_audit_detail(SessionPath::Tcp, Some(0.4), "10.0.0.2:5000"),
+            "direct TCP, rtt 0.4 ms; 10.0.0.2:5000"
+        );
+        assert_eq!(
+            path_audit_detail(SessionPath::Udp, Some(12.0), " srflx\nforged "),
+            "XTCP over UDP, rtt 12.0 ms; srflx forged"
+        );
+        assert_eq!(
+            path_audit_detail(SessionPath::Relay, None, "no direct path"),
+            "relay; no direct path"
+        );
+        assert_eq!(path_audit_detail(SessionPath::Relay, None, ""), "relay");
+    }
 }

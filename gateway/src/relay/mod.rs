@@ -10,7 +10,7 @@ pub mod registry;
 use crate::server::{Gateway, Phase};
 use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, Role, ServerMsg, VERSION};
 use lifeline_protocol::{DecodeError, SessionGuid};
-use lifeline_store::{SessionRecord, SessionState};
+use lifeline_store::{RelayClosed, SessionRecord, SessionState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -239,7 +239,7 @@ async fn applet(
             tokio::select! {
                 req = &mut pair_rx => {
                     let Ok(req) = req else { break };
-                    if send(&mut tls, &ServerMsg::Paired).await.is_err() {
+                    if send(&mut tls, &paired_msg(gw)).await.is_err() {
                         break;
                     }
                     // Hand stream and claim to the console's task, which
@@ -277,6 +277,13 @@ async fn applet(
     tracing::info!(%guid, %peer, reason = left, "applet no longer waiting");
     let _ = tls.shutdown().await;
     Ok(())
+}
+
+/// `Paired`, with this node's STUN server for the ends' ICE.
+fn paired_msg(gw: &Gateway) -> ServerMsg {
+    ServerMsg::Paired {
+        stun: gw.stun.clone(),
+    }
 }
 
 /// A console: authenticate, claim the console end, take the waiting
@@ -328,6 +335,18 @@ async fn console(
             ),
         ));
     }
+    // Its ends are connected to each other; its relay is closed or about
+    // to be. A console cannot join (nor wait the pairing window for an
+    // applet that will not come).
+    if rec.state == SessionState::Direct {
+        return Err((
+            tls,
+            Refusal::new(
+                RefuseCode::AlreadyConnected,
+                "this session is already connected directly between a console and the end user",
+            ),
+        ));
+    }
     let Ok(console_ticket) = gw.registry.claim_console(guid) else {
         return Err((
             tls,
@@ -363,7 +382,7 @@ async fn console(
             ),
         ));
     };
-    if send(&mut tls, &ServerMsg::Paired).await.is_err() {
+    if send(&mut tls, &paired_msg(gw)).await.is_err() {
         let _ = gw.store.clear_waiting(&guid).await;
         return Ok(());
     }
@@ -407,22 +426,33 @@ async fn console(
     {
         tracing::warn!(error = %e, "store update failed");
     }
+    // A session that went direct (the console reported a direct path
+    // before closing the relay) outlives its relay; any other ends here.
     let reason = format!("relay closed: {}", report.reason);
-    if let Err(e) = gw.store.end_session(&guid, &reason, now).await {
-        tracing::warn!(error = %e, "store update failed");
-    }
+    let closed = gw
+        .store
+        .close_relay(&guid, &reason, now)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "store update failed");
+            RelayClosed::Ended
+        });
+    let how = match closed {
+        RelayClosed::Direct => format!("after the cutover to the direct path ({})", report.reason),
+        RelayClosed::Ended | RelayClosed::AlreadyEnded => report.reason.clone(),
+    };
     audit(
         gw,
         Some(&guid),
         "gateway",
         "relay ended",
         &format!(
-            "{}; relayed {} bytes applet→console, {} bytes console→applet",
-            report.reason, report.applet_to_console, report.console_to_applet
+            "{how}; relayed {} bytes applet→console, {} bytes console→applet",
+            report.applet_to_console, report.console_to_applet
         ),
     )
     .await;
-    tracing::info!(%guid, reason = %report.reason, a2c = report.applet_to_console, c2a = report.console_to_applet, "relay ended");
+    tracing::info!(%guid, reason = %how, a2c = report.applet_to_console, c2a = report.console_to_applet, "relay ended");
     gw.stats.relaying.fetch_sub(1, Ordering::Relaxed);
     drop(applet_ticket);
     drop(console_ticket);

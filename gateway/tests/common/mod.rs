@@ -1,0 +1,379 @@
+//! A real `gateway serve` process for the gateway's own integration tests,
+//! and just enough client to talk to it: the portal over HTTPS (HTTP/1.1,
+//! one request per connection, as the gateway serves it) and the relay
+//! handshake on ALPN `lifeline/1`.
+#![allow(dead_code)]
+
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg, VERSION};
+use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A client TLS stream to the node.
+pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The technician every test logs in as.
+pub const EMAIL: &str = "tech@example.com";
+/// Their password.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p =
+            std::env::temp_dir().join(format!("lifeline-gw-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `gateway serve`.
+#[derive(Debug)]
+pub struct Node {
+    child: Child,
+    /// The data directory (and SQLite store).
+    pub data_dir: PathBuf,
+    /// Where it listens (TLS).
+    pub addr: SocketAddr,
+    /// The banner's STUN line.
+    pub stun_line: String,
+    /// `STUN on BOUND (clients use ADVERTISED)`: the two addresses.
+    pub stun: Option<(SocketAddr, String)>,
+}
+
+impl Node {
+    /// Starts a node on 127.0.0.1:0 in `data_dir` with `extra` flags.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Node::start`] with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        // Reads to EOF even after the banner has been taken: a closed pipe
+        // would make the gateway's next print fail, and kill it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let mut next = |what: &str| -> String {
+            let l = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no {what} from the gateway; output so far: {seen:?}"));
+            seen.push(l.clone());
+            l
+        };
+        let listening = loop {
+            let l = next("listen line");
+            if l.contains("listening on ") {
+                break l;
+            }
+        };
+        let addr = listening
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The STUN line comes right after the listen line, always.
+        let stun_line = next("STUN line");
+        assert!(stun_line.starts_with("STUN "), "{stun_line}");
+        let stun = stun_line.strip_prefix("STUN on ").map(|rest| {
+            let (bound, advertised) = rest.split_once(" (clients use ").unwrap();
+            (
+                bound.parse().unwrap(),
+                advertised.trim_end_matches(')').to_owned(),
+            )
+        });
+        Self {
+            child,
+            data_dir: data_dir.to_owned(),
+            addr,
+            stun_line,
+            stun,
+        }
+    }
+
+    /// The advertised STUN address (what `Paired` carries), or "".
+    pub fn stun_advertised(&self) -> String {
+        self.stun.as_ref().map(|s| s.1.clone()).unwrap_or_default()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Kills the process at once (no drain), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `gateway admin ARGS` on the node's store.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("admin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Adds the test technician.
+    pub fn add_technician(&self, email: &str) {
+        let out = self.admin(
+            &[
+                "technician",
+                "add",
+                "--email",
+                email,
+                "--name",
+                "Tess Tech",
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A session's audit trail.
+    pub fn audit(&self, guid: &str) -> Vec<Value> {
+        let out = self.admin(&["audit", "--json", "--session", guid], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits for the first audit entry of `event` and returns its detail.
+    pub fn wait_for_audit(&self, guid: &str, event: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(e) = self.audit(guid).into_iter().find(|e| e["event"] == event) {
+                return e["detail"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {event:?} audit entry: {:?}",
+                self.audit(guid)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn tls_config(&self, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+        let ca = CertificateDer::from_pem_file(self.data_dir.join("operator-ca.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(cfg)
+    }
+
+    /// A TLS connection offering `alpn`.
+    pub async fn connect(&self, alpn: &[u8]) -> Tls {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        tokio_rustls::TlsConnector::from(self.tls_config(alpn))
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    }
+
+    /// One portal request: `(status, JSON body)`.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut tls = self.connect(ALPN_HTTP1).await;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: gateway\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut resp = Vec::new();
+        // The peer may skip close_notify; what was read is what counts.
+        let _ = tls.read_to_end(&mut resp).await;
+        let text = String::from_utf8_lossy(&resp);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+        };
+        (status, json)
+    }
+
+    /// Logs in; returns the bearer token.
+    pub async fn login(&self, email: &str) -> String {
+        let (status, body) = self
+            .http(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(&serde_json::json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a session; returns its GUID.
+    pub async fn create_session(&self, token: &str) -> SessionGuid {
+        let (status, body) = self
+            .http(
+                "POST",
+                "/api/v1/sessions",
+                Some(token),
+                Some(&serde_json::json!({
+                    "console_pin": "c0".repeat(32),
+                    "applet_secret": "5e".repeat(32),
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["guid"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sends a relay hello.
+    pub async fn hello(&self, role: Role, guid: SessionGuid, token: &str) -> Tls {
+        let mut tls = self.connect(ALPN_RELAY).await;
+        let hello = Hello {
+            version: VERSION,
+            role,
+            guid,
+            token: token.as_bytes().to_vec(),
+        };
+        tls.write_all(&hello.encode()).await.unwrap();
+        tls.flush().await.unwrap();
+        tls
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads one gateway message (with exact reads: nothing after it).
+pub async fn read_msg(tls: &mut Tls) -> ServerMsg {
+    let mut header = [0u8; 3];
+    tokio::time::timeout(Duration::from_secs(20), tls.read_exact(&mut header))
+        .await
+        .expect("no message from the gateway within 20 s")
+        .unwrap();
+    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
+    assert!(len <= MAX_PAYLOAD);
+    let mut frame = header.to_vec();
+    frame.resize(3 + len, 0);
+    tls.read_exact(&mut frame[3..]).await.unwrap();
+    ServerMsg::decode(&frame).unwrap().0
+}
+
+/// An applet that waits: hello, then `Waiting`.
+pub async fn waiting_applet(node: &Node, guid: SessionGuid) -> Tls {
+    let mut applet = node.hello(Role::Applet, guid, "").await;
+    match read_msg(&mut applet).await {
+        ServerMsg::Waiting { .. } => applet,
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+}
+
+/// Pairs a waiting applet with a console: `(applet, console, stun)` where
+/// `stun` is what both were told in `Paired` (asserted equal).
+pub async fn pair(node: &Node, guid: SessionGuid, token: &str) -> (Tls, Tls, String) {
+    let mut applet = waiting_applet(node, guid).await;
+    let mut console = node.hello(Role::Console, guid, token).await;
+    let for_console = match read_msg(&mut console).await {
+        ServerMsg::Paired { stun } => stun,
+        other => panic!("console: expected Paired, got {other:?}"),
+    };
+    let for_applet = loop {
+        match read_msg(&mut applet).await {
+            ServerMsg::Paired { stun } => break stun,
+            ServerMsg::Ping => {}
+            other => panic!("applet: expected Paired, got {other:?}"),
+        }
+    };
+    assert_eq!(for_console, for_applet);
+    (applet, console, for_console)
+}

@@ -1,0 +1,234 @@
+//! The gateway's STUN server over real UDP sockets on loopback: Binding
+//! requests are answered with the requester's own address, everything else
+//! is ignored, bursts are limited per source address, and a node whose
+//! STUN port is taken starts anyway and tells the ends it has no STUN.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{EMAIL, Node, TempDir, pair};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use stun::agent::TransactionId;
+use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter, Message, MessageType, Setter};
+use stun::xoraddr::XorMappedAddress;
+
+fn message(typ: MessageType) -> (Vec<u8>, TransactionId) {
+    let mut m = Message::new();
+    let tid = TransactionId::new();
+    m.reset();
+    m.write_header();
+    typ.add_to(&mut m).unwrap();
+    tid.add_to(&mut m).unwrap();
+    stun::fingerprint::FINGERPRINT.add_to(&mut m).unwrap();
+    (m.raw, tid)
+}
+
+fn client(ip: &str, timeout: Duration) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s
+}
+
+/// The next datagram, or `None` when the read times out.
+fn recv(s: &UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 1500];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn stun_node(dir: &TempDir) -> (Node, SocketAddr) {
+    let node = Node::start(&dir.0, &["--stun-listen", "127.0.0.1:0"]);
+    let (bound, advertised) = node.stun.clone().expect("STUN is on");
+    assert_ne!(bound.port(), 0, "the banner shows the bound port");
+    assert_eq!(
+        advertised,
+        bound.to_string(),
+        "advertised host is 127.0.0.1"
+    );
+    (node, bound)
+}
+
+#[test]
+fn binding_request_gets_the_requesters_address() {
+    let dir = TempDir::new("stun-binding");
+    let (_node, stun) = stun_node(&dir);
+    let c = client("127.0.0.1", Duration::from_secs(5));
+    for _ in 0..3 {
+        let (req, tid) = message(BINDING_REQUEST);
+        c.send_to(&req, stun).unwrap();
+        let resp = recv(&c).expect("an answer");
+        let mut m = Message::new();
+        m.unmarshal_binary(&resp).unwrap();
+        assert_eq!(m.typ, BINDING_SUCCESS);
+        assert_eq!(m.transaction_id, tid);
+        stun::fingerprint::FINGERPRINT.check(&m).unwrap();
+        let mut mapped = XorMappedAddress::default();
+        mapped.get_from(&m).unwrap();
+        assert_eq!(
+            SocketAddr::new(mapped.ip, mapped.port),
+            c.local_addr().unwrap()
+        );
+        assert!(resp.len() <= req.len() + lifeline_gateway::stun::MAX_GROWTH);
+    }
+}
+
+#[test]
+fn garbage_and_other_stun_messages_get_no_answer() {
+    let dir = TempDir::new("stun-garbage");
+    let (_node, stun) = stun_node(&dir);
+    let c = client("127.0.0.1", Duration::from_millis(400));
+    let (good, _) = message(BINDING_REQUEST);
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 3);
+    let ignored = [
+        b"hello, is anybody there?".to_vec(),
+        vec![0u8; 20],
+        vec![0xffu8; 1400],
+        truncated,
+        message(BINDING_SUCCESS).0,
+        message(MessageType::new(
+            stun::message::METHOD_BINDING,
+            stun::message::CLASS_INDICATION,
+        ))
+        .0,
+        message(MessageType::new(
+            stun::message::METHOD_ALLOCATE,
+            stun::message::CLASS_REQUEST,
+        ))
+        .0,
+    ];
+    for d in &ignored {
+        c.send_to(d, stun).unwrap();
+        assert_eq!(recv(&c), None, "answered {:02x?}", &d[..d.len().min(24)]);
+    }
+    // And the server is still there for a real request.
+    c.send_to(&good, stun).unwrap();
+    assert!(recv(&c).is_some());
+}
+
+#[test]
+fn a_burst_is_limited_per_source() {
+    let dir = TempDir::new("stun-burst");
+    let (_node, stun) = stun_node(&dir);
+    const SENT: usize = 200;
+    let flood = client("127.0.0.1", Duration::from_millis(500));
+    let started = Instant::now();
+    for _ in 0..SENT {
+        flood.send_to(&message(BINDING_REQUEST).0, stun).unwrap();
+    }
+    let mut answered = 0;
+    while recv(&flood).is_some() {
+        answered += 1;
+    }
+    let burst = lifeline_gateway::stun::BURST as usize;
+    // The burst, plus what refilled while the datagrams were in flight.
+    let refill = (started.elapsed().as_secs_f64() + 0.5) * lifeline_gateway::stun::RATE_PER_SEC;
+    assert!(
+        answered >= burst / 2 && answered <= burst + refill as usize + 1,
+        "{answered} of {SENT} answered"
+    );
+    // Another source address (Linux routes all of 127/8 to loopback) is
+    // answered at once.
+    let other = client("127.0.0.2", Duration::from_secs(5));
+    let (req, tid) = message(BINDING_REQUEST);
+    other.send_to(&req, stun).unwrap();
+    let mut m = Message::new();
+    m.unmarshal_binary(&recv(&other).expect("the second source is answered"))
+        .unwrap();
+    assert_eq!(m.transaction_id, tid);
+}
+
+#[tokio::test]
+async fn paired_ends_learn_the_stun_address_or_none() {
+    let dir = TempDir::new("stun-paired");
+    let (node, _) = stun_node(&dir);
+    node.add_technician(EMAIL);
+    let token = node.login(EMAIL).await;
+    let guid = node.create_session(&token).await;
+    let (_a, _c, stun) = pair(&node, guid, &token).await;
+    assert_eq!(stun, node.stun_advertised());
+    assert!(stun.starts_with("127.0.0.1:"), "{stun}");
+
+    // STUN switched off: the node says so, and Paired carries nothing.
+    let dir = TempDir::new("stun-off");
+    let node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    assert_eq!(node.stun_line, "STUN off (--stun-listen off)");
+    node.add_technician(EMAIL);
+    let token = node.login(EMAIL).await;
+    let guid = node.create_session(&token).await;
+    let (_a, _c, stun) = pair(&node, guid, &token).await;
+    assert_eq!(stun, "");
+}
+
+#[tokio::test]
+async fn a_taken_stun_port_is_a_warning_not_a_failure() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new("stun-taken");
+    let mut node = Node::start(&dir.0, &["--stun-listen", &port]);
+    assert!(
+        node.stun_line
+            .starts_with(&format!("STUN off: cannot listen on UDP {port}: ")),
+        "{}",
+        node.stun_line
+    );
+    assert!(node.running());
+    node.add_technician(EMAIL);
+    let token = node.login(EMAIL).await;
+    let guid = node.create_session(&token).await;
+    let (_a, _c, stun) = pair(&node, guid, &token).await;
+    assert_eq!(stun, "");
+}
+
+#[test]
+fn bad_stun_listen_values_are_refused_clearly() {
+    let dir = TempDir::new("stun-badflag");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .args(["serve", "--stun-listen", "everywhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--stun-listen") && err.contains("or off"),
+        "{err}"
+    );
+
+    let cfg = dir.0.join("gateway.toml");
+    std::fs::write(&cfg, "stun_listen = \"nowhere\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gateway.toml") && err.contains("or off"),
+        "{err}"
+    );
+
+    // From the config file and the environment, like every other flag.
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nstun_listen = \"off\"\n").unwrap();
+    let node = Node::start(&dir.0, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(node.stun_line, "STUN off (--stun-listen off)");
+    drop(node);
+    let node = Node::start_with_env(&dir.0, &[], &[("LIFELINE_STUN_LISTEN", "127.0.0.1:0")]);
+    assert!(node.stun.is_some(), "{}", node.stun_line);
+}

@@ -1,0 +1,139 @@
+//! Securing a new path: its own TLS with the session's pinned certificate,
+//! then a binding proof each way that ties it to the relayed session.
+//!
+//! TLS roles are the relayed session's whatever the transport's direction:
+//! the console presents the session certificate, the applet accepts only
+//! its pinned SPKI. The binding proof (see
+//! [`lifeline_protocol::proof::binding_proof`]) is keyed by the relayed
+//! session's exporter, which only the two ends know, and covers the new
+//! connection's own exporter, so it proves "same two ends" and cannot be
+//! replayed on another connection.
+
+use super::{DirectError, Ends, Side};
+use crate::channel::{FrameReader, FrameWriter};
+use crate::link::{BoxRead, BoxWrite, Path, PathKind};
+use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::proof::{self, BindRole, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
+use rustls::pki_types::ServerName;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How long TLS and the proofs may take on a new path. A stranger that
+/// connects and stays silent is dropped after this.
+pub const SECURE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn roles(side: &Side) -> (BindRole, BindRole) {
+    match side {
+        Side::Applet { .. } => (BindRole::Applet, BindRole::Console),
+        Side::Console { .. } => (BindRole::Console, BindRole::Applet),
+    }
+}
+
+/// Runs TLS over `stream` as this end's role and proves the binding.
+pub async fn secure_stream<S>(
+    stream: S,
+    ends: &Ends,
+    kind: PathKind,
+    detail: String,
+) -> Result<Path, DirectError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    tokio::time::timeout(SECURE_TIMEOUT, async {
+        let t0 = std::time::Instant::now();
+        let mut exporter = [0u8; EXPORTER_LEN];
+        let (r, w): (BoxRead, BoxWrite) = match &ends.side {
+            Side::Applet { console_pin } => {
+                let config = crate::tls::e2e_client_config(*console_pin)?;
+                let name = ServerName::try_from(crate::tls::E2E_SERVER_NAME)
+                    .map_err(|_| DirectError::Refused("bad server name".into()))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| DirectError::Refused(format!("TLS: {e}")))?;
+                tls.get_ref()
+                    .1
+                    .export_keying_material(
+                        &mut exporter,
+                        DIRECT_EXPORTER_LABEL,
+                        Some(ends.guid.as_bytes()),
+                    )
+                    .map_err(|e| DirectError::Refused(format!("TLS exporter: {e}")))?;
+                let (r, w) = tokio::io::split(tls);
+                (Box::new(r), Box::new(w))
+            }
+            Side::Console { identity } => {
+                let config = crate::tls::e2e_server_config(identity.cert.clone(), identity.key())?;
+                let tls = tokio_rustls::TlsAcceptor::from(config)
+                    .accept(stream)
+                    .await
+                    .map_err(|e| DirectError::Refused(format!("TLS: {e}")))?;
+                tls.get_ref()
+                    .1
+                    .export_keying_material(
+                        &mut exporter,
+                        DIRECT_EXPORTER_LABEL,
+                        Some(ends.guid.as_bytes()),
+                    )
+                    .map_err(|e| DirectError::Refused(format!("TLS exporter: {e}")))?;
+                let (r, w) = tokio::io::split(tls);
+                (Box::new(r), Box::new(w))
+            }
+        };
+        let mut reader = FrameReader::new(r);
+        let mut writer = FrameWriter::new(w);
+        prove(&mut reader, &mut writer, ends, &exporter).await?;
+        Ok(Path {
+            kind,
+            reader,
+            writer,
+            id: proof::path_id(&exporter),
+            detail,
+            rtt: Some(t0.elapsed()),
+        })
+    })
+    .await
+    .map_err(|_| DirectError::Refused("no TLS and binding proof within 5 s".into()))?
+}
+
+/// Sends this end's binding proof and checks the peer's. The proof is the
+/// first frame each way on a new path; anything else is refused.
+pub async fn prove(
+    reader: &mut FrameReader<BoxRead>,
+    writer: &mut FrameWriter<BoxWrite>,
+    ends: &Ends,
+    path_exporter: &[u8; EXPORTER_LEN],
+) -> Result<(), DirectError> {
+    let (mine, theirs) = roles(&ends.side);
+    let mac = proof::binding_proof(&ends.relayed_exporter, &ends.guid, mine, path_exporter);
+    writer
+        .write_frame(&Frame::Bind { mac })
+        .await
+        .map_err(|e| DirectError::Refused(format!("sending the binding proof: {e}")))?;
+    match reader.read_frame().await {
+        Ok(Some(Frame::Bind { mac })) => {
+            if proof::verify_binding_proof(
+                &ends.relayed_exporter,
+                &ends.guid,
+                theirs,
+                path_exporter,
+                &mac,
+            ) {
+                Ok(())
+            } else {
+                Err(DirectError::Refused(
+                    "binding proof does not match this session".into(),
+                ))
+            }
+        }
+        Ok(Some(_)) => Err(DirectError::Refused(
+            "the first message on the path was not a binding proof".into(),
+        )),
+        Ok(None) => Err(DirectError::Refused(
+            "closed before its binding proof".into(),
+        )),
+        Err(e) => Err(DirectError::Refused(format!(
+            "reading the binding proof: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,515 @@
+//! Going direct (DESIGN step 6): finding a path between the two ends that
+//! bypasses the gateway, securing it, and proving it belongs to this
+//! session. The cutover itself is [`crate::link`]'s.
+//!
+//! * [`tcp`] — the applet listens and offers addresses; the console dials.
+//! * [`udp`] — ICE with the gateway as STUN server, then XTCP.
+//! * [`bind`] — TLS on the new path and the binding proofs.
+//!
+//! [`Negotiator`] runs the exchange for one end: it takes the peer's
+//! negotiation frames, runs the attempts in tasks, and reports
+//! [`DirectEvent`]s — frames to send over the current link, proven paths,
+//! attempts that failed. The console decides which proven path the session
+//! moves to (its [`Frame::Switch`] names it); the applet follows.
+//!
+//! Timeline with the default policy: right after the end-to-end TLS, the
+//! console sends its [`Policy`]; the applet listens and offers its TCP
+//! addresses; the console dials them. If no direct TCP path is up
+//! [`Policy::udp_after`] (10 s) after the offer, the applet gathers ICE
+//! candidates and sends its offer; the console answers with its own and
+//! both run ICE; XTCP runs over the selected pair.
+
+pub mod bind;
+pub mod tcp;
+pub mod udp;
+
+use crate::identity::SessionIdentity;
+use crate::link::{Path, PathKind};
+use lifeline_protocol::SessionGuid;
+use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::proof::EXPORTER_LEN;
+use lifeline_xtcp::ice::{IceAgent, IceOffer};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Why a direct path could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    /// Nothing of this kind could be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something answered but failed TLS or the binding proof.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Local TLS configuration.
+    #[error(transparent)]
+    Setup(#[from] crate::tls::TlsSetupError),
+}
+
+/// Which end we are, with what that end needs to secure a path.
+#[derive(Clone)]
+pub enum Side {
+    /// The applet: accepts only the console's pinned certificate.
+    Applet {
+        /// SPKI SHA-256 of the console's session certificate.
+        console_pin: [u8; 32],
+    },
+    /// The console: presents the session certificate.
+    Console {
+        /// The session's key pair and certificate.
+        identity: Arc<SessionIdentity>,
+    },
+}
+
+impl std::fmt::Debug for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Applet { .. } => "Applet",
+            Side::Console { .. } => "Console",
+        })
+    }
+}
+
+/// The two ends of one relayed session, as a new path must prove them.
+#[derive(Debug)]
+pub struct Ends {
+    /// The session.
+    pub guid: SessionGuid,
+    /// The relayed session's TLS exporter: the key of the binding proofs.
+    pub relayed_exporter: [u8; EXPORTER_LEN],
+    /// Us.
+    pub side: Side,
+}
+
+/// Which direct paths an end will try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Direct TCP.
+    pub tcp: bool,
+    /// ICE over UDP carrying XTCP.
+    pub udp: bool,
+    /// How long direct TCP gets before ICE starts (when both are on).
+    pub udp_after: Duration,
+}
+
+impl Policy {
+    /// The default head start of direct TCP over ICE.
+    pub const DEFAULT_UDP_AFTER: Duration = Duration::from_secs(10);
+
+    /// `auto` (TCP, then UDP), `relay` (stay), `tcp` or `udp` (only that).
+    pub fn parse(name: &str, udp_after: Duration) -> Result<Self, String> {
+        let (tcp, udp) = match name {
+            "auto" => (true, true),
+            "relay" => (false, false),
+            "tcp" => (true, false),
+            "udp" => (false, true),
+            other => {
+                return Err(format!(
+                    "unknown path {other:?}: use auto, relay, tcp or udp"
+                ));
+            }
+        };
+        Ok(Self {
+            tcp,
+            udp,
+            udp_after,
+        })
+    }
+
+    /// The default: TCP first, UDP after 10 s.
+    pub fn auto() -> Self {
+        Self {
+            tcp: true,
+            udp: true,
+            udp_after: Self::DEFAULT_UDP_AFTER,
+        }
+    }
+
+    /// What both ends allow (the console's head start for TCP).
+    pub fn and(self, other: Policy) -> Policy {
+        Policy {
+            tcp: self.tcp && other.tcp,
+            udp: self.udp && other.udp,
+            udp_after: self.udp_after,
+        }
+    }
+
+    /// The name [`Policy::parse`] takes.
+    pub fn name(self) -> &'static str {
+        match (self.tcp, self.udp) {
+            (true, true) => "auto",
+            (false, false) => "relay",
+            (true, false) => "tcp",
+            (false, true) => "udp",
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::auto()
+    }
+}
+
+/// One end's settings for going direct.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// What this end allows.
+    pub policy: Policy,
+    /// Applet: the TCP port to listen on (0: any; a fixed port is what a
+    /// router's port forward needs).
+    pub tcp_port: u16,
+    /// The gateway's STUN server, for ICE.
+    pub stun: Option<SocketAddr>,
+    /// Applet: our public address as the gateway saw it.
+    pub observed: Option<IpAddr>,
+    /// Offer loopback addresses and candidates (both ends on one machine,
+    /// which is the case when the gateway is on loopback).
+    pub loopback: bool,
+    /// Console: how long to stay on the relay before trying to go direct
+    /// (0 by default; more is for troubleshooting and for watching a
+    /// cutover in the middle of a transfer).
+    pub start_after: Duration,
+}
+
+/// Resolves the STUN server the gateway named in `Paired` (`host:port`);
+/// `None` if there is none or it does not resolve (ICE then offers host
+/// candidates only).
+pub async fn resolve_stun(stun: Option<&str>) -> Option<SocketAddr> {
+    let stun = stun?;
+    match tokio::net::lookup_host(stun).await {
+        Ok(mut addrs) => addrs.next(),
+        Err(e) => {
+            tracing::warn!(%stun, error = %e, "STUN server does not resolve");
+            None
+        }
+    }
+}
+
+/// What the negotiation asks of the session loop.
+#[derive(Debug)]
+pub enum DirectEvent {
+    /// Send this negotiation frame to the peer over the current link.
+    Send(Frame),
+    /// A secured, proven path.
+    Ready(Path),
+    /// The attempt for this kind of path is over without a path.
+    Failed(PathKind, String),
+}
+
+/// The going-direct exchange of one end.
+pub struct Negotiator {
+    ends: Arc<Ends>,
+    settings: Settings,
+    tx: mpsc::Sender<DirectEvent>,
+    rx: mpsc::Receiver<DirectEvent>,
+    tasks: Vec<tokio::task::AbortHandle>,
+    /// Applet: the gathered agent, waiting for the console's ICE offer.
+    agent: Arc<Mutex<Option<IceAgent>>>,
+    /// Console: whether the applet's ICE offer came.
+    ice_offer_seen: Arc<std::sync::atomic::AtomicBool>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Negotiator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiator")
+            .field("side", &self.ends.side)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Negotiator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How long the console waits for the applet's ICE offer beyond the
+/// policy's head start for TCP.
+pub const ICE_OFFER_WAIT: Duration = Duration::from_secs(15);
+
+impl Negotiator {
+    /// A negotiator for `ends` with this end's `settings`.
+    pub fn new(ends: Arc<Ends>, settings: Settings) -> Self {
+        let (tx, rx) = mpsc::channel(16);
+        Self {
+            ends,
+            settings,
+            tx,
+            rx,
+            tasks: Vec::new(),
+            agent: Arc::new(Mutex::new(None)),
+            ice_offer_seen: Arc::default(),
+            stopped: false,
+        }
+    }
+
+    /// What to send first: the console's policy (the applet waits for it).
+    pub fn start(&self) -> Option<Frame> {
+        match self.ends.side {
+            Side::Console { .. } => {
+                let p = self.settings.policy;
+                Some(Frame::PathPolicy {
+                    tcp: p.tcp,
+                    udp: p.udp,
+                    udp_after_ms: u32::try_from(p.udp_after.as_millis()).unwrap_or(u32::MAX),
+                })
+            }
+            Side::Applet { .. } => None,
+        }
+    }
+
+    /// The next event. Cancel-safe.
+    pub async fn next(&mut self) -> DirectEvent {
+        match self.rx.recv().await {
+            Some(e) => e,
+            // We hold a sender ourselves, so this never ends.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops every attempt (the session has moved, or is ending): the
+    /// listener closes, ICE agents close, losing connections drop.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Ok(mut a) = self.agent.lock() {
+            a.take();
+        }
+    }
+
+    fn spawn<F>(&mut self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push(tokio::spawn(f).abort_handle());
+    }
+
+    fn fail(&self, kind: PathKind, why: impl Into<String>) {
+        let _ = self.tx.try_send(DirectEvent::Failed(kind, why.into()));
+    }
+
+    /// Takes a negotiation frame from the peer. Others are not ours.
+    pub async fn on_frame(&mut self, frame: Frame) {
+        if self.stopped {
+            return;
+        }
+        match (&self.ends.side, frame) {
+            (
+                Side::Applet { .. },
+                Frame::PathPolicy {
+                    tcp,
+                    udp,
+                    udp_after_ms,
+                },
+            ) => {
+                let asked = Policy {
+                    tcp,
+                    udp,
+                    udp_after: Duration::from_millis(u64::from(udp_after_ms)),
+                };
+                self.applet_offer(asked.and(self.settings.policy)).await;
+            }
+            (Side::Console { .. }, Frame::PathOffer { tcp, udp, note }) => {
+                self.console_on_offer(tcp, udp, note);
+            }
+            (
+                Side::Console { .. },
+                Frame::IceOffer {
+                    ufrag,
+                    pwd,
+                    candidates,
+                },
+            ) => {
+                self.ice_offer_seen
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                if candidates.is_empty() {
+                    self.fail(
+                        PathKind::XtcpUdp,
+                        "the end user's side found no ICE candidates",
+                    );
+                    return;
+                }
+                let remote = IceOffer {
+                    ufrag,
+                    pwd,
+                    candidates,
+                };
+                let (ends, tx, settings) =
+                    (self.ends.clone(), self.tx.clone(), self.settings.clone());
+                self.spawn(async move {
+                    let r = async {
+                        let (agent, offer) = udp::gather(settings.stun, settings.loopback).await?;
+                        let _ = tx
+                            .send(DirectEvent::Send(Frame::IceOffer {
+                                ufrag: offer.ufrag,
+                                pwd: offer.pwd,
+                                candidates: offer.candidates,
+                            }))
+                            .await;
+                        udp::connect(agent, &remote, &ends).await
+                    }
+                    .await;
+                    let _ = tx.send(ready_or_failed(PathKind::XtcpUdp, r)).await;
+                });
+            }
+            (
+                Side::Applet { .. },
+                Frame::IceOffer {
+                    ufrag,
+                    pwd,
+                    candidates,
+                },
+            ) => {
+                let agent = self.agent.lock().ok().and_then(|mut a| a.take());
+                let Some(agent) = agent else {
+                    tracing::info!("ICE offer from the console before ours; ignored");
+                    return;
+                };
+                let remote = IceOffer {
+                    ufrag,
+                    pwd,
+                    candidates,
+                };
+                let (ends, tx) = (self.ends.clone(), self.tx.clone());
+                self.spawn(async move {
+                    let r = udp::connect(agent, &remote, &ends).await;
+                    let _ = tx.send(ready_or_failed(PathKind::XtcpUdp, r)).await;
+                });
+            }
+            (_, other) => {
+                tracing::debug!(frame = ?other, "negotiation frame not for this side; ignored");
+            }
+        }
+    }
+
+    /// Applet: listen and offer TCP, and schedule ICE, as `policy` allows.
+    async fn applet_offer(&mut self, policy: Policy) {
+        let mut notes = Vec::new();
+        if !self.settings.policy.tcp {
+            notes.push("direct TCP is turned off on the end user's side");
+        }
+        if !self.settings.policy.udp {
+            notes.push("UDP is turned off on the end user's side");
+        }
+        let mut addrs = Vec::new();
+        if policy.tcp {
+            match tcp::listen(self.settings.tcp_port).await {
+                Ok(listener) => {
+                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    addrs = tcp::offer_addrs(port, self.settings.observed, self.settings.loopback);
+                    tracing::info!(?addrs, "direct TCP: listening");
+                    let (ends, tx) = (self.ends.clone(), self.tx.clone());
+                    self.spawn(tcp::accept_paths(listener, ends, tx));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "direct TCP: cannot listen");
+                    notes.push("the end user's side could not listen for TCP");
+                }
+            }
+        }
+        let _ = self
+            .tx
+            .send(DirectEvent::Send(Frame::PathOffer {
+                tcp: addrs.clone(),
+                udp: policy.udp,
+                note: notes.join("; "),
+            }))
+            .await;
+        if policy.udp {
+            let head_start = if addrs.is_empty() {
+                Duration::ZERO
+            } else {
+                policy.udp_after
+            };
+            let (tx, slot, settings) = (self.tx.clone(), self.agent.clone(), self.settings.clone());
+            self.spawn(async move {
+                tokio::time::sleep(head_start).await;
+                let frame = match udp::gather(settings.stun, settings.loopback).await {
+                    Ok((agent, offer)) => {
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(agent);
+                        }
+                        Frame::IceOffer {
+                            ufrag: offer.ufrag,
+                            pwd: offer.pwd,
+                            candidates: offer.candidates,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ICE gathering failed");
+                        Frame::IceOffer {
+                            ufrag: String::new(),
+                            pwd: String::new(),
+                            candidates: Vec::new(),
+                        }
+                    }
+                };
+                let _ = tx.send(DirectEvent::Send(frame)).await;
+            });
+        }
+    }
+
+    /// Console: dial the offered addresses; expect the applet's ICE offer.
+    fn console_on_offer(&mut self, tcp: Vec<SocketAddr>, udp: bool, note: String) {
+        let mine = self.settings.policy;
+        let because = |what: &str| {
+            if note.is_empty() {
+                what.to_owned()
+            } else {
+                format!("{what} ({note})")
+            }
+        };
+        if !mine.tcp {
+            self.fail(PathKind::DirectTcp, "direct TCP not tried (path policy)");
+        } else if tcp.is_empty() {
+            self.fail(
+                PathKind::DirectTcp,
+                because("the end user's side offered no TCP address"),
+            );
+        } else {
+            let (ends, tx) = (self.ends.clone(), self.tx.clone());
+            self.spawn(async move {
+                let r = tcp::dial(tcp, ends).await;
+                let _ = tx.send(ready_or_failed(PathKind::DirectTcp, r)).await;
+            });
+        }
+        if !mine.udp {
+            self.fail(PathKind::XtcpUdp, "UDP not tried (path policy)");
+        } else if !udp {
+            self.fail(
+                PathKind::XtcpUdp,
+                because("the end user's side does not do UDP"),
+            );
+        } else {
+            // The applet starts ICE after the TCP head start; if its offer
+            // never comes, give up on UDP rather than wait forever.
+            let wait = mine.udp_after + ICE_OFFER_WAIT;
+            let (tx, seen) = (self.tx.clone(), self.ice_offer_seen.clone());
+            self.spawn(async move {
+                tokio::time::sleep(wait).await;
+                if !seen.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = tx
+                        .send(DirectEvent::Failed(
+                            PathKind::XtcpUdp,
+                            "no ICE offer came from the end user's side".into(),
+                        ))
+                        .await;
+                }
+            });
+        }
+    }
+}
+
+fn ready_or_failed(kind: PathKind, r: Result<Path, DirectError>) -> DirectEvent {
+    match r {
+        Ok(p) => DirectEvent::Ready(p),
+        Err(e) => DirectEvent::Failed(kind, e.to_string()),
+    }
+}

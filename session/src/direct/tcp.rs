@@ -1,0 +1,127 @@
+//! Direct TCP: the applet listens and offers its addresses; the console
+//! dials them all, staggered (Happy Eyeballs, RFC 8305), and keeps the
+//! first that becomes a secured, proven path.
+
+use super::bind::secure_stream;
+use super::{DirectError, DirectEvent, Ends};
+use crate::link::{Path, PathKind};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Delay between starting connection attempts to successive addresses.
+pub const STAGGER: Duration = Duration::from_millis(250);
+/// How long one TCP connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Incoming connections being secured at once; more are dropped at once
+/// (a flood of strangers cannot queue up work).
+pub const MAX_PENDING: usize = 4;
+/// Incoming connections accepted in all; after that the listener closes.
+pub const MAX_ACCEPTS: usize = 64;
+
+/// Binds the applet's listener on all IPv4 interfaces, on `port` (0: the
+/// OS picks).
+pub async fn listen(port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await
+}
+
+/// The addresses to offer for a listener on `port`: every local IPv4
+/// address (loopback only when `loopback`), and the public address the
+/// gateway saw us at, in case a router forwards the port.
+pub fn offer_addrs(port: u16, observed: Option<IpAddr>, loopback: bool) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = lifeline_xtcp::ice::local_ips()
+        .into_iter()
+        .filter(|ip| ip.is_ipv4() && (loopback || !ip.is_loopback()))
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    if let Some(ip) = observed {
+        let public = SocketAddr::new(ip, port);
+        if !addrs.contains(&public) {
+            addrs.push(public);
+        }
+    }
+    addrs.truncate(lifeline_protocol::e2e::MAX_TCP_ADDRS);
+    addrs
+}
+
+/// Accepts connections on `listener` and secures each as a path; every
+/// proven path goes to `paths`. Anything else that connects is dropped
+/// without disturbing the session. Runs until the task is aborted.
+pub async fn accept_paths(
+    listener: TcpListener,
+    ends: Arc<Ends>,
+    paths: mpsc::Sender<DirectEvent>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING));
+    for _ in 0..MAX_ACCEPTS {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::info!(%peer, "direct TCP: too many pending connections; dropped");
+            continue;
+        };
+        let (ends, paths) = (ends.clone(), paths.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = stream.set_nodelay(true);
+            match secure_stream(stream, &ends, PathKind::DirectTcp, peer.to_string()).await {
+                Ok(path) => {
+                    let _ = paths.send(DirectEvent::Ready(path)).await;
+                }
+                Err(e) => tracing::info!(%peer, error = %e, "direct TCP connection refused"),
+            }
+        });
+    }
+    tracing::info!("direct TCP: accept limit reached; listener closed");
+}
+
+/// Dials `addrs` staggered by [`STAGGER`] and returns the first secured,
+/// proven path, or why none worked.
+pub async fn dial(addrs: Vec<SocketAddr>, ends: Arc<Ends>) -> Result<Path, DirectError> {
+    if addrs.is_empty() {
+        return Err(DirectError::Unavailable(
+            "the end user's side offered no TCP address".into(),
+        ));
+    }
+    let (tx, mut rx) = mpsc::channel(addrs.len());
+    let mut tasks = Vec::new();
+    for (i, addr) in addrs.iter().copied().enumerate() {
+        let (tx, ends) = (tx.clone(), ends.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(STAGGER * i as u32).await;
+            let r = attempt(addr, &ends).await;
+            let _ = tx.send((addr, r)).await;
+        }));
+    }
+    drop(tx);
+    let mut failures = Vec::new();
+    let result = loop {
+        match rx.recv().await {
+            Some((_, Ok(path))) => break Ok(path),
+            Some((addr, Err(e))) => failures.push(format!("{addr}: {e}")),
+            None => {
+                break Err(DirectError::Unavailable(format!(
+                    "no direct TCP connection ({})",
+                    failures.join("; ")
+                )));
+            }
+        }
+    };
+    // The losers' connections close as their tasks go.
+    for t in tasks {
+        t.abort();
+    }
+    result
+}
+
+async fn attempt(addr: SocketAddr, ends: &Ends) -> Result<Path, DirectError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| DirectError::Unavailable("timed out".into()))?
+        .map_err(|e| DirectError::Unavailable(e.kind().to_string()))?;
+    let _ = stream.set_nodelay(true);
+    secure_stream(stream, ends, PathKind::DirectTcp, addr.to_string()).await
+}

@@ -1,0 +1,180 @@
+//! Going direct across real NATs (the NAT lab; needs root): the gateway on
+//! the public network, the applet on host-a behind nat-a, the console on
+//! host-b behind nat-b.
+//!
+//! * Both NATs port-restricted cone: nobody can reach the applet's TCP
+//!   listener, so direct TCP fails and the session ends up on XTCP over
+//!   UDP (ICE with the gateway's STUN server punches the hole).
+//! * The applet's port forwarded on nat-a: direct TCP to nat-a's public
+//!   address.
+//! * UDP blocked by nat-a: no direct path; the session stays on the relay.
+//!
+//! Each case asserts the path the session ended on and runs a link test
+//! both ways whose every byte the receivers check.
+#![allow(clippy::unwrap_used)]
+
+use lifeline_tests::natlab::{self, GW_IP, Lab};
+use lifeline_tests::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const TEST_BYTES: u64 = 64 << 20;
+
+/// Gateway in the lab's `gw`, a technician logged in from host-b.
+struct LabSession {
+    // Dropped first: processes, then the gateway, then the lab.
+    applet: Proc,
+    tech: Proc,
+    gw: Gateway,
+    _files: TempDir,
+    _data: TempDir,
+    _console: Console,
+    lab: Lab,
+    guid: String,
+}
+
+fn start(
+    prefix: &str,
+    setup_lab: impl Fn(&Lab),
+    applet_flags: &[&str],
+    connect_flags: &[&str],
+) -> LabSession {
+    let lab = Lab::up(prefix);
+    setup_lab(&lab);
+    let data = TempDir::new("lab-gw");
+    let gw = Gateway::start_in_netns(
+        &lab.ns("gw"),
+        data.path(),
+        &format!("{GW_IP}:8443"),
+        &[
+            "--stun-listen",
+            &format!("{GW_IP}:3478"),
+            "--public-name",
+            GW_IP,
+        ],
+    );
+    gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
+    let console = Console::in_netns(&lab.ns("host-b"));
+    console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+    let files = TempDir::new("lab-files");
+    let applet_path = files.path().join("support");
+    let guid = console.session_new("lab", &applet_path);
+    let mut applet = Proc::spawn(in_netns(&lab.ns("host-a"), &applet_path).args(applet_flags));
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let queue = console.queue();
+    assert!(
+        queue[0]["waiting_from"]
+            .as_str()
+            .unwrap()
+            .starts_with(natlab::NAT_A_IP),
+        "the gateway sees the applet at nat-a's address: {queue:?}"
+    );
+    let mut tech = console.connect_with(&guid, connect_flags);
+    tech.send(&format!("linktest {}M both", TEST_BYTES >> 20));
+    tech.event("sas");
+    LabSession {
+        applet,
+        tech,
+        gw,
+        _files: files,
+        _data: data,
+        _console: console,
+        lab,
+        guid,
+    }
+}
+
+/// Waits for the path event and both link tests; ends the session;
+/// returns the path event.
+fn finish(mut s: LabSession) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (mut path, mut done) = (None, Vec::new());
+    while path.is_none() || done.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = s.tech.out.next(left).unwrap_or_else(|| {
+            panic!(
+                "no path/linktest events; console output:\n{}\napplet output:\n{}",
+                s.tech.out.seen.join("\n"),
+                s.applet.out.seen.join("\n")
+            )
+        });
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        match v["event"].as_str() {
+            Some("path") => path = Some(v),
+            Some("linktest") if v["state"] == "done" => done.push(v),
+            Some("error" | "ended") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    for d in &done {
+        assert_eq!(d["ok"], true, "{d}");
+        assert_eq!(d["bytes"], TEST_BYTES, "{d}");
+        eprintln!(
+            "{}: {:.1} MB/s",
+            d["direction"],
+            d["mbps"].as_f64().unwrap()
+        );
+    }
+    chat_both_ways(
+        &mut s.tech,
+        &mut s.applet,
+        "over the NATs",
+        "loud and clear",
+    );
+    end_session(&mut s.tech, &mut s.applet);
+    let audit = s.gw.audit(Some(&s.guid));
+    assert!(
+        audit.iter().any(|e| e["event"] == "path"),
+        "the path is in the audit trail: {audit:?}"
+    );
+    let _ = &s.lab;
+    path.unwrap()
+}
+
+#[test]
+fn port_restricted_cone_nats_end_on_xtcp_over_udp() {
+    let s = start("ll1-", |_| {}, &[], &["--udp-after", "2"]);
+    let path = finish(s);
+    assert_eq!(path["path"], "udp", "{path}");
+    assert!(
+        path["detail"].as_str().unwrap().contains("203.0.113.1"),
+        "the pair is between the NATs' public addresses: {path}"
+    );
+}
+
+#[test]
+fn a_forwarded_applet_port_ends_on_direct_tcp() {
+    let port = "47001";
+    let s = start(
+        "ll2-",
+        |lab| lab.sh(&["forward", "nat-a", "tcp", port]),
+        &["--tcp-port", port],
+        &[],
+    );
+    let path = finish(s);
+    assert_eq!(path["path"], "tcp", "{path}");
+    assert_eq!(
+        path["detail"],
+        format!("{}:{port}", natlab::NAT_A_IP),
+        "dialled nat-a's forwarded port: {path}"
+    );
+}
+
+#[test]
+fn udp_blocked_on_one_side_stays_on_the_relay() {
+    let s = start(
+        "ll3-",
+        |lab| lab.sh(&["nat", "nat-a", "noudp"]),
+        &[],
+        &["--udp-after", "1"],
+    );
+    let path = finish(s);
+    assert_eq!(path["path"], "relay", "{path}");
+    let why = path["detail"].as_str().unwrap();
+    assert!(
+        why.contains("direct TCP") && why.contains("XTCP over UDP"),
+        "the reason names both attempts: {why}"
+    );
+}
