@@ -107,13 +107,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
             }
         };
         tracing::debug!(%node, "connected");
-        // A gateway on this machine means a test or one-machine setup:
-        // then loopback addresses are worth offering for going direct.
-        let gateway_is_local = stream
-            .get_ref()
-            .0
-            .peer_addr()
-            .is_ok_and(|a| a.ip().is_loopback());
+        let gateway_is_local = relay_link::gateway_is_local(&stream);
 
         // 2. Register and wait for the technician.
         let hello = Hello {

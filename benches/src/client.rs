@@ -292,3 +292,51 @@ pub async fn wait_relays_closed(portal: &PortalClient, within: Duration) -> Resu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The technician every benchmark uses.
+pub const BENCH_EMAIL: &str = "bench@example.com";
+const BENCH_PASSWORD: &str = "bench password 1";
+
+/// Adds the benchmark technician to `gw` and logs in.
+pub async fn bench_technician(gw: &crate::procs::GatewayProc) -> Result<Tech> {
+    gw.add_technician(BENCH_EMAIL, "Bench", BENCH_PASSWORD)?;
+    login(gw.addr, gw.fingerprint, BENCH_EMAIL, BENCH_PASSWORD).await
+}
+
+/// A session created and paired on `gw`: an applet and a console on the
+/// relay, both told `Paired`, ready for the end-to-end TLS.
+#[derive(Debug)]
+pub struct PairedSession {
+    /// The session.
+    pub session: BenchSession,
+    /// The applet's relay connection.
+    pub applet: Outer,
+    /// The console's relay connection.
+    pub console: Outer,
+    /// What the gateway said on pairing (its STUN server).
+    pub pairing: relay_link::Pairing,
+}
+
+/// Creates a session for `pin` and pairs an applet and a console on it.
+pub async fn paired(
+    gw: &crate::procs::GatewayProc,
+    tech: &Tech,
+    pin: [u8; 32],
+    label: &str,
+) -> Result<PairedSession> {
+    let session = create_session(tech, pin, Some(label.into())).await?;
+    let cfg = outer_config(gw.fingerprint, lifeline_protocol::ALPN_RELAY)?;
+    let mut applet = tls_connect(None, gw.addr, cfg.clone()).await?;
+    applet_wait(&mut applet, session.guid).await?;
+    let mut console = tls_connect(None, gw.addr, cfg).await?;
+    console_hello(&mut console, session.guid, &tech.token).await?;
+    let (a, c) = tokio::join!(await_paired(&mut applet), await_paired(&mut console));
+    let pairing = a.context("applet pairing")?;
+    c.context("console pairing")?;
+    Ok(PairedSession {
+        session,
+        applet,
+        console,
+        pairing,
+    })
+}

@@ -2,25 +2,14 @@
 //! commands without a running node, and clear errors for bad input.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn gateway(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    lifeline_tests::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_gateway")).args(args),
+        stdin,
+    )
 }
 
 fn tempdir(tag: &str) -> PathBuf {

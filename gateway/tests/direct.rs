@@ -77,7 +77,7 @@ fn assert_error(got: (u16, Value), status: u16, code: &str, needle: &str) {
 #[tokio::test]
 async fn a_direct_session_outlives_its_relay() {
     let dir = TempDir::new("direct");
-    let node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    let node = Node::start(dir.path(), &["--stun-listen", "off"]);
     node.add_technician(EMAIL);
     node.add_technician(OTHER);
     let token = node.login(EMAIL).await;
@@ -234,7 +234,7 @@ async fn a_direct_session_outlives_its_relay() {
 #[tokio::test]
 async fn a_relayed_session_still_ends_with_its_relay() {
     let dir = TempDir::new("relayed");
-    let node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    let node = Node::start(dir.path(), &["--stun-listen", "off"]);
     node.add_technician(EMAIL);
     let token = node.login(EMAIL).await;
     let guid = node.create_session(&token).await;
@@ -269,7 +269,7 @@ async fn a_relayed_session_still_ends_with_its_relay() {
 #[tokio::test]
 async fn a_restart_keeps_direct_sessions() {
     let dir = TempDir::new("restart");
-    let mut node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    let mut node = Node::start(dir.path(), &["--stun-listen", "off"]);
     node.add_technician(EMAIL);
     let token = node.login(EMAIL).await;
     let direct = node.create_session(&token).await;
@@ -287,7 +287,7 @@ async fn a_restart_keeps_direct_sessions() {
 
     // The node dies with both relays running, and comes back.
     node.kill();
-    let node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    let node = Node::start(dir.path(), &["--stun-listen", "off"]);
     // The relayed session lost its ends with the node: back to waiting
     // for its applet. The direct one never needed the node.
     assert_eq!(show(&node, &token, relayed).await["state"], "created");

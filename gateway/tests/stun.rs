@@ -48,7 +48,7 @@ fn recv(s: &UdpSocket) -> Option<Vec<u8>> {
 }
 
 fn stun_node(dir: &TempDir) -> (Node, SocketAddr) {
-    let node = Node::start(&dir.0, &["--stun-listen", "127.0.0.1:0"]);
+    let node = Node::start(dir.path(), &["--stun-listen", "127.0.0.1:0"]);
     let (bound, advertised) = node.stun.clone().expect("STUN is on");
     assert_ne!(bound.port(), 0, "the banner shows the bound port");
     assert_eq!(
@@ -162,7 +162,7 @@ async fn paired_ends_learn_the_stun_address_or_none() {
 
     // STUN switched off: the node says so, and Paired carries nothing.
     let dir = TempDir::new("stun-off");
-    let node = Node::start(&dir.0, &["--stun-listen", "off"]);
+    let node = Node::start(dir.path(), &["--stun-listen", "off"]);
     assert_eq!(node.stun_line, "STUN off (--stun-listen off)");
     node.add_technician(EMAIL);
     let token = node.login(EMAIL).await;
@@ -176,7 +176,7 @@ async fn a_taken_stun_port_is_a_warning_not_a_failure() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let dir = TempDir::new("stun-taken");
-    let mut node = Node::start(&dir.0, &["--stun-listen", &port]);
+    let mut node = Node::start(dir.path(), &["--stun-listen", &port]);
     assert!(
         node.stun_line
             .starts_with(&format!("STUN off: cannot listen on UDP {port}: ")),
@@ -196,7 +196,7 @@ fn bad_stun_listen_values_are_refused_clearly() {
     let dir = TempDir::new("stun-badflag");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .arg("--data-dir")
-        .arg(&dir.0)
+        .arg(dir.path())
         .args(["serve", "--stun-listen", "everywhere"])
         .output()
         .unwrap();
@@ -207,11 +207,11 @@ fn bad_stun_listen_values_are_refused_clearly() {
         "{err}"
     );
 
-    let cfg = dir.0.join("gateway.toml");
+    let cfg = dir.path().join("gateway.toml");
     std::fs::write(&cfg, "stun_listen = \"nowhere\"\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
         .arg("--data-dir")
-        .arg(&dir.0)
+        .arg(dir.path())
         .arg("--config")
         .arg(&cfg)
         .arg("serve")
@@ -226,9 +226,9 @@ fn bad_stun_listen_values_are_refused_clearly() {
 
     // From the config file and the environment, like every other flag.
     std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nstun_listen = \"off\"\n").unwrap();
-    let node = Node::start(&dir.0, &["--config", cfg.to_str().unwrap()]);
+    let node = Node::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
     assert_eq!(node.stun_line, "STUN off (--stun-listen off)");
     drop(node);
-    let node = Node::start_with_env(&dir.0, &[], &[("LIFELINE_STUN_LISTEN", "127.0.0.1:0")]);
+    let node = Node::start_with_env(dir.path(), &[], &[("LIFELINE_STUN_LISTEN", "127.0.0.1:0")]);
     assert!(node.stun.is_some(), "{}", node.stun_line);
 }

@@ -120,6 +120,17 @@ pub enum WaitEvent {
     },
 }
 
+/// Whether the gateway at the other end of `stream` is on this machine (a
+/// test or a one-machine setup): then loopback addresses are worth
+/// offering for going direct.
+pub fn gateway_is_local(stream: &GatewayStream) -> bool {
+    stream
+        .get_ref()
+        .0
+        .peer_addr()
+        .is_ok_and(|a| a.ip().is_loopback())
+}
+
 /// What the gateway said when it paired us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pairing {

@@ -143,11 +143,7 @@ async fn run(
         },
     )
     .await?;
-    let gateway_is_local = stream
-        .get_ref()
-        .0
-        .peer_addr()
-        .is_ok_and(|a| a.ip().is_loopback());
+    let gateway_is_local = relay_link::gateway_is_local(&stream);
     let pairing = relay_link::await_pairing(&mut stream, |_| {}).await?;
     out.emit(
         json!({"event": "paired", "guid": guid.to_string(), "node": node_addr.to_string()}),

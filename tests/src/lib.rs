@@ -683,6 +683,54 @@ pub fn chat_both_ways(tech: &mut Proc, applet: &mut Proc, from_tech: &str, from_
     assert_eq!(ev["text"], from_user, "chat event: {ev}");
 }
 
+/// Waits (up to `within`) for the console's `path` event and both
+/// directions of a `linktest … both` of `bytes`; checks every byte arrived
+/// (the receivers verify each one). Returns the `path` event.
+pub fn await_path_and_linktests(
+    tech: &mut Proc,
+    applet: &Proc,
+    bytes: u64,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    let (mut path, mut done) = (None, Vec::new());
+    while path.is_none() || done.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tech.out.next(left).unwrap_or_else(|| {
+            panic!(
+                "no path/linktest events; console output:\n{}\napplet output:\n{}",
+                tech.out.seen.join("\n"),
+                applet.out.seen.join("\n")
+            )
+        });
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        match v["event"].as_str() {
+            Some("path") => path = Some(v),
+            Some("linktest") if v["state"] == "done" => done.push(v),
+            Some("error" | "ended") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    for d in &done {
+        assert_eq!(d["ok"], true, "{d}");
+        assert_eq!(d["bytes"], bytes, "{d}");
+        eprintln!(
+            "link test {}: {:.1} MB/s",
+            d["direction"],
+            d["mbps"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let mut dirs: Vec<&str> = done
+        .iter()
+        .filter_map(|d| d["direction"].as_str())
+        .collect();
+    dirs.sort_unstable();
+    assert_eq!(dirs, ["from_user", "to_user"]);
+    path.unwrap_or_default()
+}
+
 /// The technician ends the session; both ends exit successfully.
 pub fn end_session(tech: &mut Proc, applet: &mut Proc) {
     tech.send("end done");

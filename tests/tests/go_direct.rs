@@ -10,7 +10,7 @@
 use lifeline_tests::*;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEST_BYTES: u64 = 256 << 20;
 
@@ -38,43 +38,9 @@ fn run(connect_flags: &[&str], applet_flags: &[&str], strangers: Option<u16>) ->
     });
     tech.event("sas");
 
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (mut path, mut done) = (None, Vec::new());
-    while path.is_none() || done.len() < 2 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = tech.out.next(left).unwrap_or_else(|| {
-            panic!(
-                "no path/linktest events; output:\n{}",
-                tech.out.seen.join("\n")
-            )
-        });
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        match v["event"].as_str() {
-            Some("path") => path = Some(v),
-            Some("linktest") if v["state"] == "done" => done.push(v),
-            Some("error" | "ended") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
+    let path = await_path_and_linktests(&mut tech, &applet, TEST_BYTES, Duration::from_secs(240));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let knocks = knocker.map(|k| k.join().unwrap());
-    for d in &done {
-        assert_eq!(d["ok"], true, "{d}");
-        assert_eq!(d["bytes"], TEST_BYTES, "{d}");
-        eprintln!(
-            "{}: {:.1} MB/s",
-            d["direction"],
-            d["mbps"].as_f64().unwrap()
-        );
-    }
-    let mut dirs: Vec<&str> = done
-        .iter()
-        .map(|d| d["direction"].as_str().unwrap())
-        .collect();
-    dirs.sort_unstable();
-    assert_eq!(dirs, ["from_user", "to_user"]);
     // The session still works after everything.
     chat_both_ways(&mut tech, &mut applet, "still there?", "yes");
     end_session(&mut tech, &mut applet);
@@ -84,7 +50,7 @@ fn run(connect_flags: &[&str], applet_flags: &[&str], strangers: Option<u16>) ->
     let relayed = s.gw.relayed_bytes(&guid, Duration::from_secs(15));
     let audit = s.gw.audit(Some(&guid));
     Run {
-        path: path.unwrap(),
+        path,
         relayed,
         audit,
     }

@@ -16,7 +16,7 @@
 use lifeline_tests::natlab::{self, GW_IP, Lab};
 use lifeline_tests::*;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEST_BYTES: u64 = 64 << 20;
 
@@ -87,36 +87,8 @@ fn start(
 /// Waits for the path event and both link tests; ends the session;
 /// returns the path event.
 fn finish(mut s: LabSession) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let (mut path, mut done) = (None, Vec::new());
-    while path.is_none() || done.len() < 2 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = s.tech.out.next(left).unwrap_or_else(|| {
-            panic!(
-                "no path/linktest events; console output:\n{}\napplet output:\n{}",
-                s.tech.out.seen.join("\n"),
-                s.applet.out.seen.join("\n")
-            )
-        });
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        match v["event"].as_str() {
-            Some("path") => path = Some(v),
-            Some("linktest") if v["state"] == "done" => done.push(v),
-            Some("error" | "ended") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
-    for d in &done {
-        assert_eq!(d["ok"], true, "{d}");
-        assert_eq!(d["bytes"], TEST_BYTES, "{d}");
-        eprintln!(
-            "{}: {:.1} MB/s",
-            d["direction"],
-            d["mbps"].as_f64().unwrap()
-        );
-    }
+    let path =
+        await_path_and_linktests(&mut s.tech, &s.applet, TEST_BYTES, Duration::from_secs(180));
     chat_both_ways(
         &mut s.tech,
         &mut s.applet,
@@ -130,7 +102,7 @@ fn finish(mut s: LabSession) -> Value {
         "the path is in the audit trail: {audit:?}"
     );
     let _ = &s.lab;
-    path.unwrap()
+    path
 }
 
 #[test]

@@ -34,7 +34,6 @@ use lifeline_benches::client::{self, Tech};
 use lifeline_benches::procs::GatewayProc;
 use lifeline_benches::stats::{Table, median, percentile};
 use lifeline_benches::sys::print_header;
-use lifeline_protocol::ALPN_RELAY;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::identity::SessionIdentity;
@@ -72,14 +71,7 @@ fn main() -> Result<()> {
     rt.block_on(async {
         print_header("Going direct: time to the direct path and the cutover pause (loopback)");
         let gw = GatewayProc::start("go_direct", &["--stun-listen", "127.0.0.1:0"])?;
-        gw.add_technician("bench@example.com", "Bench", "bench password 1")?;
-        let tech = client::login(
-            gw.addr,
-            gw.fingerprint,
-            "bench@example.com",
-            "bench password 1",
-        )
-        .await?;
+        let tech = client::bench_technician(&gw).await?;
         let mut table = Table::new(&[
             "path",
             "runs",
@@ -148,18 +140,9 @@ fn main() -> Result<()> {
 
 async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample> {
     let id = Arc::new(SessionIdentity::generate("go_direct")?);
-    let session = client::create_session(tech, id.pin(), Some("go_direct".into())).await?;
-    let cfg = client::outer_config(gw.fingerprint, ALPN_RELAY)?;
-    let mut applet = client::tls_connect(None, gw.addr, cfg.clone()).await?;
-    client::applet_wait(&mut applet, session.guid).await?;
-    let mut console = client::tls_connect(None, gw.addr, cfg).await?;
-    client::console_hello(&mut console, session.guid, &tech.token).await?;
-    let (a, c) = tokio::join!(
-        client::await_paired(&mut applet),
-        client::await_paired(&mut console)
-    );
-    let stun = a?.stun;
-    c?;
+    let p = client::paired(gw, tech, id.pin(), "go_direct").await?;
+    let (session, applet, console) = (p.session, p.applet, p.console);
+    let stun = p.pairing.stun;
     let stun = lifeline_session::direct::resolve_stun(stun.as_deref()).await;
     let pin = id.pin();
     let (a_est, c_est) = tokio::join!(

@@ -104,14 +104,7 @@ async fn main() -> Result<()> {
     sys::raise_nofile((applets + max_consoles) as u64 + 1024)?;
 
     let gw = GatewayProc::start("pairing", &[])?;
-    gw.add_technician("bench@example.com", "Bench", "bench password 1")?;
-    let tech = client::login(
-        gw.addr,
-        gw.fingerprint,
-        "bench@example.com",
-        "bench password 1",
-    )
-    .await?;
+    let tech = client::bench_technician(&gw).await?;
     let id = SessionIdentity::generate("pairing_latency")?;
     let sessions = client::create_sessions(&tech, id.pin(), applets, 32).await?;
     let guids: Arc<Vec<_>> = Arc::new(sessions.iter().map(|s| s.guid).collect());

@@ -117,18 +117,8 @@ async fn transfer(
 
 async fn via_gateway(gw: &GatewayProc, tech: &Tech, bytes: u64) -> Result<Run> {
     let id = SessionIdentity::generate("relay_goodput")?;
-    let session = client::create_session(tech, id.pin(), Some("relay_goodput".into())).await?;
-    let cfg = client::outer_config(gw.fingerprint, ALPN_RELAY)?;
-    let mut applet = client::tls_connect(None, gw.addr, cfg.clone()).await?;
-    client::applet_wait(&mut applet, session.guid).await?;
-    let mut console = client::tls_connect(None, gw.addr, cfg).await?;
-    client::console_hello(&mut console, session.guid, &tech.token).await?;
-    let (a, c) = tokio::join!(
-        client::await_paired(&mut applet),
-        client::await_paired(&mut console)
-    );
-    a.context("applet pairing")?;
-    c.context("console pairing")?;
+    let p = client::paired(gw, tech, id.pin(), "relay_goodput").await?;
+    let (applet, console) = (p.applet, p.console);
     let run = transfer(bytes, applet, console, &id, gw.pid()).await?;
     client::wait_relays_closed(&tech.portal, Duration::from_secs(30)).await?;
     Ok(run)
@@ -196,14 +186,7 @@ async fn main() -> Result<()> {
     sys::print_header("relay_goodput / relay_cpu");
 
     let gw = GatewayProc::start("goodput", &[])?;
-    gw.add_technician("bench@example.com", "Bench", "bench password 1")?;
-    let tech = client::login(
-        gw.addr,
-        gw.fingerprint,
-        "bench@example.com",
-        "bench password 1",
-    )
-    .await?;
+    let tech = client::bench_technician(&gw).await?;
     let proxy64 = ProxyProc::start(64 * 1024)?;
     let proxy8 = ProxyProc::start(8 * 1024)?;
 

@@ -90,14 +90,7 @@ async fn main() -> Result<()> {
     sys::raise_nofile(n as u64 + 512)?;
 
     let gw = GatewayProc::start("waiting", &[])?;
-    gw.add_technician("bench@example.com", "Bench", "bench password 1")?;
-    let tech = client::login(
-        gw.addr,
-        gw.fingerprint,
-        "bench@example.com",
-        "bench password 1",
-    )
-    .await?;
+    let tech = client::bench_technician(&gw).await?;
     let id = SessionIdentity::generate("waiting_applets")?;
     let t = Instant::now();
     let cpu0 = sys::process_cpu(gw.pid())?;

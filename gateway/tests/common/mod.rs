@@ -9,7 +9,7 @@ use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -27,28 +27,7 @@ pub const EMAIL: &str = "tech@example.com";
 /// Their password.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A temporary directory, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p =
-            std::env::temp_dir().join(format!("lifeline-gw-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use lifeline_tests::{TempDir, run_with_stdin};
 
 /// A running `gateway serve`.
 #[derive(Debug)]
@@ -154,23 +133,14 @@ impl Node {
 
     /// `gateway admin ARGS` on the node's store.
     pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("admin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_gateway"))
+                .arg("--data-dir")
+                .arg(&self.data_dir)
+                .arg("admin")
+                .args(args),
+            stdin,
+        )
     }
 
     /// Adds the test technician.

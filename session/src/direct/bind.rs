@@ -41,8 +41,7 @@ where
 {
     tokio::time::timeout(SECURE_TIMEOUT, async {
         let t0 = std::time::Instant::now();
-        let mut exporter = [0u8; EXPORTER_LEN];
-        let (r, w): (BoxRead, BoxWrite) = match &ends.side {
+        let (r, w, exporter): (BoxRead, BoxWrite, _) = match &ends.side {
             Side::Applet { console_pin } => {
                 let config = crate::tls::e2e_client_config(*console_pin)?;
                 let name = ServerName::try_from(crate::tls::E2E_SERVER_NAME)
@@ -51,16 +50,9 @@ where
                     .connect(name, stream)
                     .await
                     .map_err(|e| DirectError::Refused(format!("TLS: {e}")))?;
-                tls.get_ref()
-                    .1
-                    .export_keying_material(
-                        &mut exporter,
-                        DIRECT_EXPORTER_LABEL,
-                        Some(ends.guid.as_bytes()),
-                    )
-                    .map_err(|e| DirectError::Refused(format!("TLS exporter: {e}")))?;
+                let exporter = export(tls.get_ref().1, ends)?;
                 let (r, w) = tokio::io::split(tls);
-                (Box::new(r), Box::new(w))
+                (Box::new(r), Box::new(w), exporter)
             }
             Side::Console { identity } => {
                 let config = crate::tls::e2e_server_config(identity.cert.clone(), identity.key())?;
@@ -68,16 +60,9 @@ where
                     .accept(stream)
                     .await
                     .map_err(|e| DirectError::Refused(format!("TLS: {e}")))?;
-                tls.get_ref()
-                    .1
-                    .export_keying_material(
-                        &mut exporter,
-                        DIRECT_EXPORTER_LABEL,
-                        Some(ends.guid.as_bytes()),
-                    )
-                    .map_err(|e| DirectError::Refused(format!("TLS exporter: {e}")))?;
+                let exporter = export(tls.get_ref().1, ends)?;
                 let (r, w) = tokio::io::split(tls);
-                (Box::new(r), Box::new(w))
+                (Box::new(r), Box::new(w), exporter)
             }
         };
         let mut reader = FrameReader::new(r);
@@ -94,6 +79,21 @@ where
     })
     .await
     .map_err(|_| DirectError::Refused("no TLS and binding proof within 5 s".into()))?
+}
+
+/// The new path's exporter, with the session GUID as context.
+fn export<D>(
+    conn: &rustls::ConnectionCommon<D>,
+    ends: &Ends,
+) -> Result<[u8; EXPORTER_LEN], DirectError> {
+    let mut exporter = [0u8; EXPORTER_LEN];
+    conn.export_keying_material(
+        &mut exporter,
+        DIRECT_EXPORTER_LABEL,
+        Some(ends.guid.as_bytes()),
+    )
+    .map_err(|e| DirectError::Refused(format!("TLS exporter: {e}")))?;
+    Ok(exporter)
 }
 
 /// Sends this end's binding proof and checks the peer's. The proof is the
