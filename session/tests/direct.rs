@@ -225,7 +225,7 @@ async fn auto_moves_a_running_transfer_to_direct_tcp_without_losing_a_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_udp_moves_a_running_transfer_to_xtcp_over_ice() {
-    let mut s = start("udp", applet_loopback(), 16 * MIB).await;
+    let mut s = start("udp", applet_loopback(), 8 * MIB).await;
     let bytes = 32 * MIB;
     assert_eq!(
         run_tests_across_cutover(&mut s, bytes).await,
@@ -233,9 +233,11 @@ async fn forced_udp_moves_a_running_transfer_to_xtcp_over_ice() {
     );
     let mut s = end(s).await;
     assert_eq!(applet_saw_path(&mut s), Some(PathKind::XtcpUdp));
+    // Started on the relay; the relay did not carry it all (at 8 MiB/s it
+    // would take 4 s; ICE on loopback takes a fraction of a second).
     let to_a = s.carried.to_applet.load(Ordering::Relaxed);
     assert!(
-        to_a > 64 * 1024 && to_a < bytes / 2,
+        to_a > 64 * 1024 && to_a < bytes * 3 / 4,
         "relay carried {to_a} B"
     );
 }
