@@ -436,6 +436,15 @@ impl Negotiator {
                         if let Ok(mut s) = slot.lock() {
                             *s = Some(agent);
                         }
+                        // If the console's offer never comes, the agent's
+                        // sockets do not stay open for the whole session.
+                        let slot = slot.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(ICE_OFFER_WAIT).await;
+                            if let Ok(mut s) = slot.lock() {
+                                s.take();
+                            }
+                        });
                         Frame::IceOffer {
                             ufrag: offer.ufrag,
                             pwd: offer.pwd,

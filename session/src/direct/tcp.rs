@@ -20,6 +20,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_PENDING: usize = 4;
 /// Incoming connections accepted in all; after that the listener closes.
 pub const MAX_ACCEPTS: usize = 64;
+/// How long the applet's listener stays open: the console dials within a
+/// few seconds of the offer, and a port left open for the whole session
+/// would only be a target.
+pub const LISTEN_FOR: Duration = Duration::from_secs(30);
 
 /// Binds the applet's listener on all IPv4 interfaces, on `port` (0: the
 /// OS picks).
@@ -48,12 +52,22 @@ pub fn offer_addrs(port: u16, observed: Option<IpAddr>, loopback: bool) -> Vec<S
 
 /// Accepts connections on `listener` and secures each as a path; every
 /// proven path goes to `paths`. Anything else that connects is dropped
-/// without disturbing the session. Runs until the task is aborted.
+/// without disturbing the session. Runs until the task is aborted, for at
+/// most [`LISTEN_FOR`] and [`MAX_ACCEPTS`] connections.
 pub async fn accept_paths(
     listener: TcpListener,
     ends: Arc<Ends>,
     paths: mpsc::Sender<DirectEvent>,
 ) {
+    if tokio::time::timeout(LISTEN_FOR, accept_loop(listener, ends, paths))
+        .await
+        .is_err()
+    {
+        tracing::info!("direct TCP: listener closed after {LISTEN_FOR:?}");
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ends: Arc<Ends>, paths: mpsc::Sender<DirectEvent>) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     for _ in 0..MAX_ACCEPTS {
         let Ok((stream, peer)) = listener.accept().await else {
