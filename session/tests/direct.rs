@@ -394,3 +394,62 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
         "a second path was accepted"
     );
 }
+
+/// A stranger holding silent connections open from one address cannot
+/// keep the console (from another address) out of the applet's listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_strangers_cannot_crowd_out_the_console() {
+    let id = Arc::new(SessionIdentity::generate("console").unwrap());
+    let relayed = [0x55; 32];
+    let ends = |side| {
+        Arc::new(Ends {
+            guid: GUID,
+            relayed_exporter: relayed,
+            side,
+        })
+    };
+    let mut applet = Negotiator::new(
+        ends(Side::Applet {
+            console_pin: id.pin(),
+        }),
+        Settings {
+            policy: Policy::parse("tcp", Duration::from_secs(10)).unwrap(),
+            loopback: true,
+            ..Settings::default()
+        },
+    );
+    applet
+        .on_frame(Frame::PathPolicy {
+            tcp: true,
+            udp: false,
+            udp_after_ms: 0,
+        })
+        .await;
+    let DirectEvent::Send(Frame::PathOffer { tcp: addrs, .. }) = applet.next().await else {
+        panic!("no offer")
+    };
+    let addr = *addrs.iter().find(|a| a.ip().is_loopback()).unwrap();
+    // Twenty silent connections from 127.0.0.2, more than all pending slots.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(s) = sock.connect(addr).await {
+            held.push(s);
+        }
+    }
+    // The console, from 127.0.0.1, still gets through and proves itself.
+    let console = ends(Side::Console { identity: id });
+    let path = tokio::time::timeout(
+        Duration::from_secs(10),
+        lifeline_session::direct::tcp::dial(vec![addr], console),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let DirectEvent::Ready(mine) = applet.next().await else {
+        panic!("the applet did not accept the console")
+    };
+    assert_eq!(mine.id, path.id);
+    drop(held);
+}

@@ -124,7 +124,10 @@ fn second_applet_and_second_console_are_refused() {
     second.out.wait_for("already running for this session");
     assert_eq!(second.wait_exit(Duration::from_secs(20)).code(), Some(3));
 
-    let mut tech = s.console.connect(&guid);
+    // On the relay, so the second console meets the relay's claim (once
+    // a session has gone direct, the refusal says so instead; the gateway
+    // tests cover that).
+    let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
     tech.event("sas");
     let mut other = s.console.connect(&guid);
     let err = other.event("error");

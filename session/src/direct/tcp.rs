@@ -5,6 +5,7 @@
 use super::bind::secure_stream;
 use super::{DirectError, DirectEvent, Ends};
 use crate::link::{Path, PathKind};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,15 @@ pub const STAGGER: Duration = Duration::from_millis(250);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Incoming connections being secured at once; more are dropped at once
 /// (a flood of strangers cannot queue up work).
-pub const MAX_PENDING: usize = 4;
-/// Incoming connections accepted in all; after that the listener closes.
-pub const MAX_ACCEPTS: usize = 64;
+pub const MAX_PENDING: usize = 16;
+/// ... and from one source address, so that a stranger holding silent
+/// connections open cannot keep the console's own out.
+pub const MAX_PENDING_PER_SOURCE: usize = 2;
+/// Connections accepted from one source address in all; after that its
+/// connections are dropped unread.
+pub const MAX_ACCEPTS_PER_SOURCE: usize = 8;
+/// Source addresses remembered (the map of the two limits above).
+pub const MAX_SOURCES: usize = 1024;
 /// How long the applet's listener stays open: the console dials within a
 /// few seconds of the offer, and a port left open for the whole session
 /// would only be a target.
@@ -53,7 +60,7 @@ pub fn offer_addrs(port: u16, observed: Option<IpAddr>, loopback: bool) -> Vec<S
 /// Accepts connections on `listener` and secures each as a path; every
 /// proven path goes to `paths`. Anything else that connects is dropped
 /// without disturbing the session. Runs until the task is aborted, for at
-/// most [`LISTEN_FOR`] and [`MAX_ACCEPTS`] connections.
+/// most [`LISTEN_FOR`].
 pub async fn accept_paths(
     listener: TcpListener,
     ends: Arc<Ends>,
@@ -67,10 +74,51 @@ pub async fn accept_paths(
     }
 }
 
+/// Per source address: connections being secured now, accepted so far.
+type Sources = Arc<std::sync::Mutex<HashMap<IpAddr, (usize, usize)>>>;
+
+/// Releases a source's pending slot when its handshake ends.
+struct PendingGuard {
+    sources: Sources,
+    ip: IpAddr,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.sources.lock()
+            && let Some(e) = m.get_mut(&self.ip)
+        {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+}
+
+/// Admits a connection from `ip` under the per-source limits.
+fn admit(sources: &Sources, ip: IpAddr) -> Option<PendingGuard> {
+    let mut m = sources.lock().ok()?;
+    if !m.contains_key(&ip) && m.len() >= MAX_SOURCES {
+        return None;
+    }
+    let e = m.entry(ip).or_insert((0, 0));
+    if e.0 >= MAX_PENDING_PER_SOURCE || e.1 >= MAX_ACCEPTS_PER_SOURCE {
+        return None;
+    }
+    *e = (e.0 + 1, e.1 + 1);
+    Some(PendingGuard {
+        sources: sources.clone(),
+        ip,
+    })
+}
+
 async fn accept_loop(listener: TcpListener, ends: Arc<Ends>, paths: mpsc::Sender<DirectEvent>) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
-    for _ in 0..MAX_ACCEPTS {
+    let sources: Sources = Arc::default();
+    loop {
         let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let Some(guard) = admit(&sources, peer.ip()) else {
+            tracing::info!(%peer, "direct TCP: too many connections from this address; dropped");
             continue;
         };
         let Ok(permit) = pending.clone().try_acquire_owned() else {
@@ -79,7 +127,7 @@ async fn accept_loop(listener: TcpListener, ends: Arc<Ends>, paths: mpsc::Sender
         };
         let (ends, paths) = (ends.clone(), paths.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, guard);
             let _ = stream.set_nodelay(true);
             match secure_stream(stream, &ends, PathKind::DirectTcp, peer.to_string()).await {
                 Ok(path) => {
@@ -89,7 +137,6 @@ async fn accept_loop(listener: TcpListener, ends: Arc<Ends>, paths: mpsc::Sender
             }
         });
     }
-    tracing::info!("direct TCP: accept limit reached; listener closed");
 }
 
 /// Dials `addrs` staggered by [`STAGGER`] and returns the first secured,
