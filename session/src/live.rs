@@ -28,6 +28,8 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(35);
 /// How long the console's [`PathHook`] may take before the cutover goes
 /// ahead anyway.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the end that ends the session waits for the other to close.
+pub const END_LINGER: Duration = Duration::from_secs(3);
 
 /// What the local user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +365,7 @@ where
                 Some(Command::End(reason)) => {
                     link.send(Frame::End { by: me, reason: reason.clone() }).await.map_err(closed)?;
                     link.shutdown(Duration::from_secs(5)).await;
+                    linger(&mut link).await;
                     return Ok(Outcome { by: me, reason, local: true });
                 }
                 Some(Command::LinkTest { bytes, direction }) => {
@@ -400,6 +403,23 @@ where
             }
         }
     }
+}
+
+/// After sending `End` and closing our side: waits (at most
+/// [`END_LINGER`]) for the peer to close its side, which it does once it
+/// has read the `End`. On a direct path nothing else confirms delivery, and
+/// a process that exits with the peer's data unread makes its kernel reset
+/// the connection, which can destroy the `End` still in flight.
+async fn linger(link: &mut Link) {
+    let _ = tokio::time::timeout(END_LINGER, async {
+        loop {
+            match link.recv().await {
+                Inbound::Frame(_) | Inbound::PeerSwitched(_) => {}
+                Inbound::Closed | Inbound::Failed(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 fn closed(_: crate::link::LinkClosed) -> ChannelError {
