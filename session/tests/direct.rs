@@ -273,23 +273,19 @@ async fn when_the_applet_allows_only_the_relay_the_console_is_told_why() {
     end(s).await;
 }
 
-/// The applet's listener with a real console dialing it after three
-/// impostors: one that speaks no TLS, one with the wrong certificate, and
-/// one with the right certificate (a stolen session key) that replays the
-/// applet's own proof captured from an earlier connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
-    let id = Arc::new(SessionIdentity::generate("console").unwrap());
-    let relayed = [0x77; 32];
-    let applet_ends = Arc::new(Ends {
+/// An applet negotiator asked for direct TCP: its listener is up; returns
+/// it and the listener's loopback address.
+async fn listening_applet(
+    console_pin: [u8; 32],
+    relayed: [u8; 32],
+) -> (Negotiator, std::net::SocketAddr) {
+    let ends = Arc::new(Ends {
         guid: GUID,
         relayed_exporter: relayed,
-        side: Side::Applet {
-            console_pin: id.pin(),
-        },
+        side: Side::Applet { console_pin },
     });
     let mut applet = Negotiator::new(
-        applet_ends,
+        ends,
         Settings {
             policy: Policy::parse("tcp", Duration::from_secs(10)).unwrap(),
             loopback: true,
@@ -307,6 +303,18 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
         panic!("no offer")
     };
     let addr = *addrs.iter().find(|a| a.ip().is_loopback()).unwrap();
+    (applet, addr)
+}
+
+/// The applet's listener with a real console dialing it after three
+/// impostors: one that speaks no TLS, one with the wrong certificate, and
+/// one with the right certificate (a stolen session key) that replays the
+/// applet's own proof captured from an earlier connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
+    let id = Arc::new(SessionIdentity::generate("console").unwrap());
+    let relayed = [0x77; 32];
+    let (mut applet, addr) = listening_applet(id.pin(), relayed).await;
 
     // 1. Plain TCP, garbage, close.
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -336,10 +344,12 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
         let (r, w) = tokio::io::split(t);
         (FrameReader::new(r), FrameWriter::new(w))
     };
-    let (mut r1, _w1) = accept(real_tls.clone()).await;
+    let (mut r1, w1) = accept(real_tls.clone()).await;
     let Some(Frame::Bind { mac: captured }) = r1.read_frame().await.unwrap() else {
         panic!("no proof from the applet")
     };
+    // Gone: its pending slot frees (all these come from one address).
+    drop((r1, w1));
     let (mut r2, mut w2) = accept(real_tls.clone()).await;
     let _ = r2.read_frame().await.unwrap();
     w2.write_frame(&Frame::Bind { mac: captured })
@@ -401,34 +411,7 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
 async fn silent_strangers_cannot_crowd_out_the_console() {
     let id = Arc::new(SessionIdentity::generate("console").unwrap());
     let relayed = [0x55; 32];
-    let ends = |side| {
-        Arc::new(Ends {
-            guid: GUID,
-            relayed_exporter: relayed,
-            side,
-        })
-    };
-    let mut applet = Negotiator::new(
-        ends(Side::Applet {
-            console_pin: id.pin(),
-        }),
-        Settings {
-            policy: Policy::parse("tcp", Duration::from_secs(10)).unwrap(),
-            loopback: true,
-            ..Settings::default()
-        },
-    );
-    applet
-        .on_frame(Frame::PathPolicy {
-            tcp: true,
-            udp: false,
-            udp_after_ms: 0,
-        })
-        .await;
-    let DirectEvent::Send(Frame::PathOffer { tcp: addrs, .. }) = applet.next().await else {
-        panic!("no offer")
-    };
-    let addr = *addrs.iter().find(|a| a.ip().is_loopback()).unwrap();
+    let (mut applet, addr) = listening_applet(id.pin(), relayed).await;
     // Twenty silent connections from 127.0.0.2, more than all pending slots.
     let mut held = Vec::new();
     for _ in 0..20 {
@@ -439,7 +422,11 @@ async fn silent_strangers_cannot_crowd_out_the_console() {
         }
     }
     // The console, from 127.0.0.1, still gets through and proves itself.
-    let console = ends(Side::Console { identity: id });
+    let console = Arc::new(Ends {
+        guid: GUID,
+        relayed_exporter: relayed,
+        side: Side::Console { identity: id },
+    });
     let path = tokio::time::timeout(
         Duration::from_secs(10),
         lifeline_session::direct::tcp::dial(vec![addr], console),

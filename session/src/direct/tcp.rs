@@ -20,8 +20,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// (a flood of strangers cannot queue up work).
 pub const MAX_PENDING: usize = 16;
 /// ... and from one source address, so that a stranger holding silent
-/// connections open cannot keep the console's own out.
-pub const MAX_PENDING_PER_SOURCE: usize = 2;
+/// connections open cannot keep the console's own out (the console dials
+/// the offered addresses 250 ms apart, so it rarely has two pending).
+pub const MAX_PENDING_PER_SOURCE: usize = 4;
 /// Connections accepted from one source address in all; after that its
 /// connections are dropped unread.
 pub const MAX_ACCEPTS_PER_SOURCE: usize = 8;
