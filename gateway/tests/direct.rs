@@ -67,6 +67,19 @@ async fn refused_as_connected(node: &Node, role: Role, guid: SessionGuid, token:
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// A live direct session whose relay has closed: no second console, no
+/// second applet, no way back to the relay.
+async fn closed_to_others(node: &Node, guid: SessionGuid, token: &str) {
+    refused_as_connected(node, Role::Console, guid, token).await;
+    refused_as_connected(node, Role::Applet, guid, "").await;
+    assert_error(
+        report(node, token, guid, json!({"path": "relay"})).await,
+        409,
+        "conflict",
+        "relay",
+    );
+}
+
 fn assert_error(got: (u16, Value), status: u16, code: &str, needle: &str) {
     let (s, body) = got;
     assert_eq!((s, body["code"].as_str()), (status, Some(code)), "{body}");
@@ -181,14 +194,7 @@ async fn a_direct_session_outlives_its_relay() {
 
     // It is live: no second console, no second applet, no way back to a
     // relay that has closed.
-    refused_as_connected(&node, Role::Console, guid, &token).await;
-    refused_as_connected(&node, Role::Applet, guid, "").await;
-    assert_error(
-        report(&node, &token, guid, json!({"path": "relay"})).await,
-        409,
-        "conflict",
-        "relay",
-    );
+    closed_to_others(&node, guid, &token).await;
 
     // The console ends it.
     let (s, info) = node
@@ -296,14 +302,7 @@ async fn a_restart_keeps_direct_sessions() {
         (&info["state"], &info["path"]),
         (&json!("direct"), &json!("udp"))
     );
-    refused_as_connected(&node, Role::Applet, direct, "").await;
-    refused_as_connected(&node, Role::Console, direct, &token).await;
-    assert_error(
-        report(&node, &token, direct, json!({"path": "relay"})).await,
-        409,
-        "conflict",
-        "relay",
-    );
+    closed_to_others(&node, direct, &token).await;
     let (s, info) = node
         .http(
             "POST",

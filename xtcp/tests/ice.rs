@@ -2,12 +2,13 @@
 //! and the checks an ICE offer from a peer goes through.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_tls::identity::SessionIdentity;
+mod common;
+
+use common::{exchange, pair_over};
+use lifeline_xtcp::XtcpConfig;
 use lifeline_xtcp::ice::{IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer};
-use lifeline_xtcp::{XtcpConfig, accept, connect};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn loopback() -> IceOptions {
     IceOptions {
@@ -33,58 +34,12 @@ async fn xtcp_runs_over_a_real_ice_connection_on_loopback() {
     );
     let (pa, pb) = (pa.unwrap(), pb.unwrap());
 
-    let id = SessionIdentity::generate("ice test").unwrap();
-    let cfg = XtcpConfig::default();
-    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
-    let cfg2 = cfg.clone();
-    let server = tokio::spawn(async move { accept(pb, cert, key, &cfg2).await.unwrap() });
-    let mut client = connect(pa, pin, &cfg).await.unwrap();
-    let mut server = server.await.unwrap();
-
+    let (client, server) = pair_over(pa, pb, &XtcpConfig::default()).await;
     // 8 MiB each way at once, byte-exact.
-    let len = 8 << 20;
-    let up: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-    let down: Vec<u8> = (0..len).map(|i| (i * 13 % 253) as u8).collect();
-    let (up2, down2) = (up.clone(), down.clone());
-    let client_side = async {
-        let (mut r, mut w) = tokio::io::split(&mut client);
-        let write = async {
-            w.write_all(&up2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let read = r.read_to_end(&mut got);
-        let (_, n) = tokio::join!(write, read);
-        n.unwrap();
-        got
-    };
-    let server_side = async {
-        let (mut r, mut w) = tokio::io::split(&mut server);
-        let write = async {
-            w.write_all(&down2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let read = r.read_to_end(&mut got);
-        let (_, n) = tokio::join!(write, read);
-        n.unwrap();
-        got
-    };
-    let (got_down, got_up) = tokio::time::timeout(Duration::from_secs(60), async {
-        tokio::join!(client_side, server_side)
-    })
-    .await
-    .unwrap();
-    assert!(
-        got_up == up,
-        "client→server differs ({} of {len})",
-        got_up.len()
-    );
-    assert!(
-        got_down == down,
-        "server→client differs ({} of {len})",
-        got_down.len()
-    );
+    let (client, _server) =
+        tokio::time::timeout(Duration::from_secs(60), exchange(client, server, 8 << 20))
+            .await
+            .unwrap();
     // Path MTU discovery found more than the internet default over ICE's
     // 8 KiB datagrams.
     let mtu = client.stats().path.current_mtu;

@@ -3,25 +3,15 @@
 //! detection, keepalive, peer restart, and pin refusal.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{exchange, pair_over};
 use lifeline_tls::identity::SessionIdentity;
 use lifeline_xtcp::sim::{BurstLoss, LinkProfile, LinkStats, LossWindow, SimLink, SimPath};
-use lifeline_xtcp::{Congestion, DatagramPath, XtcpConfig, XtcpStream, accept, connect};
+use lifeline_xtcp::{Congestion, XtcpConfig, XtcpStream, accept, connect};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn pair_over(
-    a: Arc<dyn DatagramPath>,
-    b: Arc<dyn DatagramPath>,
-    cfg: &XtcpConfig,
-) -> (XtcpStream, XtcpStream) {
-    let id = SessionIdentity::generate("xtcp test").unwrap();
-    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
-    let server_cfg = cfg.clone();
-    let server = tokio::spawn(async move { accept(b, cert, key, &server_cfg).await });
-    let client = connect(a, pin, cfg).await.unwrap();
-    (client, server.await.unwrap().unwrap())
-}
 
 async fn pair(
     profile: LinkProfile,
@@ -30,61 +20,6 @@ async fn pair(
     let (a, b) = SimLink::pair(profile, seed);
     let (c, s) = pair_over(a.clone(), b.clone(), &XtcpConfig::default()).await;
     (c, s, a, b)
-}
-
-/// Deterministic, non-repeating-looking test data.
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x1234_5678u32 ^ u32::from(seed);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// Sends `len` bytes each way at once; checks both arrive byte-exact.
-async fn exchange(client: XtcpStream, server: XtcpStream, len: usize) {
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut sr, mut sw) = tokio::io::split(server);
-    let up = data(len, 1);
-    let down = data(len, 2);
-    let (up2, down2) = (up.clone(), down.clone());
-    let w1 = tokio::spawn(async move {
-        cw.write_all(&up2).await.unwrap();
-        cw.shutdown().await.unwrap();
-        cw
-    });
-    let w2 = tokio::spawn(async move {
-        sw.write_all(&down2).await.unwrap();
-        sw.shutdown().await.unwrap();
-        sw
-    });
-    let r1 = tokio::spawn(async move {
-        let mut got = Vec::with_capacity(len);
-        sr.read_to_end(&mut got).await.unwrap();
-        (got, sr)
-    });
-    let r2 = tokio::spawn(async move {
-        let mut got = Vec::with_capacity(len);
-        cr.read_to_end(&mut got).await.unwrap();
-        (got, cr)
-    });
-    let (got_up, _sr) = r1.await.unwrap();
-    let (got_down, _cr) = r2.await.unwrap();
-    assert!(
-        got_up == up,
-        "client→server bytes differ ({} of {len})",
-        got_up.len()
-    );
-    assert!(
-        got_down == down,
-        "server→client bytes differ ({} of {len})",
-        got_down.len()
-    );
-    let _ = (w1.await.unwrap(), w2.await.unwrap());
 }
 
 /// Transfers of several sizes each way at once over `profile`; checks

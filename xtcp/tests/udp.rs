@@ -1,8 +1,10 @@
 //! XTCP over real, connected UDP sockets on loopback.
 #![allow(clippy::unwrap_used)]
 
-use lifeline_tls::identity::SessionIdentity;
-use lifeline_xtcp::{UdpPath, XtcpConfig, accept, connect};
+mod common;
+
+use common::pair_over;
+use lifeline_xtcp::{UdpPath, XtcpConfig};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
@@ -18,13 +20,7 @@ async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
         UdpPath::new(sa, 65_527).unwrap(),
         UdpPath::new(sb, 65_527).unwrap(),
     );
-    let id = SessionIdentity::generate("udp test").unwrap();
-    let cfg = XtcpConfig::default();
-    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
-    let cfg2 = cfg.clone();
-    let server = tokio::spawn(async move { accept(pb, cert, key, &cfg2).await.unwrap() });
-    let mut client = connect(pa, pin, &cfg).await.unwrap();
-    let mut server = server.await.unwrap();
+    let (mut client, mut server) = pair_over(pa, pb, &XtcpConfig::default()).await;
 
     let len = 32 << 20;
     let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
