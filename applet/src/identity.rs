@@ -10,7 +10,9 @@ pub const PINNED_OPERATOR_KEY: Option<&str> = option_env!("LIFELINE_OPERATOR_KEY
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Our own file could not be read.
-    #[error("This support program could not read itself ({0}). Please download it again.")]
+    #[error(
+        "This support program could not read its own file. Please ask your technician for a new one."
+    )]
     ReadSelf(std::io::Error),
     /// The trailer was refused.
     #[error("{}", .0.user_message())]
@@ -18,6 +20,25 @@ pub enum StartError {
     /// The build is misconfigured.
     #[error("This build of the support program is misconfigured: {0}")]
     Build(String),
+}
+
+impl StartError {
+    /// Whether the program should remove itself after saying why it cannot
+    /// start: it expired, or it was changed (its file still holds the
+    /// session's secret). A file without any trailer — a stock applet that
+    /// was never personalized — is left alone.
+    pub fn removes_the_program(&self) -> bool {
+        matches!(
+            self,
+            StartError::Trailer(
+                TrailerError::Expired { .. }
+                    | TrailerError::Truncated
+                    | TrailerError::Malformed(_)
+                    | TrailerError::BadSignature
+                    | TrailerError::ImageMismatch
+            )
+        )
+    }
 }
 
 /// A verified trailer and how it was trusted.
@@ -83,6 +104,10 @@ mod tests {
             permissions: Permissions::NONE,
             technician_name: "Ada".into(),
             label: String::new(),
+            image_sha256: ring::digest::digest(&ring::digest::SHA256, b"stock")
+                .as_ref()
+                .try_into()
+                .unwrap(),
         };
         let mut file = b"stock".to_vec();
         file.extend(body.to_trailer(|m| key.sign(m).as_ref().try_into().unwrap()));

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 #[command(name = "applet", version, about)]
 struct Args {
     /// Show what this program is for (technician, operator, expiry) and
-    /// exit without connecting.
+    /// exit without connecting (and without removing itself).
     #[arg(long)]
     verify: bool,
     /// Do not delete this program when the session ends.
@@ -42,8 +42,10 @@ fn main() -> ExitCode {
         .init();
     let exe = match std::env::current_exe() {
         Ok(p) => p,
-        Err(e) => {
-            say(format!("This support program cannot find itself ({e})."));
+        Err(_) => {
+            say(
+                "This support program cannot find its own file. Please ask your technician for a new one.",
+            );
             return ExitCode::from(2);
         }
     };
@@ -62,6 +64,12 @@ fn main() -> ExitCode {
         Ok(id) => id,
         Err(e) => {
             say(e.to_string());
+            // An expired or changed program is of no further use, and its
+            // file holds the session's secret: it goes, like after every
+            // ending. A file that never was personalized stays.
+            if e.removes_the_program() && !args.keep && !args.verify {
+                remove_self();
+            }
             return ExitCode::from(2);
         }
     };
@@ -79,14 +87,14 @@ fn main() -> ExitCode {
         ));
         say(format!("permissions: {}", b.permissions));
         say(format!("gateways:    {}", b.directory_urls.join(", ")));
-        say(format!(
-            "signature:   valid ({})",
-            if id.development_build {
-                "development build: key taken from this file"
-            } else {
-                "operator key pinned in this build"
-            }
-        ));
+        if id.development_build {
+            say(
+                "publisher:   NOT VERIFIED (development build: it trusts the key written into this file)",
+            );
+            say(lifeline_applet::ui::UNVERIFIED_PUBLISHER);
+        } else {
+            say("publisher:   verified (signed with the operator key built into this program)");
+        }
         return ExitCode::SUCCESS;
     }
     greet(&id.body, id.development_build);
@@ -108,29 +116,37 @@ fn main() -> ExitCode {
             tcp_port: args.tcp_port,
         },
     ));
-    let code = match &ending {
+    let (code, remove) = match &ending {
         Ending::Ended(why) => {
             say(format!("Session ended: {why}."));
-            ExitCode::SUCCESS
+            (ExitCode::SUCCESS, true)
         }
         Ending::Cancelled => {
             say("You stopped before your technician connected.");
-            ExitCode::SUCCESS
+            (ExitCode::SUCCESS, true)
         }
         Ending::Failed(why) => {
             say(why);
-            ExitCode::from(3)
+            (ExitCode::from(3), true)
+        }
+        // The session is still good: the file is kept so the user can
+        // start it again (another copy may be running, say).
+        Ending::Refused(why) => {
+            say(why);
+            (ExitCode::from(3), false)
         }
     };
     // Nothing stays behind but files the user chose to receive.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    if !args.keep {
-        match self_replace::self_delete() {
-            Ok(()) => say("This support program has removed itself."),
-            Err(e) => say(format!(
-                "Could not remove this program ({e}); you may delete it."
-            )),
-        }
+    if remove && !args.keep {
+        remove_self();
     }
     code
+}
+
+fn remove_self() {
+    match self_replace::self_delete() {
+        Ok(()) => say("This support program has removed itself."),
+        Err(_) => say("This support program could not remove itself; you may delete it."),
+    }
 }

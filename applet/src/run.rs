@@ -5,7 +5,7 @@ use crate::gateway;
 use crate::identity::Identity;
 use crate::ui::say;
 use lifeline_protocol::e2e::EndedBy;
-use lifeline_protocol::relay::{Hello, RefuseCode, Role, VERSION};
+use lifeline_protocol::relay::RefuseCode;
 use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::link::PathKind;
 use lifeline_session::linktest::Direction;
@@ -26,8 +26,12 @@ pub enum Ending {
     Ended(String),
     /// The user stopped before a technician connected.
     Cancelled,
-    /// The session cannot happen (refused, expired, impostor...).
+    /// The session cannot happen (expired, ended, unknown, impostor...).
     Failed(String),
+    /// The gateway refused this copy of the program for a reason the
+    /// program cannot fix but that leaves the session good (another copy
+    /// is connected): the file is kept.
+    Refused(String),
 }
 
 /// What the user typed, read on its own task so that waiting, pairing and
@@ -109,12 +113,18 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         tracing::debug!(%node, "connected");
         let gateway_is_local = relay_link::gateway_is_local(&stream);
 
-        // 2. Register and wait for the technician.
-        let hello = Hello {
-            version: VERSION,
-            role: Role::Applet,
-            guid: body.guid,
-            token: Vec::new(),
+        // 2. Prove we hold this session's applet file, register and wait
+        //    for the technician.
+        let hello = match relay_link::applet_hello(&stream, body.guid, &body.applet_secret) {
+            Ok(h) => h,
+            Err(_) => {
+                say("Could not set up the connection to the support service; retrying…");
+                if sleep_or_end(&mut input, backoff).await {
+                    return Ending::Cancelled;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
         };
         let mut observed = None;
         let waited = async {
@@ -139,7 +149,12 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         let pairing = match paired {
             Ok(p) => p,
             Err(LinkError::Refused { code, message }) if !code.is_transient() => {
-                return Ending::Failed(refusal_text(code, &message));
+                let text = refusal_text(code, &message);
+                return if code.session_is_over() {
+                    Ending::Failed(text)
+                } else {
+                    Ending::Refused(text)
+                };
             }
             Err(e) => {
                 say(format!(

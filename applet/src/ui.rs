@@ -1,15 +1,31 @@
 //! What the end user sees and types. Plain lines on stdout, so it works in
 //! any terminal and can be read by a screen reader (and by tests).
+//!
+//! Every line goes through [`say`], which shows control and format
+//! characters escaped ([`lifeline_protocol::text::neutralize`]): much of what
+//! is printed — chat, the technician's and operator's names, end reasons,
+//! the gateway's messages — was written by someone else, and the terminal
+//! must never obey it.
 
 use lifeline_protocol::trailer::TrailerBody;
 use std::io::Write;
 
-/// Prints one line and flushes (stdout may be a pipe).
+/// Prints one line, neutralized, and flushes (stdout may be a pipe).
 pub fn say(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = writeln!(
+        out,
+        "{}",
+        lifeline_protocol::text::neutralize(line.as_ref())
+    );
     let _ = out.flush();
 }
+
+/// What a development build says about itself, wherever it shows who
+/// published it.
+pub const UNVERIFIED_PUBLISHER: &str = "Warning: the publisher of this program cannot be verified. \
+It is a development build that trusts whatever is written into its own file, so anyone \
+could have made it. Only continue if you expected it from your technician.";
 
 /// The greeting: who is asking to connect, and what they may do.
 pub fn greet(body: &TrailerBody, development_build: bool) {
@@ -18,7 +34,7 @@ pub fn greet(body: &TrailerBody, development_build: bool) {
         body.operator_name
     ));
     if development_build {
-        say("(development build: trusting the operator key carried in this file)");
+        say(UNVERIFIED_PUBLISHER);
     }
     let label = if body.label.is_empty() {
         String::new()

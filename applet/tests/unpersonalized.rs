@@ -13,5 +13,8 @@ fn stock_applet_explains_it_is_not_personalized() {
         text.contains("not prepared for a support session"),
         "{text}"
     );
-    assert!(text.contains("download it again"), "{text}");
+    assert!(text.contains("send it again"), "{text}");
+    // A stock applet is not a session's: it does not remove itself.
+    assert!(!text.contains("removed itself"), "{text}");
+    assert!(std::path::Path::new(env!("CARGO_BIN_EXE_applet")).exists());
 }

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use lifeline_protocol::portal::{CreateSession, Health, LoginRequest, LoginResponse, SessionInfo};
-use lifeline_protocol::relay::{Hello, Role, ServerMsg, VERSION};
+use lifeline_protocol::relay::{Hello, ServerMsg};
 use lifeline_protocol::{ALPN_HTTP1, SessionGuid, hex};
 use lifeline_session::addr::HostPort;
 use lifeline_session::identity::SessionIdentity;
@@ -77,15 +77,11 @@ pub async fn tls_connect(
         .map_err(|_| anyhow!("connect {src:?} -> {dst}: timed out"))?
 }
 
-/// Applet: sends the hello and reads until the gateway says `Waiting`.
+/// Applet: sends the hello (with the admission proof the real applet
+/// makes from its secret) and reads until the gateway says `Waiting`.
 /// Returns the address the gateway observed.
-pub async fn applet_wait(s: &mut Outer, guid: SessionGuid) -> Result<String> {
-    let hello = Hello {
-        version: VERSION,
-        role: Role::Applet,
-        guid,
-        token: vec![],
-    };
+pub async fn applet_wait(s: &mut Outer, session: &BenchSession) -> Result<String> {
+    let hello = relay_link::applet_hello(s, session.guid, &session.secret)?;
     relay_link::send_hello(s, &hello).await?;
     loop {
         match relay_link::read_server_msg(s).await? {
@@ -98,13 +94,7 @@ pub async fn applet_wait(s: &mut Outer, guid: SessionGuid) -> Result<String> {
 
 /// Console: sends the hello (with the login token).
 pub async fn console_hello(s: &mut Outer, guid: SessionGuid, token: &str) -> Result<()> {
-    let hello = Hello {
-        version: VERSION,
-        role: Role::Console,
-        guid,
-        token: token.as_bytes().to_vec(),
-    };
-    relay_link::send_hello(s, &hello).await?;
+    relay_link::send_hello(s, &Hello::console(guid, token)).await?;
     Ok(())
 }
 
@@ -327,7 +317,7 @@ pub async fn paired(
     let session = create_session(tech, pin, Some(label.into())).await?;
     let cfg = outer_config(gw.fingerprint, lifeline_protocol::ALPN_RELAY)?;
     let mut applet = tls_connect(None, gw.addr, cfg.clone()).await?;
-    applet_wait(&mut applet, session.guid).await?;
+    applet_wait(&mut applet, &session).await?;
     let mut console = tls_connect(None, gw.addr, cfg).await?;
     console_hello(&mut console, session.guid, &tech.token).await?;
     let (a, c) = tokio::join!(await_paired(&mut applet), await_paired(&mut console));

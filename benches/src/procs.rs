@@ -153,6 +153,10 @@ impl GatewayProc {
             .arg(&data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra);
+        // Benchmarks may run next to a node on the default ports.
+        if !extra.contains(&"--stun-listen") {
+            cmd.args(["--stun-listen", "127.0.0.1:0"]);
+        }
         let (proc, lines) =
             spawn_waiting_for(cmd, dir, &log, &["listening on", "fingerprint (SHA-256):"])?;
         let addr = word_after(&lines[0], "listening on ")?

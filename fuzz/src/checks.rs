@@ -17,7 +17,9 @@ use lifeline_protocol::hex;
 use lifeline_protocol::permissions::Permissions;
 use lifeline_protocol::relay::{Hello, ServerMsg};
 use lifeline_protocol::trailer::{FOOTER_LEN, SignedTrailer, TrailerBody, TrailerError};
+use lifeline_protocol::{ice, portal, stun as stun_wire, text as text_wire};
 use ring::signature::{Ed25519KeyPair, KeyPair};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 /// Every fuzz target, by name (`fuzz/fuzz_targets/<name>.rs`).
@@ -28,6 +30,10 @@ pub const TARGETS: &[&str] = &[
     "trailer",
     "directory",
     "guid_text",
+    "stun",
+    "portal",
+    "ice_offer",
+    "text",
 ];
 
 /// Seed of the fixed operator key that the `trailer` and `directory`
@@ -54,6 +60,14 @@ pub fn public_key() -> [u8; 32] {
         .expect("Ed25519 public keys are 32 bytes")
 }
 
+/// SHA-256 of `b`.
+pub fn sha256(b: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
 /// Signs `msg` with the fixed operator key.
 pub fn sign(msg: &[u8]) -> [u8; 64] {
     key()
@@ -72,6 +86,10 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "trailer" => trailer(data),
         "directory" => directory(data),
         "guid_text" => guid_text(data),
+        "stun" => stun(data),
+        "portal" => portal(data),
+        "ice_offer" => ice_offer(data),
+        "text" => text(data),
         other => panic!("unknown fuzz target {other:?}"),
     }
 }
@@ -149,9 +167,11 @@ pub fn trailer(data: &[u8]) -> bool {
             }
         }
     }
-    if let Ok(body) = TrailerBody::decode(data) {
+    if let Ok(mut body) = TrailerBody::decode(data) {
         assert_reencodes(&body, data);
-        // Signing what decoded and verifying it gives the same body back.
+        // Signing what decoded (for an empty image) and verifying it gives
+        // the same body back.
+        body.image_sha256 = sha256(b"");
         let file = body.to_trailer(sign);
         let t = SignedTrailer::find(&file).expect("a fresh trailer is found");
         assert_eq!(t.image_len, 0);
@@ -175,8 +195,8 @@ pub fn trailer(data: &[u8]) -> bool {
 fn assert_reencodes(body: &TrailerBody, from: &[u8]) {
     let enc = body.encode();
     assert_eq!(enc.len(), from.len(), "re-encoding differs in length");
-    // The permissions word sits before the two trailing texts.
-    let at = enc.len() - 4 - (2 + body.technician_name.len()) - (2 + body.label.len());
+    // The permissions word sits before the two texts and the image hash.
+    let at = enc.len() - 32 - 4 - (2 + body.technician_name.len()) - (2 + body.label.len());
     let word = |b: &[u8]| u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
     assert_eq!(word(&enc), word(from) & Permissions::ALL.bits());
     assert_eq!(enc[..at], from[..at], "re-encoding differs");
@@ -245,5 +265,133 @@ pub fn guid_text(data: &[u8]) -> bool {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     assert_eq!(digits, text.replace('-', ""));
+    true
+}
+
+/// `stun::answer` on a datagram from one of a few sources (the first byte
+/// picks which): an answer is never longer than the request plus
+/// `MAX_GROWTH`, and it parses back to the request's transaction id and
+/// the source address.
+pub fn stun(data: &[u8]) -> bool {
+    const FROM: [&str; 3] = [
+        "198.51.100.7:40000",
+        "[2001:db8::1]:5",
+        "[::ffff:203.0.113.9]:3478",
+    ];
+    let pick = data.len() % FROM.len();
+    let from: SocketAddr = FROM[pick].parse().expect("a fixed address");
+    let Some(out) = stun_wire::answer(data, from) else {
+        return false;
+    };
+    assert!(
+        out.len() <= data.len() + stun_wire::MAX_GROWTH,
+        "amplification"
+    );
+    let resp = stun_wire::BindingResponse::parse(&out).expect("our own answer parses");
+    assert_eq!(
+        resp.mapped,
+        SocketAddr::new(from.ip().to_canonical(), from.port())
+    );
+    assert_eq!(&resp.transaction_id[..], &data[8..20]);
+    true
+}
+
+/// The portal's request bodies and headers, the first byte picking which:
+/// login, session create, path report and end bodies through `serde_json`
+/// and their checks; the `Authorization` header; the query string.
+pub fn portal(data: &[u8]) -> bool {
+    let Some((kind, rest)) = data.split_first() else {
+        return false;
+    };
+    match kind % 6 {
+        0 => serde_json::from_slice::<portal::LoginRequest>(rest).is_ok(),
+        1 => {
+            let Ok(req) = serde_json::from_slice::<portal::CreateSession>(rest) else {
+                return false;
+            };
+            let Ok(ok) = req.check(86_400) else {
+                return false;
+            };
+            assert!(
+                ok.label.is_empty()
+                    || text_wire::check_name("label", &ok.label, portal::MAX_LABEL).is_ok()
+            );
+            assert!((1..=portal::MAX_SESSION_TTL_SECS).contains(&ok.ttl_secs));
+            true
+        }
+        2 => serde_json::from_slice::<portal::PathReport>(rest).is_ok_and(|r| r.check().is_ok()),
+        3 => {
+            let Ok(req) = serde_json::from_slice::<portal::EndSession>(rest) else {
+                return false;
+            };
+            if let Some(r) = req.reason_text() {
+                assert!(r.len() <= portal::MAX_END_REASON);
+                assert!(!r.chars().any(text_wire::is_unsafe), "{r:?}");
+            }
+            true
+        }
+        4 => {
+            let Some(token) = portal::bearer_token(rest) else {
+                return false;
+            };
+            assert!(!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()));
+            assert_eq!(
+                portal::bearer_token(format!("Bearer {token}").as_bytes()),
+                Some(token)
+            );
+            true
+        }
+        _ => std::str::from_utf8(rest)
+            .ok()
+            .and_then(|q| portal::query_param(q, "platform"))
+            .is_some(),
+    }
+}
+
+/// An ICE offer as the payload of an `IceOffer` frame: decoded, checked,
+/// and — if it passes — re-encoded to the same frame.
+pub fn ice_offer(data: &[u8]) -> bool {
+    let empty = Frame::IceOffer(ice::IceOffer {
+        ufrag: String::new(),
+        pwd: String::new(),
+        candidates: Vec::new(),
+    })
+    .encode();
+    let Ok(len) = u32::try_from(data.len()) else {
+        return false;
+    };
+    let mut frame = vec![empty[0]];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(data);
+    let Ok((Frame::IceOffer(offer), _)) = Frame::decode(&frame) else {
+        return false;
+    };
+    if offer.check().is_err() {
+        return false;
+    }
+    assert!(offer.candidates.len() <= ice::MAX_CANDIDATES);
+    assert_eq!(
+        Frame::IceOffer(offer).encode(),
+        frame,
+        "re-encoding differs"
+    );
+    true
+}
+
+/// `text::neutralize` and `text::check_name` on the input as text: what is
+/// shown holds no control or format character, hides nothing (unsafe
+/// characters only ever grow into escapes), and plain text is untouched.
+pub fn text(data: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let shown = text_wire::neutralize(s);
+    assert!(!shown.chars().any(text_wire::is_unsafe));
+    let has_unsafe = s.chars().any(text_wire::is_unsafe);
+    assert_eq!(shown == s, !has_unsafe);
+    assert!(shown.len() >= s.len());
+    if let Ok(name) = text_wire::check_name("name", s, 256) {
+        assert!(!name.chars().any(text_wire::is_unsafe) && !name.trim().is_empty());
+    }
     true
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use lifeline_protocol::text::{self, Shown};
 use lifeline_protocol::{Permissions, SessionGuid};
 use lifeline_store::{NewTechnician, Store};
 use std::io::{BufRead, IsTerminal, Write};
@@ -54,6 +55,12 @@ pub enum TechnicianCmd {
     },
     /// List technicians.
     List,
+    /// End every login of a technician at once (a lost laptop, someone
+    /// who left): their consoles must log in again.
+    RevokeTokens {
+        /// The technician's login e-mail address.
+        email: String,
+    },
 }
 
 /// `gateway admin group ...`
@@ -114,12 +121,17 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
             password_stdin,
         }) => {
             let email = email.trim().to_lowercase();
-            if !email.contains('@') || email.len() > 254 {
+            if !email.contains('@')
+                || email.len() > lifeline_store::MAX_EMAIL
+                || email
+                    .chars()
+                    .any(|c| c.is_whitespace() || text::is_unsafe(c))
+            {
                 bail!("{email:?} is not an e-mail address");
             }
-            if name.trim().is_empty() || name.len() > 128 {
-                bail!("the name must be 1 to 128 characters");
-            }
+            // End users read these names in the applet: plain text only.
+            let name = text::check_name("the name", &name, 128)?.to_owned();
+            let group = text::check_name("the group name", &group, 64)?.to_owned();
             let pw = read_password(password_stdin)?;
             let hash =
                 tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
@@ -127,7 +139,7 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 .add_technician(
                     NewTechnician {
                         email,
-                        name: name.trim().to_owned(),
+                        name,
                         password_hash: hash,
                         group,
                     },
@@ -148,6 +160,28 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 t.email, t.name, t.group, t.permissions
             );
         }
+        AdminCmd::Technician(TechnicianCmd::RevokeTokens { email }) => {
+            let Some(t) = store.technician_by_email(&email).await? else {
+                bail!(
+                    "there is no technician with e-mail {:?}",
+                    Shown(email.trim()).to_string()
+                );
+            };
+            let n = store.revoke_tokens(t.id).await?;
+            store
+                .audit(
+                    now,
+                    None,
+                    "admin",
+                    "tokens revoked",
+                    &format!("{}: {n} logins ended", t.email),
+                )
+                .await?;
+            println!(
+                "ended {n} login(s) of {}; their consoles must log in again",
+                t.email
+            );
+        }
         AdminCmd::Technician(TechnicianCmd::List) => {
             let list = store.list_technicians().await?;
             println!(
@@ -162,11 +196,16 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                     .unwrap_or_else(|| "-".into());
                 println!(
                     "{:<32} {:<24} {:<12} {:<20} {}",
-                    t.email, t.name, t.group, locked, t.permissions
+                    Shown(&t.email).to_string(),
+                    Shown(&t.name).to_string(),
+                    Shown(&t.group).to_string(),
+                    locked,
+                    t.permissions
                 );
             }
         }
         AdminCmd::Group(GroupCmd::Permissions { group, permissions }) => {
+            let group = text::check_name("the group name", &group, 64)?.to_owned();
             let p = Permissions::parse_list(&permissions).map_err(anyhow::Error::msg)?;
             store.set_group_permissions(&group, p).await?;
             store
@@ -192,6 +231,7 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                     .map(|g| g.to_string())
                     .unwrap_or_else(|| "-".into());
                 if json {
+                    // Exact: JSON escapes what a terminal would obey.
                     println!(
                         "{}",
                         serde_json::json!({
@@ -200,13 +240,16 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                         })
                     );
                 } else {
+                    // Rows written by older builds (or by hand) may hold
+                    // escape sequences; the operator's terminal never
+                    // obeys them.
                     println!(
                         "{}  {:<36}  {:<24} {:<18} {}",
                         lifeline_protocol::time::rfc3339(e.at_ms),
                         session,
-                        e.actor,
-                        e.event,
-                        e.detail
+                        Shown(&e.actor).to_string(),
+                        Shown(&e.event).to_string(),
+                        Shown(&e.detail)
                     );
                 }
             }

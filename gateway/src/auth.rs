@@ -7,8 +7,11 @@
 //! * Tokens: 32 random bytes, given to the technician as hex; the store
 //!   keeps only their SHA-256, so a database leak yields no usable token and
 //!   lookup by hash needs no constant-time comparison.
-//! * scrypt runs on the blocking pool behind a semaphore, so a flood of
-//!   logins cannot starve the relay of CPU or memory.
+//! * scrypt runs on the blocking pool, at most a few at a time, behind a
+//!   bounded queue ([`PasswordHasher`]): a flood of logins can neither
+//!   starve the relay of CPU or memory nor make a real technician wait
+//!   behind thousands of queued hashes — when the queue is full, a login
+//!   is answered "busy, retry in a second" at once.
 
 use lifeline_protocol::hex;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -31,6 +34,9 @@ pub enum AuthError {
     /// The blocking task failed.
     #[error("password hashing task failed")]
     Join,
+    /// Too many password checks are queued; try again shortly.
+    #[error("too many logins at once; try again in a second")]
+    Busy,
 }
 
 fn fill_random(buf: &mut [u8]) -> Result<(), AuthError> {
@@ -89,23 +95,33 @@ pub fn decoy_hash() -> &'static str {
     })
 }
 
-/// Runs password work on the blocking pool, at most `limit` at a time.
+/// Runs password work on the blocking pool, at most `concurrency` at a
+/// time, with at most `queue` more waiting; beyond that, [`AuthError::Busy`].
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
 }
 
 impl PasswordHasher {
-    /// Allows `limit` concurrent scrypt computations.
-    pub fn new(limit: usize) -> Self {
+    /// Allows `concurrency` scrypt computations at once and `queue` waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency + queue)),
         }
     }
 
-    /// [`verify_password`] off the async runtime.
+    /// [`verify_password`] off the async runtime, or [`AuthError::Busy`]
+    /// at once if the queue is full.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool, AuthError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AuthError::Join)?;
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AuthError::Busy)?;
+        let _running = self.running.acquire().await.map_err(|_| AuthError::Join)?;
         tokio::task::spawn_blocking(move || verify_password(&password, &stored))
             .await
             .map_err(|_| AuthError::Join)?
@@ -129,6 +145,26 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let h = PasswordHasher::new(1, 2);
+        let stored = hash_password("pw").unwrap();
+        // On this single-threaded runtime the ten tasks are each polled
+        // once, in order, before the first hash can finish.
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (h, stored) = (h.clone(), stored.clone());
+            set.spawn(async move { h.verify("pw".into(), stored).await });
+        }
+        let results = set.join_all().await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(AuthError::Busy)))
+            .count();
+        assert_eq!(busy, 7, "1 running + 2 queued were admitted: {results:?}");
+        assert_eq!(results.iter().filter(|r| matches!(r, Ok(true))).count(), 3);
+    }
 
     #[test]
     fn hash_verify_and_salting() {

@@ -90,7 +90,30 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let store_display = redact(&config.store_url);
     let (stun_socket, stun_status) = crate::stun::bind(config.stun_listen).await;
-    let node = crate::server::Node::prepare(config, local, stun_socket).await?;
+    // Like STUN, a taken health port is a warning, not a failed start.
+    let (health_listener, health_line) = match config.health_listen {
+        None => (
+            None,
+            "health and metrics off (--health-listen off)".to_owned(),
+        ),
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr()?;
+                (
+                    Some(l),
+                    format!("health and metrics on http://{bound}/health and /metrics"),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot listen for health and metrics");
+                (
+                    None,
+                    format!("health and metrics off: cannot listen on {addr}: {e}"),
+                )
+            }
+        },
+    };
+    let node = crate::server::Node::prepare(config, local, stun_socket, health_listener).await?;
     let gw = node.gateway().clone();
     if node.first_run {
         println!("created data directory {}", gw.config.data_dir.display());
@@ -100,6 +123,7 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         gw.node_name, gw.advertise
     );
     println!("{}", stun_status.banner(&gw.stun));
+    println!("{health_line}");
     println!(
         "operator CA fingerprint (SHA-256): {}",
         lifeline_protocol::hex::fingerprint(&gw.identity.ca_fingerprint)
@@ -119,6 +143,23 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
     }
     use std::io::Write;
     std::io::stdout().flush().ok();
+    // Reading and searching the stock applets takes a moment: the node
+    // serves meanwhile, and the warning follows the banner.
+    let check = gw.clone();
+    tokio::spawn(async move {
+        let key = check.identity.operator_key();
+        for (platform, path) in crate::personalize::development_applets(&check.config, &key).await {
+            println!(
+                "warning: the applet for {platform} ({}) is a development build: it does not \
+                 pin this operator's key, so end users are told its publisher cannot be \
+                 verified. Build a release applet with \
+                 `LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --release --bin applet` \
+                 and serve it with --applet {platform}=PATH.",
+                path.display()
+            );
+            std::io::stdout().flush().ok();
+        }
+    });
     node.serve(listener, shutdown_signal()).await?;
     Ok(())
 }

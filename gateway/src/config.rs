@@ -36,7 +36,12 @@ pub struct ServeArgs {
     /// UDP address of the STUN server the ends use to go direct
     /// (default 0.0.0.0:3478), or `off`.
     #[arg(long, env = "LIFELINE_STUN_LISTEN")]
-    pub stun_listen: Option<StunListen>,
+    pub stun_listen: Option<ListenAddr>,
+    /// TCP address of the plain-HTTP health and metrics endpoints
+    /// (`/health`, `/metrics`; default 127.0.0.1:9464, keep it on
+    /// loopback or a private network), or `off`.
+    #[arg(long, env = "LIFELINE_HEALTH_LISTEN")]
+    pub health_listen: Option<ListenAddr>,
     /// Extra DNS names or IPs for the node certificate (repeatable).
     #[arg(
         long = "public-name",
@@ -62,6 +67,9 @@ pub struct ServeArgs {
     /// Seconds a new connection has for TLS and its hello.
     #[arg(long, env = "LIFELINE_HANDSHAKE_TIMEOUT")]
     pub handshake_timeout: Option<u64>,
+    /// Seconds a portal request's body has to arrive once its headers have.
+    #[arg(long, env = "LIFELINE_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
     /// Seconds a console waits for its applet to arrive.
     #[arg(long, env = "LIFELINE_PAIRING_WINDOW")]
     pub pairing_window: Option<u64>,
@@ -71,7 +79,8 @@ pub struct ServeArgs {
     /// Concurrent connections allowed from one IP address.
     #[arg(long, env = "LIFELINE_MAX_CONNS_PER_IP")]
     pub max_conns_per_ip: Option<usize>,
-    /// Unknown-GUID attempts (and failed logins) allowed per IP per minute.
+    /// Failed attempts allowed per source address per minute, for each
+    /// kind separately: unknown sessions, failed logins, bad console tokens.
     #[arg(long, env = "LIFELINE_MAX_BAD_ATTEMPTS_PER_MINUTE")]
     pub max_bad_attempts_per_minute: Option<u32>,
     /// Seconds an account stays locked after 5 consecutive failed logins.
@@ -97,13 +106,15 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     store: Option<String>,
     listen: Option<SocketAddr>,
-    stun_listen: Option<StunListen>,
+    stun_listen: Option<ListenAddr>,
+    health_listen: Option<ListenAddr>,
     public_names: Option<Vec<String>>,
     advertise: Option<String>,
     node_name: Option<String>,
     operator_name: Option<String>,
     applets: Option<Vec<String>>,
     handshake_timeout: Option<u64>,
+    body_timeout: Option<u64>,
     pairing_window: Option<u64>,
     drain_timeout: Option<u64>,
     max_conns_per_ip: Option<usize>,
@@ -113,21 +124,26 @@ struct FileConfig {
     session_ttl: Option<u64>,
 }
 
-/// Where the STUN server listens: `--stun-listen ADDR` or `off`.
+/// Where an optional listener listens (`--stun-listen`, `--health-listen`):
+/// an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub enum StunListen {
-    /// No STUN server.
+pub enum ListenAddr {
+    /// Not at all.
     Off,
-    /// Listen on this UDP address.
+    /// On this address.
     On(SocketAddr),
 }
 
 /// The default STUN address: every interface, the IANA port.
 pub const DEFAULT_STUN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 3478);
+/// The default health and metrics address: loopback, Prometheus' port
+/// range.
+pub const DEFAULT_HEALTH_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
-impl FromStr for StunListen {
+impl FromStr for ListenAddr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -136,14 +152,12 @@ impl FromStr for StunListen {
             return Ok(Self::Off);
         }
         s.parse().map(Self::On).map_err(|_| {
-            format!(
-                "{s:?} is not a STUN listen address: expected IP:PORT (e.g. 0.0.0.0:3478) or off"
-            )
+            format!("{s:?} is not a listen address: expected IP:PORT (e.g. 0.0.0.0:3478) or off")
         })
     }
 }
 
-impl TryFrom<String> for StunListen {
+impl TryFrom<String> for ListenAddr {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -165,6 +179,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// STUN listen address; `None`: no STUN server.
     pub stun_listen: Option<SocketAddr>,
+    /// Health and metrics listen address; `None`: none.
+    pub health_listen: Option<SocketAddr>,
     /// Extra certificate names.
     pub public_names: Vec<String>,
     /// Advertised `host:port` (None: derive from the bound address).
@@ -177,13 +193,15 @@ pub struct Config {
     pub applets: Vec<(String, PathBuf)>,
     /// TLS + hello deadline.
     pub handshake_timeout: Duration,
+    /// Deadline for a portal request's body once its headers are in.
+    pub body_timeout: Duration,
     /// How long a console waits for the applet.
     pub pairing_window: Duration,
     /// Drain time at shutdown.
     pub drain_timeout: Duration,
     /// Concurrent connections per IP.
     pub max_conns_per_ip: usize,
-    /// Bad attempts per IP per minute.
+    /// Failed attempts per source per minute, per kind.
     pub max_bad_attempts_per_minute: u32,
     /// Account lock duration.
     pub lockout: Duration,
@@ -302,10 +320,18 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         stun_listen: match serve
             .stun_listen
             .or(file.stun_listen)
-            .unwrap_or(StunListen::On(DEFAULT_STUN_LISTEN))
+            .unwrap_or(ListenAddr::On(DEFAULT_STUN_LISTEN))
         {
-            StunListen::Off => None,
-            StunListen::On(addr) => Some(addr),
+            ListenAddr::Off => None,
+            ListenAddr::On(addr) => Some(addr),
+        },
+        health_listen: match serve
+            .health_listen
+            .or(file.health_listen)
+            .unwrap_or(ListenAddr::On(DEFAULT_HEALTH_LISTEN))
+        {
+            ListenAddr::Off => None,
+            ListenAddr::On(addr) => Some(addr),
         },
         public_names: if serve.public_names.is_empty() {
             file.public_names.clone().unwrap_or_default()
@@ -317,6 +343,7 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         operator_name: serve.operator_name.clone().or(file.operator_name.clone()),
         applets,
         handshake_timeout: secs(serve.handshake_timeout, file.handshake_timeout, 10),
+        body_timeout: secs(serve.body_timeout, file.body_timeout, 10),
         pairing_window: secs(serve.pairing_window, file.pairing_window, 30),
         drain_timeout: secs(serve.drain_timeout, file.drain_timeout, 30),
         max_conns_per_ip: serve
@@ -332,10 +359,15 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         session_ttl: secs(serve.session_ttl, file.session_ttl, 24 * 3600),
         danger_record_relay: serve.danger_record_relay.clone(),
     };
-    if cfg.handshake_timeout.is_zero() || cfg.pairing_window.is_zero() {
+    if cfg.handshake_timeout.is_zero() || cfg.pairing_window.is_zero() || cfg.body_timeout.is_zero()
+    {
         return Err(ConfigError::Invalid(
-            "handshake timeout and pairing window must be at least 1 second".into(),
+            "handshake timeout, body timeout and pairing window must be at least 1 second".into(),
         ));
+    }
+    if let Some(name) = &cfg.operator_name {
+        lifeline_protocol::text::check_name("the operator name", name, 128)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     }
     if cfg.max_conns_per_ip == 0 {
         return Err(ConfigError::Invalid(
@@ -351,19 +383,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stun_listen_values() {
-        assert_eq!("off".parse::<StunListen>(), Ok(StunListen::Off));
-        assert_eq!(" OFF ".parse::<StunListen>(), Ok(StunListen::Off));
+    fn listen_values() {
+        assert_eq!("off".parse::<ListenAddr>(), Ok(ListenAddr::Off));
+        assert_eq!(" OFF ".parse::<ListenAddr>(), Ok(ListenAddr::Off));
         assert_eq!(
-            "0.0.0.0:3478".parse::<StunListen>(),
-            Ok(StunListen::On(DEFAULT_STUN_LISTEN))
+            "0.0.0.0:3478".parse::<ListenAddr>(),
+            Ok(ListenAddr::On(DEFAULT_STUN_LISTEN))
         );
         assert_eq!(
-            "[::]:3478".parse::<StunListen>(),
-            Ok(StunListen::On("[::]:3478".parse().unwrap()))
+            "[::]:3478".parse::<ListenAddr>(),
+            Ok(ListenAddr::On("[::]:3478".parse().unwrap()))
         );
         for bad in ["", "3478", "0.0.0.0", "on", "stun.example.com:3478"] {
-            let e = bad.parse::<StunListen>().unwrap_err();
+            let e = bad.parse::<ListenAddr>().unwrap_err();
             assert!(e.contains("IP:PORT") && e.contains("or off"), "{e}");
         }
     }

@@ -11,8 +11,10 @@
 //! * [`portal`] — the HTTP API: login, sessions, applet download, directory.
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens.
-//! * [`limits`] — per-IP connection and bad-attempt limits.
+//! * [`limits`] — per-source connection limits and failed-attempt budgets.
+//! * [`refusals`] — relay refusals logged once per reason per minute.
 //! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
+//! * [`health`] — `/health` and `/metrics` on a loopback port of their own.
 //!
 //! The store lives in its own crate, `lifeline-store`.
 #![forbid(unsafe_code)]
@@ -22,9 +24,11 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod datadir;
+pub mod health;
 pub mod limits;
 pub mod personalize;
 pub mod portal;
+pub mod refusals;
 pub mod relay;
 pub mod server;
 pub mod stun;

@@ -52,6 +52,52 @@ pub async fn stock_applet(config: &Config, platform: &str) -> Result<Vec<u8>, St
     Ok(bytes)
 }
 
+/// Whether a stock applet pins this operator's key (a release build made
+/// with `LIFELINE_OPERATOR_KEY`), found by looking for the key's hex in
+/// the executable: a build pins the key as that very text.
+pub fn pins_operator_key(stock: &[u8], operator_key: &[u8; 32]) -> bool {
+    let needle = lifeline_protocol::hex::encode(operator_key);
+    let needle = needle.as_bytes();
+    // Candidates start with the needle's first byte; most bytes are not.
+    stock
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == needle[0])
+        .any(|(i, _)| stock[i..].starts_with(needle))
+}
+
+/// The stock applets this node serves that do not pin its operator key,
+/// as `(platform, path)`: their end users cannot tell who published them.
+/// Checked once at start, so `gateway serve` can say so.
+pub async fn development_applets(
+    config: &Config,
+    operator_key: &[u8; 32],
+) -> Vec<(String, PathBuf)> {
+    let mut platforms: Vec<String> = config.applets.iter().map(|(p, _)| p.clone()).collect();
+    let here = crate::config::this_platform();
+    if !platforms.contains(&here) {
+        platforms.push(here);
+    }
+    let mut found = Vec::new();
+    for platform in platforms {
+        let Some(path) = stock_path(config, &platform) else {
+            continue;
+        };
+        // A missing applet is reported when someone downloads it.
+        let Ok(bytes) = stock_applet(config, &platform).await else {
+            continue;
+        };
+        let key = *operator_key;
+        let pinned = tokio::task::spawn_blocking(move || pins_operator_key(&bytes, &key))
+            .await
+            .unwrap_or(true);
+        if !pinned {
+            found.push((platform, path));
+        }
+    }
+    found
+}
+
 /// The stock applet with this session's signed trailer appended.
 pub fn personalize(
     gw: &Gateway,
@@ -78,6 +124,8 @@ pub fn personalize(
         permissions: rec.permissions,
         technician_name: rec.technician_name.clone(),
         label: rec.label.clone(),
+        // The signature covers the program it is attached to.
+        image_sha256: lifeline_session::tls::sha256(&stock),
     };
     stock.extend(body.to_trailer(|m| gw.identity.sign(m)));
     stock

@@ -3,13 +3,25 @@
 //! [`Node::prepare`] loads the data directory, opens the store and builds
 //! the TLS configuration; [`Node::serve`] takes a bound listener and a
 //! shutdown future (as mini-redis does), so tests can run a node on
-//! `127.0.0.1:0` and stop it when they like. The STUN socket, if any, is
-//! bound by the caller too and handed to `prepare`, which derives the
-//! address the node tells paired ends from it.
+//! `127.0.0.1:0` and stop it when they like. The STUN socket and the
+//! health listener, if any, are bound by the caller too and handed to
+//! `prepare`, which derives the address the node tells paired ends from
+//! the STUN socket.
+//!
+//! A flood of connections that never finish their handshake must neither
+//! exhaust the node's memory nor its file descriptors:
+//! * a connection gets no TLS state until its first bytes arrive (a
+//!   silent connection costs a socket and a small task, not a TLS
+//!   session's buffers);
+//! * the public port takes at most [`connection_cap`] connections — the
+//!   open-file limit less [`FD_RESERVE`] — and closes the rest at once, so
+//!   `accept` never fails for lack of descriptors and the store, the STUN
+//!   socket and the health listener ([`crate::health`]) always have some.
 
 use crate::config::Config;
 use crate::datadir::{self, NodeIdentity};
-use crate::limits::{BadAttemptLimiter, ConnLimiter};
+use crate::limits::{Budgets, ConnLimiter};
+use crate::refusals::RefusalLog;
 use crate::relay::registry::Registry;
 use lifeline_protocol::directory::{DirectoryNode, MAX_NODES};
 use lifeline_protocol::{ALPN_H2, ALPN_HTTP1, ALPN_RELAY};
@@ -25,6 +37,14 @@ use tokio::sync::watch;
 
 /// How often the node refreshes its heartbeat in the store.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Password checks run at once (scrypt uses 32 MiB and a core each).
+pub const HASH_CONCURRENCY: usize = 2;
+/// Password checks that may wait for a turn; more get "busy, retry".
+pub const HASH_QUEUE: usize = 16;
+/// How long the login history is kept.
+pub const LOGIN_HISTORY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most login-history rows kept, whatever their age.
+pub const LOGIN_HISTORY_ROWS: i64 = 100_000;
 /// Nodes seen within this window are listed in the directory.
 pub const NODE_LIVENESS_MS: i64 = 3 * HEARTBEAT.as_millis() as i64;
 
@@ -45,13 +65,38 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// File descriptors the public port leaves free for everything else.
+pub const FD_RESERVE: u64 = 256;
+
+/// The most connections the public port takes at once: the open-file
+/// limit (as raised at start) less [`FD_RESERVE`].
+pub fn connection_cap() -> u64 {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    soft.saturating_sub(FD_RESERVE).max(64)
+}
+
 /// Live counters for health and metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Sessions currently relayed.
     pub relaying: AtomicU64,
-    /// Connections currently open.
+    /// Connections currently open on the public port.
     pub connections: AtomicU64,
+    /// The public port's connection cap.
+    pub connection_cap: AtomicU64,
+    /// Connections closed at once because the cap was reached.
+    pub shed: AtomicU64,
+}
+
+/// Counts one open connection on the public port while it lives (and is
+/// handed along with the connection when a relay takes it over).
+#[derive(Debug)]
+pub struct Open(Arc<Gateway>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Shutdown phases, broadcast to every task.
@@ -80,11 +125,13 @@ pub struct Gateway {
     pub stun: String,
     /// The store.
     pub store: Store,
-    /// One-connection-per-IP limiter.
+    /// Connections per source.
     pub conns: Arc<ConnLimiter>,
-    /// Bad attempts per IP.
-    pub bad_attempts: BadAttemptLimiter,
-    /// Password hashing pool.
+    /// Failed attempts per source, per kind.
+    pub budgets: Budgets,
+    /// Relay refusals, logged once per reason per minute.
+    pub refusals: RefusalLog,
+    /// Password hashing pool with its bounded queue.
     pub hasher: crate::auth::PasswordHasher,
     /// Who is connected for which session.
     pub registry: Arc<Registry>,
@@ -132,6 +179,7 @@ pub struct Node {
     gw: Arc<Gateway>,
     tls: Arc<ServerConfig>,
     stun: Option<UdpSocket>,
+    health: Option<TcpListener>,
     phase_tx: watch::Sender<Phase>,
     stop_tx: watch::Sender<bool>,
     /// Whether the data directory was created by this start.
@@ -142,11 +190,13 @@ impl Node {
     /// Loads or creates the data directory, opens (and migrates) the store.
     /// `local_addr` is where the listener is bound (to derive the advertised
     /// address when none is configured); `stun` is the bound STUN socket,
-    /// if the node runs a STUN server.
+    /// if the node runs a STUN server; `health` the bound health and
+    /// metrics listener, if any.
     pub async fn prepare(
         config: Config,
         local_addr: SocketAddr,
         stun: Option<UdpSocket>,
+        health: Option<TcpListener>,
     ) -> Result<Self, StartError> {
         let (identity, first_run) = datadir::open(
             &config.data_dir,
@@ -189,8 +239,9 @@ impl Node {
         let (stop_tx, stop_relays) = watch::channel(false);
         let gw = Gateway {
             conns: ConnLimiter::new(config.max_conns_per_ip),
-            bad_attempts: BadAttemptLimiter::new(config.max_bad_attempts_per_minute),
-            hasher: crate::auth::PasswordHasher::new(2),
+            budgets: Budgets::new(config.max_bad_attempts_per_minute),
+            refusals: RefusalLog::default(),
+            hasher: crate::auth::PasswordHasher::new(HASH_CONCURRENCY, HASH_QUEUE),
             registry: Registry::new(),
             stats: Stats::default(),
             config,
@@ -206,6 +257,7 @@ impl Node {
             gw: Arc::new(gw),
             tls: Arc::new(tls),
             stun,
+            health,
             phase_tx,
             stop_tx,
             first_run,
@@ -234,6 +286,26 @@ impl Node {
                 "sessions from before the restart are waiting for their applets again"
             );
         }
+        // Sessions this node was relaying when it stopped without closing
+        // them (a crash, kill -9): their relay is gone. They are recorded
+        // as interrupted rather than left looking open until they expire.
+        let why = format!(
+            "interrupted: gateway node {} stopped while relaying it",
+            gw.node_name
+        );
+        let interrupted = gw
+            .store
+            .interrupt_node_relays(&gw.node_name, &why, now)
+            .await?;
+        for guid in &interrupted {
+            crate::relay::audit(&gw, Some(guid), "gateway", "ended", &why).await;
+        }
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                sessions = interrupted.len(),
+                "sessions relayed when this node last stopped were recorded as interrupted"
+            );
+        }
         // Sessions that had gone direct keep running without us: their ends
         // talk to each other, not to this node. They are left `direct` (not
         // reset: a reset would let a second applet take the GUID while the
@@ -260,20 +332,48 @@ impl Node {
             }))
         });
 
+        // Health and metrics answer until the very end, draining included.
+        let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
+        let health = self.health.map(|listener| {
+            tokio::spawn(crate::health::serve(gw.clone(), listener, async move {
+                let _ = health_stopped.await;
+            }))
+        });
+
+        let cap = connection_cap();
+        gw.stats.connection_cap.store(cap, Ordering::Relaxed);
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
+        let mut accept_errors = crate::refusals::Throttle::new(Duration::from_secs(10));
+        let mut shed_log = crate::refusals::Throttle::new(Duration::from_secs(60));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 res = listener.accept() => match res {
                     Ok((tcp, peer)) => {
-                        let gw = gw.clone();
+                        if gw.stats.connections.load(Ordering::Relaxed) >= cap {
+                            // Closed at once: the descriptor goes back now,
+                            // and the reserve stays for the store, STUN and
+                            // health.
+                            drop(tcp);
+                            let shed = gw.stats.shed.fetch_add(1, Ordering::Relaxed) + 1;
+                            if let Some(since) = shed_log.due() {
+                                tracing::warn!(%peer, cap, shed_total = shed, since_last = since,
+                                    "at the connection cap: closing new connections at once");
+                            }
+                            continue;
+                        }
+                        gw.stats.connections.fetch_add(1, Ordering::Relaxed);
+                        let open = Open(gw.clone());
                         let acceptor = acceptor.clone();
-                        tokio::spawn(async move { handle_connection(gw, acceptor, tcp, peer).await });
+                        tokio::spawn(async move { handle_connection(open, acceptor, tcp, peer).await });
                     }
                     Err(e) => {
                         // Out of file descriptors and similar: back off
-                        // instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
+                        // instead of spinning, and say so once in a while,
+                        // not once per failure.
+                        if let Some(n) = accept_errors.due() {
+                            tracing::warn!(error = %e, failures = n, "accept failed");
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
@@ -303,6 +403,11 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         heartbeat.abort();
+        gw.refusals.flush_all();
+        let _ = health_stop.send(());
+        if let Some(h) = health {
+            let _ = h.await;
+        }
         gw.store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -311,6 +416,7 @@ impl Node {
 
 async fn heartbeat_loop(gw: Arc<Gateway>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut beats: u64 = 0;
     loop {
         tick.tick().await;
         let now = lifeline_session::now_ms();
@@ -320,29 +426,54 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
         if let Err(e) = gw.store.purge_expired_tokens(now).await {
             tracing::warn!(error = %e, "token purge failed");
         }
+        // Once a minute: refusal summaries, and the login history trimmed.
+        if beats.is_multiple_of(6) {
+            gw.refusals.flush();
+            let before = now - LOGIN_HISTORY.as_millis() as i64;
+            if let Err(e) = gw
+                .store
+                .purge_login_attempts(before, LOGIN_HISTORY_ROWS)
+                .await
+            {
+                tracing::warn!(error = %e, "login history purge failed");
+            }
+        }
+        beats += 1;
     }
 }
 
-/// One TCP connection: per-IP limit, TLS within the handshake deadline,
-/// then the relay protocol or the portal by ALPN.
+/// One TCP connection: per-source limit, TLS within the handshake
+/// deadline, then the relay protocol or the portal by ALPN.
 async fn handle_connection(
-    gw: Arc<Gateway>,
+    open: Open,
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
 ) {
+    let gw = open.0.clone();
+    let open = Some(open);
     let Some(_slot) = gw.conns.acquire(peer.ip()) else {
         tracing::debug!(%peer, "too many connections from this address");
         return;
     };
     let _ = tcp.set_nodelay(true);
-    gw.stats.connections.fetch_add(1, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + gw.config.handshake_timeout;
+    // No TLS state (its buffers are most of a pending connection's cost)
+    // until the client has sent something.
+    if tokio::time::timeout_at(deadline, tcp.readable())
+        .await
+        .is_err()
+    {
+        tracing::debug!(%peer, "nothing sent within the handshake deadline");
+        return;
+    }
     match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
             match alpn.as_deref() {
-                Some(ALPN_RELAY) => crate::relay::handle(gw.clone(), tls, peer, deadline).await,
+                Some(ALPN_RELAY) => {
+                    crate::relay::handle(gw.clone(), tls, peer, deadline, open).await
+                }
                 Some(ALPN_H2) => {
                     crate::portal::serve_connection(gw.clone(), tls, peer, true, deadline).await
                 }
@@ -355,5 +486,4 @@ async fn handle_connection(
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "handshake deadline passed"),
     }
-    gw.stats.connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -10,162 +10,105 @@
 //! not understand a message.
 //!
 //! Abuse. UDP sources can be spoofed, so a STUN server can be made to send
-//! its answers to a victim. Two things keep that harmless:
-//! * no amplification: the answer is the 20-byte header plus
-//!   XOR-MAPPED-ADDRESS (12 or 24 bytes) plus FINGERPRINT (8 bytes), at
-//!   most 52 bytes, while the smallest request we answer is 20 bytes; so an
-//!   answer is never more than [`MAX_GROWTH`] bytes larger than its request
-//!   (checked in [`answer`]);
-//! * a token bucket per source IP ([`RATE_PER_SEC`], burst [`BURST`]) in a
-//!   map of at most [`MAX_SOURCES`] addresses that forgets idle ones; when
-//!   it is full of busy sources, new ones are not answered until some fall
-//!   idle, so a flood from many (spoofed) addresses cannot grow memory or
-//!   turn the node into a fire hose.
+//! its answers to a victim, and a flood from many (spoofed) addresses must
+//! not crowd out the real ends gathering their candidates:
+//! * no amplification: an answer is never more than
+//!   [`MAX_GROWTH`] bytes larger than its request (checked in
+//!   [`lifeline_protocol::stun::answer`]);
+//! * a token bucket per source ([`RATE_PER_SEC`], burst [`BURST`]; IPv6
+//!   sources by /64) in a fixed table of [`BUCKETS`] slots indexed by a
+//!   keyed hash of the source. The table never grows and never fills:
+//!   there is no entry to pin, so a fresh source always has a bucket. At
+//!   worst it shares one with a few flooding sources — which it cannot be
+//!   aimed at, because the hash key is random per process — and a shared
+//!   bucket still refills at 20 answers a second;
+//! * a global bucket ([`GLOBAL_PER_SEC`]) caps what the node sends in all,
+//!   so even a flood from more sources than there are slots cannot turn
+//!   it into a fire hose.
 
-use std::collections::HashMap;
+use crate::limits::source_key;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
-use stun::xoraddr::XorMappedAddress;
 use tokio::net::UdpSocket;
 
-/// Largest datagram answered. STUN requests from ICE agents are well under
-/// this; the receive buffer is one byte longer, so a longer datagram
-/// (truncated by the kernel) is seen to be too long and dropped.
-pub const MAX_DATAGRAM: usize = 1500;
-/// Requests per second one source IP may have answered (sustained).
-pub const RATE_PER_SEC: f64 = 20.0;
-/// Requests one source IP may have answered in a burst. An ICE agent
+pub use lifeline_protocol::stun::{MAX_DATAGRAM, MAX_GROWTH, answer};
+
+/// Requests per second one source may have answered (sustained).
+pub const RATE_PER_SEC: f32 = 20.0;
+/// Requests one source may have answered in a burst. An ICE agent
 /// sends a handful per candidate gathering, with retransmissions.
-pub const BURST: f64 = 40.0;
-/// Source IPs tracked at most (well under a MiB of map at worst).
-pub const MAX_SOURCES: usize = 8192;
-/// How much larger than its request an answer can be (see the module doc).
-pub const MAX_GROWTH: usize = 32;
+pub const BURST: f32 = 40.0;
+/// Slots in the per-source table (8 bytes each: 512 KiB).
+pub const BUCKETS: usize = 1 << 16;
+/// Answers per second the node sends in all (sustained; about 1 MB/s).
+pub const GLOBAL_PER_SEC: f32 = 20_000.0;
+/// The global bucket's burst: one second's worth.
+pub const GLOBAL_BURST: f32 = GLOBAL_PER_SEC;
 
-/// A bucket that has been full this long has forgotten its history, so
-/// dropping it changes nothing: that is when an entry is idle.
-fn refill_time() -> Duration {
-    Duration::from_secs_f64(BURST / RATE_PER_SEC)
-}
-
-/// The byte length of a STUN header.
-const HEADER: usize = 20;
-
-/// The answer to one datagram from `from`, or `None` to stay silent.
-///
-/// Accepted: exactly one STUN message filling the datagram (first two bits
-/// zero, magic cookie, length a multiple of 4 that matches the datagram),
-/// of class request and method Binding, whose attributes parse, and whose
-/// FINGERPRINT, if present, is right.
-pub fn answer(datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-    if datagram.len() < HEADER || datagram.len() > MAX_DATAGRAM || datagram[0] & 0xc0 != 0 {
-        return None;
-    }
-    let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-    if length % 4 != 0 || HEADER + length != datagram.len() {
-        return None;
-    }
-    let mut request = Message::new();
-    // Checks the magic cookie and bounds-checks each attribute as it walks
-    // them (see `random_datagrams_never_panic`); an error means "not STUN".
-    request.unmarshal_binary(datagram).ok()?;
-    if request.typ != BINDING_REQUEST {
-        return None;
-    }
-    if request.contains(stun::attributes::ATTR_FINGERPRINT)
-        && stun::fingerprint::FINGERPRINT.check(&request).is_err()
-    {
-        return None;
-    }
-    let mut response = Message::new();
-    let mapped = XorMappedAddress {
-        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d;
-        // its NAT mapping is an IPv4 address and must be reported as one.
-        ip: from.ip().to_canonical(),
-        port: from.port(),
-    };
-    let setters: [&dyn Setter; 4] = [
-        &BINDING_SUCCESS,
-        &request.transaction_id,
-        &mapped,
-        &stun::fingerprint::FINGERPRINT,
-    ];
-    response.reset();
-    response.write_header();
-    for s in setters {
-        s.add_to(&mut response).ok()?;
-    }
-    let out = response.raw;
-    // By construction (see the module doc); checked so that a change to
-    // what we put in the answer cannot quietly make us an amplifier.
-    if out.len() > datagram.len() + MAX_GROWTH {
-        return None;
-    }
-    Some(out)
-}
-
+/// A token bucket with its last refill in milliseconds since the
+/// limiter's start (8 bytes, so the table stays small).
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    tokens: f64,
-    at: Instant,
+    tokens: f32,
+    at_ms: u32,
 }
 
-/// Token buckets per source IP, in a bounded map.
-#[derive(Debug)]
-pub struct RateLimiter {
-    buckets: HashMap<IpAddr, Bucket>,
-    max_sources: usize,
-    last_prune: Option<Instant>,
-}
-
-impl RateLimiter {
-    /// Tracks at most `max_sources` addresses.
-    pub fn new(max_sources: usize) -> Self {
+impl Bucket {
+    fn full(burst: f32) -> Self {
         Self {
-            buckets: HashMap::new(),
-            max_sources,
-            last_prune: None,
+            tokens: burst,
+            at_ms: 0,
         }
     }
 
-    /// Addresses currently tracked.
-    pub fn tracked(&self) -> usize {
-        self.buckets.len()
-    }
-
-    /// Whether `ip` may have an answer at `now` (and spends a token if so).
-    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let ip = ip.to_canonical();
-        if !self.buckets.contains_key(&ip) && self.buckets.len() >= self.max_sources {
-            // Pruning walks the whole map: at most once a second, so a
-            // flood of new sources cannot make every packet cost O(n).
-            let due = self
-                .last_prune
-                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
-            if due {
-                self.last_prune = Some(now);
-                let idle = refill_time();
-                self.buckets
-                    .retain(|_, b| now.saturating_duration_since(b.at) < idle);
-            }
-            if self.buckets.len() >= self.max_sources {
-                return false;
-            }
-        }
-        let b = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: BURST,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * RATE_PER_SEC).min(BURST);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+    /// Refills for the time since the last call and spends one token.
+    fn take(&mut self, now_ms: u32, rate: f32, burst: f32) -> bool {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f32 / 1000.0;
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at_ms = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+}
+
+/// Per-source token buckets in a fixed keyed-hash table, and a global one.
+#[derive(Debug)]
+pub struct RateLimiter {
+    buckets: Vec<Bucket>,
+    global: Bucket,
+    key: std::collections::hash_map::RandomState,
+    start: Instant,
+}
+
+impl RateLimiter {
+    /// A limiter with [`BUCKETS`] slots and a fresh random hash key.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            buckets: vec![Bucket::full(BURST); BUCKETS],
+            global: Bucket::full(GLOBAL_BURST),
+            key: std::collections::hash_map::RandomState::new(),
+            start,
+        }
+    }
+
+    /// Whether `ip` may have an answer at `now` (and spends a token if so).
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        // u32 milliseconds last 49 days; then the clock saturates and
+        // every bucket simply stays at its level (a restart resets it).
+        let now_ms = u32::try_from(now.saturating_duration_since(self.start).as_millis())
+            .unwrap_or(u32::MAX);
+        let slot = (self.key.hash_one(source_key(ip)) as usize) & (BUCKETS - 1);
+        // The source's own budget first: a refused flooder does not spend
+        // the global budget everyone shares.
+        if !self.buckets[slot].take(now_ms, RATE_PER_SEC, BURST) {
+            return false;
+        }
+        self.global.take(now_ms, GLOBAL_PER_SEC, GLOBAL_BURST)
     }
 }
 
@@ -249,7 +192,7 @@ pub fn advertised(advertise: &str, port: u16) -> String {
 
 /// Answers STUN on `socket` until `stop` completes.
 pub async fn serve(socket: UdpSocket, stop: impl Future<Output = ()>) {
-    let mut limiter = RateLimiter::new(MAX_SOURCES);
+    let mut limiter = RateLimiter::new(Instant::now());
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     tokio::pin!(stop);
     loop {
@@ -288,136 +231,12 @@ pub async fn serve(socket: UdpSocket, stop: impl Future<Output = ()>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-    use stun::agent::TransactionId;
-    use stun::message::{BINDING_ERROR, Getter, MessageType};
-
-    fn request(typ: MessageType, fingerprint: bool) -> (Vec<u8>, TransactionId) {
-        let mut m = Message::new();
-        let tid = TransactionId::new();
-        m.reset();
-        m.write_header();
-        typ.add_to(&mut m).unwrap();
-        tid.add_to(&mut m).unwrap();
-        if fingerprint {
-            stun::fingerprint::FINGERPRINT.add_to(&mut m).unwrap();
-        }
-        (m.raw, tid)
-    }
-
-    fn decode(b: &[u8]) -> Message {
-        let mut m = Message::new();
-        m.unmarshal_binary(b).unwrap();
-        m
-    }
-
-    #[test]
-    fn binding_request_gets_the_source_address() {
-        for from in [
-            "198.51.100.7:40000",
-            "[2001:db8::1]:5",
-            "[::ffff:203.0.113.9]:3478",
-        ] {
-            let from: SocketAddr = from.parse().unwrap();
-            for fp in [false, true] {
-                let (req, tid) = request(BINDING_REQUEST, fp);
-                let out = answer(&req, from).unwrap();
-                assert!(out.len() <= req.len() + MAX_GROWTH);
-                let m = decode(&out);
-                assert_eq!(m.typ, BINDING_SUCCESS);
-                assert_eq!(m.transaction_id, tid);
-                stun::fingerprint::FINGERPRINT.check(&m).unwrap();
-                let mut x = XorMappedAddress::default();
-                x.get_from(&m).unwrap();
-                assert_eq!(
-                    SocketAddr::new(x.ip, x.port),
-                    SocketAddr::new(from.ip().to_canonical(), from.port())
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn everything_else_is_ignored() {
-        let from: SocketAddr = "192.0.2.1:1".parse().unwrap();
-        assert!(answer(b"", from).is_none());
-        assert!(answer(&[0u8; 20], from).is_none(), "no magic cookie");
-        assert!(answer(b"GET / HTTP/1.1\r\n\r\n\0\0", from).is_none());
-        for typ in [
-            BINDING_SUCCESS,
-            BINDING_ERROR,
-            MessageType::new(
-                stun::message::METHOD_BINDING,
-                stun::message::CLASS_INDICATION,
-            ),
-            MessageType::new(stun::message::METHOD_ALLOCATE, stun::message::CLASS_REQUEST),
-        ] {
-            assert!(answer(&request(typ, false).0, from).is_none(), "{typ}");
-        }
-        let (good, _) = request(BINDING_REQUEST, true);
-        // Trailing bytes, truncation, a wrong length field, a bad
-        // FINGERPRINT, the top bits set: all dropped.
-        let mut longer = good.clone();
-        longer.extend_from_slice(&[0; 4]);
-        assert!(answer(&longer, from).is_none());
-        assert!(answer(&good[..good.len() - 4], from).is_none());
-        let mut bad_fp = good.clone();
-        *bad_fp.last_mut().unwrap() ^= 1;
-        assert!(answer(&bad_fp, from).is_none());
-        let mut top = good.clone();
-        top[0] |= 0x80;
-        assert!(answer(&top, from).is_none());
-        // An attribute whose length runs past the message.
-        let mut overrun = good[..HEADER].to_vec();
-        overrun[3] = 8;
-        overrun.extend_from_slice(&[0x80, 0x22, 0x00, 0x40, 0, 0, 0, 0]);
-        assert!(answer(&overrun, from).is_none());
-        assert!(answer(&good, from).is_some());
-    }
-
-    /// The decoder sees whatever the internet sends; a panic would end the
-    /// STUN task. Random attribute soup behind a valid header, and random
-    /// bytes outright, must all come back as an answer or nothing.
-    #[test]
-    fn random_datagrams_never_panic() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let from: SocketAddr = "192.0.2.1:1".parse().unwrap();
-        let (req, _) = request(BINDING_REQUEST, false);
-        for i in 0..200_000 {
-            let body_len = (next() % 64) as usize * 4;
-            let mut d = req[..HEADER].to_vec();
-            d[2..4].copy_from_slice(&(body_len as u16).to_be_bytes());
-            d.extend((0..body_len).map(|_| next() as u8));
-            if i % 4 == 0 {
-                // Plausible attribute headers: small types and lengths.
-                for at in (HEADER..d.len()).step_by(4) {
-                    d[at] &= 0x80;
-                    if at + 2 < d.len() {
-                        d[at + 2] = 0;
-                    }
-                }
-            }
-            if i % 16 == 0 {
-                let n = (next() % 64) as usize;
-                d = (0..n).map(|_| next() as u8).collect();
-            }
-            if let Some(out) = answer(&d, from) {
-                assert!(out.len() <= d.len() + MAX_GROWTH);
-            }
-        }
-    }
 
     #[test]
     fn rate_limit_per_source_with_refill() {
-        let mut l = RateLimiter::new(16);
         let t0 = Instant::now();
+        let mut l = RateLimiter::new(t0);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let granted = (0..100).filter(|_| l.allow(a, t0)).count();
@@ -430,23 +249,51 @@ mod tests {
     }
 
     #[test]
-    fn the_map_is_bounded_and_forgets_idle_sources() {
-        let mut l = RateLimiter::new(4);
+    fn ipv6_sources_share_their_64() {
         let t0 = Instant::now();
-        for i in 0..4u8 {
-            assert!(l.allow(IpAddr::from([10, 0, 0, i]), t0));
+        let mut l = RateLimiter::new(t0);
+        let granted = (0..100u16)
+            .filter(|i| l.allow(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, *i]), t0))
+            .count();
+        assert_eq!(granted, BURST as usize, "one /64, one budget");
+        assert!(l.allow("2001:db8:0:2::1".parse().unwrap(), t0));
+    }
+
+    /// What used to pin the old bounded map (8,192 entries): 10,000 busy
+    /// sources asking every 0.9 s. Fresh sources must still be answered.
+    #[test]
+    fn a_flood_of_busy_sources_cannot_lock_out_fresh_ones() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(t0);
+        let mut fresh_answered = 0;
+        let mut fresh_asked = 0;
+        for round in 0..20u32 {
+            let now = t0 + Duration::from_millis(900 * u64::from(round));
+            for i in 0..10_000u32 {
+                l.allow(IpAddr::from((0x0a00_0000 | i).to_be_bytes()), now);
+            }
+            for probe in 0..24u32 {
+                fresh_asked += 1;
+                let ip = IpAddr::from((0xc633_6400 | (round * 24 + probe)).to_be_bytes());
+                fresh_answered += usize::from(l.allow(ip, now));
+            }
         }
-        assert!(
-            !l.allow("10.0.1.1".parse().unwrap(), t0),
-            "full of recent sources"
-        );
-        assert_eq!(l.tracked(), 4);
-        let idle = t0 + refill_time() + Duration::from_secs(1);
-        assert!(
-            l.allow("10.0.1.1".parse().unwrap(), idle),
-            "idle sources are forgotten"
-        );
-        assert_eq!(l.tracked(), 1);
+        assert_eq!(fresh_answered, fresh_asked, "every fresh source answered");
+    }
+
+    #[test]
+    fn the_global_budget_caps_the_total() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(t0);
+        let sent = (0..100_000u32)
+            .filter(|i| l.allow(IpAddr::from((0x0a00_0000 | i).to_be_bytes()), t0))
+            .count();
+        assert_eq!(sent, GLOBAL_BURST as usize);
+        let later = t0 + Duration::from_millis(100);
+        let more = (100_000..200_000u32)
+            .filter(|i| l.allow(IpAddr::from((0x0a00_0000 | i).to_be_bytes()), later))
+            .count();
+        assert_eq!(more, (GLOBAL_PER_SEC / 10.0) as usize);
     }
 
     #[test]

@@ -294,9 +294,17 @@ async fn a_restart_keeps_direct_sessions() {
     // The node dies with both relays running, and comes back.
     node.kill();
     let node = Node::start(dir.path(), &["--stun-listen", "off"]);
-    // The relayed session lost its ends with the node: back to waiting
-    // for its applet. The direct one never needed the node.
-    assert_eq!(show(&node, &token, relayed).await["state"], "created");
+    // The relayed session lost its ends with the node: it is recorded as
+    // interrupted. The direct one never needed the node.
+    let info = show(&node, &token, relayed).await;
+    assert_eq!(info["state"], "ended");
+    assert!(
+        info["ended_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted: gateway node"),
+        "{info}"
+    );
     let info = show(&node, &token, direct).await;
     assert_eq!(
         (&info["state"], &info["path"]),

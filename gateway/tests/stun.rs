@@ -133,7 +133,8 @@ fn a_burst_is_limited_per_source() {
     }
     let burst = lifeline_gateway::stun::BURST as usize;
     // The burst, plus what refilled while the datagrams were in flight.
-    let refill = (started.elapsed().as_secs_f64() + 0.5) * lifeline_gateway::stun::RATE_PER_SEC;
+    let refill =
+        (started.elapsed().as_secs_f64() + 0.5) * f64::from(lifeline_gateway::stun::RATE_PER_SEC);
     assert!(
         answered >= burst / 2 && answered <= burst + refill as usize + 1,
         "{answered} of {SENT} answered"
@@ -147,6 +148,72 @@ fn a_burst_is_limited_per_source() {
     m.unmarshal_binary(&recv(&other).expect("the second source is answered"))
         .unwrap();
     assert_eq!(m.transaction_id, tid);
+}
+
+/// 10,000 source addresses (all of 127/8 is this host's), each asking every
+/// 0.9 s — more busy sources than the old limiter's map could hold, which
+/// then answered a fresh source about once in 24 tries. A fresh source
+/// must keep being answered.
+#[test]
+fn a_flood_from_many_sources_leaves_fresh_sources_answered() {
+    let dir = TempDir::new("stun-flood");
+    let (_node, stun) = stun_node(&dir);
+    const SOURCES: u32 = 10_000;
+    const ROUND: Duration = Duration::from_millis(900);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let flood = {
+        let (stop, rounds) = (stop.clone(), rounds.clone());
+        std::thread::spawn(move || {
+            let req = message(BINDING_REQUEST).0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                for i in 0..SOURCES {
+                    // 127.1.0.1 onwards: one socket per source address.
+                    let ip = std::net::Ipv4Addr::from(0x7f01_0001 + i);
+                    if let Ok(s) = UdpSocket::bind((ip, 0)) {
+                        let _ = s.send_to(&req, stun);
+                    }
+                    // Paced over the round, as many real sources would be
+                    // (a burst of 10,000 would only overflow the socket
+                    // buffer, which is not what is tested here).
+                    if i % 500 == 499 {
+                        let due = ROUND.mul_f64(f64::from(i + 1) / f64::from(SOURCES));
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                }
+                rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(wait) = ROUND.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        })
+    };
+    // Let the flood fill whatever it can fill first.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut answered = 0;
+    for probe in 0..24u32 {
+        let fresh = client(
+            &std::net::Ipv4Addr::from(0x7fc8_0001 + probe).to_string(),
+            Duration::from_millis(500),
+        );
+        let (req, tid) = message(BINDING_REQUEST);
+        fresh.send_to(&req, stun).unwrap();
+        if let Some(resp) = recv(&fresh) {
+            let mut m = Message::new();
+            m.unmarshal_binary(&resp).unwrap();
+            assert_eq!(m.transaction_id, tid);
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    let rounds = rounds.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(rounds >= 3, "the flood ran only {rounds} full rounds");
+    assert!(answered >= 22, "fresh sources answered {answered} of 24");
 }
 
 #[tokio::test]

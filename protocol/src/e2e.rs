@@ -21,6 +21,7 @@
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer, clamp_str};
+pub use crate::ice::IceOffer;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Largest frame payload.
@@ -34,9 +35,9 @@ pub const HEADER_LEN: usize = 5;
 /// Most direct TCP addresses an applet offers.
 pub const MAX_TCP_ADDRS: usize = 16;
 /// Most ICE candidates in one offer.
-pub const MAX_ICE_CANDIDATES: usize = 32;
+pub const MAX_ICE_CANDIDATES: usize = crate::ice::MAX_CANDIDATES;
 /// Longest ICE credential or candidate line.
-pub const MAX_ICE_TEXT: usize = 256;
+pub const MAX_ICE_TEXT: usize = crate::ice::MAX_TEXT;
 /// Largest [`Frame::Data`] payload.
 pub const MAX_DATA: usize = 64 * 1024;
 
@@ -142,14 +143,7 @@ pub enum Frame {
         note: String,
     },
     /// Either way: ICE credentials and candidates.
-    IceOffer {
-        /// Username fragment.
-        ufrag: String,
-        /// Password.
-        pwd: String,
-        /// Candidate lines.
-        candidates: Vec<String>,
-    },
+    IceOffer(IceOffer),
     /// The first frame on a new direct path, both ways: the binding proof
     /// (see [`crate::proof::binding_proof`]).
     Bind {
@@ -264,11 +258,11 @@ impl Frame {
                 w.u8(flag(*udp)).str16(clamp_str(note, MAX_REASON));
                 PATH_OFFER
             }
-            Frame::IceOffer {
+            Frame::IceOffer(IceOffer {
                 ufrag,
                 pwd,
                 candidates,
-            } => {
+            }) => {
                 w.str16(clamp_str(ufrag, MAX_ICE_TEXT))
                     .str16(clamp_str(pwd, MAX_ICE_TEXT));
                 let cands = &candidates[..candidates.len().min(MAX_ICE_CANDIDATES)];
@@ -374,11 +368,11 @@ impl Frame {
                     .map(|_| p.str16("candidate", MAX_ICE_TEXT).map(str::to_owned))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(short)?;
-                Frame::IceOffer {
+                Frame::IceOffer(IceOffer {
                     ufrag,
                     pwd,
                     candidates,
-                }
+                })
             }
             BIND => Frame::Bind {
                 mac: p.array().map_err(short)?,

@@ -18,6 +18,10 @@
 //!   direct-path binding proof, all derived from TLS exporters.
 //! * [`permissions`] — what a session may do beyond chat.
 //! * [`portal`] — JSON bodies of the portal HTTP API.
+//! * [`ice`] — the ICE offer the ends exchange to punch a UDP path.
+//! * [`stun`] — STUN Binding requests and answers (the gateway's server).
+//! * [`text`] — showing text from the other side safely on a terminal,
+//!   and checking names people will read.
 //! * [`hex`], [`time`] — small text helpers shared by all binaries.
 #![forbid(unsafe_code)]
 
@@ -26,10 +30,13 @@ pub mod directory;
 pub mod e2e;
 pub mod guid;
 pub mod hex;
+pub mod ice;
 pub mod permissions;
 pub mod portal;
 pub mod proof;
 pub mod relay;
+pub mod stun;
+pub mod text;
 pub mod time;
 pub mod trailer;
 

@@ -119,6 +119,68 @@ pub fn path_id(path_exporter: &[u8; EXPORTER_LEN]) -> [u8; 8] {
     id
 }
 
+/// TLS exporter label of the outer TLS between an applet and a gateway,
+/// which the admission proof signs (its context is the GUID).
+pub const ADMISSION_EXPORTER_LABEL: &[u8] = b"EXPORTER-lifeline-admission-v1";
+
+const ADMISSION_SEED_LABEL: &[u8] = b"lifeline gateway admission key v1";
+const ADMISSION_CONTEXT: &[u8] = b"lifeline gateway admission v1\0";
+
+/// The applet's admission key pair, derived from the applet secret with
+/// HMAC-SHA256 (a one-way step: the gateway, which keeps only the public
+/// half, learns nothing about the secret the end-to-end proof uses).
+fn admission_key_pair(applet_secret: &[u8; 32]) -> ring::signature::Ed25519KeyPair {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, applet_secret);
+    let seed = hmac::sign(&key, ADMISSION_SEED_LABEL);
+    // Any 32 bytes are a valid Ed25519 seed.
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed.as_ref()[..32])
+        .expect("any 32 bytes are an Ed25519 seed")
+}
+
+/// The public key the portal stores for a session so the gateway can check
+/// that an applet holds the session's applet file (see [`admission_proof`]).
+pub fn admission_public_key(applet_secret: &[u8; 32]) -> [u8; 32] {
+    use ring::signature::KeyPair;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(admission_key_pair(applet_secret).public_key().as_ref());
+    out
+}
+
+fn admission_message(guid: &SessionGuid, outer_exporter: &[u8; EXPORTER_LEN]) -> Vec<u8> {
+    let mut msg = ADMISSION_CONTEXT.to_vec();
+    msg.extend_from_slice(guid.as_bytes());
+    msg.extend_from_slice(outer_exporter);
+    msg
+}
+
+/// What an applet sends in its hello to take the applet's end of a session
+/// at a gateway: an Ed25519 signature, by the key derived from the applet
+/// secret, over the GUID and the exporter of *this* outer TLS connection.
+/// Someone who only saw the GUID (it is printed by `--verify`) cannot make
+/// it, and a proof seen once cannot be replayed on another connection.
+pub fn admission_proof(
+    applet_secret: &[u8; 32],
+    guid: &SessionGuid,
+    outer_exporter: &[u8; EXPORTER_LEN],
+) -> [u8; 64] {
+    let sig = admission_key_pair(applet_secret).sign(&admission_message(guid, outer_exporter));
+    let mut out = [0u8; 64];
+    out.copy_from_slice(sig.as_ref());
+    out
+}
+
+/// Checks an admission proof against the stored public key.
+pub fn verify_admission(
+    public_key: &[u8; 32],
+    guid: &SessionGuid,
+    outer_exporter: &[u8; EXPORTER_LEN],
+    proof: &[u8],
+) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(&admission_message(guid, outer_exporter), proof)
+        .is_ok()
+}
+
 /// Six decimal digits shown as `123 456` on both ends.
 pub fn short_auth_string(exporter: &[u8; EXPORTER_LEN]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, exporter);
@@ -197,6 +259,25 @@ mod tests {
             &[3; 32],
             &mac
         ));
+    }
+
+    #[test]
+    fn admission_proof_is_bound_to_secret_guid_and_connection() {
+        let g = SessionGuid::from_bytes([9; 16]);
+        let pk = admission_public_key(&[1; 32]);
+        assert_ne!(pk, admission_public_key(&[2; 32]));
+        let proof = admission_proof(&[1; 32], &g, &[3; 32]);
+        assert!(verify_admission(&pk, &g, &[3; 32], &proof));
+        assert!(
+            !verify_admission(&pk, &g, &[4; 32], &proof),
+            "other connection"
+        );
+        let other = SessionGuid::from_bytes([8; 16]);
+        assert!(!verify_admission(&pk, &other, &[3; 32], &proof));
+        let forged = admission_proof(&[2; 32], &g, &[3; 32]);
+        assert!(!verify_admission(&pk, &g, &[3; 32], &forged));
+        assert!(!verify_admission(&pk, &g, &[3; 32], &proof[..63]));
+        assert!(!verify_admission(&pk, &g, &[3; 32], b""));
     }
 
     #[test]

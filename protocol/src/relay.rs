@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! client (applet or console)                    gateway
-//!   Hello{version, role, guid, token}  ──────▶
+//!   Hello{version, role, guid, credential} ──▶
 //!                                      ◀──────  Waiting{observed, node}   (applet only)
 //!                                      ◀──────  Ping                      (while waiting)
 //!                                      ◀──────  Paired{stun}
@@ -20,8 +20,8 @@ use crate::guid::SessionGuid;
 pub const VERSION: u8 = 1;
 /// Largest payload of a handshake frame.
 pub const MAX_PAYLOAD: usize = 1024;
-/// Largest console token.
-pub const MAX_TOKEN: usize = 256;
+/// Largest credential (console token or applet admission proof).
+pub const MAX_CREDENTIAL: usize = 256;
 /// Largest human-readable text in a handshake frame.
 pub const MAX_TEXT: usize = 512;
 
@@ -74,12 +74,16 @@ pub struct Hello {
     pub role: Role,
     /// The session to join.
     pub guid: SessionGuid,
-    /// The technician's bearer token (console only; empty for the applet).
-    pub token: Vec<u8>,
+    /// What shows the gateway this client may take its end of the session:
+    /// for a console the technician's bearer token; for an applet the
+    /// admission proof ([`crate::proof::admission_proof`]), a signature over
+    /// this very TLS connection by a key derived from the applet file's
+    /// secret, so knowing the GUID is not enough to take the applet's place.
+    pub credential: Vec<u8>,
 }
 
 /// Why the gateway refused a connection. The numbers are on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefuseCode {
     /// No session has this GUID.
     UnknownSession,
@@ -144,6 +148,15 @@ impl RefuseCode {
         }
     }
 
+    /// Whether the session itself is over (unknown, expired or ended), as
+    /// opposed to this connection being refused.
+    pub fn session_is_over(self) -> bool {
+        matches!(
+            self,
+            RefuseCode::UnknownSession | RefuseCode::Expired | RefuseCode::Ended
+        )
+    }
+
     /// Whether a client may usefully retry later (same or other node).
     pub fn is_transient(self) -> bool {
         matches!(
@@ -196,13 +209,36 @@ fn split_frame(buf: &[u8]) -> Result<(u8, &[u8], usize), DecodeError> {
 }
 
 impl Hello {
+    /// An applet's hello with its admission proof.
+    pub fn applet(guid: SessionGuid, proof: [u8; 64]) -> Self {
+        Self {
+            version: VERSION,
+            role: Role::Applet,
+            guid,
+            credential: proof.to_vec(),
+        }
+    }
+
+    /// A console's hello with the technician's bearer token.
+    pub fn console(guid: SessionGuid, token: &str) -> Self {
+        Self {
+            version: VERSION,
+            role: Role::Console,
+            guid,
+            credential: token.as_bytes().to_vec(),
+        }
+    }
+
     /// Encodes the frame.
     pub fn encode(&self) -> Vec<u8> {
-        assert!(self.token.len() <= MAX_TOKEN, "token too long");
+        assert!(
+            self.credential.len() <= MAX_CREDENTIAL,
+            "credential too long"
+        );
         let mut w = Writer::new();
         w.u8(self.version).u8(self.role.code());
         self.guid.write(&mut w);
-        w.bytes16(&self.token);
+        w.bytes16(&self.credential);
         frame(HELLO, w.as_slice())
     }
 
@@ -216,8 +252,8 @@ impl Hello {
         let version = r.u8().map_err(truncated("hello"))?;
         let role = Role::from_code(r.u8().map_err(truncated("hello"))?)?;
         let guid = SessionGuid::read(&mut r).map_err(truncated("hello"))?;
-        let token = r
-            .bytes16("token", MAX_TOKEN)
+        let credential = r
+            .bytes16("credential", MAX_CREDENTIAL)
             .map_err(truncated("hello"))?
             .to_vec();
         r.finish("hello")?;
@@ -226,7 +262,7 @@ impl Hello {
                 version,
                 role,
                 guid,
-                token,
+                credential,
             },
             used,
         ))
@@ -315,7 +351,7 @@ mod tests {
             version: VERSION,
             role: Role::Console,
             guid: SessionGuid::from_bytes([7; 16]),
-            token: b"tok".to_vec(),
+            credential: b"tok".to_vec(),
         };
         let enc = h.encode();
         assert_eq!(Hello::decode(&enc), Ok((h, enc.len())));

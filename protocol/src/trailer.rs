@@ -5,9 +5,12 @@
 //! ```
 //!
 //! The signature is Ed25519 by the operator key over
-//! [`SIGNING_CONTEXT`] ‖ body. Appending keeps the executable runnable on
-//! every platform (loaders ignore bytes past the image) and means the portal
-//! never needs a compiler. The body is a binary record, see [`TrailerBody`].
+//! [`SIGNING_CONTEXT`] ‖ body, and the body holds the SHA-256 of the
+//! executable image in front of it, so the signature covers the program
+//! too: a signed trailer moved onto another executable is refused.
+//! Appending keeps the executable runnable on every platform (loaders
+//! ignore bytes past the image) and means the portal never needs a
+//! compiler. The body is a binary record, see [`TrailerBody`].
 
 use crate::codec::{DecodeError, Reader, Writer, clamp_str};
 use crate::guid::SessionGuid;
@@ -15,9 +18,9 @@ use crate::permissions::Permissions;
 use ring::signature::{ED25519, UnparsedPublicKey};
 
 /// Last eight bytes of a personalized applet.
-pub const MAGIC: &[u8; 8] = b"LLTRLv01";
+pub const MAGIC: &[u8; 8] = b"LLTRLv02";
 /// Domain separation for the signature.
-pub const SIGNING_CONTEXT: &[u8] = b"lifeline applet trailer v1\0";
+pub const SIGNING_CONTEXT: &[u8] = b"lifeline applet trailer v2\0";
 /// Bytes after the body: signature, length, magic.
 pub const FOOTER_LEN: usize = 64 + 4 + MAGIC.len();
 /// Largest body accepted.
@@ -27,7 +30,7 @@ pub const MAX_DIRECTORY_URLS: usize = 8;
 /// Largest operator CA certificate (DER).
 pub const MAX_CA_DER: usize = 8192;
 
-const BODY_VERSION: u8 = 1;
+const BODY_VERSION: u8 = 2;
 
 /// What a personalized applet knows about its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,8 @@ pub struct TrailerBody {
     pub technician_name: String,
     /// The session's label, if any.
     pub label: String,
+    /// SHA-256 of the executable image the trailer is appended to.
+    pub image_sha256: [u8; 32],
 }
 
 /// Why an executable's trailer was not accepted.
@@ -72,6 +77,9 @@ pub enum TrailerError {
     /// The signature does not verify under the trusted key.
     #[error("the session trailer's signature is not valid")]
     BadSignature,
+    /// The signed trailer belongs to another executable image.
+    #[error("the program is not the one the session trailer was signed for")]
+    ImageMismatch,
     /// The session has expired.
     #[error("the session expired")]
     Expired {
@@ -86,18 +94,19 @@ impl TrailerError {
         match self {
             TrailerError::Missing | TrailerError::Truncated => {
                 "This support program is incomplete: it was not prepared for a support \
-                 session, or the download was cut short. Please download it again from \
-                 the link your technician gave you."
+                 session, or the download was cut short. Please ask your technician to \
+                 send it again."
                     .into()
             }
-            TrailerError::Malformed(_) | TrailerError::BadSignature => {
+            TrailerError::Malformed(_)
+            | TrailerError::BadSignature
+            | TrailerError::ImageMismatch => {
                 "This support program has been changed since it was issued, so it is not \
-                 safe to run. Please delete it and download it again from the link your \
-                 technician gave you."
+                 safe to run. Please ask your technician for a new one."
                     .into()
             }
             TrailerError::Expired { at_ms } => format!(
-                "This support session expired on {}. Please ask your technician for a new link.",
+                "This support session expired on {}. Please ask your technician for a new one.",
                 crate::time::rfc3339(*at_ms as i64)
             ),
         }
@@ -124,7 +133,8 @@ impl TrailerBody {
             .u64(self.expires_at_ms)
             .u32(self.permissions.bits())
             .str16(clamp_str(&self.technician_name, 256))
-            .str16(clamp_str(&self.label, 256));
+            .str16(clamp_str(&self.label, 256))
+            .put(&self.image_sha256);
         w.into_vec()
     }
 
@@ -162,6 +172,7 @@ impl TrailerBody {
             permissions: Permissions::from_bits(r.u32()?),
             technician_name: r.str16("technician name", 256)?.to_owned(),
             label: r.str16("label", 256)?.to_owned(),
+            image_sha256: r.array()?,
         };
         r.finish("trailer")?;
         Ok(body)
@@ -183,6 +194,7 @@ impl TrailerBody {
 /// A trailer found at the end of a file, not yet verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTrailer<'a> {
+    image: &'a [u8],
     body: &'a [u8],
     signature: &'a [u8],
     /// Length of the file before the trailer (the stock executable).
@@ -215,14 +227,16 @@ impl<'a> SignedTrailer<'a> {
             .checked_sub(body_len)
             .ok_or(TrailerError::Truncated)?;
         Ok(SignedTrailer {
+            image: &file[..image_len],
             body: &file[image_len..footer_start],
             signature: &file[footer_start..footer_start + 64],
             image_len,
         })
     }
 
-    /// Checks the signature with `trusted_key`, decodes the body, and checks
-    /// expiry against `now_ms`.
+    /// Checks the signature with `trusted_key`, decodes the body, checks
+    /// that it was signed for the executable image in front of it, and
+    /// checks expiry against `now_ms`.
     pub fn verify(&self, trusted_key: &[u8; 32], now_ms: u64) -> Result<TrailerBody, TrailerError> {
         let mut msg = SIGNING_CONTEXT.to_vec();
         msg.extend_from_slice(self.body);
@@ -230,6 +244,10 @@ impl<'a> SignedTrailer<'a> {
             .verify(&msg, self.signature)
             .map_err(|_| TrailerError::BadSignature)?;
         let body = TrailerBody::decode(self.body).map_err(TrailerError::Malformed)?;
+        let image = ring::digest::digest(&ring::digest::SHA256, self.image);
+        if !crate::proof::ct_eq(image.as_ref(), &body.image_sha256) {
+            return Err(TrailerError::ImageMismatch);
+        }
         if now_ms >= body.expires_at_ms {
             return Err(TrailerError::Expired {
                 at_ms: body.expires_at_ms,
@@ -268,6 +286,7 @@ mod tests {
             permissions: Permissions::ALL,
             technician_name: "Ada".into(),
             label: "printer".into(),
+            image_sha256: [0; 32],
         }
     }
 
@@ -281,6 +300,7 @@ mod tests {
         let mut body = sample();
         body.operator_key = pk;
         let mut file = b"\x7fELF stock applet".to_vec();
+        body.image_sha256 = sha256(&file);
         file.extend(body.to_trailer(|m| k.sign(m).as_ref().try_into().unwrap()));
         (file, pk)
     }
@@ -297,6 +317,26 @@ mod tests {
             t.verify(&pk, 2_000),
             Err(TrailerError::Expired { at_ms: 2_000 })
         );
+    }
+
+    fn sha256(b: &[u8]) -> [u8; 32] {
+        ring::digest::digest(&ring::digest::SHA256, b)
+            .as_ref()
+            .try_into()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_trailer_moved_to_another_program_is_refused() {
+        let (file, pk) = personalized();
+        let mut moved = b"\x7fELF other program".to_vec();
+        moved.extend_from_slice(&file[17..]);
+        let t = SignedTrailer::find(&moved).unwrap();
+        assert_eq!(t.verify(&pk, 1_000), Err(TrailerError::ImageMismatch));
+        let mut patched = file.clone();
+        patched[3] ^= 1;
+        let t = SignedTrailer::find(&patched).unwrap();
+        assert_eq!(t.verify(&pk, 1_000), Err(TrailerError::ImageMismatch));
     }
 
     #[test]

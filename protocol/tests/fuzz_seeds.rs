@@ -49,21 +49,25 @@ fn trailer_body() -> TrailerBody {
         permissions: Permissions::SYSTEM_INFO.union(Permissions::FILE_TO_USER),
         technician_name: "Ada Lovelace".into(),
         label: "printer on 3rd floor — «urgent»".into(),
+        image_sha256: checks::sha256(STOCK_IMAGE),
     }
 }
 
+/// The "executable" the signed trailer seed is appended to.
+const STOCK_IMAGE: &[u8] = b"\x7fELF stock applet image";
+
 /// Every seed: (target, file name, contents).
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
-    let hello = |role, token: &[u8]| {
+    let hello = |role, credential: &[u8]| {
         Hello {
             version: VERSION,
             role,
             guid: GUID,
-            token: token.to_vec(),
+            credential: credential.to_vec(),
         }
         .encode()
     };
-    let mut signed_file = b"\x7fELF stock applet image".to_vec();
+    let mut signed_file = STOCK_IMAGE.to_vec();
     signed_file.extend(trailer_body().to_trailer(checks::sign));
     let directory = Directory {
         operator: "Example IT".into(),
@@ -83,7 +87,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         serde_json::to_vec_pretty(&SignedDirectory::sign(&directory, checks::sign)).unwrap();
     let text = GUID.to_string();
     vec![
-        ("relay_hello", "seed-applet", hello(Role::Applet, b"")),
+        ("relay_hello", "seed-applet", hello(Role::Applet, &[0xa5; 64])),
         (
             "relay_hello",
             "seed-console",
@@ -171,11 +175,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "e2e_frame",
             "seed-ice-offer",
-            Frame::IceOffer {
+            Frame::IceOffer(lifeline_protocol::ice::IceOffer {
                 ufrag: "abcd".into(),
                 pwd: "abcdefghijklmnopqrstuv".into(),
                 candidates: vec!["candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into()],
-            }
+            })
             .encode(),
         ),
         (
@@ -222,7 +226,57 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "seed-upper-padded",
             format!("  {}\n", text.to_uppercase()).into_bytes(),
         ),
+        (
+            "stun",
+            "seed-binding",
+            lifeline_protocol::stun::binding_request([0x42; 12], false),
+        ),
+        (
+            "stun",
+            "seed-binding-fingerprint",
+            lifeline_protocol::stun::binding_request([0x24; 12], true),
+        ),
+        ("portal", "seed-login", portal_seed(0, r#"{"email":"ada@example.com","password":"correct horse battery"}"#)),
+        (
+            "portal",
+            "seed-create",
+            portal_seed(
+                1,
+                &format!(
+                    r#"{{"label":"printer","console_pin":"{}","applet_secret":"{}","expires_in_secs":3600}}"#,
+                    "c0".repeat(32),
+                    "5e".repeat(32)
+                ),
+            ),
+        ),
+        ("portal", "seed-path", portal_seed(2, r#"{"path":"udp","rtt_ms":12.5,"detail":"203.0.113.11:47001"}"#)),
+        ("portal", "seed-end", portal_seed(3, r#"{"reason":"done, printer works"}"#)),
+        ("portal", "seed-bearer", portal_seed(4, "Bearer 0123456789abcdef")),
+        ("portal", "seed-query", portal_seed(5, "platform=linux-x86_64")),
+        (
+            "ice_offer",
+            "seed-host-and-srflx",
+            Frame::IceOffer(lifeline_protocol::ice::IceOffer {
+                ufrag: "Ab1+".into(),
+                pwd: "abcdefghijklmnopqrstuv/+".into(),
+                candidates: vec![
+                    "candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into(),
+                    "candidate:2 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 192.0.2.7 rport 5000".into(),
+                ],
+            })
+            .encode()[lifeline_protocol::e2e::HEADER_LEN..]
+                .to_vec(),
+        ),
+        ("text", "seed-plain", "Hallo, könnt ihr helfen? 👋".as_bytes().to_vec()),
+        ("text", "seed-escapes", "\u{1b}]52;c;Y3VybA==\u{7}\u{202e}fdp.exe\u{2028}".as_bytes().to_vec()),
     ]
+}
+
+/// A `portal` input: the byte that picks the kind, then the text.
+fn portal_seed(kind: u8, text: &str) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(text.as_bytes());
+    v
 }
 
 /// With `LIFELINE_WRITE_SEEDS` set, writes the generated seeds (once per

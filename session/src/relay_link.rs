@@ -5,8 +5,8 @@
 //! byte of the opaque stream that follows has been consumed.
 
 use crate::addr::HostPort;
-use lifeline_protocol::DecodeError;
 use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, ServerMsg};
+use lifeline_protocol::{DecodeError, SessionGuid};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +84,28 @@ pub async fn connect(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| LinkError::Timeout(addr.to_string()))?
+}
+
+/// The applet's hello on `stream`: its admission proof signs this outer
+/// TLS connection's exporter with the key derived from the applet secret
+/// (see [`lifeline_protocol::proof::admission_proof`]).
+pub fn applet_hello(
+    stream: &GatewayStream,
+    guid: SessionGuid,
+    applet_secret: &[u8; 32],
+) -> Result<Hello, LinkError> {
+    let mut exporter = [0u8; 32];
+    stream
+        .get_ref()
+        .1
+        .export_keying_material(
+            &mut exporter,
+            lifeline_protocol::proof::ADMISSION_EXPORTER_LABEL,
+            Some(guid.as_bytes()),
+        )
+        .map_err(|e| LinkError::Io(std::io::Error::other(e)))?;
+    let proof = lifeline_protocol::proof::admission_proof(applet_secret, &guid, &exporter);
+    Ok(Hello::applet(guid, proof))
 }
 
 /// Writes the hello.

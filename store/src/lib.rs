@@ -42,7 +42,7 @@ pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
 pub use sessions::{NewSession, RelayClosed, SessionPath, SessionRecord, SessionState};
-pub use technicians::{NewTechnician, Technician};
+pub use technicians::{MAX_EMAIL, NewTechnician, Technician};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};

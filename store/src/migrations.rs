@@ -269,6 +269,18 @@ ALTER TABLE sessions ADD COLUMN path TEXT CHECK (path IN ('relay', 'tcp', 'udp')
 ALTER TABLE sessions ADD COLUMN relay_closed_at_ms BIGINT;
 ",
     },
+    Migration {
+        version: 3,
+        name: "applet admission key; login attempts purged by age",
+        sqlite: r"
+ALTER TABLE sessions ADD COLUMN admission_key TEXT;
+CREATE INDEX login_attempts_at ON login_attempts(at_ms);
+",
+        postgres: r"
+ALTER TABLE sessions ADD COLUMN admission_key TEXT;
+CREATE INDEX login_attempts_at ON login_attempts(at_ms);
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

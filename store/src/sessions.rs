@@ -41,6 +41,9 @@ pub struct NewSession {
     pub console_pin: [u8; 32],
     /// The secret the applet proves; kept only until the applet is downloaded.
     pub applet_secret: [u8; 32],
+    /// The public key that checks the applet's admission proof at the
+    /// gateway (derived from the applet secret; kept for the session's life).
+    pub admission_key: [u8; 32],
     /// What the session may do (from the technician's group).
     pub permissions: Permissions,
     /// Creation time, Unix milliseconds.
@@ -210,6 +213,10 @@ pub struct SessionRecord {
     pub path: Option<SessionPath>,
     /// When the relay closed while the session went on directly.
     pub relay_closed_at_ms: Option<i64>,
+    /// The public key that checks the applet's admission proof; `None` for
+    /// sessions created before it existed (their applets are admitted on
+    /// the GUID alone).
+    pub admission_key: Option<[u8; 32]>,
 }
 
 /// Which sessions [`Store::end_where`] may end.
@@ -238,7 +245,8 @@ macro_rules! session_select {
          t.name AS technician_name, s.label, s.console_pin, s.downloaded, s.permissions, \
          s.state, s.created_at_ms, s.expires_at_ms, s.waiting_since_ms, s.waiting_from, \
          s.waiting_node, s.waiting_node_addr, s.paired_at_ms, s.ended_at_ms, s.ended_reason, \
-         s.bytes_applet_to_console, s.bytes_console_to_applet, s.path, s.relay_closed_at_ms \
+         s.bytes_applet_to_console, s.bytes_console_to_applet, s.path, s.relay_closed_at_ms, \
+         s.admission_key \
          FROM sessions s JOIN technicians t ON t.id = s.technician_id"
     };
 }
@@ -277,6 +285,9 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
             })
             .transpose()?,
         relay_closed_at_ms: get(row, "relay_closed_at_ms")?,
+        admission_key: get::<Option<String>>(row, "admission_key")?
+            .map(|k| rows::hash32("sessions.admission_key", &k))
+            .transpose()?,
     })
 }
 
@@ -327,8 +338,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO sessions (guid, technician_id, label, console_pin, applet_secret, \
              downloaded, permissions, state, created_at_ms, expires_at_ms, \
-             bytes_applet_to_console, bytes_console_to_applet) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, 'created', $7, $8, 0, 0)",
+             bytes_applet_to_console, bytes_console_to_applet, admission_key) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, 'created', $7, $8, 0, 0, $9)",
         )
         .bind(&guid)
         .bind(s.technician_id)
@@ -338,6 +349,7 @@ impl Store {
         .bind(i64::from(s.permissions.bits()))
         .bind(s.created_at_ms)
         .bind(s.expires_at_ms)
+        .bind(hex::encode(&s.admission_key))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -449,8 +461,10 @@ impl Store {
     }
 
     /// The applet arrived on `node`: `created` → `waiting`, recording where
-    /// and since when. Returns `false` (changing nothing) unless the session
-    /// was `created`; expiry is the caller's check.
+    /// and since when. Also `waiting` → `waiting` when the session already
+    /// waits on this same `node`: a new connection of the applet taking
+    /// over from its old one (the node's registry decided that). Returns
+    /// `false` (changing nothing) otherwise; expiry is the caller's check.
     pub async fn mark_waiting(
         &self,
         guid: &SessionGuid,
@@ -461,7 +475,8 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, waiting_from = $3, \
-             waiting_node = $4, waiting_node_addr = $5 WHERE guid = $1 AND state = 'created'",
+             waiting_node = $4, waiting_node_addr = $5 WHERE guid = $1 \
+             AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4))",
         )
         .bind(guid.to_string())
         .bind(now_ms)
@@ -474,14 +489,18 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// The applet left before pairing: `waiting` → `created`, forgetting
-    /// where it waited. No-op in any other state.
-    pub async fn clear_waiting(&self, guid: &SessionGuid) -> Result<()> {
+    /// The applet whose connection came from `from` left before pairing:
+    /// `waiting` → `created`, forgetting where it waited. No-op in any other
+    /// state, or when the session now waits for another connection (one
+    /// that took over from this one).
+    pub async fn clear_waiting(&self, guid: &SessionGuid, from: &str) -> Result<()> {
         sqlx::query(
             "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
-             waiting_node = NULL, waiting_node_addr = NULL WHERE guid = $1 AND state = 'waiting'",
+             waiting_node = NULL, waiting_node_addr = NULL \
+             WHERE guid = $1 AND state = 'waiting' AND waiting_from = $2",
         )
         .bind(guid.to_string())
+        .bind(from)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -662,12 +681,12 @@ impl Store {
         Ok(())
     }
 
-    /// At node start: sessions left `waiting` or `paired` on `node` by its
-    /// previous run lost their connections with it, so they go back to
-    /// `created` (the applet will reconnect). `paired_at_ms` is kept as
-    /// history. Returns how many were reset.
+    /// At node start: sessions left `waiting` on `node` by its previous run
+    /// lost their applet's connection with it, so they go back to
+    /// `created` (the applet reconnects). Returns how many were reset.
     ///
-    /// `direct` sessions are left alone: their ends are connected to each
+    /// `paired` sessions are [`Store::interrupt_node_relays`]'s, and
+    /// `direct` ones are left alone: their ends are connected to each
     /// other, not to the node, and resetting them would let a second copy
     /// of the applet take the session while the first is still in it (see
     /// [`Store::mark_node_relays_closed`]).
@@ -675,11 +694,51 @@ impl Store {
         Ok(sqlx::query(
             "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
              waiting_node = NULL, waiting_node_addr = NULL \
-             WHERE waiting_node = $1 AND state IN ('waiting', 'paired')",
+             WHERE waiting_node = $1 AND state = 'waiting'",
         )
         .bind(node)
         .execute(self.pool())
         .await?
         .rows_affected())
+    }
+
+    /// At node start: sessions left `paired` on `node` by its previous run
+    /// were being relayed when it stopped without closing them (a crash,
+    /// `kill -9`, a power cut): their relay is gone, so they end now with
+    /// `reason`, instead of looking open until they expire. Returns their
+    /// GUIDs, for the audit trail.
+    pub async fn interrupt_node_relays(
+        &self,
+        node: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<SessionGuid>> {
+        let guids: Vec<String> = sqlx::query_scalar(
+            "SELECT guid FROM sessions WHERE waiting_node = $1 AND state = 'paired'",
+        )
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ended = Vec::new();
+        for text in guids {
+            let guid = rows::guid("sessions.guid", &text)?;
+            // Conditional like every transition: a session that moved on
+            // meanwhile (another node, a path report) is not touched.
+            let done = sqlx::query(concat!(
+                end_update!(),
+                " AND state = 'paired' AND waiting_node = $4"
+            ))
+            .bind(&text)
+            .bind(now_ms)
+            .bind(reason)
+            .bind(node)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+            if done == 1 {
+                ended.push(guid);
+            }
+        }
+        Ok(ended)
     }
 }

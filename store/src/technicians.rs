@@ -72,9 +72,16 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
     })
 }
 
-/// The stored form of an e-mail address.
+/// Longest e-mail address (RFC 5321's path limit less the brackets).
+pub const MAX_EMAIL: usize = 254;
+
+/// The stored form of an e-mail address: trimmed, lower case, and never
+/// longer than [`MAX_EMAIL`] bytes — a login form is not a way to write
+/// megabytes into the login history.
 fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    let e = lifeline_protocol::codec::clamp_str(email.trim(), MAX_EMAIL).to_lowercase();
+    // Lower-casing can lengthen a few characters; clamp again.
+    lifeline_protocol::codec::clamp_str(&e, MAX_EMAIL).to_owned()
 }
 
 /// Appends to the login history.
@@ -91,7 +98,7 @@ async fn insert_attempt<'e>(
     .bind(normalize_email(email))
     .bind(now_ms)
     .bind(i64::from(success))
-    .bind(source)
+    .bind(lifeline_protocol::codec::clamp_str(source, 64))
     .execute(exec)
     .await?;
     Ok(())
@@ -270,5 +277,33 @@ impl Store {
     /// (history only: there is no account to lock).
     pub async fn record_unknown_login(&self, email: &str, source: &str, now_ms: i64) -> Result<()> {
         insert_attempt(self.pool(), email, source, false, now_ms).await
+    }
+
+    /// Trims the login history: deletes attempts before `before_ms`, then
+    /// all but the newest `keep` (so a flood within the retention period
+    /// cannot grow the table without bound either). Returns how many rows
+    /// went.
+    pub async fn purge_login_attempts(&self, before_ms: i64, keep: i64) -> Result<u64> {
+        let old = sqlx::query("DELETE FROM login_attempts WHERE at_ms < $1")
+            .bind(before_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        let over = sqlx::query(
+            "DELETE FROM login_attempts WHERE id <= \
+             (SELECT id FROM login_attempts ORDER BY id DESC LIMIT 1 OFFSET $1)",
+        )
+        .bind(keep.max(0))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(old + over)
+    }
+
+    /// The number of rows in the login history.
+    pub async fn login_attempt_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM login_attempts")
+            .fetch_one(self.pool())
+            .await?)
     }
 }

@@ -65,6 +65,16 @@ impl Store {
         Ok(done > 0)
     }
 
+    /// Forgets every token of a technician (`gateway admin technician
+    /// revoke-tokens`). Returns how many there were.
+    pub async fn revoke_tokens(&self, technician_id: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
     /// Deletes tokens expired at `now_ms`; returns how many.
     pub async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at_ms <= $1")

@@ -192,6 +192,7 @@ on_both_backends!(
     concurrent_opens_migrate_once,
     technicians,
     lockout_counting,
+    login_history_is_bounded,
     tokens,
     session_create_and_labels,
     label_race_has_one_winner,
@@ -229,6 +230,7 @@ fn new_session(technician_id: i64, label: &str, created_at_ms: i64) -> NewSessio
         label: label.to_owned(),
         console_pin: [0xc0; 32],
         applet_secret: [0x5e; 32],
+        admission_key: [0xad; 32],
         permissions: Permissions::SYSTEM_INFO.union(Permissions::FILE_TO_USER),
         created_at_ms,
         expires_at_ms: created_at_ms + HOUR,
@@ -502,6 +504,40 @@ async fn lockout_counting(db: &TestDb) {
     );
 }
 
+/// The login history cannot be used to fill the database: e-mails are
+/// clamped before they are stored, and old or surplus rows are purged.
+async fn login_history_is_bounded(db: &TestDb) {
+    let store = db.open().await;
+    let huge = format!("{}@example.com", "A".repeat(64 * 1024));
+    for i in 0..10 {
+        store
+            .record_unknown_login(&huge, "192.0.2.9:1", T0 + i)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM login_attempts WHERE LENGTH(email) > 254")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.raw_count("SELECT COUNT(*) FROM login_attempts WHERE LENGTH(email) = 254")
+            .await,
+        10
+    );
+    assert_eq!(store.login_attempt_count().await.unwrap(), 10);
+    // Older than T0 + 4: 4 rows go; then all but the newest 3.
+    assert_eq!(store.purge_login_attempts(T0 + 4, 1_000).await.unwrap(), 4);
+    assert_eq!(store.purge_login_attempts(T0, 3).await.unwrap(), 3);
+    assert_eq!(store.login_attempt_count().await.unwrap(), 3);
+    assert_eq!(
+        db.raw_count("SELECT MIN(at_ms) FROM login_attempts").await,
+        T0 + 7
+    );
+    assert_eq!(store.purge_login_attempts(T0, 3).await.unwrap(), 0);
+    store.close().await;
+}
+
 async fn tokens(db: &TestDb) {
     let store = db.open().await;
     let t = some_tech(&store, "token@example.com").await;
@@ -537,7 +573,7 @@ async fn tokens(db: &TestDb) {
     );
     assert_eq!(
         store.technician_by_token(&b, T0 + 1000).await.unwrap(),
-        Some(t)
+        Some(t.clone())
     );
 
     assert!(store.delete_token(&b).await.unwrap());
@@ -547,6 +583,20 @@ async fn tokens(db: &TestDb) {
         None,
         "logged out"
     );
+
+    // Revoking ends every login of one technician, and only theirs.
+    let other = some_tech(&store, "other-token@example.com").await;
+    for (k, who) in [([4u8; 32], t.id), ([5u8; 32], t.id), ([6u8; 32], other.id)] {
+        store.insert_token(&k, who, T0, T0 + 5000).await.unwrap();
+    }
+    assert_eq!(store.revoke_tokens(t.id).await.unwrap(), 2);
+    assert_eq!(store.technician_by_token(&[4; 32], T0).await.unwrap(), None);
+    assert_eq!(store.technician_by_token(&[5; 32], T0).await.unwrap(), None);
+    assert_eq!(
+        store.technician_by_token(&[6; 32], T0).await.unwrap(),
+        Some(other)
+    );
+    assert_eq!(store.revoke_tokens(t.id).await.unwrap(), 0);
     store.close().await;
 }
 
@@ -782,7 +832,7 @@ async fn state_machine(db: &TestDb) {
 
     // created: only mark_waiting (and end) move it.
     assert!(!store.mark_paired(&g, T0 + 1).await.unwrap());
-    store.clear_waiting(&g).await.unwrap();
+    store.clear_waiting(&g, "198.51.100.7:5000").await.unwrap();
     assert_eq!(
         state(store.session(&g).await.unwrap()),
         SessionState::Created
@@ -800,7 +850,8 @@ async fn state_machine(db: &TestDb) {
     assert_eq!(w.waiting_from.as_deref(), Some("198.51.100.7:5000"));
     assert_eq!(w.waiting_node.as_deref(), Some("node-a"));
     assert_eq!(w.waiting_node_addr.as_deref(), Some("a.example:443"));
-    // A second applet cannot take over a waiting session.
+    assert_eq!(w.admission_key, Some([0xad; 32]));
+    // No applet connection on another node can take a waiting session.
     assert!(
         !store
             .mark_waiting(&g, "node-b", "b.example:443", "203.0.113.9:1", T0 + 3)
@@ -808,9 +859,27 @@ async fn state_machine(db: &TestDb) {
             .unwrap()
     );
     assert_eq!(store.session(&g).await.unwrap().unwrap(), w);
+    // A new connection on the same node may (its registry decided it takes
+    // over); the old connection leaving then changes nothing.
+    assert!(
+        store
+            .mark_waiting(&g, "node-a", "a.example:443", "198.51.100.7:6000", T0 + 3)
+            .await
+            .unwrap()
+    );
+    store.clear_waiting(&g, "198.51.100.7:5000").await.unwrap();
+    let w = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (w.state, w.waiting_from.as_deref(), w.waiting_since_ms),
+        (
+            SessionState::Waiting,
+            Some("198.51.100.7:6000"),
+            Some(T0 + 3)
+        )
+    );
 
     // The applet leaves: back to created, nothing remembered.
-    store.clear_waiting(&g).await.unwrap();
+    store.clear_waiting(&g, "198.51.100.7:6000").await.unwrap();
     let c = store.session(&g).await.unwrap().unwrap();
     assert_eq!(c.state, SessionState::Created);
     assert_eq!(
@@ -845,7 +914,7 @@ async fn state_machine(db: &TestDb) {
             .await
             .unwrap()
     );
-    store.clear_waiting(&g).await.unwrap();
+    store.clear_waiting(&g, "203.0.113.9:1").await.unwrap();
     assert_eq!(
         store.session(&g).await.unwrap().unwrap(),
         p,
@@ -900,7 +969,7 @@ async fn state_machine(db: &TestDb) {
     );
     assert!(!store.mark_paired(&nobody, T0).await.unwrap());
     assert!(!store.end_session(&nobody, "r", T0).await.unwrap());
-    store.clear_waiting(&nobody).await.unwrap();
+    store.clear_waiting(&nobody, "f").await.unwrap();
     assert_eq!(SessionState::Paired.as_str(), "paired");
     store.close().await;
 }
@@ -943,27 +1012,60 @@ async fn reset_node_sessions(db: &TestDb) {
     assert!(store.end_session(&g[4], "gone", T0 + 12).await.unwrap());
     let before_n2 = store.session(&g[2]).await.unwrap().unwrap();
 
-    assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 2);
-    for (i, paired_at) in [(0, None), (1, Some(T0 + 11))] {
-        let r = store.session(&g[i]).await.unwrap().unwrap();
-        assert_eq!(r.state, SessionState::Created, "session {i}");
-        assert_eq!(
-            (r.waiting_node, r.waiting_since_ms, r.waiting_from),
-            (None, None, None)
-        );
-        assert_eq!(r.paired_at_ms, paired_at, "paired_at is history");
-        // And it can be joined again.
-        assert!(
-            store
-                .mark_waiting(&g[i], "n3", "n3:443", "z", T0 + 20)
-                .await
-                .unwrap()
-        );
-    }
+    // The waiting one goes back to created: its applet reconnects.
+    assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 1);
+    let r = store.session(&g[0]).await.unwrap().unwrap();
+    assert_eq!(r.state, SessionState::Created);
+    assert_eq!(
+        (r.waiting_node, r.waiting_since_ms, r.waiting_from),
+        (None, None, None)
+    );
+    assert!(
+        store
+            .mark_waiting(&g[0], "n3", "n3:443", "z", T0 + 20)
+            .await
+            .unwrap(),
+        "and it can be joined again"
+    );
+    // The relayed one was interrupted: it ends, with the reason, and is
+    // no longer listed as open.
+    let why = "interrupted: gateway node n1 stopped while relaying it";
+    assert_eq!(
+        store
+            .interrupt_node_relays("n1", why, T0 + 21)
+            .await
+            .unwrap(),
+        vec![g[1]]
+    );
+    let r = store.session(&g[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r.state,
+            r.ended_at_ms,
+            r.ended_reason.as_deref(),
+            r.paired_at_ms
+        ),
+        (SessionState::Ended, Some(T0 + 21), Some(why), Some(T0 + 11))
+    );
+    assert!(
+        !store
+            .sessions_of(t.id, false)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.guid == g[1])
+    );
     assert_eq!(store.session(&g[2]).await.unwrap().unwrap(), before_n2);
     assert_eq!(state_of(&store, &g[3]).await, SessionState::Created);
     assert_eq!(state_of(&store, &g[4]).await, SessionState::Ended);
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
+    assert!(
+        store
+            .interrupt_node_relays("n1", why, T0 + 22)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store.close().await;
 }
 
@@ -1041,8 +1143,15 @@ async fn direct_sessions(db: &TestDb) {
             .unwrap()
     );
     assert!(!store.mark_paired(&g, T0 + 3).await.unwrap());
-    store.clear_waiting(&g).await.unwrap();
+    store.clear_waiting(&g, "198.51.100.1:1").await.unwrap();
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
+    assert!(
+        store
+            .interrupt_node_relays("n1", "interrupted", T0 + 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.session(&g).await.unwrap().unwrap(), d);
     assert!(
         store
@@ -1156,26 +1265,34 @@ async fn direct_sessions(db: &TestDb) {
             .relay_closed_at_ms,
         None
     );
+    assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
     assert_eq!(
-        store.reset_node_sessions("n1").await.unwrap(),
-        1,
+        store
+            .interrupt_node_relays("n1", "interrupted", T0 + 10)
+            .await
+            .unwrap(),
+        vec![paired_n1],
         "only the paired one"
     );
     assert_eq!(state_of(&store, &on_n1).await, SessionState::Direct);
-    // A reset session paired again starts without the old path.
-    let again = store.session(&paired_n1).await.unwrap().unwrap();
-    assert_eq!(
-        (again.state, again.path),
-        (SessionState::Created, Some(SessionPath::Relay))
-    );
+    assert_eq!(state_of(&store, &on_n2).await, SessionState::Direct);
+    // A session paired again (after its applet left and came back) starts
+    // without the old path.
+    let s = new_session(t.id, "", T0);
+    let again = s.guid;
+    store.create_session(s).await.unwrap();
     assert!(
         store
-            .mark_waiting(&paired_n1, "n1", "n1:443", "c", T0 + 10)
+            .mark_waiting(&again, "n1", "n1:443", "c", T0 + 10)
             .await
             .unwrap()
     );
-    assert!(store.mark_paired(&paired_n1, T0 + 11).await.unwrap());
-    assert_eq!(store.session(&paired_n1).await.unwrap().unwrap().path, None);
+    assert!(store.mark_paired(&again, T0 + 11).await.unwrap());
+    store.set_path(&again, SessionPath::Relay).await.unwrap();
+    assert_eq!(
+        store.session(&again).await.unwrap().unwrap().path,
+        Some(SessionPath::Relay)
+    );
 
     assert_eq!(SessionPath::parse("udp"), Some(SessionPath::Udp));
     assert_eq!(SessionPath::parse("UDP"), None);

@@ -37,7 +37,8 @@ enum Cmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Forget the saved login.
+    /// Log out: the gateway stops accepting this login, and it is forgotten
+    /// here.
     Logout,
     /// Create sessions.
     #[command(subcommand)]
@@ -142,13 +143,7 @@ pub fn main() -> ExitCode {
                 )
                 .await?
             }
-            Cmd::Logout => {
-                if profile.logout()? {
-                    println!("logged out");
-                } else {
-                    println!("not logged in");
-                }
-            }
+            Cmd::Logout => crate::commands::logout(&profile).await?,
             Cmd::Session(SessionCmd::New {
                 label,
                 out,
@@ -192,7 +187,12 @@ pub fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(c) => ExitCode::from(c as u8),
         Err(e) => {
-            eprintln!("tech-console: {e:#}");
+            // Errors can carry the gateway's words: never let the terminal
+            // obey them.
+            eprintln!(
+                "tech-console: {}",
+                lifeline_protocol::text::neutralize(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

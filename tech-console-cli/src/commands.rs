@@ -5,10 +5,11 @@ use anyhow::{Context, bail};
 use lifeline_protocol::portal::{
     CreateSession, LoginRequest, LoginResponse, SessionInfo, SessionList,
 };
+use lifeline_protocol::text::Shown;
 use lifeline_protocol::{ALPN_HTTP1, hex};
 use lifeline_session::addr::HostPort;
 use lifeline_session::identity::SessionIdentity;
-use lifeline_session::portal::PortalClient;
+use lifeline_session::portal::{PortalClient, PortalError};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config, sha256};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -63,15 +64,25 @@ pub async fn login(
     let password = read_password(password_stdin)?;
     let tls = gateway_client_config(&GatewayTrust::Ca(ca.clone()), &[ALPN_HTTP1])?;
     let client = PortalClient::new(addr.clone(), tls);
-    let resp: LoginResponse = client
-        .post(
-            "/api/v1/login",
-            &LoginRequest {
-                email: email.to_owned(),
-                password,
-            },
-        )
-        .await?;
+    let request = LoginRequest {
+        email: email.to_owned(),
+        password,
+    };
+    // A gateway checking many logins at once answers "busy" with a short
+    // Retry-After instead of queueing without bound: wait and try again.
+    let mut tries = 0;
+    let resp: LoginResponse = loop {
+        match client.post("/api/v1/login", &request).await {
+            Err(PortalError::Api { status, error })
+                if status.as_u16() == 503 && error.code == "busy" && tries < 5 =>
+            {
+                tries += 1;
+                let wait = error.retry_after_secs.unwrap_or(1).clamp(1, 5);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            r => break r?,
+        }
+    };
     profile.save_login(
         &Login {
             gateway: addr.to_string(),
@@ -84,8 +95,8 @@ pub async fn login(
     )?;
     println!(
         "logged in as {} ({}) at {addr}; valid until {}",
-        resp.technician.name,
-        resp.technician.email,
+        Shown(&resp.technician.name),
+        Shown(&resp.technician.email),
         lifeline_protocol::time::rfc3339(resp.expires_at_ms)
     );
     Ok(())
@@ -232,11 +243,11 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
         println!(
             "{:<36}  {:<20}  {:<8}  {:<16}  {:<22}  {}",
             s.guid,
-            s.label,
-            s.state,
+            Shown(&s.label).to_string(),
+            Shown(&s.state).to_string(),
             since,
-            s.waiting_from.as_deref().unwrap_or("-"),
-            s.waiting_node.as_deref().unwrap_or("-")
+            Shown(s.waiting_from.as_deref().unwrap_or("-")).to_string(),
+            Shown(s.waiting_node.as_deref().unwrap_or("-"))
         );
     }
     Ok(())
@@ -258,7 +269,35 @@ pub async fn session_end(profile: &Profile, target: &str, reason: &str) -> anyho
     println!(
         "session {} ended ({})",
         ended.guid,
-        ended.ended_reason.unwrap_or_default()
+        Shown(&ended.ended_reason.unwrap_or_default())
     );
+    Ok(())
+}
+
+/// `tech-console logout`: the gateway revokes the token, then the saved
+/// login is forgotten. If the gateway cannot be reached the login is
+/// forgotten anyway, and the technician is told the token stays valid
+/// until it expires.
+pub async fn logout(profile: &Profile) -> anyhow::Result<()> {
+    let Ok((login, client)) = portal(profile) else {
+        println!("not logged in");
+        return Ok(());
+    };
+    let revoked: Result<serde_json::Value, _> =
+        client.post("/api/v1/logout", &serde_json::json!({})).await;
+    profile.logout()?;
+    match revoked {
+        Ok(_) => println!("logged out; the gateway no longer accepts this login"),
+        // Already expired or revoked: nothing left to revoke.
+        Err(PortalError::Api { status, .. }) if status.as_u16() == 401 => {
+            println!("logged out")
+        }
+        Err(e) => println!(
+            "logged out on this machine, but the gateway could not be told ({}); \
+             the login stays valid there until {}",
+            Shown(&e.to_string()),
+            lifeline_protocol::time::rfc3339(login.expires_at_ms)
+        ),
+    }
     Ok(())
 }

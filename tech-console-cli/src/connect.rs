@@ -25,7 +25,7 @@ use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo, SessionList};
-use lifeline_protocol::relay::{Hello, Role, VERSION};
+use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
 use lifeline_session::addr::HostPort;
 use lifeline_session::direct::{Policy, Settings, Side};
@@ -48,12 +48,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// One event: the JSON object in batch mode (exact: JSON escapes what
+    /// a terminal would obey), else the human line, neutralized — chat,
+    /// end reasons and link-test details come from the end user's side and
+    /// the terminal must never obey them.
     fn emit(&self, v: serde_json::Value, human: impl FnOnce() -> String) {
         let mut out = std::io::stdout().lock();
         if self.batch {
             let _ = writeln!(out, "{v}");
         } else {
-            let _ = writeln!(out, "{}", human());
+            let _ = writeln!(out, "{}", lifeline_protocol::text::neutralize(&human()));
         }
         let _ = out.flush();
     }
@@ -133,16 +137,7 @@ async fn run(
     }
     let tls = gateway_client_config(&GatewayTrust::Ca(profile.gateway_ca()?), &[ALPN_RELAY])?;
     let mut stream = relay_link::connect(&node_addr, tls, Duration::from_secs(15)).await?;
-    relay_link::send_hello(
-        &mut stream,
-        &Hello {
-            version: VERSION,
-            role: Role::Console,
-            guid,
-            token: login.token.as_bytes().to_vec(),
-        },
-    )
-    .await?;
+    relay_link::send_hello(&mut stream, &Hello::console(guid, &login.token)).await?;
     let gateway_is_local = relay_link::gateway_is_local(&stream);
     let pairing = relay_link::await_pairing(&mut stream, |_| {}).await?;
     out.emit(

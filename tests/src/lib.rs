@@ -233,9 +233,13 @@ impl Gateway {
             cmd.arg("--store").arg(s);
         }
         cmd.args(["serve", "--listen", listen]);
-        // Many gateways run at once in tests: each its own STUN port.
+        // Many gateways run at once in tests: each its own STUN and
+        // health port.
         if !extra.contains(&"--stun-listen") {
             cmd.args(["--stun-listen", "127.0.0.1:0"]);
+        }
+        if !extra.contains(&"--health-listen") {
+            cmd.args(["--health-listen", "127.0.0.1:0"]);
         }
         cmd.args(extra)
             .env(

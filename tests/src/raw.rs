@@ -3,6 +3,7 @@
 
 use crate::Gateway;
 use lifeline_protocol::relay::{Hello, Role, ServerMsg, VERSION};
+use lifeline_protocol::trailer::SignedTrailer;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid};
 use lifeline_session::addr::HostPort;
 use lifeline_session::relay_link::{self, GatewayStream, LinkError};
@@ -33,16 +34,40 @@ impl RawClient {
         Self { rt, stream }
     }
 
-    /// Sends a hello.
-    pub fn hello(&mut self, role: Role, guid: SessionGuid, token: &str) {
-        let hello = Hello {
+    /// Sends a hello with `credential` as it is (a console's token, or a
+    /// made-up applet proof).
+    pub fn hello(&mut self, role: Role, guid: SessionGuid, credential: &str) {
+        self.send_hello(&Hello {
             version: VERSION,
             role,
             guid,
-            token: token.as_bytes().to_vec(),
-        };
+            credential: credential.as_bytes().to_vec(),
+        });
+    }
+
+    /// The hello the real applet at `applet_file` would send on this
+    /// connection: its admission proof over this connection, made with the
+    /// secret in its trailer.
+    pub fn applet_hello_for(&self, applet_file: &std::path::Path) -> Hello {
+        let file = std::fs::read(applet_file).expect("read the applet");
+        let trailer = SignedTrailer::find(&file).expect("a personalized applet");
+        let body = trailer
+            .verify(&trailer.claimed_key().expect("key"), 0)
+            .expect("a valid trailer");
+        relay_link::applet_hello(&self.stream, body.guid, &body.applet_secret)
+            .expect("admission proof")
+    }
+
+    /// Sends [`applet_hello_for`](Self::applet_hello_for).
+    pub fn applet_hello(&mut self, applet_file: &std::path::Path) {
+        let hello = self.applet_hello_for(applet_file);
+        self.send_hello(&hello);
+    }
+
+    /// Sends this hello as it is.
+    pub fn send_hello(&mut self, hello: &Hello) {
         self.rt
-            .block_on(relay_link::send_hello(&mut self.stream, &hello))
+            .block_on(relay_link::send_hello(&mut self.stream, hello))
             .expect("send hello");
     }
 

@@ -1,6 +1,7 @@
 //! Refusals with clear errors: unknown, expired and ended sessions; a
-//! second applet and a second console for one session; a console of
-//! another technician; five wrong passwords lock the account.
+//! second applet and a second console for one session; a squatter who
+//! knows the GUID; a console of another technician; five wrong passwords
+//! lock the account; separate budgets per kind of failed attempt.
 #![allow(clippy::unwrap_used)]
 
 use lifeline_protocol::SessionGuid;
@@ -111,24 +112,43 @@ fn unknown_expired_and_ended_sessions_are_refused() {
 }
 
 #[test]
-fn second_applet_and_second_console_are_refused() {
+fn a_second_copy_takes_over_while_waiting_and_is_refused_once_paired() {
     let s = setup(&[]);
     let path = s.files.path().join("applet");
     let guid = s.console.session_new("dup", &path);
     let copy = s.files.path().join("applet-copy");
+    let third_copy = s.files.path().join("applet-third");
     std::fs::copy(&path, &copy).unwrap();
+    std::fs::copy(&path, &third_copy).unwrap();
 
     let mut first = Proc::applet(&path, &[]);
     first.out.wait_for("Waiting for Ada");
-    let mut second = Proc::applet(&copy, &["--keep"]);
-    second.out.wait_for("already running for this session");
-    assert_eq!(second.wait_exit(Duration::from_secs(20)).code(), Some(3));
+    // A second copy (a second double-click, or the program again after a
+    // network change) holds the same secret: it takes the waiting place,
+    // and the first steps aside without deleting its file.
+    let mut second = Proc::applet(&copy, &[]);
+    second.out.wait_for("Waiting for Ada");
+    first.out.wait_for("already running for this session");
+    assert_eq!(first.wait_exit(Duration::from_secs(20)).code(), Some(3));
+    assert!(
+        path.exists(),
+        "a refusal it cannot fix must not delete the applet"
+    );
+    assert_eq!(s.console.queue().len(), 1);
 
     // On the relay, so the second console meets the relay's claim (once
     // a session has gone direct, the refusal says so instead; the gateway
     // tests cover that).
     let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
-    tech.event("sas");
+    let sas = tech.event("sas")["code"].as_str().unwrap().to_owned();
+    second.out.wait_for(&format!("Verification code: {sas}"));
+    // Once paired, nobody takes the applet's place, and a third copy is
+    // told so and keeps its file.
+    let mut third = Proc::applet(&third_copy, &[]);
+    third.out.wait_for("already running for this session");
+    assert_eq!(third.wait_exit(Duration::from_secs(20)).code(), Some(3));
+    assert!(third_copy.exists());
+
     let mut other = s.console.connect(&guid);
     let err = other.event("error");
     assert!(
@@ -140,11 +160,50 @@ fn second_applet_and_second_console_are_refused() {
     );
     assert!(!other.wait_exit(Duration::from_secs(20)).success());
 
-    // The first pair is undisturbed.
+    // The pair is undisturbed.
     tech.send("say still here");
-    first.out.wait_for("Ada: still here");
+    second.out.wait_for("Ada: still here");
     tech.send("end");
     tech.event("ended");
+}
+
+/// The GUID is no secret (it is in the file and `--verify` prints it), so
+/// someone who saw it must not be able to register as the applet and make
+/// the real one give up.
+#[test]
+fn a_squatter_who_knows_the_guid_cannot_take_or_hold_the_applets_place() {
+    let s = setup(&[]);
+    let path = s.files.path().join("applet");
+    let guid: SessionGuid = s.console.session_new("squat", &path).parse().unwrap();
+    let not_the_applet = |msg: ServerMsg| {
+        let (code, why) = refused(msg);
+        assert_eq!(code, RefuseCode::NotAuthorized, "{why}");
+        assert!(why.contains("could not prove"), "{why}");
+    };
+    // No proof, a made-up one, and the real applet's proof for another
+    // connection (a replay): all refused.
+    not_the_applet(RawClient::ask(&s.gw, Role::Applet, guid, ""));
+    not_the_applet(RawClient::ask(&s.gw, Role::Applet, guid, &"x".repeat(64)));
+    let elsewhere = RawClient::connect(&s.gw).applet_hello_for(&path);
+    let mut replay = RawClient::connect(&s.gw);
+    replay.send_hello(&elsewhere);
+    not_the_applet(replay.next_msg().unwrap());
+    assert!(s.console.queue().is_empty(), "a squatter registered");
+
+    // The real applet waits; squatters still cannot displace it.
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    not_the_applet(RawClient::ask(&s.gw, Role::Applet, guid, ""));
+    let (mut tech, _) = pair_with(
+        &s.console,
+        &mut applet,
+        "squat",
+        &guid.to_string(),
+        &["--path", "relay"],
+    );
+    tech.send("say hello");
+    applet.out.wait_for("Ada: hello");
+    end_session(&mut tech, &mut applet);
 }
 
 #[test]
@@ -233,9 +292,15 @@ fn a_lock_expires_after_the_configured_time() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong e-mail or password"));
 }
 
+/// One budget per kind of failed attempt, and a budget only ever stands in
+/// the way of failing attempts: a neighbour behind the same address who
+/// guesses GUIDs or tokens blocks neither a real applet, nor a real
+/// console, nor logins.
 #[test]
-fn unknown_guid_guessing_is_rate_limited_per_address() {
+fn a_neighbours_misses_block_neither_the_real_applet_nor_the_console() {
     let s = setup(&["--max-bad-attempts-per-minute", "3"]);
+    let path = s.files.path().join("a");
+    let guid = s.console.session_new("real", &path);
     for i in 0..3u8 {
         let (code, _) = refused(RawClient::ask(
             &s.gw,
@@ -245,28 +310,47 @@ fn unknown_guid_guessing_is_rate_limited_per_address() {
         ));
         assert_eq!(code, RefuseCode::UnknownSession);
     }
-    // Now even a real session's GUID is refused from this address for a
-    // while: guessing must cost time.
-    let guid: SessionGuid = s
-        .console
-        .session_new("real", &s.files.path().join("a"))
-        .parse()
-        .unwrap();
-    let (code, msg) = refused(RawClient::ask(&s.gw, Role::Applet, guid, ""));
+    // Guessing now costs time…
+    let (code, msg) = refused(RawClient::ask(
+        &s.gw,
+        Role::Applet,
+        SessionGuid::from_bytes([9; 16]),
+        "",
+    ));
     assert_eq!(code, RefuseCode::RateLimited);
     assert!(msg.contains("try again in"), "{msg}");
+    // …and so do bad tokens, on their own budget.
+    for _ in 0..3 {
+        let (code, _) = refused(RawClient::ask(
+            &s.gw,
+            Role::Console,
+            guid.parse().unwrap(),
+            "00ff",
+        ));
+        assert_eq!(code, RefuseCode::NotAuthorized);
+    }
+    let (code, _) = refused(RawClient::ask(
+        &s.gw,
+        Role::Console,
+        guid.parse().unwrap(),
+        "00ff",
+    ));
+    assert_eq!(code, RefuseCode::RateLimited);
+    // The real applet from the same address is admitted, logins from it
+    // work, and the real console pairs with it.
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    Console::new().login(&s.gw, "ada@example.com", "correct horse battery");
+    let (mut tech, _) = pair_with(&s.console, &mut applet, "real", &guid, &["--path", "relay"]);
+    end_session(&mut tech, &mut applet);
 }
 
 #[test]
 fn connections_per_address_are_limited() {
     let s = setup(&["--max-conns-per-ip", "2"]);
-    let guid: SessionGuid = s
-        .console
-        .session_new("limit", &s.files.path().join("a"))
-        .parse()
-        .unwrap();
+    s.console.session_new("limit", &s.files.path().join("a"));
     let mut first = RawClient::connect(&s.gw);
-    first.hello(Role::Applet, guid, "");
+    first.applet_hello(&s.files.path().join("a"));
     assert!(matches!(
         first.next_msg().unwrap(),
         ServerMsg::Waiting { .. }

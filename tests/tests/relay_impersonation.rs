@@ -17,6 +17,13 @@
 //! plays the applet — it knows the GUID and the console's pin (both are in
 //! the trailer) but not the applet secret, so its proof fails and the
 //! console refuses it without ever showing a verification code.
+//!
+//! The applet's admission proof to the gateway is bound to its own outer
+//! TLS connection, so a relay that terminates that TLS cannot even use the
+//! applet's hello at the real gateway: the last test shows the real
+//! gateway refusing the forwarded hello. (To let the applet wait at the
+//! real gateway in the test before it, the evil relay passes the applet's
+//! connection through at the TCP level, TLS untouched.)
 #![allow(clippy::unwrap_used)]
 
 use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg};
@@ -43,9 +50,13 @@ use tokio::net::{TcpListener, TcpStream};
 enum Mode {
     /// The technician's console, towards every applet.
     Console,
-    /// The end user's applet, towards every console (applets are passed
-    /// through to the real gateway). The console's pin is public.
+    /// The end user's applet, towards every console (the applet's relay
+    /// connection is passed through to the real gateway at the TCP level).
+    /// The console's pin is public.
     Applet { console_pin: [u8; 32] },
+    /// Terminates the applet's outer TLS and forwards its hello to the real
+    /// gateway over a connection of its own.
+    ForwardApplet,
 }
 
 /// What the evil relay saw.
@@ -55,6 +66,10 @@ enum Seen {
     Portal,
     /// A hello: role and GUID.
     Hello(Role, String),
+    /// An applet's relay connection was passed through, TLS untouched.
+    PassedThrough,
+    /// What the real gateway answered a forwarded applet hello.
+    Forwarded(ServerMsg),
     /// The outcome of the end-to-end handshake the evil relay attempted:
     /// `Ok(how the real end broke it off)` or `Err(what went wrong)`.
     InnerTls(Result<String, String>),
@@ -155,15 +170,51 @@ async fn to_real_gateway(
         .map_err(|e| format!("real gateway TLS: {e}"))
 }
 
+/// Whether a connection's first bytes are a TLS ClientHello offering ALPN
+/// `lifeline/1` (a relay connection, not a portal request), peeked without
+/// consuming them.
+async fn offers_relay_alpn(tcp: &TcpStream) -> bool {
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        if let Ok(n) = tcp.peek(&mut buf).await
+            && n > 0
+        {
+            let hello = &buf[..n];
+            if hello.windows(ALPN_RELAY.len()).any(|w| w == ALPN_RELAY) {
+                return true;
+            }
+            if n >= 512 {
+                return false;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// One connection to the evil relay.
 async fn evil_connection(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     mode: Mode,
     outer: Arc<ServerConfig>,
     real_gateway: SocketAddr,
     ca: CertificateDer<'static>,
     seen: mpsc::Sender<Seen>,
+    applet_passed: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), String> {
+    if matches!(mode, Mode::Applet { .. })
+        && offers_relay_alpn(&tcp).await
+        && !applet_passed.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        // The first relay connection is the real applet's: let it reach
+        // the real gateway, its TLS (and so its admission proof) intact.
+        let _ = seen.send(Seen::PassedThrough);
+        let mut upstream = TcpStream::connect(real_gateway)
+            .await
+            .map_err(|e| format!("real gateway: {e}"))?;
+        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await;
+        return Ok(());
+    }
     let mut tls = tokio_rustls::TlsAcceptor::from(outer)
         .accept(tcp)
         .await
@@ -200,13 +251,32 @@ async fn evil_connection(
             let _ = seen.send(Seen::InnerTls(result));
         }
         (Mode::Applet { .. }, Role::Applet) => {
-            // Let the real applet wait at the real gateway.
+            return Err("a second applet connection came to the evil relay".into());
+        }
+        (Mode::ForwardApplet, Role::Applet) => {
+            // Use the applet's hello at the real gateway, over our own TLS.
             let mut upstream = to_real_gateway(real_gateway, ca, ALPN_RELAY).await?;
             upstream
                 .write_all(&hello.encode())
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            upstream.flush().await.map_err(|e| e.to_string())?;
+            let answer = tokio::time::timeout(
+                Duration::from_secs(10),
+                lifeline_session::relay_link::read_server_msg(&mut upstream),
+            )
+            .await
+            .map_err(|_| "the real gateway did not answer".to_owned())?
+            .map_err(|e| e.to_string())?;
+            let _ = seen.send(Seen::Forwarded(answer.clone()));
+            // Tell the applet what the real gateway said.
+            tls.write_all(&answer.encode())
+                .await
+                .map_err(|e| e.to_string())?;
+            tls.flush().await.map_err(|e| e.to_string())?;
+        }
+        (Mode::ForwardApplet, Role::Console) => {
+            return Err("a console came to the evil relay".into());
         }
         (Mode::Applet { console_pin }, Role::Console) => {
             play_gateway(&mut tls).await?;
@@ -287,14 +357,17 @@ impl EvilSetup {
         let real = self.s.gw.socket_addr();
         let (seen_tx, seen) = mpsc::channel();
         self.seen = seen;
+        let applet_passed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         self.rt.as_ref().unwrap().spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     break;
                 };
                 let (outer, ca, seen) = (outer.clone(), ca.clone(), seen_tx.clone());
+                let passed = applet_passed.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = evil_connection(tcp, mode, outer, real, ca, seen.clone()).await
+                    if let Err(e) =
+                        evil_connection(tcp, mode, outer, real, ca, seen.clone(), passed).await
                     {
                         let _ = seen.send(Seen::Failure(e));
                     }
@@ -303,12 +376,16 @@ impl EvilSetup {
         });
     }
 
-    /// Collects the relay's reports until the end-to-end attempt is in
-    /// (5 s at most); panics on relay failures.
+    /// Collects the relay's reports until the end-to-end attempt (or a
+    /// forwarded hello's answer) is in (5 s at most); panics on relay
+    /// failures.
     fn reports(&self) -> (Vec<Seen>, Option<Result<String, String>>) {
         let mut events: Vec<Seen> = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !events.iter().any(|e| matches!(e, Seen::InnerTls(_))) {
+        while !events
+            .iter()
+            .any(|e| matches!(e, Seen::InnerTls(_) | Seen::Forwarded(_)))
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.seen.recv_timeout(left) {
                 Ok(e) => events.push(e),
@@ -472,5 +549,40 @@ fn console_refuses_a_relay_that_poses_as_the_applet() {
             .any(|l| l.contains("Verification code")),
         "{:?}",
         applet.out.seen
+    );
+}
+
+#[test]
+fn a_relay_that_terminates_the_applets_tls_cannot_use_its_admission_elsewhere() {
+    let (mut evil, listener) = EvilSetup::start();
+    evil.run(listener, Mode::ForwardApplet);
+    let (applet_path, guid) = evil.s.session("evil");
+    let mut applet = Proc::applet(&applet_path, &["--keep"]);
+    let status = applet.wait_exit(Duration::from_secs(20));
+    let out = applet.rest().join("\n");
+    let (events, _) = evil.reports();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Seen::Hello(Role::Applet, g) if *g == guid)),
+        "the applet never sent its hello to the evil relay: {events:?}\napplet said:\n{out}"
+    );
+    let answer = events.iter().find_map(|e| match e {
+        Seen::Forwarded(m) => Some(m.clone()),
+        _ => None,
+    });
+    match answer {
+        Some(ServerMsg::Refused { code, message }) => {
+            assert_eq!(code, lifeline_protocol::relay::RefuseCode::NotAuthorized);
+            assert!(message.contains("could not prove"), "{message}");
+        }
+        other => panic!("the real gateway accepted a forwarded applet hello: {other:?}"),
+    }
+    // The session is untouched: nobody waits for it.
+    assert!(evil.s.console.queue().is_empty());
+    assert!(!status.success(), "applet said:\n{out}");
+    assert!(
+        applet_path.exists(),
+        "a refusal it cannot fix must not delete the applet"
     );
 }

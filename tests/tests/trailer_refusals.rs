@@ -1,7 +1,10 @@
 //! The applet refuses to run with a tampered, truncated or expired trailer,
-//! with a message a non-technical user understands, exit code 2, and
-//! without connecting anywhere; `--verify` on a good applet says who it is
-//! for and that its signature is valid.
+//! or a trailer moved onto another program, with a message a non-technical
+//! user understands, exit code 2, and without connecting anywhere; an
+//! expired or changed applet then removes itself. `--verify` on a good
+//! applet says who it is for, and that a development build's publisher
+//! cannot be verified — even when the trailer calls itself "VERIFIED" in
+//! green.
 #![allow(clippy::unwrap_used)]
 
 use lifeline_protocol::trailer::{FOOTER_LEN, SignedTrailer};
@@ -78,8 +81,9 @@ fn a_tampered_trailer_is_refused_without_connecting() {
             text.contains("has been changed since it was issued"),
             "{text}"
         );
-        assert!(!text.contains("signature:   valid"), "{text}");
-        // ...and so does running it.
+        assert!(!text.contains("publisher:"), "{text}");
+        assert!(bad.exists(), "--verify only looks");
+        // ...and so does running it, which then removes the changed file.
         let (out, text) = run_applet(&bad, &[]);
         assert!(
             text.contains("has been changed since it was issued"),
@@ -94,7 +98,22 @@ fn a_tampered_trailer_is_refused_without_connecting() {
             at - image_len
         );
         assert!(!text.contains("Waiting for"), "{text}");
+        assert!(text.contains("removed itself"), "{text}");
+        assert!(!bad.exists(), "a changed applet removes itself");
     }
+    // The signed trailer, moved onto a different program (here: the same
+    // executable with bytes added before the trailer), is refused too: the
+    // signature covers the program it was issued with.
+    let moved = edited_copy(&s, &good, "moved", |b| {
+        b.splice(image_len..image_len, [0u8; 16]);
+    });
+    let (out, text) = run_applet(&moved, &[]);
+    assert!(
+        text.contains("has been changed since it was issued"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(!moved.exists());
     assert_never_connected(&s, &guid);
 
     // The untouched original does connect: the refusals were the trailer's.
@@ -118,10 +137,7 @@ fn a_truncated_applet_is_refused() {
             text.contains("incomplete"),
             "cut {cut} bytes: the applet said:\n{text}"
         );
-        assert!(
-            text.contains("download it again"),
-            "cut {cut} bytes: {text}"
-        );
+        assert!(text.contains("send it again"), "cut {cut} bytes: {text}");
         assert_eq!(out.status.code(), Some(2), "cut {cut} bytes: {text}");
     }
     assert_never_connected(&s, &guid);
@@ -146,11 +162,11 @@ fn an_expired_session_is_refused() {
         text.contains("This support session expired on"),
         "the applet said:\n{text}"
     );
-    assert!(
-        text.contains("ask your technician for a new link"),
-        "{text}"
-    );
+    assert!(text.contains("ask your technician for a new one"), "{text}");
     assert_eq!(out.status.code(), Some(2), "{text}");
+    // Its file, which holds the session's secret, goes.
+    assert!(text.contains("removed itself"), "{text}");
+    assert!(!applet.exists(), "an expired applet removes itself");
     assert_never_connected(&s, &guid);
 }
 
@@ -175,8 +191,47 @@ fn verify_shows_technician_session_and_a_valid_signature() {
     assert_eq!(field("session"), guid);
     assert_eq!(field("label"), "verified");
     assert!(field("gateways").contains(&s.gw.addr), "{text}");
-    assert!(text.contains("signature:   valid"), "{text}");
+    // Tests run a development build: it must not look verified.
+    assert!(field("publisher").starts_with("NOT VERIFIED"), "{text}");
+    assert!(text.contains("cannot be verified"), "{text}");
+    assert!(!text.contains("valid"), "{text}");
     // --verify only looks: it neither connects nor removes itself.
     assert!(applet.exists());
     assert_never_connected(&s, &guid);
+}
+
+/// Anyone can re-sign a development applet's trailer with a key of their
+/// own. What such a forgery says about itself must not pass for a
+/// verified publisher, and its escape sequences are shown, not obeyed.
+#[test]
+fn a_resigned_development_applet_does_not_look_verified() {
+    use lifeline_protocol::trailer::TrailerBody;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let s = Scenario::start(&[]);
+    let (good, _) = s.session("forged");
+    let bytes = std::fs::read(&good).unwrap();
+    let t = SignedTrailer::find(&bytes).unwrap();
+    let image = bytes[..t.image_len].to_vec();
+    let real = t.verify(&t.claimed_key().unwrap(), 0).unwrap();
+    let key = Ed25519KeyPair::from_seed_unchecked(&[0x66; 32]).unwrap();
+    let forged = TrailerBody {
+        operator_name: "Your Bank IT Security \u{1b}[32m(VERIFIED)\u{1b}[0m".into(),
+        technician_name: "Bank \u{202e}ytiruceS".into(),
+        operator_key: key.public_key().as_ref().try_into().unwrap(),
+        ..real
+    };
+    let path = edited_copy(&s, &good, "bank", |b| {
+        b.truncate(image.len());
+        b.extend(forged.to_trailer(|m| key.sign(m).as_ref().try_into().unwrap()));
+    });
+    let (out, text) = run_applet(&path, &["--verify"]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\e[32m(VERIFIED)\\e[0m"), "{text}");
+    assert!(text.contains("\\u{202e}"), "{text}");
+    assert!(text.contains("NOT VERIFIED"), "{text}");
+    assert!(text.contains("cannot be verified"), "{text}");
 }

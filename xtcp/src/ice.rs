@@ -38,10 +38,7 @@ pub const ICE_MAX_DATAGRAM: usize = 8192;
 
 /// Most candidates an offer may carry (a host has few interfaces; this
 /// bounds what a peer can make us parse and probe).
-pub const MAX_CANDIDATES: usize = 32;
-
-/// Longest candidate line accepted.
-pub const MAX_CANDIDATE_LEN: usize = 256;
+pub const MAX_CANDIDATES: usize = lifeline_protocol::ice::MAX_CANDIDATES;
 
 /// Why ICE failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,17 +60,9 @@ pub enum IceError {
     Io(#[from] io::Error),
 }
 
-/// What one end sends the other so they can run ICE: credentials and
-/// candidates, in the SDP `candidate` attribute syntax.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceOffer {
-    /// ICE username fragment.
-    pub ufrag: String,
-    /// ICE password.
-    pub pwd: String,
-    /// Candidate lines (`candidate:…` without the `a=` prefix).
-    pub candidates: Vec<String>,
-}
+/// What one end sends the other so they can run ICE (the wire type, so
+/// that there is one of it).
+pub use lifeline_protocol::ice::IceOffer;
 
 /// How an agent gathers.
 #[derive(Debug, Clone)]
@@ -279,31 +268,10 @@ pub fn local_ips() -> Vec<std::net::IpAddr> {
     ips
 }
 
-/// Checks an offer's shape before any of it reaches the agent.
+/// Checks an offer's shape before any of it reaches the agent (see
+/// [`IceOffer::check`]).
 pub fn check_offer(offer: &IceOffer) -> Result<(), IceError> {
-    let bad = |why: &str| Err(IceError::BadOffer(why.into()));
-    // RFC 8445 §5.3: ufrag ≥ 4 and pwd ≥ 22 characters of ice-char.
-    let ice_chars = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-    };
-    if !(4..=256).contains(&offer.ufrag.len()) || !ice_chars(&offer.ufrag) {
-        return bad("bad username fragment");
-    }
-    if !(22..=256).contains(&offer.pwd.len()) || !ice_chars(&offer.pwd) {
-        return bad("bad password");
-    }
-    if offer.candidates.is_empty() || offer.candidates.len() > MAX_CANDIDATES {
-        return bad("no candidates, or too many");
-    }
-    if offer
-        .candidates
-        .iter()
-        .any(|c| c.len() > MAX_CANDIDATE_LEN || !c.is_ascii())
-    {
-        return bad("candidate line too long or not ASCII");
-    }
-    Ok(())
+    offer.check().map_err(|e| IceError::BadOffer(e.to_string()))
 }
 
 /// An ICE connection (the selected candidate pair) as a datagram path.

@@ -108,6 +108,7 @@ async fn main() -> Result<()> {
     let id = SessionIdentity::generate("pairing_latency")?;
     let sessions = client::create_sessions(&tech, id.pin(), applets, 32).await?;
     let guids: Arc<Vec<_>> = Arc::new(sessions.iter().map(|s| s.guid).collect());
+    let sessions = Arc::new(sessions);
 
     // Applets: connect, wait, and once paired hand the stream over to be
     // closed at the end of the phase.
@@ -117,9 +118,9 @@ async fn main() -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..128 {
-        let (cfg, guids, next, connected, paired_tx) = (
+        let (cfg, sessions, next, connected, paired_tx) = (
             cfg.clone(),
-            guids.clone(),
+            sessions.clone(),
             next.clone(),
             connected.clone(),
             paired_tx.clone(),
@@ -128,7 +129,7 @@ async fn main() -> Result<()> {
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= guids.len() {
+                if i >= sessions.len() {
                     return anyhow::Ok(());
                 }
                 let mut s = client::tls_connect(
@@ -137,7 +138,7 @@ async fn main() -> Result<()> {
                     cfg.clone(),
                 )
                 .await?;
-                client::applet_wait(&mut s, guids[i]).await?;
+                client::applet_wait(&mut s, &sessions[i]).await?;
                 connected.fetch_add(1, Ordering::Relaxed);
                 let paired_tx = paired_tx.clone();
                 tokio::spawn(async move {

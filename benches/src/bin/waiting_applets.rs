@@ -108,7 +108,7 @@ async fn main() -> Result<()> {
             let mut s =
                 client::tls_connect(Some(client::loopback_source(0, i % sources)), addr, cfg)
                     .await?;
-            client::applet_wait(&mut s, sessions[i].guid).await?;
+            client::applet_wait(&mut s, &sessions[i]).await?;
             Ok(s)
         })
     });

@@ -1,10 +1,12 @@
 //! `POST /api/v1/login`: password check, lockout, token issue.
 
 use super::{Resp, error, error_retry, json, parse, store_error};
+use crate::auth::AuthError;
 use crate::config::MAX_LOGIN_FAILURES;
 use crate::server::Gateway;
 use http::StatusCode;
 use lifeline_protocol::portal::{LoginRequest, LoginResponse, TechnicianInfo};
+use lifeline_store::Technician;
 use std::net::SocketAddr;
 
 fn locked(until_ms: i64, now: i64) -> Resp {
@@ -22,17 +24,29 @@ fn locked(until_ms: i64, now: i64) -> Resp {
 
 pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
     let ip = peer.ip();
-    if gw.bad_attempts.is_blocked(ip) {
-        return error_retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many failed attempts from your address; wait a minute",
-            Some(gw.bad_attempts.retry_after(ip)),
-        );
-    }
     let req: LoginRequest = match parse(body) {
         Ok(r) => r,
         Err(r) => return r,
+    };
+    // The attempt takes its place in the source's budget before anything
+    // is hashed: of many parallel logins from one address, at most the
+    // budget ever reach scrypt. A successful login gives it back.
+    if let Err(retry) = gw.budgets.login.reserve(ip) {
+        return error_retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed logins from your address; wait a minute",
+            Some(retry),
+        );
+    }
+    let busy = || {
+        gw.budgets.login.refund(ip);
+        error_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the gateway is checking many logins right now; try again in a second",
+            Some(1),
+        )
     };
     let bad = || {
         error(
@@ -45,23 +59,31 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
     let source = peer.to_string();
     let tech = match gw.store.technician_by_email(&req.email).await {
         Ok(t) => t,
-        Err(e) => return store_error(e),
+        Err(e) => {
+            gw.budgets.login.refund(ip);
+            return store_error(e);
+        }
     };
     let Some(tech) = tech else {
         // Spend the same time as a real check, so timing does not reveal
         // which e-mail addresses exist.
-        let _ = gw
+        if let Err(AuthError::Busy) = gw
             .hasher
             .verify(req.password, crate::auth::decoy_hash().to_owned())
-            .await;
+            .await
+        {
+            return busy();
+        }
+        // The store clamps the e-mail to 254 bytes: the login history is
+        // not a way to write megabytes into the database.
         let _ = gw
             .store
             .record_unknown_login(&req.email, &source, now)
             .await;
-        gw.bad_attempts.record(ip);
         return bad();
     };
     if let Some(until) = tech.locked_until_ms.filter(|u| *u > now) {
+        gw.budgets.login.refund(ip);
         return locked(until, now);
     }
     let ok = match gw
@@ -70,13 +92,13 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
         .await
     {
         Ok(ok) => ok,
+        Err(AuthError::Busy) => return busy(),
         Err(e) => {
             tracing::error!(email = %tech.email, error = %e, "password check failed");
             false
         }
     };
     if !ok {
-        gw.bad_attempts.record(ip);
         let lock_ms = gw.config.lockout.as_millis() as i64;
         return match gw
             .store
@@ -105,6 +127,7 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             Err(e) => store_error(e),
         };
     }
+    gw.budgets.login.refund(ip);
     if let Err(e) = gw
         .store
         .record_login_success(tech.id, &tech.email, &source, now)
@@ -140,4 +163,15 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             },
         },
     )
+}
+
+/// `POST /api/v1/logout`: the presented token stops working at once.
+pub(super) async fn logout(gw: &Gateway, tech: &Technician, token: &str) -> Resp {
+    match gw.store.delete_token(&crate::auth::token_hash(token)).await {
+        Ok(_) => {
+            crate::relay::audit(gw, None, &tech.email, "logout", "token revoked").await;
+            json(StatusCode::OK, &serde_json::json!({"logged_out": true}))
+        }
+        Err(e) => store_error(e),
+    }
 }

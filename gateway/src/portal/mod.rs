@@ -2,8 +2,10 @@
 //!
 //! Routing is a `match` on method and path segments; handlers live in
 //! [`sessions`], [`login`] and [`public`]. Request bodies are capped at
-//! [`MAX_BODY`]; headers must arrive within the handshake timeout; a
-//! connection lives at most [`MAX_CONNECTION`].
+//! [`MAX_BODY`] and must arrive within the body timeout once the headers
+//! have (a client that stalls mid-body gets 408 and loses its slot);
+//! headers must arrive within the handshake timeout; a connection lives at
+//! most [`MAX_CONNECTION`].
 
 // Handlers return `Result<_, Resp>` so an early error *is* the response;
 // a response is built once per request, so its size does not matter.
@@ -105,28 +107,32 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
     let resp = match (&method, segs.as_slice()) {
         (&Method::GET, ["api", "v1", "health"]) => public::health(gw),
         (&Method::GET, ["api", "v1", "directory"]) => public::directory(gw).await,
-        (&Method::POST, ["api", "v1", "login"]) => match body(req).await {
+        (&Method::POST, ["api", "v1", "login"]) => match body(gw, req).await {
             Ok(b) => login::login(gw, &b, peer).await,
+            Err(r) => r,
+        },
+        (&Method::POST, ["api", "v1", "logout"]) => match authenticate(gw, &req).await {
+            Ok((tech, token)) => login::logout(gw, &tech, &token).await,
             Err(r) => r,
         },
         (_, ["api", "v1", "sessions", ..]) => {
             let tech = match authenticate(gw, &req).await {
-                Ok(t) => t,
+                Ok((t, _)) => t,
                 Err(r) => return r,
             };
             match (&method, &segs[3..]) {
                 (&Method::GET, []) => sessions::list(gw, &tech, false).await,
                 (&Method::GET, ["waiting"]) => sessions::list(gw, &tech, true).await,
-                (&Method::POST, []) => match body(req).await {
+                (&Method::POST, []) => match body(gw, req).await {
                     Ok(b) => sessions::create(gw, &tech, &b).await,
                     Err(r) => r,
                 },
                 (&Method::GET, [guid]) => sessions::show(gw, &tech, guid).await,
-                (&Method::POST, [guid, "end"]) => match body(req).await {
+                (&Method::POST, [guid, "end"]) => match body(gw, req).await {
                     Ok(b) => sessions::end(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
-                (&Method::POST, [guid, "path"]) => match body(req).await {
+                (&Method::POST, [guid, "path"]) => match body(gw, req).await {
                     Ok(b) => sessions::path(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
@@ -146,15 +152,33 @@ fn not_found() -> Resp {
     error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
 }
 
-/// Reads a request body up to [`MAX_BODY`].
-async fn body(req: Request<Incoming>) -> Result<Bytes, Resp> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(error(
+/// Reads a request body up to [`MAX_BODY`] within the body timeout.
+async fn body(gw: &Gateway, req: Request<Incoming>) -> Result<Bytes, Resp> {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(gw.config.body_timeout, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             &format!("request body larger than {MAX_BODY} bytes or unreadable"),
         )),
+        Err(_) => {
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the request body did not arrive within {} s",
+                    gw.config.body_timeout.as_secs()
+                ),
+            );
+            // The rest of the body may still be on its way: this
+            // connection cannot serve another request.
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            Err(r)
+        }
     }
 }
 
@@ -169,8 +193,8 @@ fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Resp> {
     })
 }
 
-/// The technician behind the request's bearer token.
-async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<Technician, Resp> {
+/// The technician behind the request's bearer token, and the token.
+async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<(Technician, String), Resp> {
     let unauthorized = || {
         error(
             StatusCode::UNAUTHORIZED,
@@ -181,15 +205,14 @@ async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<Technicia
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| lifeline_protocol::portal::bearer_token(v.as_bytes()))
         .ok_or_else(unauthorized)?;
     match gw
         .store
         .technician_by_token(&crate::auth::token_hash(token), lifeline_session::now_ms())
         .await
     {
-        Ok(Some(t)) => Ok(t),
+        Ok(Some(t)) => Ok((t, token.to_owned())),
         Ok(None) => Err(unauthorized()),
         Err(e) => Err(store_error(e)),
     }

@@ -4,19 +4,9 @@ use super::{Resp, json, store_error};
 use crate::server::Gateway;
 use http::StatusCode;
 use lifeline_protocol::directory::{Directory, SignedDirectory};
-use lifeline_protocol::portal::Health;
-use std::sync::atomic::Ordering;
 
 pub(super) fn health(gw: &Gateway) -> Resp {
-    json(
-        StatusCode::OK,
-        &Health {
-            node: gw.node_name.clone(),
-            status: if gw.draining() { "draining" } else { "ok" }.into(),
-            waiting: gw.registry.waiting() as u64,
-            relaying: gw.stats.relaying.load(Ordering::Relaxed),
-        },
-    )
+    json(StatusCode::OK, &crate::health::health(gw))
 }
 
 pub(super) async fn directory(gw: &Gateway) -> Resp {

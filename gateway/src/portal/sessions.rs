@@ -6,16 +6,9 @@ use crate::server::Gateway;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
-use lifeline_protocol::portal::{
-    CreateSession, EndSession, MAX_PATH_DETAIL, PATHS, PathReport, SessionInfo, SessionList,
-};
+use lifeline_protocol::portal::{CreateSession, EndSession, PathReport, SessionInfo, SessionList};
 use lifeline_protocol::{SessionGuid, hex};
 use lifeline_store::{NewSession, SessionPath, SessionRecord, SessionState, Technician};
-
-/// Longest label.
-pub const MAX_LABEL: usize = 128;
-/// Longest session lifetime a technician may ask for.
-pub const MAX_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// The portal's view of a stored session.
 pub fn info(r: &SessionRecord) -> SessionInfo {
@@ -62,29 +55,11 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
         Ok(r) => r,
         Err(r) => return r,
     };
-    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "bad_request", m);
-    let Some(console_pin) = hex::decode_array::<32>(&req.console_pin) else {
-        return bad(
-            "console_pin must be 64 hex digits (SHA-256 of the session certificate's SPKI)",
-        );
+    let checked = match req.check(gw.config.session_ttl.as_secs()) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
     };
-    let Some(applet_secret) = hex::decode_array::<32>(&req.applet_secret) else {
-        return bad("applet_secret must be 64 hex digits");
-    };
-    let label = req.label.unwrap_or_default().trim().to_owned();
-    if label.len() > MAX_LABEL || label.chars().any(char::is_control) {
-        return bad(&format!(
-            "label must be at most {MAX_LABEL} bytes of printable text"
-        ));
-    }
-    let ttl = req
-        .expires_in_secs
-        .unwrap_or(gw.config.session_ttl.as_secs());
-    if ttl == 0 || ttl > MAX_SESSION_TTL_SECS {
-        return bad(&format!(
-            "expires_in_secs must be between 1 and {MAX_SESSION_TTL_SECS}"
-        ));
-    }
+    let (label, ttl) = (checked.label, checked.ttl_secs);
     let Ok(guid) = SessionGuid::random(&ring::rand::SystemRandom::new()) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,8 +74,9 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
             guid,
             technician_id: tech.id,
             label: label.clone(),
-            console_pin,
-            applet_secret,
+            console_pin: checked.console_pin,
+            applet_secret: checked.applet_secret,
+            admission_key: lifeline_protocol::proof::admission_public_key(&checked.applet_secret),
             permissions: tech.permissions,
             created_at_ms: now,
             expires_at_ms: now + (ttl as i64) * 1000,
@@ -160,12 +136,9 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         Ok(r) => r,
         Err(r) => return r,
     };
-    let reason = lifeline_protocol::codec::clamp_str(req.reason.trim(), 256).to_owned();
-    let reason = if reason.is_empty() {
-        "ended by the technician".to_owned()
-    } else {
-        reason
-    };
+    let reason = req
+        .reason_text()
+        .unwrap_or_else(|| "ended by the technician".to_owned());
     let now = lifeline_session::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
         // The relay may have closed the session already (it sees the
@@ -189,25 +162,11 @@ pub(super) async fn path(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8
         Ok(r) => r,
         Err(r) => return r,
     };
-    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "bad_request", m);
-    let Some(path) = SessionPath::parse(&req.path) else {
-        return bad(&format!(
-            "path must be one of {}, not {:?}",
-            PATHS.join(", "),
-            lifeline_protocol::codec::clamp_str(&req.path, 32)
-        ));
+    let path = match req.check().map(|()| SessionPath::parse(&req.path)) {
+        Ok(Some(p)) => p,
+        Ok(None) => return error(StatusCode::BAD_REQUEST, "bad_request", "unknown path"),
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
     };
-    if req.detail.len() > MAX_PATH_DETAIL {
-        return bad(&format!(
-            "detail must be at most {MAX_PATH_DETAIL} bytes (got {})",
-            req.detail.len()
-        ));
-    }
-    if let Some(rtt) = req.rtt_ms
-        && !(rtt.is_finite() && rtt >= 0.0)
-    {
-        return bad("rtt_ms must be a finite number of milliseconds, zero or more");
-    }
     let rec = match own(gw, tech, guid).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -224,8 +183,9 @@ pub(super) async fn path(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8
 
 /// The audit line of a path report: `direct TCP, rtt 0.4 ms; DETAIL`,
 /// `XTCP over UDP, rtt 12.0 ms; DETAIL` or `relay; DETAIL` (the rtt and
-/// the detail only when given). Control characters in the console's
-/// detail become spaces, so it cannot forge lines in `admin audit`.
+/// the detail only when given). Control and format characters in the
+/// console's detail are shown escaped, so it cannot forge lines in
+/// `admin audit`.
 pub fn path_audit_detail(path: SessionPath, rtt_ms: Option<f64>, detail: &str) -> String {
     let mut out = match path {
         SessionPath::Relay => "relay",
@@ -236,11 +196,7 @@ pub fn path_audit_detail(path: SessionPath, rtt_ms: Option<f64>, detail: &str) -
     if let Some(rtt) = rtt_ms {
         out.push_str(&format!(", rtt {rtt:.1} ms"));
     }
-    let detail: String = detail
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let detail = lifeline_protocol::text::neutralize(detail.trim());
     if !detail.is_empty() {
         out.push_str("; ");
         out.push_str(&detail);
@@ -261,9 +217,7 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
             "this session has ended or expired",
         );
     }
-    let platform = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("platform="))
+    let platform = lifeline_protocol::portal::query_param(query, "platform")
         .map(str::to_owned)
         .unwrap_or_else(crate::config::this_platform);
     // Read the stock applet before taking the secret, so a missing applet
@@ -323,7 +277,7 @@ mod tests {
         );
         assert_eq!(
             path_audit_detail(SessionPath::Udp, Some(12.0), " srflx\nforged "),
-            "XTCP over UDP, rtt 12.0 ms; srflx forged"
+            "XTCP over UDP, rtt 12.0 ms; srflx\\nforged"
         );
         assert_eq!(
             path_audit_detail(SessionPath::Relay, None, "no direct path"),

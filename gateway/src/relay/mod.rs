@@ -77,27 +77,21 @@ async fn read_hello(tls: &mut ServerStream) -> Result<Hello, Refusal> {
 
 /// Entry point for a TLS connection that chose ALPN `lifeline/1`.
 /// `deadline` is the handshake deadline, which covers the hello too.
-pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, deadline: Instant) {
+/// `open` is the connection's place in the node's count; a waiting applet
+/// hands it to the relay that takes its connection over.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    mut tls: ServerStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    open: Option<crate::server::Open>,
+) {
     if gw.draining() {
         refuse(
             &mut tls,
             Refusal::new(
                 RefuseCode::ShuttingDown,
                 "this gateway is restarting; reconnecting shortly",
-            ),
-        )
-        .await;
-        return;
-    }
-    if gw.bad_attempts.is_blocked(peer.ip()) {
-        refuse(
-            &mut tls,
-            Refusal::new(
-                RefuseCode::RateLimited,
-                format!(
-                    "too many attempts with unknown sessions from your address; try again in {} s",
-                    gw.bad_attempts.retry_after(peer.ip())
-                ),
             ),
         )
         .await;
@@ -131,13 +125,40 @@ pub async fn handle(gw: Arc<Gateway>, mut tls: ServerStream, peer: SocketAddr, d
         .await;
     }
     let result = match hello.role {
-        Role::Applet => applet(&gw, tls, peer, hello.guid).await,
+        Role::Applet => applet(&gw, tls, peer, hello, open).await,
         Role::Console => console(&gw, tls, peer, hello).await,
     };
     if let Err((mut tls, r)) = result {
-        tracing::info!(%peer, code = ?r.0, reason = %r.1, "relay connection refused");
+        gw.refusals.refused(r.0, peer, &r.1);
         refuse(&mut tls, r).await;
     }
+}
+
+/// A failed attempt of `kind` from `peer`: refused as `refusal`, or as
+/// rate-limited once the source has used up that kind's budget.
+fn bad_attempt(kind: &crate::limits::Budget, peer: SocketAddr, refusal: Refusal) -> Refusal {
+    match kind.reserve(peer.ip()) {
+        Ok(()) => refusal,
+        Err(retry) => Refusal::new(
+            RefuseCode::RateLimited,
+            format!("too many failed attempts from your address; try again in {retry} s"),
+        ),
+    }
+}
+
+/// The exporter of a client's outer TLS connection that its admission
+/// proof signs.
+fn admission_exporter(tls: &ServerStream, guid: &SessionGuid) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    tls.get_ref()
+        .1
+        .export_keying_material(
+            &mut out,
+            lifeline_protocol::proof::ADMISSION_EXPORTER_LABEL,
+            Some(guid.as_bytes()),
+        )
+        .ok()?;
+    Some(out)
 }
 
 /// Looks a session up and checks it can still be joined.
@@ -154,10 +175,13 @@ async fn live_session(
         )
     })?;
     let Some(rec) = rec else {
-        gw.bad_attempts.record(peer.ip());
-        return Err(Refusal::new(
-            RefuseCode::UnknownSession,
-            "there is no support session with this ID",
+        return Err(bad_attempt(
+            &gw.budgets.unknown_session,
+            peer,
+            Refusal::new(
+                RefuseCode::UnknownSession,
+                "there is no support session with this ID",
+            ),
         ));
     };
     if rec.state == SessionState::Ended {
@@ -185,30 +209,62 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
     )
 }
 
-/// An applet: register as waiting and hold the connection until a console
-/// takes it, the applet leaves, or the node drains.
+/// An applet: prove it holds the session's applet file, register as
+/// waiting and hold the connection until a console takes it, the applet
+/// leaves, another connection of the same applet takes over, or the node
+/// drains.
 async fn applet(
     gw: &Arc<Gateway>,
     mut tls: ServerStream,
     peer: SocketAddr,
-    guid: SessionGuid,
+    hello: Hello,
+    open: Option<crate::server::Open>,
 ) -> Outcome {
-    if let Err(r) = live_session(gw, &guid, peer).await {
-        return Err((tls, r));
-    }
+    let guid = hello.guid;
+    let rec = match live_session(gw, &guid, peer).await {
+        Ok(r) => r,
+        Err(r) => return Err((tls, r)),
+    };
+    // Sessions from before admission keys existed have none: their applets
+    // are admitted on the GUID alone, as they were then.
+    let proven = match rec.admission_key {
+        None => false,
+        Some(key) => {
+            let ok = admission_exporter(&tls, &guid).is_some_and(|exporter| {
+                lifeline_protocol::proof::verify_admission(
+                    &key,
+                    &guid,
+                    &exporter,
+                    &hello.credential,
+                )
+            });
+            if !ok {
+                let r = Refusal::new(
+                    RefuseCode::NotAuthorized,
+                    "this copy of the support program could not prove it belongs to this session",
+                );
+                return Err((tls, bad_attempt(&gw.budgets.unknown_session, peer, r)));
+            }
+            true
+        }
+    };
     let already = || {
         Refusal::new(
             RefuseCode::AlreadyConnected,
             "another copy of the support program is already connected for this session",
         )
     };
-    let Ok((ticket, mut pair_rx)) = gw.registry.register_applet(guid) else {
+    // A proven applet may take over from a waiting connection of its own
+    // (a reconnect after a network change, a second double-click); an
+    // unproven one never can.
+    let Ok((ticket, mut wait)) = gw.registry.register_applet(guid, proven) else {
         return Err((tls, already()));
     };
     let now = lifeline_session::now_ms();
+    let from = peer.to_string();
     match gw
         .store
-        .mark_waiting(&guid, &gw.node_name, &gw.advertise, &peer.to_string(), now)
+        .mark_waiting(&guid, &gw.node_name, &gw.advertise, &from, now)
         .await
     {
         Ok(true) => {}
@@ -217,7 +273,7 @@ async fn applet(
     }
     // Tell the applet first; the audit row is not on its critical path.
     let waiting = ServerMsg::Waiting {
-        observed: peer.to_string(),
+        observed: from.clone(),
         node: gw.node_name.clone(),
     };
     let told = send(&mut tls, &waiting).await.is_ok();
@@ -231,24 +287,42 @@ async fn applet(
     .await;
     tracing::info!(%guid, %peer, "applet waiting");
     let mut left = "applet left";
+    let mut replaced = false;
     if told {
         let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
         let mut phase = gw.phase.clone();
         let mut probe = [0u8; 1];
+        // The eviction sender also goes away when a console takes the slot;
+        // only a sent eviction means another connection took over.
+        let mut may_be_evicted = true;
         loop {
             tokio::select! {
-                req = &mut pair_rx => {
+                req = &mut wait.pair => {
                     let Ok(req) = req else { break };
                     if send(&mut tls, &paired_msg(gw)).await.is_err() {
                         break;
                     }
                     // Hand stream and claim to the console's task, which
                     // pumps; the claim keeps a second applet out meanwhile.
-                    if let Err((_stream, ticket)) = req.reply.send((tls, ticket)) {
-                        drop(ticket);
-                        let _ = gw.store.clear_waiting(&guid).await;
+                    let Some(open) = open else { break };
+                    if let Err(back) = req.reply.send(registry::Handover { stream: tls, ticket, open }) {
+                        drop(back);
+                        let _ = gw.store.clear_waiting(&guid, &from).await;
                     }
                     return Ok(());
+                }
+                evicted = &mut wait.evicted, if may_be_evicted => {
+                    if evicted.is_err() {
+                        may_be_evicted = false;
+                        continue;
+                    }
+                    left = "replaced by a new connection of the same applet";
+                    replaced = true;
+                    let _ = send(&mut tls, &ServerMsg::Refused {
+                        code: RefuseCode::AlreadyConnected,
+                        message: "this support program connected again; this older connection is closed".into(),
+                    }).await;
+                    break;
                 }
                 // An applet sends nothing while waiting: any byte or EOF
                 // means it is gone (or misbehaving).
@@ -270,7 +344,9 @@ async fn applet(
         }
     }
     drop(ticket);
-    if let Err(e) = gw.store.clear_waiting(&guid).await {
+    // Conditional on our own registration: after a takeover the session
+    // waits for the new connection, which this must not undo.
+    if !replaced && let Err(e) = gw.store.clear_waiting(&guid, &from).await {
         tracing::warn!(error = %e, "store update failed");
     }
     audit(gw, Some(&guid), "applet", "left", left).await;
@@ -296,7 +372,7 @@ async fn console(
 ) -> Outcome {
     let guid = hello.guid;
     let now = lifeline_session::now_ms();
-    let token = String::from_utf8_lossy(&hello.token).into_owned();
+    let token = String::from_utf8_lossy(&hello.credential).into_owned();
     let tech = match gw
         .store
         .technician_by_token(&crate::auth::token_hash(&token), now)
@@ -304,13 +380,11 @@ async fn console(
     {
         Ok(Some(t)) => t,
         Ok(None) => {
-            return Err((
-                tls,
-                Refusal::new(
-                    RefuseCode::NotAuthorized,
-                    "your login has expired or is not valid; log in again",
-                ),
-            ));
+            let r = Refusal::new(
+                RefuseCode::NotAuthorized,
+                "your login has expired or is not valid; log in again",
+            );
+            return Err((tls, bad_attempt(&gw.budgets.console_token, peer, r)));
         }
         Err(e) => return Err((tls, internal(e))),
     };
@@ -373,7 +447,12 @@ async fn console(
         Ok(()) => reply_rx.await.ok(),
         Err(_) => None,
     };
-    let Some((applet_stream, applet_ticket)) = paired else {
+    let Some(registry::Handover {
+        stream: applet_stream,
+        ticket: applet_ticket,
+        open: applet_open,
+    }) = paired
+    else {
         return Err((
             tls,
             Refusal::new(
@@ -382,20 +461,20 @@ async fn console(
             ),
         ));
     };
-    if send(&mut tls, &paired_msg(gw)).await.is_err() {
-        let _ = gw.store.clear_waiting(&guid).await;
-        return Ok(());
-    }
-    let now = lifeline_session::now_ms();
-    if let Err(e) = gw.store.mark_paired(&guid, now).await {
-        tracing::warn!(error = %e, "store update failed");
-    }
     let applet_addr = applet_stream
         .get_ref()
         .0
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    if send(&mut tls, &paired_msg(gw)).await.is_err() {
+        let _ = gw.store.clear_waiting(&guid, &applet_addr).await;
+        return Ok(());
+    }
+    let now = lifeline_session::now_ms();
+    if let Err(e) = gw.store.mark_paired(&guid, now).await {
+        tracing::warn!(error = %e, "store update failed");
+    }
     audit(
         gw,
         Some(&guid),
@@ -410,22 +489,40 @@ async fn console(
     tracing::info!(%guid, console = %peer, applet = %applet_addr, "paired; relaying");
 
     gw.stats.relaying.fetch_add(1, Ordering::Relaxed);
-    let report = pump::run(
-        applet_stream,
-        tls,
-        gw.config.danger_record_relay.as_deref(),
-        &guid.to_string(),
-        gw.stop_relays.clone(),
-    )
-    .await;
+    let counters = pump::Counters::default();
+    let record_name = guid.to_string();
+    let report = {
+        let pump = pump::run(
+            applet_stream,
+            tls,
+            gw.config.danger_record_relay.as_deref(),
+            &record_name,
+            gw.stop_relays.clone(),
+            &counters,
+        );
+        tokio::pin!(pump);
+        // The byte counters reach the store while the relay runs, so a
+        // node that dies mid-session (kill -9, power) still has them.
+        let mut persisted = (0, 0);
+        let mut tick = tokio::time::interval_at(Instant::now() + COUNTER_FLUSH, COUNTER_FLUSH);
+        let report = loop {
+            tokio::select! {
+                report = &mut pump => break report,
+                _ = tick.tick() => {
+                    persisted = persist_counters(gw, &guid, persisted, counters.get()).await;
+                }
+            }
+        };
+        persist_counters(
+            gw,
+            &guid,
+            persisted,
+            (report.applet_to_console, report.console_to_applet),
+        )
+        .await;
+        report
+    };
     let now = lifeline_session::now_ms();
-    if let Err(e) = gw
-        .store
-        .add_relayed_bytes(&guid, report.applet_to_console, report.console_to_applet)
-        .await
-    {
-        tracing::warn!(error = %e, "store update failed");
-    }
     // A session that went direct (the console reported a direct path
     // before closing the relay) outlives its relay; any other ends here.
     let reason = format!("relay closed: {}", report.reason);
@@ -456,7 +553,32 @@ async fn console(
     gw.stats.relaying.fetch_sub(1, Ordering::Relaxed);
     drop(applet_ticket);
     drop(console_ticket);
+    drop(applet_open);
     Ok(())
+}
+
+/// How often a relay's byte counters are written to the store.
+pub const COUNTER_FLUSH: Duration = Duration::from_secs(5);
+
+/// Adds the bytes relayed since `persisted` to the store; returns the new
+/// persisted totals (unchanged if the write failed, so it is retried).
+async fn persist_counters(
+    gw: &Gateway,
+    guid: &SessionGuid,
+    persisted: (u64, u64),
+    now: (u64, u64),
+) -> (u64, u64) {
+    let delta = (now.0 - persisted.0, now.1 - persisted.1);
+    if delta == (0, 0) {
+        return persisted;
+    }
+    match gw.store.add_relayed_bytes(guid, delta.0, delta.1).await {
+        Ok(()) => now,
+        Err(e) => {
+            tracing::warn!(error = %e, "store update failed");
+            persisted
+        }
+    }
 }
 
 /// Appends to the audit trail; a failure is logged, never fatal.

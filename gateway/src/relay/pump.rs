@@ -19,6 +19,23 @@ pub const LINGER: Duration = Duration::from_secs(10);
 /// ping every 10 s through the relay, so a live session never gets here.
 pub const IDLE: Duration = Duration::from_secs(120);
 
+/// Bytes moved so far, each way; readable while the pump runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    applet_to_console: AtomicU64,
+    console_to_applet: AtomicU64,
+}
+
+impl Counters {
+    /// `(applet → console, console → applet)` so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.applet_to_console.load(Ordering::Relaxed),
+            self.console_to_applet.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// What the pump did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PumpReport {
@@ -82,6 +99,7 @@ pub async fn run<A, C>(
     record_dir: Option<&Path>,
     record_name: &str,
     mut stop: watch::Receiver<bool>,
+    counters: &Counters,
 ) -> PumpReport
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -91,9 +109,8 @@ where
     let (cr, cw) = tokio::io::split(console);
     let rec_a = recorder(record_dir, &format!("{record_name}.applet-to-console")).await;
     let rec_c = recorder(record_dir, &format!("{record_name}.console-to-applet")).await;
-    let (a_bytes, c_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    let a2c = copy(ar, cw, rec_a, &a_bytes);
-    let c2a = copy(cr, aw, rec_c, &c_bytes);
+    let a2c = copy(ar, cw, rec_a, &counters.applet_to_console);
+    let c2a = copy(cr, aw, rec_c, &counters.console_to_applet);
     tokio::pin!(a2c, c2a);
     let stopped = async {
         while !*stop.borrow_and_update() {
@@ -131,9 +148,10 @@ where
             }
         }
     };
+    let (applet_to_console, console_to_applet) = counters.get();
     PumpReport {
-        applet_to_console: a_bytes.load(Ordering::Relaxed),
-        console_to_applet: c_bytes.load(Ordering::Relaxed),
+        applet_to_console,
+        console_to_applet,
         reason,
     }
 }

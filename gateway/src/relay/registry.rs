@@ -5,6 +5,14 @@
 //! waiting applet's connection to the console that pairs with it. Entries
 //! are removed by the tickets' `Drop`, so a task that dies cannot leave a
 //! stale claim behind.
+//!
+//! A new connection of an applet that proved it holds the session's
+//! applet file may take over from a *waiting* one ([`Registry::register_applet`]
+//! with `take_over`): the old connection is told to go (its eviction
+//! receiver fires). That is how an applet whose network changed gets its
+//! place back at once, instead of being refused until the gateway notices
+//! its old connection is dead. Tickets carry a generation, so the old
+//! ticket's drop cannot release the new connection's claim.
 
 use lifeline_protocol::SessionGuid;
 use std::collections::HashMap;
@@ -16,23 +24,59 @@ use super::ServerStream;
 /// What a console sends a waiting applet's task to take over its stream.
 #[derive(Debug)]
 pub struct PairRequest {
-    /// Where the applet's task sends its stream (and its claim, which
-    /// must live as long as the relay) after writing `Paired`.
-    pub reply: oneshot::Sender<(ServerStream, AppletTicket)>,
+    /// Where the applet's task sends its connection after writing `Paired`.
+    pub reply: oneshot::Sender<Handover>,
+}
+
+/// A waiting applet's connection, handed to the console's task.
+#[derive(Debug)]
+pub struct Handover {
+    /// The applet's stream.
+    pub stream: ServerStream,
+    /// Its claim, which must live as long as the relay.
+    pub ticket: AppletTicket,
+    /// Its place in the node's connection count, likewise.
+    pub open: crate::server::Open,
 }
 
 #[derive(Debug)]
 enum AppletState {
     Absent,
-    Waiting(oneshot::Sender<PairRequest>),
+    Waiting {
+        pair: oneshot::Sender<PairRequest>,
+        /// Fired (by dropping or sending) when another connection takes over.
+        evict: oneshot::Sender<()>,
+    },
     Paired,
 }
 
 #[derive(Debug)]
 struct Slot {
     applet: AppletState,
+    /// Generation of the applet claim in `applet`.
+    applet_gen: u64,
     console: bool,
     arrived: Arc<Notify>,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            applet: AppletState::Absent,
+            applet_gen: 0,
+            console: false,
+            arrived: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// What a registered applet's task listens on.
+#[derive(Debug)]
+pub struct AppletWait {
+    /// The console's request to take the stream.
+    pub pair: oneshot::Receiver<PairRequest>,
+    /// Completes when another connection of the applet took over.
+    pub evicted: oneshot::Receiver<()>,
 }
 
 /// Live claims on this node.
@@ -45,11 +89,13 @@ pub struct Registry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyConnected;
 
-/// An applet's claim; released on drop.
+/// An applet's claim; released on drop (unless another connection took
+/// over meanwhile).
 #[derive(Debug)]
 pub struct AppletTicket {
     registry: Arc<Registry>,
     guid: SessionGuid,
+    generation: u64,
 }
 
 /// A console's claim; released on drop.
@@ -73,33 +119,46 @@ impl Registry {
     pub fn waiting(&self) -> usize {
         self.lock()
             .values()
-            .filter(|s| matches!(s.applet, AppletState::Waiting(_)))
+            .filter(|s| matches!(s.applet, AppletState::Waiting { .. }))
             .count()
     }
 
-    /// Registers a waiting applet; the receiver yields the console's request.
+    /// Registers a waiting applet. With `take_over`, a connection already
+    /// waiting for this GUID is evicted and replaced; a paired one never is.
     pub fn register_applet(
         self: &Arc<Self>,
         guid: SessionGuid,
-    ) -> Result<(AppletTicket, oneshot::Receiver<PairRequest>), AlreadyConnected> {
+        take_over: bool,
+    ) -> Result<(AppletTicket, AppletWait), AlreadyConnected> {
         let mut slots = self.lock();
-        let slot = slots.entry(guid).or_insert_with(|| Slot {
-            applet: AppletState::Absent,
-            console: false,
-            arrived: Arc::new(Notify::new()),
-        });
-        if !matches!(slot.applet, AppletState::Absent) {
-            return Err(AlreadyConnected);
+        let slot = slots.entry(guid).or_insert_with(Slot::new);
+        match &slot.applet {
+            AppletState::Absent => {}
+            AppletState::Waiting { .. } if take_over => {}
+            _ => return Err(AlreadyConnected),
         }
-        let (tx, rx) = oneshot::channel();
-        slot.applet = AppletState::Waiting(tx);
+        let (pair_tx, pair) = oneshot::channel();
+        let (evict_tx, evicted) = oneshot::channel();
+        let old = std::mem::replace(
+            &mut slot.applet,
+            AppletState::Waiting {
+                pair: pair_tx,
+                evict: evict_tx,
+            },
+        );
+        if let AppletState::Waiting { evict, .. } = old {
+            let _ = evict.send(());
+        }
+        slot.applet_gen += 1;
+        let generation = slot.applet_gen;
         slot.arrived.notify_waiters();
         Ok((
             AppletTicket {
                 registry: self.clone(),
                 guid,
+                generation,
             },
-            rx,
+            AppletWait { pair, evicted },
         ))
     }
 
@@ -109,11 +168,7 @@ impl Registry {
         guid: SessionGuid,
     ) -> Result<ConsoleTicket, AlreadyConnected> {
         let mut slots = self.lock();
-        let slot = slots.entry(guid).or_insert_with(|| Slot {
-            applet: AppletState::Absent,
-            console: false,
-            arrived: Arc::new(Notify::new()),
-        });
+        let slot = slots.entry(guid).or_insert_with(Slot::new);
         if slot.console {
             return Err(AlreadyConnected);
         }
@@ -124,13 +179,15 @@ impl Registry {
         })
     }
 
-    fn release(&self, guid: &SessionGuid, applet: bool) {
+    /// Releases the applet claim of generation `applet_gen` (`None`: the
+    /// console claim).
+    fn release(&self, guid: &SessionGuid, applet_gen: Option<u64>) {
         let mut slots = self.lock();
         if let Some(slot) = slots.get_mut(guid) {
-            if applet {
-                slot.applet = AppletState::Absent;
-            } else {
-                slot.console = false;
+            match applet_gen {
+                Some(g) if g == slot.applet_gen => slot.applet = AppletState::Absent,
+                Some(_) => {}
+                None => slot.console = false,
             }
             if matches!(slot.applet, AppletState::Absent) && !slot.console {
                 slots.remove(guid);
@@ -151,11 +208,11 @@ impl ConsoleTicket {
             let arrived = {
                 let mut slots = self.registry.lock();
                 let slot = slots.get_mut(&self.guid)?;
-                if matches!(slot.applet, AppletState::Waiting(_))
-                    && let AppletState::Waiting(tx) =
+                if matches!(slot.applet, AppletState::Waiting { .. })
+                    && let AppletState::Waiting { pair, .. } =
                         std::mem::replace(&mut slot.applet, AppletState::Paired)
                 {
-                    return Some(tx);
+                    return Some(pair);
                 }
                 slot.arrived.clone()
             };
@@ -168,7 +225,7 @@ impl ConsoleTicket {
                 let slots = self.registry.lock();
                 if slots
                     .get(&self.guid)
-                    .is_some_and(|s| matches!(s.applet, AppletState::Waiting(_)))
+                    .is_some_and(|s| matches!(s.applet, AppletState::Waiting { .. }))
                 {
                     continue;
                 }
@@ -182,13 +239,13 @@ impl ConsoleTicket {
 
 impl Drop for AppletTicket {
     fn drop(&mut self) {
-        self.registry.release(&self.guid, true);
+        self.registry.release(&self.guid, Some(self.generation));
     }
 }
 
 impl Drop for ConsoleTicket {
     fn drop(&mut self) {
-        self.registry.release(&self.guid, false);
+        self.registry.release(&self.guid, None);
     }
 }
 
@@ -200,8 +257,8 @@ mod tests {
     async fn one_applet_one_console_and_release() {
         let r = Registry::new();
         let g = SessionGuid::from_bytes([1; 16]);
-        let (a, _rx) = r.register_applet(g).unwrap();
-        assert_eq!(r.register_applet(g).err(), Some(AlreadyConnected));
+        let (a, _rx) = r.register_applet(g, false).unwrap();
+        assert_eq!(r.register_applet(g, false).err(), Some(AlreadyConnected));
         let c = r.claim_console(g).unwrap();
         assert!(r.claim_console(g).is_err());
         assert!(
@@ -216,6 +273,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_connection_takes_over_a_waiting_one_but_not_a_paired_one() {
+        let r = Registry::new();
+        let g = SessionGuid::from_bytes([3; 16]);
+        let (old, old_wait) = r.register_applet(g, false).unwrap();
+        let (new, _new_wait) = r.register_applet(g, true).unwrap();
+        assert!(old_wait.evicted.await.is_ok(), "the old one is told to go");
+        drop(old);
+        assert_eq!(
+            r.waiting(),
+            1,
+            "the old ticket does not release the new claim"
+        );
+        let c = r.claim_console(g).unwrap();
+        assert!(
+            c.take_applet(std::time::Duration::from_millis(10))
+                .await
+                .is_some()
+        );
+        assert_eq!(r.register_applet(g, true).err(), Some(AlreadyConnected));
+        drop(new);
+        drop(c);
+        assert!(r.lock().is_empty());
+    }
+
+    #[tokio::test]
     async fn console_waits_for_a_late_applet() {
         let r = Registry::new();
         let g = SessionGuid::from_bytes([2; 16]);
@@ -223,7 +305,7 @@ mod tests {
         let r2 = r.clone();
         let late = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            r2.register_applet(g).map(|(t, _rx)| t)
+            r2.register_applet(g, false).map(|(t, _rx)| t)
         });
         assert!(
             c.take_applet(std::time::Duration::from_secs(5))

@@ -4,7 +4,7 @@
 //! handshake on ALPN `lifeline/1`.
 #![allow(dead_code)]
 
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg, VERSION};
+use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg};
 use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -26,6 +26,8 @@ pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 pub const EMAIL: &str = "tech@example.com";
 /// Their password.
 pub const PASSWORD: &str = "correct horse battery";
+/// The applet secret of every session [`Node::create_session`] makes.
+pub const APPLET_SECRET: [u8; 32] = [0x5e; 32];
 
 pub use lifeline_tests::{TempDir, run_with_stdin};
 
@@ -41,6 +43,8 @@ pub struct Node {
     pub stun_line: String,
     /// `STUN on BOUND (clients use ADVERTISED)`: the two addresses.
     pub stun: Option<(SocketAddr, String)>,
+    /// Where `/health` and `/metrics` answer, if on.
+    pub health: Option<SocketAddr>,
 }
 
 impl Node {
@@ -51,10 +55,17 @@ impl Node {
 
     /// [`Node::start`] with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        // Many nodes run at once in tests: each its own health port.
+        let health: &[&str] = if extra.contains(&"--health-listen") {
+            &[]
+        } else {
+            &["--health-listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(health)
             .args(extra)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -106,13 +117,41 @@ impl Node {
                 advertised.trim_end_matches(')').to_owned(),
             )
         });
+        // Then the health line.
+        let health_line = next("health line");
+        assert!(
+            health_line.starts_with("health and metrics "),
+            "{health_line}"
+        );
+        let health = health_line
+            .strip_prefix("health and metrics on http://")
+            .map(|rest| rest.split('/').next().unwrap().parse().unwrap());
         Self {
             child,
             data_dir: data_dir.to_owned(),
             addr,
             stun_line,
             stun,
+            health,
         }
+    }
+
+    /// `GET PATH` on the health and metrics port: `(status, body)`.
+    pub fn health_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.health.expect("health is on");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_owned())
     }
 
     /// The advertised STUN address (what `Paired` carries), or "".
@@ -275,7 +314,7 @@ impl Node {
                 Some(token),
                 Some(&serde_json::json!({
                     "console_pin": "c0".repeat(32),
-                    "applet_secret": "5e".repeat(32),
+                    "applet_secret": lifeline_protocol::hex::encode(&APPLET_SECRET),
                 })),
             )
             .await;
@@ -283,14 +322,28 @@ impl Node {
         body["guid"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Sends a relay hello.
+    /// Sends a relay hello: a console's with `token`, an applet's with the
+    /// admission proof of [`APPLET_SECRET`] over this connection (the
+    /// secret every session of [`Node::create_session`] has).
     pub async fn hello(&self, role: Role, guid: SessionGuid, token: &str) -> Tls {
         let mut tls = self.connect(ALPN_RELAY).await;
-        let hello = Hello {
-            version: VERSION,
-            role,
-            guid,
-            token: token.as_bytes().to_vec(),
+        let hello = match role {
+            Role::Console => Hello::console(guid, token),
+            Role::Applet => {
+                let mut exporter = [0u8; 32];
+                tls.get_ref()
+                    .1
+                    .export_keying_material(
+                        &mut exporter,
+                        lifeline_protocol::proof::ADMISSION_EXPORTER_LABEL,
+                        Some(guid.as_bytes()),
+                    )
+                    .unwrap();
+                Hello::applet(
+                    guid,
+                    lifeline_protocol::proof::admission_proof(&APPLET_SECRET, &guid, &exporter),
+                )
+            }
         };
         tls.write_all(&hello.encode()).await.unwrap();
         tls.flush().await.unwrap();

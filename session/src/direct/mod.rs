@@ -319,63 +319,33 @@ impl Negotiator {
             (Side::Console { .. }, Frame::PathOffer { tcp, udp, note }) => {
                 self.console_on_offer(tcp, udp, note);
             }
-            (
-                Side::Console { .. },
-                Frame::IceOffer {
-                    ufrag,
-                    pwd,
-                    candidates,
-                },
-            ) => {
+            (Side::Console { .. }, Frame::IceOffer(remote)) => {
                 self.ice_offer_seen
                     .store(true, std::sync::atomic::Ordering::SeqCst);
-                if candidates.is_empty() {
+                if remote.candidates.is_empty() {
                     self.fail(
                         PathKind::XtcpUdp,
                         "the end user's side found no ICE candidates",
                     );
                     return;
                 }
-                let remote = IceOffer {
-                    ufrag,
-                    pwd,
-                    candidates,
-                };
                 let (ends, tx, settings) =
                     (self.ends.clone(), self.tx.clone(), self.settings.clone());
                 self.spawn(async move {
                     let r = async {
                         let (agent, offer) = udp::gather(settings.stun, settings.loopback).await?;
-                        let _ = tx
-                            .send(DirectEvent::Send(Frame::IceOffer {
-                                ufrag: offer.ufrag,
-                                pwd: offer.pwd,
-                                candidates: offer.candidates,
-                            }))
-                            .await;
+                        let _ = tx.send(DirectEvent::Send(Frame::IceOffer(offer))).await;
                         udp::connect(agent, &remote, &ends).await
                     }
                     .await;
                     let _ = tx.send(ready_or_failed(PathKind::XtcpUdp, r)).await;
                 });
             }
-            (
-                Side::Applet { .. },
-                Frame::IceOffer {
-                    ufrag,
-                    pwd,
-                    candidates,
-                },
-            ) => {
+            (Side::Applet { .. }, Frame::IceOffer(remote)) => {
                 let agent = self.agent.lock().ok().and_then(|mut a| a.take());
                 let Some(agent) = agent else {
                     tracing::info!("ICE offer from the console before ours; ignored");
                     return;
-                };
-                let remote = IceOffer {
-                    ufrag,
-                    pwd,
-                    candidates,
                 };
                 let (ends, tx) = (self.ends.clone(), self.tx.clone());
                 self.spawn(async move {
@@ -445,19 +415,15 @@ impl Negotiator {
                                 s.take();
                             }
                         });
-                        Frame::IceOffer {
-                            ufrag: offer.ufrag,
-                            pwd: offer.pwd,
-                            candidates: offer.candidates,
-                        }
+                        Frame::IceOffer(offer)
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "ICE gathering failed");
-                        Frame::IceOffer {
+                        Frame::IceOffer(IceOffer {
                             ufrag: String::new(),
                             pwd: String::new(),
                             candidates: Vec::new(),
-                        }
+                        })
                     }
                 };
                 let _ = tx.send(DirectEvent::Send(frame)).await;
