@@ -63,14 +63,15 @@ impl Drop for Owned {
 }
 
 /// Spawns `cmd` with stdout piped and waits until it has printed a line
-/// containing each of `needles` (in order); returns those lines. Stdout is
-/// drained on a thread afterwards so the child never blocks on it.
+/// containing each of `needles` (in order); returns those lines, then
+/// every line up to the last of them. Stdout is drained on a thread
+/// afterwards so the child never blocks on it.
 fn spawn_waiting_for(
     mut cmd: Command,
     dir: PathBuf,
     log: &Path,
     needles: &[&str],
-) -> Result<(Owned, Vec<String>)> {
+) -> Result<(Owned, Vec<String>, Vec<String>)> {
     let log_file =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = cmd
@@ -97,7 +98,8 @@ fn spawn_waiting_for(
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(l) if l.contains(needle) => {
-                    found.push(l);
+                    found.push(l.clone());
+                    seen.push(l);
                     break;
                 }
                 Ok(l) => seen.push(l),
@@ -111,7 +113,7 @@ fn spawn_waiting_for(
             }
         }
     }
-    Ok((owned, found))
+    Ok((owned, found, seen))
 }
 
 /// The word after `marker` in `line`.
@@ -136,6 +138,9 @@ pub struct GatewayProc {
     pub addr: SocketAddr,
     /// The operator CA's SHA-256 fingerprint it printed.
     pub fingerprint: [u8; 32],
+    /// Its STUN server's bound address, if it runs one.
+    pub stun: Option<SocketAddr>,
+    banner: Vec<String>,
     data_dir: PathBuf,
     log: PathBuf,
 }
@@ -145,10 +150,23 @@ impl GatewayProc {
     /// Its log (stderr, at the default `info` level unless `RUST_LOG` says
     /// otherwise) goes to a file in the scratch directory.
     pub fn start(tag: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_wrapped(tag, extra, &[])
+    }
+
+    /// [`GatewayProc::start`] run through `wrapper` (e.g. `prlimit
+    /// --nofile=20000:20000 --`) when it is not empty.
+    pub fn start_wrapped(tag: &str, extra: &[&str], wrapper: &[&str]) -> Result<Self> {
         let dir = scratch_dir(tag)?;
         let data_dir = dir.join("gw");
         let log = dir.join("gateway.log");
-        let mut cmd = Command::new(gateway_bin()?);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(gateway_bin()?);
+                c
+            }
+            None => Command::new(gateway_bin()?),
+        };
         cmd.arg("--data-dir")
             .arg(&data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -157,19 +175,60 @@ impl GatewayProc {
         if !extra.contains(&"--stun-listen") {
             cmd.args(["--stun-listen", "127.0.0.1:0"]);
         }
-        let (proc, lines) =
-            spawn_waiting_for(cmd, dir, &log, &["listening on", "fingerprint (SHA-256):"])?;
+        let (proc, lines, banner) = spawn_waiting_for(
+            cmd,
+            dir,
+            &log,
+            &["listening on", "STUN ", "fingerprint (SHA-256):"],
+        )?;
         let addr = word_after(&lines[0], "listening on ")?
             .parse()
             .context("gateway listen address")?;
-        let fingerprint = parse_fingerprint(word_after(&lines[1], "(SHA-256): ")?)?;
+        let stun = word_after(&lines[1], "STUN on ")
+            .ok()
+            .and_then(|a| a.parse().ok());
+        let fingerprint = parse_fingerprint(word_after(&lines[2], "(SHA-256): ")?)?;
         Ok(Self {
             proc,
             addr,
             fingerprint,
+            stun,
+            banner,
             data_dir,
             log,
         })
+    }
+
+    /// The lines it printed at start, up to the fingerprint.
+    pub fn banner(&self) -> &[String] {
+        &self.banner
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Its log (stderr) so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it with SIGTERM and waits (at most `within`) for it to exit.
+    pub fn terminate(&mut self, within: Duration) -> Result<()> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .context("kill -TERM")?;
+        let deadline = Instant::now() + within;
+        while self.proc.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("the gateway did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// The OS process id.
@@ -238,7 +297,7 @@ impl ProxyProc {
         let log = dir.join("proxy.log");
         let mut cmd = Command::new(sibling_bin("splice_proxy")?);
         cmd.args(["--listen", "127.0.0.1:0", "--buf", &buf.to_string()]);
-        let (proc, lines) =
+        let (proc, lines, _) =
             spawn_waiting_for(cmd, dir, &log, &["listening on", "fingerprint (SHA-256):"])?;
         let addr = word_after(&lines[0], "listening on ")?
             .parse()

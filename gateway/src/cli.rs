@@ -148,15 +148,25 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
     let check = gw.clone();
     tokio::spawn(async move {
         let key = check.identity.operator_key();
-        for (platform, path) in crate::personalize::development_applets(&check.config, &key).await {
-            println!(
-                "warning: the applet for {platform} ({}) is a development build: it does not \
-                 pin this operator's key, so end users are told its publisher cannot be \
-                 verified. Build a release applet with \
-                 `LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --release --bin applet` \
-                 and serve it with --applet {platform}=PATH.",
-                path.display()
-            );
+        for c in crate::personalize::check_stock_applets(&check.config, &key).await {
+            if c.pinned {
+                println!(
+                    "applet for {}: release build pinned to this operator's key ({})",
+                    c.platform,
+                    c.path.display()
+                );
+            } else {
+                println!(
+                    "warning: the applet for {} ({}) is a development build: it does not \
+                     pin this operator's key, so end users are told its publisher cannot be \
+                     verified. Build a release applet with \
+                     `LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --release --bin applet` \
+                     and serve it with --applet {}=PATH.",
+                    c.platform,
+                    c.path.display(),
+                    c.platform
+                );
+            }
             std::io::stdout().flush().ok();
         }
     });

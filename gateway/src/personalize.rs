@@ -66,13 +66,24 @@ pub fn pins_operator_key(stock: &[u8], operator_key: &[u8; 32]) -> bool {
         .any(|(i, _)| stock[i..].starts_with(needle))
 }
 
-/// The stock applets this node serves that do not pin its operator key,
-/// as `(platform, path)`: their end users cannot tell who published them.
-/// Checked once at start, so `gateway serve` can say so.
-pub async fn development_applets(
-    config: &Config,
-    operator_key: &[u8; 32],
-) -> Vec<(String, PathBuf)> {
+/// What `gateway serve` found a stock applet to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockCheck {
+    /// Its platform.
+    pub platform: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Whether it pins this operator's key (a release build for this
+    /// operator); if not, its end users are told its publisher cannot be
+    /// verified.
+    pub pinned: bool,
+}
+
+/// Checks every stock applet this node serves (the configured ones, and
+/// the default one for this platform), once at start, so `gateway serve`
+/// can say which are development builds. Missing applets are skipped:
+/// they are reported when someone downloads them.
+pub async fn check_stock_applets(config: &Config, operator_key: &[u8; 32]) -> Vec<StockCheck> {
     let mut platforms: Vec<String> = config.applets.iter().map(|(p, _)| p.clone()).collect();
     let here = crate::config::this_platform();
     if !platforms.contains(&here) {
@@ -83,17 +94,18 @@ pub async fn development_applets(
         let Some(path) = stock_path(config, &platform) else {
             continue;
         };
-        // A missing applet is reported when someone downloads it.
         let Ok(bytes) = stock_applet(config, &platform).await else {
             continue;
         };
         let key = *operator_key;
         let pinned = tokio::task::spawn_blocking(move || pins_operator_key(&bytes, &key))
             .await
-            .unwrap_or(true);
-        if !pinned {
-            found.push((platform, path));
-        }
+            .unwrap_or(false);
+        found.push(StockCheck {
+            platform,
+            path,
+            pinned,
+        });
     }
     found
 }

@@ -86,7 +86,14 @@ pub struct Stats {
     pub connection_cap: AtomicU64,
     /// Connections closed at once because the cap was reached.
     pub shed: AtomicU64,
+    /// The most connections open at once since memory was last released.
+    pub peak_connections: AtomicU64,
 }
+
+/// How far the connection count must have fallen from its peak before the
+/// node gives the freed memory back to the system (see
+/// [`lifeline_memtrim`]): a burst's worth, not everyday churn.
+pub const TRIM_AFTER_DROP: u64 = 1_000;
 
 /// Counts one open connection on the public port while it lives (and is
 /// handed along with the connection when a relay takes it over).
@@ -253,6 +260,7 @@ impl Node {
             phase,
             stop_relays,
         };
+        recover(&gw).await?;
         Ok(Self {
             gw: Arc::new(gw),
             tls: Arc::new(tls),
@@ -278,49 +286,6 @@ impl Node {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartError> {
         let gw = self.gw.clone();
-        let now = lifeline_session::now_ms();
-        let reset = gw.store.reset_node_sessions(&gw.node_name).await?;
-        if reset > 0 {
-            tracing::info!(
-                sessions = reset,
-                "sessions from before the restart are waiting for their applets again"
-            );
-        }
-        // Sessions this node was relaying when it stopped without closing
-        // them (a crash, kill -9): their relay is gone. They are recorded
-        // as interrupted rather than left looking open until they expire.
-        let why = format!(
-            "interrupted: gateway node {} stopped while relaying it",
-            gw.node_name
-        );
-        let interrupted = gw
-            .store
-            .interrupt_node_relays(&gw.node_name, &why, now)
-            .await?;
-        for guid in &interrupted {
-            crate::relay::audit(&gw, Some(guid), "gateway", "ended", &why).await;
-        }
-        if !interrupted.is_empty() {
-            tracing::warn!(
-                sessions = interrupted.len(),
-                "sessions relayed when this node last stopped were recorded as interrupted"
-            );
-        }
-        // Sessions that had gone direct keep running without us: their ends
-        // talk to each other, not to this node. They are left `direct` (not
-        // reset: a reset would let a second applet take the GUID while the
-        // first one is still in session), only noted as no longer relayed,
-        // and end when the console says so or when they expire.
-        let unrelayed = gw.store.mark_node_relays_closed(&gw.node_name, now).await?;
-        if unrelayed > 0 {
-            tracing::info!(
-                sessions = unrelayed,
-                "direct sessions relayed before the restart continue without the relay"
-            );
-        }
-        gw.store
-            .node_started(&gw.node_name, &gw.advertise, now)
-            .await?;
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
         // STUN stops with the listener, at the shutdown signal (the phase
         // turning to Draining): draining sessions keep their relay, and a
@@ -362,10 +327,11 @@ impl Node {
                             }
                             continue;
                         }
-                        gw.stats.connections.fetch_add(1, Ordering::Relaxed);
+                        let now_open = gw.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                        gw.stats.peak_connections.fetch_max(now_open, Ordering::Relaxed);
                         let open = Open(gw.clone());
                         let acceptor = acceptor.clone();
-                        tokio::spawn(async move { handle_connection(open, acceptor, tcp, peer).await });
+                        tokio::spawn(handle_connection(open, acceptor, tcp, peer));
                     }
                     Err(e) => {
                         // Out of file descriptors and similar: back off
@@ -414,6 +380,84 @@ impl Node {
     }
 }
 
+/// Gives the memory of a burst of connections back to the system once the
+/// burst has gone (the allocator would otherwise keep it resident for good).
+fn release_memory_after_a_burst(stats: &Stats) {
+    let now = stats.connections.load(Ordering::Relaxed);
+    let peak = stats.peak_connections.load(Ordering::Relaxed);
+    if peak.saturating_sub(now) >= TRIM_AFTER_DROP {
+        stats.peak_connections.store(now, Ordering::Relaxed);
+        let released = lifeline_memtrim::release_free_memory();
+        tracing::info!(
+            peak,
+            now,
+            released,
+            "connection burst over; freed memory returned to the system"
+        );
+    }
+}
+
+/// Brings the store in line with a node that (re)starts: what its previous
+/// run left behind is put right before the node says it is listening.
+async fn recover(gw: &Gateway) -> Result<(), StartError> {
+    let now = lifeline_session::now_ms();
+    let reset = gw.store.reset_node_sessions(&gw.node_name).await?;
+    if reset > 0 {
+        tracing::info!(
+            sessions = reset,
+            "sessions from before the restart are waiting for their applets again"
+        );
+    }
+    // Sessions this node was relaying when it stopped without closing
+    // them (a crash, kill -9): their relay is gone. They are recorded
+    // as interrupted rather than left looking open until they expire.
+    let why = format!(
+        "interrupted: gateway node {} stopped while relaying it",
+        gw.node_name
+    );
+    let interrupted = gw
+        .store
+        .interrupt_node_relays(&gw.node_name, &why, now)
+        .await?;
+    for guid in &interrupted {
+        // The relay's byte counters reached the store while it ran
+        // (every few seconds), so the record says what it carried.
+        let bytes = match gw.store.session(guid).await {
+            Ok(Some(r)) => format!(
+                "; relayed {} bytes applet→console, {} bytes console→applet \
+                 (as last counted, at most {} s before the stop)",
+                r.bytes_applet_to_console,
+                r.bytes_console_to_applet,
+                crate::relay::COUNTER_FLUSH.as_secs()
+            ),
+            _ => String::new(),
+        };
+        crate::relay::audit(gw, Some(guid), "gateway", "ended", &format!("{why}{bytes}")).await;
+    }
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            sessions = interrupted.len(),
+            "sessions relayed when this node last stopped were recorded as interrupted"
+        );
+    }
+    // Sessions that had gone direct keep running without us: their ends
+    // talk to each other, not to this node. They are left `direct` (not
+    // reset: a reset would let a second applet take the GUID while the
+    // first one is still in session), only noted as no longer relayed,
+    // and end when the console says so or when they expire.
+    let unrelayed = gw.store.mark_node_relays_closed(&gw.node_name, now).await?;
+    if unrelayed > 0 {
+        tracing::info!(
+            sessions = unrelayed,
+            "direct sessions relayed before the restart continue without the relay"
+        );
+    }
+    gw.store
+        .node_started(&gw.node_name, &gw.advertise, now)
+        .await?;
+    Ok(())
+}
+
 async fn heartbeat_loop(gw: Arc<Gateway>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut beats: u64 = 0;
@@ -426,6 +470,7 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
         if let Err(e) = gw.store.purge_expired_tokens(now).await {
             tracing::warn!(error = %e, "token purge failed");
         }
+        release_memory_after_a_burst(&gw.stats);
         // Once a minute: refusal summaries, and the login history trimmed.
         if beats.is_multiple_of(6) {
             gw.refusals.flush();
@@ -459,31 +504,86 @@ async fn handle_connection(
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + gw.config.handshake_timeout;
     // No TLS state (its buffers are most of a pending connection's cost)
-    // until the client has sent something.
-    if tokio::time::timeout_at(deadline, tcp.readable())
-        .await
-        .is_err()
-    {
-        tracing::debug!(%peer, "nothing sent within the handshake deadline");
-        return;
-    }
-    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => {
-            let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-            match alpn.as_deref() {
-                Some(ALPN_RELAY) => {
-                    crate::relay::handle(gw.clone(), tls, peer, deadline, open).await
-                }
-                Some(ALPN_H2) => {
-                    crate::portal::serve_connection(gw.clone(), tls, peer, true, deadline).await
-                }
-                Some(ALPN_HTTP1) | None => {
-                    crate::portal::serve_connection(gw.clone(), tls, peer, false, deadline).await
-                }
-                Some(_) => {}
-            }
+    // until the client has sent something. A peek, not `readable()`: tokio
+    // reports a fresh socket readable before anything has arrived.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "nothing sent within the handshake deadline");
+            return;
         }
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "handshake deadline passed"),
+    }
+    // The handshake and what follows are boxed: a task's future is as large
+    // as its largest state, and the relay's and the portal's are many KiB
+    // — which every pending connection would otherwise hold from accept on.
+    let handshake = Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(tcp)));
+    // The protocol handler is built and boxed in a statement of its own, so
+    // that neither the TLS stream nor the unboxed handler keeps space in
+    // this task's future while the handler runs.
+    let serve: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = match handshake.await {
+        Ok(Ok(tls)) => match tls.get_ref().1.alpn_protocol() {
+            Some(ALPN_RELAY) => Some(Box::pin(crate::relay::handle(
+                gw.clone(),
+                tls,
+                peer,
+                deadline,
+                open,
+            ))),
+            Some(ALPN_H2) => Some(Box::pin(crate::portal::serve_connection(
+                gw.clone(),
+                tls,
+                peer,
+                true,
+                deadline,
+            ))),
+            Some(ALPN_HTTP1) | None => Some(Box::pin(crate::portal::serve_connection(
+                gw.clone(),
+                tls,
+                peer,
+                false,
+                deadline,
+            ))),
+            Some(_) => None,
+        },
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake deadline passed");
+            None
+        }
+    };
+    if let Some(serve) = serve {
+        serve.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What every pending connection holds before its first byte: the
+    /// task's future, which must stay small (the handshake and the
+    /// protocol handlers are boxed, allocated only when used). Measured
+    /// on a future that is never built: only its type matters.
+    #[test]
+    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+    fn a_pending_connection_task_is_small() {
+        let never = if std::hint::black_box(false) {
+            Some(handle_connection(
+                unreachable!(),
+                unreachable!(),
+                unreachable!(),
+                unreachable!(),
+            ))
+        } else {
+            None
+        };
+        let size = std::mem::size_of_val(&never);
+        eprintln!("a pending connection's task: {size} bytes");
+        assert!(size <= 1024, "a pending connection's task is {size} bytes");
     }
 }

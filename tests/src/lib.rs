@@ -207,7 +207,14 @@ impl Gateway {
 
     /// Starts on a given listen address.
     pub fn start_at(data_dir: &Path, store: Option<&str>, listen: &str, extra: &[&str]) -> Self {
-        Self::start_cmd(Command::new(bin("gateway")), data_dir, store, listen, extra)
+        Self::start_cmd(
+            Command::new(bin("gateway")),
+            data_dir,
+            store,
+            listen,
+            extra,
+            None,
+        )
     }
 
     /// Starts inside network namespace `netns` (see [`natlab`]).
@@ -218,7 +225,14 @@ impl Gateway {
             None,
             listen,
             extra,
+            None,
         )
+    }
+
+    /// Starts on 127.0.0.1:0 with its log (at `info`) written to `log`.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], log: &Path) -> Self {
+        let cmd = Command::new(bin("gateway"));
+        Self::start_cmd(cmd, data_dir, None, "127.0.0.1:0", extra, Some(log))
     }
 
     fn start_cmd(
@@ -227,6 +241,7 @@ impl Gateway {
         store: Option<&str>,
         listen: &str,
         extra: &[&str],
+        log_file: Option<&Path>,
     ) -> Self {
         cmd.arg("--data-dir").arg(data_dir);
         if let Some(s) = store {
@@ -241,14 +256,21 @@ impl Gateway {
         if !extra.contains(&"--health-listen") {
             cmd.args(["--health-listen", "127.0.0.1:0"]);
         }
-        cmd.args(extra)
-            .env(
-                "RUST_LOG",
+        let (level, stderr) = match log_file {
+            Some(path) => (
+                "info".to_owned(),
+                Stdio::from(std::fs::File::create(path).unwrap()),
+            ),
+            None => (
                 std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+                Stdio::inherit(),
+            ),
+        };
+        cmd.args(extra)
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = cmd.spawn().unwrap();
         let mut stdout = Lines::spawn(child.stdout.take().unwrap());
         let listening = stdout.wait_for("listening on");
@@ -330,6 +352,15 @@ impl Gateway {
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Kills the process at once (SIGKILL: no drain, no goodbye), as a
+    /// crash or `kill -9` would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

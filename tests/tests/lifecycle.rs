@@ -1,6 +1,8 @@
 //! A node's life: SIGTERM drains relayed sessions and exits cleanly; a
 //! restarted node keeps its sessions and a reconnecting applet is matched
-//! again; a session that outlives the drain timeout is cut and recorded.
+//! again; a session that outlives the drain timeout is cut and recorded;
+//! a node killed outright still has its relay's byte counters, and the
+//! session it was relaying is recorded as interrupted when it comes back.
 #![allow(clippy::unwrap_used)]
 
 use lifeline_tests::*;
@@ -132,4 +134,74 @@ fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
     );
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(text.contains("gateway shut down"), "{text}");
+}
+
+/// The relayed bytes of a session as the store has them now (read from the
+/// SQLite file next to the running node, as another reader).
+fn stored_bytes(data: &std::path::Path, guid: &str) -> i64 {
+    let url = format!("sqlite:{}?mode=ro", data.join("gateway.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT bytes_applet_to_console + bytes_console_to_applet FROM sessions WHERE guid = $1",
+            )
+            .bind(guid)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            let _ = c.close().await;
+            n
+        })
+}
+
+#[test]
+fn a_killed_node_keeps_relay_counters_and_records_the_session_as_interrupted() {
+    let mut s = setup(&[]);
+    let path = s.files.path().join("applet");
+    let guid = s.console.session_new("killed", &path);
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
+    tech.event("sas");
+    // A long transfer through the relay.
+    tech.send("linktest 4G to_user");
+    tech.event("linktest");
+    let counted = wait_until(
+        "the relay's counters to reach the store",
+        Duration::from_secs(30),
+        || Some(stored_bytes(s.data.path(), &guid)).filter(|n| *n > 1 << 20),
+    );
+    s.gw.kill();
+    let ended = tech.event("ended");
+    assert_eq!(ended["by"], "lost", "{ended}");
+
+    let gw = Gateway::start(s.data.path(), None, &[]);
+    let audit = gw.audit(Some(&guid));
+    let end = audit
+        .iter()
+        .find(|e| e["event"] == "ended" && e["actor"] == "gateway")
+        .unwrap_or_else(|| panic!("no end recorded: {audit:?}"));
+    let detail = end["detail"].as_str().unwrap();
+    assert!(detail.starts_with("interrupted: gateway node"), "{detail}");
+    // "relayed A bytes applet→console, B bytes console→applet"
+    let relayed: i64 = detail
+        .split("relayed ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no byte count in {detail:?}"))
+        .split(" bytes")
+        .take(2)
+        .map(|part| part.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert!(relayed >= counted, "{relayed} < {counted}: {detail}");
+    // No longer listed as open.
+    let open = s.console.run(&["sessions", "--json"], "");
+    assert!(
+        !String::from_utf8_lossy(&open.stdout).contains(&guid),
+        "an interrupted session is still open"
+    );
 }

@@ -223,3 +223,95 @@ fn zero_config_start_creates_and_reuses_the_data_dir() {
     };
     assert_eq!(fp(&first), fp(&second), "the operator CA is reused");
 }
+
+/// A request body that sends a little and then nothing more, while
+/// claiming more is coming (its exact size says so).
+struct StallingBody {
+    first: Option<Bytes>,
+    claimed: u64,
+}
+
+impl hyper::body::Body for StallingBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.first.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.claimed)
+    }
+}
+
+/// Once the headers are in, the body has its own deadline: a client that
+/// stalls mid-body gets 408 and loses its connection, over HTTP/1.1 and
+/// HTTP/2 alike, instead of holding it for the connection's whole life.
+#[test]
+fn a_stalled_request_body_is_cut_at_the_body_deadline() {
+    let data = TempDir::new("gw");
+    let gw = Gateway::start(data.path(), None, &["--body-timeout", "2"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for alpn in [ALPN_HTTP1, ALPN_H2] {
+        let started = std::time::Instant::now();
+        let status = rt.block_on(async {
+            let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).unwrap();
+            let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[alpn]).unwrap();
+            let addr = HostPort::parse(&gw.addr, 0).unwrap();
+            let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(10))
+                .await
+                .unwrap();
+            let body = StallingBody {
+                first: Some(Bytes::from_static(b"{\"email\": \"ada@exa")),
+                claimed: 4096,
+            };
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!("https://{}/api/v1/login", gw.addr))
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap();
+            let resp = if alpn == ALPN_H2 {
+                let (mut s, conn) = hyper::client::conn::http2::handshake(
+                    TokioExecutor::new(),
+                    TokioIo::new(stream),
+                )
+                .await
+                .unwrap();
+                tokio::spawn(conn);
+                s.send_request(req).await
+            } else {
+                let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                s.send_request(req).await
+            };
+            tokio::time::timeout(Duration::from_secs(30), async {
+                resp.map(|r| r.status().as_u16())
+            })
+            .await
+            .expect("no answer")
+        });
+        let took = started.elapsed();
+        assert_eq!(
+            status.ok(),
+            Some(408),
+            "over {}",
+            String::from_utf8_lossy(alpn)
+        );
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(20),
+            "answered after {took:?}"
+        );
+    }
+}

@@ -381,3 +381,34 @@ fn connections_per_address_are_limited() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A flood of bad console tokens from one address: each counts against
+/// that address's token budget (then it is refused as rate-limited), and
+/// the log gets one line per refusal reason, not one per refusal.
+#[test]
+fn bad_console_tokens_are_throttled_and_logged_once() {
+    let data = TempDir::new("gw");
+    let log = data.path().join("gateway.log");
+    let gw = Gateway::start_logged(data.path(), &["--max-bad-attempts-per-minute", "10"], &log);
+    let guid = SessionGuid::from_bytes([7; 16]);
+    let mut codes = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..200 {
+        let (code, _) = refused(RawClient::ask(&gw, Role::Console, guid, &format!("bad{i}")));
+        *codes.entry(format!("{code:?}")).or_default() += 1;
+    }
+    assert_eq!(codes.get("NotAuthorized"), Some(&10), "{codes:?}");
+    assert_eq!(codes.get("RateLimited"), Some(&190), "{codes:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("relay connection refused"))
+        .count();
+    eprintln!(
+        "200 refusals: {lines} log lines, {} bytes of log",
+        text.len()
+    );
+    assert_eq!(
+        lines, 2,
+        "one line per reason (not authorized, rate limited):\n{text}"
+    );
+}

