@@ -309,11 +309,14 @@ fn describe(kind: PathKind) -> &'static str {
 
 fn refusal_text(code: RefuseCode, message: &str) -> String {
     match code {
-        RefuseCode::Expired => "This support session has expired. Please ask your technician for a new link.".into(),
-        RefuseCode::Ended => "This support session has already ended. Please ask your technician for a new link.".into(),
-        RefuseCode::UnknownSession => "The support service does not know this session. Please ask your technician for a new link.".into(),
+        RefuseCode::Expired => "This support session has expired. Please ask your technician for a new one.".into(),
+        RefuseCode::Ended => "This support session has already ended. Please ask your technician for a new one.".into(),
+        RefuseCode::UnknownSession => "The support service does not know this session. Please ask your technician for a new one.".into(),
         RefuseCode::AlreadyConnected => {
             "This support program is already running for this session (maybe in another window).".into()
+        }
+        RefuseCode::NotAuthorized => {
+            "The support service could not confirm that this program belongs to your session. Please ask your technician for a new one.".into()
         }
         _ => format!("The support service refused the connection: {message}"),
     }

@@ -10,9 +10,8 @@
 //! Each [`Lab`] has its own namespace prefix, so tests can build labs in
 //! parallel; dropping it tears the lab down.
 //!
-//! The script is the shared one (`../shared/natlab/natlab.sh` next to the
-//! repository, or `$LIFELINE_NATLAB`) when it is there, else the copy in
-//! `tests/natlab/` (so a clone elsewhere still has a lab).
+//! The script is `tests/natlab/natlab.sh` in this repository, or the one
+//! `$LIFELINE_NATLAB` names.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,13 +26,7 @@ pub fn script() -> PathBuf {
     if let Some(p) = std::env::var_os("LIFELINE_NATLAB") {
         return PathBuf::from(p);
     }
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shared = here.join("../../shared/natlab/natlab.sh");
-    if shared.exists() {
-        shared
-    } else {
-        here.join("natlab/natlab.sh")
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("natlab/natlab.sh")
 }
 
 /// Fails loudly (never skips) when this machine cannot build the lab.

@@ -412,3 +412,24 @@ fn bad_console_tokens_are_throttled_and_logged_once() {
         "one line per reason (not authorized, rate limited):\n{text}"
     );
 }
+
+/// `tech-console logout` ends the login at the gateway, not only on this
+/// machine: the old token no longer lists or creates sessions.
+#[test]
+fn logout_revokes_the_token_at_the_gateway() {
+    let s = setup(&[]);
+    let token = token_of(&s.console);
+    let out = s.console.run(&["logout"], "");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the gateway no longer accepts this login"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let guid = SessionGuid::from_bytes([3; 16]);
+    let (code, _) = refused(RawClient::ask(&s.gw, Role::Console, guid, &token));
+    assert_eq!(code, RefuseCode::NotAuthorized);
+    // And the console says it is logged out.
+    let out = s.console.run(&["sessions"], "");
+    assert!(!out.status.success());
+}

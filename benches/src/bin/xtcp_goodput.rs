@@ -343,7 +343,7 @@ fn orchestrate() -> Result<()> {
         "natlab",
         PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/natlab/natlab.sh"
+            "/../tests/natlab/natlab.sh"
         )),
     )?;
     let lab = if std::env::args().any(|a| a == "--no-lab") {

@@ -1,4 +1,4 @@
-//! Going direct (DESIGN step 6): finding a path between the two ends that
+//! Going direct (step 6 of a session in `ARCHITECTURE.md`): finding a path between the two ends that
 //! bypasses the gateway, securing it, and proving it belongs to this
 //! session. The cutover itself is [`crate::link`]'s.
 //!
