@@ -6,8 +6,8 @@ use lifeline_protocol::ALPN_RELAY;
 use lifeline_protocol::directory::SignedDirectory;
 use lifeline_protocol::trailer::TrailerBody;
 use lifeline_session::addr::{HostPort, parse_https_url};
+use lifeline_session::gateway_conn::{self, GatewayStream, LinkError};
 use lifeline_session::portal::PortalClient;
-use lifeline_session::relay_link::{self, GatewayStream, LinkError};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
@@ -71,7 +71,7 @@ pub async fn connect_fastest(
         let tls = tls.clone();
         set.spawn(async move {
             let started = std::time::Instant::now();
-            let r = relay_link::connect(&addr, tls, CONNECT_TIMEOUT).await;
+            let r = gateway_conn::connect(&addr, tls, CONNECT_TIMEOUT).await;
             (name, started.elapsed(), r)
         });
     }

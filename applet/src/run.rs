@@ -7,10 +7,10 @@ use crate::ui::say;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::relay::RefuseCode;
 use lifeline_session::direct::{Policy, Settings, Side};
+use lifeline_session::gateway_conn::{self, LinkError, WaitEvent};
 use lifeline_session::link::PathKind;
 use lifeline_session::linktest::Direction;
 use lifeline_session::live::{self, Command, Event};
-use lifeline_session::relay_link::{self, LinkError, WaitEvent};
 use lifeline_session::secure::{self, SecureError};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -111,11 +111,11 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
             }
         };
         tracing::debug!(%node, "connected");
-        let gateway_is_local = relay_link::gateway_is_local(&stream);
+        let gateway_is_local = gateway_conn::gateway_is_local(&stream);
 
         // 2. Prove we hold this session's applet file, register and wait
         //    for the technician.
-        let hello = match relay_link::applet_hello(&stream, body.guid, &body.applet_secret) {
+        let hello = match gateway_conn::applet_hello(&stream, body.guid, &body.applet_secret) {
             Ok(h) => h,
             Err(_) => {
                 say("Could not set up the connection to the support service; retrying…");
@@ -128,8 +128,8 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         };
         let mut observed = None;
         let waited = async {
-            relay_link::send_hello(&mut stream, &hello).await?;
-            relay_link::await_pairing(&mut stream, |ev| match ev {
+            gateway_conn::send_hello(&mut stream, &hello).await?;
+            gateway_conn::await_pairing(&mut stream, |ev| match ev {
                 WaitEvent::Waiting { observed: seen, .. } => {
                     observed = seen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
                     if announced_wait {

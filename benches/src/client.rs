@@ -6,9 +6,9 @@ use lifeline_protocol::portal::{CreateSession, Health, LoginRequest, LoginRespon
 use lifeline_protocol::relay::{Hello, ServerMsg};
 use lifeline_protocol::{ALPN_HTTP1, SessionGuid, hex};
 use lifeline_session::addr::HostPort;
+use lifeline_session::gateway_conn;
 use lifeline_session::identity::SessionIdentity;
 use lifeline_session::portal::PortalClient;
-use lifeline_session::relay_link;
 use lifeline_session::tls::{self, GatewayTrust};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -56,7 +56,7 @@ pub async fn tcp_from(src: Option<IpAddr>, dst: SocketAddr) -> std::io::Result<T
     Ok(s)
 }
 
-/// TCP + outer TLS 1.3 handshake, as `relay_link::connect` does but from a
+/// TCP + outer TLS 1.3 handshake, as `gateway_conn::connect` does but from a
 /// chosen source address.
 pub async fn tls_connect(
     src: Option<IpAddr>,
@@ -81,10 +81,10 @@ pub async fn tls_connect(
 /// makes from its secret) and reads until the gateway says `Waiting`.
 /// Returns the address the gateway observed.
 pub async fn applet_wait(s: &mut Outer, session: &BenchSession) -> Result<String> {
-    let hello = relay_link::applet_hello(s, session.guid, &session.secret)?;
-    relay_link::send_hello(s, &hello).await?;
+    let hello = gateway_conn::applet_hello(s, session.guid, &session.secret)?;
+    gateway_conn::send_hello(s, &hello).await?;
     loop {
-        match relay_link::read_server_msg(s).await? {
+        match gateway_conn::read_server_msg(s).await? {
             ServerMsg::Waiting { observed, .. } => return Ok(observed),
             ServerMsg::Ping => {}
             other => bail!("applet expected Waiting, got {other:?}"),
@@ -94,13 +94,13 @@ pub async fn applet_wait(s: &mut Outer, session: &BenchSession) -> Result<String
 
 /// Console: sends the hello (with the login token).
 pub async fn console_hello(s: &mut Outer, guid: SessionGuid, token: &str) -> Result<()> {
-    relay_link::send_hello(s, &Hello::console(guid, token)).await?;
+    gateway_conn::send_hello(s, &Hello::console(guid, token)).await?;
     Ok(())
 }
 
 /// Either end: reads until `Paired`; returns what the gateway said then.
-pub async fn await_paired(s: &mut Outer) -> Result<relay_link::Pairing> {
-    Ok(relay_link::await_pairing(s, |_| {}).await?)
+pub async fn await_paired(s: &mut Outer) -> Result<gateway_conn::Pairing> {
+    Ok(gateway_conn::await_pairing(s, |_| {}).await?)
 }
 
 /// The splice proxy's rendezvous: the client sends a 16-byte key; the proxy
@@ -304,7 +304,7 @@ pub struct PairedSession {
     /// The console's relay connection.
     pub console: Outer,
     /// What the gateway said on pairing (its STUN server).
-    pub pairing: relay_link::Pairing,
+    pub pairing: gateway_conn::Pairing,
 }
 
 /// Creates a session for `pin` and pairs an applet and a console on it.

@@ -112,7 +112,7 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
     let store = Store::open(store_url)
         .await
         .with_context(|| format!("opening the store {}", crate::cli::redact(store_url)))?;
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     match cmd {
         AdminCmd::Technician(TechnicianCmd::Add {
             email,

@@ -139,7 +139,7 @@ pub fn new_token() -> Result<(String, [u8; 32]), AuthError> {
 
 /// SHA-256 of a token's text, the store's lookup key.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    lifeline_session::tls::sha256(token.trim().as_bytes())
+    lifeline_tls::sha256(token.trim().as_bytes())
 }
 
 #[cfg(test)]

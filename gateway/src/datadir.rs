@@ -242,7 +242,7 @@ pub fn open(
     let issuer = rcgen::Issuer::new(params, &ca_key);
     let node_cert = node_params.signed_by(&node_key, &issuer)?;
 
-    let ca_fingerprint = lifeline_session::tls::sha256(ca_der.as_ref());
+    let ca_fingerprint = lifeline_tls::sha256(ca_der.as_ref());
     Ok((
         NodeIdentity {
             operator_name: op.operator_name,

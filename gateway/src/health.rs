@@ -14,7 +14,7 @@
 //! reserve for this one, and this one takes at most [`MAX_CONNECTIONS`]
 //! at a time, each for at most [`CONNECTION_TIMEOUT`].
 
-use crate::server::Gateway;
+use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;

@@ -5,9 +5,13 @@
 //! * [`cli`] — the `gateway` command line; [`admin`] — `gateway admin ...`.
 //! * [`config`] — flags, environment, TOML file, defaults.
 //! * [`datadir`] — operator CA, node certificate, signing key on disk.
-//! * [`server`] — node state, accept loop, ALPN dispatch, drain on shutdown.
-//! * [`relay`] — the `lifeline/1` handshake, the pairing registry and the
-//!   byte pump (the gateway never holds a session key).
+//! * [`state`] — the node's shared state (settings, store, limits, registry,
+//!   counters, shutdown phase).
+//! * [`server`] — building a node, the accept loop, ALPN dispatch, drain on
+//!   shutdown.
+//! * [`relay`] — the `lifeline/1` handshake and the byte pump (the gateway
+//!   never holds a session key).
+//! * [`registry`] — which sessions have an applet or a console on this node.
 //! * [`portal`] — the HTTP API: login, sessions, applet download, directory.
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens.
@@ -29,6 +33,8 @@ pub mod limits;
 pub mod personalize;
 pub mod portal;
 pub mod refusals;
+pub mod registry;
 pub mod relay;
 pub mod server;
+pub mod state;
 pub mod stun;

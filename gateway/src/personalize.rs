@@ -3,7 +3,7 @@
 //! session.
 
 use crate::config::Config;
-use crate::server::Gateway;
+use crate::state::Gateway;
 use lifeline_protocol::directory::DirectoryNode;
 use lifeline_protocol::trailer::{MAX_DIRECTORY_URLS, TrailerBody};
 use lifeline_store::SessionRecord;
@@ -137,7 +137,7 @@ pub fn personalize(
         technician_name: rec.technician_name.clone(),
         label: rec.label.clone(),
         // The signature covers the program it is attached to.
-        image_sha256: lifeline_session::tls::sha256(&stock),
+        image_sha256: lifeline_tls::sha256(&stock),
     };
     stock.extend(body.to_trailer(|m| gw.identity.sign(m)));
     stock

@@ -19,24 +19,22 @@
 //!   socket and the health listener ([`crate::health`]) always have some.
 
 use crate::config::Config;
-use crate::datadir::{self, NodeIdentity};
+use crate::datadir;
 use crate::limits::{Budgets, ConnLimiter};
 use crate::refusals::RefusalLog;
-use crate::relay::registry::Registry;
-use lifeline_protocol::directory::{DirectoryNode, MAX_NODES};
+use crate::registry::Registry;
+use crate::state::{Gateway, HEARTBEAT, Open, Phase, Stats};
 use lifeline_protocol::{ALPN_H2, ALPN_HTTP1, ALPN_RELAY};
 use lifeline_store::Store;
 use rustls::ServerConfig;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
-/// How often the node refreshes its heartbeat in the store.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Password checks run at once (scrypt uses 32 MiB and a core each).
 pub const HASH_CONCURRENCY: usize = 2;
 /// Password checks that may wait for a turn; more get "busy, retry".
@@ -45,8 +43,6 @@ pub const HASH_QUEUE: usize = 16;
 pub const LOGIN_HISTORY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most login-history rows kept, whatever their age.
 pub const LOGIN_HISTORY_ROWS: i64 = 100_000;
-/// Nodes seen within this window are listed in the directory.
-pub const NODE_LIVENESS_MS: i64 = 3 * HEARTBEAT.as_millis() as i64;
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -75,110 +71,10 @@ pub fn connection_cap() -> u64 {
     soft.saturating_sub(FD_RESERVE).max(64)
 }
 
-/// Live counters for health and metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Sessions currently relayed.
-    pub relaying: AtomicU64,
-    /// Connections currently open on the public port.
-    pub connections: AtomicU64,
-    /// The public port's connection cap.
-    pub connection_cap: AtomicU64,
-    /// Connections closed at once because the cap was reached.
-    pub shed: AtomicU64,
-    /// The most connections open at once since memory was last released.
-    pub peak_connections: AtomicU64,
-}
-
 /// How far the connection count must have fallen from its peak before the
 /// node gives the freed memory back to the system (see
 /// [`lifeline_memtrim`]): a burst's worth, not everyday churn.
 pub const TRIM_AFTER_DROP: u64 = 1_000;
-
-/// Counts one open connection on the public port while it lives (and is
-/// handed along with the connection when a relay takes it over).
-#[derive(Debug)]
-pub struct Open(Arc<Gateway>);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.stats.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Shutdown phases, broadcast to every task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Normal operation.
-    Running,
-    /// No new connections; waiting applets are released; relays finish.
-    Draining,
-}
-
-/// Everything a connection task needs.
-#[derive(Debug)]
-pub struct Gateway {
-    /// Settings.
-    pub config: Config,
-    /// Operator keys and node certificate.
-    pub identity: NodeIdentity,
-    /// This node's name.
-    pub node_name: String,
-    /// `host:port` clients use to reach this node.
-    pub advertise: String,
-    /// `host:port` of this node's STUN server as paired ends are told
-    /// (the advertised host with the bound STUN port), or empty when the
-    /// node runs none.
-    pub stun: String,
-    /// The store.
-    pub store: Store,
-    /// Connections per source.
-    pub conns: Arc<ConnLimiter>,
-    /// Failed attempts per source, per kind.
-    pub budgets: Budgets,
-    /// Relay refusals, logged once per reason per minute.
-    pub refusals: RefusalLog,
-    /// Password hashing pool with its bounded queue.
-    pub hasher: crate::auth::PasswordHasher,
-    /// Who is connected for which session.
-    pub registry: Arc<Registry>,
-    /// Counters.
-    pub stats: Stats,
-    /// Shutdown phase.
-    pub phase: watch::Receiver<Phase>,
-    /// Turns true when relays must stop (drain timeout passed).
-    pub stop_relays: watch::Receiver<bool>,
-}
-
-impl Gateway {
-    /// Nodes for the directory: this one first, then every other node
-    /// whose heartbeat is fresh. Applets race the first few, so order
-    /// matters little; listing this node first keeps single-node setups
-    /// independent of the heartbeat timing.
-    pub async fn directory_nodes(&self) -> Result<Vec<DirectoryNode>, lifeline_store::StoreError> {
-        let now = lifeline_session::now_ms();
-        let live = self.store.live_nodes(now - NODE_LIVENESS_MS).await?;
-        let mut nodes = vec![DirectoryNode {
-            name: self.node_name.clone(),
-            addr: self.advertise.clone(),
-        }];
-        nodes.extend(
-            live.into_iter()
-                .filter(|n| n.name != self.node_name)
-                .map(|n| DirectoryNode {
-                    name: n.name,
-                    addr: n.addr,
-                }),
-        );
-        nodes.truncate(MAX_NODES);
-        Ok(nodes)
-    }
-
-    /// Whether the node is draining.
-    pub fn draining(&self) -> bool {
-        *self.phase.borrow() == Phase::Draining
-    }
-}
 
 /// A node ready to serve.
 #[derive(Debug)]
@@ -233,7 +129,7 @@ impl Node {
             Some(s) => crate::stun::advertised(&advertise, s.local_addr()?.port()),
             None => String::new(),
         };
-        let mut tls = ServerConfig::builder_with_provider(lifeline_session::tls::outer_provider())
+        let mut tls = ServerConfig::builder_with_provider(lifeline_tls::outer_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
             .with_single_cert(identity.chain.clone(), identity.node_key.clone_key())?;
@@ -400,7 +296,7 @@ fn release_memory_after_a_burst(stats: &Stats) {
 /// Brings the store in line with a node that (re)starts: what its previous
 /// run left behind is put right before the node says it is listening.
 async fn recover(gw: &Gateway) -> Result<(), StartError> {
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let reset = gw.store.reset_node_sessions(&gw.node_name).await?;
     if reset > 0 {
         tracing::info!(
@@ -463,7 +359,7 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
     let mut beats: u64 = 0;
     loop {
         tick.tick().await;
-        let now = lifeline_session::now_ms();
+        let now = lifeline_protocol::time::now_ms();
         if let Err(e) = gw.store.heartbeat(&gw.node_name, &gw.advertise, now).await {
             tracing::warn!(error = %e, "heartbeat failed");
         }

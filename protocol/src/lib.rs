@@ -16,6 +16,7 @@
 //! * [`directory`] — the operator-signed list of gateway nodes.
 //! * [`proof`] — applet-secret proof, short authentication string and the
 //!   direct-path binding proof, all derived from TLS exporters.
+//! * [`path`] — which kind of path carries a session.
 //! * [`permissions`] — what a session may do beyond chat.
 //! * [`portal`] — JSON bodies of the portal HTTP API.
 //! * [`ice`] — the ICE offer the ends exchange to punch a UDP path.
@@ -31,6 +32,7 @@ pub mod e2e;
 pub mod guid;
 pub mod hex;
 pub mod ice;
+pub mod path;
 pub mod permissions;
 pub mod portal;
 pub mod proof;

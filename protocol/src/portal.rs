@@ -191,8 +191,12 @@ pub struct PathReport {
     pub detail: String,
 }
 
-/// The values [`PathReport::path`] may take.
-pub const PATHS: [&str; 3] = ["relay", "tcp", "udp"];
+/// The values [`PathReport::path`] may take (see [`crate::path::PathKind`]).
+pub const PATHS: [&str; 3] = [
+    crate::path::PathKind::Relay.as_str(),
+    crate::path::PathKind::DirectTcp.as_str(),
+    crate::path::PathKind::XtcpUdp.as_str(),
+];
 /// Longest [`PathReport::detail`] accepted.
 pub const MAX_PATH_DETAIL: usize = 512;
 

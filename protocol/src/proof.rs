@@ -10,6 +10,7 @@
 //!   terminated the TLS in between; people can compare it by phone.
 
 use crate::guid::SessionGuid;
+use crate::relay::Role;
 use ring::hmac;
 
 /// TLS exporter label for everything in this module.
@@ -50,25 +51,11 @@ pub fn verify_applet_proof(
 /// too).
 pub const DIRECT_EXPORTER_LABEL: &[u8] = b"EXPORTER-lifeline-direct-v1";
 
-/// Which end sends a binding proof (so one end's proof is never valid
-/// coming back from the other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindRole {
-    /// The end user's applet.
-    Applet,
-    /// The technician's console.
-    Console,
-}
-
-fn binding_message(
-    guid: &SessionGuid,
-    role: BindRole,
-    path_exporter: &[u8; EXPORTER_LEN],
-) -> Vec<u8> {
+fn binding_message(guid: &SessionGuid, role: Role, path_exporter: &[u8; EXPORTER_LEN]) -> Vec<u8> {
     let mut msg = b"lifeline binding proof v1".to_vec();
     msg.push(match role {
-        BindRole::Applet => 1,
-        BindRole::Console => 2,
+        Role::Applet => 1,
+        Role::Console => 2,
     });
     msg.extend_from_slice(guid.as_bytes());
     msg.extend_from_slice(path_exporter);
@@ -84,7 +71,7 @@ fn binding_message(
 pub fn binding_proof(
     relayed_exporter: &[u8; EXPORTER_LEN],
     guid: &SessionGuid,
-    role: BindRole,
+    role: Role,
     path_exporter: &[u8; EXPORTER_LEN],
 ) -> [u8; 32] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, relayed_exporter);
@@ -98,7 +85,7 @@ pub fn binding_proof(
 pub fn verify_binding_proof(
     relayed_exporter: &[u8; EXPORTER_LEN],
     guid: &SessionGuid,
-    role: BindRole,
+    role: Role,
     path_exporter: &[u8; EXPORTER_LEN],
     mac: &[u8; 32],
 ) -> bool {
@@ -223,39 +210,39 @@ mod tests {
     fn binding_proof_is_bound_to_key_guid_role_and_path() {
         let g = SessionGuid::from_bytes([9; 16]);
         let other = SessionGuid::from_bytes([8; 16]);
-        let mac = binding_proof(&[1; 32], &g, BindRole::Applet, &[2; 32]);
+        let mac = binding_proof(&[1; 32], &g, Role::Applet, &[2; 32]);
         assert!(verify_binding_proof(
             &[1; 32],
             &g,
-            BindRole::Applet,
+            Role::Applet,
             &[2; 32],
             &mac
         ));
         assert!(!verify_binding_proof(
             &[7; 32],
             &g,
-            BindRole::Applet,
+            Role::Applet,
             &[2; 32],
             &mac
         ));
         assert!(!verify_binding_proof(
             &[1; 32],
             &other,
-            BindRole::Applet,
+            Role::Applet,
             &[2; 32],
             &mac
         ));
         assert!(!verify_binding_proof(
             &[1; 32],
             &g,
-            BindRole::Console,
+            Role::Console,
             &[2; 32],
             &mac
         ));
         assert!(!verify_binding_proof(
             &[1; 32],
             &g,
-            BindRole::Applet,
+            Role::Applet,
             &[3; 32],
             &mac
         ));

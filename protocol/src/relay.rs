@@ -16,6 +16,20 @@
 use crate::codec::{DecodeError, Reader, Writer, clamp_str};
 use crate::guid::SessionGuid;
 
+/// Bytes of a frame header: type, then the payload length (u16).
+pub const HEADER_LEN: usize = 3;
+
+/// The payload length a frame header announces, refused if over
+/// [`MAX_PAYLOAD`]. Readers read exactly the header, then exactly this
+/// many bytes, so nothing after a frame is consumed.
+pub fn payload_len(header: [u8; HEADER_LEN]) -> Result<usize, DecodeError> {
+    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
+    if len > MAX_PAYLOAD {
+        return Err(DecodeError::invalid("handshake frame", "too long"));
+    }
+    Ok(len)
+}
+
 /// The only protocol version this build speaks.
 pub const VERSION: u8 = 1;
 /// Largest payload of a handshake frame.

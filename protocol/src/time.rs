@@ -2,6 +2,17 @@
 //!
 //! The store and the wire carry times as milliseconds since the Unix epoch;
 //! this turns them into text without pulling a date library.
+//!
+//! [`now_ms`] is the one place the workspace reads the wall clock for such
+//! timestamps (the binaries call it and pass `now` on; the decoders of this
+//! crate never read a clock themselves).
+
+/// The wall clock as Unix milliseconds (0 before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(unix_ms: i64) -> String {

@@ -11,7 +11,7 @@
 //! * [`identity`] — the console's per-session key pair and certificate.
 //! * [`addr`] — `host:port` and `https://` URL parsing shared by clients.
 //! * [`portal`] — a small JSON client for the gateway's portal API.
-//! * [`relay_link`] — connect to a gateway on ALPN `lifeline/1`, send the
+//! * [`gateway_conn`] — connect to a gateway on ALPN `lifeline/1`, send the
 //!   hello, and wait to be paired; the result is an opaque byte stream.
 //! * [`secure`] — the end-to-end handshake over that stream: inner TLS,
 //!   applet-secret proof, short authentication string.
@@ -33,11 +33,11 @@ pub use lifeline_tls::identity;
 pub mod addr;
 pub mod channel;
 pub mod direct;
+pub mod gateway_conn;
 pub mod link;
 pub mod linktest;
 pub mod live;
 pub mod portal;
-pub mod relay_link;
 pub mod secure;
 
 /// The applet's and console's log filter unless `LIFELINE_LOG` says
@@ -46,10 +46,4 @@ pub mod secure;
 /// as a warning — noise on an end user's screen, not a problem.
 pub const DEFAULT_LOG_FILTER: &str = "warn,webrtc_ice=error,webrtc_mdns=error,webrtc_util=error";
 
-/// Current time as Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use lifeline_protocol::time::now_ms;

@@ -36,37 +36,7 @@ pub const INBOUND_QUEUE: usize = 64;
 /// have the new path.
 pub const SWITCH_WAIT: Duration = Duration::from_secs(20);
 
-/// Which kind of path carries the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PathKind {
-    /// Through the gateway.
-    Relay,
-    /// A direct TCP connection between the ends.
-    DirectTcp,
-    /// XTCP over a UDP path found by ICE.
-    XtcpUdp,
-}
-
-impl PathKind {
-    /// Short name: `relay`, `tcp`, `udp` (CLI, events, portal).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PathKind::Relay => "relay",
-            PathKind::DirectTcp => "tcp",
-            PathKind::XtcpUdp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for PathKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathKind::Relay => "relay",
-            PathKind::DirectTcp => "direct TCP",
-            PathKind::XtcpUdp => "XTCP over UDP",
-        })
-    }
-}
+pub use lifeline_protocol::path::PathKind;
 
 /// An established, authenticated path.
 pub struct Path {

@@ -34,7 +34,7 @@ pub enum PortalError {
     },
     /// Could not reach or talk to the portal.
     #[error(transparent)]
-    Link(#[from] crate::relay_link::LinkError),
+    Link(#[from] crate::gateway_conn::LinkError),
     /// HTTP-level failure.
     #[error("portal request failed: {0}")]
     Http(String),
@@ -110,7 +110,7 @@ impl PortalClient {
     ) -> Result<Bytes, PortalError> {
         let work = async {
             let tls =
-                crate::relay_link::connect(&self.addr, self.tls.clone(), self.timeout).await?;
+                crate::gateway_conn::connect(&self.addr, self.tls.clone(), self.timeout).await?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
                 .map_err(|e| PortalError::Http(e.to_string()))?;

@@ -7,7 +7,8 @@
 
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::{EndedBy, Frame};
-use lifeline_protocol::proof::{self, BindRole, DIRECT_EXPORTER_LABEL};
+use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL};
+use lifeline_protocol::relay::Role;
 use lifeline_session::channel::{FrameReader, FrameWriter};
 use lifeline_session::direct::{DirectEvent, Ends, Negotiator, Policy, Settings, Side};
 use lifeline_session::identity::SessionIdentity;
@@ -377,7 +378,7 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
         .unwrap();
     let (r, w) = tokio::io::split(t);
     let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
-    let mac = proof::binding_proof(&relayed, &GUID, BindRole::Console, &exporter);
+    let mac = proof::binding_proof(&relayed, &GUID, Role::Console, &exporter);
     w.write_frame(&Frame::Bind { mac }).await.unwrap();
     let Some(Frame::Bind { mac: theirs }) = r.read_frame().await.unwrap() else {
         panic!("no proof")
@@ -385,7 +386,7 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
     assert!(proof::verify_binding_proof(
         &relayed,
         &GUID,
-        BindRole::Applet,
+        Role::Applet,
         &exporter,
         &theirs
     ));

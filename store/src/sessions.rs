@@ -105,52 +105,16 @@ impl fmt::Display for SessionState {
     }
 }
 
-/// Which way a paired session's traffic flows, as its console reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionPath {
-    /// Through the gateway's relay.
-    Relay,
-    /// A direct TCP connection between the ends.
-    Tcp,
-    /// XTCP over a UDP path found by ICE.
-    Udp,
-}
+/// Which way a paired session's traffic flows, as its console reported
+/// (the protocol's one path type; stored as its short name).
+pub use lifeline_protocol::path::PathKind as SessionPath;
 
-impl SessionPath {
-    /// The stored (and wire) name: `relay`, `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Relay => "relay",
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
-    }
-
-    /// The path named `s`, if it is one.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Relay, Self::Tcp, Self::Udp]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
-    /// Whether the path bypasses the relay.
-    pub fn is_direct(self) -> bool {
-        !matches!(self, Self::Relay)
-    }
-
-    /// The session state this path means.
-    fn state(self) -> SessionState {
-        if self.is_direct() {
-            SessionState::Direct
-        } else {
-            SessionState::Paired
-        }
-    }
-}
-
-impl fmt::Display for SessionPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The session state a reported path means.
+fn state_of_path(path: SessionPath) -> SessionState {
+    if path.is_direct() {
+        SessionState::Direct
+    } else {
+        SessionState::Paired
     }
 }
 
@@ -557,8 +521,8 @@ impl Store {
     }
 
     /// The console reports the path the session's traffic takes: `paired`
-    /// or `direct` → `direct` for [`SessionPath::Tcp`] and
-    /// [`SessionPath::Udp`], → `paired` for [`SessionPath::Relay`] (while
+    /// or `direct` → `direct` for [`SessionPath::DirectTcp`] and
+    /// [`SessionPath::XtcpUdp`], → `paired` for [`SessionPath::Relay`] (while
     /// the relay still runs: it is how a console says the cutover did not
     /// happen after all). Records the path and returns the updated session.
     ///
@@ -577,7 +541,7 @@ impl Store {
         };
         let done = sqlx::query(sql)
             .bind(&text)
-            .bind(path.state().as_str())
+            .bind(state_of_path(path).as_str())
             .bind(path.as_str())
             .execute(&mut *tx)
             .await?

@@ -1099,7 +1099,7 @@ async fn direct_sessions(db: &TestDb) {
     let s = new_session(t.id, "", T0);
     let g = s.guid;
     store.create_session(s).await.unwrap();
-    assert!(conflict(store.set_path(&g, SessionPath::Tcp).await).contains("created"));
+    assert!(conflict(store.set_path(&g, SessionPath::DirectTcp).await).contains("created"));
     assert!(
         store
             .mark_waiting(&g, "n1", "n1:443", "a", T0 + 1)
@@ -1117,10 +1117,10 @@ async fn direct_sessions(db: &TestDb) {
         (r.state, r.path),
         (SessionState::Paired, Some(SessionPath::Relay))
     );
-    let d = store.set_path(&g, SessionPath::Tcp).await.unwrap();
+    let d = store.set_path(&g, SessionPath::DirectTcp).await.unwrap();
     assert_eq!(
         (d.state, d.path),
-        (SessionState::Direct, Some(SessionPath::Tcp))
+        (SessionState::Direct, Some(SessionPath::DirectTcp))
     );
     assert_eq!(d, store.session(&g).await.unwrap().unwrap());
     assert!(d.state.is_connected() && SessionState::Paired.is_connected());
@@ -1128,10 +1128,10 @@ async fn direct_sessions(db: &TestDb) {
     // Back to the relay while it still runs (the cutover did not happen)…
     let back = store.set_path(&g, SessionPath::Relay).await.unwrap();
     assert_eq!(back.state, SessionState::Paired);
-    let d = store.set_path(&g, SessionPath::Udp).await.unwrap();
+    let d = store.set_path(&g, SessionPath::XtcpUdp).await.unwrap();
     assert_eq!(
         (d.state, d.path),
-        (SessionState::Direct, Some(SessionPath::Udp))
+        (SessionState::Direct, Some(SessionPath::XtcpUdp))
     );
 
     // A direct session is live: no second applet, no re-pairing, listed as
@@ -1181,10 +1181,10 @@ async fn direct_sessions(db: &TestDb) {
         "kept: where it was relayed"
     );
     assert!(conflict(store.set_path(&g, SessionPath::Relay).await).contains("relay"));
-    let tcp = store.set_path(&g, SessionPath::Tcp).await.unwrap();
+    let tcp = store.set_path(&g, SessionPath::DirectTcp).await.unwrap();
     assert_eq!(
         (tcp.state, tcp.path),
-        (SessionState::Direct, Some(SessionPath::Tcp))
+        (SessionState::Direct, Some(SessionPath::DirectTcp))
     );
 
     // The console ends it; the path stays as history.
@@ -1197,10 +1197,10 @@ async fn direct_sessions(db: &TestDb) {
     let e = store.session(&g).await.unwrap().unwrap();
     assert_eq!(
         (e.state, e.path),
-        (SessionState::Ended, Some(SessionPath::Tcp))
+        (SessionState::Ended, Some(SessionPath::DirectTcp))
     );
     assert_eq!(e.ended_reason.as_deref(), Some("ended by the technician"));
-    assert!(conflict(store.set_path(&g, SessionPath::Udp).await).contains("ended"));
+    assert!(conflict(store.set_path(&g, SessionPath::XtcpUdp).await).contains("ended"));
     assert_eq!(
         store.close_relay(&g, "late", T0 + 6).await.unwrap(),
         RelayClosed::AlreadyEnded
@@ -1229,15 +1229,18 @@ async fn direct_sessions(db: &TestDb) {
         RelayClosed::AlreadyEnded
     );
     assert!(matches!(
-        store.set_path(&random_guid(), SessionPath::Tcp).await,
+        store.set_path(&random_guid(), SessionPath::DirectTcp).await,
         Err(StoreError::NotFound(_))
     ));
 
     // Node restart: direct sessions it relayed lose the relay, nothing else.
     let on_n1 = paired_session(&store, &t, "n1").await;
-    store.set_path(&on_n1, SessionPath::Udp).await.unwrap();
+    store.set_path(&on_n1, SessionPath::XtcpUdp).await.unwrap();
     let on_n2 = paired_session(&store, &t, "n2").await;
-    store.set_path(&on_n2, SessionPath::Tcp).await.unwrap();
+    store
+        .set_path(&on_n2, SessionPath::DirectTcp)
+        .await
+        .unwrap();
     let paired_n1 = paired_session(&store, &t, "n1").await;
     store
         .set_path(&paired_n1, SessionPath::Relay)
@@ -1294,7 +1297,7 @@ async fn direct_sessions(db: &TestDb) {
         Some(SessionPath::Relay)
     );
 
-    assert_eq!(SessionPath::parse("udp"), Some(SessionPath::Udp));
+    assert_eq!(SessionPath::parse("udp"), Some(SessionPath::XtcpUdp));
     assert_eq!(SessionPath::parse("UDP"), None);
     assert_eq!(SessionState::Direct.as_str(), "direct");
     store.close().await;
@@ -1316,7 +1319,7 @@ async fn relay_close_races_path_reports(db: &TestDb) {
         .map(|g| {
             let (s1, s2, g) = (store.clone(), store.clone(), *g);
             (
-                tokio::spawn(async move { s1.set_path(&g, SessionPath::Udp).await }),
+                tokio::spawn(async move { s1.set_path(&g, SessionPath::XtcpUdp).await }),
                 tokio::spawn(async move { s2.close_relay(&g, "relay closed", T0 + 5).await }),
             )
         })

@@ -1,5 +1,6 @@
 //! `login`, `logout`, `session new`, `sessions`, `queue`.
 
+use crate::portal::portal;
 use crate::profile::{LocalSession, Login, Profile};
 use anyhow::{Context, bail};
 use lifeline_protocol::portal::{
@@ -16,14 +17,6 @@ use rustls::pki_types::pem::PemObject;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
-
-/// A portal client for the saved login.
-pub fn portal(profile: &Profile) -> anyhow::Result<(Login, PortalClient)> {
-    let login = profile.login()?;
-    let tls = gateway_client_config(&GatewayTrust::Ca(profile.gateway_ca()?), &[ALPN_HTTP1])?;
-    let client = PortalClient::new(profile.gateway(&login)?, tls).with_token(login.token.clone());
-    Ok((login, client))
-}
 
 /// `tech-console login`.
 pub async fn login(
@@ -51,7 +44,8 @@ pub async fn login(
         GatewayTrust::CaFingerprint(fp) => {
             let tls = gateway_client_config(&trust, &[ALPN_HTTP1])?;
             let stream =
-                lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(15)).await?;
+                lifeline_session::gateway_conn::connect(&addr, tls, Duration::from_secs(15))
+                    .await?;
             stream
                 .get_ref()
                 .1
@@ -256,7 +250,7 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
 /// `tech-console session end`.
 pub async fn session_end(profile: &Profile, target: &str, reason: &str) -> anyhow::Result<()> {
     let (_login, client) = portal(profile)?;
-    let info = crate::connect::resolve(&client, target).await?;
+    let info = crate::portal::resolve(&client, target).await?;
     let ended: SessionInfo = client
         .post(
             &format!("/api/v1/sessions/{}/end", info.guid),

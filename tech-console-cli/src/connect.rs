@@ -20,19 +20,19 @@
 //!
 //! SIZE takes a `K`, `M` or `G` suffix (powers of 1024).
 
-use crate::commands::portal;
+use crate::portal::{portal, resolve};
 use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
-use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo, SessionList};
+use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo};
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
 use lifeline_session::addr::HostPort;
 use lifeline_session::direct::{Policy, Settings, Side};
+use lifeline_session::gateway_conn;
 use lifeline_session::link::PathKind;
 use lifeline_session::linktest::Direction;
 use lifeline_session::live::{self, Command, Event, PathChange};
-use lifeline_session::relay_link;
 use lifeline_session::secure;
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use serde_json::json;
@@ -67,27 +67,6 @@ impl Out {
         self.emit(json!({"event": "error", "message": message}), || {
             format!("error: {message}")
         });
-    }
-}
-
-/// Resolves a GUID or one of the technician's labels.
-pub async fn resolve(
-    client: &lifeline_session::portal::PortalClient,
-    target: &str,
-) -> anyhow::Result<SessionInfo> {
-    if let Ok(guid) = target.parse::<SessionGuid>() {
-        return Ok(client.get(&format!("/api/v1/sessions/{guid}")).await?);
-    }
-    let list: SessionList = client.get("/api/v1/sessions").await?;
-    let mut matches: Vec<_> = list
-        .sessions
-        .into_iter()
-        .filter(|s| s.label == target)
-        .collect();
-    match matches.len() {
-        0 => anyhow::bail!("no open session with GUID or label {target:?}"),
-        1 => Ok(matches.remove(0)),
-        n => anyhow::bail!("{n} open sessions are labelled {target:?}; use the GUID"),
     }
 }
 
@@ -136,10 +115,10 @@ async fn run(
         );
     }
     let tls = gateway_client_config(&GatewayTrust::Ca(profile.gateway_ca()?), &[ALPN_RELAY])?;
-    let mut stream = relay_link::connect(&node_addr, tls, Duration::from_secs(15)).await?;
-    relay_link::send_hello(&mut stream, &Hello::console(guid, &login.token)).await?;
-    let gateway_is_local = relay_link::gateway_is_local(&stream);
-    let pairing = relay_link::await_pairing(&mut stream, |_| {}).await?;
+    let mut stream = gateway_conn::connect(&node_addr, tls, Duration::from_secs(15)).await?;
+    gateway_conn::send_hello(&mut stream, &Hello::console(guid, &login.token)).await?;
+    let gateway_is_local = gateway_conn::gateway_is_local(&stream);
+    let pairing = gateway_conn::await_pairing(&mut stream, |_| {}).await?;
     out.emit(
         json!({"event": "paired", "guid": guid.to_string(), "node": node_addr.to_string()}),
         || format!("end user connected through gateway {node_addr}; securing the channel…"),

@@ -6,6 +6,8 @@
 //! * [`profile`] — the login (token, gateway, CA) and per-session secrets
 //!   kept in the user's config directory with 0600 permissions.
 //! * [`commands`] — `login`, `session new`, `queue`, `sessions`, `logout`.
+//! * [`portal`] — a portal client for the saved login; sessions by GUID or
+//!   label.
 //! * [`connect`] — `connect`: pair through the gateway, end-to-end TLS,
 //!   then line-mode chat on a terminal or JSON-lines batch mode otherwise.
 #![forbid(unsafe_code)]
@@ -13,4 +15,5 @@
 pub mod cli;
 pub mod commands;
 pub mod connect;
+pub mod portal;
 pub mod profile;

@@ -6,7 +6,7 @@ use lifeline_protocol::relay::{Hello, Role, ServerMsg, VERSION};
 use lifeline_protocol::trailer::SignedTrailer;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid};
 use lifeline_session::addr::HostPort;
-use lifeline_session::relay_link::{self, GatewayStream, LinkError};
+use lifeline_session::gateway_conn::{self, GatewayStream, LinkError};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ impl RawClient {
             .expect("tls config");
         let addr = HostPort::parse(&gw.addr, 0).expect("addr");
         let stream = rt
-            .block_on(relay_link::connect(&addr, tls, Duration::from_secs(10)))
+            .block_on(gateway_conn::connect(&addr, tls, Duration::from_secs(10)))
             .expect("connect to gateway");
         Self { rt, stream }
     }
@@ -54,7 +54,7 @@ impl RawClient {
         let body = trailer
             .verify(&trailer.claimed_key().expect("key"), 0)
             .expect("a valid trailer");
-        relay_link::applet_hello(&self.stream, body.guid, &body.applet_secret)
+        gateway_conn::applet_hello(&self.stream, body.guid, &body.applet_secret)
             .expect("admission proof")
     }
 
@@ -67,7 +67,7 @@ impl RawClient {
     /// Sends this hello as it is.
     pub fn send_hello(&mut self, hello: &Hello) {
         self.rt
-            .block_on(relay_link::send_hello(&mut self.stream, hello))
+            .block_on(gateway_conn::send_hello(&mut self.stream, hello))
             .expect("send hello");
     }
 
@@ -85,7 +85,8 @@ impl RawClient {
         let s = &mut self.stream;
         self.rt
             .block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), relay_link::read_server_msg(s)).await
+                tokio::time::timeout(Duration::from_secs(10), gateway_conn::read_server_msg(s))
+                    .await
             })
             .unwrap_or(Err(LinkError::Timeout("test".into())))
     }

@@ -33,7 +33,7 @@ fn request(
         let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).unwrap();
         let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[alpn]).unwrap();
         let addr = HostPort::parse(&gw.addr, 0).unwrap();
-        let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(10))
+        let stream = lifeline_session::gateway_conn::connect(&addr, tls, Duration::from_secs(10))
             .await
             .unwrap();
         let negotiated =
@@ -267,9 +267,10 @@ fn a_stalled_request_body_is_cut_at_the_body_deadline() {
             let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).unwrap();
             let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[alpn]).unwrap();
             let addr = HostPort::parse(&gw.addr, 0).unwrap();
-            let stream = lifeline_session::relay_link::connect(&addr, tls, Duration::from_secs(10))
-                .await
-                .unwrap();
+            let stream =
+                lifeline_session::gateway_conn::connect(&addr, tls, Duration::from_secs(10))
+                    .await
+                    .unwrap();
             let body = StallingBody {
                 first: Some(Bytes::from_static(b"{\"email\": \"ada@exa")),
                 claimed: 4096,

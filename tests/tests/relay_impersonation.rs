@@ -26,7 +26,7 @@
 //! connection through at the TCP level, TLS untouched.)
 #![allow(clippy::unwrap_used)]
 
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg};
+use lifeline_protocol::relay::{Hello, Role, ServerMsg};
 use lifeline_protocol::trailer::SignedTrailer;
 use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY};
 use lifeline_session::identity::SessionIdentity;
@@ -136,19 +136,9 @@ fn evil_outer_config(data_dir: &Path, ca_der: CertificateDer<'static>) -> Arc<Se
 
 /// Reads one relay hello with exact reads.
 async fn read_hello<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Hello, String> {
-    let mut header = [0u8; 3];
-    s.read_exact(&mut header)
+    let frame = lifeline_session::gateway_conn::read_frame(s)
         .await
-        .map_err(|e| format!("hello header: {e}"))?;
-    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
-    if len > MAX_PAYLOAD {
-        return Err(format!("hello of {len} bytes"));
-    }
-    let mut frame = header.to_vec();
-    frame.resize(3 + len, 0);
-    s.read_exact(&mut frame[3..])
-        .await
-        .map_err(|e| format!("hello body: {e}"))?;
+        .map_err(|e| format!("hello: {e}"))?;
     Hello::decode(&frame)
         .map(|(h, _)| h)
         .map_err(|e| format!("hello: {e}"))
@@ -263,7 +253,7 @@ async fn evil_connection(
             upstream.flush().await.map_err(|e| e.to_string())?;
             let answer = tokio::time::timeout(
                 Duration::from_secs(10),
-                lifeline_session::relay_link::read_server_msg(&mut upstream),
+                lifeline_session::gateway_conn::read_server_msg(&mut upstream),
             )
             .await
             .map_err(|_| "the real gateway did not answer".to_owned())?

@@ -30,7 +30,7 @@ use lifeline_benches::stats::Table;
 use lifeline_benches::sys;
 use lifeline_protocol::relay::{Hello, ServerMsg};
 use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
-use lifeline_session::relay_link;
+use lifeline_session::gateway_conn;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -238,8 +238,8 @@ async fn bad_tokens() -> Result<()> {
             while Instant::now() < deadline {
                 let mut s = tls_connect(Some(src), addr, cfg.clone()).await?;
                 let guid = SessionGuid::from_bytes(lifeline_benches::random::<16>()?);
-                relay_link::send_hello(&mut s, &Hello::console(guid, "made-up-token")).await?;
-                match relay_link::read_server_msg(&mut s).await {
+                gateway_conn::send_hello(&mut s, &Hello::console(guid, "made-up-token")).await?;
+                match gateway_conn::read_server_msg(&mut s).await {
                     Ok(ServerMsg::Refused { code, .. }) => seen.push(format!("{code:?}")),
                     other => seen.push(format!("{other:?}")),
                 }

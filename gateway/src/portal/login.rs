@@ -3,7 +3,7 @@
 use super::{Resp, error, error_retry, json, parse, store_error};
 use crate::auth::AuthError;
 use crate::config::MAX_LOGIN_FAILURES;
-use crate::server::Gateway;
+use crate::state::Gateway;
 use http::StatusCode;
 use lifeline_protocol::portal::{LoginRequest, LoginResponse, TechnicianInfo};
 use lifeline_store::Technician;
@@ -55,7 +55,7 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             "wrong e-mail or password",
         )
     };
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let source = peer.to_string();
     let tech = match gw.store.technician_by_email(&req.email).await {
         Ok(t) => t,

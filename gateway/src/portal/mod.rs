@@ -15,7 +15,7 @@ mod login;
 mod public;
 mod sessions;
 
-use crate::server::Gateway;
+use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -46,7 +46,7 @@ pub type Resp = Response<Full<Bytes>>;
 /// HTTP/2 peers are pinged and dropped when they stop answering.
 pub async fn serve_connection(
     gw: Arc<Gateway>,
-    tls: crate::relay::ServerStream,
+    tls: crate::state::ServerStream,
     peer: SocketAddr,
     alpn_h2: bool,
     deadline: tokio::time::Instant,
@@ -209,7 +209,10 @@ async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<(Technici
         .ok_or_else(unauthorized)?;
     match gw
         .store
-        .technician_by_token(&crate::auth::token_hash(token), lifeline_session::now_ms())
+        .technician_by_token(
+            &crate::auth::token_hash(token),
+            lifeline_protocol::time::now_ms(),
+        )
         .await
     {
         Ok(Some(t)) => Ok((t, token.to_owned())),

@@ -1,7 +1,7 @@
 //! Endpoints without login: health and the signed gateway directory.
 
 use super::{Resp, json, store_error};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use http::StatusCode;
 use lifeline_protocol::directory::{Directory, SignedDirectory};
 
@@ -10,7 +10,7 @@ pub(super) fn health(gw: &Gateway) -> Resp {
 }
 
 pub(super) async fn directory(gw: &Gateway) -> Resp {
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let nodes = match gw.directory_nodes().await {
         Ok(n) => n,
         Err(e) => return store_error(e),

@@ -2,7 +2,7 @@
 //! and the one-time download of the personalized applet.
 
 use super::{Resp, error, json, parse, store_error};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
@@ -12,7 +12,7 @@ use lifeline_store::{NewSession, SessionPath, SessionRecord, SessionState, Techn
 
 /// The portal's view of a stored session.
 pub fn info(r: &SessionRecord) -> SessionInfo {
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let state = if r.state != SessionState::Ended && now >= r.expires_at_ms {
         "expired"
     } else {
@@ -67,7 +67,7 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
             "no randomness",
         );
     };
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let rec = match gw
         .store
         .create_session(NewSession {
@@ -139,7 +139,7 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
     let reason = req
         .reason_text()
         .unwrap_or_else(|| "ended by the technician".to_owned());
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
         // The relay may have closed the session already (it sees the
         // connection end first); the console's reason is recorded either way.
@@ -187,12 +187,7 @@ pub(super) async fn path(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8
 /// console's detail are shown escaped, so it cannot forge lines in
 /// `admin audit`.
 pub fn path_audit_detail(path: SessionPath, rtt_ms: Option<f64>, detail: &str) -> String {
-    let mut out = match path {
-        SessionPath::Relay => "relay",
-        SessionPath::Tcp => "direct TCP",
-        SessionPath::Udp => "XTCP over UDP",
-    }
-    .to_owned();
+    let mut out = path.to_string();
     if let Some(rtt) = rtt_ms {
         out.push_str(&format!(", rtt {rtt:.1} ms"));
     }
@@ -209,7 +204,7 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         Ok(r) => r,
         Err(r) => return r,
     };
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     if rec.state == SessionState::Ended || now >= rec.expires_at_ms {
         return error(
             StatusCode::GONE,
@@ -242,7 +237,7 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
         Err(e) => return store_error(e),
     };
     let file = crate::personalize::personalize(gw, &rec, secret, &nodes, stock);
-    let digest = hex::encode(&lifeline_session::tls::sha256(&file));
+    let digest = hex::encode(&lifeline_tls::sha256(&file));
     crate::relay::audit(
         gw,
         Some(&rec.guid),
@@ -272,11 +267,11 @@ mod tests {
     #[test]
     fn path_audit_details() {
         assert_eq!(
-            path_audit_detail(SessionPath::Tcp, Some(0.4), "10.0.0.2:5000"),
+            path_audit_detail(SessionPath::DirectTcp, Some(0.4), "10.0.0.2:5000"),
             "direct TCP, rtt 0.4 ms; 10.0.0.2:5000"
         );
         assert_eq!(
-            path_audit_detail(SessionPath::Udp, Some(12.0), " srflx\nforged "),
+            path_audit_detail(SessionPath::XtcpUdp, Some(12.0), " srflx\nforged "),
             "XTCP over UDP, rtt 12.0 ms; srflx\\nforged"
         );
         assert_eq!(

@@ -5,10 +5,9 @@
 //! TLS between applet and console, for which the gateway holds no key.
 
 pub mod pump;
-pub mod registry;
 
-use crate::server::{Gateway, Phase};
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, Role, ServerMsg, VERSION};
+use crate::state::{Gateway, Phase};
+use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg, VERSION};
 use lifeline_protocol::{DecodeError, SessionGuid};
 use lifeline_store::{RelayClosed, SessionRecord, SessionState};
 use std::net::SocketAddr;
@@ -18,8 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// A client's TLS stream on this node.
-pub type ServerStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+use crate::registry;
+use crate::state::ServerStream;
 
 /// Keepalive interval for waiting applets: keeps NAT bindings open and
 /// finds dead applets.
@@ -53,19 +52,19 @@ async fn refuse(tls: &mut ServerStream, r: Refusal) {
 /// Reads the hello with exact reads, so nothing after it is consumed.
 async fn read_hello(tls: &mut ServerStream) -> Result<Hello, Refusal> {
     let bad = |why: String| Refusal::new(RefuseCode::BadRequest, why);
-    let mut header = [0u8; 3];
+    let mut header = [0u8; relay::HEADER_LEN];
     tls.read_exact(&mut header)
         .await
         .map_err(|_| bad("connection closed before the hello".into()))?;
-    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
-    if len > MAX_PAYLOAD {
-        return Err(bad(format!(
-            "hello too large ({len} bytes, at most {MAX_PAYLOAD})"
-        )));
-    }
+    let len = relay::payload_len(header).map_err(|_| {
+        bad(format!(
+            "hello too large (at most {} bytes)",
+            relay::MAX_PAYLOAD
+        ))
+    })?;
     let mut frame = header.to_vec();
-    frame.resize(3 + len, 0);
-    tls.read_exact(&mut frame[3..])
+    frame.resize(relay::HEADER_LEN + len, 0);
+    tls.read_exact(&mut frame[relay::HEADER_LEN..])
         .await
         .map_err(|_| bad("connection closed in the middle of the hello".into()))?;
     match Hello::decode(&frame) {
@@ -84,7 +83,7 @@ pub async fn handle(
     mut tls: ServerStream,
     peer: SocketAddr,
     deadline: Instant,
-    open: Option<crate::server::Open>,
+    open: Option<crate::state::Open>,
 ) {
     if gw.draining() {
         refuse(
@@ -190,7 +189,7 @@ async fn live_session(
             "this support session has already ended",
         ));
     }
-    if lifeline_session::now_ms() >= rec.expires_at_ms {
+    if lifeline_protocol::time::now_ms() >= rec.expires_at_ms {
         return Err(Refusal::new(
             RefuseCode::Expired,
             "this support session has expired",
@@ -218,7 +217,7 @@ async fn applet(
     mut tls: ServerStream,
     peer: SocketAddr,
     hello: Hello,
-    open: Option<crate::server::Open>,
+    open: Option<crate::state::Open>,
 ) -> Outcome {
     let guid = hello.guid;
     let rec = match live_session(gw, &guid, peer).await {
@@ -260,7 +259,7 @@ async fn applet(
     let Ok((ticket, mut wait)) = gw.registry.register_applet(guid, proven) else {
         return Err((tls, already()));
     };
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let from = peer.to_string();
     match gw
         .store
@@ -371,7 +370,7 @@ async fn console(
     hello: Hello,
 ) -> Outcome {
     let guid = hello.guid;
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     let token = String::from_utf8_lossy(&hello.credential).into_owned();
     let tech = match gw
         .store
@@ -471,7 +470,7 @@ async fn console(
         let _ = gw.store.clear_waiting(&guid, &applet_addr).await;
         return Ok(());
     }
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     if let Err(e) = gw.store.mark_paired(&guid, now).await {
         tracing::warn!(error = %e, "store update failed");
     }
@@ -522,7 +521,7 @@ async fn console(
         .await;
         report
     };
-    let now = lifeline_session::now_ms();
+    let now = lifeline_protocol::time::now_ms();
     // A session that went direct (the console reported a direct path
     // before closing the relay) outlives its relay; any other ends here.
     let reason = format!("relay closed: {}", report.reason);
@@ -591,7 +590,13 @@ pub async fn audit(
 ) {
     if let Err(e) = gw
         .store
-        .audit(lifeline_session::now_ms(), session, actor, event, detail)
+        .audit(
+            lifeline_protocol::time::now_ms(),
+            session,
+            actor,
+            event,
+            detail,
+        )
         .await
     {
         tracing::warn!(error = %e, event, "audit write failed");

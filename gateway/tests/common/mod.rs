@@ -4,7 +4,7 @@
 //! handshake on ALPN `lifeline/1`.
 #![allow(dead_code)]
 
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, Role, ServerMsg};
+use lifeline_protocol::relay::{Hello, Role, ServerMsg};
 use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -417,17 +417,13 @@ impl Drop for Node {
 
 /// Reads one gateway message (with exact reads: nothing after it).
 pub async fn read_msg(tls: &mut Tls) -> ServerMsg {
-    let mut header = [0u8; 3];
-    tokio::time::timeout(Duration::from_secs(20), tls.read_exact(&mut header))
-        .await
-        .expect("no message from the gateway within 20 s")
-        .unwrap();
-    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
-    assert!(len <= MAX_PAYLOAD);
-    let mut frame = header.to_vec();
-    frame.resize(3 + len, 0);
-    tls.read_exact(&mut frame[3..]).await.unwrap();
-    ServerMsg::decode(&frame).unwrap().0
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        lifeline_session::gateway_conn::read_server_msg(tls),
+    )
+    .await
+    .expect("no message from the gateway within 20 s")
+    .unwrap()
 }
 
 /// An applet that waits: hello, then `Waiting`.

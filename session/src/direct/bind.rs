@@ -13,7 +13,8 @@ use super::{DirectError, Ends, Side};
 use crate::channel::{FrameReader, FrameWriter};
 use crate::link::{BoxRead, BoxWrite, Path, PathKind};
 use lifeline_protocol::e2e::Frame;
-use lifeline_protocol::proof::{self, BindRole, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
+use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
+use lifeline_protocol::relay::Role;
 use rustls::pki_types::ServerName;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,10 +23,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// connects and stays silent is dropped after this.
 pub const SECURE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn roles(side: &Side) -> (BindRole, BindRole) {
+fn roles(side: &Side) -> (Role, Role) {
     match side {
-        Side::Applet { .. } => (BindRole::Applet, BindRole::Console),
-        Side::Console { .. } => (BindRole::Console, BindRole::Applet),
+        Side::Applet { .. } => (Role::Applet, Role::Console),
+        Side::Console { .. } => (Role::Console, Role::Applet),
     }
 }
 

@@ -5,7 +5,7 @@
 //! byte of the opaque stream that follows has been consumed.
 
 use crate::addr::HostPort;
-use lifeline_protocol::relay::{Hello, MAX_PAYLOAD, RefuseCode, ServerMsg};
+use lifeline_protocol::relay::{self, Hello, RefuseCode, ServerMsg};
 use lifeline_protocol::{DecodeError, SessionGuid};
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -115,19 +115,21 @@ pub async fn send_hello<S: AsyncWrite + Unpin>(s: &mut S, hello: &Hello) -> Resu
     Ok(())
 }
 
+/// Reads exactly one handshake frame (header and payload, nothing more).
+pub async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, LinkError> {
+    let mut header = [0u8; relay::HEADER_LEN];
+    s.read_exact(&mut header).await?;
+    let len = relay::payload_len(header)?;
+    let mut frame = Vec::with_capacity(relay::HEADER_LEN + len);
+    frame.extend_from_slice(&header);
+    frame.resize(relay::HEADER_LEN + len, 0);
+    s.read_exact(&mut frame[relay::HEADER_LEN..]).await?;
+    Ok(frame)
+}
+
 /// Reads exactly one gateway message.
 pub async fn read_server_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<ServerMsg, LinkError> {
-    let mut header = [0u8; 3];
-    s.read_exact(&mut header).await?;
-    let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
-    if len > MAX_PAYLOAD {
-        return Err(DecodeError::invalid("gateway message", "too long").into());
-    }
-    let mut frame = Vec::with_capacity(3 + len);
-    frame.extend_from_slice(&header);
-    frame.resize(3 + len, 0);
-    s.read_exact(&mut frame[3..]).await?;
-    Ok(ServerMsg::decode(&frame)?.0)
+    Ok(ServerMsg::decode(&read_frame(s).await?)?.0)
 }
 
 /// What happened while waiting to be paired.

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use super::ServerStream;
+use crate::state::ServerStream;
 
 /// What a console sends a waiting applet's task to take over its stream.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub struct Handover {
     /// Its claim, which must live as long as the relay.
     pub ticket: AppletTicket,
     /// Its place in the node's connection count, likewise.
-    pub open: crate::server::Open,
+    pub open: crate::state::Open,
 }
 
 #[derive(Debug)]
