@@ -253,7 +253,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                             *s = format!("{}{rtt}", describe(kind));
                         }
                     }
-                    Event::StaysOnRelay { .. } => {}
+                    Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
                     Event::TestStarted { bytes, .. } => say(format!(
                         "{tech} is testing the connection ({} MiB)…",
                         bytes >> 20

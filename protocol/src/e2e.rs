@@ -38,8 +38,10 @@ pub const MAX_TCP_ADDRS: usize = 16;
 pub const MAX_ICE_CANDIDATES: usize = crate::ice::MAX_CANDIDATES;
 /// Longest ICE credential or candidate line.
 pub const MAX_ICE_TEXT: usize = crate::ice::MAX_TEXT;
-/// Largest [`Frame::Data`] payload.
+/// Largest [`Frame::ChannelData`] payload.
 pub const MAX_DATA: usize = 64 * 1024;
+/// Largest channel number.
+pub const MAX_CHANNEL: u32 = u32::MAX;
 
 const PROOF: u8 = 1;
 const ACCEPTED: u8 = 2;
@@ -52,10 +54,63 @@ const PATH_OFFER: u8 = 8;
 const ICE_OFFER: u8 = 9;
 const BIND: u8 = 10;
 const SWITCH: u8 = 11;
-const DATA: u8 = 12;
+const CHANNEL_DATA: u8 = 12;
 const TEST_START: u8 = 13;
 const TEST_REQUEST: u8 = 14;
 const TEST_RESULT: u8 = 15;
+const CHANNEL_OPEN: u8 = 16;
+const CHANNEL_CREDIT: u8 = 17;
+const CHANNEL_CLOSE: u8 = 18;
+const CHANNEL_RESET: u8 = 19;
+
+/// Which traffic class a channel's data belongs to. The sender's scheduler
+/// sends control frames first, then interactive channels' data, then bulk
+/// channels' data (fairly among them), so a file transfer never holds up
+/// a keystroke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// The session's own frames: chat, pings, negotiation, credit, end.
+    Control,
+    /// Small, latency-sensitive data (a shell's keystrokes and screen).
+    Interactive,
+    /// Throughput over latency (file transfer, the link test).
+    Bulk,
+}
+
+/// What a channel carries. The numbers are on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// The link test's checked byte stream (see `TestStart`).
+    LinkTest,
+    /// Bytes the other end sends straight back: a round-trip probe that
+    /// measures what interactive traffic would see.
+    Echo,
+}
+
+impl ChannelKind {
+    fn code(self) -> u8 {
+        match self {
+            ChannelKind::LinkTest => 1,
+            ChannelKind::Echo => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Result<Self, DecodeError> {
+        match c {
+            1 => Ok(ChannelKind::LinkTest),
+            2 => Ok(ChannelKind::Echo),
+            _ => Err(DecodeError::invalid("channel open", "unknown kind")),
+        }
+    }
+
+    /// The traffic class of its data.
+    pub fn priority(self) -> Priority {
+        match self {
+            ChannelKind::LinkTest => Priority::Bulk,
+            ChannelKind::Echo => Priority::Interactive,
+        }
+    }
+}
 
 /// Who ended a session, carried in [`Frame::End`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,12 +212,47 @@ pub enum Frame {
         /// The new path's id.
         path: [u8; 8],
     },
-    /// Bulk bytes (a link test today; file transfer later).
-    Data(Vec<u8>),
-    /// The sender's next `len` bytes of [`Frame::Data`] are the link-test
-    /// stream of `seed`; the receiver checks them and answers
-    /// [`Frame::TestResult`].
+    /// Either way: opens channel `channel` (the opener's numbers are odd
+    /// for the console, even for the applet, so both can open at once).
+    ChannelOpen {
+        /// Its number.
+        channel: u32,
+        /// What it carries.
+        kind: ChannelKind,
+    },
+    /// Bytes on a channel, within the credit the receiver granted.
+    ChannelData {
+        /// The channel.
+        channel: u32,
+        /// The bytes (at most [`MAX_DATA`]).
+        data: Vec<u8>,
+    },
+    /// The receiver consumed `bytes` of a channel's data: the sender may
+    /// send that many more (credit-based flow control per channel).
+    ChannelCredit {
+        /// The channel.
+        channel: u32,
+        /// Bytes of new credit.
+        bytes: u32,
+    },
+    /// The sender will send no more on this channel (half-close).
+    ChannelClose {
+        /// The channel.
+        channel: u32,
+    },
+    /// The channel is abandoned, both ways, at once.
+    ChannelReset {
+        /// The channel.
+        channel: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The data of channel `channel` (a link-test channel the sender
+    /// opened) is the link-test stream of `seed`, `len` bytes; the
+    /// receiver checks them and answers [`Frame::TestResult`].
     TestStart {
+        /// The channel carrying it.
+        channel: u32,
         /// Seed of the test stream.
         seed: u64,
         /// Bytes that follow.
@@ -280,13 +370,29 @@ impl Frame {
                 w.put(path);
                 SWITCH
             }
-            Frame::Data(bytes) => {
-                assert!(bytes.len() <= MAX_DATA, "data frame too large");
-                w.put(bytes);
-                DATA
+            Frame::ChannelData { channel, data } => {
+                assert!(data.len() <= MAX_DATA, "data frame too large");
+                w.u32(*channel).put(data);
+                CHANNEL_DATA
             }
-            Frame::TestStart { seed, len } => {
-                w.u64(*seed).u64(*len);
+            Frame::ChannelOpen { channel, kind } => {
+                w.u32(*channel).u8(kind.code());
+                CHANNEL_OPEN
+            }
+            Frame::ChannelCredit { channel, bytes } => {
+                w.u32(*channel).u32(*bytes);
+                CHANNEL_CREDIT
+            }
+            Frame::ChannelClose { channel } => {
+                w.u32(*channel);
+                CHANNEL_CLOSE
+            }
+            Frame::ChannelReset { channel, reason } => {
+                w.u32(*channel).str16(clamp_str(reason, MAX_REASON));
+                CHANNEL_RESET
+            }
+            Frame::TestStart { channel, seed, len } => {
+                w.u32(*channel).u64(*seed).u64(*len);
                 TEST_START
             }
             Frame::TestRequest { seed, len } => {
@@ -380,13 +486,33 @@ impl Frame {
             SWITCH => Frame::Switch {
                 path: p.array().map_err(short)?,
             },
-            DATA => {
-                if payload.len() > MAX_DATA {
-                    return Err(DecodeError::invalid("data", "too long"));
+            CHANNEL_DATA => {
+                let channel = p.u32().map_err(short)?;
+                if p.remaining() > MAX_DATA {
+                    return Err(DecodeError::invalid("channel data", "too long"));
                 }
-                Frame::Data(p.take(payload.len()).map_err(short)?.to_vec())
+                Frame::ChannelData {
+                    channel,
+                    data: p.take(p.remaining()).map_err(short)?.to_vec(),
+                }
             }
+            CHANNEL_OPEN => Frame::ChannelOpen {
+                channel: p.u32().map_err(short)?,
+                kind: ChannelKind::from_code(p.u8().map_err(short)?)?,
+            },
+            CHANNEL_CREDIT => Frame::ChannelCredit {
+                channel: p.u32().map_err(short)?,
+                bytes: p.u32().map_err(short)?,
+            },
+            CHANNEL_CLOSE => Frame::ChannelClose {
+                channel: p.u32().map_err(short)?,
+            },
+            CHANNEL_RESET => Frame::ChannelReset {
+                channel: p.u32().map_err(short)?,
+                reason: p.str16("reason", MAX_REASON).map_err(short)?.to_owned(),
+            },
             TEST_START => Frame::TestStart {
+                channel: p.u32().map_err(short)?,
                 seed: p.u64().map_err(short)?,
                 len: p.u64().map_err(short)?,
             },

@@ -195,12 +195,49 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "e2e_frame",
             "seed-data",
-            Frame::Data(b"0123456789".to_vec()).encode(),
+            Frame::ChannelData {
+                channel: 3,
+                data: b"0123456789".to_vec(),
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-channel-open",
+            Frame::ChannelOpen {
+                channel: 3,
+                kind: lifeline_protocol::e2e::ChannelKind::LinkTest,
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-channel-credit",
+            Frame::ChannelCredit {
+                channel: 3,
+                bytes: 1 << 20,
+            }
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-channel-close",
+            Frame::ChannelClose { channel: 3 }.encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-channel-reset",
+            Frame::ChannelReset {
+                channel: 4,
+                reason: "stopped by the end user".into(),
+            }
+            .encode(),
         ),
         (
             "e2e_frame",
             "seed-test-start",
             Frame::TestStart {
+                channel: 3,
                 seed: 7,
                 len: 1 << 28,
             }

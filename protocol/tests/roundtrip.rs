@@ -118,8 +118,23 @@ fn frame() -> impl Strategy<Value = Frame> {
             )),
         any::<[u8; 32]>().prop_map(|mac| Frame::Bind { mac }),
         any::<[u8; 8]>().prop_map(|path| Frame::Switch { path }),
-        vec(any::<u8>(), 0..=1024).prop_map(Frame::Data),
-        (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestStart { seed, len }),
+        (any::<u32>(), vec(any::<u8>(), 0..=1024))
+            .prop_map(|(channel, data)| Frame::ChannelData { channel, data }),
+        (
+            any::<u32>(),
+            prop_oneof![
+                Just(e2e::ChannelKind::LinkTest),
+                Just(e2e::ChannelKind::Echo)
+            ]
+        )
+            .prop_map(|(channel, kind)| Frame::ChannelOpen { channel, kind }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(channel, bytes)| Frame::ChannelCredit { channel, bytes }),
+        any::<u32>().prop_map(|channel| Frame::ChannelClose { channel }),
+        (any::<u32>(), text(e2e::MAX_REASON))
+            .prop_map(|(channel, reason)| Frame::ChannelReset { channel, reason }),
+        (any::<u32>(), any::<u64>(), any::<u64>())
+            .prop_map(|(channel, seed, len)| Frame::TestStart { channel, seed, len }),
         (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestRequest { seed, len }),
         (any::<bool>(), any::<u64>(), text(e2e::MAX_REASON))
             .prop_map(|(ok, bytes, detail)| Frame::TestResult { ok, bytes, detail }),

@@ -21,6 +21,9 @@
 //! * [`direct`] — going direct: direct TCP, ICE + XTCP over UDP, the TLS and
 //!   binding proof that make a new path part of the session.
 //! * [`linktest`] — the link test's checked byte stream.
+//! * [`core`] — the session core: one end of a live session as a sans-IO
+//!   state machine (chat, pings, channels with flow control and priorities,
+//!   the link test, going direct and the cutover, ending).
 //! * [`live`] — the live session loop: chat, keepalive, link test, going
 //!   direct, ending.
 #![forbid(unsafe_code)]
@@ -32,6 +35,7 @@ pub use lifeline_tls::identity;
 
 pub mod addr;
 pub mod channel;
+pub mod core;
 pub mod direct;
 pub mod gateway_conn;
 pub mod link;

@@ -1,44 +1,39 @@
-//! The session's frame link over whichever path carries it, and the
-//! lossless cutover from one path to another.
+//! Frame I/O on one path: a reader task and a writer task, so that a write
+//! blocked by backpressure never stops reading (two ends both sending bulk
+//! data would otherwise deadlock).
 //!
-//! One task writes, one task reads, so that a write blocked by
-//! backpressure never stops reading (two ends both sending bulk data
-//! would otherwise deadlock). The writer takes small control frames ahead
-//! of bulk ones.
-//!
-//! Cutover, per direction ([`Link::switch_to`]): the writer writes
-//! [`Frame::Switch`] as the last frame on the old path and everything
-//! after it on the new one; the reader reads the old path up to the
-//! peer's `Switch`, then the new one. Frames are never lost, duplicated
-//! or reordered: each direction is one ordered stream that changes
-//! carrier at a marker. Once both directions have switched, the old path
-//! is closed.
+//! The writer has two queues: control (the session's frames and
+//! interactive channel data) and bulk (bulk channel data, a few frames
+//! deep, so the session core produces bulk data no faster than the path
+//! takes it). It writes control frames first — except that nothing passes
+//! a `Switch` or the close: before either, it writes every bulk frame
+//! already queued. That is what makes a cutover lossless: `Switch` is the
+//! last frame on its path (see [`crate::core`], which decides when).
 
 use crate::channel::{ChannelError, FrameReader, FrameWriter};
 use lifeline_protocol::e2e::Frame;
 use std::fmt;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// A path's read half.
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// A path's write half.
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Control frames queued for writing (chat, pings, negotiation).
+/// Control frames queued for writing (chat, pings, negotiation, credit).
 pub const CONTROL_QUEUE: usize = 256;
 /// Bulk frames queued for writing (at most 64 KiB each).
 pub const BULK_QUEUE: usize = 8;
-/// Frames read ahead of the session loop.
+/// Frames read ahead of the session core.
 pub const INBOUND_QUEUE: usize = 64;
-/// How long a reader waits, after the peer's `Switch`, for this end to
-/// have the new path.
-pub const SWITCH_WAIT: Duration = Duration::from_secs(20);
+/// How long closing a path may take to flush.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub use lifeline_protocol::path::PathKind;
 
-/// An established, authenticated path.
+/// An established, authenticated path, before its I/O starts.
 pub struct Path {
     /// What it is.
     pub kind: PathKind,
@@ -69,9 +64,6 @@ impl fmt::Debug for Path {
 pub enum Inbound {
     /// A frame from the peer.
     Frame(Frame),
-    /// The peer sent its `Switch` for path `id`: its frames now come on
-    /// that path, and this end must [`Link::switch_to`] it too.
-    PeerSwitched([u8; 8]),
     /// The peer closed the stream cleanly.
     Closed,
     /// Reading failed.
@@ -80,164 +72,78 @@ pub enum Inbound {
 
 enum Out {
     Frame(Frame),
-    Switch {
-        id: [u8; 8],
-        to: FrameWriter<BoxWrite>,
-    },
-    /// Both directions have switched: close the old path's write side.
-    CloseOld,
-    /// End of session: flush and close.
-    Shutdown(oneshot::Sender<()>),
+    /// Flush, then close the write side.
+    Close,
 }
 
-/// The link is gone (its writer failed or was shut down).
-#[derive(Debug, thiserror::Error)]
-#[error("the session's connection is closed")]
-pub struct LinkClosed;
-
-/// Frames in and out over the current path, with cutover.
-pub struct Link {
+/// The writing half of a running path.
+pub struct PathWriter {
     control: mpsc::Sender<Out>,
     bulk: mpsc::Sender<Frame>,
-    inbound: mpsc::Receiver<Inbound>,
-    readers: mpsc::Sender<FrameReader<BoxRead>>,
-    kind: PathKind,
-    /// Path we switched our writing to, if any.
-    switched_to: Option<[u8; 8]>,
-    /// Path the peer switched its writing to, if any.
-    peer_switched_to: Option<[u8; 8]>,
-    write_errors: mpsc::Receiver<ChannelError>,
-    tasks: [tokio::task::AbortHandle; 2],
 }
 
-impl fmt::Debug for Link {
+/// The reading half of a running path: what its reader saw, and its
+/// writer's failure.
+pub struct PathReader {
+    /// What the reader saw, in order.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// A write failure, once.
+    pub write_errors: mpsc::Receiver<ChannelError>,
+    task: tokio::task::AbortHandle,
+}
+
+impl fmt::Debug for PathWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+        f.debug_struct("PathWriter").finish_non_exhaustive()
     }
 }
 
-impl Drop for Link {
+impl fmt::Debug for PathReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PathReader").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PathReader {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.task.abort();
     }
 }
 
-impl Link {
-    /// Starts the reader and writer tasks on the first path.
-    pub fn new(path: Path) -> Self {
-        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
-        let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE);
-        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let (readers, readers_rx) = mpsc::channel(2);
-        let (err_tx, write_errors) = mpsc::channel(1);
-        let writer = tokio::spawn(write_loop(path.writer, control_rx, bulk_rx, err_tx));
-        let reader = tokio::spawn(read_loop(path.reader, readers_rx, inbound_tx));
-        Self {
-            control,
-            bulk,
+/// Starts the reader and writer tasks of `path`.
+pub fn start(path: Path) -> (PathWriter, PathReader) {
+    let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE);
+    let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let (err_tx, write_errors) = mpsc::channel(1);
+    tokio::spawn(write_loop(path.writer, control_rx, bulk_rx, err_tx));
+    let task = tokio::spawn(read_loop(path.reader, inbound_tx)).abort_handle();
+    (
+        PathWriter { control, bulk },
+        PathReader {
             inbound,
-            readers,
-            kind: path.kind,
-            switched_to: None,
-            peer_switched_to: None,
             write_errors,
-            tasks: [writer.abort_handle(), reader.abort_handle()],
-        }
+            task,
+        },
+    )
+}
+
+impl PathWriter {
+    /// Queues a control frame (ahead of bulk data). `false` if the writer
+    /// is gone.
+    pub async fn send(&self, frame: Frame) -> bool {
+        self.control.send(Out::Frame(frame)).await.is_ok()
     }
 
-    /// The path our frames go out on.
-    pub fn kind(&self) -> PathKind {
-        self.kind
+    /// Waits for room in the bulk queue.
+    pub async fn bulk_room(&self) -> Option<mpsc::Permit<'_, Frame>> {
+        self.bulk.reserve().await.ok()
     }
 
-    /// Whether this end has switched to a new path.
-    pub fn switched(&self) -> Option<[u8; 8]> {
-        self.switched_to
-    }
-
-    /// Whether the peer has switched to a new path.
-    pub fn peer_switched(&self) -> Option<[u8; 8]> {
-        self.peer_switched_to
-    }
-
-    /// Queues a control frame (ahead of bulk data).
-    pub async fn send(&self, frame: Frame) -> Result<(), LinkClosed> {
-        self.control
-            .send(Out::Frame(frame))
-            .await
-            .map_err(|_| LinkClosed)
-    }
-
-    /// Queues a control frame unless the queue is full (for answers a peer
-    /// could make us pile up, such as pongs).
-    pub fn try_send(&self, frame: Frame) -> bool {
-        self.control.try_send(Out::Frame(frame)).is_ok()
-    }
-
-    /// A sender for bulk frames: its bounded queue is what slows a bulk
-    /// producer down to the path's speed.
-    pub fn bulk(&self) -> mpsc::Sender<Frame> {
-        self.bulk.clone()
-    }
-
-    /// The next thing the reader saw. Cancel-safe.
-    pub async fn recv(&mut self) -> Inbound {
-        tokio::select! {
-            biased;
-            Some(e) = self.write_errors.recv() => Inbound::Failed(e),
-            i = self.inbound.recv() => match i {
-                Some(Inbound::PeerSwitched(id)) => {
-                    self.peer_switched_to = Some(id);
-                    self.maybe_close_old();
-                    Inbound::PeerSwitched(id)
-                }
-                Some(other) => other,
-                None => Inbound::Failed(ChannelError::Io(std::io::Error::other(
-                    "the session's reader stopped",
-                ))),
-            },
-        }
-    }
-
-    /// Moves this end's writing to `path` (after a `Switch` marker on the
-    /// old one) and hands its read half to the reader, which takes it over
-    /// when the peer's `Switch` arrives.
-    pub async fn switch_to(&mut self, path: Path) -> Result<(), LinkClosed> {
-        let id = path.id;
-        self.readers
-            .send(path.reader)
-            .await
-            .map_err(|_| LinkClosed)?;
-        self.control
-            .send(Out::Switch {
-                id,
-                to: path.writer,
-            })
-            .await
-            .map_err(|_| LinkClosed)?;
-        self.kind = path.kind;
-        self.switched_to = Some(id);
-        self.maybe_close_old();
-        Ok(())
-    }
-
-    fn maybe_close_old(&self) {
-        if self.switched_to.is_some() && self.peer_switched_to.is_some() {
-            let _ = self.control.try_send(Out::CloseOld);
-        }
-    }
-
-    /// Flushes what is queued and closes the write side (TLS close_notify,
-    /// then FIN), waiting at most `within`.
-    pub async fn shutdown(&self, within: Duration) {
-        let (tx, rx) = oneshot::channel();
-        if self.control.send(Out::Shutdown(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(within, rx).await;
-        }
+    /// Asks the writer to write what is queued, then close. The writer
+    /// task finishes on its own.
+    pub async fn close(self) {
+        let _ = self.control.send(Out::Close).await;
     }
 }
 
@@ -247,7 +153,6 @@ async fn write_loop(
     mut bulk: mpsc::Receiver<Frame>,
     errors: mpsc::Sender<ChannelError>,
 ) {
-    let mut old: Option<FrameWriter<BoxWrite>> = None;
     let result: Result<(), ChannelError> = async {
         loop {
             let out = tokio::select! {
@@ -259,23 +164,19 @@ async fn write_loop(
                 Some(f) = bulk.recv() => Out::Frame(f),
             };
             match out {
+                // A barrier: everything queued before it goes first.
+                Out::Frame(f @ Frame::Switch { .. }) => {
+                    while let Ok(b) = bulk.try_recv() {
+                        writer.write_frame(&b).await?;
+                    }
+                    writer.write_frame(&f).await?;
+                }
                 Out::Frame(f) => writer.write_frame(&f).await?,
-                Out::Switch { id, to } => {
-                    writer.write_frame(&Frame::Switch { path: id }).await?;
-                    old = Some(std::mem::replace(&mut writer, to));
-                }
-                Out::CloseOld => {
-                    if let Some(mut w) = old.take() {
-                        // The relay may already be gone; nothing to save.
-                        let _ = w.shutdown().await;
+                Out::Close => {
+                    while let Ok(b) = bulk.try_recv() {
+                        writer.write_frame(&b).await?;
                     }
-                }
-                Out::Shutdown(done) => {
-                    let _ = writer.shutdown().await;
-                    if let Some(mut w) = old.take() {
-                        let _ = w.shutdown().await;
-                    }
-                    let _ = done.send(());
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
                     return Ok(());
                 }
             }
@@ -287,31 +188,9 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    mut reader: FrameReader<BoxRead>,
-    mut readers: mpsc::Receiver<FrameReader<BoxRead>>,
-    inbound: mpsc::Sender<Inbound>,
-) {
+async fn read_loop(mut reader: FrameReader<BoxRead>, inbound: mpsc::Sender<Inbound>) {
     loop {
         let msg = match reader.read_frame().await {
-            Ok(Some(Frame::Switch { path })) => {
-                if inbound.send(Inbound::PeerSwitched(path)).await.is_err() {
-                    return;
-                }
-                // The peer's frames now come on the new path; this end
-                // hands it over once it has it (it may still be checking
-                // the peer's binding proof on it).
-                match tokio::time::timeout(SWITCH_WAIT, readers.recv()).await {
-                    Ok(Some(next)) => {
-                        reader = next;
-                        continue;
-                    }
-                    _ => Inbound::Failed(ChannelError::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the other side moved to a direct connection this side does not have",
-                    ))),
-                }
-            }
             Ok(Some(f)) => Inbound::Frame(f),
             Ok(None) => Inbound::Closed,
             Err(e) => Inbound::Failed(e),

@@ -1,16 +1,15 @@
 //! The link test: the sender streams a keyed pseudo-random byte sequence
-//! as [`Frame::Data`]; the receiver regenerates it and checks every byte,
-//! so a lost, duplicated or reordered byte anywhere — across a cutover
-//! too — shows up with its offset.
+//! on a bulk channel ([`TestSource`]); the receiver regenerates it and
+//! checks every byte ([`Receiver`]), so a lost, duplicated or reordered
+//! byte anywhere — across a cutover too — shows up with its offset.
 //!
 //! The sequence is AES-256-GCM applied to zeros (the AES-CTR keystream)
 //! with a key derived from the test's seed, in 64 KiB chunks: ring does it
 //! at several GB/s, so neither end's CPU limits what the path shows.
 
-use lifeline_protocol::e2e::{Frame, MAX_DATA};
+use lifeline_protocol::e2e::MAX_DATA;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Largest link test an end accepts (bytes).
 pub const MAX_TEST_BYTES: u64 = 4 << 30;
@@ -121,21 +120,36 @@ impl TestStream {
     }
 }
 
-/// Sends a link test: [`Frame::TestStart`], then `len` bytes of the
-/// sequence as [`Frame::Data`] through the link's bulk queue (whose bound
-/// paces this to the path).
-pub async fn send(bulk: mpsc::Sender<Frame>, seed: u64, len: u64) {
-    if bulk.send(Frame::TestStart { seed, len }).await.is_err() {
-        return;
-    }
-    let mut stream = TestStream::new(seed);
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(MAX_DATA as u64) as usize;
-        if bulk.send(Frame::Data(stream.take(n))).await.is_err() {
-            return;
+/// The sending end of one link test: `len` bytes of the sequence of
+/// `seed`, as a channel's source (the channel's credit paces it to the
+/// receiver and the path).
+#[derive(Debug)]
+pub struct TestSource {
+    stream: TestStream,
+    left: u64,
+}
+
+impl TestSource {
+    /// `len` bytes of the sequence of `seed`.
+    pub fn new(seed: u64, len: u64) -> Self {
+        Self {
+            stream: TestStream::new(seed),
+            left: len,
         }
-        left -= n as u64;
+    }
+}
+
+impl TestSource {
+    /// Up to `max` next bytes.
+    pub fn take(&mut self, max: usize) -> Vec<u8> {
+        let n = (max as u64).min(self.left) as usize;
+        self.left -= n as u64;
+        self.stream.take(n)
+    }
+
+    /// Whether every byte has been taken.
+    pub fn finished(&self) -> bool {
+        self.left == 0
     }
 }
 
@@ -162,13 +176,13 @@ pub struct Verdict {
 }
 
 impl Receiver {
-    /// Expects `len` bytes of the sequence of `seed`.
-    pub fn new(seed: u64, len: u64) -> Self {
+    /// Expects `len` bytes of the sequence of `seed`, from `now` on.
+    pub fn new(seed: u64, len: u64, now: Instant) -> Self {
         Self {
             stream: TestStream::new(seed),
             expected: len,
             got: 0,
-            started: Instant::now(),
+            started: now,
         }
     }
 
@@ -177,9 +191,9 @@ impl Receiver {
         self.got
     }
 
-    /// Takes one data frame; returns the verdict once the test is over
-    /// (all bytes arrived, or one was wrong).
-    pub fn on_data(&mut self, data: &[u8]) -> Option<Verdict> {
+    /// Takes the next data at `now`; returns the verdict once the test is
+    /// over (all bytes arrived, or one was wrong).
+    pub fn on_data(&mut self, data: &[u8], now: Instant) -> Option<Verdict> {
         let verdict = |ok, bytes, detail: String, took| {
             Some(Verdict {
                 ok,
@@ -193,7 +207,7 @@ impl Receiver {
                 false,
                 self.got + data.len() as u64,
                 format!("more than the {} bytes announced", self.expected),
-                self.started.elapsed(),
+                now.saturating_duration_since(self.started),
             );
         }
         if let Err(i) = self.stream.check(data) {
@@ -202,12 +216,17 @@ impl Receiver {
                 false,
                 at,
                 format!("byte {at} is wrong (lost, duplicated or reordered data)"),
-                self.started.elapsed(),
+                now.saturating_duration_since(self.started),
             );
         }
         self.got += data.len() as u64;
         if self.got == self.expected {
-            return verdict(true, self.got, String::new(), self.started.elapsed());
+            return verdict(
+                true,
+                self.got,
+                String::new(),
+                now.saturating_duration_since(self.started),
+            );
         }
         None
     }
@@ -222,16 +241,17 @@ mod tests {
     fn the_sequence_checks_in_any_split_and_catches_a_lost_byte() {
         let mut a = TestStream::new(7);
         let data = a.take(200_000);
-        let mut r = Receiver::new(7, 200_000);
-        assert_eq!(r.on_data(&data[..1]), None);
-        assert_eq!(r.on_data(&data[1..70_000]), None);
-        let v = r.on_data(&data[70_000..]).unwrap();
+        let t = Instant::now();
+        let mut r = Receiver::new(7, 200_000, t);
+        assert_eq!(r.on_data(&data[..1], t), None);
+        assert_eq!(r.on_data(&data[1..70_000], t), None);
+        let v = r.on_data(&data[70_000..], t).unwrap();
         assert!(v.ok && v.bytes == 200_000, "{v:?}");
 
-        let mut r = Receiver::new(7, 200_000);
-        assert_eq!(r.on_data(&data[..1000]), None);
+        let mut r = Receiver::new(7, 200_000, t);
+        assert_eq!(r.on_data(&data[..1000], t), None);
         // Byte 1000 is lost.
-        let v = r.on_data(&data[1001..2001]).unwrap();
+        let v = r.on_data(&data[1001..2001], t).unwrap();
         assert!(!v.ok);
         assert!(v.detail.contains("byte 1000"), "{v:?}");
     }
@@ -245,7 +265,8 @@ mod tests {
     #[test]
     fn more_than_announced_is_an_error() {
         let mut s = TestStream::new(3);
-        let mut r = Receiver::new(3, 10);
-        assert!(!r.on_data(&s.take(11)).unwrap().ok);
+        let t = Instant::now();
+        let mut r = Receiver::new(3, 10, t);
+        assert!(!r.on_data(&s.take(11), t).unwrap().ok);
     }
 }

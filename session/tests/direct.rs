@@ -80,9 +80,8 @@ struct Session {
     console_cmd: mpsc::Sender<Command>,
     console_events: mpsc::Receiver<Event>,
     applet_events: mpsc::Receiver<Event>,
-    console:
-        tokio::task::JoinHandle<Result<live::Outcome, lifeline_session::channel::ChannelError>>,
-    applet: tokio::task::JoinHandle<Result<live::Outcome, lifeline_session::channel::ChannelError>>,
+    console: tokio::task::JoinHandle<Result<live::Outcome, lifeline_session::core::SessionError>>,
+    applet: tokio::task::JoinHandle<Result<live::Outcome, lifeline_session::core::SessionError>>,
     carried: Arc<Carried>,
 }
 

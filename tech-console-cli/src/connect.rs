@@ -3,7 +3,8 @@
 //! On a terminal: line-mode chat (`/end [reason]` ends, `/status` shows the
 //! path, `/linktest SIZE [to_user|from_user|both]` tests the link).
 //! Otherwise batch mode: one command per input line (`say TEXT`,
-//! `end [REASON]`, `linktest SIZE [to_user|from_user|both]`, `status`), and
+//! `end [REASON]`, `linktest SIZE [to_user|from_user|both]`, `probe`,
+//! `status`), and
 //! one JSON object per output line for every event:
 //!
 //! | event | fields |
@@ -15,6 +16,7 @@
 //! | `path` | `path` (`relay`, `tcp`, `udp`), `rtt_ms`, `detail` — when the session moves; for `relay`, `detail` says why it stays |
 //! | `rtt` | `path`, `rtt_ms` — every ping (10 s) |
 //! | `linktest` | `direction` (`to_user`, `from_user`), `state` (`started`, `done`), `bytes`, and when done `ok`, `secs`, `mbps`, `detail` |
+//! | `probe` | `rtt_ms` — a byte's round trip on an interactive channel (`probe`) |
 //! | `ended` | `by` (`user`, `technician`, `refused`, `lost`), `reason` |
 //! | `error` | `message` |
 //!
@@ -269,6 +271,10 @@ fn print_event(out: Out, status: &std::sync::Mutex<String>, ev: Event) {
                 || format!("staying on the relay: {reason}"),
             );
         }
+        Event::ProbeRtt(rtt) => out.emit(
+            json!({"event": "probe", "rtt_ms": ms(rtt), "path": status.lock().map(|s| s.clone()).unwrap_or_default()}),
+            || format!("probe: {} ms round trip on the interactive channel", ms(rtt)),
+        ),
         Event::TestStarted { direction, bytes } => out.emit(
             json!({"event": "linktest", "direction": direction.as_str(), "state": "started", "bytes": bytes}),
             || format!("link test {} started ({bytes} bytes)", direction.as_str()),
@@ -349,6 +355,12 @@ async fn read_commands(
             out.emit(json!({"event": "status", "path": s}), || {
                 format!("path: {s}")
             });
+            continue;
+        }
+        if special && verb == "probe" {
+            if tx.send(Command::Probe).await.is_err() {
+                return;
+            }
             continue;
         }
         if special && verb == "linktest" {

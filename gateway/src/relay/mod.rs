@@ -294,10 +294,19 @@ async fn applet(
         // The eviction sender also goes away when a console takes the slot;
         // only a sent eviction means another connection took over.
         let mut may_be_evicted = true;
+        let mut evicted = false;
         loop {
             tokio::select! {
                 req = &mut wait.pair => {
-                    let Ok(req) = req else { break };
+                    let Ok(req) = req else {
+                        // The registry dropped our pairing channel: either
+                        // another connection took over (and the eviction
+                        // is there to read) or the slot went away.
+                        if wait.evicted.try_recv().is_ok() {
+                            evicted = true;
+                        }
+                        break;
+                    };
                     if send(&mut tls, &paired_msg(gw)).await.is_err() {
                         break;
                     }
@@ -310,17 +319,12 @@ async fn applet(
                     }
                     return Ok(());
                 }
-                evicted = &mut wait.evicted, if may_be_evicted => {
-                    if evicted.is_err() {
+                result = &mut wait.evicted, if may_be_evicted => {
+                    if result.is_err() {
                         may_be_evicted = false;
                         continue;
                     }
-                    left = "replaced by a new connection of the same applet";
-                    replaced = true;
-                    let _ = send(&mut tls, &ServerMsg::Refused {
-                        code: RefuseCode::AlreadyConnected,
-                        message: "this support program connected again; this older connection is closed".into(),
-                    }).await;
+                    evicted = true;
                     break;
                 }
                 // An applet sends nothing while waiting: any byte or EOF
@@ -340,6 +344,21 @@ async fn applet(
                     break;
                 }
             }
+        }
+        if evicted {
+            // Told, so that it does not reconnect and take the place back.
+            left = "replaced by a new connection of the same applet";
+            replaced = true;
+            let _ = send(
+                &mut tls,
+                &ServerMsg::Refused {
+                    code: RefuseCode::AlreadyConnected,
+                    message:
+                        "this support program connected again; this older connection is closed"
+                            .into(),
+                },
+            )
+            .await;
         }
     }
     drop(ticket);

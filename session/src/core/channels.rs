@@ -1,0 +1,387 @@
+//! The session's channels: numbered byte streams of a kind, each with its
+//! own credit-based flow control (a window per direction, as in HTTP/2 or
+//! yamux) and a traffic class ([`Priority`]).
+//!
+//! A sender may have at most the credit the receiver granted in flight;
+//! the receiver grants more as it consumes. A slow reader of one channel
+//! therefore stalls only that channel. The scheduler ([`Channels::next_data`])
+//! serves interactive channels before bulk ones, and bulk channels in turn
+//! (round robin), so a transfer never holds up a keystroke and two
+//! transfers share the path.
+//!
+//! Channels know nothing of paths: they sit above the link and cross every
+//! cutover untouched.
+
+use super::SessionError;
+use crate::linktest::TestSource;
+use lifeline_protocol::e2e::{ChannelKind, MAX_DATA, Priority};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Most channels open at once in a session (both ends' together).
+pub const MAX_CHANNELS: usize = 64;
+/// Receive window of a bulk channel: what may be in flight towards us.
+pub const BULK_WINDOW: u32 = 4 << 20;
+/// Receive window of an interactive channel.
+pub const INTERACTIVE_WINDOW: u32 = 256 << 10;
+/// Credit is granted back once this fraction of the window is consumed.
+const GRANT_DIVISOR: u32 = 4;
+
+/// The receive window of a channel of `kind`.
+pub fn window(kind: ChannelKind) -> u32 {
+    match kind.priority() {
+        Priority::Bulk => BULK_WINDOW,
+        Priority::Interactive | Priority::Control => INTERACTIVE_WINDOW,
+    }
+}
+
+/// Where a sending channel's bytes come from.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Bytes queued by this end (probes, echoes; later a shell's input).
+    Queue(VecDeque<u8>),
+    /// The link test's sequence (boxed: its key schedule and chunk are
+    /// large).
+    LinkTest(Box<TestSource>),
+}
+
+impl Outgoing {
+    /// An empty queue.
+    pub fn queue() -> Self {
+        Outgoing::Queue(VecDeque::new())
+    }
+
+    /// Appends bytes to a queue (a no-op for other sources).
+    pub fn push(&mut self, bytes: &[u8]) {
+        if let Outgoing::Queue(q) = self {
+            q.extend(bytes);
+        }
+    }
+
+    fn take(&mut self, max: usize) -> Vec<u8> {
+        match self {
+            Outgoing::Queue(q) => {
+                let n = max.min(q.len());
+                q.drain(..n).collect()
+            }
+            Outgoing::LinkTest(t) => t.take(max),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        match self {
+            Outgoing::Queue(_) => false,
+            Outgoing::LinkTest(t) => t.finished(),
+        }
+    }
+}
+
+/// One channel.
+#[derive(Debug)]
+pub struct Channel {
+    /// What it carries.
+    pub kind: ChannelKind,
+    /// Bytes we may still send.
+    send_credit: u64,
+    /// Bytes the peer may still send us.
+    recv_allowed: u64,
+    /// Bytes consumed but not yet granted back.
+    consumed: u32,
+    /// Our sending side, if we send on it.
+    pub source: Option<Outgoing>,
+    /// We sent (or will send, once drained) `ChannelClose`.
+    pub closing: bool,
+    /// We sent our `ChannelClose`.
+    pub closed_out: bool,
+    /// The peer sent its `ChannelClose`.
+    pub closed_in: bool,
+}
+
+impl Channel {
+    fn new(kind: ChannelKind) -> Self {
+        let w = u64::from(window(kind));
+        Self {
+            kind,
+            // Both ends start from the kind's window: no round trip before
+            // the first byte.
+            send_credit: w,
+            recv_allowed: w,
+            consumed: 0,
+            source: None,
+            closing: false,
+            closed_out: false,
+            closed_in: false,
+        }
+    }
+}
+
+/// What the scheduler produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Produced {
+    /// Data for a channel.
+    Data {
+        /// The channel.
+        channel: u32,
+        /// Its class.
+        priority: Priority,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The channel's source is drained: send `ChannelClose`.
+    Close(u32),
+}
+
+/// The channel table of one end.
+#[derive(Debug, Default)]
+pub struct Channels {
+    open: BTreeMap<u32, Channel>,
+    next_own: u32,
+    /// The last bulk channel served (round robin starts after it).
+    last_bulk: u32,
+}
+
+impl Channels {
+    /// An empty table; this end numbers its channels from `first`, by 2.
+    pub fn new(first: u32) -> Self {
+        Self {
+            open: BTreeMap::new(),
+            next_own: first,
+            last_bulk: 0,
+        }
+    }
+
+    /// Open channels.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// No channel open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// A channel by number.
+    pub fn get_mut(&mut self, channel: u32) -> Option<&mut Channel> {
+        self.open.get_mut(&channel)
+    }
+
+    /// Opens a channel of ours; its number, or an error at the limit.
+    pub fn open_own(
+        &mut self,
+        kind: ChannelKind,
+        source: Option<Outgoing>,
+    ) -> Result<u32, SessionError> {
+        if self.open.len() >= MAX_CHANNELS {
+            return Err(SessionError::TooManyChannels);
+        }
+        let id = self.next_own;
+        self.next_own = self.next_own.wrapping_add(2);
+        let mut c = Channel::new(kind);
+        c.source = source;
+        self.open.insert(id, c);
+        Ok(id)
+    }
+
+    /// The peer opened `channel`.
+    pub fn open_remote(&mut self, channel: u32, kind: ChannelKind) -> Result<(), SessionError> {
+        if self.open.contains_key(&channel) {
+            return Err(SessionError::Protocol("channel opened twice"));
+        }
+        if self.open.len() >= MAX_CHANNELS {
+            return Err(SessionError::TooManyChannels);
+        }
+        self.open.insert(channel, Channel::new(kind));
+        Ok(())
+    }
+
+    /// Data arrived on `channel`: checks it against the credit the peer
+    /// had. The caller consumes it and then calls [`Channels::consumed`].
+    pub fn received(&mut self, channel: u32, n: usize) -> Result<ChannelKind, SessionError> {
+        let c = self
+            .open
+            .get_mut(&channel)
+            .ok_or(SessionError::Protocol("data on a channel that is not open"))?;
+        if c.closed_in {
+            return Err(SessionError::Protocol("data after the channel's close"));
+        }
+        let n = n as u64;
+        if n > c.recv_allowed {
+            return Err(SessionError::Protocol("data beyond the channel's credit"));
+        }
+        c.recv_allowed -= n;
+        Ok(c.kind)
+    }
+
+    /// `n` bytes of `channel` were consumed: the credit to grant back, if
+    /// enough has accumulated.
+    pub fn consumed(&mut self, channel: u32, n: usize) -> Option<u32> {
+        let c = self.open.get_mut(&channel)?;
+        c.consumed = c.consumed.saturating_add(n as u32);
+        let w = window(c.kind);
+        if c.closed_in || c.consumed < w / GRANT_DIVISOR {
+            return None;
+        }
+        let grant = std::mem::take(&mut c.consumed);
+        c.recv_allowed += u64::from(grant);
+        Some(grant)
+    }
+
+    /// The peer granted `bytes` more credit on `channel`.
+    pub fn credit(&mut self, channel: u32, bytes: u32) -> Result<(), SessionError> {
+        if let Some(c) = self.open.get_mut(&channel) {
+            c.send_credit = c.send_credit.saturating_add(u64::from(bytes));
+            if c.send_credit > 1 << 40 {
+                return Err(SessionError::Protocol("absurd channel credit"));
+            }
+        }
+        // Credit for a channel that just closed on our side is harmless.
+        Ok(())
+    }
+
+    /// The peer will send no more on `channel`.
+    pub fn peer_closed(&mut self, channel: u32) -> Result<(), SessionError> {
+        let c = self.open.get_mut(&channel).ok_or(SessionError::Protocol(
+            "close of a channel that is not open",
+        ))?;
+        c.closed_in = true;
+        self.forget_if_done(channel);
+        Ok(())
+    }
+
+    /// We sent our `ChannelClose` on `channel`.
+    pub fn we_closed(&mut self, channel: u32) {
+        if let Some(c) = self.open.get_mut(&channel) {
+            c.closed_out = true;
+        }
+        self.forget_if_done(channel);
+    }
+
+    /// Drops a channel at once (a reset).
+    pub fn remove(&mut self, channel: u32) -> Option<Channel> {
+        self.open.remove(&channel)
+    }
+
+    fn forget_if_done(&mut self, channel: u32) {
+        if self
+            .open
+            .get(&channel)
+            .is_some_and(|c| c.closed_in && (c.closed_out || c.source.is_none()))
+        {
+            self.open.remove(&channel);
+        }
+    }
+
+    /// The next thing to send in class `priority` (interactive or bulk):
+    /// data within credit, or a close for a drained source. Bulk channels
+    /// are served in turn.
+    pub fn next_data(&mut self, priority: Priority) -> Option<Produced> {
+        let ids: Vec<u32> = self
+            .open
+            .iter()
+            .filter(|(_, c)| c.kind.priority() == priority && !c.closed_out)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        // Round robin: start after the last bulk channel served.
+        let start = if priority == Priority::Bulk {
+            ids.iter().position(|id| *id > self.last_bulk).unwrap_or(0)
+        } else {
+            0
+        };
+        for k in 0..ids.len() {
+            let id = ids[(start + k) % ids.len()];
+            let Some(c) = self.open.get_mut(&id) else {
+                continue;
+            };
+            let Some(src) = c.source.as_mut() else {
+                continue;
+            };
+            if c.closing || src.finished() {
+                c.closing = true;
+                return Some(Produced::Close(id));
+            }
+            let room = c.send_credit.min(MAX_DATA as u64) as usize;
+            if room == 0 {
+                continue;
+            }
+            let data = src.take(room);
+            if data.is_empty() {
+                continue;
+            }
+            c.send_credit -= data.len() as u64;
+            if priority == Priority::Bulk {
+                self.last_bulk = id;
+            }
+            return Some(Produced::Data {
+                channel: id,
+                priority,
+                data,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endless(seed: u64) -> Option<Outgoing> {
+        Some(Outgoing::LinkTest(Box::new(TestSource::new(
+            seed,
+            u64::MAX,
+        ))))
+    }
+
+    #[test]
+    fn credit_bounds_what_is_sent_and_grants_refill_it() {
+        let mut tx = Channels::new(1);
+        let mut rx = Channels::new(2);
+        let id = tx.open_own(ChannelKind::LinkTest, endless(7)).unwrap();
+        rx.open_remote(id, ChannelKind::LinkTest).unwrap();
+        let mut sent = 0usize;
+        while let Some(Produced::Data { data, .. }) = tx.next_data(Priority::Bulk) {
+            rx.received(id, data.len()).unwrap();
+            sent += data.len();
+        }
+        assert_eq!(sent, BULK_WINDOW as usize, "stops at the window");
+        // More than the window is a protocol error at the receiver.
+        assert!(rx.received(id, 1).is_err());
+        // Consuming grants credit back in steps.
+        let grant = rx.consumed(id, sent).unwrap();
+        tx.credit(id, grant).unwrap();
+        assert!(tx.next_data(Priority::Bulk).is_some());
+    }
+
+    #[test]
+    fn bulk_channels_take_turns_and_interactive_is_separate() {
+        let mut t = Channels::new(1);
+        let a = t.open_own(ChannelKind::LinkTest, endless(1)).unwrap();
+        let b = t.open_own(ChannelKind::LinkTest, endless(2)).unwrap();
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            if let Some(Produced::Data { channel, .. }) = t.next_data(Priority::Bulk) {
+                order.push(channel);
+            }
+        }
+        assert_eq!(order, [a, b, a, b, a, b]);
+        assert_eq!(t.next_data(Priority::Interactive), None);
+    }
+
+    #[test]
+    fn limits_and_misuse_are_refused() {
+        let mut t = Channels::new(2);
+        for i in 0..MAX_CHANNELS as u32 {
+            t.open_remote(i * 2 + 1, ChannelKind::Echo).unwrap();
+        }
+        assert!(matches!(
+            t.open_remote(999, ChannelKind::Echo),
+            Err(SessionError::TooManyChannels)
+        ));
+        assert!(t.open_remote(1, ChannelKind::Echo).is_err(), "twice");
+        assert!(t.received(12345, 1).is_err(), "not open");
+        t.peer_closed(1).unwrap();
+        assert!(t.received(1, 1).is_err(), "after close");
+    }
+}

@@ -1,0 +1,983 @@
+//! The session core: one end of a live session as a sans-IO state machine
+//! (the quinn-proto shape). No tokio, no sockets, no clock of its own: the
+//! driver ([`crate::live`]) passes `now` in, performs the [`Action`]s it
+//! asks for, and feeds back what happened.
+//!
+//! Everything that decides is here: chat, pings and round-trip times,
+//! dead-path detection, ending, the channels with their flow control and
+//! priorities, the link test, going direct (when to start, which proven
+//! path to take, the path report), and the cutover.
+//!
+//! # Paths and the cutover
+//!
+//! The driver gives every established path a [`PathId`] ([`RELAY`] for the
+//! one the session starts on). The core says where frames go (every
+//! [`Action::Send`] names its path; [`Core::poll_bulk`] uses the current
+//! one) and which single path the driver reads ([`Core::reading`]). To
+//! move, this end writes `Switch{id}` as the last frame on the old path and
+//! everything after it on the new one; the peer reads the old path up to
+//! that marker and only then the new one — so no frame is lost, duplicated
+//! or reordered. Once both directions have moved, the old path is closed.
+//! The console decides which proven path the session takes (after its
+//! [`Action::Report`] to the portal, or [`REPORT_TIMEOUT`]); the applet
+//! follows the console's `Switch`.
+//!
+//! # Call order
+//!
+//! 1. [`Core::new`].
+//! 2. Feed inputs as they happen: [`Core::handle_frame`] for every frame
+//!    read from [`Core::reading`], [`Core::handle_path_closed`],
+//!    [`Core::handle_command`], [`Core::handle_path_ready`],
+//!    [`Core::handle_path_failed`], [`Core::handle_negotiation_send`],
+//!    [`Core::handle_reported`], and [`Core::handle_timeout`] when
+//!    [`Core::poll_timeout`]'s instant has come.
+//! 3. After each input, drain [`Core::poll_action`] until `None`, and pull
+//!    bulk data with [`Core::poll_bulk`] while the current path's bulk
+//!    queue has room.
+//! 4. Stop once [`Core::finished`] is `Some` and the actions are drained.
+
+pub mod channels;
+pub mod role;
+#[cfg(test)]
+mod tests;
+
+use crate::linktest::{self, Direction, Receiver, TestSource};
+use channels::{Channels, Outgoing, Produced};
+use lifeline_protocol::e2e::{ChannelKind, EndedBy, Frame, Priority};
+use lifeline_protocol::path::PathKind;
+pub use role::{Role, RoleExt};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How often each end pings.
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// Silence after which the peer counts as gone.
+pub const DEAD_AFTER: Duration = Duration::from_secs(35);
+/// How long the console's path report may take before the cutover goes
+/// ahead anyway.
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the end that ends the session waits for the other to close.
+pub const END_LINGER: Duration = Duration::from_secs(3);
+/// How long the applet waits, after the console's `Switch`, to have the
+/// path the console moved to.
+pub const SWITCH_WAIT: Duration = Duration::from_secs(20);
+
+/// A path as the driver names it.
+pub type PathId = u32;
+/// The path every session starts on: the gateway's relay.
+pub const RELAY: PathId = 0;
+
+/// What is known of an established path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathInfo {
+    /// What it is.
+    pub kind: PathKind,
+    /// Its id, the same on both ends (see `proof::path_id`); zero for the
+    /// relay.
+    pub id: [u8; 8],
+    /// The peer's address(es), for people.
+    pub detail: String,
+    /// Round trip measured while setting it up.
+    pub rtt: Option<Duration>,
+}
+
+impl PathInfo {
+    /// The relay the session starts on.
+    pub fn relay() -> Self {
+        Self {
+            kind: PathKind::Relay,
+            id: [0; 8],
+            detail: "gateway".into(),
+            rtt: None,
+        }
+    }
+}
+
+/// What the local user asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send a chat line.
+    Say(String),
+    /// End the session with a reason.
+    End(String),
+    /// Run a link test of `bytes` in `direction`.
+    LinkTest {
+        /// Bytes to move.
+        bytes: u64,
+        /// Which way.
+        direction: Direction,
+    },
+    /// Send one byte on an interactive echo channel and time its return.
+    Probe,
+}
+
+/// What happened on the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The peer sent a chat line.
+    Chat(String),
+    /// A round trip was measured on the path in use.
+    Rtt(PathKind, Duration),
+    /// The session moved to a direct path.
+    PathChanged {
+        /// The new path.
+        kind: PathKind,
+        /// Its peer address(es).
+        detail: String,
+        /// Round trip measured while setting it up.
+        rtt: Option<Duration>,
+    },
+    /// Every direct attempt is over: the session stays on the relay.
+    StaysOnRelay {
+        /// Why, per attempt.
+        reason: String,
+    },
+    /// A link test started.
+    TestStarted {
+        /// Which way.
+        direction: Direction,
+        /// Bytes announced.
+        bytes: u64,
+    },
+    /// A link test ended (as the receiving end judged it).
+    TestDone {
+        /// Which way.
+        direction: Direction,
+        /// Every byte arrived, once, in order.
+        ok: bool,
+        /// Bytes received.
+        bytes: u64,
+        /// Seconds from start to the verdict.
+        secs: f64,
+        /// The first problem, or "".
+        detail: String,
+    },
+    /// A probe's byte came back.
+    ProbeRtt(Duration),
+}
+
+/// How the session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Who ended it.
+    pub by: EndedBy,
+    /// Why.
+    pub reason: String,
+    /// Whether we ended it (rather than the peer).
+    pub local: bool,
+}
+
+/// A change of path, as the console reports it before acting on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathChange {
+    /// The path the session moves to (or stays on).
+    pub kind: PathKind,
+    /// Round trip measured on it.
+    pub rtt: Option<Duration>,
+    /// The addresses used, or why no direct path was found.
+    pub detail: String,
+}
+
+/// Why a session stopped without an `End`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The path in use closed without an `End`.
+    #[error("the other side disconnected without ending the session")]
+    PeerGone,
+    /// Nothing heard for [`DEAD_AFTER`].
+    #[error("the other side stopped answering")]
+    Silent,
+    /// Reading or writing the path in use failed.
+    #[error("the session's connection failed: {0}")]
+    PathFailed(String),
+    /// The peer broke the protocol.
+    #[error("the other side broke the session protocol: {0}")]
+    Protocol(&'static str),
+    /// More channels than [`channels::MAX_CHANNELS`].
+    #[error("too many channels are open")]
+    TooManyChannels,
+    /// A link test found lost, duplicated or reordered data.
+    #[error("the link test found lost, duplicated or reordered data")]
+    LinkTestFailed,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write `frame` on `path`, ahead of bulk data queued there.
+    Send {
+        /// Where.
+        path: PathId,
+        /// What.
+        frame: Frame,
+    },
+    /// Flush what is queued on `path`, then close it (and stop reading it).
+    ClosePath(PathId),
+    /// Hand a going-direct frame from the peer to the negotiator.
+    Negotiate(Frame),
+    /// Start going direct (the negotiator's opening, if any, comes back
+    /// through [`Core::handle_negotiation_send`]).
+    StartNegotiation,
+    /// Stop every direct attempt.
+    StopNegotiation,
+    /// Console: record this path change at the portal, then call
+    /// [`Core::handle_reported`].
+    Report(PathChange),
+    /// Tell the user.
+    Event(Event),
+}
+
+/// Set-up of a core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// When going direct starts, after the session does.
+    pub negotiate_after: Duration,
+    /// Console: direct paths are off altogether (why, for the report).
+    pub relay_only: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Live,
+    /// We sent `End` and closed our side: waiting for the peer's close.
+    Ending {
+        outcome: Outcome,
+        until: Instant,
+    },
+    Done,
+}
+
+/// The console's record of its direct attempts.
+#[derive(Debug, Default)]
+struct Attempts {
+    tcp: Option<String>,
+    udp: Option<String>,
+    reported: bool,
+}
+
+/// What the console does once its path report is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reported {
+    /// Move to this proven path.
+    Switch(PathId),
+    /// Tell the user the session stays on the relay, and why.
+    StayOnRelay(String),
+}
+
+/// The link test this end receives.
+#[derive(Debug)]
+struct Incoming {
+    channel: u32,
+    direction: Direction,
+    receiver: Receiver,
+}
+
+/// One end of a live session. See the module doc for the call order.
+#[derive(Debug)]
+pub struct Core {
+    role: Role,
+    start: Instant,
+    phase: Phase,
+    finished: Option<Result<Outcome, SessionError>>,
+    paths: BTreeMap<PathId, PathInfo>,
+    out: PathId,
+    read: Option<PathId>,
+    /// The path we moved our writing from, until both directions moved.
+    old: Option<PathId>,
+    switched: bool,
+    peer_switched: bool,
+    /// Applet: the console moved to a path we do not have yet.
+    awaited: Option<([u8; 8], Instant)>,
+    /// Console: what waits for the path report to be recorded.
+    pending: Option<(Reported, Instant)>,
+    negotiate_at: Option<Instant>,
+    attempts: Attempts,
+    last_heard: Instant,
+    next_ping: Instant,
+    channels: Channels,
+    /// Link-test parameters announced before the channel's data.
+    incoming: Option<Incoming>,
+    /// The link test we send: its channel, direction and start.
+    outgoing: Option<(u32, Direction, Instant)>,
+    seeds: u64,
+    /// The probe channel, and when each probe byte left.
+    probe: Option<u32>,
+    probes: VecDeque<Instant>,
+    actions: VecDeque<Action>,
+}
+
+impl Core {
+    /// A session that has just become live on the relay at `now`.
+    pub fn new(role: Role, now: Instant, config: Config) -> Self {
+        let mut core = Self {
+            role,
+            start: now,
+            phase: Phase::Live,
+            finished: None,
+            paths: BTreeMap::from([(RELAY, PathInfo::relay())]),
+            out: RELAY,
+            read: Some(RELAY),
+            old: None,
+            switched: false,
+            peer_switched: false,
+            awaited: None,
+            pending: None,
+            negotiate_at: Some(now + config.negotiate_after),
+            attempts: Attempts::default(),
+            last_heard: now,
+            next_ping: now,
+            channels: Channels::new(role.first_channel()),
+            incoming: None,
+            outgoing: None,
+            seeds: 0,
+            probe: None,
+            probes: VecDeque::new(),
+            actions: VecDeque::new(),
+        };
+        if role.decides_path()
+            && let Some(why) = config.relay_only
+        {
+            core.attempts.tcp = Some(why.clone());
+            core.attempts.udp = Some(why);
+            core.report_if_all_failed(now);
+        }
+        core
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Done {
+            return None;
+        }
+        if let Phase::Ending { until, .. } = self.phase {
+            return Some(until);
+        }
+        [
+            Some(self.next_ping),
+            self.negotiate_at,
+            self.pending.as_ref().map(|(_, t)| *t),
+            self.awaited.map(|(_, t)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The path the driver reads now (`None`: none yet — the applet waits
+    /// for the path the console moved to).
+    pub fn reading(&self) -> Option<PathId> {
+        (self.phase != Phase::Done).then_some(self.read).flatten()
+    }
+
+    /// The path our frames go out on.
+    pub fn current(&self) -> PathId {
+        self.out
+    }
+
+    /// What the path our frames go out on is.
+    pub fn current_kind(&self) -> PathKind {
+        self.paths
+            .get(&self.out)
+            .map_or(PathKind::Relay, |p| p.kind)
+    }
+
+    /// How the session ended, once it has.
+    pub fn finished(&self) -> Option<&Result<Outcome, SessionError>> {
+        self.finished.as_ref()
+    }
+
+    /// The next bulk frame for the current path, if a channel has data
+    /// and credit. The driver asks while the path's bulk queue has room.
+    pub fn poll_bulk(&mut self) -> Option<(PathId, Frame)> {
+        if self.phase != Phase::Live {
+            return None;
+        }
+        let produced = self.channels.next_data(Priority::Bulk)?;
+        Some((self.out, self.frame_of(produced)))
+    }
+
+    fn frame_of(&mut self, produced: Produced) -> Frame {
+        match produced {
+            Produced::Data { channel, data, .. } => Frame::ChannelData { channel, data },
+            Produced::Close(channel) => {
+                self.channels.we_closed(channel);
+                Frame::ChannelClose { channel }
+            }
+        }
+    }
+
+    fn send(&mut self, frame: Frame) {
+        self.actions.push_back(Action::Send {
+            path: self.out,
+            frame,
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        self.actions.push_back(Action::Event(e));
+    }
+
+    fn finish(&mut self, result: Result<Outcome, SessionError>) {
+        if self.finished.is_none() {
+            self.finished = Some(result);
+        }
+        self.phase = Phase::Done;
+        self.actions.push_back(Action::StopNegotiation);
+    }
+
+    fn micros(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_micros() as u64
+    }
+
+    /// Interactive channel data goes out with the control frames.
+    fn flush_interactive(&mut self) {
+        while self.phase == Phase::Live {
+            let Some(p) = self.channels.next_data(Priority::Interactive) else {
+                break;
+            };
+            let frame = self.frame_of(p);
+            self.send(frame);
+        }
+    }
+
+    /// A frame read from [`Core::reading`].
+    pub fn handle_frame(&mut self, now: Instant, path: PathId, frame: Frame) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        if Some(path) != self.read {
+            return self.finish(Err(SessionError::Protocol("a frame on a path not in use")));
+        }
+        self.last_heard = now;
+        if let Err(e) = self.on_frame(now, frame) {
+            self.finish(Err(e));
+        }
+        self.flush_interactive();
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), SessionError> {
+        let ending = matches!(self.phase, Phase::Ending { .. });
+        match frame {
+            Frame::Chat { text } => self.event(Event::Chat(text)),
+            Frame::Ping(v) => {
+                if !ending {
+                    self.send(Frame::Pong(v));
+                }
+            }
+            Frame::Pong(v) => {
+                let sent = self.start + Duration::from_micros(v);
+                if let Some(rtt) = now.checked_duration_since(sent) {
+                    let kind = self.current_kind();
+                    self.event(Event::Rtt(kind, rtt));
+                }
+            }
+            Frame::End { by, reason } => {
+                self.actions.push_back(Action::ClosePath(self.out));
+                self.finish(Ok(Outcome {
+                    by,
+                    reason,
+                    local: false,
+                }));
+            }
+            f @ (Frame::PathPolicy { .. } | Frame::PathOffer { .. } | Frame::IceOffer(_)) => {
+                if !self.switched && !ending {
+                    self.actions.push_back(Action::Negotiate(f));
+                }
+            }
+            Frame::Switch { path } => self.on_peer_switch(now, path)?,
+            Frame::ChannelOpen { channel, kind } => {
+                if self.role.opened(channel) {
+                    return Err(SessionError::Protocol("the peer opened a channel of ours"));
+                }
+                self.channels.open_remote(channel, kind)?;
+                if kind == ChannelKind::Echo
+                    && let Some(c) = self.channels.get_mut(channel)
+                {
+                    // What arrives goes straight back.
+                    c.source = Some(Outgoing::queue());
+                }
+            }
+            Frame::ChannelData { channel, data } => self.on_data(now, channel, data)?,
+            Frame::ChannelCredit { channel, bytes } => self.channels.credit(channel, bytes)?,
+            Frame::ChannelClose { channel } => self.channels.peer_closed(channel)?,
+            Frame::ChannelReset { channel, reason } => {
+                self.channels.remove(channel);
+                if self.incoming.as_ref().is_some_and(|i| i.channel == channel) {
+                    let i = self.incoming.take().ok_or(SessionError::LinkTestFailed)?;
+                    self.event(Event::TestDone {
+                        direction: i.direction,
+                        ok: false,
+                        bytes: i.receiver.received(),
+                        secs: 0.0,
+                        detail: lifeline_protocol::codec::clamp_str(&reason, 256).to_owned(),
+                    });
+                }
+            }
+            Frame::TestStart { channel, seed, len } => {
+                if self.incoming.is_some() || len > linktest::MAX_TEST_BYTES {
+                    return Err(SessionError::Protocol(
+                        "link test refused (one at a time, at most 4 GiB)",
+                    ));
+                }
+                if self.role.opened(channel) {
+                    return Err(SessionError::Protocol("a link test on a channel of ours"));
+                }
+                let direction = match self.role.sends() {
+                    Direction::ToUser => Direction::FromUser,
+                    Direction::FromUser => Direction::ToUser,
+                };
+                self.event(Event::TestStarted {
+                    direction,
+                    bytes: len,
+                });
+                let mut receiver = Receiver::new(seed, len, now);
+                if len == 0 {
+                    if let Some(v) = receiver.on_data(&[], now) {
+                        self.test_verdict(direction, v)?;
+                    } else {
+                        self.test_verdict(
+                            direction,
+                            linktest::Verdict {
+                                ok: true,
+                                bytes: 0,
+                                detail: String::new(),
+                                took: Duration::ZERO,
+                            },
+                        )?;
+                    }
+                } else {
+                    self.incoming = Some(Incoming {
+                        channel,
+                        direction,
+                        receiver,
+                    });
+                }
+            }
+            Frame::TestRequest { seed, len } => {
+                if self.role.decides_path() {
+                    return Err(SessionError::Protocol(
+                        "only the console asks for link tests",
+                    ));
+                }
+                if self.outgoing.is_some() || len > linktest::MAX_TEST_BYTES {
+                    self.send(Frame::TestResult {
+                        ok: false,
+                        bytes: 0,
+                        detail: "link test refused (one at a time, at most 4 GiB)".into(),
+                    });
+                } else {
+                    self.start_test(now, seed, len)?;
+                }
+            }
+            Frame::TestResult { ok, bytes, detail } => {
+                if let Some((_, direction, t0)) = self.outgoing.take() {
+                    self.event(Event::TestDone {
+                        direction,
+                        ok,
+                        bytes,
+                        secs: now.saturating_duration_since(t0).as_secs_f64(),
+                        detail,
+                    });
+                }
+            }
+            Frame::Proof { .. } | Frame::Accepted | Frame::Bind { .. } => {
+                return Err(SessionError::Protocol(
+                    "unexpected frame during the session",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_data(&mut self, now: Instant, channel: u32, data: Vec<u8>) -> Result<(), SessionError> {
+        let kind = self.channels.received(channel, data.len())?;
+        match kind {
+            ChannelKind::LinkTest => {
+                let Some(i) = self.incoming.as_mut().filter(|i| i.channel == channel) else {
+                    return Err(SessionError::Protocol("link-test data without its start"));
+                };
+                if let Some(v) = i.receiver.on_data(&data, now) {
+                    let direction = i.direction;
+                    self.incoming = None;
+                    self.test_verdict(direction, v)?;
+                }
+            }
+            ChannelKind::Echo => {
+                if self.role.opened(channel) {
+                    // Our probe's bytes, back.
+                    for _ in 0..data.len() {
+                        if let Some(sent) = self.probes.pop_front() {
+                            self.event(Event::ProbeRtt(now.saturating_duration_since(sent)));
+                        }
+                    }
+                } else if let Some(c) = self.channels.get_mut(channel)
+                    && let Some(src) = c.source.as_mut()
+                {
+                    // Bounded by the channel's credit: we only echo what
+                    // the peer was allowed to send.
+                    src.push(&data);
+                }
+            }
+        }
+        if let Some(grant) = self.channels.consumed(channel, data.len()) {
+            self.send(Frame::ChannelCredit {
+                channel,
+                bytes: grant,
+            });
+        }
+        Ok(())
+    }
+
+    fn test_verdict(
+        &mut self,
+        direction: Direction,
+        v: linktest::Verdict,
+    ) -> Result<(), SessionError> {
+        self.send(Frame::TestResult {
+            ok: v.ok,
+            bytes: v.bytes,
+            detail: v.detail.clone(),
+        });
+        self.event(Event::TestDone {
+            direction,
+            ok: v.ok,
+            bytes: v.bytes,
+            secs: v.took.as_secs_f64(),
+            detail: v.detail,
+        });
+        if v.ok {
+            Ok(())
+        } else {
+            Err(SessionError::LinkTestFailed)
+        }
+    }
+
+    fn start_test(&mut self, now: Instant, seed: u64, len: u64) -> Result<(), SessionError> {
+        let channel = self.channels.open_own(
+            ChannelKind::LinkTest,
+            Some(Outgoing::LinkTest(Box::new(TestSource::new(seed, len)))),
+        )?;
+        let direction = self.role.sends();
+        self.outgoing = Some((channel, direction, now));
+        self.send(Frame::ChannelOpen {
+            channel,
+            kind: ChannelKind::LinkTest,
+        });
+        self.send(Frame::TestStart { channel, seed, len });
+        self.event(Event::TestStarted {
+            direction,
+            bytes: len,
+        });
+        Ok(())
+    }
+
+    fn on_peer_switch(&mut self, now: Instant, id: [u8; 8]) -> Result<(), SessionError> {
+        if self.peer_switched || self.awaited.is_some() {
+            return Err(SessionError::Protocol(
+                "the other side switched paths twice",
+            ));
+        }
+        if self.role.decides_path() {
+            let ours = self.paths.get(&self.out).map(|p| p.id);
+            if !self.switched || ours != Some(id) {
+                return Err(SessionError::Protocol(
+                    "the applet moved to another path than the console",
+                ));
+            }
+            self.peer_switched = true;
+            self.read = Some(self.out);
+            self.close_old_if_done();
+            return Ok(());
+        }
+        match self.paths.iter().find(|(_, p)| p.id == id).map(|(k, _)| *k) {
+            Some(path) => self.follow(now, path),
+            None => {
+                // Still proving it on our side: read nothing until it is.
+                self.awaited = Some((id, now + SWITCH_WAIT));
+                self.read = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applet: move both directions to `path`, which the console moved to.
+    fn follow(&mut self, now: Instant, path: PathId) {
+        self.switch_writing(now, path);
+        self.peer_switched = true;
+        self.awaited = None;
+        self.read = Some(path);
+        self.close_old_if_done();
+    }
+
+    /// Writes `Switch` as the last frame on the current path and moves our
+    /// writing to `path`.
+    fn switch_writing(&mut self, now: Instant, path: PathId) {
+        let Some(info) = self.paths.get(&path).cloned() else {
+            return;
+        };
+        self.send(Frame::Switch { path: info.id });
+        self.old = Some(self.out);
+        self.out = path;
+        self.switched = true;
+        self.actions.push_back(Action::StopNegotiation);
+        // A ping at once: its pong gives the new path's round trip.
+        let v = self.micros(now);
+        self.send(Frame::Ping(v));
+        // Paths proven but not taken are closed.
+        let spare: Vec<PathId> = self
+            .paths
+            .keys()
+            .copied()
+            .filter(|k| *k != path && Some(*k) != self.old)
+            .collect();
+        for k in spare {
+            self.paths.remove(&k);
+            self.actions.push_back(Action::ClosePath(k));
+        }
+        self.event(Event::PathChanged {
+            kind: info.kind,
+            detail: info.detail,
+            rtt: info.rtt,
+        });
+    }
+
+    fn close_old_if_done(&mut self) {
+        if self.switched
+            && self.peer_switched
+            && let Some(old) = self.old.take()
+        {
+            self.paths.remove(&old);
+            self.actions.push_back(Action::ClosePath(old));
+        }
+    }
+
+    /// A path closed (end of stream) or failed (`error`).
+    pub fn handle_path_closed(&mut self, now: Instant, path: PathId, error: Option<String>) {
+        let _ = now;
+        if self.phase == Phase::Done {
+            return;
+        }
+        let in_use = path == self.out || Some(path) == self.read;
+        if !in_use {
+            // A spare or old path: nothing depends on it any more.
+            self.paths.remove(&path);
+            return;
+        }
+        if let Phase::Ending { outcome, .. } = &self.phase {
+            let outcome = outcome.clone();
+            return self.finish(Ok(outcome));
+        }
+        self.finish(Err(match error {
+            None => SessionError::PeerGone,
+            Some(e) => SessionError::PathFailed(e),
+        }));
+    }
+
+    /// What the local user asked for.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        if self.phase != Phase::Live {
+            return;
+        }
+        match cmd {
+            Command::Say(text) => self.send(Frame::Chat { text }),
+            Command::End(reason) => {
+                let by = self.role.ended_by();
+                self.send(Frame::End {
+                    by,
+                    reason: reason.clone(),
+                });
+                self.actions.push_back(Action::ClosePath(self.out));
+                self.actions.push_back(Action::StopNegotiation);
+                self.phase = Phase::Ending {
+                    outcome: Outcome {
+                        by,
+                        reason,
+                        local: true,
+                    },
+                    until: now + END_LINGER,
+                };
+            }
+            Command::LinkTest { bytes, direction } => {
+                self.seeds += 1;
+                let seed = self.micros(now) ^ (self.seeds << 48);
+                let busy = |on: bool| Event::TestDone {
+                    direction,
+                    ok: false,
+                    bytes: 0,
+                    secs: 0.0,
+                    detail: if on {
+                        "a link test in this direction is already running".into()
+                    } else {
+                        "a link test moves at most 4 GiB".into()
+                    },
+                };
+                if bytes > linktest::MAX_TEST_BYTES {
+                    self.event(busy(false));
+                } else if direction == self.role.sends() {
+                    if self.outgoing.is_some() {
+                        self.event(busy(true));
+                    } else if let Err(e) = self.start_test(now, seed, bytes) {
+                        self.finish(Err(e));
+                    }
+                } else if self.incoming.is_some() {
+                    self.event(busy(true));
+                } else {
+                    self.send(Frame::TestRequest { seed, len: bytes });
+                }
+            }
+            Command::Probe => {
+                let channel = match self.probe {
+                    Some(c) => c,
+                    None => match self
+                        .channels
+                        .open_own(ChannelKind::Echo, Some(Outgoing::queue()))
+                    {
+                        Ok(c) => {
+                            self.probe = Some(c);
+                            self.send(Frame::ChannelOpen {
+                                channel: c,
+                                kind: ChannelKind::Echo,
+                            });
+                            c
+                        }
+                        Err(e) => return self.finish(Err(e)),
+                    },
+                };
+                if let Some(c) = self.channels.get_mut(channel)
+                    && let Some(src) = c.source.as_mut()
+                {
+                    src.push(&[0x2a]);
+                    self.probes.push_back(now);
+                }
+            }
+        }
+        self.flush_interactive();
+    }
+
+    /// A direct path was established and proven (the driver named it
+    /// `path`).
+    pub fn handle_path_ready(&mut self, now: Instant, path: PathId, info: PathInfo) {
+        if self.phase != Phase::Live
+            || self.switched
+            || matches!(self.pending, Some((Reported::Switch(_), _)))
+            || self.attempts.reported
+        {
+            // Too late: the session already moved, is about to, or the
+            // console gave up on direct paths.
+            self.actions.push_back(Action::ClosePath(path));
+            return;
+        }
+        let id = info.id;
+        let change = PathChange {
+            kind: info.kind,
+            rtt: info.rtt,
+            detail: info.detail.clone(),
+        };
+        self.paths.insert(path, info);
+        if self.role.decides_path() {
+            // The gateway must hear of the cutover before the relay closes.
+            self.attempts.reported = true;
+            self.pending = Some((Reported::Switch(path), now + REPORT_TIMEOUT));
+            self.actions.push_back(Action::Report(change));
+        } else if self.awaited.is_some_and(|(want, _)| want == id) {
+            self.follow(now, path);
+        }
+    }
+
+    /// Console: the path report is recorded (or given up on).
+    pub fn handle_reported(&mut self, now: Instant) {
+        match self.pending.take() {
+            Some((Reported::Switch(path), _)) if self.phase == Phase::Live => {
+                self.switch_writing(now, path);
+            }
+            Some((Reported::StayOnRelay(reason), _)) => {
+                self.event(Event::StaysOnRelay { reason });
+            }
+            _ => {}
+        }
+    }
+
+    /// A direct attempt is over without a path.
+    pub fn handle_path_failed(&mut self, now: Instant, kind: PathKind, why: String) {
+        let label = format!("{kind}: {why}");
+        match kind {
+            PathKind::DirectTcp => self.attempts.tcp = Some(label),
+            _ => self.attempts.udp = Some(label),
+        }
+        self.report_if_all_failed(now);
+    }
+
+    fn report_if_all_failed(&mut self, now: Instant) {
+        if !self.role.decides_path()
+            || self.attempts.reported
+            || self.switched
+            || self.phase != Phase::Live
+        {
+            return;
+        }
+        let (Some(tcp), Some(udp)) = (&self.attempts.tcp, &self.attempts.udp) else {
+            return;
+        };
+        let reason = if tcp == udp {
+            tcp.clone()
+        } else {
+            format!("{tcp}; {udp}")
+        };
+        self.attempts.reported = true;
+        self.actions.push_back(Action::Report(PathChange {
+            kind: PathKind::Relay,
+            rtt: None,
+            detail: reason.clone(),
+        }));
+        self.actions.push_back(Action::StopNegotiation);
+        // The user hears of it once the gateway has (as for a switch).
+        self.pending = Some((Reported::StayOnRelay(reason), now + REPORT_TIMEOUT));
+    }
+
+    /// The negotiator wants `frame` sent to the peer.
+    pub fn handle_negotiation_send(&mut self, _now: Instant, frame: Frame) {
+        if self.phase == Phase::Live && !self.switched {
+            self.send(frame);
+        }
+    }
+
+    /// Time has come (see [`Core::poll_timeout`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &self.phase {
+            Phase::Done => return,
+            Phase::Ending { outcome, until } => {
+                if now >= *until {
+                    let outcome = outcome.clone();
+                    self.finish(Ok(outcome));
+                }
+                return;
+            }
+            Phase::Live => {}
+        }
+        if self.negotiate_at.is_some_and(|t| now >= t) {
+            self.negotiate_at = None;
+            self.actions.push_back(Action::StartNegotiation);
+        }
+        if self.pending.as_ref().is_some_and(|(_, t)| now >= *t) {
+            self.handle_reported(now);
+        }
+        if self.awaited.is_some_and(|(_, t)| now >= t) {
+            return self.finish(Err(SessionError::Protocol(
+                "the console moved to a path this end never established",
+            )));
+        }
+        if now >= self.next_ping {
+            if now.saturating_duration_since(self.last_heard) > DEAD_AFTER {
+                return self.finish(Err(SessionError::Silent));
+            }
+            let v = self.micros(now);
+            self.send(Frame::Ping(v));
+            self.next_ping = now + PING_INTERVAL;
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! Two cores stepped against each other in virtual time over simulated
+//! paths (as quinn's `Pair` does): each path has a delay and a bandwidth
+//! per direction, and a writer per end that sends control frames ahead of
+//! bulk ones but never lets anything pass a `Switch` or a close.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const T_MS: Duration = Duration::from_millis(1);
+
+/// One direction of a simulated path.
+#[derive(Debug, Default)]
+struct Wire {
+    /// What the writer has queued: control (and interactive) frames, and
+    /// bulk frames; `Switch` and close are barriers.
+    control: VecDeque<Frame>,
+    bulk: VecDeque<Frame>,
+    close_queued: bool,
+    /// On the wire: (arrives at, frame).
+    flight: VecDeque<(Instant, Frame)>,
+    /// The transmitter is busy until then.
+    busy_until: Option<Instant>,
+    /// All sent and the writer closed: the reader sees EOF after `flight`.
+    closed: bool,
+    /// The path is cut: nothing more arrives.
+    cut: bool,
+    /// EOF was reported to the reader.
+    eof_seen: bool,
+}
+
+#[derive(Debug)]
+struct SimPath {
+    delay: Duration,
+    /// Bytes per millisecond.
+    rate: usize,
+    /// [0]: console → applet, [1]: applet → console.
+    wires: [Wire; 2],
+}
+
+/// Which end: 0 the console, 1 the applet.
+type End = usize;
+
+struct Sim {
+    now: Instant,
+    cores: [Core; 2],
+    paths: BTreeMap<PathId, SimPath>,
+    events: [Vec<Event>; 2],
+    reports: Vec<(Instant, PathChange)>,
+    /// When the console's report completes (`None`: never).
+    report_delay: Option<Duration>,
+    pending_reports: Vec<Instant>,
+    closed_paths: [Vec<PathId>; 2],
+    negotiations: [usize; 2],
+}
+
+impl Sim {
+    fn new(delay: Duration, rate: usize) -> Self {
+        let now = Instant::now();
+        let config = Config {
+            negotiate_after: Duration::ZERO,
+            relay_only: None,
+        };
+        let mut s = Self {
+            now,
+            cores: [
+                Core::new(Role::Console, now, config.clone()),
+                Core::new(Role::Applet, now, config),
+            ],
+            paths: BTreeMap::new(),
+            events: [Vec::new(), Vec::new()],
+            reports: Vec::new(),
+            report_delay: Some(Duration::from_millis(2)),
+            pending_reports: Vec::new(),
+            closed_paths: [Vec::new(), Vec::new()],
+            negotiations: [0, 0],
+        };
+        s.add_path(RELAY, delay, rate);
+        s
+    }
+
+    fn add_path(&mut self, id: PathId, delay: Duration, rate: usize) {
+        self.paths.insert(
+            id,
+            SimPath {
+                delay,
+                rate,
+                wires: [Wire::default(), Wire::default()],
+            },
+        );
+    }
+
+    /// Both ends learn of direct path `id` (with the given path id bytes),
+    /// the console at `console_at`, the applet at `applet_at`.
+    fn ready(&mut self, end: End, path: PathId) {
+        let info = PathInfo {
+            kind: PathKind::DirectTcp,
+            id: [path as u8; 8],
+            detail: format!("sim path {path}"),
+            rtt: Some(Duration::from_millis(1)),
+        };
+        self.cores[end].handle_path_ready(self.now, path, info);
+    }
+
+    fn command(&mut self, end: End, cmd: Command) {
+        self.cores[end].handle_command(self.now, cmd);
+    }
+
+    fn frame_len(f: &Frame) -> usize {
+        f.encode().len()
+    }
+
+    /// Drains actions and bulk data into the wires.
+    fn pump(&mut self) {
+        for end in 0..2 {
+            while let Some(a) = self.cores[end].poll_action() {
+                match a {
+                    Action::Send { path, frame } => {
+                        let w = &mut self.paths.get_mut(&path).unwrap().wires[end];
+                        assert!(!w.close_queued, "a frame after the close of path {path}");
+                        w.control.push_back(frame);
+                    }
+                    Action::ClosePath(path) => {
+                        self.closed_paths[end].push(path);
+                        if let Some(p) = self.paths.get_mut(&path) {
+                            p.wires[end].close_queued = true;
+                        }
+                    }
+                    Action::Negotiate(_) | Action::StopNegotiation => {}
+                    Action::StartNegotiation => self.negotiations[end] += 1,
+                    Action::Report(change) => {
+                        self.reports.push((self.now, change));
+                        if let Some(d) = self.report_delay {
+                            self.pending_reports.push(self.now + d);
+                        }
+                    }
+                    Action::Event(e) => self.events[end].push(e),
+                }
+            }
+            // Bulk: keep a few frames queued on the current path.
+            loop {
+                let out = self.cores[end].current();
+                let queued = self.paths[&out].wires[end].bulk.len();
+                if queued >= 4 {
+                    break;
+                }
+                let Some((path, frame)) = self.cores[end].poll_bulk() else {
+                    break;
+                };
+                assert_eq!(path, out);
+                let w = &mut self.paths.get_mut(&path).unwrap().wires[end];
+                assert!(!w.close_queued, "bulk after the close of path {path}");
+                w.bulk.push_back(frame);
+            }
+        }
+    }
+
+    /// Moves frames from writer queues onto the wire.
+    fn transmit(&mut self) {
+        let now = self.now;
+        for p in self.paths.values_mut() {
+            for w in &mut p.wires {
+                loop {
+                    if w.busy_until.is_some_and(|t| t > now) || w.cut {
+                        break;
+                    }
+                    // Control first, but never past a barrier: a Switch
+                    // waits for the bulk queue to drain.
+                    let next = match w.control.front() {
+                        Some(Frame::Switch { .. }) if !w.bulk.is_empty() => w.bulk.pop_front(),
+                        Some(_) => w.control.pop_front(),
+                        None => w.bulk.pop_front(),
+                    };
+                    let Some(f) = next else {
+                        if w.close_queued {
+                            w.closed = true;
+                        }
+                        break;
+                    };
+                    let took = Duration::from_micros(
+                        (Self::frame_len(&f) as u64 * 1000 / p.rate as u64).max(1),
+                    );
+                    let start = w.busy_until.unwrap_or(now).max(now);
+                    w.busy_until = Some(start + took);
+                    w.flight.push_back((start + took + p.delay, f));
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self) {
+        for end in 0..2 {
+            let from = 1 - end;
+            while let Some(path) = self.cores[end].reading() {
+                let Some(p) = self.paths.get_mut(&path) else {
+                    break;
+                };
+                let w = &mut p.wires[from];
+                if w.cut {
+                    break;
+                }
+                match w.flight.front() {
+                    Some((at, _)) if *at <= self.now => {
+                        let (_, f) = w.flight.pop_front().unwrap();
+                        self.cores[end].handle_frame(self.now, path, f);
+                        self.pump();
+                        self.transmit();
+                    }
+                    None if w.closed
+                        && w.control.is_empty()
+                        && w.bulk.is_empty()
+                        && !w.eof_seen =>
+                    {
+                        w.eof_seen = true;
+                        self.cores[end].handle_path_closed(self.now, path, None);
+                        self.pump();
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.pump();
+        self.transmit();
+        self.deliver();
+        let now = self.now;
+        let due: Vec<Instant> = self
+            .pending_reports
+            .iter()
+            .copied()
+            .filter(|t| *t <= now)
+            .collect();
+        self.pending_reports.retain(|t| *t > now);
+        for _ in due {
+            self.cores[0].handle_reported(now);
+        }
+        for end in 0..2 {
+            if self.cores[end].poll_timeout().is_some_and(|t| t <= now) {
+                self.cores[end].handle_timeout(now);
+            }
+        }
+        self.pump();
+        self.transmit();
+        self.now += T_MS;
+    }
+
+    fn run_until(&mut self, within: Duration, mut done: impl FnMut(&Sim) -> bool) {
+        let deadline = self.now + within;
+        while !done(self) {
+            assert!(
+                self.now < deadline,
+                "not done within {within:?}; console: {:?} {:?}; applet: {:?} {:?}",
+                self.cores[0].finished(),
+                self.events[0],
+                self.cores[1].finished(),
+                self.events[1]
+            );
+            self.step();
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.now < until {
+            self.step();
+        }
+    }
+
+    fn done_tests(&self, end: End) -> Vec<(Direction, bool, u64)> {
+        self.events[end]
+            .iter()
+            .filter_map(|e| match e {
+                Event::TestDone {
+                    direction,
+                    ok,
+                    bytes,
+                    ..
+                } => Some((*direction, *ok, *bytes)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn chats(&self, end: End) -> Vec<String> {
+        self.events[end]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Chat(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn live(&self) -> bool {
+        self.cores[0].finished().is_none() && self.cores[1].finished().is_none()
+    }
+}
+
+#[test]
+fn chat_ping_and_a_clean_end() {
+    let mut s = Sim::new(Duration::from_millis(5), 100_000);
+    s.command(0, Command::Say("hello".into()));
+    s.command(1, Command::Say("hi".into()));
+    s.run_until(Duration::from_secs(1), |s| {
+        s.chats(0) == ["hi"]
+            && s.chats(1) == ["hello"]
+            && s.events[0].iter().any(|e| matches!(e, Event::Rtt(..)))
+    });
+    // The first pings' round trips: about 2 × 5 ms.
+    assert!(s.events[0].iter().any(|e| matches!(e,
+        Event::Rtt(PathKind::Relay, rtt) if *rtt >= Duration::from_millis(10) && *rtt < Duration::from_millis(15))));
+    assert_eq!(s.negotiations, [1, 1], "going direct starts at once");
+    s.command(1, Command::End("done".into()));
+    s.run_until(Duration::from_secs(5), |s| {
+        s.cores[0].finished().is_some() && s.cores[1].finished().is_some()
+    });
+    assert_eq!(
+        s.cores[0].finished(),
+        Some(&Ok(Outcome {
+            by: EndedBy::User,
+            reason: "done".into(),
+            local: false
+        }))
+    );
+    assert!(matches!(s.cores[1].finished(), Some(Ok(o)) if o.local));
+}
+
+/// A link test each way while the console moves the session to a direct
+/// path: every byte arrives once and in order, both directions switch, and
+/// the old path closes on both ends.
+#[test]
+fn link_tests_cross_a_cutover_byte_exact() {
+    let mut s = Sim::new(Duration::from_millis(2), 20_000);
+    s.add_path(1, Duration::from_millis(1), 50_000);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 6 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 6 << 20,
+            direction: Direction::FromUser,
+        },
+    );
+    s.run_for(Duration::from_millis(50));
+    s.ready(1, 1);
+    s.ready(0, 1);
+    s.run_until(Duration::from_secs(30), |s| {
+        s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
+    });
+    for end in 0..2 {
+        for (dir, ok, bytes) in s.done_tests(end) {
+            assert!(
+                ok && bytes == 6 << 20,
+                "end {end} {dir:?}: {:?}",
+                s.events[end]
+            );
+        }
+        assert!(
+            s.closed_paths[end].contains(&RELAY),
+            "end {end} kept the relay"
+        );
+        assert_eq!(s.cores[end].current(), 1);
+        assert!(
+            s.events[end]
+                .iter()
+                .any(|e| matches!(e, Event::PathChanged { .. }))
+        );
+    }
+    assert_eq!(s.reports.len(), 1, "the console reported before moving");
+    assert_eq!(s.reports[0].1.kind, PathKind::DirectTcp);
+}
+
+/// The console's `Switch` reaches the applet before the applet has proven
+/// the path: the applet reads nothing until it has, then follows.
+#[test]
+fn a_switch_before_the_path_is_proven_waits_for_it() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    s.add_path(1, Duration::from_millis(1), 50_000);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 2 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.ready(0, 1);
+    s.run_for(Duration::from_millis(200));
+    assert_eq!(s.cores[1].reading(), None, "the applet waits for the path");
+    assert!(s.live());
+    s.ready(1, 1);
+    s.run_until(Duration::from_secs(10), |s| s.done_tests(1).len() == 1);
+    assert_eq!(s.done_tests(1), [(Direction::ToUser, true, 2 << 20)]);
+    assert_eq!(s.cores[1].reading(), Some(1));
+}
+
+/// A `Switch` to a path the applet never gets ends the session after
+/// [`SWITCH_WAIT`], with a clear error.
+#[test]
+fn a_switch_to_a_path_that_never_comes_is_an_error() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    s.add_path(1, Duration::from_millis(1), 50_000);
+    s.ready(0, 1);
+    s.run_until(SWITCH_WAIT + Duration::from_secs(1), |s| {
+        s.cores[1].finished().is_some()
+    });
+    assert!(matches!(
+        s.cores[1].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
+}
+
+/// The portal never answers the console's report: the cutover goes ahead
+/// after [`REPORT_TIMEOUT`].
+#[test]
+fn the_cutover_goes_ahead_when_the_report_times_out() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    s.report_delay = None;
+    s.add_path(1, Duration::from_millis(1), 50_000);
+    s.ready(1, 1);
+    s.ready(0, 1);
+    s.run_for(REPORT_TIMEOUT - Duration::from_millis(100));
+    assert_eq!(s.cores[0].current(), RELAY, "waits for the report");
+    s.run_until(Duration::from_secs(2), |s| {
+        s.cores[0].current() == 1 && s.cores[1].current() == 1
+    });
+    s.run_until(Duration::from_secs(1), |s| {
+        s.closed_paths[0].contains(&RELAY) && s.closed_paths[1].contains(&RELAY)
+    });
+}
+
+/// Every attempt fails: the console reports the relay and says why.
+#[test]
+fn when_every_attempt_fails_the_session_stays_on_the_relay() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    let now = s.now;
+    s.cores[0].handle_path_failed(now, PathKind::DirectTcp, "refused".into());
+    s.cores[0].handle_path_failed(now, PathKind::XtcpUdp, "no pair".into());
+    s.pump();
+    assert_eq!(s.reports.len(), 1);
+    assert_eq!(s.reports[0].1.kind, PathKind::Relay);
+    // The user hears of it once the report is recorded.
+    assert!(
+        !s.events[0]
+            .iter()
+            .any(|e| matches!(e, Event::StaysOnRelay { .. }))
+    );
+    s.run_for(Duration::from_millis(10));
+    assert!(s.events[0].iter().any(|e| matches!(e,
+        Event::StaysOnRelay { reason } if reason.contains("refused") && reason.contains("no pair"))));
+}
+
+/// A path dying mid-transfer ends the session with a clear error on both
+/// ends (until sessions resume: then it falls back instead).
+#[test]
+fn a_path_dying_mid_transfer_is_reported() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 50 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.run_for(Duration::from_millis(100));
+    let now = s.now;
+    for end in 0..2 {
+        s.cores[end].handle_path_closed(now, RELAY, Some("connection reset".into()));
+    }
+    assert!(matches!(
+        s.cores[0].finished(),
+        Some(Err(SessionError::PathFailed(_)))
+    ));
+    assert!(matches!(
+        s.cores[1].finished(),
+        Some(Err(SessionError::PathFailed(_)))
+    ));
+}
+
+/// A peer that stops answering is found within [`DEAD_AFTER`] plus a ping.
+#[test]
+fn a_silent_peer_is_detected() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    s.run_for(Duration::from_millis(50));
+    for w in &mut s.paths.get_mut(&RELAY).unwrap().wires {
+        w.cut = true;
+    }
+    s.run_until(DEAD_AFTER + PING_INTERVAL + Duration::from_secs(1), |s| {
+        s.cores[0].finished().is_some() && s.cores[1].finished().is_some()
+    });
+    assert_eq!(s.cores[0].finished(), Some(&Err(SessionError::Silent)));
+}
+
+/// A probe's byte on the interactive channel is not held up by a bulk
+/// transfer that fills the path: it comes back within a round trip plus
+/// the one bulk frame already being sent.
+#[test]
+fn interactive_data_overtakes_bulk() {
+    // 2 ms each way; 1 MB/s: a 64 KiB frame takes 64 ms to send.
+    let mut s = Sim::new(Duration::from_millis(2), 1_000);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 64 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 64 << 20,
+            direction: Direction::FromUser,
+        },
+    );
+    s.run_for(Duration::from_millis(500));
+    let mut rtts = Vec::new();
+    for _ in 0..10 {
+        s.command(0, Command::Probe);
+        let before = s.events[0].len();
+        s.run_until(Duration::from_secs(2), |s| {
+            s.events[0][before..]
+                .iter()
+                .any(|e| matches!(e, Event::ProbeRtt(_)))
+        });
+        for e in &s.events[0][before..] {
+            if let Event::ProbeRtt(r) = e {
+                rtts.push(*r);
+            }
+        }
+    }
+    // Without priority a probe would wait behind 4 queued 64 KiB frames
+    // each way (≥ 512 ms).
+    let worst = rtts.iter().max().unwrap();
+    assert!(
+        *worst < Duration::from_millis(150),
+        "probe round trips: {rtts:?}"
+    );
+    assert!(s.live());
+}
+
+#[test]
+fn protocol_violations_end_the_session() {
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    let now = s.now;
+    s.cores[1].handle_frame(
+        now,
+        RELAY,
+        Frame::ChannelData {
+            channel: 9,
+            data: vec![1],
+        },
+    );
+    assert!(matches!(
+        s.cores[1].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
+    s.cores[0].handle_frame(now, RELAY, Frame::Proof { mac: [0; 32] });
+    assert!(matches!(
+        s.cores[0].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
+    let mut s = Sim::new(Duration::from_millis(1), 50_000);
+    let now = s.now;
+    s.cores[0].handle_frame(now, 7, Frame::Chat { text: "x".into() });
+    assert!(matches!(
+        s.cores[0].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// For random delays, bandwidths, traffic and cutover timings, every
+    /// link-test byte and chat line arrives exactly once and in order, and
+    /// the session ends on the direct path with the relay closed.
+    #[test]
+    fn traffic_survives_any_cutover_timing(
+        relay_delay in 0u64..20,
+        direct_delay in 0u64..20,
+        relay_rate in 2_000usize..100_000,
+        direct_rate in 2_000usize..100_000,
+        to_user in 0u64..(3 << 20),
+        from_user in 0u64..(3 << 20),
+        chats in 0usize..20,
+        ready_console in 0u64..300,
+        ready_applet in 0u64..300,
+    ) {
+        let mut s = Sim::new(Duration::from_millis(relay_delay), relay_rate);
+        s.add_path(1, Duration::from_millis(direct_delay), direct_rate);
+        s.command(0, Command::LinkTest { bytes: to_user, direction: Direction::ToUser });
+        s.command(0, Command::LinkTest { bytes: from_user, direction: Direction::FromUser });
+        let mut sent = Vec::new();
+        let (mut c_ready, mut a_ready) = (false, false);
+        for t in 0..400u64 {
+            if t.is_multiple_of(20) && sent.len() < chats {
+                let line = format!("line {t}");
+                s.command(0, Command::Say(line.clone()));
+                sent.push(line);
+            }
+            if t == ready_console { s.ready(0, 1); c_ready = true; }
+            if t == ready_applet { s.ready(1, 1); a_ready = true; }
+            s.step();
+        }
+        prop_assert!(c_ready && a_ready);
+        s.run_until(Duration::from_secs(120), |s| {
+            s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
+        });
+        prop_assert!(s.live(), "{:?} {:?}", s.cores[0].finished(), s.cores[1].finished());
+        for end in 0..2 {
+            let mut done = s.done_tests(end);
+            done.sort_by_key(|(d, _, _)| d.as_str());
+            let want = {
+                let mut w = vec![(Direction::FromUser, true, from_user), (Direction::ToUser, true, to_user)];
+                w.sort_by_key(|(d, _, _)| d.as_str());
+                w
+            };
+            prop_assert_eq!(done, want);
+            prop_assert!(s.closed_paths[end].contains(&RELAY));
+        }
+        s.run_until(Duration::from_secs(5), |s| s.chats(1).len() == sent.len());
+        prop_assert_eq!(s.chats(1), sent);
+    }
+}
