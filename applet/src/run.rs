@@ -206,6 +206,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                 start_after: Duration::ZERO,
             },
             on_path: None,
+            scheduling: Default::default(),
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, mut ev_rx) = mpsc::channel(64);

@@ -16,16 +16,17 @@
 //! * [`secure`] — the end-to-end handshake over that stream: inner TLS,
 //!   applet-secret proof, short authentication string.
 //! * [`channel`] — framed reading/writing of [`lifeline_protocol::e2e::Frame`]s.
-//! * [`link`] — the frame link over the path in use (a reader task and a
-//!   writer task) and the lossless cutover to another path.
+//! * [`link`] — frame I/O on one path: a reader task and a writer task with
+//!   a control and a bulk queue; `Switch` and the close are barriers.
 //! * [`direct`] — going direct: direct TCP, ICE + XTCP over UDP, the TLS and
 //!   binding proof that make a new path part of the session.
 //! * [`linktest`] — the link test's checked byte stream.
 //! * [`core`] — the session core: one end of a live session as a sans-IO
 //!   state machine (chat, pings, channels with flow control and priorities,
 //!   the link test, going direct and the cutover, ending).
-//! * [`live`] — the live session loop: chat, keepalive, link test, going
-//!   direct, ending.
+//! * [`live`] — the driver: runs a [`core`] over real paths (reader and
+//!   writer tasks from [`link`], the negotiator from [`direct`], the clock)
+//!   and turns the user's commands into the core's inputs.
 #![forbid(unsafe_code)]
 
 // TLS lives in its own crate (the XTCP transport needs it too); these keep

@@ -9,6 +9,7 @@
 //! bulk data while the current path's bulk queue has room, and feeds every
 //! happening back to the core with the time.
 
+pub use crate::core::Scheduling;
 use crate::core::{Action, Config, Core, PathId, PathInfo, RELAY, Role, SessionError};
 use crate::direct::{DirectEvent, Ends, Negotiator, Settings, Side};
 use crate::link::{self, Inbound, Path, PathKind, PathReader, PathWriter};
@@ -44,6 +45,8 @@ pub struct Setup {
     pub direct: Settings,
     /// Console: see [`PathHook`].
     pub on_path: Option<PathHook>,
+    /// See [`Scheduling`] (the binaries use the default).
+    pub scheduling: Scheduling,
 }
 
 impl std::fmt::Debug for Setup {
@@ -91,6 +94,7 @@ where
         negotiate_after: setup.direct.start_after,
         relay_only: (role == Role::Console && !policy.tcp && !policy.udp)
             .then(|| "direct paths turned off (--path relay)".to_owned()),
+        scheduling: setup.scheduling,
     };
     let mut core = Core::new(role, Instant::now(), config);
     // Writers and readers apart: the loop waits on one path's reader while

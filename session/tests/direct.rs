@@ -106,6 +106,7 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
             ..Settings::default()
         },
         on_path: None,
+        scheduling: Default::default(),
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -113,6 +114,7 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         side: Side::Applet { console_pin: pin },
         direct: applet,
         on_path: None,
+        scheduling: Default::default(),
     };
     std::mem::forget(_atx);
     Session {

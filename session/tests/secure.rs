@@ -182,6 +182,7 @@ async fn a_session_ends_cleanly_with_the_reason() {
             ..Settings::default()
         },
         on_path: None,
+        scheduling: Default::default(),
     };
     let c = tokio::spawn(live::run(
         console,

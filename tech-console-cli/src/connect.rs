@@ -183,6 +183,7 @@ async fn run(
             ..Settings::default()
         },
         on_path: Some(on_path),
+        scheduling: Default::default(),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, mut ev_rx) = mpsc::channel(64);

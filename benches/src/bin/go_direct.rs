@@ -165,6 +165,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
             ..Settings::default()
         },
         on_path: None,
+        scheduling: Default::default(),
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -176,6 +177,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
             ..Settings::default()
         },
         on_path: None,
+        scheduling: Default::default(),
     };
     let (c_cmd, c_cmd_rx) = mpsc::channel(4096);
     let (c_ev_tx, mut c_ev) = mpsc::channel(4096);

@@ -23,7 +23,11 @@ pub const MAX_CHANNELS: usize = 64;
 pub const BULK_WINDOW: u32 = 4 << 20;
 /// Receive window of an interactive channel.
 pub const INTERACTIVE_WINDOW: u32 = 256 << 10;
-/// Credit is granted back once this fraction of the window is consumed.
+/// Credit is granted back in steps of at most this much (or a quarter of
+/// the window): fine-grained credit is what lets the sender measure the
+/// path's delivery rate (see `core::pacing`).
+const GRANT_STEP: u32 = 64 << 10;
+/// ... and at least a quarter of the window.
 const GRANT_DIVISOR: u32 = 4;
 
 /// The receive window of a channel of `kind`.
@@ -217,7 +221,7 @@ impl Channels {
         let c = self.open.get_mut(&channel)?;
         c.consumed = c.consumed.saturating_add(n as u32);
         let w = window(c.kind);
-        if c.closed_in || c.consumed < w / GRANT_DIVISOR {
+        if c.closed_in || c.consumed < GRANT_STEP.min(w / GRANT_DIVISOR) {
             return None;
         }
         let grant = std::mem::take(&mut c.consumed);
@@ -225,16 +229,18 @@ impl Channels {
         Some(grant)
     }
 
-    /// The peer granted `bytes` more credit on `channel`.
-    pub fn credit(&mut self, channel: u32, bytes: u32) -> Result<(), SessionError> {
+    /// The peer granted `bytes` more credit on `channel`; returns the
+    /// channel's class (if it is still open).
+    pub fn credit(&mut self, channel: u32, bytes: u32) -> Result<Option<Priority>, SessionError> {
         if let Some(c) = self.open.get_mut(&channel) {
             c.send_credit = c.send_credit.saturating_add(u64::from(bytes));
             if c.send_credit > 1 << 40 {
                 return Err(SessionError::Protocol("absurd channel credit"));
             }
+            return Ok(Some(c.kind.priority()));
         }
         // Credit for a channel that just closed on our side is harmless.
-        Ok(())
+        Ok(None)
     }
 
     /// The peer will send no more on `channel`.

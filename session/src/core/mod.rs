@@ -37,6 +37,7 @@
 //! 4. Stop once [`Core::finished`] is `Some` and the actions are drained.
 
 pub mod channels;
+pub mod pacing;
 pub mod role;
 #[cfg(test)]
 mod tests;
@@ -234,6 +235,23 @@ pub struct Config {
     pub negotiate_after: Duration,
     /// Console: direct paths are off altogether (why, for the report).
     pub relay_only: Option<String>,
+    /// How data is scheduled; the binaries always use the default, the
+    /// `channels` benchmark measures the others as references.
+    pub scheduling: Scheduling,
+}
+
+/// How the core schedules channel data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheduling {
+    /// Interactive data goes out with control frames, ahead of bulk, and
+    /// bulk data in flight is capped by [`pacing`].
+    #[default]
+    PacedPriorities,
+    /// Priorities without the bulk pacing (a benchmark reference).
+    Priorities,
+    /// All data in one queue and no pacing, as before channels had
+    /// classes (a benchmark reference).
+    OneQueue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +321,8 @@ pub struct Core {
     /// The probe channel, and when each probe byte left.
     probe: Option<u32>,
     probes: VecDeque<Instant>,
+    scheduling: Scheduling,
+    pacing: pacing::Pacing,
     actions: VecDeque<Action>,
 }
 
@@ -332,6 +352,8 @@ impl Core {
             seeds: 0,
             probe: None,
             probes: VecDeque::new(),
+            scheduling: config.scheduling,
+            pacing: pacing::Pacing::default(),
             actions: VecDeque::new(),
         };
         if role.decides_path()
@@ -397,7 +419,24 @@ impl Core {
         if self.phase != Phase::Live {
             return None;
         }
-        let produced = self.channels.next_data(Priority::Bulk)?;
+        if self.scheduling == Scheduling::PacedPriorities && !self.pacing.may_send() {
+            return None;
+        }
+        let produced = match self.scheduling {
+            Scheduling::OneQueue => self
+                .channels
+                .next_data(Priority::Interactive)
+                .or_else(|| self.channels.next_data(Priority::Bulk))?,
+            _ => self.channels.next_data(Priority::Bulk)?,
+        };
+        if let Produced::Data {
+            priority: Priority::Bulk,
+            data,
+            ..
+        } = &produced
+        {
+            self.pacing.sent(data.len());
+        }
         Some((self.out, self.frame_of(produced)))
     }
 
@@ -436,7 +475,7 @@ impl Core {
 
     /// Interactive channel data goes out with the control frames.
     fn flush_interactive(&mut self) {
-        while self.phase == Phase::Live {
+        while self.phase == Phase::Live && self.scheduling != Scheduling::OneQueue {
             let Some(p) = self.channels.next_data(Priority::Interactive) else {
                 break;
             };
@@ -472,6 +511,7 @@ impl Core {
             Frame::Pong(v) => {
                 let sent = self.start + Duration::from_micros(v);
                 if let Some(rtt) = now.checked_duration_since(sent) {
+                    self.pacing.rtt(rtt);
                     let kind = self.current_kind();
                     self.event(Event::Rtt(kind, rtt));
                 }
@@ -503,7 +543,11 @@ impl Core {
                 }
             }
             Frame::ChannelData { channel, data } => self.on_data(now, channel, data)?,
-            Frame::ChannelCredit { channel, bytes } => self.channels.credit(channel, bytes)?,
+            Frame::ChannelCredit { channel, bytes } => {
+                if self.channels.credit(channel, bytes)? == Some(Priority::Bulk) {
+                    self.pacing.credited(now, bytes);
+                }
+            }
             Frame::ChannelClose { channel } => self.channels.peer_closed(channel)?,
             Frame::ChannelReset { channel, reason } => {
                 self.channels.remove(channel);
@@ -612,7 +656,9 @@ impl Core {
                     // Our probe's bytes, back.
                     for _ in 0..data.len() {
                         if let Some(sent) = self.probes.pop_front() {
-                            self.event(Event::ProbeRtt(now.saturating_duration_since(sent)));
+                            let rtt = now.saturating_duration_since(sent);
+                            self.pacing.rtt(rtt);
+                            self.event(Event::ProbeRtt(rtt));
                         }
                     }
                 } else if let Some(c) = self.channels.get_mut(channel)

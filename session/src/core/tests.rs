@@ -61,6 +61,7 @@ impl Sim {
         let config = Config {
             negotiate_after: Duration::ZERO,
             relay_only: None,
+            scheduling: Default::default(),
         };
         let mut s = Self {
             now,

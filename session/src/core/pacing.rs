@@ -1,0 +1,119 @@
+//! How much bulk data may be in flight: enough to keep the path busy, and
+//! no more than [`QUEUE_TARGET`] of queue on top of the path's base round
+//! trip, so that an interactive byte sent now never waits long behind bulk
+//! data already in the socket buffers, the relay and the transport below
+//! (where this end's priorities cannot reach it).
+//!
+//! In flight is what bulk channels sent and the peer has not yet granted
+//! back (it grants as it consumes). The delivery rate is measured from
+//! those grants (the fastest of the last second, as BBR does with its
+//! bandwidth filter); the base round trip is the smallest one the pings
+//! and probes measured. The cap is `rate × (base RTT + QUEUE_TARGET)`: if
+//! the path could go faster, the cap lets the rate grow by
+//! `(base + target) / base` per round trip; at the path's speed it holds
+//! about `QUEUE_TARGET` of queue. Until a rate is known, only the
+//! channels' windows limit.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Queueing delay the bulk data may add to an interactive byte.
+pub const QUEUE_TARGET: Duration = Duration::from_millis(1);
+/// The cap never goes below this (a slow start after an idle spell).
+pub const MIN_IN_FLIGHT: u64 = 256 << 10;
+/// How long a delivery-rate sample counts.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Shortest interval a rate sample covers.
+const SAMPLE: Duration = Duration::from_millis(5);
+
+/// The bulk pacing state of one end.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    in_flight: u64,
+    base_rtt: Option<Duration>,
+    /// Bytes credited since `since`.
+    credited: u64,
+    since: Option<Instant>,
+    /// (when, bytes per second) samples of the last [`RATE_WINDOW`].
+    rates: VecDeque<(Instant, f64)>,
+}
+
+impl Pacing {
+    /// Bulk bytes sent.
+    pub fn sent(&mut self, n: usize) {
+        self.in_flight += n as u64;
+    }
+
+    /// Bulk bytes the peer granted back at `now`.
+    pub fn credited(&mut self, now: Instant, n: u32) {
+        self.in_flight = self.in_flight.saturating_sub(u64::from(n));
+        let Some(since) = self.since else {
+            // The first grant starts the clock; what it covers was
+            // delivered over an unknown time.
+            self.since = Some(now);
+            return;
+        };
+        self.credited += u64::from(n);
+        let span = now.saturating_duration_since(since);
+        if span >= SAMPLE {
+            let rate = self.credited as f64 / span.as_secs_f64();
+            self.rates.push_back((now, rate));
+            self.credited = 0;
+            self.since = Some(now);
+        }
+        while self
+            .rates
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RATE_WINDOW)
+        {
+            self.rates.pop_front();
+        }
+    }
+
+    /// A round trip measured at the session layer.
+    pub fn rtt(&mut self, rtt: Duration) {
+        self.base_rtt = Some(self.base_rtt.map_or(rtt, |b| b.min(rtt)));
+    }
+
+    /// Whether more bulk data may go now.
+    pub fn may_send(&self) -> bool {
+        self.in_flight < self.cap()
+    }
+
+    /// The current cap on bulk bytes in flight.
+    pub fn cap(&self) -> u64 {
+        let rate = self.rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+        match self.base_rtt {
+            Some(base) if rate > 0.0 => {
+                let bytes = rate * (base + QUEUE_TARGET).as_secs_f64();
+                (bytes as u64).max(MIN_IN_FLIGHT)
+            }
+            _ => u64::MAX,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_follows_rate_and_base_rtt() {
+        let t0 = Instant::now();
+        let mut p = Pacing::default();
+        assert_eq!(p.cap(), u64::MAX, "unknown rate: only windows limit");
+        p.rtt(Duration::from_millis(7));
+        p.rtt(Duration::from_millis(2));
+        // 100 MB/s for 50 ms.
+        for i in 1..=10u64 {
+            p.sent(500_000);
+            p.credited(t0 + Duration::from_millis(5 * i), 500_000);
+        }
+        let cap = p.cap() as f64;
+        // 100 MB/s × (2 ms + 3 ms) = 500 kB.
+        assert!((cap - 500_000.0).abs() < 50_000.0, "{cap}");
+        assert!(p.may_send());
+        p.sent(600_000);
+        assert!(!p.may_send());
+    }
+}
