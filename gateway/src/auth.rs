@@ -16,6 +16,7 @@
 use lifeline_protocol::hex;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
 const LOG_N: u8 = 15;
@@ -101,6 +102,8 @@ pub fn decoy_hash() -> &'static str {
 pub struct PasswordHasher {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
+    /// Checks that ran (the operator's view of login pressure).
+    checked: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -110,7 +113,13 @@ impl PasswordHasher {
         Self {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
+            checked: Arc::default(),
         }
+    }
+
+    /// Password checks that ran since the node started (decoys included).
+    pub fn checks(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
     }
 
     /// [`verify_password`] off the async runtime, or [`AuthError::Busy`]
@@ -122,6 +131,7 @@ impl PasswordHasher {
             .try_acquire_owned()
             .map_err(|_| AuthError::Busy)?;
         let _running = self.running.acquire().await.map_err(|_| AuthError::Join)?;
+        self.checked.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || verify_password(&password, &stored))
             .await
             .map_err(|_| AuthError::Join)?

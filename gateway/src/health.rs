@@ -83,6 +83,12 @@ pub fn metrics(gw: &Gateway) -> String {
         s.relaying.load(Ordering::Relaxed),
     );
     metric(
+        "lifeline_password_checks_total",
+        "counter",
+        "Password checks (scrypt) run for portal logins, decoys for unknown e-mails included.",
+        gw.hasher.checks(),
+    );
+    metric(
         "lifeline_draining",
         "gauge",
         "1 while the node shuts down and drains.",

@@ -15,17 +15,6 @@ use std::time::{Duration, Instant};
 const NOFILE: u64 = 400;
 const CAP: u64 = NOFILE - 256;
 
-fn metric(node: &Node, name: &str) -> u64 {
-    let (status, text) = node.health_get("/metrics");
-    assert_eq!(status, 200, "{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn connect_from(ip: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     s.bind(&SocketAddr::from((ip, 0)).into())?;
@@ -43,7 +32,7 @@ fn at_the_connection_cap_the_rest_are_shed_and_health_still_answers() {
         &[],
         &["prlimit", &nofile, "--"],
     );
-    assert_eq!(metric(&node, "lifeline_connections_cap"), CAP);
+    assert_eq!(node.metric("lifeline_connections_cap"), CAP);
     // Silent connections from several addresses (each has a per-address
     // limit of its own), well past the cap.
     let mut held = Vec::new();
@@ -54,7 +43,7 @@ fn at_the_connection_cap_the_rest_are_shed_and_health_still_answers() {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&node, "lifeline_connections_shed_total") < 150 {
+    while node.metric("lifeline_connections_shed_total") < 150 {
         assert!(Instant::now() < deadline, "connections were not shed");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -62,8 +51,8 @@ fn at_the_connection_cap_the_rest_are_shed_and_health_still_answers() {
     let (status, body) = node.health_get("/health");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
-    assert_eq!(metric(&node, "lifeline_connections_open"), CAP);
-    let shed = metric(&node, "lifeline_connections_shed_total");
+    assert_eq!(node.metric("lifeline_connections_open"), CAP);
+    let shed = node.metric("lifeline_connections_shed_total");
     assert!(shed >= 150, "{shed}");
     // The shed ones were closed at once, not left hanging.
     let mut closed = 0;
@@ -79,7 +68,7 @@ fn at_the_connection_cap_the_rest_are_shed_and_health_still_answers() {
     // The flood ends: the public port serves again.
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&node, "lifeline_connections_open") > 0 {
+    while node.metric("lifeline_connections_open") > 0 {
         assert!(Instant::now() < deadline, "connections were not released");
         std::thread::sleep(Duration::from_millis(50));
     }

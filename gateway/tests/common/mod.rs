@@ -182,6 +182,18 @@ impl Node {
         (status, body.to_owned())
     }
 
+    /// The value of the counter or gauge `name` on `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (status, text) = self.health_get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// The advertised STUN address (what `Paired` carries), or "".
     pub fn stun_advertised(&self) -> String {
         self.stun.as_ref().map(|s| s.1.clone()).unwrap_or_default()

@@ -110,10 +110,11 @@ mod tests {
             p.credited(t0 + Duration::from_millis(5 * i), 500_000);
         }
         let cap = p.cap() as f64;
-        // 100 MB/s × (2 ms + 3 ms) = 500 kB.
-        assert!((cap - 500_000.0).abs() < 50_000.0, "{cap}");
+        // 100 MB/s × (2 ms + QUEUE_TARGET).
+        let want = 100e6 * (Duration::from_millis(2) + QUEUE_TARGET).as_secs_f64();
+        assert!((cap - want).abs() < want / 10.0, "{cap} vs {want}");
         assert!(p.may_send());
-        p.sent(600_000);
+        p.sent(cap as usize + 1);
         assert!(!p.may_send());
     }
 }
