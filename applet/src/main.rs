@@ -27,6 +27,10 @@ struct Args {
     /// any free port). A fixed port lets a router forward it.
     #[arg(long, default_value_t = 0, env = "LIFELINE_TCP_PORT")]
     tcp_port: u16,
+    /// Seconds of silence after which the connection to the technician
+    /// counts as lost and is restored through the support service.
+    #[arg(long, default_value_t = 10.0, env = "LIFELINE_DEAD_PATH_SECS")]
+    dead_path: f64,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
         run::Options {
             policy,
             tcp_port: args.tcp_port,
+            dead_path: std::time::Duration::from_secs_f64(args.dead_path.clamp(1.0, 600.0)),
         },
     ));
     let (code, remove) = match &ending {

@@ -6,18 +6,24 @@ use crate::identity::Identity;
 use crate::ui::say;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::relay::RefuseCode;
+use lifeline_protocol::trailer::TrailerBody;
+use lifeline_session::core::SessionError;
 use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::gateway_conn::{self, LinkError, WaitEvent};
 use lifeline_session::link::PathKind;
 use lifeline_session::linktest::Direction;
 use lifeline_session::live::{self, Command, Event};
 use lifeline_session::secure::{self, SecureError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 /// Longest pause between reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// First pause between attempts to reach the technician again after the
+/// session's path died (doubling up to [`MAX_BACKOFF`]).
+pub const RESUME_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How the applet's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,24 @@ pub struct Options {
     pub policy: Policy,
     /// Fixed TCP port for the direct listener (0: any).
     pub tcp_port: u16,
+    /// Silence after which the session's path counts as dead.
+    pub dead_path: Duration,
+}
+
+/// How the session meets the console again after its path died: [`reach`]
+/// once more, quietly.
+fn reconnector(body: &TrailerBody) -> live::Reconnector {
+    let body = std::sync::Arc::new(body.clone());
+    std::sync::Arc::new(move || {
+        let body = body.clone();
+        Box::pin(async move {
+            match reach(&body, true, &AtomicBool::new(true)).await {
+                Ok(r) => Ok(live::relay_path(r.est)),
+                Err(Ending::Failed(why) | Ending::Refused(why) | Ending::Ended(why)) => Err(why),
+                Err(Ending::Cancelled) => Err("cancelled".into()),
+            }
+        })
+    })
 }
 
 fn spawn_input() -> mpsc::Receiver<Input> {
@@ -60,6 +84,23 @@ fn spawn_input() -> mpsc::Receiver<Input> {
             let _ = ctrl_c.send(Input::End).await;
         }
     });
+    // A closed terminal window (SIGHUP) or a polite kill (SIGTERM) ends
+    // the session as /end does: the technician is told, and the program
+    // removes itself.
+    #[cfg(unix)]
+    for kind in [
+        tokio::signal::unix::SignalKind::hangup(),
+        tokio::signal::unix::SignalKind::terminate(),
+    ] {
+        let tx = tx.clone();
+        if let Ok(mut signal) = tokio::signal::unix::signal(kind) {
+            tokio::spawn(async move {
+                if signal.recv().await.is_some() {
+                    let _ = tx.send(Input::End).await;
+                }
+            });
+        }
+    }
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -83,216 +124,283 @@ fn spawn_input() -> mpsc::Receiver<Input> {
     rx
 }
 
+/// Where [`reach`] got: the end-to-end channel with the console, through a
+/// gateway's relay.
+struct Reached {
+    est: secure::AppletThroughRelay,
+    pairing: gateway_conn::Pairing,
+    /// Our address as the gateway saw it.
+    observed: Option<std::net::IpAddr>,
+    gateway_is_local: bool,
+}
+
+/// Finds a gateway, proves we hold this session's applet file, waits to
+/// be paired with the technician's console and runs the end-to-end
+/// handshake — retrying with backoff until that works or the session
+/// cannot happen (the error is the ending to show). `resuming`: the
+/// session already ran and its path died; the messages are the user's
+/// only while starting (a resumption has its own).
+async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Result<Reached, Ending> {
+    // A resumption retries sooner: the gateway may be back in a moment (a
+    // restart), and the technician is waiting.
+    let first = if resuming {
+        RESUME_BACKOFF
+    } else {
+        Duration::from_secs(1)
+    };
+    let mut backoff = first;
+    let mut announced_wait = false;
+    let tell = |text: String| {
+        if resuming {
+            tracing::info!(%text, "reconnecting");
+        } else {
+            say(text);
+        }
+    };
+    loop {
+        let nodes = gateway::candidates(body).await;
+        let retry = match gateway::connect_fastest(body, &nodes).await {
+            Err(e) => format!("Cannot reach the support service yet ({e})"),
+            Ok((node, mut stream)) => {
+                tracing::debug!(%node, "connected");
+                let gateway_is_local = gateway_conn::gateway_is_local(&stream);
+                let mut observed = None;
+                let waited = async {
+                    let hello =
+                        gateway_conn::applet_hello(&stream, body.guid, &body.applet_secret)?;
+                    gateway_conn::send_hello(&mut stream, &hello).await?;
+                    gateway_conn::await_pairing(&mut stream, |ev| match ev {
+                        WaitEvent::Waiting { observed: seen, .. } => {
+                            observed = seen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+                            if resuming {
+                            } else if announced_wait {
+                                say("Reconnected; still waiting for your technician…");
+                            } else {
+                                say(format!("Waiting for {} to connect…", body.technician_name));
+                                announced_wait = true;
+                            }
+                        }
+                    })
+                    .await
+                };
+                match waited.await {
+                    // While resuming, "already connected" is our own old
+                    // connection, which the gateway has not let go of yet.
+                    Err(LinkError::Refused { code, message })
+                        if !(code.is_transient()
+                            || resuming && code == RefuseCode::AlreadyConnected) =>
+                    {
+                        let text = refusal_text(code, &message);
+                        return Err(if code.session_is_over() {
+                            Ending::Failed(text)
+                        } else {
+                            Ending::Refused(text)
+                        });
+                    }
+                    Err(e) => format!("Connection to the support service interrupted ({e})"),
+                    Ok(pairing) => {
+                        paired.store(true, Ordering::Relaxed);
+                        match secure::applet_side(
+                            stream,
+                            body.guid,
+                            body.console_pin,
+                            body.applet_secret,
+                        )
+                        .await
+                        {
+                            Ok(est) => {
+                                return Ok(Reached {
+                                    est,
+                                    pairing,
+                                    observed,
+                                    gateway_is_local,
+                                });
+                            }
+                            Err(e @ (SecureError::NotTheTechnician | SecureError::Refused(_))) => {
+                                return Err(Ending::Failed(e.to_string()));
+                            }
+                            Err(e) => {
+                                paired.store(false, Ordering::Relaxed);
+                                tell(format!(
+                                    "Setting up the secure connection failed ({e}); waiting again…"
+                                ));
+                                backoff = first;
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        tell(format!(
+            "{retry}; retrying in {} s…",
+            backoff.as_secs().max(1)
+        ));
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
 /// Runs the whole session.
 pub async fn run(id: &Identity, opts: Options) -> Ending {
     let body = &id.body;
     let mut input = spawn_input();
-    let mut backoff = Duration::from_secs(1);
-    let mut announced_wait = false;
-    loop {
-        // 1. Find a gateway and connect.
-        let nodes = gateway::candidates(body).await;
-        let connected = tokio::select! {
-            r = gateway::connect_fastest(body, &nodes) => r,
-            _ = wait_for_end(&mut input) => return Ending::Cancelled,
-        };
-        let (node, mut stream) = match connected {
-            Ok(c) => c,
-            Err(e) => {
-                say(format!(
-                    "Cannot reach the support service yet ({e}); retrying in {} s…",
-                    backoff.as_secs()
-                ));
-                if sleep_or_end(&mut input, backoff).await {
-                    return Ending::Cancelled;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        tracing::debug!(%node, "connected");
-        let gateway_is_local = gateway_conn::gateway_is_local(&stream);
+    let paired = AtomicBool::new(false);
+    let mut early = Vec::new();
+    let reached = tokio::select! {
+        r = reach(body, false, &paired) => r,
+        _ = wait_for_end(&mut input, &paired, &mut early) => return Ending::Cancelled,
+    };
+    let Reached {
+        est,
+        pairing,
+        observed,
+        gateway_is_local,
+    } = match reached {
+        Ok(r) => r,
+        Err(ending) => return ending,
+    };
+    say(format!(
+        "Connected to {}. Verification code: {}",
+        body.technician_name, est.sas
+    ));
+    say("If your technician reads you a different code, type /end now.");
 
-        // 2. Prove we hold this session's applet file, register and wait
-        //    for the technician.
-        let hello = match gateway_conn::applet_hello(&stream, body.guid, &body.applet_secret) {
-            Ok(h) => h,
-            Err(_) => {
-                say("Could not set up the connection to the support service; retrying…");
-                if sleep_or_end(&mut input, backoff).await {
-                    return Ending::Cancelled;
+    // 4. Chat (and go direct) until someone ends it.
+    let setup = live::Setup {
+        me: EndedBy::User,
+        guid: body.guid,
+        side: Side::Applet {
+            console_pin: body.console_pin,
+        },
+        direct: Settings {
+            policy: opts.policy,
+            tcp_port: opts.tcp_port,
+            stun: lifeline_session::direct::resolve_stun(pairing.stun.as_deref()).await,
+            observed,
+            loopback: gateway_is_local,
+            start_after: Duration::ZERO,
+        },
+        on_path: None,
+        scheduling: Default::default(),
+        reconnect: Some(reconnector(body)),
+        dead_path: opts.dead_path,
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    // What the user typed while the secure channel was being set up.
+    for line in early {
+        let _ = cmd_tx.try_send(Command::Say(line));
+    }
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
+    let tech = body.technician_name.clone();
+    let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
+    let pump_input = async {
+        while let Some(i) = input.recv().await {
+            let cmd = match i {
+                Input::Line(text) => Command::Say(text),
+                Input::Status => {
+                    say(format!(
+                        "Connection: {}",
+                        status.lock().map(|s| s.clone()).unwrap_or_default()
+                    ));
+                    continue;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                Input::End => Command::End("the end user ended the session".into()),
+            };
+            let end = matches!(cmd, Command::End(_));
+            if cmd_tx.send(cmd).await.is_err() || end {
+                break;
             }
-        };
-        let mut observed = None;
-        let waited = async {
-            gateway_conn::send_hello(&mut stream, &hello).await?;
-            gateway_conn::await_pairing(&mut stream, |ev| match ev {
-                WaitEvent::Waiting { observed: seen, .. } => {
-                    observed = seen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
-                    if announced_wait {
-                        say("Reconnected; still waiting for your technician…");
+        }
+        std::future::pending::<()>().await
+    };
+    let show_events = async {
+        let mut path = PathKind::Relay;
+        while let Some(ev) = ev_rx.recv().await {
+            match ev {
+                Event::Chat(text) => say(format!("{tech}: {text}")),
+                Event::Rtt(kind, rtt) => {
+                    path = kind;
+                    if let Ok(mut s) = status.lock() {
+                        *s = format!("{} ({} ms round trip)", describe(path), ms(rtt));
+                    }
+                }
+                Event::PathChanged { kind, rtt, .. } => {
+                    path = kind;
+                    let rtt = rtt
+                        .map(|r| format!(", {} ms round trip", ms(r)))
+                        .unwrap_or_default();
+                    say(format!("Now connected directly to {tech} ({kind}{rtt})."));
+                    if let Ok(mut s) = status.lock() {
+                        *s = format!("{}{rtt}", describe(kind));
+                    }
+                }
+                Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
+                Event::Reconnecting { why } => {
+                    tracing::info!(%why, "reconnecting");
+                    say(format!(
+                        "The connection was interrupted; {tech} is reconnecting… (type /end to stop the session)"
+                    ));
+                    if let Ok(mut s) = status.lock() {
+                        *s = "reconnecting".into();
+                    }
+                }
+                Event::Resumed { fresh } => {
+                    path = PathKind::Relay;
+                    say(if fresh {
+                        format!("{tech} is back.")
                     } else {
-                        say(format!("Waiting for {} to connect…", body.technician_name));
-                        announced_wait = true;
+                        format!("Reconnected to {tech}.")
+                    });
+                    if let Ok(mut s) = status.lock() {
+                        *s = describe(path).into();
                     }
                 }
-            })
-            .await
-        };
-        let paired = tokio::select! {
-            r = waited => r,
-            _ = wait_for_end(&mut input) => return Ending::Cancelled,
-        };
-        let pairing = match paired {
-            Ok(p) => p,
-            Err(LinkError::Refused { code, message }) if !code.is_transient() => {
-                let text = refusal_text(code, &message);
-                return if code.session_is_over() {
-                    Ending::Failed(text)
-                } else {
-                    Ending::Refused(text)
-                };
-            }
-            Err(e) => {
-                say(format!(
-                    "Connection to the support service interrupted ({e}); reconnecting…"
-                ));
-                if sleep_or_end(&mut input, backoff).await {
-                    return Ending::Cancelled;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        backoff = Duration::from_secs(1);
-
-        // 3. End-to-end TLS with the technician's console, through the relay.
-        let est = match secure::applet_side(stream, body.guid, body.console_pin, body.applet_secret)
-            .await
-        {
-            Ok(est) => est,
-            Err(e @ (SecureError::NotTheTechnician | SecureError::Refused(_))) => {
-                return Ending::Failed(e.to_string());
-            }
-            Err(e) => {
-                say(format!(
-                    "Setting up the secure connection failed ({e}); waiting again…"
-                ));
-                continue;
-            }
-        };
-        say(format!(
-            "Connected to {}. Verification code: {}",
-            body.technician_name, est.sas
-        ));
-        say("If your technician reads you a different code, type /end now.");
-
-        // 4. Chat (and go direct) until someone ends it.
-        let setup = live::Setup {
-            me: EndedBy::User,
-            guid: body.guid,
-            side: Side::Applet {
-                console_pin: body.console_pin,
-            },
-            direct: Settings {
-                policy: opts.policy,
-                tcp_port: opts.tcp_port,
-                stun: lifeline_session::direct::resolve_stun(pairing.stun.as_deref()).await,
-                observed,
-                loopback: gateway_is_local,
-                start_after: Duration::ZERO,
-            },
-            on_path: None,
-            scheduling: Default::default(),
-        };
-        let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (ev_tx, mut ev_rx) = mpsc::channel(64);
-        let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
-        let tech = body.technician_name.clone();
-        let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
-        let pump_input = async {
-            while let Some(i) = input.recv().await {
-                let cmd = match i {
-                    Input::Line(text) => Command::Say(text),
-                    Input::Status => {
+                Event::TestStarted { bytes, .. } => say(format!(
+                    "{tech} is testing the connection ({} MiB)…",
+                    bytes >> 20
+                )),
+                Event::TestDone {
+                    direction,
+                    ok,
+                    bytes,
+                    secs,
+                    detail,
+                } => {
+                    let way = match direction {
+                        Direction::ToUser => "from",
+                        Direction::FromUser => "to",
+                    };
+                    if ok {
                         say(format!(
-                            "Connection: {}",
-                            status.lock().map(|s| s.clone()).unwrap_or_default()
+                            "Connection test {way} {tech}: {} MiB in {secs:.1} s ({}).",
+                            bytes >> 20,
+                            describe(path)
                         ));
-                        continue;
-                    }
-                    Input::End => Command::End("the end user ended the session".into()),
-                };
-                let end = matches!(cmd, Command::End(_));
-                if cmd_tx.send(cmd).await.is_err() || end {
-                    break;
-                }
-            }
-            std::future::pending::<()>().await
-        };
-        let show_events = async {
-            let mut path = PathKind::Relay;
-            while let Some(ev) = ev_rx.recv().await {
-                match ev {
-                    Event::Chat(text) => say(format!("{tech}: {text}")),
-                    Event::Rtt(kind, rtt) => {
-                        path = kind;
-                        if let Ok(mut s) = status.lock() {
-                            *s = format!("{} ({} ms round trip)", describe(path), ms(rtt));
-                        }
-                    }
-                    Event::PathChanged { kind, rtt, .. } => {
-                        path = kind;
-                        let rtt = rtt
-                            .map(|r| format!(", {} ms round trip", ms(r)))
-                            .unwrap_or_default();
-                        say(format!("Now connected directly to {tech} ({kind}{rtt})."));
-                        if let Ok(mut s) = status.lock() {
-                            *s = format!("{}{rtt}", describe(kind));
-                        }
-                    }
-                    Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
-                    Event::TestStarted { bytes, .. } => say(format!(
-                        "{tech} is testing the connection ({} MiB)…",
-                        bytes >> 20
-                    )),
-                    Event::TestDone {
-                        direction,
-                        ok,
-                        bytes,
-                        secs,
-                        detail,
-                    } => {
-                        let way = match direction {
-                            Direction::ToUser => "from",
-                            Direction::FromUser => "to",
-                        };
-                        if ok {
-                            say(format!(
-                                "Connection test {way} {tech}: {} MiB in {secs:.1} s ({}).",
-                                bytes >> 20,
-                                describe(path)
-                            ));
-                        } else {
-                            say(format!("Connection test {way} {tech} failed: {detail}"));
-                        }
+                    } else {
+                        say(format!("Connection test {way} {tech} failed: {detail}"));
                     }
                 }
             }
-        };
-        let outcome = tokio::select! {
-            r = session => r,
-            _ = async { tokio::join!(pump_input, show_events) } => unreachable!("input pump never completes"),
-        };
-        return match outcome {
-            Ok(Ok(o)) if o.local => Ending::Ended("you ended the session".into()),
-            Ok(Ok(o)) => Ending::Ended(format!("{} ended the session ({})", tech, o.reason)),
-            Ok(Err(e)) => Ending::Ended(format!("the connection to your technician was lost: {e}")),
-            Err(e) => Ending::Ended(format!("internal error: {e}")),
-        };
+        }
+    };
+    let outcome = tokio::select! {
+        r = session => r,
+        _ = async { tokio::join!(pump_input, show_events) } => unreachable!("input pump never completes"),
+    };
+    match outcome {
+        Ok(Ok(o)) if o.local => Ending::Ended("you ended the session".into()),
+        Ok(Ok(o)) => Ending::Ended(format!("{} ended the session ({})", tech, o.reason)),
+        Ok(Err(SessionError::NotResumed(why))) => {
+            tracing::info!(%why, "not resumed");
+            Ending::Ended(format!("the connection to {tech} could not be restored"))
+        }
+        // The session ended (or cannot go on) while reconnecting: the
+        // gateway's refusal, in the words `reach` chose.
+        Ok(Err(SessionError::Over(why))) => Ending::Failed(why),
+        Ok(Err(e)) => Ending::Ended(format!("the connection to your technician was lost: {e}")),
+        Err(e) => Ending::Ended(format!("internal error: {e}")),
     }
 }
 
@@ -323,22 +431,23 @@ fn refusal_text(code: RefuseCode, message: &str) -> String {
     }
 }
 
-async fn wait_for_end(input: &mut mpsc::Receiver<Input>) {
+/// Reads the user's input until they end. Lines typed while nobody is
+/// connected are refused with a word; lines typed once the technician's
+/// console is there (`paired`: the secure channel is being set up) are
+/// kept in `early`, to be sent as soon as the session runs.
+async fn wait_for_end(
+    input: &mut mpsc::Receiver<Input>,
+    paired: &AtomicBool,
+    early: &mut Vec<String>,
+) {
     loop {
         match input.recv().await {
             Some(Input::End) | None => return,
+            Some(Input::Line(line)) if paired.load(Ordering::Relaxed) => early.push(line),
             Some(Input::Line(_)) => {
                 say("(Your technician is not connected yet; your message was not sent.)")
             }
             Some(Input::Status) => say("Connection: waiting for your technician."),
         }
-    }
-}
-
-/// Sleeps; returns true if the user ended meanwhile.
-async fn sleep_or_end(input: &mut mpsc::Receiver<Input>, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = wait_for_end(input) => true,
     }
 }

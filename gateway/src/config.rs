@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Seconds a console waits for its applet to arrive.
     #[arg(long, env = "LIFELINE_PAIRING_WINDOW")]
     pub pairing_window: Option<u64>,
+    /// Seconds an interrupted session (its relay or direct path lost) may
+    /// take to resume before it ends.
+    #[arg(long, env = "LIFELINE_RESUME_WINDOW")]
+    pub resume_window: Option<u64>,
     /// Seconds relayed sessions get to finish at shutdown.
     #[arg(long, env = "LIFELINE_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<u64>,
@@ -116,6 +120,7 @@ struct FileConfig {
     handshake_timeout: Option<u64>,
     body_timeout: Option<u64>,
     pairing_window: Option<u64>,
+    resume_window: Option<u64>,
     drain_timeout: Option<u64>,
     max_conns_per_ip: Option<usize>,
     max_bad_attempts_per_minute: Option<u32>,
@@ -197,6 +202,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long a console waits for the applet.
     pub pairing_window: Duration,
+    /// How long an interrupted session may take to resume.
+    pub resume_window: Duration,
     /// Drain time at shutdown.
     pub drain_timeout: Duration,
     /// Concurrent connections per IP.
@@ -345,6 +352,7 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         handshake_timeout: secs(serve.handshake_timeout, file.handshake_timeout, 10),
         body_timeout: secs(serve.body_timeout, file.body_timeout, 10),
         pairing_window: secs(serve.pairing_window, file.pairing_window, 30),
+        resume_window: secs(serve.resume_window, file.resume_window, 120),
         drain_timeout: secs(serve.drain_timeout, file.drain_timeout, 30),
         max_conns_per_ip: serve
             .max_conns_per_ip
@@ -359,10 +367,14 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         session_ttl: secs(serve.session_ttl, file.session_ttl, 24 * 3600),
         danger_record_relay: serve.danger_record_relay.clone(),
     };
-    if cfg.handshake_timeout.is_zero() || cfg.pairing_window.is_zero() || cfg.body_timeout.is_zero()
+    if cfg.handshake_timeout.is_zero()
+        || cfg.pairing_window.is_zero()
+        || cfg.body_timeout.is_zero()
+        || cfg.resume_window.is_zero()
     {
         return Err(ConfigError::Invalid(
-            "handshake timeout, body timeout and pairing window must be at least 1 second".into(),
+            "handshake timeout, body timeout, pairing and resume windows must be at least 1 second"
+                .into(),
         ));
     }
     if let Some(name) = &cfg.operator_name {

@@ -39,13 +39,24 @@ pub struct Handover {
     pub open: crate::state::Open,
 }
 
+/// Why a waiting applet's connection must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Another connection of the same applet took its place.
+    Replaced,
+    /// The session ended (the technician ended or cancelled it, or it was
+    /// not resumed in time).
+    Ended,
+}
+
 #[derive(Debug)]
 enum AppletState {
     Absent,
     Waiting {
         pair: oneshot::Sender<PairRequest>,
-        /// Fired (by dropping or sending) when another connection takes over.
-        evict: oneshot::Sender<()>,
+        /// Sent when the connection must go (dropped when a console takes
+        /// the slot).
+        evict: oneshot::Sender<Eviction>,
     },
     Paired,
 }
@@ -75,8 +86,8 @@ impl Slot {
 pub struct AppletWait {
     /// The console's request to take the stream.
     pub pair: oneshot::Receiver<PairRequest>,
-    /// Completes when another connection of the applet took over.
-    pub evicted: oneshot::Receiver<()>,
+    /// Completes when the connection must go (see [`Eviction`]).
+    pub evicted: oneshot::Receiver<Eviction>,
 }
 
 /// Live claims on this node.
@@ -147,7 +158,7 @@ impl Registry {
             },
         );
         if let AppletState::Waiting { evict, .. } = old {
-            let _ = evict.send(());
+            let _ = evict.send(Eviction::Replaced);
         }
         slot.applet_gen += 1;
         let generation = slot.applet_gen;
@@ -160,6 +171,21 @@ impl Registry {
             },
             AppletWait { pair, evicted },
         ))
+    }
+
+    /// The session ended: an applet waiting for it on this node is told at
+    /// once (instead of waiting for a technician who will not come).
+    pub fn session_ended(&self, guid: &SessionGuid) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(guid)
+            && matches!(slot.applet, AppletState::Waiting { .. })
+            && let AppletState::Waiting { evict, .. } =
+                std::mem::replace(&mut slot.applet, AppletState::Paired)
+        {
+            // `Paired` until its ticket goes, so nothing else takes the
+            // slot meanwhile; the ticket's release frees it.
+            let _ = evict.send(Eviction::Ended);
+        }
     }
 
     /// Claims the console end.
@@ -282,8 +308,9 @@ mod tests {
         // channel is gone, and the eviction is there to read (the relay
         // must tell the evicted applet, whichever it sees first).
         assert!((&mut old_wait.pair).await.is_err());
-        assert!(
-            old_wait.evicted.try_recv().is_ok(),
+        assert_eq!(
+            old_wait.evicted.try_recv(),
+            Ok(Eviction::Replaced),
             "the old one is told to go"
         );
         drop(old);
@@ -301,6 +328,20 @@ mod tests {
         assert_eq!(r.register_applet(g, true).err(), Some(AlreadyConnected));
         drop(new);
         drop(c);
+        assert!(r.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_applet_hears_of_its_sessions_end_at_once() {
+        let r = Registry::new();
+        let g = SessionGuid::from_bytes([4; 16]);
+        let (ticket, mut wait) = r.register_applet(g, true).unwrap();
+        r.session_ended(&SessionGuid::from_bytes([5; 16]));
+        assert!(wait.evicted.try_recv().is_err(), "another session's end");
+        r.session_ended(&g);
+        assert_eq!(wait.evicted.try_recv(), Ok(Eviction::Ended));
+        assert_eq!(r.waiting(), 0);
+        drop(ticket);
         assert!(r.lock().is_empty());
     }
 

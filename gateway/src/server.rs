@@ -259,9 +259,13 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.stop_tx.send(true);
-        // Give stopped relays a moment to write their audit records.
+        // Give stopped relays, and the released waiting applets, a moment
+        // to write their audit records before the store closes.
         let grace = tokio::time::Instant::now() + Duration::from_secs(3);
-        while gw.stats.relaying.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < grace {
+        while (gw.stats.relaying.load(Ordering::Relaxed) > 0
+            || gw.stats.connections.load(Ordering::Relaxed) > 0)
+            && tokio::time::Instant::now() < grace
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         heartbeat.abort();
@@ -305,16 +309,10 @@ async fn recover(gw: &Gateway) -> Result<(), StartError> {
         );
     }
     // Sessions this node was relaying when it stopped without closing
-    // them (a crash, kill -9): their relay is gone. They are recorded
-    // as interrupted rather than left looking open until they expire.
-    let why = format!(
-        "interrupted: gateway node {} stopped while relaying it",
-        gw.node_name
-    );
-    let interrupted = gw
-        .store
-        .interrupt_node_relays(&gw.node_name, &why, now)
-        .await?;
+    // them (a crash, kill -9): their relay is gone. They are interrupted —
+    // their ends reconnect and resume them within the resume window.
+    let why = format!("gateway node {} stopped while relaying it", gw.node_name);
+    let interrupted = gw.store.interrupt_node_relays(&gw.node_name, now).await?;
     for guid in &interrupted {
         // The relay's byte counters reached the store while it ran
         // (every few seconds), so the record says what it carried.
@@ -328,12 +326,19 @@ async fn recover(gw: &Gateway) -> Result<(), StartError> {
             ),
             _ => String::new(),
         };
-        crate::relay::audit(gw, Some(guid), "gateway", "ended", &format!("{why}{bytes}")).await;
+        crate::relay::audit(
+            gw,
+            Some(guid),
+            "gateway",
+            "interrupted",
+            &format!("{why}{bytes}; its ends may resume it"),
+        )
+        .await;
     }
     if !interrupted.is_empty() {
         tracing::warn!(
             sessions = interrupted.len(),
-            "sessions relayed when this node last stopped were recorded as interrupted"
+            "sessions relayed when this node last stopped are interrupted until their ends resume them"
         );
     }
     // Sessions that had gone direct keep running without us: their ends
@@ -354,6 +359,27 @@ async fn recover(gw: &Gateway) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Ends the sessions interrupted longer than the resume window ago; an
+/// applet still waiting for one on this node is told at once.
+async fn end_unresumed(gw: &Gateway, now: i64) {
+    let window = gw.config.resume_window;
+    let reason = format!("interrupted and not resumed within {} s", window.as_secs());
+    match gw
+        .store
+        .end_unresumed(now - window.as_millis() as i64, &reason, now)
+        .await
+    {
+        Ok(ended) => {
+            for guid in ended {
+                gw.registry.session_ended(&guid);
+                crate::relay::audit(gw, Some(&guid), "gateway", "ended", &reason).await;
+                tracing::info!(%guid, "{reason}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ending unresumed sessions failed"),
+    }
+}
+
 async fn heartbeat_loop(gw: Arc<Gateway>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut beats: u64 = 0;
@@ -366,6 +392,7 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
         if let Err(e) = gw.store.purge_expired_tokens(now).await {
             tracing::warn!(error = %e, "token purge failed");
         }
+        end_unresumed(&gw, now).await;
         release_memory_after_a_burst(&gw.stats);
         // Once a minute: refusal summaries, and the login history trimmed.
         if beats.is_multiple_of(6) {

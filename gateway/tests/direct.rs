@@ -1,7 +1,9 @@
 //! Going direct, as the gateway sees it: the console reports the path
 //! (`POST /api/v1/sessions/{guid}/path`), a session reported direct
-//! outlives its relay, stays closed to second applets and consoles, and
-//! survives a restart of the node that relayed it.
+//! outlives its relay, stays closed to strangers (its own ends may resume
+//! it through the relay), and survives a restart of the node that relayed
+//! it; a relayed session whose relay closes is interrupted, not ended,
+//! until the console records its end or the resume window runs out.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -53,25 +55,38 @@ async fn close(mut end: Tls) {
     let _ = end.shutdown().await;
 }
 
-/// A second applet or console is refused at once (not after the pairing
-/// window), as already connected.
-async fn refused_as_connected(node: &Node, role: Role, guid: SessionGuid, token: &str) {
+/// A hello is refused at once (not after the pairing window), as `want`.
+/// An applet's hello carries a proof that does not verify.
+async fn refused_as(node: &Node, role: Role, guid: SessionGuid, token: &str, want: RefuseCode) {
     let started = Instant::now();
-    let mut tls = node.hello(role, guid, token).await;
+    let mut tls = match role {
+        Role::Console => node.hello(role, guid, token).await,
+        Role::Applet => {
+            let mut tls = node.connect(lifeline_protocol::ALPN_RELAY).await;
+            let hello = lifeline_protocol::relay::Hello::applet(guid, [0x42; 64]);
+            tls.write_all(&hello.encode()).await.unwrap();
+            tls.flush().await.unwrap();
+            tls
+        }
+    };
     match read_msg(&mut tls).await {
         ServerMsg::Refused { code, message } => {
-            assert_eq!(code, RefuseCode::AlreadyConnected, "{message}");
+            assert_eq!(code, want, "{message}");
         }
         other => panic!("{role:?}: expected a refusal, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// A live direct session whose relay has closed: no second console, no
-/// second applet, no way back to the relay.
-async fn closed_to_others(node: &Node, guid: SessionGuid, token: &str) {
-    refused_as_connected(node, Role::Console, guid, token).await;
-    refused_as_connected(node, Role::Applet, guid, "").await;
+/// A live direct session whose relay has closed: no applet that cannot
+/// prove it holds the session's file, no other technician's console
+/// (`other`), no way back to the relay that closed. (Its own ends may
+/// come back through the relay to resume it: see `tests/resume.rs`.)
+async fn closed_to_strangers(node: &Node, guid: SessionGuid, token: &str, other: Option<&str>) {
+    refused_as(node, Role::Applet, guid, "", RefuseCode::NotAuthorized).await;
+    if let Some(other) = other {
+        refused_as(node, Role::Console, guid, other, RefuseCode::NotAuthorized).await;
+    }
     assert_error(
         report(node, token, guid, json!({"path": "relay"})).await,
         409,
@@ -192,9 +207,9 @@ async fn a_direct_session_outlives_its_relay() {
         (&json!("direct"), &Value::Null)
     );
 
-    // It is live: no second console, no second applet, no way back to a
-    // relay that has closed.
-    closed_to_others(&node, guid, &token).await;
+    // It is live: closed to strangers, no way back to a relay that has
+    // closed.
+    closed_to_strangers(&node, guid, &token, Some(other.as_str())).await;
 
     // The console ends it.
     let (s, info) = node
@@ -238,9 +253,12 @@ async fn a_direct_session_outlives_its_relay() {
 }
 
 #[tokio::test]
-async fn a_relayed_session_still_ends_with_its_relay() {
+async fn a_relayed_session_is_interrupted_with_its_relay_and_ends_unresumed() {
     let dir = TempDir::new("relayed");
-    let node = Node::start(dir.path(), &["--stun-listen", "off"]);
+    let node = Node::start(
+        dir.path(),
+        &["--stun-listen", "off", "--resume-window", "1"],
+    );
     node.add_technician(EMAIL);
     let token = node.login(EMAIL).await;
     let guid = node.create_session(&token).await;
@@ -262,14 +280,31 @@ async fn a_relayed_session_still_ends_with_its_relay() {
             && detail.ends_with("; relayed 7 bytes applet→console, 0 bytes console→applet"),
         "{detail}"
     );
+    // The gateway cannot tell an ending from a lost connection: the
+    // session is interrupted (its ends may resume it)…
     let info = show(&node, &token, guid).await;
-    assert_eq!(info["state"], "ended");
-    assert!(
-        info["ended_reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("relay closed:")
+    assert_eq!(
+        (&info["state"], &info["ended_reason"]),
+        (&json!("paired"), &Value::Null)
     );
+    // …until the resume window runs out (checked with the heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let info = loop {
+        let info = show(&node, &token, guid).await;
+        if info["state"] == "ended" || Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (&info["state"], &info["ended_reason"]),
+        (
+            &json!("ended"),
+            &json!("interrupted and not resumed within 1 s")
+        )
+    );
+    let detail = node.wait_for_audit(&guid.to_string(), "ended");
+    assert_eq!(detail, "interrupted and not resumed within 1 s");
 }
 
 #[tokio::test]
@@ -294,23 +329,24 @@ async fn a_restart_keeps_direct_sessions() {
     // The node dies with both relays running, and comes back.
     node.kill();
     let node = Node::start(dir.path(), &["--stun-listen", "off"]);
-    // The relayed session lost its ends with the node: it is recorded as
-    // interrupted. The direct one never needed the node.
+    // The relayed session lost its ends with the node: it is interrupted,
+    // for its ends to resume. The direct one never needed the node.
     let info = show(&node, &token, relayed).await;
-    assert_eq!(info["state"], "ended");
+    assert_eq!(
+        (&info["state"], &info["ended_reason"]),
+        (&json!("paired"), &Value::Null)
+    );
+    let detail = node.wait_for_audit(&relayed.to_string(), "interrupted");
     assert!(
-        info["ended_reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("interrupted: gateway node"),
-        "{info}"
+        detail.starts_with("gateway node") && detail.ends_with("its ends may resume it"),
+        "{detail}"
     );
     let info = show(&node, &token, direct).await;
     assert_eq!(
         (&info["state"], &info["path"]),
         (&json!("direct"), &json!("udp"))
     );
-    closed_to_others(&node, direct, &token).await;
+    closed_to_strangers(&node, direct, &token, None).await;
     let (s, info) = node
         .http(
             "POST",

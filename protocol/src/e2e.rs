@@ -62,6 +62,8 @@ const CHANNEL_OPEN: u8 = 16;
 const CHANNEL_CREDIT: u8 = 17;
 const CHANNEL_CLOSE: u8 = 18;
 const CHANNEL_RESET: u8 = 19;
+const RESUME: u8 = 20;
+const ACK: u8 = 21;
 
 /// Which traffic class a channel's data belongs to. The sender's scheduler
 /// sends control frames first, then interactive channels' data, then bulk
@@ -265,6 +267,25 @@ pub enum Frame {
         /// Bytes to send.
         len: u64,
     },
+    /// Either way, the first frame of a session and of every resumption
+    /// (on the new relay connection, after its end-to-end handshake):
+    /// who the sender's session state is, and how many of the peer's
+    /// sequenced frames it has processed, per lane. The peer resends what
+    /// follows if `incarnation` is the one it knew, and starts afresh
+    /// otherwise (the sender restarted and kept nothing).
+    Resume {
+        /// Random per run of the sender's session core.
+        incarnation: u64,
+        /// Sequenced frames of the peer's processed so far: the control
+        /// lane and the bulk lane.
+        next: [u64; 2],
+    },
+    /// Either way: these many sequenced frames of the peer's (control
+    /// lane, bulk lane) have been processed; the peer may forget them.
+    Ack {
+        /// Sequenced frames processed so far, per lane.
+        next: [u64; 2],
+    },
     /// The receiver's verdict on a link test.
     TestResult {
         /// Every byte arrived, in order, once.
@@ -306,6 +327,26 @@ fn read_flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, DecodeError
 }
 
 impl Frame {
+    /// Whether the frame belongs to the session's sequenced stream: it is
+    /// counted, acknowledged and resent after a resumption. The others
+    /// belong to the path they travel on (pings, the cutover, going
+    /// direct, the handshakes) and mean nothing on another.
+    pub fn is_sequenced(&self) -> bool {
+        matches!(
+            self,
+            Frame::Chat { .. }
+                | Frame::End { .. }
+                | Frame::ChannelOpen { .. }
+                | Frame::ChannelData { .. }
+                | Frame::ChannelCredit { .. }
+                | Frame::ChannelClose { .. }
+                | Frame::ChannelReset { .. }
+                | Frame::TestStart { .. }
+                | Frame::TestRequest { .. }
+                | Frame::TestResult { .. }
+        )
+    }
+
     /// Encodes the frame; over-long texts are shortened to their limits.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -398,6 +439,14 @@ impl Frame {
             Frame::TestRequest { seed, len } => {
                 w.u64(*seed).u64(*len);
                 TEST_REQUEST
+            }
+            Frame::Resume { incarnation, next } => {
+                w.u64(*incarnation).u64(next[0]).u64(next[1]);
+                RESUME
+            }
+            Frame::Ack { next } => {
+                w.u64(next[0]).u64(next[1]);
+                ACK
             }
             Frame::TestResult { ok, bytes, detail } => {
                 w.u8(flag(*ok))
@@ -519,6 +568,13 @@ impl Frame {
             TEST_REQUEST => Frame::TestRequest {
                 seed: p.u64().map_err(short)?,
                 len: p.u64().map_err(short)?,
+            },
+            RESUME => Frame::Resume {
+                incarnation: p.u64().map_err(short)?,
+                next: [p.u64().map_err(short)?, p.u64().map_err(short)?],
+            },
+            ACK => Frame::Ack {
+                next: [p.u64().map_err(short)?, p.u64().map_err(short)?],
             },
             TEST_RESULT => Frame::TestResult {
                 ok: read_flag(&mut p, "test result").map_err(short)?,

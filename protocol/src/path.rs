@@ -34,6 +34,16 @@ impl PathKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// The path as the subject of a sentence: `the relay connection`,
+    /// `the direct TCP path`, `the direct UDP path`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            PathKind::Relay => "the relay connection",
+            PathKind::DirectTcp => "the direct TCP path",
+            PathKind::XtcpUdp => "the direct UDP path",
+        }
+    }
+
     /// Whether the path bypasses the gateway.
     pub fn is_direct(self) -> bool {
         self != PathKind::Relay

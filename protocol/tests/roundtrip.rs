@@ -138,6 +138,9 @@ fn frame() -> impl Strategy<Value = Frame> {
         (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestRequest { seed, len }),
         (any::<bool>(), any::<u64>(), text(e2e::MAX_REASON))
             .prop_map(|(ok, bytes, detail)| Frame::TestResult { ok, bytes, detail }),
+        (any::<u64>(), any::<[u64; 2]>())
+            .prop_map(|(incarnation, next)| Frame::Resume { incarnation, next }),
+        any::<[u64; 2]>().prop_map(|next| Frame::Ack { next }),
     ]
 }
 

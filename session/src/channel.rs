@@ -17,11 +17,31 @@ pub enum ChannelError {
     #[error("peer protocol error: {0}")]
     Protocol(#[from] DecodeError),
     /// The stream broke.
-    #[error("connection lost: {0}")]
+    #[error("connection lost: {}", plain_io(.0))]
     Io(#[from] std::io::Error),
     /// The stream ended in the middle of a frame.
     #[error("connection closed in the middle of a message")]
     Truncated,
+}
+
+/// An I/O error in words for people: what happened to the connection,
+/// without the library's pointers to its manual.
+pub fn plain_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof => "it was cut off without a proper close".into(),
+        K::ConnectionReset => "it was reset".into(),
+        K::ConnectionAborted => "it was aborted".into(),
+        K::BrokenPipe => "the other side had closed it".into(),
+        K::TimedOut => "it timed out".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find("https://") {
+                Some(at) => text[..at].trim_end_matches([' ', ':']).to_owned(),
+                None => text,
+            }
+        }
+    }
 }
 
 /// Reads frames from a byte stream.
@@ -112,5 +132,24 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub async fn shutdown(&mut self) -> Result<(), ChannelError> {
         self.inner.shutdown().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_read_without_library_links() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.example/manual",
+        );
+        assert_eq!(
+            ChannelError::Io(eof).to_string(),
+            "connection lost: it was cut off without a proper close"
+        );
+        let other = std::io::Error::other("odd: see https://example.invalid/x");
+        assert_eq!(plain_io(&other), "odd: see");
     }
 }

@@ -80,6 +80,7 @@ enum Out {
 pub struct PathWriter {
     control: mpsc::Sender<Out>,
     bulk: mpsc::Sender<Frame>,
+    task: tokio::task::AbortHandle,
 }
 
 /// The reading half of a running path: what its reader saw, and its
@@ -116,10 +117,14 @@ pub fn start(path: Path) -> (PathWriter, PathReader) {
     let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE);
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
     let (err_tx, write_errors) = mpsc::channel(1);
-    tokio::spawn(write_loop(path.writer, control_rx, bulk_rx, err_tx));
+    let writer = tokio::spawn(write_loop(path.writer, control_rx, bulk_rx, err_tx)).abort_handle();
     let task = tokio::spawn(read_loop(path.reader, inbound_tx)).abort_handle();
     (
-        PathWriter { control, bulk },
+        PathWriter {
+            control,
+            bulk,
+            task: writer,
+        },
         PathReader {
             inbound,
             write_errors,
@@ -141,9 +146,21 @@ impl PathWriter {
     }
 
     /// Asks the writer to write what is queued, then close. The writer
-    /// task finishes on its own.
+    /// task finishes on its own — or is stopped after [`CLOSE_TIMEOUT`]
+    /// if the path is stuck (a dead path's queue may never drain), so the
+    /// caller never waits on it.
     pub async fn close(self) {
-        let _ = self.control.send(Out::Close).await;
+        let Self { control, task, .. } = self;
+        if let Err(mpsc::error::TrySendError::Full(close)) = control.try_send(Out::Close) {
+            tokio::spawn(async move {
+                if tokio::time::timeout(CLOSE_TIMEOUT, control.send(close))
+                    .await
+                    .is_err()
+                {
+                    task.abort();
+                }
+            });
+        }
     }
 }
 

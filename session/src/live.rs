@@ -10,7 +10,9 @@
 //! happening back to the core with the time.
 
 pub use crate::core::Scheduling;
-use crate::core::{Action, Config, Core, PathId, PathInfo, RELAY, Role, SessionError};
+use crate::core::{
+    Action, Config, Core, PathId, PathInfo, RELAY, RESUME_WINDOW, Role, SessionError,
+};
 use crate::direct::{DirectEvent, Ends, Negotiator, Settings, Side};
 use crate::link::{self, Inbound, Path, PathKind, PathReader, PathWriter};
 use crate::secure::Established;
@@ -32,6 +34,31 @@ pub use crate::core::{Command, Event, Outcome, PathChange};
 pub type PathHook =
     Arc<dyn Fn(PathChange) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// Reconnects through the gateway after the session's path died: finds
+/// the gateway, waits to be paired with the other end again, runs the
+/// end-to-end handshake on the new relay connection and returns it as a
+/// path ([`relay_path`]). It keeps trying (with backoff) while that makes
+/// sense, and fails with a reason in plain words when it cannot (the
+/// session ended meanwhile); the resume window bounds it from outside.
+pub type Reconnector =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Path, String>> + Send>> + Send + Sync>;
+
+/// A new relay connection whose end-to-end handshake is done, as a path
+/// for [`Reconnector`].
+pub fn relay_path<S>(est: Established<S>) -> Path
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    Path {
+        kind: PathKind::Relay,
+        reader: est.reader.boxed(),
+        writer: est.writer.boxed(),
+        id: lifeline_protocol::proof::path_id(&est.exporter),
+        detail: "gateway".into(),
+        rtt: None,
+    }
+}
+
 /// What [`run`] needs besides the channel.
 #[derive(Clone)]
 pub struct Setup {
@@ -47,6 +74,11 @@ pub struct Setup {
     pub on_path: Option<PathHook>,
     /// See [`Scheduling`] (the binaries use the default).
     pub scheduling: Scheduling,
+    /// How to meet the other end again when the path dies (`None`: the
+    /// session ends with its path).
+    pub reconnect: Option<Reconnector>,
+    /// Silence after which the path in use counts as dead.
+    pub dead_path: std::time::Duration,
 }
 
 impl std::fmt::Debug for Setup {
@@ -66,6 +98,7 @@ enum Happened {
     Command(Option<Command>),
     Direct(DirectEvent),
     Reported,
+    Restored(Result<Path, String>),
     Timeout,
 }
 
@@ -91,10 +124,12 @@ where
     };
     let policy = setup.direct.policy;
     let config = Config {
-        negotiate_after: setup.direct.start_after,
         relay_only: (role == Role::Console && !policy.tcp && !policy.udp)
             .then(|| "direct paths turned off (--path relay)".to_owned()),
         scheduling: setup.scheduling,
+        dead_path: setup.dead_path,
+        resume_window: setup.reconnect.is_some().then_some(RESUME_WINDOW),
+        ..Config::new(setup.direct.start_after, incarnation())
     };
     let mut core = Core::new(role, Instant::now(), config);
     // Writers and readers apart: the loop waits on one path's reader while
@@ -119,6 +154,8 @@ where
     });
     let mut direct = Negotiator::new(ends, setup.direct.clone());
     let (reported_tx, mut reported) = mpsc::channel::<()>(4);
+    let (restored_tx, mut restored) = mpsc::channel::<Result<Path, String>>(1);
+    let mut reconnecting: Option<tokio::task::AbortHandle> = None;
     let mut commands_open = true;
     // Whether the core may have bulk data (false after it said it had
     // none, until something happens).
@@ -169,10 +206,31 @@ where
                 Action::Event(e) => {
                     let _ = events.send(e).await;
                 }
+                Action::Reconnect => match &setup.reconnect {
+                    Some(reconnect) => {
+                        let (reconnect, tx) = (reconnect.clone(), restored_tx.clone());
+                        if let Some(old) = reconnecting.take() {
+                            old.abort();
+                        }
+                        reconnecting = Some(
+                            tokio::spawn(async move {
+                                let _ = tx.send(reconnect().await).await;
+                            })
+                            .abort_handle(),
+                        );
+                    }
+                    None => core.handle_reconnect_failed(
+                        Instant::now(),
+                        "this session cannot reconnect".into(),
+                    ),
+                },
             }
         }
         if let Some(result) = core.finished() {
             let result = result.clone();
+            if let Some(task) = reconnecting.take() {
+                task.abort();
+            }
             // The writers write what the core last asked for (an End, say)
             // and close.
             for (_, w) in writers.drain() {
@@ -198,6 +256,7 @@ where
             cmd = commands.recv(), if commands_open => Happened::Command(cmd),
             ev = direct.next() => Happened::Direct(ev),
             Some(()) = reported.recv() => Happened::Reported,
+            Some(r) = restored.recv() => Happened::Restored(r),
             permit = async {
                 match writers.get(&current) {
                     Some(w) if bulk_maybe => w.bulk_room().await,
@@ -257,7 +316,37 @@ where
                 core.handle_path_failed(now, kind, why);
             }
             Happened::Reported => core.handle_reported(now),
+            Happened::Restored(Ok(path)) => {
+                reconnecting = None;
+                let id = next_id;
+                next_id += 1;
+                let info = PathInfo {
+                    kind: path.kind,
+                    id: path.id,
+                    detail: path.detail.clone(),
+                    rtt: path.rtt,
+                };
+                let (w, r) = link::start(path);
+                writers.insert(id, w);
+                readers.insert(id, r);
+                core.handle_relay_restored(now, id, info);
+            }
+            Happened::Restored(Err(why)) => {
+                reconnecting = None;
+                core.handle_reconnect_failed(now, why);
+            }
             Happened::Timeout => core.handle_timeout(now),
         }
     }
+}
+
+/// A random incarnation for the core (see `Frame::Resume`).
+fn incarnation() -> u64 {
+    let mut b = [0u8; 8];
+    // Should the system's generator fail, the time still tells this run
+    // apart from the last.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        return lifeline_protocol::time::now_ms() as u64;
+    }
+    u64::from_le_bytes(b)
 }

@@ -68,6 +68,13 @@ pub struct Established<S> {
     pub exporter: [u8; EXPORTER_LEN],
 }
 
+/// The applet's end-to-end channel through a gateway's relay.
+pub type AppletThroughRelay =
+    Established<tokio_rustls::client::TlsStream<crate::gateway_conn::GatewayStream>>;
+/// The console's end-to-end channel through a gateway's relay.
+pub type ConsoleThroughRelay =
+    Established<tokio_rustls::server::TlsStream<crate::gateway_conn::GatewayStream>>;
+
 /// The applet's end: TLS client pinned to `console_pin`, then the proof.
 pub async fn applet_side<S>(
     stream: S,

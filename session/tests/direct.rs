@@ -107,6 +107,8 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         },
         on_path: None,
         scheduling: Default::default(),
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -115,6 +117,8 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         direct: applet,
         on_path: None,
         scheduling: Default::default(),
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     std::mem::forget(_atx);
     Session {

@@ -183,6 +183,8 @@ async fn a_session_ends_cleanly_with_the_reason() {
         },
         on_path: None,
         scheduling: Default::default(),
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let c = tokio::spawn(live::run(
         console,

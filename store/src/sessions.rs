@@ -121,8 +121,9 @@ fn state_of_path(path: SessionPath) -> SessionState {
 /// What [`Store::close_relay`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayClosed {
-    /// The session was on the relay, so it ended with it.
-    Ended,
+    /// The session was on the relay: it is interrupted, and its ends may
+    /// resume it within the resume window (see [`Store::end_unresumed`]).
+    Interrupted,
     /// The session had gone direct: it continues without the relay.
     Direct,
     /// The session had already ended (or does not exist): nothing changed.
@@ -183,17 +184,18 @@ pub struct SessionRecord {
     pub admission_key: Option<[u8; 32]>,
 }
 
-/// Which sessions [`Store::end_where`] may end.
-#[derive(Debug, Clone, Copy)]
-enum EndIf {
-    /// Any that has not ended.
-    NotEnded,
-    /// Those not `direct`: the ones whose traffic the relay carried.
-    Relayed,
-}
-
 /// The `UPDATE` that ends a session (`$1` guid, `$2` time, `$3` reason);
 /// the caller appends the state condition.
+/// Back from `waiting` to where the session was before: `created`, or
+/// interrupted (`paired`, relay closed) if it had been paired.
+macro_rules! unwait {
+    () => {
+        "state = CASE WHEN paired_at_ms IS NULL THEN 'created' ELSE 'paired' END, \
+         waiting_since_ms = NULL, waiting_from = NULL, \
+         waiting_node = NULL, waiting_node_addr = NULL"
+    };
+}
+
 macro_rules! end_update {
     () => {
         "UPDATE sessions SET state = 'ended', ended_at_ms = $2, ended_reason = $3, \
@@ -427,8 +429,11 @@ impl Store {
     /// The applet arrived on `node`: `created` → `waiting`, recording where
     /// and since when. Also `waiting` → `waiting` when the session already
     /// waits on this same `node`: a new connection of the applet taking
-    /// over from its old one (the node's registry decided that). Returns
-    /// `false` (changing nothing) otherwise; expiry is the caller's check.
+    /// over from its old one (the node's registry decided that). And a
+    /// resumption: a session whose path died comes back — `direct` (its
+    /// direct path died; the interruption starts now) or `paired` with its
+    /// relay closed (interrupted) — also → `waiting`. Returns `false`
+    /// (changing nothing) otherwise; expiry is the caller's check.
     pub async fn mark_waiting(
         &self,
         guid: &SessionGuid,
@@ -439,8 +444,12 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, waiting_from = $3, \
-             waiting_node = $4, waiting_node_addr = $5 WHERE guid = $1 \
-             AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4))",
+             waiting_node = $4, waiting_node_addr = $5, \
+             relay_closed_at_ms = CASE WHEN state = 'direct' THEN $2 ELSE relay_closed_at_ms END \
+             WHERE guid = $1 \
+             AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4) \
+                  OR state = 'direct' \
+                  OR (state = 'paired' AND relay_closed_at_ms IS NOT NULL))",
         )
         .bind(guid.to_string())
         .bind(now_ms)
@@ -454,15 +463,17 @@ impl Store {
     }
 
     /// The applet whose connection came from `from` left before pairing:
-    /// `waiting` → `created`, forgetting where it waited. No-op in any other
-    /// state, or when the session now waits for another connection (one
-    /// that took over from this one).
+    /// `waiting` → `created`, forgetting where it waited — or, for a
+    /// session that was paired before (a resumption), back to interrupted
+    /// (`paired` with its relay closed). No-op in any other state, or when
+    /// the session now waits for another connection (one that took over
+    /// from this one).
     pub async fn clear_waiting(&self, guid: &SessionGuid, from: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
-             waiting_node = NULL, waiting_node_addr = NULL \
-             WHERE guid = $1 AND state = 'waiting' AND waiting_from = $2",
-        )
+        sqlx::query(concat!(
+            "UPDATE sessions SET ",
+            unwait!(),
+            " WHERE guid = $1 AND state = 'waiting' AND waiting_from = $2"
+        ))
         .bind(guid.to_string())
         .bind(from)
         .execute(self.pool())
@@ -493,24 +504,7 @@ impl Store {
     /// be of use. Returns `false` if the session was already ended (or does
     /// not exist). The last reported path stays, as history.
     pub async fn end_session(&self, guid: &SessionGuid, reason: &str, now_ms: i64) -> Result<bool> {
-        self.end_where(guid, reason, now_ms, EndIf::NotEnded).await
-    }
-
-    async fn end_where(
-        &self,
-        guid: &SessionGuid,
-        reason: &str,
-        now_ms: i64,
-        condition: EndIf,
-    ) -> Result<bool> {
-        let sql = match condition {
-            EndIf::NotEnded => concat!(end_update!(), " AND state <> 'ended'"),
-            EndIf::Relayed => concat!(
-                end_update!(),
-                " AND state IN ('created', 'waiting', 'paired')"
-            ),
-        };
-        let done = sqlx::query(sql)
+        let done = sqlx::query(concat!(end_update!(), " AND state <> 'ended'"))
             .bind(guid.to_string())
             .bind(now_ms)
             .bind(reason)
@@ -572,42 +566,84 @@ impl Store {
         }))
     }
 
-    /// The relay of a session stopped (the gateway's pump ended). A session
-    /// on the relay ends with it, recording `reason`; a `direct` session
-    /// goes on (only the time is noted), since its ends no longer need the
-    /// relay. Returns which of the two happened.
-    pub async fn close_relay(
+    /// The relay of a session stopped (the gateway's pump ended). The
+    /// gateway cannot tell an ending from a lost connection (it never sees
+    /// inside), so nothing ends here — an ending is recorded by the console
+    /// ([`Store::end_session`]) or by the resume window running out
+    /// ([`Store::end_unresumed`]). A `paired` session is interrupted (the
+    /// relay's close time noted, its ends may resume it); a `direct` one
+    /// goes on without the relay (only the time is noted). Returns which.
+    pub async fn close_relay(&self, guid: &SessionGuid, now_ms: i64) -> Result<RelayClosed> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE sessions SET relay_closed_at_ms = $2 \
+             WHERE guid = $1 AND state IN ('paired', 'direct') RETURNING state",
+        )
+        .bind(guid.to_string())
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row.as_ref().map(|(s,)| s.as_str()) {
+            Some("direct") => RelayClosed::Direct,
+            Some(_) => RelayClosed::Interrupted,
+            None => RelayClosed::AlreadyEnded,
+        })
+    }
+
+    /// The session's console lost its relay connection (its node died, say):
+    /// a `paired` session whose relay is not yet known to have closed is
+    /// interrupted now, so its applet may wait for it again on any node.
+    /// Returns whether it changed.
+    pub async fn interrupt_session(&self, guid: &SessionGuid, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET relay_closed_at_ms = $2 \
+             WHERE guid = $1 AND state = 'paired' AND relay_closed_at_ms IS NULL",
+        )
+        .bind(guid.to_string())
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Ends the sessions interrupted before `before_ms` (their relay closed
+    /// or their path died, and no end came back to resume them): returns
+    /// their GUIDs, for the audit trail and the applets still waiting.
+    pub async fn end_unresumed(
         &self,
-        guid: &SessionGuid,
+        before_ms: i64,
         reason: &str,
         now_ms: i64,
-    ) -> Result<RelayClosed> {
-        // Two complementary conditional updates, each atomic. A path report
-        // landing between them (paired ↔ direct) makes both miss; then the
-        // pair is simply tried again with the new state.
-        for _ in 0..4 {
-            let direct = sqlx::query(
-                "UPDATE sessions SET relay_closed_at_ms = $2 WHERE guid = $1 AND state = 'direct'",
-            )
-            .bind(guid.to_string())
+    ) -> Result<Vec<SessionGuid>> {
+        let guids: Vec<String> = sqlx::query_scalar(
+            "SELECT guid FROM sessions WHERE state IN ('paired', 'waiting') \
+             AND relay_closed_at_ms IS NOT NULL AND relay_closed_at_ms < $1",
+        )
+        .bind(before_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ended = Vec::new();
+        for text in guids {
+            let guid = rows::guid("sessions.guid", &text)?;
+            // Conditional like every transition: a session resumed
+            // meanwhile (paired again: relay_closed_at_ms cleared) stays.
+            let done = sqlx::query(concat!(
+                end_update!(),
+                " AND state IN ('paired', 'waiting') AND relay_closed_at_ms IS NOT NULL \
+                 AND relay_closed_at_ms < $4"
+            ))
+            .bind(&text)
             .bind(now_ms)
+            .bind(reason)
+            .bind(before_ms)
             .execute(self.pool())
             .await?
             .rows_affected();
-            if direct == 1 {
-                return Ok(RelayClosed::Direct);
-            }
-            if self.end_where(guid, reason, now_ms, EndIf::Relayed).await? {
-                return Ok(RelayClosed::Ended);
-            }
-            match self.session(guid).await?.map(|r| r.state) {
-                None | Some(SessionState::Ended) => return Ok(RelayClosed::AlreadyEnded),
-                Some(_) => {}
+            if done == 1 {
+                ended.push(guid);
             }
         }
-        Err(StoreError::Conflict(format!(
-            "session {guid} kept changing its path while its relay closed"
-        )))
+        Ok(ended)
     }
 
     /// At node start: `direct` sessions whose relay ran on `node`'s
@@ -655,11 +691,11 @@ impl Store {
     /// of the applet take the session while the first is still in it (see
     /// [`Store::mark_node_relays_closed`]).
     pub async fn reset_node_sessions(&self, node: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE sessions SET state = 'created', waiting_since_ms = NULL, waiting_from = NULL, \
-             waiting_node = NULL, waiting_node_addr = NULL \
-             WHERE waiting_node = $1 AND state = 'waiting'",
-        )
+        Ok(sqlx::query(concat!(
+            "UPDATE sessions SET ",
+            unwait!(),
+            " WHERE waiting_node = $1 AND state = 'waiting'"
+        ))
         .bind(node)
         .execute(self.pool())
         .await?
@@ -668,41 +704,22 @@ impl Store {
 
     /// At node start: sessions left `paired` on `node` by its previous run
     /// were being relayed when it stopped without closing them (a crash,
-    /// `kill -9`, a power cut): their relay is gone, so they end now with
-    /// `reason`, instead of looking open until they expire. Returns their
-    /// GUIDs, for the audit trail.
-    pub async fn interrupt_node_relays(
-        &self,
-        node: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<Vec<SessionGuid>> {
+    /// `kill -9`, a power cut): their relay is gone, so they are
+    /// interrupted now (as [`Store::close_relay`] would have), and their
+    /// ends may resume them. Returns their GUIDs, for the audit trail.
+    pub async fn interrupt_node_relays(&self, node: &str, now_ms: i64) -> Result<Vec<SessionGuid>> {
         let guids: Vec<String> = sqlx::query_scalar(
-            "SELECT guid FROM sessions WHERE waiting_node = $1 AND state = 'paired'",
+            "UPDATE sessions SET relay_closed_at_ms = $2 \
+             WHERE waiting_node = $1 AND state = 'paired' AND relay_closed_at_ms IS NULL \
+             RETURNING guid",
         )
         .bind(node)
+        .bind(now_ms)
         .fetch_all(self.pool())
         .await?;
-        let mut ended = Vec::new();
-        for text in guids {
-            let guid = rows::guid("sessions.guid", &text)?;
-            // Conditional like every transition: a session that moved on
-            // meanwhile (another node, a path report) is not touched.
-            let done = sqlx::query(concat!(
-                end_update!(),
-                " AND state = 'paired' AND waiting_node = $4"
-            ))
-            .bind(&text)
-            .bind(now_ms)
-            .bind(reason)
-            .bind(node)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-            if done == 1 {
-                ended.push(guid);
-            }
-        }
-        Ok(ended)
+        guids
+            .iter()
+            .map(|t| rows::guid("sessions.guid", t))
+            .collect()
     }
 }

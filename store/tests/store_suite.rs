@@ -201,6 +201,7 @@ on_both_backends!(
     reset_node_sessions,
     direct_sessions,
     relay_close_races_path_reports,
+    resumptions,
     relayed_bytes,
     nodes,
     audit_order_filter_limit,
@@ -1027,33 +1028,40 @@ async fn reset_node_sessions(db: &TestDb) {
             .unwrap(),
         "and it can be joined again"
     );
-    // The relayed one was interrupted: it ends, with the reason, and is
-    // no longer listed as open.
-    let why = "interrupted: gateway node n1 stopped while relaying it";
+    // The relayed one was interrupted: it stays open (its ends may resume
+    // it), with the time of the interruption, until the resume window
+    // runs out.
     assert_eq!(
-        store
-            .interrupt_node_relays("n1", why, T0 + 21)
-            .await
-            .unwrap(),
+        store.interrupt_node_relays("n1", T0 + 21).await.unwrap(),
         vec![g[1]]
     );
     let r = store.session(&g[1]).await.unwrap().unwrap();
     assert_eq!(
-        (
-            r.state,
-            r.ended_at_ms,
-            r.ended_reason.as_deref(),
-            r.paired_at_ms
-        ),
-        (SessionState::Ended, Some(T0 + 21), Some(why), Some(T0 + 11))
+        (r.state, r.relay_closed_at_ms, r.ended_at_ms, r.paired_at_ms),
+        (SessionState::Paired, Some(T0 + 21), None, Some(T0 + 11))
     );
     assert!(
-        !store
+        store
             .sessions_of(t.id, false)
             .await
             .unwrap()
             .iter()
             .any(|s| s.guid == g[1])
+    );
+    let why = "interrupted and not resumed within 120 s";
+    assert_eq!(
+        store.end_unresumed(T0 + 21, why, T0 + 30).await.unwrap(),
+        Vec::<SessionGuid>::new(),
+        "not before the window"
+    );
+    assert_eq!(
+        store.end_unresumed(T0 + 22, why, T0 + 30).await.unwrap(),
+        vec![g[1]]
+    );
+    let r = store.session(&g[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.ended_at_ms, r.ended_reason.as_deref()),
+        (SessionState::Ended, Some(T0 + 30), Some(why))
     );
     assert_eq!(store.session(&g[2]).await.unwrap().unwrap(), before_n2);
     assert_eq!(state_of(&store, &g[3]).await, SessionState::Created);
@@ -1061,7 +1069,7 @@ async fn reset_node_sessions(db: &TestDb) {
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
     assert!(
         store
-            .interrupt_node_relays("n1", why, T0 + 22)
+            .interrupt_node_relays("n1", T0 + 22)
             .await
             .unwrap()
             .is_empty()
@@ -1134,20 +1142,15 @@ async fn direct_sessions(db: &TestDb) {
         (SessionState::Direct, Some(SessionPath::XtcpUdp))
     );
 
-    // A direct session is live: no second applet, no re-pairing, listed as
-    // open, untouched by a restart of the node that relayed it.
-    assert!(
-        !store
-            .mark_waiting(&g, "n2", "n2:443", "b", T0 + 3)
-            .await
-            .unwrap()
-    );
+    // A direct session is live: no re-pairing without its applet waiting
+    // again (see `resumptions`), listed as open, untouched by a restart of
+    // the node that relayed it.
     assert!(!store.mark_paired(&g, T0 + 3).await.unwrap());
     store.clear_waiting(&g, "198.51.100.1:1").await.unwrap();
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
     assert!(
         store
-            .interrupt_node_relays("n1", "interrupted", T0 + 3)
+            .interrupt_node_relays("n1", T0 + 3)
             .await
             .unwrap()
             .is_empty()
@@ -1164,10 +1167,7 @@ async fn direct_sessions(db: &TestDb) {
 
     // The relay closes: the session goes on; the relay cannot come back.
     assert_eq!(
-        store
-            .close_relay(&g, "relay closed: console closed the connection", T0 + 4)
-            .await
-            .unwrap(),
+        store.close_relay(&g, T0 + 4).await.unwrap(),
         RelayClosed::Direct
     );
     let c = store.session(&g).await.unwrap().unwrap();
@@ -1202,30 +1202,24 @@ async fn direct_sessions(db: &TestDb) {
     assert_eq!(e.ended_reason.as_deref(), Some("ended by the technician"));
     assert!(conflict(store.set_path(&g, SessionPath::XtcpUdp).await).contains("ended"));
     assert_eq!(
-        store.close_relay(&g, "late", T0 + 6).await.unwrap(),
+        store.close_relay(&g, T0 + 6).await.unwrap(),
         RelayClosed::AlreadyEnded
     );
 
-    // A relayed session ends with its relay, with the reason.
+    // A relayed session is interrupted with its relay (the gateway cannot
+    // tell an ending from a lost connection).
     let relayed = paired_session(&store, &t, "n1").await;
     assert_eq!(
-        store
-            .close_relay(&relayed, "relay closed: applet silent for 120s", T0 + 7)
-            .await
-            .unwrap(),
-        RelayClosed::Ended
+        store.close_relay(&relayed, T0 + 7).await.unwrap(),
+        RelayClosed::Interrupted
     );
     let r = store.session(&relayed).await.unwrap().unwrap();
     assert_eq!(
-        (r.state, r.ended_at_ms, r.ended_reason.as_deref()),
-        (
-            SessionState::Ended,
-            Some(T0 + 7),
-            Some("relay closed: applet silent for 120s")
-        )
+        (r.state, r.relay_closed_at_ms, r.ended_at_ms),
+        (SessionState::Paired, Some(T0 + 7), None)
     );
     assert_eq!(
-        store.close_relay(&random_guid(), "x", T0).await.unwrap(),
+        store.close_relay(&random_guid(), T0).await.unwrap(),
         RelayClosed::AlreadyEnded
     );
     assert!(matches!(
@@ -1270,10 +1264,7 @@ async fn direct_sessions(db: &TestDb) {
     );
     assert_eq!(store.reset_node_sessions("n1").await.unwrap(), 0);
     assert_eq!(
-        store
-            .interrupt_node_relays("n1", "interrupted", T0 + 10)
-            .await
-            .unwrap(),
+        store.interrupt_node_relays("n1", T0 + 10).await.unwrap(),
         vec![paired_n1],
         "only the paired one"
     );
@@ -1303,10 +1294,9 @@ async fn direct_sessions(db: &TestDb) {
     store.close().await;
 }
 
-/// The console's report and the relay's end race: either the report came
-/// first (the session goes on without the relay) or the relay's end did
-/// (the session ended and the report is refused) — never both, never
-/// neither.
+/// The console's report and the relay's end race: whichever comes first,
+/// the session ends up direct with its relay's close time noted — never
+/// ended, never still on a relay that is gone.
 async fn relay_close_races_path_reports(db: &TestDb) {
     let store = db.open().await;
     let t = some_tech(&store, "race@example.com").await;
@@ -1320,7 +1310,7 @@ async fn relay_close_races_path_reports(db: &TestDb) {
             let (s1, s2, g) = (store.clone(), store.clone(), *g);
             (
                 tokio::spawn(async move { s1.set_path(&g, SessionPath::XtcpUdp).await }),
-                tokio::spawn(async move { s2.close_relay(&g, "relay closed", T0 + 5).await }),
+                tokio::spawn(async move { s2.close_relay(&g, T0 + 5).await }),
             )
         })
         .collect();
@@ -1328,21 +1318,100 @@ async fn relay_close_races_path_reports(db: &TestDb) {
         let report = report.await.unwrap();
         let close = close.await.unwrap().unwrap();
         let r = store.session(g).await.unwrap().unwrap();
-        match close {
-            RelayClosed::Direct => {
-                assert!(report.is_ok(), "{report:?}");
-                assert_eq!(
-                    (r.state, r.relay_closed_at_ms),
-                    (SessionState::Direct, Some(T0 + 5))
-                );
-            }
-            RelayClosed::Ended => {
-                assert!(matches!(report, Err(StoreError::Conflict(_))), "{report:?}");
-                assert_eq!(r.state, SessionState::Ended);
-            }
-            RelayClosed::AlreadyEnded => panic!("nothing else ended {g}"),
-        }
+        assert!(report.is_ok(), "{report:?}");
+        assert!(
+            matches!(close, RelayClosed::Direct | RelayClosed::Interrupted),
+            "{close:?}"
+        );
+        assert_eq!(
+            (r.state, r.relay_closed_at_ms),
+            (SessionState::Direct, Some(T0 + 5))
+        );
     }
+    store.close().await;
+}
+
+/// Sessions whose path died come back: a direct one whose applet waits
+/// again (the interruption starts then), an interrupted relayed one; an
+/// applet that leaves before the console comes puts it back to
+/// interrupted; pairing again clears the interruption; what is not resumed
+/// within the window ends.
+async fn resumptions(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "resume@example.com").await;
+
+    let direct = paired_session(&store, &t, "n1").await;
+    store
+        .set_path(&direct, SessionPath::DirectTcp)
+        .await
+        .unwrap();
+    store.close_relay(&direct, T0 + 3).await.unwrap();
+    assert!(
+        store
+            .mark_waiting(&direct, "n2", "n2:443", "a", T0 + 100)
+            .await
+            .unwrap(),
+        "its direct path died: the applet waits again, on any node"
+    );
+    let r = store.session(&direct).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.relay_closed_at_ms, r.waiting_node.as_deref()),
+        (SessionState::Waiting, Some(T0 + 100), Some("n2"))
+    );
+    assert!(store.mark_paired(&direct, T0 + 101).await.unwrap());
+    let r = store.session(&direct).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.relay_closed_at_ms, r.path),
+        (SessionState::Paired, None, None)
+    );
+
+    let relayed = paired_session(&store, &t, "n1").await;
+    assert!(
+        !store
+            .mark_waiting(&relayed, "n1", "n1:443", "b", T0 + 3)
+            .await
+            .unwrap(),
+        "not while its relay runs"
+    );
+    store.close_relay(&relayed, T0 + 4).await.unwrap();
+    assert!(
+        store
+            .mark_waiting(&relayed, "n1", "n1:443", "b", T0 + 5)
+            .await
+            .unwrap()
+    );
+    store.clear_waiting(&relayed, "b").await.unwrap();
+    let r = store.session(&relayed).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.relay_closed_at_ms, r.waiting_node),
+        (SessionState::Paired, Some(T0 + 4), None),
+        "left before the console came: interrupted as before"
+    );
+    // Waiting again on a node that restarts: the same.
+    assert!(
+        store
+            .mark_waiting(&relayed, "n3", "n3:443", "c", T0 + 6)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.reset_node_sessions("n3").await.unwrap(), 1);
+    assert_eq!(state_of(&store, &relayed).await, SessionState::Paired);
+
+    let why = "interrupted and not resumed within 120 s";
+    let ended = store.end_unresumed(T0 + 10, why, T0 + 200).await.unwrap();
+    assert_eq!(ended, vec![relayed], "the resumed one stays");
+    assert_eq!(state_of(&store, &direct).await, SessionState::Paired);
+    let r = store.session(&relayed).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.ended_reason.as_deref()),
+        (SessionState::Ended, Some(why))
+    );
+    assert!(
+        !store
+            .mark_waiting(&relayed, "n1", "n1:443", "d", T0 + 201)
+            .await
+            .unwrap()
+    );
     store.close().await;
 }
 

@@ -70,6 +70,10 @@ enum Cmd {
         /// (for troubleshooting, or to watch a cutover mid-transfer).
         #[arg(long, default_value_t = 0.0)]
         direct_after: f64,
+        /// Seconds of silence after which the session's path counts as
+        /// lost and the session is restored through the gateway.
+        #[arg(long, default_value_t = 10.0)]
+        dead_path: f64,
     },
 }
 
@@ -163,6 +167,7 @@ pub fn main() -> ExitCode {
                 path,
                 udp_after,
                 direct_after,
+                dead_path,
             } => {
                 for (flag, v) in [("--udp-after", udp_after), ("--direct-after", direct_after)] {
                     if !(0.0..=3600.0).contains(&v) {
@@ -175,7 +180,9 @@ pub fn main() -> ExitCode {
                 )
                 .map_err(|e| anyhow::anyhow!("--path: {e}"))?;
                 let start_after = std::time::Duration::from_secs_f64(direct_after);
-                return crate::connect::connect(&profile, &target, policy, start_after).await;
+                let dead_path = std::time::Duration::from_secs_f64(dead_path.clamp(1.0, 600.0));
+                return crate::connect::connect(&profile, &target, policy, start_after, dead_path)
+                    .await;
             }
         }
         Ok::<i32, anyhow::Error>(0)

@@ -17,12 +17,14 @@
 //! | `rtt` | `path`, `rtt_ms` — every ping (10 s) |
 //! | `linktest` | `direction` (`to_user`, `from_user`), `state` (`started`, `done`), `bytes`, and when done `ok`, `secs`, `mbps`, `detail` |
 //! | `probe` | `rtt_ms` — a byte's round trip on an interactive channel (`probe`) |
+//! | `reconnecting` | `reason` — the path died; reconnecting through the gateway (the session goes on) |
+//! | `resumed` | `path` (`relay`), `fresh` (the applet had to start afresh) — frames flow again |
 //! | `ended` | `by` (`user`, `technician`, `refused`, `lost`), `reason` |
 //! | `error` | `message` |
 //!
 //! SIZE takes a `K`, `M` or `G` suffix (powers of 1024).
 
-use crate::portal::{portal, resolve};
+use crate::portal::{Portals, portal, resolve};
 use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
@@ -78,11 +80,12 @@ pub async fn connect(
     target: &str,
     policy: Policy,
     start_after: Duration,
+    dead_path: Duration,
 ) -> anyhow::Result<i32> {
     let out = Out {
         batch: !std::io::stdin().is_terminal(),
     };
-    match run(profile, target, out, policy, start_after).await {
+    match run(profile, target, out, policy, start_after, dead_path).await {
         Ok(code) => Ok(code),
         Err(e) => {
             out.error(&format!("{e:#}"));
@@ -97,11 +100,13 @@ async fn run(
     out: Out,
     policy: Policy,
     start_after: Duration,
+    dead_path: Duration,
 ) -> anyhow::Result<i32> {
     let (login, client) = portal(profile)?;
     let info = resolve(&client, target).await?;
     let guid = info.guid;
     let (local, identity) = profile.load_session(&guid)?;
+    let identity = std::sync::Arc::new(identity);
     let secret =
         hex::decode_array::<32>(&local.applet_secret).context("stored applet secret is damaged")?;
 
@@ -117,7 +122,8 @@ async fn run(
         );
     }
     let tls = gateway_client_config(&GatewayTrust::Ca(profile.gateway_ca()?), &[ALPN_RELAY])?;
-    let mut stream = gateway_conn::connect(&node_addr, tls, Duration::from_secs(15)).await?;
+    let mut stream =
+        gateway_conn::connect(&node_addr, tls.clone(), Duration::from_secs(15)).await?;
     gateway_conn::send_hello(&mut stream, &Hello::console(guid, &login.token)).await?;
     let gateway_is_local = gateway_conn::gateway_is_local(&stream);
     let pairing = gateway_conn::await_pairing(&mut stream, |_| {}).await?;
@@ -129,7 +135,12 @@ async fn run(
     let est = match secure::console_side(stream, guid, &identity, secret).await {
         Ok(e) => e,
         Err(e) => {
-            end_in_portal(&client, &guid, &format!("end-to-end setup failed: {e}")).await;
+            end_in_portal(
+                &Portals::discover(profile, &login, &client).await?,
+                &guid,
+                &format!("end-to-end setup failed: {e}"),
+            )
+            .await;
             return Err(e.into());
         }
     };
@@ -145,9 +156,10 @@ async fn run(
 
     // The gateway hears of a path change before the relay closes (so the
     // relay closing is not taken for the end of the session).
-    let hook_client = client.clone();
+    let portals = Portals::discover(profile, &login, &client).await?;
+    let hook_portals = portals.clone();
     let on_path: live::PathHook = std::sync::Arc::new(move |change: PathChange| {
-        let client = hook_client.clone();
+        let client = hook_portals.clone();
         Box::pin(async move {
             let report = PathReport {
                 path: change.kind.as_str().to_owned(),
@@ -173,7 +185,7 @@ async fn run(
         me: EndedBy::Technician,
         guid,
         side: Side::Console {
-            identity: std::sync::Arc::new(identity),
+            identity: identity.clone(),
         },
         direct: Settings {
             policy,
@@ -184,6 +196,15 @@ async fn run(
         },
         on_path: Some(on_path),
         scheduling: Default::default(),
+        reconnect: Some(reconnector(Rejoin {
+            portals: portals.clone(),
+            tls,
+            guid,
+            token: login.token.clone(),
+            identity: identity.clone(),
+            secret,
+        })),
+        dead_path,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
@@ -207,16 +228,107 @@ async fn run(
         json!({"event": "ended", "by": by, "reason": reason}),
         || format!("session ended by {by}: {reason}"),
     );
-    end_in_portal(&client, &guid, &format!("ended by {by}: {reason}")).await;
+    end_in_portal(&portals, &guid, &format!("ended by {by}: {reason}")).await;
     profile.forget_session(&guid);
     Ok(code)
 }
 
-async fn end_in_portal(
-    client: &lifeline_session::portal::PortalClient,
-    guid: &SessionGuid,
-    reason: &str,
-) {
+/// What the console needs to meet the end user again.
+struct Rejoin {
+    /// Where to ask where the applet waits.
+    portals: Portals,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    guid: SessionGuid,
+    token: String,
+    identity: std::sync::Arc<lifeline_session::identity::SessionIdentity>,
+    secret: [u8; 32],
+}
+
+/// Longest pause between the console's attempts to meet the end user again.
+const REJOIN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How the session meets the end user again after its path died: ask the
+/// portal where the applet waits, connect there, be paired, and run the
+/// end-to-end handshake — until it works, or the session is over.
+fn reconnector(r: Rejoin) -> live::Reconnector {
+    let r = std::sync::Arc::new(r);
+    std::sync::Arc::new(move || {
+        let r = r.clone();
+        Box::pin(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match rejoin_once(&r).await {
+                    Ok(path) => return Ok(path),
+                    Err(Rejoined::Over(why)) => return Err(why),
+                    Err(Rejoined::Retry(why)) => {
+                        tracing::info!(%why, "the end user is not back yet; trying again");
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REJOIN_BACKOFF);
+            }
+        })
+    })
+}
+
+enum Rejoined {
+    /// Worth trying again.
+    Retry(String),
+    /// The session cannot go on.
+    Over(String),
+}
+
+async fn rejoin_once(r: &Rejoin) -> Result<lifeline_session::link::Path, Rejoined> {
+    let retry = |e: &dyn std::fmt::Display| Rejoined::Retry(e.to_string());
+    let path = format!("/api/v1/sessions/{}", r.guid);
+    let (portal_node, info): (HostPort, SessionInfo) =
+        r.portals.get(&path).await.map_err(|e| retry(&e))?;
+    if info.state == "ended" {
+        return Err(Rejoined::Over("the session has ended".into()));
+    }
+    if info.state == "paired" {
+        // The gateway may not know yet that this relay is gone (its node
+        // died): say so, so the applet may wait for us again anywhere.
+        let said: Result<SessionInfo, _> = r
+            .portals
+            .post(
+                &format!("{path}/interrupted"),
+                &EndSession {
+                    reason: "the console lost its relay connection and is reconnecting".into(),
+                },
+            )
+            .await;
+        if let Err(e) = said {
+            tracing::info!(error = %e, "could not record the interruption");
+        }
+    }
+    let node = match &info.waiting_node_addr {
+        Some(a) if info.state == "waiting" => HostPort::parse(a, 8443).map_err(|e| retry(&e))?,
+        _ => portal_node,
+    };
+    let mut stream = gateway_conn::connect(&node, r.tls.clone(), Duration::from_secs(15))
+        .await
+        .map_err(|e| retry(&e))?;
+    gateway_conn::send_hello(&mut stream, &Hello::console(r.guid, &r.token))
+        .await
+        .map_err(|e| retry(&e))?;
+    match gateway_conn::await_pairing(&mut stream, |_| {}).await {
+        Ok(_) => {}
+        Err(gateway_conn::LinkError::Refused { code, message })
+            if code.session_is_over()
+                || code == lifeline_protocol::relay::RefuseCode::NotAuthorized =>
+        {
+            return Err(Rejoined::Over(message));
+        }
+        Err(e) => return Err(retry(&e)),
+    }
+    let est = secure::console_side(stream, r.guid, &r.identity, r.secret)
+        .await
+        .map_err(|e| retry(&e))?;
+    Ok(live::relay_path(est))
+}
+
+async fn end_in_portal(client: &Portals, guid: &SessionGuid, reason: &str) {
     let r: Result<SessionInfo, _> = client
         .post(
             &format!("/api/v1/sessions/{guid}/end"),
@@ -270,6 +382,20 @@ fn print_event(out: Out, status: &std::sync::Mutex<String>, ev: Event) {
             out.emit(
                 json!({"event": "path", "path": PathKind::Relay.as_str(), "rtt_ms": null, "detail": reason}),
                 || format!("staying on the relay: {reason}"),
+            );
+        }
+        Event::Reconnecting { why } => {
+            set_status(format!("reconnecting ({why})"));
+            out.emit(
+                json!({"event": "reconnecting", "reason": why}),
+                || format!("connection lost ({why}); reconnecting through the gateway — the session goes on"),
+            );
+        }
+        Event::Resumed { fresh } => {
+            set_status("relay".into());
+            out.emit(
+                json!({"event": "resumed", "path": PathKind::Relay.as_str(), "fresh": fresh}),
+                || "reconnected: the session goes on through the gateway".to_owned(),
             );
         }
         Event::ProbeRtt(rtt) => out.emit(

@@ -17,10 +17,28 @@ use std::time::{Duration, Instant};
 /// Default time to wait for an expected event.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Where [`bin`] finds the binaries instead of next to this program (a
+/// benchmark compares another build with [`use_binaries_from`]).
+static BIN_DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// From now on, [`bin`] takes the binaries from `dir` (`None`: the
+/// workspace's own, next to this program).
+pub fn use_binaries_from(dir: Option<PathBuf>) {
+    *BIN_DIR.lock().unwrap_or_else(|p| p.into_inner()) = dir;
+}
+
 /// Path of a workspace binary.
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = BIN_DIR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        return dir.join(name);
+    }
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
+    // Test binaries live in `target/<profile>/deps/`, benchmark binaries
+    // (which use this harness too) next to the workspace binaries.
+    let mut dir = exe.parent().unwrap();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().unwrap();
+    }
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -599,6 +617,14 @@ impl Proc {
         serde_json::from_str(&line).unwrap()
     }
 
+    /// The next JSON event, whichever it is (within [`WAIT`]).
+    pub fn event_any(&mut self) -> Value {
+        let line = self.out.wait("an event", WAIT, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"].is_string())
+        });
+        serde_json::from_str(&line).unwrap()
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         wait_timeout(&mut self.child, within).unwrap_or_else(|| {
@@ -622,6 +648,66 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+/// A TCP port for a listener the test fixes in advance (the applet's
+/// `--tcp-port`): outside the kernel's ephemeral range, so no outgoing
+/// connection of a parallel test takes it between this check and the
+/// listener's bind (which a port the kernel handed out could).
+pub fn free_listen_port() -> u16 {
+    use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut n = (u64::from(std::process::id()) << 32) ^ u64::from(nanos);
+    for _ in 0..1000 {
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20_000 + (n >> 33) as u16 % 12_000;
+        if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+            && TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free TCP port in 20000..32000");
+}
+
+/// An nft table that drops every TCP packet to or from a port on this
+/// machine while it lives: to the ends of a path on that port, the path
+/// has gone silent (needs root and nftables).
+#[derive(Debug)]
+pub struct PortBlock(String);
+
+impl PortBlock {
+    /// Starts dropping `port`'s packets.
+    pub fn new(port: u16) -> Self {
+        let table = format!("lifeline_block_{port}");
+        let script = format!(
+            "table inet {table} {{\n\
+               chain input {{ type filter hook input priority -10; \
+                 tcp dport {port} drop; tcp sport {port} drop; }}\n\
+               chain output {{ type filter hook output priority -10; \
+                 tcp dport {port} drop; tcp sport {port} drop; }}\n\
+             }}\n"
+        );
+        let out = run_with_stdin(Command::new("nft").args(["-f", "-"]), &script);
+        assert!(
+            out.status.success(),
+            "nft (root and nftables are needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(table)
+    }
+}
+
+impl Drop for PortBlock {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.0])
+            .status();
+    }
+}
+
 pub mod natlab;
 pub mod raw;
 

@@ -67,3 +67,93 @@ fn applet_falls_back_to_another_node_of_the_cluster() {
         "{events:?}"
     );
 }
+
+/// (d) Two nodes on PostgreSQL: the node relaying a session is killed
+/// (`kill -9`) in the middle of a transfer. Both ends reconnect — the
+/// console through the other node's portal, from the directory it read at
+/// the start — and resume through the other node; the link test each way
+/// completes byte-exact, and the audit trail says where it resumed.
+#[test]
+fn the_ends_resume_through_another_node_when_theirs_dies() {
+    let store = TestStore::new(StoreKind::Postgres);
+    let url = store.url.as_deref();
+    let dir_a = TempDir::new("node-a");
+    let a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
+    let dir_b = TempDir::new("node-b");
+    for f in [
+        "operator.toml",
+        "operator-ca.pem",
+        "operator-ca.key.pem",
+        "operator-signing.pk8",
+    ] {
+        std::fs::copy(dir_a.path().join(f), dir_b.path().join(f)).unwrap();
+    }
+    let b = Gateway::start(dir_b.path(), url, &["--node-name", "node-b"]);
+    a.add_technician("ada@example.com", "Ada", "correct horse battery");
+    let console = Console::new();
+    console.login(&a, "ada@example.com", "correct horse battery");
+    let files = TempDir::new("files");
+    let path = files.path().join("applet");
+    let guid = console.session_new("failover", &path);
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    // The technician works from the node the applet waits on: that node's
+    // death takes the relay and the console's portal with it.
+    let waiting_on = console.queue()[0]["waiting_node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut dying, survivor) = if waiting_on == "node-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    console.login(&dying, "ada@example.com", "correct horse battery");
+    let mut tech = console.connect_with(&guid, &["--path", "relay"]);
+    tech.event("sas");
+    applet.out.wait_for("Verification code");
+    tech.send("linktest 256M both");
+    tech.event("linktest");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    dying.kill();
+    let killed = std::time::Instant::now();
+    let (mut done, mut resumed) = (Vec::new(), false);
+    while done.len() < 2 || !resumed {
+        let v = tech.event_any();
+        match v["event"].as_str() {
+            Some("resumed") => {
+                resumed = true;
+                eprintln!(
+                    "node killed: flowing again through the other node {:.2} s later",
+                    killed.elapsed().as_secs_f64()
+                );
+            }
+            Some("linktest") if v["state"] == "done" => {
+                assert!(resumed, "a link test ended before the resumption: {v}");
+                assert_eq!(v["ok"], true, "{v}");
+                assert_eq!(v["bytes"].as_u64(), Some(256 << 20), "{v}");
+                done.push(v);
+            }
+            Some("ended" | "error") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    applet.out.wait_for("Reconnected to Ada");
+    let other = if waiting_on == "node-a" {
+        "node-b"
+    } else {
+        "node-a"
+    };
+    let audit = survivor.audit(Some(&guid));
+    assert!(
+        audit.iter().any(|e| e["event"] == "resumed"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("on node {other}"))),
+        "{audit:?}"
+    );
+    tech.send("end");
+    tech.event("ended");
+    applet.out.wait_for("Session ended");
+}

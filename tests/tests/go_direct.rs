@@ -87,7 +87,7 @@ fn path_audit(audit: &[Value]) -> Vec<String> {
 
 #[test]
 fn auto_goes_direct_tcp_in_the_middle_of_a_transfer() {
-    let port = free_tcp_port();
+    let port = free_listen_port();
     // A moment on the relay first, so both directions are under way when
     // the session moves.
     let r = run(
@@ -146,12 +146,4 @@ fn forced_relay_stays_and_the_relay_carries_everything() {
     assert!(a2c > TEST_BYTES && c2a > TEST_BYTES, "{a2c} / {c2a}");
     let paths = path_audit(&r.audit);
     assert!(paths.iter().any(|d| d.starts_with("relay")), "{paths:?}");
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -111,8 +111,11 @@ fn sigterm_lets_a_relayed_session_finish_and_refuses_new_connections() {
     assert!(text.contains("relay ended"), "{text}");
 }
 
+/// A relayed session outliving the drain timeout is cut and recorded —
+/// and, as for any lost relay, its ends reconnect: the restarted gateway
+/// pairs them again and the session goes on.
 #[test]
-fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
+fn a_session_longer_than_the_drain_timeout_is_cut_recorded_and_resumed() {
     let mut s = setup(&["--drain-timeout", "1"]);
     let path = s.files.path().join("applet");
     let guid = s.console.session_new("cut", &path);
@@ -123,9 +126,12 @@ fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
     let started = Instant::now();
     assert!(s.gw.terminate().success());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let ended = tech.event("ended");
-    assert_eq!(ended["by"], "lost", "{ended}");
-    applet.out.wait_for("Session ended");
+    let lost = tech.event("reconnecting");
+    assert!(
+        !lost["reason"].as_str().unwrap().contains("https:"),
+        "plain words: {lost}"
+    );
+    applet.out.wait_for("is reconnecting");
     let audit = admin(
         s.data.path(),
         None,
@@ -134,6 +140,17 @@ fn a_session_longer_than_the_drain_timeout_is_cut_and_recorded() {
     );
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(text.contains("gateway shut down"), "{text}");
+    assert!(
+        !text.contains("\"event\":\"ended\""),
+        "cut, not ended: {text}"
+    );
+
+    let addr = s.gw.addr.clone();
+    s.gw = Gateway::start_at(s.data.path(), None, &addr, &[]);
+    tech.event("resumed");
+    applet.out.wait_for("Reconnected to Ada");
+    tech.send("say after the restart");
+    applet.out.wait_for("Ada: after the restart");
 }
 
 /// The relayed bytes of a session as the store has them now (read from the
@@ -159,8 +176,13 @@ fn stored_bytes(data: &std::path::Path, guid: &str) -> i64 {
         })
 }
 
+/// (c) `kill -9` of the gateway in the middle of a relayed transfer, then
+/// the gateway restarted on the same data directory: the session is
+/// recorded as interrupted (with what the relay had carried), both ends
+/// reconnect and resume it, and the link test each way completes
+/// byte-exact.
 #[test]
-fn a_killed_node_keeps_relay_counters_and_records_the_session_as_interrupted() {
+fn a_killed_node_restarted_on_its_data_dir_resumes_its_sessions_byte_exact() {
     let mut s = setup(&[]);
     let path = s.files.path().join("applet");
     let guid = s.console.session_new("killed", &path);
@@ -168,26 +190,62 @@ fn a_killed_node_keeps_relay_counters_and_records_the_session_as_interrupted() {
     applet.out.wait_for("Waiting for Ada");
     let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
     tech.event("sas");
-    // A long transfer through the relay.
-    tech.send("linktest 4G to_user");
+    // A long transfer each way through the relay.
+    tech.send("linktest 1G both");
     tech.event("linktest");
     let counted = wait_until(
         "the relay's counters to reach the store",
         Duration::from_secs(30),
         || Some(stored_bytes(s.data.path(), &guid)).filter(|n| *n > 1 << 20),
     );
+    let addr = s.gw.addr.clone();
     s.gw.kill();
-    let ended = tech.event("ended");
-    assert_eq!(ended["by"], "lost", "{ended}");
+    let killed = std::time::Instant::now();
+    let lost = tech.event("reconnecting");
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("relay connection"),
+        "{lost}"
+    );
+    applet.out.wait_for("is reconnecting");
+    s.gw = Gateway::start_at(s.data.path(), None, &addr, &[]);
+    let (mut done, mut resumed) = (Vec::new(), false);
+    while done.len() < 2 || !resumed {
+        let v = tech.event_any();
+        match v["event"].as_str() {
+            Some("resumed") => {
+                resumed = true;
+                eprintln!(
+                    "gateway killed: flowing again {:.2} s later (restart included)",
+                    killed.elapsed().as_secs_f64()
+                );
+            }
+            Some("linktest") if v["state"] == "done" => {
+                assert!(resumed, "a link test ended before the resumption: {v}");
+                done.push(v);
+            }
+            Some("ended" | "error") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    for d in &done {
+        assert_eq!(
+            (&d["ok"], d["bytes"].as_u64()),
+            (&serde_json::json!(true), Some(1 << 30)),
+            "{d}"
+        );
+    }
+    applet.out.wait_for("Reconnected to Ada");
 
-    let gw = Gateway::start(s.data.path(), None, &[]);
-    let audit = gw.audit(Some(&guid));
-    let end = audit
+    let audit = s.gw.audit(Some(&guid));
+    let interrupted = audit
         .iter()
-        .find(|e| e["event"] == "ended" && e["actor"] == "gateway")
-        .unwrap_or_else(|| panic!("no end recorded: {audit:?}"));
-    let detail = end["detail"].as_str().unwrap();
-    assert!(detail.starts_with("interrupted: gateway node"), "{detail}");
+        .find(|e| e["event"] == "interrupted" && e["actor"] == "gateway")
+        .unwrap_or_else(|| panic!("no interruption recorded: {audit:?}"));
+    let detail = interrupted["detail"].as_str().unwrap();
+    assert!(detail.starts_with("gateway node"), "{detail}");
     // "relayed A bytes applet→console, B bytes console→applet"
     let relayed: i64 = detail
         .split("relayed ")
@@ -198,10 +256,16 @@ fn a_killed_node_keeps_relay_counters_and_records_the_session_as_interrupted() {
         .map(|part| part.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
         .sum();
     assert!(relayed >= counted, "{relayed} < {counted}: {detail}");
-    // No longer listed as open.
-    let open = s.console.run(&["sessions", "--json"], "");
+    assert!(audit.iter().any(|e| e["event"] == "resumed"), "{audit:?}");
     assert!(
-        !String::from_utf8_lossy(&open.stdout).contains(&guid),
-        "an interrupted session is still open"
+        audit.iter().any(|e| e["event"] == "path"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("resumed: the relay connection")),
+        "{audit:?}"
     );
+    tech.send("end done");
+    assert_eq!(tech.event("ended")["by"], "technician");
+    applet.out.wait_for("Session ended");
 }

@@ -150,3 +150,137 @@ fn udp_blocked_on_one_side_stays_on_the_relay() {
         "the reason names both attempts: {why}"
     );
 }
+
+/// (a) A session on XTCP over UDP between the NATs runs a link test both
+/// ways; mid-transfer nat-a starts dropping all UDP: both ends notice
+/// within the dead-path time (3 s here), fall back to the relay, and every
+/// byte of both tests arrives once, in order.
+#[test]
+fn udp_dropped_mid_transfer_falls_back_to_the_relay_byte_exact() {
+    let mut s = start(
+        "ll4-",
+        |_| {},
+        &["--dead-path", "3"],
+        &["--udp-after", "2", "--dead-path", "3"],
+    );
+    let path =
+        await_path_and_linktests(&mut s.tech, &s.applet, TEST_BYTES, Duration::from_secs(180));
+    assert_eq!(path["path"], "udp", "{path}");
+    s.tech.send("linktest 256M both");
+    s.tech.event("linktest");
+    s.lab.sh(&["nat", "nat-a", "noudp"]);
+    let cut = std::time::Instant::now();
+    let lost = s.tech.event("reconnecting");
+    eprintln!(
+        "UDP dropped: noticed after {:.2} s ({})",
+        cut.elapsed().as_secs_f64(),
+        lost["reason"]
+    );
+    s.applet.out.wait_for("is reconnecting");
+    let (mut done, mut resumed) = (Vec::new(), false);
+    while done.len() < 2 || !resumed {
+        let v = s.tech.event_any();
+        match v["event"].as_str() {
+            Some("resumed") => {
+                resumed = true;
+                eprintln!(
+                    "UDP dropped: flowing again after {:.2} s",
+                    cut.elapsed().as_secs_f64()
+                );
+            }
+            Some("linktest") if v["state"] == "done" => {
+                assert!(resumed, "a link test ended before the fallback: {v}");
+                assert_eq!(
+                    (&v["ok"], v["bytes"].as_u64()),
+                    (&Value::Bool(true), Some(256 << 20)),
+                    "{v}"
+                );
+                done.push(v);
+            }
+            Some("ended" | "error") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    let audit = s.gw.audit(Some(&s.guid));
+    assert!(
+        audit.iter().any(|e| e["event"] == "path"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("fallback to the relay: the direct UDP path")),
+        "{audit:?}"
+    );
+    chat_both_ways(
+        &mut s.tech,
+        &mut s.applet,
+        "after the fallback",
+        "still here",
+    );
+    end_session(&mut s.tech, &mut s.applet);
+}
+
+/// (e) The end user's machine loses its network for 20 s (every packet in
+/// and out of host-a dropped) in the middle of a link test: both ends
+/// notice within the dead-path time, the console waits at the gateway,
+/// the applet gets through once its network is back, and the session
+/// resumes — every byte of the link test arrives, once, in order.
+#[test]
+fn the_end_users_network_gone_for_20_s_resumes() {
+    let mut s = start("ll5-", |_| {}, &[], &["--path", "relay"]);
+    await_path_and_linktests(&mut s.tech, &s.applet, TEST_BYTES, Duration::from_secs(180));
+    s.tech.send("linktest 64M both");
+    s.tech.event("linktest");
+    let host_a = s.lab.ns("host-a");
+    let block = "table inet outage {\n\
+        chain i { type filter hook input priority -10; iifname != \"lo\" drop; }\n\
+        chain o { type filter hook output priority -10; oifname != \"lo\" drop; }\n\
+        }\n";
+    let out = run_with_stdin(
+        std::process::Command::new("ip").args(["netns", "exec", &host_a, "nft", "-f", "-"]),
+        block,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let cut = std::time::Instant::now();
+    s.tech.event("reconnecting");
+    eprintln!(
+        "network gone: the console noticed after {:.1} s",
+        cut.elapsed().as_secs_f64()
+    );
+    s.applet.out.wait_for("is reconnecting");
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed()));
+    let status = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &host_a, "nft", "delete", "table", "inet", "outage",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (mut done, mut resumed) = (Vec::new(), false);
+    while done.len() < 2 || !resumed {
+        let v = s.tech.event_any();
+        match v["event"].as_str() {
+            Some("resumed") => {
+                resumed = true;
+                eprintln!(
+                    "network back after 20 s: flowing again after {:.1} s",
+                    cut.elapsed().as_secs_f64()
+                );
+            }
+            Some("linktest") if v["state"] == "done" => {
+                assert!(resumed, "a link test ended before the resumption: {v}");
+                assert_eq!(
+                    (&v["ok"], v["bytes"].as_u64()),
+                    (&Value::Bool(true), Some(64 << 20)),
+                    "{v}"
+                );
+                done.push(v);
+            }
+            Some("ended" | "error") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    let audit = s.gw.audit(Some(&s.guid));
+    assert!(audit.iter().any(|e| e["event"] == "resumed"), "{audit:?}");
+    chat_both_ways(&mut s.tech, &mut s.applet, "welcome back", "thanks");
+    end_session(&mut s.tech, &mut s.applet);
+}

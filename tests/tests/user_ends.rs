@@ -51,18 +51,30 @@ fn typing_end_ends_the_session_for_both() {
     assert!(!path.exists());
 }
 
-#[test]
-fn ctrl_c_ends_the_session_for_both() {
+/// A signal to the applet ends the session as `/end` does: the technician
+/// is told the user ended it, the audit says so, and the file is gone.
+fn signal_ends_the_session_for_both(signal: &str) {
     let s = setup();
-    let (mut applet, mut tech, path) = paired(&s, "ctrlc");
+    let (mut applet, mut tech, path) = paired(&s, signal);
     let _ = std::process::Command::new("kill")
-        .arg("-INT")
+        .arg(format!("-{signal}"))
         .arg(applet.child.id().to_string())
         .status();
     assert_eq!(tech.event("ended")["by"], "user");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
     assert!(!path.exists());
     let _ = s.gw.audit(None);
+}
+
+#[test]
+fn ctrl_c_ends_the_session_for_both() {
+    signal_ends_the_session_for_both("INT");
+}
+
+/// Closing the terminal window the applet runs in (SIGHUP).
+#[test]
+fn a_closed_window_ends_the_session_for_both() {
+    signal_ends_the_session_for_both("HUP");
 }
 
 #[test]

@@ -83,6 +83,8 @@ async fn session(
         direct: settings(policy),
         on_path: None,
         scheduling,
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let applet = live::Setup {
         me: EndedBy::User,
@@ -91,6 +93,8 @@ async fn session(
         direct: settings(Policy::parse("auto", Duration::ZERO).map_err(|e| anyhow!(e))?),
         on_path: None,
         scheduling,
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let (cmd, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, mut ev) = mpsc::channel(4096);

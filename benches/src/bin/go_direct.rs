@@ -166,6 +166,8 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         },
         on_path: None,
         scheduling: Default::default(),
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -178,6 +180,8 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         },
         on_path: None,
         scheduling: Default::default(),
+        reconnect: None,
+        dead_path: lifeline_session::core::DEAD_PATH,
     };
     let (c_cmd, c_cmd_rx) = mpsc::channel(4096);
     let (c_ev_tx, mut c_ev) = mpsc::channel(4096);

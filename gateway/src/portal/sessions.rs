@@ -141,9 +141,50 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         .unwrap_or_else(|| "ended by the technician".to_owned());
     let now = lifeline_protocol::time::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
-        // The relay may have closed the session already (it sees the
-        // connection end first); the console's reason is recorded either way.
-        Ok(_) => crate::relay::audit(gw, Some(&rec.guid), &tech.email, "ended", &reason).await,
+        Ok(ended) => {
+            if ended {
+                // An applet waiting for this session here hears of it now
+                // (one waiting on another node, at its next keepalive).
+                gw.registry.session_ended(&rec.guid);
+                crate::relay::audit(gw, Some(&rec.guid), &tech.email, "ended", &reason).await;
+            }
+        }
+        Err(e) => return store_error(e),
+    }
+    match gw.store.session(&rec.guid).await {
+        Ok(Some(r)) => json(StatusCode::OK, &info(&r)),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such session"),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/v1/sessions/{guid}/interrupted`: the console lost its relay
+/// connection and is reconnecting. A `paired` session whose relay this node
+/// (or the dead node that ran it) has not closed is recorded as
+/// interrupted, so its applet may wait for it again here or on another
+/// node; audited as `interrupted` with the console's reason.
+pub(super) async fn interrupted(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let req: EndSession = if body.is_empty() {
+        EndSession::default()
+    } else {
+        match parse(body) {
+            Ok(r) => r,
+            Err(r) => return r,
+        }
+    };
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let reason = req
+        .reason_text()
+        .unwrap_or_else(|| "the console lost its relay connection".to_owned());
+    let now = lifeline_protocol::time::now_ms();
+    match gw.store.interrupt_session(&rec.guid, now).await {
+        Ok(true) => {
+            crate::relay::audit(gw, Some(&rec.guid), &tech.email, "interrupted", &reason).await;
+        }
+        Ok(false) => {}
         Err(e) => return store_error(e),
     }
     match gw.store.session(&rec.guid).await {

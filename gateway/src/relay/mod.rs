@@ -287,6 +287,7 @@ async fn applet(
     tracing::info!(%guid, %peer, "applet waiting");
     let mut left = "applet left";
     let mut replaced = false;
+    let mut ended = false;
     if told {
         let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
         let mut phase = gw.phase.clone();
@@ -294,7 +295,7 @@ async fn applet(
         // The eviction sender also goes away when a console takes the slot;
         // only a sent eviction means another connection took over.
         let mut may_be_evicted = true;
-        let mut evicted = false;
+        let mut evicted = None;
         loop {
             tokio::select! {
                 req = &mut wait.pair => {
@@ -302,9 +303,7 @@ async fn applet(
                         // The registry dropped our pairing channel: either
                         // another connection took over (and the eviction
                         // is there to read) or the slot went away.
-                        if wait.evicted.try_recv().is_ok() {
-                            evicted = true;
-                        }
+                        evicted = wait.evicted.try_recv().ok();
                         break;
                     };
                     if send(&mut tls, &paired_msg(gw)).await.is_err() {
@@ -320,17 +319,29 @@ async fn applet(
                     return Ok(());
                 }
                 result = &mut wait.evicted, if may_be_evicted => {
-                    if result.is_err() {
-                        may_be_evicted = false;
-                        continue;
+                    match result {
+                        Ok(why) => {
+                            evicted = Some(why);
+                            break;
+                        }
+                        Err(_) => {
+                            may_be_evicted = false;
+                            continue;
+                        }
                     }
-                    evicted = true;
-                    break;
                 }
                 // An applet sends nothing while waiting: any byte or EOF
                 // means it is gone (or misbehaving).
                 _ = tls.read(&mut probe) => break,
                 _ = ping.tick() => {
+                    // Ended on another node (this node's own endings
+                    // arrive at once, as an eviction).
+                    if let Ok(Some(r)) = gw.store.session(&guid).await
+                        && r.state == SessionState::Ended
+                    {
+                        evicted = Some(registry::Eviction::Ended);
+                        break;
+                    }
                     if send(&mut tls, &ServerMsg::Ping).await.is_err() {
                         break;
                     }
@@ -345,26 +356,46 @@ async fn applet(
                 }
             }
         }
-        if evicted {
-            // Told, so that it does not reconnect and take the place back.
-            left = "replaced by a new connection of the same applet";
-            replaced = true;
-            let _ = send(
-                &mut tls,
-                &ServerMsg::Refused {
-                    code: RefuseCode::AlreadyConnected,
-                    message:
-                        "this support program connected again; this older connection is closed"
-                            .into(),
-                },
-            )
-            .await;
+        match evicted {
+            Some(registry::Eviction::Replaced) => {
+                // Told, so that it does not reconnect and take the place back.
+                left = "replaced by a new connection of the same applet";
+                replaced = true;
+                let _ = send(
+                    &mut tls,
+                    &ServerMsg::Refused {
+                        code: RefuseCode::AlreadyConnected,
+                        message:
+                            "this support program connected again; this older connection is closed"
+                                .into(),
+                    },
+                )
+                .await;
+            }
+            Some(registry::Eviction::Ended) => {
+                // Told at once, so it ends (and removes itself) instead of
+                // waiting for a technician who will not come.
+                left = "told that the session has ended";
+                ended = true;
+                let _ = send(
+                    &mut tls,
+                    &ServerMsg::Refused {
+                        code: RefuseCode::Ended,
+                        message: "this support session has ended".into(),
+                    },
+                )
+                .await;
+            }
+            None => {}
         }
     }
     drop(ticket);
     // Conditional on our own registration: after a takeover the session
     // waits for the new connection, which this must not undo.
-    if !replaced && let Err(e) = gw.store.clear_waiting(&guid, &from).await {
+    if !replaced
+        && !ended
+        && let Err(e) = gw.store.clear_waiting(&guid, &from).await
+    {
         tracing::warn!(error = %e, "store update failed");
     }
     audit(gw, Some(&guid), "applet", "left", left).await;
@@ -427,18 +458,9 @@ async fn console(
             ),
         ));
     }
-    // Its ends are connected to each other; its relay is closed or about
-    // to be. A console cannot join (nor wait the pairing window for an
-    // applet that will not come).
-    if rec.state == SessionState::Direct {
-        return Err((
-            tls,
-            Refusal::new(
-                RefuseCode::AlreadyConnected,
-                "this session is already connected directly between a console and the end user",
-            ),
-        ));
-    }
+    // A session that is `direct` or interrupted may be joined too: that is
+    // how its ends resume it after their path died. The end-to-end
+    // handshake that follows proves both ends, as on a session's start.
     let Ok(console_ticket) = gw.registry.claim_console(guid) else {
         return Err((
             tls,
@@ -490,16 +512,34 @@ async fn console(
         return Ok(());
     }
     let now = lifeline_protocol::time::now_ms();
+    // What the session was when the applet came: the record read then.
+    let interrupted_at = gw
+        .store
+        .session(&guid)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.paired_at_ms.and(r.relay_closed_at_ms));
     if let Err(e) = gw.store.mark_paired(&guid, now).await {
         tracing::warn!(error = %e, "store update failed");
     }
+    let (event, after) = match interrupted_at {
+        Some(t) => (
+            "resumed",
+            format!(
+                " after {:.1} s interrupted",
+                (now - t).max(0) as f64 / 1000.0
+            ),
+        ),
+        None => ("paired", String::new()),
+    };
     audit(
         gw,
         Some(&guid),
         &tech.email,
-        "paired",
+        event,
         &format!(
-            "console {peer} with applet {applet_addr} on node {}",
+            "console {peer} with applet {applet_addr} on node {}{after}",
             gw.node_name
         ),
     )
@@ -541,20 +581,17 @@ async fn console(
         report
     };
     let now = lifeline_protocol::time::now_ms();
-    // A session that went direct (the console reported a direct path
-    // before closing the relay) outlives its relay; any other ends here.
-    let reason = format!("relay closed: {}", report.reason);
-    let closed = gw
-        .store
-        .close_relay(&guid, &reason, now)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "store update failed");
-            RelayClosed::Ended
-        });
+    // The gateway cannot tell an ending from a lost connection: a session
+    // that went direct outlives its relay; any other is interrupted until
+    // the console records its end or its ends resume it (or the resume
+    // window runs out).
+    let closed = gw.store.close_relay(&guid, now).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "store update failed");
+        RelayClosed::Interrupted
+    });
     let how = match closed {
         RelayClosed::Direct => format!("after the cutover to the direct path ({})", report.reason),
-        RelayClosed::Ended | RelayClosed::AlreadyEnded => report.reason.clone(),
+        RelayClosed::Interrupted | RelayClosed::AlreadyEnded => report.reason.clone(),
     };
     audit(
         gw,

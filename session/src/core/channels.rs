@@ -253,6 +253,11 @@ impl Channels {
         Ok(())
     }
 
+    /// The traffic class of an open channel.
+    pub fn priority(&self, channel: u32) -> Option<Priority> {
+        self.open.get(&channel).map(|c| c.kind.priority())
+    }
+
     /// We sent our `ChannelClose` on `channel`.
     pub fn we_closed(&mut self, channel: u32) {
         if let Some(c) = self.open.get_mut(&channel) {

@@ -38,6 +38,7 @@
 
 pub mod channels;
 pub mod pacing;
+pub mod resume;
 pub mod role;
 #[cfg(test)]
 mod tests;
@@ -46,14 +47,15 @@ use crate::linktest::{self, Direction, Receiver, TestSource};
 use channels::{Channels, Outgoing, Produced};
 use lifeline_protocol::e2e::{ChannelKind, EndedBy, Frame, Priority};
 use lifeline_protocol::path::PathKind;
+pub use resume::{DEAD_PATH, RESUME_WINDOW};
+use resume::{Lane, Sequencing};
 pub use role::{Role, RoleExt};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// How often each end pings.
+/// How often each end pings at most (more often with a short
+/// [`Config::dead_path`]: four times within it).
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
-/// Silence after which the peer counts as gone.
-pub const DEAD_AFTER: Duration = Duration::from_secs(35);
 /// How long the console's path report may take before the cutover goes
 /// ahead anyway.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,6 +157,19 @@ pub enum Event {
     },
     /// A probe's byte came back.
     ProbeRtt(Duration),
+    /// The path in use died; both ends are reconnecting through the
+    /// gateway (the session goes on if they meet within the resume window).
+    Reconnecting {
+        /// What happened, in plain words.
+        why: String,
+    },
+    /// The session goes on over a new relay connection.
+    Resumed {
+        /// The other end had restarted (the technician's console was
+        /// closed and opened again): what ran on the session's channels
+        /// (a link test) was stopped; the session itself goes on.
+        fresh: bool,
+    },
 }
 
 /// How the session ended.
@@ -185,9 +200,17 @@ pub enum SessionError {
     /// The path in use closed without an `End`.
     #[error("the other side disconnected without ending the session")]
     PeerGone,
-    /// Nothing heard for [`DEAD_AFTER`].
+    /// Nothing heard for [`Config::dead_path`] (and no resumption).
     #[error("the other side stopped answering")]
     Silent,
+    /// The path died and the ends did not meet again within the resume
+    /// window.
+    #[error("the connection was lost ({0}) and could not be restored in time")]
+    NotResumed(String),
+    /// Reconnecting found the session cannot go on (it was ended
+    /// meanwhile): the reason, in plain words.
+    #[error("{0}")]
+    Over(String),
     /// Reading or writing the path in use failed.
     #[error("the session's connection failed: {0}")]
     PathFailed(String),
@@ -226,6 +249,10 @@ pub enum Action {
     Report(PathChange),
     /// Tell the user.
     Event(Event),
+    /// The path in use died: reconnect through the gateway and give the
+    /// new relay connection to [`Core::handle_relay_restored`] (or say it
+    /// is hopeless with [`Core::handle_reconnect_failed`]).
+    Reconnect,
 }
 
 /// Set-up of a core.
@@ -238,6 +265,29 @@ pub struct Config {
     /// How data is scheduled; the binaries always use the default, the
     /// `channels` benchmark measures the others as references.
     pub scheduling: Scheduling,
+    /// Silence after which the path in use counts as dead.
+    pub dead_path: Duration,
+    /// How long a session whose path died may take to resume (`None`: it
+    /// ends at once, as it must when there is no gateway to meet at).
+    pub resume_window: Option<Duration>,
+    /// This run's identity in [`Frame::Resume`]: random, so that a peer
+    /// that restarted is told apart from one that kept its state.
+    pub incarnation: u64,
+}
+
+impl Config {
+    /// Defaults for a session that starts going direct after
+    /// `negotiate_after` and cannot resume.
+    pub fn new(negotiate_after: Duration, incarnation: u64) -> Self {
+        Self {
+            negotiate_after,
+            relay_only: None,
+            scheduling: Scheduling::default(),
+            dead_path: DEAD_PATH,
+            resume_window: None,
+            incarnation,
+        }
+    }
 }
 
 /// How the core schedules channel data.
@@ -262,6 +312,13 @@ enum Phase {
         outcome: Outcome,
         until: Instant,
     },
+    /// The path in use died: waiting for the relay to be restored and then
+    /// for the peer's `Resume` on it, until `until`.
+    Reconnecting {
+        why: String,
+        lost: PathKind,
+        until: Instant,
+    },
     Done,
 }
 
@@ -280,6 +337,8 @@ enum Reported {
     Switch(PathId),
     /// Tell the user the session stays on the relay, and why.
     StayOnRelay(String),
+    /// Nothing more: the resumed relay is recorded.
+    Resumed,
 }
 
 /// The link test this end receives.
@@ -323,6 +382,9 @@ pub struct Core {
     probes: VecDeque<Instant>,
     scheduling: Scheduling,
     pacing: pacing::Pacing,
+    seq: Sequencing,
+    dead_path: Duration,
+    resume_window: Option<Duration>,
     actions: VecDeque<Action>,
 }
 
@@ -354,8 +416,14 @@ impl Core {
             probes: VecDeque::new(),
             scheduling: config.scheduling,
             pacing: pacing::Pacing::default(),
+            seq: Sequencing::new(config.incarnation),
+            dead_path: config.dead_path,
+            resume_window: config.resume_window,
             actions: VecDeque::new(),
         };
+        // The first frame each way says who we are (see `resume`).
+        let hello = core.seq.resume_frame();
+        core.send(hello);
         if role.decides_path()
             && let Some(why) = config.relay_only
         {
@@ -376,11 +444,13 @@ impl Core {
         if self.phase == Phase::Done {
             return None;
         }
-        if let Phase::Ending { until, .. } = self.phase {
-            return Some(until);
+        match self.phase {
+            Phase::Ending { until, .. } | Phase::Reconnecting { until, .. } => return Some(until),
+            _ => {}
         }
         [
             Some(self.next_ping),
+            self.dead_at(),
             self.negotiate_at,
             self.pending.as_ref().map(|(_, t)| *t),
             self.awaited.map(|(_, t)| t),
@@ -394,6 +464,13 @@ impl Core {
     /// for the path the console moved to).
     pub fn reading(&self) -> Option<PathId> {
         (self.phase != Phase::Done).then_some(self.read).flatten()
+    }
+
+    /// When the path we read counts as dead if nothing comes (not while
+    /// we wait for the path the console moved to: that has its own wait).
+    fn dead_at(&self) -> Option<Instant> {
+        (self.phase == Phase::Live && self.read.is_some())
+            .then_some(self.last_heard + self.dead_path)
     }
 
     /// The path our frames go out on.
@@ -422,6 +499,11 @@ impl Core {
         if self.scheduling == Scheduling::PacedPriorities && !self.pacing.may_send() {
             return None;
         }
+        if self.seq.full() {
+            // Until the peer acknowledges: what is not acknowledged must
+            // stay resendable, and that buffer is bounded.
+            return None;
+        }
         let produced = match self.scheduling {
             Scheduling::OneQueue => self
                 .channels
@@ -437,7 +519,17 @@ impl Core {
         {
             self.pacing.sent(data.len());
         }
-        Some((self.out, self.frame_of(produced)))
+        // Classified before `frame_of`, which may forget a closed channel.
+        let lane = match &produced {
+            Produced::Data { priority, .. } if *priority != Priority::Bulk => Lane::Control,
+            Produced::Close(c) if self.channels.priority(*c) != Some(Priority::Bulk) => {
+                Lane::Control
+            }
+            _ => Lane::Bulk,
+        };
+        let frame = self.frame_of(produced);
+        self.seq.on_send(lane, &frame);
+        Some((self.out, frame))
     }
 
     fn frame_of(&mut self, produced: Produced) -> Frame {
@@ -450,11 +542,41 @@ impl Core {
         }
     }
 
+    /// Which lane of the sequenced stream `frame` travels on (`None`: not
+    /// sequenced). Called before the frame changes a channel's state.
+    fn lane_of(&self, frame: &Frame) -> Option<Lane> {
+        if !frame.is_sequenced() {
+            return None;
+        }
+        Some(match frame {
+            Frame::ChannelData { channel, .. } | Frame::ChannelClose { channel }
+                if self.channels.priority(*channel) == Some(Priority::Bulk) =>
+            {
+                Lane::Bulk
+            }
+            _ => Lane::Control,
+        })
+    }
+
     fn send(&mut self, frame: Frame) {
+        if let Some(lane) = self.lane_of(&frame) {
+            self.seq.on_send(lane, &frame);
+        }
+        if matches!(self.phase, Phase::Reconnecting { .. }) {
+            // No path: a sequenced frame waits in the resend buffer and
+            // goes out when the session resumes; anything else belonged to
+            // the dead path.
+            return;
+        }
         self.actions.push_back(Action::Send {
             path: self.out,
             frame,
         });
+    }
+
+    /// Sends what is not sequenced and so never resent (the `Resume`).
+    fn send_unsequenced(&mut self, path: PathId, frame: Frame) {
+        self.actions.push_back(Action::Send { path, frame });
     }
 
     fn event(&mut self, e: Event) {
@@ -471,6 +593,146 @@ impl Core {
 
     fn micros(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.start).as_micros() as u64
+    }
+
+    /// The path in use died (`why`, in plain words): reconnect if the
+    /// session may resume, else end with `error`.
+    fn lose_path(&mut self, now: Instant, why: String, error: SessionError) {
+        let Some(window) = self.resume_window else {
+            return self.finish(Err(error));
+        };
+        tracing::info!(reason = %why, "the session's path died; reconnecting");
+        let lost = self.current_kind();
+        for (k, _) in std::mem::take(&mut self.paths) {
+            self.actions.push_back(Action::ClosePath(k));
+        }
+        self.read = None;
+        self.old = None;
+        self.switched = false;
+        self.peer_switched = false;
+        self.awaited = None;
+        self.pending = None;
+        // Going direct again would need a negotiator for the new relay;
+        // the session stays on the relay it resumes on.
+        self.negotiate_at = None;
+        self.attempts.reported = true;
+        self.actions.push_back(Action::StopNegotiation);
+        self.phase = Phase::Reconnecting {
+            why: why.clone(),
+            lost,
+            until: now + window,
+        };
+        self.actions.push_back(Action::Reconnect);
+        self.event(Event::Reconnecting { why });
+    }
+
+    /// The relay is back: a new connection through the gateway, its
+    /// end-to-end handshake done (the driver named it `path`). The session
+    /// goes on once the peer's `Resume` arrives on it.
+    pub fn handle_relay_restored(&mut self, now: Instant, path: PathId, info: PathInfo) {
+        if !matches!(self.phase, Phase::Reconnecting { .. }) {
+            self.actions.push_back(Action::ClosePath(path));
+            return;
+        }
+        self.paths.insert(path, info);
+        self.out = path;
+        self.read = Some(path);
+        self.last_heard = now;
+        let hello = self.seq.resume_frame();
+        self.send_unsequenced(path, hello);
+    }
+
+    /// Reconnecting is hopeless (the session ended meanwhile, say): `why`,
+    /// in plain words.
+    pub fn handle_reconnect_failed(&mut self, now: Instant, why: String) {
+        let _ = now;
+        if let Phase::Reconnecting { .. } = &self.phase {
+            self.finish(Err(SessionError::Over(why)));
+        }
+    }
+
+    /// The peer's `Resume`: the first frame of the session and of every
+    /// resumption.
+    fn on_resume(
+        &mut self,
+        now: Instant,
+        incarnation: u64,
+        next: [u64; 2],
+    ) -> Result<(), SessionError> {
+        let reconnecting = match &self.phase {
+            Phase::Reconnecting { why, lost, .. } => Some(if lost.is_direct() {
+                format!("fallback to the relay: {why}")
+            } else {
+                format!("resumed: {why}")
+            }),
+            _ => None,
+        };
+        if reconnecting.is_none() && self.seq.peer().is_some() {
+            return Err(SessionError::Protocol("a resumption on a live path"));
+        }
+        let replay = self
+            .seq
+            .on_resume(incarnation, next, reconnecting.is_some())
+            .map_err(|e| SessionError::Protocol(resume_error_text(e)))?;
+        let Some(why) = reconnecting else {
+            // The session's start: nothing was sent that the peer lacks.
+            return Ok(());
+        };
+        self.phase = Phase::Live;
+        self.pacing = pacing::Pacing::default();
+        self.next_ping = now;
+        let fresh = replay.is_none();
+        match replay {
+            Some(frames) => {
+                for frame in frames {
+                    self.actions.push_back(Action::Send {
+                        path: self.out,
+                        frame,
+                    });
+                }
+            }
+            None => self.start_afresh(),
+        }
+        self.event(Event::Resumed { fresh });
+        if self.role.decides_path() {
+            // The gateway records that the session is on its relay again,
+            // and why it left the path it was on.
+            let info = self.paths.get(&self.out).cloned();
+            self.pending = Some((Reported::Resumed, now + REPORT_TIMEOUT));
+            self.actions.push_back(Action::Report(PathChange {
+                kind: PathKind::Relay,
+                rtt: info.and_then(|i| i.rtt),
+                detail: why,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The peer restarted and kept nothing: what rode on the session's
+    /// channels is over; the session itself goes on.
+    fn start_afresh(&mut self) {
+        let over = "the other side restarted".to_owned();
+        if let Some(i) = self.incoming.take() {
+            self.event(Event::TestDone {
+                direction: i.direction,
+                ok: false,
+                bytes: i.receiver.received(),
+                secs: 0.0,
+                detail: over.clone(),
+            });
+        }
+        if let Some((_, direction, _)) = self.outgoing.take() {
+            self.event(Event::TestDone {
+                direction,
+                ok: false,
+                bytes: 0,
+                secs: 0.0,
+                detail: over,
+            });
+        }
+        self.channels = Channels::new(self.role.first_channel());
+        self.probe = None;
+        self.probes.clear();
     }
 
     /// Interactive channel data goes out with the control frames.
@@ -493,6 +755,18 @@ impl Core {
             return self.finish(Err(SessionError::Protocol("a frame on a path not in use")));
         }
         self.last_heard = now;
+        if matches!(self.phase, Phase::Reconnecting { .. })
+            && !matches!(frame, Frame::Resume { .. })
+        {
+            return self.finish(Err(SessionError::Protocol(
+                "a resumed path that does not start with Resume",
+            )));
+        }
+        if let Some(lane) = self.lane_of(&frame)
+            && let Some(ack) = self.seq.on_receive(lane, &frame)
+        {
+            self.send(ack);
+        }
         if let Err(e) = self.on_frame(now, frame) {
             self.finish(Err(e));
         }
@@ -629,6 +903,11 @@ impl Core {
                     });
                 }
             }
+            Frame::Resume { incarnation, next } => self.on_resume(now, incarnation, next)?,
+            Frame::Ack { next } => self
+                .seq
+                .on_ack(next)
+                .map_err(|e| SessionError::Protocol(resume_error_text(e)))?,
             Frame::Proof { .. } | Frame::Accepted | Frame::Bind { .. } => {
                 return Err(SessionError::Protocol(
                     "unexpected frame during the session",
@@ -757,6 +1036,7 @@ impl Core {
         self.peer_switched = true;
         self.awaited = None;
         self.read = Some(path);
+        self.last_heard = now;
         self.close_old_if_done();
     }
 
@@ -818,16 +1098,42 @@ impl Core {
             let outcome = outcome.clone();
             return self.finish(Ok(outcome));
         }
-        self.finish(Err(match error {
-            None => SessionError::PeerGone,
-            Some(e) => SessionError::PathFailed(e),
-        }));
+        let what = self
+            .paths
+            .get(&path)
+            .map_or(PathKind::Relay, |p| p.kind)
+            .describe();
+        let (why, error) = match error {
+            None => (format!("{what} closed"), SessionError::PeerGone),
+            Some(e) => (format!("{what} failed ({e})"), SessionError::PathFailed(e)),
+        };
+        if let Phase::Reconnecting { .. } = self.phase {
+            // The restored relay died before the resumption: try again.
+            self.paths.remove(&path);
+            self.read = None;
+            self.actions.push_back(Action::ClosePath(path));
+            self.actions.push_back(Action::Reconnect);
+            return;
+        }
+        self.lose_path(now, why, error);
     }
 
     /// What the local user asked for.
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
-        if self.phase != Phase::Live {
-            return;
+        match (&self.phase, &cmd) {
+            (Phase::Live, _) => {}
+            // While reconnecting a chat line waits in the resend buffer;
+            // ending is always possible.
+            (Phase::Reconnecting { .. }, Command::Say(_)) => {}
+            (Phase::Reconnecting { .. }, Command::End(reason)) => {
+                let by = self.role.ended_by();
+                return self.finish(Ok(Outcome {
+                    by,
+                    reason: reason.clone(),
+                    local: true,
+                }));
+            }
+            _ => return,
         }
         match cmd {
             Command::Say(text) => self.send(Frame::Chat { text }),
@@ -944,6 +1250,7 @@ impl Core {
             Some((Reported::StayOnRelay(reason), _)) => {
                 self.event(Event::StaysOnRelay { reason });
             }
+            Some((Reported::Resumed, _)) => {}
             _ => {}
         }
     }
@@ -1003,6 +1310,13 @@ impl Core {
                 }
                 return;
             }
+            Phase::Reconnecting { why, until, .. } => {
+                if now >= *until {
+                    let why = why.clone();
+                    self.finish(Err(SessionError::NotResumed(why)));
+                }
+                return;
+            }
             Phase::Live => {}
         }
         if self.negotiate_at.is_some_and(|t| now >= t) {
@@ -1017,13 +1331,29 @@ impl Core {
                 "the console moved to a path this end never established",
             )));
         }
+        if self.dead_at().is_some_and(|t| now >= t) {
+            let what = self.current_kind().describe();
+            let secs = self.dead_path.as_secs_f64();
+            return self.lose_path(
+                now,
+                format!("{what} was silent for {secs} s"),
+                SessionError::Silent,
+            );
+        }
         if now >= self.next_ping {
-            if now.saturating_duration_since(self.last_heard) > DEAD_AFTER {
-                return self.finish(Err(SessionError::Silent));
-            }
             let v = self.micros(now);
             self.send(Frame::Ping(v));
-            self.next_ping = now + PING_INTERVAL;
+            if let Some(ack) = self.seq.ack_if_any() {
+                self.send(ack);
+            }
+            self.next_ping = now + (self.dead_path / 4).min(PING_INTERVAL);
         }
+    }
+}
+
+fn resume_error_text(e: resume::ResumeError) -> &'static str {
+    match e {
+        resume::ResumeError::AheadOfSent => "acknowledged data that was never sent",
+        resume::ResumeError::Forgotten => "asked to resend data it had acknowledged",
     }
 }

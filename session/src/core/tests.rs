@@ -53,21 +53,46 @@ struct Sim {
     pending_reports: Vec<Instant>,
     closed_paths: [Vec<PathId>; 2],
     negotiations: [usize; 2],
+    /// How many times each end asked to reconnect.
+    reconnects: [usize; 2],
 }
 
 impl Sim {
     fn new(delay: Duration, rate: usize) -> Self {
-        let now = Instant::now();
+        Self::with(delay, rate, Config::new(Duration::ZERO, 0))
+    }
+
+    /// Cores that resume when their path dies, with a `dead_path` timeout.
+    fn resuming(delay: Duration, rate: usize, dead_path: Duration) -> Self {
         let config = Config {
-            negotiate_after: Duration::ZERO,
-            relay_only: None,
-            scheduling: Default::default(),
+            dead_path,
+            resume_window: Some(RESUME_WINDOW),
+            ..Config::new(Duration::ZERO, 0)
         };
+        Self::with(delay, rate, config)
+    }
+
+    fn with(delay: Duration, rate: usize, config: Config) -> Self {
+        let now = Instant::now();
         let mut s = Self {
             now,
             cores: [
-                Core::new(Role::Console, now, config.clone()),
-                Core::new(Role::Applet, now, config),
+                Core::new(
+                    Role::Console,
+                    now,
+                    Config {
+                        incarnation: 100,
+                        ..config.clone()
+                    },
+                ),
+                Core::new(
+                    Role::Applet,
+                    now,
+                    Config {
+                        incarnation: 200,
+                        ..config
+                    },
+                ),
             ],
             paths: BTreeMap::new(),
             events: [Vec::new(), Vec::new()],
@@ -76,6 +101,7 @@ impl Sim {
             pending_reports: Vec::new(),
             closed_paths: [Vec::new(), Vec::new()],
             negotiations: [0, 0],
+            reconnects: [0, 0],
         };
         s.add_path(RELAY, delay, rate);
         s
@@ -102,6 +128,34 @@ impl Sim {
             rtt: Some(Duration::from_millis(1)),
         };
         self.cores[end].handle_path_ready(self.now, path, info);
+    }
+
+    /// `end` gets a new relay connection, `path` (which must exist).
+    fn restore(&mut self, end: End, path: PathId) {
+        let info = PathInfo {
+            kind: PathKind::Relay,
+            id: [0xee; 8],
+            detail: "sim relay".into(),
+            rtt: None,
+        };
+        self.cores[end].handle_relay_restored(self.now, path, info);
+        self.pump();
+    }
+
+    /// Path `path` dies: nothing more crosses it, and each end's read of it
+    /// fails (as a reset connection's does).
+    fn kill(&mut self, path: PathId) {
+        for w in &mut self.paths.get_mut(&path).unwrap().wires {
+            w.cut = true;
+            w.flight.clear();
+        }
+        let now = self.now;
+        for end in 0..2 {
+            if self.cores[end].reading() == Some(path) || self.cores[end].current() == path {
+                self.cores[end].handle_path_closed(now, path, Some("connection reset".into()));
+            }
+        }
+        self.pump();
     }
 
     fn command(&mut self, end: End, cmd: Command) {
@@ -137,12 +191,16 @@ impl Sim {
                         }
                     }
                     Action::Event(e) => self.events[end].push(e),
+                    Action::Reconnect => self.reconnects[end] += 1,
                 }
             }
             // Bulk: keep a few frames queued on the current path.
             loop {
                 let out = self.cores[end].current();
-                let queued = self.paths[&out].wires[end].bulk.len();
+                let Some(path) = self.paths.get(&out) else {
+                    break;
+                };
+                let queued = path.wires[end].bulk.len();
                 if queued >= 4 {
                     break;
                 }
@@ -458,10 +516,10 @@ fn when_every_attempt_fails_the_session_stays_on_the_relay() {
         Event::StaysOnRelay { reason } if reason.contains("refused") && reason.contains("no pair"))));
 }
 
-/// A path dying mid-transfer ends the session with a clear error on both
-/// ends (until sessions resume: then it falls back instead).
+/// Without a way to resume (no gateway to meet at), a path dying
+/// mid-transfer ends the session with a clear error on both ends.
 #[test]
-fn a_path_dying_mid_transfer_is_reported() {
+fn a_path_dying_mid_transfer_is_reported_when_there_is_no_resuming() {
     let mut s = Sim::new(Duration::from_millis(1), 50_000);
     s.command(
         0,
@@ -485,7 +543,7 @@ fn a_path_dying_mid_transfer_is_reported() {
     ));
 }
 
-/// A peer that stops answering is found within [`DEAD_AFTER`] plus a ping.
+/// A peer that stops answering is found within the dead-path timeout.
 #[test]
 fn a_silent_peer_is_detected() {
     let mut s = Sim::new(Duration::from_millis(1), 50_000);
@@ -493,10 +551,226 @@ fn a_silent_peer_is_detected() {
     for w in &mut s.paths.get_mut(&RELAY).unwrap().wires {
         w.cut = true;
     }
-    s.run_until(DEAD_AFTER + PING_INTERVAL + Duration::from_secs(1), |s| {
+    s.run_until(DEAD_PATH + Duration::from_millis(100), |s| {
         s.cores[0].finished().is_some() && s.cores[1].finished().is_some()
     });
     assert_eq!(s.cores[0].finished(), Some(&Err(SessionError::Silent)));
+}
+
+/// The relay dies mid-transfer (a gateway killed): both ends reconnect,
+/// meet on a new relay connection — at different times — and every byte of
+/// both link tests and every chat line arrives once, in order.
+#[test]
+fn a_relay_dying_mid_transfer_resumes_byte_exact() {
+    let mut s = Sim::resuming(Duration::from_millis(2), 20_000, DEAD_PATH);
+    for direction in [Direction::ToUser, Direction::FromUser] {
+        s.command(
+            0,
+            Command::LinkTest {
+                bytes: 8 << 20,
+                direction,
+            },
+        );
+    }
+    s.command(0, Command::Say("before".into()));
+    s.run_for(Duration::from_millis(150));
+    s.kill(RELAY);
+    assert_eq!(s.reconnects, [1, 1]);
+    assert!(s.events[1].iter().any(
+        |e| matches!(e, Event::Reconnecting { why } if why.contains("relay connection failed"))
+    ));
+    // Typed while reconnecting: waits and goes out on the new relay.
+    s.command(0, Command::Say("during".into()));
+    s.run_for(Duration::from_millis(700));
+    s.add_path(2, Duration::from_millis(3), 30_000);
+    s.restore(1, 2);
+    s.run_for(Duration::from_millis(400));
+    assert!(s.live());
+    s.restore(0, 2);
+    s.run_until(Duration::from_secs(30), |s| {
+        s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
+    });
+    for end in 0..2 {
+        for (dir, ok, bytes) in s.done_tests(end) {
+            assert!(
+                ok && bytes == 8 << 20,
+                "end {end} {dir:?}: {:?}",
+                s.events[end]
+            );
+        }
+        assert!(
+            s.events[end]
+                .iter()
+                .any(|e| matches!(e, Event::Resumed { fresh: false }))
+        );
+    }
+    s.command(0, Command::Say("after".into()));
+    s.run_until(Duration::from_secs(1), |s| s.chats(1).len() == 3);
+    assert_eq!(s.chats(1), ["before", "during", "after"]);
+    // The console records the relay again, and why.
+    let last = &s.reports.last().unwrap().1;
+    assert_eq!(last.kind, PathKind::Relay);
+    assert!(
+        last.detail
+            .starts_with("resumed: the relay connection failed"),
+        "{last:?}"
+    );
+}
+
+/// The direct path goes silent (the network between the ends drops every
+/// packet): both ends notice within the dead-path timeout, fall back to a
+/// new relay connection, and the transfer completes byte-exact.
+#[test]
+fn a_silent_direct_path_falls_back_to_the_relay() {
+    let dead = Duration::from_secs(3);
+    let mut s = Sim::resuming(Duration::from_millis(2), 20_000, dead);
+    s.add_path(1, Duration::from_millis(1), 50_000);
+    s.ready(1, 1);
+    s.ready(0, 1);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 40 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.run_until(Duration::from_secs(2), |s| {
+        s.closed_paths[0].contains(&RELAY) && s.closed_paths[1].contains(&RELAY)
+    });
+    s.run_for(Duration::from_millis(100));
+    let cut_at = s.now;
+    for w in &mut s.paths.get_mut(&1).unwrap().wires {
+        w.cut = true;
+    }
+    s.run_until(dead + Duration::from_millis(50), |s| s.reconnects == [1, 1]);
+    assert!(s.now - cut_at >= dead - Duration::from_millis(500));
+    s.add_path(2, Duration::from_millis(2), 20_000);
+    s.restore(0, 2);
+    s.restore(1, 2);
+    s.run_until(Duration::from_secs(30), |s| {
+        s.done_tests(1).len() == 1 || !s.live()
+    });
+    assert_eq!(s.done_tests(1), [(Direction::ToUser, true, 40 << 20)]);
+    let last = &s.reports.last().unwrap().1;
+    assert_eq!(
+        last.detail,
+        "fallback to the relay: the direct TCP path was silent for 3 s"
+    );
+}
+
+/// The console restarted (closed and opened again: a new core, nothing
+/// kept): the applet meets it afresh — what ran on the channels stops, the
+/// session and its chat go on.
+#[test]
+fn a_restarted_console_is_met_afresh() {
+    let mut s = Sim::resuming(Duration::from_millis(1), 20_000, DEAD_PATH);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 32 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.run_for(Duration::from_millis(100));
+    s.kill(RELAY);
+    s.add_path(2, Duration::from_millis(1), 20_000);
+    let config = Config {
+        incarnation: 101,
+        resume_window: Some(RESUME_WINDOW),
+        ..Config::new(Duration::ZERO, 0)
+    };
+    let now = s.now;
+    s.cores[0] = Core::new(Role::Console, now, config);
+    // The new console's first frame goes on the new relay.
+    let first = s.cores[0].poll_action();
+    assert!(matches!(
+        first,
+        Some(Action::Send {
+            path: RELAY,
+            frame: Frame::Resume {
+                incarnation: 101,
+                next: [0, 0]
+            }
+        })
+    ));
+    s.paths.get_mut(&2).unwrap().wires[0].control.push_back(
+        first
+            .map(|a| match a {
+                Action::Send { frame, .. } => frame,
+                _ => unreachable!(),
+            })
+            .unwrap(),
+    );
+    s.cores[0].out = 2;
+    s.cores[0].read = Some(2);
+    s.cores[0].paths = BTreeMap::from([(2, PathInfo::relay())]);
+    s.restore(1, 2);
+    s.run_until(Duration::from_secs(1), |s| {
+        s.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::Resumed { fresh: true }))
+    });
+    assert_eq!(
+        s.done_tests(1),
+        [(Direction::ToUser, false, s.done_tests(1)[0].2)]
+    );
+    s.command(0, Command::Say("back".into()));
+    s.command(1, Command::Say("hello again".into()));
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 1 << 20,
+            direction: Direction::ToUser,
+        },
+    );
+    s.run_until(Duration::from_secs(5), |s| {
+        s.chats(1) == ["back"] && s.chats(0) == ["hello again"] && s.done_tests(1).len() == 2
+    });
+    assert_eq!(s.done_tests(1)[1], (Direction::ToUser, true, 1 << 20));
+}
+
+/// Nobody comes back within the resume window: the session ends, saying
+/// what was lost.
+#[test]
+fn the_resume_window_running_out_ends_the_session() {
+    let mut s = Sim::resuming(Duration::from_millis(1), 20_000, DEAD_PATH);
+    s.run_for(Duration::from_millis(20));
+    s.kill(RELAY);
+    s.run_until(RESUME_WINDOW + Duration::from_secs(1), |s| !s.live());
+    assert!(
+        matches!(s.cores[0].finished(), Some(Err(SessionError::NotResumed(why))) if why.contains("relay connection"))
+    );
+    // Ending while reconnecting is the user's right and immediate.
+    let mut s = Sim::resuming(Duration::from_millis(1), 20_000, DEAD_PATH);
+    s.kill(RELAY);
+    s.command(1, Command::End("bye".into()));
+    assert!(matches!(s.cores[1].finished(), Some(Ok(o)) if o.local));
+}
+
+/// A `Resume` on a live path, or acknowledging what was never sent, is a
+/// protocol violation, not something to act on.
+#[test]
+fn replayed_resumes_and_forged_acks_are_refused() {
+    let mut s = Sim::resuming(Duration::from_millis(1), 20_000, DEAD_PATH);
+    s.run_for(Duration::from_millis(20));
+    let now = s.now;
+    s.cores[1].handle_frame(
+        now,
+        RELAY,
+        Frame::Resume {
+            incarnation: 100,
+            next: [0, 0],
+        },
+    );
+    assert!(matches!(
+        s.cores[1].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
+    s.cores[0].handle_frame(now, RELAY, Frame::Ack { next: [1_000, 0] });
+    assert!(matches!(
+        s.cores[0].finished(),
+        Some(Err(SessionError::Protocol(_)))
+    ));
 }
 
 /// A probe's byte on the interactive channel is not held up by a bulk
@@ -625,6 +899,68 @@ proptest! {
             };
             prop_assert_eq!(done, want);
             prop_assert!(s.closed_paths[end].contains(&RELAY));
+        }
+        s.run_until(Duration::from_secs(5), |s| s.chats(1).len() == sent.len());
+        prop_assert_eq!(s.chats(1), sent);
+    }
+
+    /// For random traffic and one to three deaths of the path in use (the
+    /// relay or a direct path, at random times, the ends restored at
+    /// different times), every link-test byte and chat line arrives exactly
+    /// once and in order.
+    #[test]
+    fn traffic_survives_any_number_of_path_deaths(
+        rate in 5_000usize..60_000,
+        to_user in 0u64..(4 << 20),
+        from_user in 0u64..(4 << 20),
+        deaths in proptest::collection::vec((0u64..400, 0u64..200, 0u64..200), 1..4),
+        direct_first in any::<bool>(),
+    ) {
+        let mut s = Sim::resuming(Duration::from_millis(2), rate, Duration::from_secs(2));
+        if direct_first {
+            s.add_path(1, Duration::from_millis(1), rate);
+            s.ready(0, 1);
+            s.ready(1, 1);
+        }
+        s.command(0, Command::LinkTest { bytes: to_user, direction: Direction::ToUser });
+        s.command(0, Command::LinkTest { bytes: from_user, direction: Direction::FromUser });
+        let mut sent = Vec::new();
+        for (next_path, (i, (after, console_at, applet_at))) in
+            (10 as PathId..).zip(deaths.into_iter().enumerate())
+        {
+            for t in 0..after {
+                if t % 50 == 0 {
+                    let line = format!("line {i}.{t}");
+                    s.command(0, Command::Say(line.clone()));
+                    sent.push(line);
+                }
+                s.step();
+            }
+            if !s.live() { break; }
+            let path = s.cores[0].current();
+            s.kill(path);
+            // The gateway pairs the ends again once both have come back
+            // (an end still on a path that is alive notices its loss when
+            // the other closes it).
+            s.run_until(Duration::from_secs(10), |s| {
+                (0..2).all(|e| s.reconnects[e] > 0 && s.cores[e].reading().is_none()) || !s.live()
+            });
+            s.add_path(next_path, Duration::from_millis(2), rate);
+            for t in 0..=console_at.max(applet_at) {
+                if t == console_at { s.restore(0, next_path); }
+                if t == applet_at { s.restore(1, next_path); }
+                s.step();
+            }
+        }
+        s.run_until(Duration::from_secs(120), |s| {
+            s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
+        });
+        prop_assert!(s.live(), "{:?} {:?}", s.cores[0].finished(), s.cores[1].finished());
+        for end in 0..2 {
+            for (dir, ok, bytes) in s.done_tests(end) {
+                let want = if dir == Direction::ToUser { to_user } else { from_user };
+                prop_assert!(ok && bytes == want, "end {} {:?}: {:?}", end, dir, s.events[end]);
+            }
         }
         s.run_until(Duration::from_secs(5), |s| s.chats(1).len() == sent.len());
         prop_assert_eq!(s.chats(1), sent);
