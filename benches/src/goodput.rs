@@ -13,8 +13,8 @@
 
 use crate::sys::{Cpu, process_cpu};
 use anyhow::{Context, Result, anyhow, bail};
+use lifeline_session::direct::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use lifeline_session::identity::SessionIdentity;
-use lifeline_xtcp::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use lifeline_xtcp::{Congestion, UdpPath, XtcpConfig};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};

@@ -226,8 +226,9 @@ pub enum Frame {
     ChannelData {
         /// The channel.
         channel: u32,
-        /// The bytes (at most [`MAX_DATA`]).
-        data: Vec<u8>,
+        /// The bytes (at most [`MAX_DATA`]); shared, so that keeping them
+        /// for a resend copies nothing.
+        data: bytes::Bytes,
     },
     /// The receiver consumed `bytes` of a channel's data: the sender may
     /// send that many more (credit-based flow control per channel).
@@ -345,6 +346,21 @@ impl Frame {
                 | Frame::TestRequest { .. }
                 | Frame::TestResult { .. }
         )
+    }
+
+    /// Appends the encoded frame to `out` — channel data without an
+    /// intermediate copy (it is most of a session's bytes).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        if let Frame::ChannelData { channel, data } = self {
+            assert!(data.len() <= MAX_DATA, "data frame too large");
+            out.reserve(HEADER_LEN + 4 + data.len());
+            out.push(CHANNEL_DATA);
+            out.extend_from_slice(&(4 + data.len() as u32).to_be_bytes());
+            out.extend_from_slice(&channel.to_be_bytes());
+            out.extend_from_slice(data);
+        } else {
+            out.extend_from_slice(&self.encode());
+        }
     }
 
     /// Encodes the frame; over-long texts are shortened to their limits.
@@ -542,7 +558,7 @@ impl Frame {
                 }
                 Frame::ChannelData {
                     channel,
-                    data: p.take(p.remaining()).map_err(short)?.to_vec(),
+                    data: bytes::Bytes::copy_from_slice(p.take(p.remaining()).map_err(short)?),
                 }
             }
             CHANNEL_OPEN => Frame::ChannelOpen {
@@ -614,6 +630,24 @@ mod tests {
             Frame::decode(&b),
             Err(DecodeError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn encode_into_appends_what_encode_returns() {
+        let mut out = vec![7];
+        let frames = [
+            Frame::ChannelData {
+                channel: 9,
+                data: vec![1, 2, 3].into(),
+            },
+            Frame::Ack { next: [1, 2] },
+        ];
+        let mut want = vec![7];
+        for f in &frames {
+            f.encode_into(&mut out);
+            want.extend(f.encode());
+        }
+        assert_eq!(out, want);
     }
 
     #[test]

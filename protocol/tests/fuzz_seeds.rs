@@ -197,7 +197,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "seed-data",
             Frame::ChannelData {
                 channel: 3,
-                data: b"0123456789".to_vec(),
+                data: b"0123456789".to_vec().into(),
             }
             .encode(),
         ),

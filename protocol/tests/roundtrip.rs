@@ -118,8 +118,10 @@ fn frame() -> impl Strategy<Value = Frame> {
             )),
         any::<[u8; 32]>().prop_map(|mac| Frame::Bind { mac }),
         any::<[u8; 8]>().prop_map(|path| Frame::Switch { path }),
-        (any::<u32>(), vec(any::<u8>(), 0..=1024))
-            .prop_map(|(channel, data)| Frame::ChannelData { channel, data }),
+        (any::<u32>(), vec(any::<u8>(), 0..=1024)).prop_map(|(channel, data)| Frame::ChannelData {
+            channel,
+            data: data.into(),
+        }),
         (
             any::<u32>(),
             prop_oneof![

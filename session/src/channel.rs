@@ -118,6 +118,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         Ok(())
     }
 
+    /// Writes and flushes frames already encoded back to back (see
+    /// [`Frame::encode_into`]): one write for many small frames.
+    pub async fn write_encoded(&mut self, frames: &[u8]) -> Result<(), ChannelError> {
+        self.inner.write_all(frames).await?;
+        self.inner.flush().await?;
+        Ok(())
+    }
+
     /// The same writer over a boxed stream.
     pub fn boxed(self) -> FrameWriter<crate::link::BoxWrite>
     where

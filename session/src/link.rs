@@ -8,10 +8,12 @@
 //! takes it). It writes control frames first — except that nothing passes
 //! a `Switch` or the close: before either, it writes every bulk frame
 //! already queued. That is what makes a cutover lossless: `Switch` is the
-//! last frame on its path (see [`crate::core`], which decides when).
+//! last frame on its path (see [`crate::core`], which decides when). What
+//! is queued when the writer writes goes out in one write (up to
+//! [`BATCH`]).
 
 use crate::channel::{ChannelError, FrameReader, FrameWriter};
-use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::e2e::{Frame, MAX_DATA};
 use std::fmt;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -30,6 +32,8 @@ pub const BULK_QUEUE: usize = 8;
 pub const INBOUND_QUEUE: usize = 64;
 /// How long closing a path may take to flush.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames already queued are written together up to about this many bytes.
+pub const BATCH: usize = 256 << 10;
 
 pub use lifeline_protocol::path::PathKind;
 
@@ -170,32 +174,59 @@ async fn write_loop(
     mut bulk: mpsc::Receiver<Frame>,
     errors: mpsc::Sender<ChannelError>,
 ) {
+    let mut buf = Vec::with_capacity(BATCH + MAX_DATA + 64);
     let result: Result<(), ChannelError> = async {
         loop {
-            let out = tokio::select! {
+            let (first, mut bulk_taken) = tokio::select! {
                 biased;
                 o = control.recv() => match o {
-                    Some(o) => o,
+                    Some(o) => (o, false),
                     None => return Ok(()),
                 },
-                Some(f) = bulk.recv() => Out::Frame(f),
+                Some(f) = bulk.recv() => (Out::Frame(f), true),
             };
-            match out {
-                // A barrier: everything queued before it goes first.
-                Out::Frame(f @ Frame::Switch { .. }) => {
-                    while let Ok(b) = bulk.try_recv() {
-                        writer.write_frame(&b).await?;
+            // The control frames already queued and at most one bulk frame
+            // go out in one write: a credit grant, an acknowledgement and
+            // the data behind them cost one TLS record and one system call,
+            // not one each — and a keystroke queued meanwhile still waits
+            // behind at most one bulk frame.
+            buf.clear();
+            let mut next = Some(first);
+            let mut closing = false;
+            while let Some(out) = next.take() {
+                match out {
+                    // A barrier: everything queued before it goes first.
+                    Out::Frame(f @ Frame::Switch { .. }) => {
+                        while let Ok(b) = bulk.try_recv() {
+                            b.encode_into(&mut buf);
+                        }
+                        f.encode_into(&mut buf);
                     }
-                    writer.write_frame(&f).await?;
-                }
-                Out::Frame(f) => writer.write_frame(&f).await?,
-                Out::Close => {
-                    while let Ok(b) = bulk.try_recv() {
-                        writer.write_frame(&b).await?;
+                    Out::Frame(f) => f.encode_into(&mut buf),
+                    Out::Close => {
+                        while let Ok(b) = bulk.try_recv() {
+                            b.encode_into(&mut buf);
+                        }
+                        closing = true;
+                        break;
                     }
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
-                    return Ok(());
                 }
+                if buf.len() >= BATCH {
+                    break;
+                }
+                next = match control.try_recv() {
+                    Ok(o) => Some(o),
+                    Err(_) if !bulk_taken => {
+                        bulk_taken = true;
+                        bulk.try_recv().ok().map(Out::Frame)
+                    }
+                    Err(_) => None,
+                };
+            }
+            writer.write_encoded(&buf).await?;
+            if closing {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
+                return Ok(());
             }
         }
     }

@@ -9,10 +9,8 @@
 //! that keeps a lossy Wi-Fi or mobile path usable.
 //!
 //! # Layout
-//! * [`path`] — the [`DatagramPath`] trait and its UDP-socket implementation.
-//! * [`ice`] — ICE (webrtc-ice): gather candidates, exchange an
-//!   [`ice::IceOffer`], connect, and use the selected pair as a
-//!   [`DatagramPath`] with the bounded queues that give it backpressure.
+//! * [`path`] — the [`DatagramPath`] trait and its UDP-socket implementation
+//!   (the session's direct-path code implements it over an ICE connection).
 //! * [`sim`] — a deterministic, seeded impairment simulator: delay, jitter,
 //!   loss, burst loss, reordering, duplication, a bottleneck with a finite
 //!   queue, MTU, a process restart. Public so other crates' tests can use it.
@@ -26,14 +24,13 @@
 //!   congestion controller.
 //!
 //! # What it does not do
-//! No NAT traversal of its own (that is [`ice`] and its caller's
-//! signalling), no connection migration (a path is fixed; a new path is a
+//! No NAT traversal (the session's direct-path code runs ICE and hands the
+//! path it found to XTCP), no connection migration (a path is fixed; a new path is a
 //! new stream), one stream per connection.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod congestion;
-pub mod ice;
 pub mod path;
 pub mod sim;
 pub mod socket;

@@ -2,7 +2,7 @@
 //! to the same link test of another build (before the session core and its
 //! channels, say) measured in the same run on the same machine.
 //!
-//! `linktest_goodput --reference DIR [--runs 3] [--mib 512]`
+//! `linktest_goodput --reference DIR [--runs 3] [--mib 512] [--paths relay,tcp,udp]`
 //!
 //! DIR holds the reference build's `gateway` and `tech-console` (a
 //! `target/release` directory). For each build and path, each run starts
@@ -69,6 +69,7 @@ fn main() -> Result<()> {
         }
     }
     let reference = reference.canonicalize().context("--reference")?;
+    let paths: String = arg("paths", "relay,tcp,udp".to_owned())?;
     print_header(&format!(
         "linktest_goodput: {mib} MiB link tests, this build next to {}",
         reference.display()
@@ -81,7 +82,7 @@ fn main() -> Result<()> {
         "of reference",
         "target ≥ 95%",
     ]);
-    for path in ["relay", "tcp", "udp"] {
+    for path in paths.split(',') {
         let mut results: [[Vec<f64>; 2]; 2] = Default::default();
         for run in 0..runs {
             // Alternate the builds, so a drift of the machine hits both.

@@ -534,7 +534,10 @@ impl Core {
 
     fn frame_of(&mut self, produced: Produced) -> Frame {
         match produced {
-            Produced::Data { channel, data, .. } => Frame::ChannelData { channel, data },
+            Produced::Data { channel, data, .. } => Frame::ChannelData {
+                channel,
+                data: data.into(),
+            },
             Produced::Close(channel) => {
                 self.channels.we_closed(channel);
                 Frame::ChannelClose { channel }
@@ -917,7 +920,12 @@ impl Core {
         Ok(())
     }
 
-    fn on_data(&mut self, now: Instant, channel: u32, data: Vec<u8>) -> Result<(), SessionError> {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        channel: u32,
+        data: bytes::Bytes,
+    ) -> Result<(), SessionError> {
         let kind = self.channels.received(channel, data.len())?;
         match kind {
             ChannelKind::LinkTest => {

@@ -252,7 +252,7 @@ mod tests {
     fn data(n: u8) -> Frame {
         Frame::ChannelData {
             channel: 1,
-            data: vec![n; 100],
+            data: vec![n; 100].into(),
         }
     }
 
@@ -339,7 +339,7 @@ mod tests {
         let mut s = Sequencing::new(1);
         let data = Frame::ChannelData {
             channel: 1,
-            data: vec![0; 64 * 1024],
+            data: vec![0; 64 * 1024].into(),
         };
         let mut n = 0;
         while !s.full() {

@@ -829,7 +829,7 @@ fn protocol_violations_end_the_session() {
         RELAY,
         Frame::ChannelData {
             channel: 9,
-            data: vec![1],
+            data: vec![1].into(),
         },
     );
     assert!(matches!(

@@ -1,8 +1,10 @@
 //! Going direct (step 6 of a session in `ARCHITECTURE.md`): finding a path between the two ends that
 //! bypasses the gateway, securing it, and proving it belongs to this
-//! session. The cutover itself is [`crate::link`]'s.
+//! session. The cutover itself is the session core's ([`crate::core`]).
 //!
 //! * [`tcp`] — the applet listens and offers addresses; the console dials.
+//! * [`ice`] — the ICE agent (webrtc-ice) and its selected pair as XTCP's
+//!   datagram path, with the bounded queues that give it backpressure.
 //! * [`udp`] — ICE with the gateway as STUN server, then XTCP.
 //! * [`bind`] — TLS on the new path and the binding proofs.
 //!
@@ -20,15 +22,16 @@
 //! both run ICE; XTCP runs over the selected pair.
 
 pub mod bind;
+pub mod ice;
 pub mod tcp;
 pub mod udp;
 
 use crate::identity::SessionIdentity;
 use crate::link::{Path, PathKind};
+use ice::{IceAgent, IceOffer};
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::Frame;
 use lifeline_protocol::proof::EXPORTER_LEN;
-use lifeline_xtcp::ice::{IceAgent, IceOffer};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

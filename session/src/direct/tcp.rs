@@ -43,7 +43,7 @@ pub async fn listen(port: u16) -> std::io::Result<TcpListener> {
 /// address (loopback only when `loopback`), and the public address the
 /// gateway saw us at, in case a router forwards the port.
 pub fn offer_addrs(port: u16, observed: Option<IpAddr>, loopback: bool) -> Vec<SocketAddr> {
-    let mut addrs: Vec<SocketAddr> = lifeline_xtcp::ice::local_ips()
+    let mut addrs: Vec<SocketAddr> = super::ice::local_ips()
         .into_iter()
         .filter(|ip| ip.is_ipv4() && (loopback || !ip.is_loopback()))
         .map(|ip| SocketAddr::new(ip, port))

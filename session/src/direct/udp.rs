@@ -7,12 +7,12 @@
 //! ICE-controlled and XTCP's connecting end (it pins the certificate).
 
 use super::bind::prove;
+use super::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use super::{DirectError, Ends, Side};
 use crate::channel::{FrameReader, FrameWriter};
 use crate::link::{BoxRead, BoxWrite, Path, PathKind};
 use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
 use lifeline_xtcp::XtcpConfig;
-use lifeline_xtcp::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use std::net::SocketAddr;
 use std::time::Duration;
 

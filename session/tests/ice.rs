@@ -2,13 +2,15 @@
 //! and the checks an ICE offer from a peer goes through.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{exchange, pair_over};
-use lifeline_xtcp::XtcpConfig;
-use lifeline_xtcp::ice::{IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer};
+use lifeline_session::direct::ice::{
+    IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer,
+};
+use lifeline_session::identity::SessionIdentity;
+use lifeline_xtcp::{DatagramPath, XtcpConfig, XtcpStream};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn loopback() -> IceOptions {
     IceOptions {
@@ -34,16 +36,61 @@ async fn xtcp_runs_over_a_real_ice_connection_on_loopback() {
     );
     let (pa, pb) = (pa.unwrap(), pb.unwrap());
 
-    let (client, server) = pair_over(pa, pb, &XtcpConfig::default()).await;
+    let (client, server) = pair_over(pa, pb).await;
     // 8 MiB each way at once, byte-exact.
-    let (client, _server) =
-        tokio::time::timeout(Duration::from_secs(60), exchange(client, server, 8 << 20))
-            .await
-            .unwrap();
+    let client = tokio::time::timeout(Duration::from_secs(60), exchange(client, server, 8 << 20))
+        .await
+        .unwrap();
     // Path MTU discovery found more than the internet default over ICE's
     // 8 KiB datagrams.
     let mtu = client.stats().path.current_mtu;
     assert!(mtu > 1500, "path MTU stayed at {mtu}");
+}
+
+/// An XTCP connection over the two ends of a datagram path.
+async fn pair_over(a: Arc<dyn DatagramPath>, b: Arc<dyn DatagramPath>) -> (XtcpStream, XtcpStream) {
+    let id = SessionIdentity::generate("ice test").unwrap();
+    let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
+    let cfg = XtcpConfig::default();
+    let server_cfg = cfg.clone();
+    let server =
+        tokio::spawn(async move { lifeline_xtcp::accept(b, cert, key, &server_cfg).await });
+    let client = lifeline_xtcp::connect(a, pin, &cfg).await.unwrap();
+    (client, server.await.unwrap().unwrap())
+}
+
+/// `len` bytes each way at once, each checked on arrival; returns the
+/// client's stream (for its statistics).
+async fn exchange(client: XtcpStream, server: XtcpStream, len: usize) -> XtcpStream {
+    let pattern = |i: usize, seed: u8| (i as u8).wrapping_mul(31).wrapping_add(seed);
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
+    let send = |seed: u8| (0..len).map(move |i| pattern(i, seed)).collect::<Vec<u8>>();
+    let (up, down) = (send(1), send(2));
+    let w1 = tokio::spawn(async move {
+        cw.write_all(&up).await.unwrap();
+        cw.shutdown().await.unwrap();
+        cw
+    });
+    let w2 = tokio::spawn(async move {
+        sw.write_all(&down).await.unwrap();
+        sw.shutdown().await.unwrap();
+    });
+    let mut got_up = Vec::with_capacity(len);
+    sr.read_to_end(&mut got_up).await.unwrap();
+    let mut got_down = Vec::with_capacity(len);
+    cr.read_to_end(&mut got_down).await.unwrap();
+    assert!(got_up.len() == len && got_up.iter().enumerate().all(|(i, b)| *b == pattern(i, 1)));
+    assert!(
+        got_down.len() == len
+            && got_down
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == pattern(i, 2))
+    );
+    let cw = w1.await.unwrap();
+    w2.await.unwrap();
+    cr.unsplit(cw)
 }
 
 fn good_offer() -> IceOffer {

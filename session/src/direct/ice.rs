@@ -1,4 +1,4 @@
-//! ICE (webrtc-ice) as a [`DatagramPath`]: gather candidates, exchange an
+//! ICE (webrtc-ice) as XTCP's [`DatagramPath`]: gather candidates, exchange an
 //! [`IceOffer`] with the peer over any signalling channel, connect, and get
 //! the agent's selected candidate pair as an [`IcePath`].
 //!
@@ -11,8 +11,8 @@
 //! reader slows the reads instead of growing memory (webrtc-ice drops what
 //! does not fit its own 1 MB buffer, which the transport sees as loss).
 
-use crate::path::{BoxFuture, DatagramPath};
 use bytes::Bytes;
+use lifeline_xtcp::path::{BoxFuture, DatagramPath};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;

@@ -1,0 +1,384 @@
+//! Sessions: creation and labels, the applet secret, the state machine.
+
+use super::*;
+
+on_both_backends!(
+    session_create_and_labels,
+    label_race_has_one_winner,
+    applet_secret_is_taken_once,
+    state_machine,
+);
+
+async fn session_create_and_labels(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "labels@example.com").await;
+    let other = some_tech(&store, "other@example.com").await;
+
+    let s = new_session(t.id, "printer", T0);
+    let rec = store.create_session(s.clone()).await.unwrap();
+    assert_eq!(rec.guid, s.guid);
+    assert_eq!(rec.technician_id, t.id);
+    assert_eq!(rec.technician_email, t.email);
+    assert_eq!(rec.technician_name, t.name);
+    assert_eq!(rec.label, "printer");
+    assert_eq!(rec.console_pin, s.console_pin);
+    assert!(!rec.downloaded);
+    assert_eq!(rec.permissions, s.permissions);
+    assert_eq!(rec.state, SessionState::Created);
+    assert_eq!((rec.created_at_ms, rec.expires_at_ms), (T0, T0 + HOUR));
+    assert_eq!(rec.waiting_since_ms, None);
+    assert_eq!(rec.waiting_from, None);
+    assert_eq!(rec.waiting_node, None);
+    assert_eq!(rec.waiting_node_addr, None);
+    assert_eq!(rec.paired_at_ms, None);
+    assert_eq!(rec.ended_at_ms, None);
+    assert_eq!(rec.ended_reason, None);
+    assert_eq!(
+        (rec.bytes_applet_to_console, rec.bytes_console_to_applet),
+        (0, 0)
+    );
+    assert_eq!(store.session(&s.guid).await.unwrap(), Some(rec.clone()));
+    assert_eq!(store.session(&random_guid()).await.unwrap(), None);
+
+    match store
+        .create_session(new_session(t.id, "printer", T0 + 1))
+        .await
+    {
+        Err(StoreError::Conflict(m)) => {
+            assert_eq!(m, "you already have an open session labelled \"printer\"");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Labels are per technician; empty labels never clash.
+    store
+        .create_session(new_session(other.id, "printer", T0 + 2))
+        .await
+        .unwrap();
+    let u1 = store
+        .create_session(new_session(t.id, "", T0 + 3))
+        .await
+        .unwrap();
+    let u2 = store
+        .create_session(new_session(t.id, "", T0 + 4))
+        .await
+        .unwrap();
+    assert_eq!(store.session_by_label(t.id, "").await.unwrap(), None);
+
+    // A duplicate GUID is a conflict too, and so is nothing else.
+    let mut dup = new_session(t.id, "dup", T0 + 5);
+    dup.guid = s.guid;
+    assert!(matches!(
+        store.create_session(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_session(new_session(t.id + 999, "x", T0)).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    assert_eq!(
+        store.session_by_label(t.id, "printer").await.unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(
+        store.session_by_label(other.id, "nope").await.unwrap(),
+        None
+    );
+
+    // Ending frees the label.
+    assert!(store.end_session(&s.guid, "done", T0 + 10).await.unwrap());
+    assert_eq!(store.session_by_label(t.id, "printer").await.unwrap(), None);
+    let again = store
+        .create_session(new_session(t.id, "printer", T0 + 11))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session_by_label(t.id, "printer")
+            .await
+            .unwrap()
+            .map(|r| r.guid),
+        Some(again.guid)
+    );
+
+    // So does expiry (judged at the new session's creation time).
+    let old = store
+        .create_session(new_session(t.id, "scanner", T0 + 20))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_session(new_session(t.id, "scanner", T0 + 20 + HOUR - 1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let newer = store
+        .create_session(new_session(t.id, "scanner", T0 + 20 + HOUR))
+        .await
+        .unwrap();
+    // Both are not ended; the newest wins.
+    assert_eq!(
+        store
+            .session_by_label(t.id, "scanner")
+            .await
+            .unwrap()
+            .map(|r| r.guid),
+        Some(newer.guid)
+    );
+
+    let open: Vec<_> = store
+        .sessions_of(t.id, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.guid)
+        .collect();
+    assert_eq!(open, [newer.guid, old.guid, again.guid, u2.guid, u1.guid]);
+    let all: Vec<_> = store
+        .sessions_of(t.id, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.guid)
+        .collect();
+    assert_eq!(
+        all,
+        [newer.guid, old.guid, again.guid, u2.guid, u1.guid, s.guid]
+    );
+    assert_eq!(store.sessions_of(other.id, true).await.unwrap().len(), 1);
+    store.close().await;
+}
+
+async fn label_race_has_one_winner(db: &TestDb) {
+    // Two consoles of one technician asking for the same label at once:
+    // the check-then-insert must not let both through.
+    let store = db.open().await;
+    let t = some_tech(&store, "race@example.com").await;
+    for round in 0..3 {
+        let label = format!("race {round}");
+        let creators: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let s = new_session(t.id, &label, T0 + i);
+                tokio::spawn(async move { store.create_session(s).await })
+            })
+            .collect();
+        let mut created = 0;
+        for creator in creators {
+            match creator.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(created, 1, "{label}");
+    }
+    store.close().await;
+}
+
+async fn applet_secret_is_taken_once(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "secret@example.com").await;
+    let s = new_session(t.id, "", T0);
+    store.create_session(s.clone()).await.unwrap();
+    assert_eq!(
+        store.take_applet_secret(&s.guid).await.unwrap(),
+        Some(s.applet_secret)
+    );
+    assert!(store.session(&s.guid).await.unwrap().unwrap().downloaded);
+    assert_eq!(store.take_applet_secret(&s.guid).await.unwrap(), None);
+    assert_eq!(
+        store.take_applet_secret(&random_guid()).await.unwrap(),
+        None
+    );
+
+    // Ending a session erases a secret nobody downloaded.
+    let ended = new_session(t.id, "", T0);
+    store.create_session(ended.clone()).await.unwrap();
+    assert!(
+        store
+            .end_session(&ended.guid, "cancelled", T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.take_applet_secret(&ended.guid).await.unwrap(), None);
+    assert!(
+        !store
+            .session(&ended.guid)
+            .await
+            .unwrap()
+            .unwrap()
+            .downloaded
+    );
+
+    // Many simultaneous downloads: exactly one gets the secret.
+    let raced = new_session(t.id, "", T0);
+    store.create_session(raced.clone()).await.unwrap();
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_applet_secret(&raced.guid).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        if let Some(secret) = taker.await.unwrap().unwrap() {
+            assert_eq!(secret, raced.applet_secret);
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    store.close().await;
+}
+
+async fn state_machine(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "states@example.com").await;
+    let s = new_session(t.id, "", T0);
+    let g = s.guid;
+    store.create_session(s).await.unwrap();
+    let state = |r: Option<lifeline_store::SessionRecord>| r.unwrap().state;
+
+    // created: only mark_waiting (and end) move it.
+    assert!(!store.mark_paired(&g, T0 + 1).await.unwrap());
+    store.clear_waiting(&g, "198.51.100.7:5000").await.unwrap();
+    assert_eq!(
+        state(store.session(&g).await.unwrap()),
+        SessionState::Created
+    );
+
+    assert!(
+        store
+            .mark_waiting(&g, "node-a", "a.example:443", "198.51.100.7:5000", T0 + 2)
+            .await
+            .unwrap()
+    );
+    let w = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(w.state, SessionState::Waiting);
+    assert_eq!(w.waiting_since_ms, Some(T0 + 2));
+    assert_eq!(w.waiting_from.as_deref(), Some("198.51.100.7:5000"));
+    assert_eq!(w.waiting_node.as_deref(), Some("node-a"));
+    assert_eq!(w.waiting_node_addr.as_deref(), Some("a.example:443"));
+    assert_eq!(w.admission_key, Some([0xad; 32]));
+    // No applet connection on another node can take a waiting session.
+    assert!(
+        !store
+            .mark_waiting(&g, "node-b", "b.example:443", "203.0.113.9:1", T0 + 3)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.session(&g).await.unwrap().unwrap(), w);
+    // A new connection on the same node may (its registry decided it takes
+    // over); the old connection leaving then changes nothing.
+    assert!(
+        store
+            .mark_waiting(&g, "node-a", "a.example:443", "198.51.100.7:6000", T0 + 3)
+            .await
+            .unwrap()
+    );
+    store.clear_waiting(&g, "198.51.100.7:5000").await.unwrap();
+    let w = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (w.state, w.waiting_from.as_deref(), w.waiting_since_ms),
+        (
+            SessionState::Waiting,
+            Some("198.51.100.7:6000"),
+            Some(T0 + 3)
+        )
+    );
+
+    // The applet leaves: back to created, nothing remembered.
+    store.clear_waiting(&g, "198.51.100.7:6000").await.unwrap();
+    let c = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(c.state, SessionState::Created);
+    assert_eq!(
+        (
+            c.waiting_since_ms,
+            c.waiting_from,
+            c.waiting_node,
+            c.waiting_node_addr
+        ),
+        (None, None, None, None)
+    );
+
+    assert!(
+        store
+            .mark_waiting(&g, "node-b", "b.example:443", "203.0.113.9:1", T0 + 4)
+            .await
+            .unwrap()
+    );
+    assert!(store.mark_paired(&g, T0 + 5).await.unwrap());
+    let p = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(p.state, SessionState::Paired);
+    assert_eq!(p.paired_at_ms, Some(T0 + 5));
+    assert_eq!(
+        p.waiting_node.as_deref(),
+        Some("node-b"),
+        "kept: it says who relays"
+    );
+    assert!(!store.mark_paired(&g, T0 + 6).await.unwrap());
+    assert!(
+        !store
+            .mark_waiting(&g, "node-c", "c:1", "x", T0 + 6)
+            .await
+            .unwrap()
+    );
+    store.clear_waiting(&g, "203.0.113.9:1").await.unwrap();
+    assert_eq!(
+        store.session(&g).await.unwrap().unwrap(),
+        p,
+        "clear_waiting is a no-op when paired"
+    );
+
+    assert!(
+        store
+            .end_session(&g, "technician hung up", T0 + 7)
+            .await
+            .unwrap()
+    );
+    let e = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(e.state, SessionState::Ended);
+    assert_eq!(e.ended_at_ms, Some(T0 + 7));
+    assert_eq!(e.ended_reason.as_deref(), Some("technician hung up"));
+    assert_eq!(e.paired_at_ms, Some(T0 + 5));
+    assert_eq!(
+        (e.waiting_since_ms, e.waiting_node.as_deref()),
+        (None, None)
+    );
+    assert!(!store.end_session(&g, "again", T0 + 8).await.unwrap());
+    assert!(
+        !store
+            .mark_waiting(&g, "node-a", "a:1", "x", T0 + 9)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_paired(&g, T0 + 9).await.unwrap());
+    assert_eq!(store.reset_node_sessions("node-b").await.unwrap(), 0);
+    assert_eq!(
+        store.session(&g).await.unwrap().unwrap(),
+        e,
+        "ended is final"
+    );
+
+    // Ending straight from created works; unknown GUIDs change nothing.
+    let s2 = new_session(t.id, "", T0);
+    store.create_session(s2.clone()).await.unwrap();
+    assert!(
+        store
+            .end_session(&s2.guid, "expired", T0 + 10)
+            .await
+            .unwrap()
+    );
+    let nobody = random_guid();
+    assert!(
+        !store
+            .mark_waiting(&nobody, "n", "a", "f", T0)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_paired(&nobody, T0).await.unwrap());
+    assert!(!store.end_session(&nobody, "r", T0).await.unwrap());
+    store.clear_waiting(&nobody, "f").await.unwrap();
+    assert_eq!(SessionState::Paired.as_str(), "paired");
+    store.close().await;
+}

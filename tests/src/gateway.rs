@@ -1,0 +1,327 @@
+//! A `gateway` process on a SQLite data directory or a PostgreSQL
+//! database of its own, and its `admin` commands.
+
+use crate::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Which store a gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded default.
+    Sqlite,
+    /// A fresh database on the machine's PostgreSQL.
+    Postgres,
+}
+
+/// The PostgreSQL admin URL for tests.
+pub fn pg_admin_url() -> String {
+    std::env::var("LIFELINE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn pg_exec(sql: &str) {
+    let url = pg_admin_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is unreachable ({e}); these tests need it (set LIFELINE_TEST_PG)")
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.unwrap();
+    });
+}
+
+/// A store for one test; a PostgreSQL database is dropped on drop.
+#[derive(Debug)]
+pub struct TestStore {
+    /// `--store` value, if not the default.
+    pub url: Option<String>,
+    pg_db: Option<String>,
+}
+
+impl TestStore {
+    /// Creates the store.
+    pub fn new(kind: StoreKind) -> Self {
+        match kind {
+            StoreKind::Sqlite => Self {
+                url: None,
+                pg_db: None,
+            },
+            StoreKind::Postgres => {
+                let db = format!("lifeline_e2e_{}", random_hex(6));
+                pg_exec(&format!("CREATE DATABASE {db}"));
+                let admin = pg_admin_url();
+                let base = &admin[..admin.rfind('/').unwrap()];
+                Self {
+                    url: Some(format!("{base}/{db}")),
+                    pg_db: Some(db),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(db) = &self.pg_db {
+            pg_exec(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    child: Option<Child>,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// The operator CA fingerprint it printed.
+    pub fingerprint: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// `--store`, if any.
+    pub store: Option<String>,
+    /// Its stdout.
+    pub stdout: Lines,
+}
+
+impl Gateway {
+    /// Starts `gateway serve` on 127.0.0.1:0 with `extra` flags.
+    pub fn start(data_dir: &Path, store: Option<&str>, extra: &[&str]) -> Self {
+        Self::start_at(data_dir, store, "127.0.0.1:0", extra)
+    }
+
+    /// Starts on a given listen address.
+    pub fn start_at(data_dir: &Path, store: Option<&str>, listen: &str, extra: &[&str]) -> Self {
+        Self::start_cmd(
+            Command::new(bin("gateway")),
+            data_dir,
+            store,
+            listen,
+            extra,
+            None,
+        )
+    }
+
+    /// Starts inside network namespace `netns` (see [`natlab`]).
+    pub fn start_in_netns(netns: &str, data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::start_cmd(
+            in_netns(netns, &bin("gateway")),
+            data_dir,
+            None,
+            listen,
+            extra,
+            None,
+        )
+    }
+
+    /// Starts on 127.0.0.1:0 with its log (at `info`) written to `log`.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], log: &Path) -> Self {
+        let cmd = Command::new(bin("gateway"));
+        Self::start_cmd(cmd, data_dir, None, "127.0.0.1:0", extra, Some(log))
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        data_dir: &Path,
+        store: Option<&str>,
+        listen: &str,
+        extra: &[&str],
+        log_file: Option<&Path>,
+    ) -> Self {
+        cmd.arg("--data-dir").arg(data_dir);
+        if let Some(s) = store {
+            cmd.arg("--store").arg(s);
+        }
+        cmd.args(["serve", "--listen", listen]);
+        // Many gateways run at once in tests: each its own STUN and
+        // health port.
+        if !extra.contains(&"--stun-listen") {
+            cmd.args(["--stun-listen", "127.0.0.1:0"]);
+        }
+        if !extra.contains(&"--health-listen") {
+            cmd.args(["--health-listen", "127.0.0.1:0"]);
+        }
+        let (level, stderr) = match log_file {
+            Some(path) => (
+                "info".to_owned(),
+                Stdio::from(std::fs::File::create(path).unwrap()),
+            ),
+            None => (
+                std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+                Stdio::inherit(),
+            ),
+        };
+        cmd.args(extra)
+            .env("RUST_LOG", level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = Lines::spawn(child.stdout.take().unwrap());
+        let listening = stdout.wait_for("listening on");
+        let addr = listening
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let fp_line = stdout.wait_for("fingerprint");
+        let fingerprint = fp_line.rsplit(' ').next().unwrap().to_owned();
+        Self {
+            child: Some(child),
+            addr,
+            fingerprint,
+            data_dir: data_dir.to_owned(),
+            store: store.map(str::to_owned),
+            stdout,
+        }
+    }
+
+    /// Runs `gateway admin ARGS` on the same store, with `stdin` as input.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        admin(&self.data_dir, self.store.as_deref(), args, stdin)
+    }
+
+    /// Adds a technician (panics on failure).
+    pub fn add_technician(&self, email: &str, name: &str, password: &str) {
+        let out = self.admin(
+            &[
+                "technician",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "technician add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The audit trail as JSON objects (optionally of one session).
+    pub fn audit(&self, session: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["audit", "--json", "--limit", "10000"];
+        if let Some(s) = session {
+            args.extend(["--session", s]);
+        }
+        let out = self.admin(&args, "");
+        assert!(
+            out.status.success(),
+            "audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits for exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("gateway already stopped");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        wait_timeout(&mut child, Duration::from_secs(60))
+            .expect("gateway did not exit after SIGTERM")
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Kills the process at once (SIGKILL: no drain, no goodbye), as a
+    /// crash or `kill -9` would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `gateway admin` without a running node.
+pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = Command::new(bin("gateway"));
+    cmd.arg("--data-dir").arg(data_dir);
+    if let Some(s) = store {
+        cmd.arg("--store").arg(s);
+    }
+    run_with_stdin(cmd.arg("admin").args(args), stdin)
+}
+
+impl Gateway {
+    /// The operator CA certificate from the data directory.
+    pub fn ca_cert(&self) -> rustls::pki_types::CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        let path = self.data_dir.join("operator-ca.pem");
+        rustls::pki_types::CertificateDer::from_pem_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// A client TLS configuration that trusts this gateway's operator CA
+    /// and offers `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+        lifeline_session::tls::gateway_client_config(
+            &lifeline_session::tls::GatewayTrust::Ca(self.ca_cert()),
+            alpn,
+        )
+        .unwrap()
+    }
+
+    /// The listen address as a socket address.
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.addr.parse().unwrap()
+    }
+
+    /// The relay-end audit record of a session, once the relay has ended:
+    /// `(bytes applet→console, bytes console→applet)`.
+    pub fn relayed_bytes(&self, guid: &str, within: Duration) -> (u64, u64) {
+        let detail = wait_until("the \"relay ended\" audit record", within, || {
+            self.audit(Some(guid))
+                .into_iter()
+                .find(|e| e["event"] == "relay ended")
+                .map(|e| e["detail"].as_str().unwrap().to_owned())
+        });
+        let num_before = |marker: &str| -> u64 {
+            let head = &detail[..detail
+                .find(marker)
+                .unwrap_or_else(|| panic!("no {marker:?} in {detail:?}"))];
+            head.trim_end()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("no byte count before {marker:?} in {detail:?}"))
+        };
+        (
+            num_before("bytes applet→console"),
+            num_before("bytes console→applet"),
+        )
+    }
+}

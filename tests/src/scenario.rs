@@ -1,0 +1,153 @@
+//! The start of most scenarios and the steps they share: a gateway with a
+//! technician logged in, pairing, chatting, link tests, ending.
+
+use crate::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The technician every [`Scenario`] creates.
+pub const TECH_EMAIL: &str = "ada@example.com";
+/// Their display name.
+pub const TECH_NAME: &str = "Ada Lovelace";
+/// Their password.
+pub const TECH_PASSWORD: &str = "correct horse battery";
+
+/// A gateway on its own SQLite data directory with one technician
+/// ([`TECH_EMAIL`]) added and logged in: the start of most scenarios.
+/// Fields drop in order, so the gateway stops before its directory goes.
+#[derive(Debug)]
+pub struct Scenario {
+    /// The running gateway.
+    pub gw: Gateway,
+    /// The technician's logged-in console profile.
+    pub console: Console,
+    /// A scratch directory for applets and other files.
+    pub files: TempDir,
+    /// The gateway's data directory.
+    pub data: TempDir,
+}
+
+impl Scenario {
+    /// Starts a gateway with `extra` `serve` flags, adds and logs in the
+    /// technician.
+    pub fn start(extra: &[&str]) -> Self {
+        let data = TempDir::new("gw");
+        let gw = Gateway::start(data.path(), None, extra);
+        gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
+        let console = Console::new();
+        console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+        Self {
+            gw,
+            console,
+            files: TempDir::new("files"),
+            data,
+        }
+    }
+
+    /// Creates a session labelled `label`; its applet is saved as
+    /// `files/<label>`. Returns the applet's path and the GUID.
+    pub fn session(&self, label: &str) -> (PathBuf, String) {
+        self.session_with(label, &[])
+    }
+
+    /// [`session`](Self::session) with extra `session new` flags.
+    pub fn session_with(&self, label: &str, extra: &[&str]) -> (PathBuf, String) {
+        let path = self.files.path().join(label);
+        let guid = self.console.session_new_with(label, &path, extra);
+        assert!(
+            path.exists(),
+            "session new did not write {}",
+            path.display()
+        );
+        (path, guid)
+    }
+}
+
+/// Connects the console to the waiting applet of session `target` (label
+/// or GUID `guid`), and waits until both ends show the same verification
+/// code. Returns the console process and the code.
+pub fn pair(console: &Console, applet: &mut Proc, target: &str, guid: &str) -> (Proc, String) {
+    pair_with(console, applet, target, guid, &[])
+}
+
+/// [`pair`] with extra `connect` flags (e.g. `["--path", "relay"]`).
+pub fn pair_with(
+    console: &Console,
+    applet: &mut Proc,
+    target: &str,
+    guid: &str,
+    extra: &[&str],
+) -> (Proc, String) {
+    let mut tech = console.connect_with(target, extra);
+    assert_eq!(tech.event("paired")["guid"], guid);
+    let sas = tech.event("sas")["code"].as_str().unwrap().to_owned();
+    applet.out.wait_for(&format!("Verification code: {sas}"));
+    (tech, sas)
+}
+
+/// Chats one line each way and checks it arrived.
+pub fn chat_both_ways(tech: &mut Proc, applet: &mut Proc, from_tech: &str, from_user: &str) {
+    tech.send(&format!("say {from_tech}"));
+    applet.out.wait_for(&format!("{TECH_NAME}: {from_tech}"));
+    applet.send(from_user);
+    let ev = tech.event("chat");
+    assert_eq!(ev["text"], from_user, "chat event: {ev}");
+}
+
+/// Waits (up to `within`) for the console's `path` event and both
+/// directions of a `linktest … both` of `bytes`; checks every byte arrived
+/// (the receivers verify each one). Returns the `path` event.
+pub fn await_path_and_linktests(
+    tech: &mut Proc,
+    applet: &Proc,
+    bytes: u64,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    let (mut path, mut done) = (None, Vec::new());
+    while path.is_none() || done.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tech.out.next(left).unwrap_or_else(|| {
+            panic!(
+                "no path/linktest events; console output:\n{}\napplet output:\n{}",
+                tech.out.seen.join("\n"),
+                applet.out.seen.join("\n")
+            )
+        });
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        match v["event"].as_str() {
+            Some("path") => path = Some(v),
+            Some("linktest") if v["state"] == "done" => done.push(v),
+            Some("error" | "ended") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    for d in &done {
+        assert_eq!(d["ok"], true, "{d}");
+        assert_eq!(d["bytes"], bytes, "{d}");
+        eprintln!(
+            "link test {}: {:.1} MB/s",
+            d["direction"],
+            d["mbps"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let mut dirs: Vec<&str> = done
+        .iter()
+        .filter_map(|d| d["direction"].as_str())
+        .collect();
+    dirs.sort_unstable();
+    assert_eq!(dirs, ["from_user", "to_user"]);
+    path.unwrap_or_default()
+}
+
+/// The technician ends the session; both ends exit successfully.
+pub fn end_session(tech: &mut Proc, applet: &mut Proc) {
+    tech.send("end done");
+    assert_eq!(tech.event("ended")["by"], "technician");
+    assert!(tech.wait_exit(Duration::from_secs(20)).success());
+    applet.out.wait_for("Session ended");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+}
