@@ -4,6 +4,7 @@
 use lifeline_protocol::ALPN_HTTP1;
 use lifeline_protocol::ALPN_RELAY;
 use lifeline_protocol::directory::SignedDirectory;
+use lifeline_protocol::relay::{Leave, RefuseCode, ServerMsg};
 use lifeline_protocol::trailer::TrailerBody;
 use lifeline_session::addr::{HostPort, parse_https_url};
 use lifeline_session::gateway_conn::{self, GatewayStream, LinkError};
@@ -11,6 +12,7 @@ use lifeline_session::portal::PortalClient;
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// How many nodes are raced.
 pub const CANDIDATES: usize = 3;
@@ -89,4 +91,44 @@ pub async fn connect_fastest(
         }
     }
     Err(last.unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
+}
+
+/// How long telling the gateway that the end user left may take.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tells the gateway that the end user ended the session while the
+/// technician was away (no one else can record it then): registers as the
+/// waiting applet once more, with the admission proof, and says `Leave`.
+/// Whether the gateway recorded it.
+pub async fn leave(body: &TrailerBody, reason: &str) -> bool {
+    let work = async {
+        let nodes = candidates(body).await;
+        let (_, mut stream) = connect_fastest(body, &nodes).await.ok()?;
+        let hello = gateway_conn::applet_hello(&stream, body.guid, &body.applet_secret).ok()?;
+        gateway_conn::send_hello(&mut stream, &hello).await.ok()?;
+        loop {
+            match gateway_conn::read_server_msg(&mut stream).await.ok()? {
+                ServerMsg::Waiting { .. } => break,
+                ServerMsg::Ping => {}
+                _ => return None,
+            }
+        }
+        let leave = Leave {
+            reason: reason.to_owned(),
+        };
+        stream.write_all(&leave.encode()).await.ok()?;
+        stream.flush().await.ok()?;
+        match gateway_conn::read_server_msg(&mut stream).await.ok()? {
+            ServerMsg::Refused {
+                code: RefuseCode::Ended,
+                ..
+            } => Some(()),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(LEAVE_TIMEOUT, work)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
 }

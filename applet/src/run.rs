@@ -295,6 +295,8 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let tech = body.technician_name.clone();
     let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
+    // Whether the technician is away (the path died, not yet resumed).
+    let away = AtomicBool::new(false);
     let pump_input = async {
         while let Some(i) = input.recv().await {
             let cmd = match i {
@@ -338,6 +340,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                 }
                 Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
                 Event::Reconnecting { why } => {
+                    away.store(true, Ordering::Relaxed);
                     tracing::info!(%why, "reconnecting");
                     say(format!(
                         "The connection was interrupted; {tech} is reconnecting… (type /end to stop the session)"
@@ -347,6 +350,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     }
                 }
                 Event::Resumed { fresh } => {
+                    away.store(false, Ordering::Relaxed);
                     path = PathKind::Relay;
                     say(if fresh {
                         format!("{tech} is back.")
@@ -390,7 +394,14 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         _ = async { tokio::join!(pump_input, show_events) } => unreachable!("input pump never completes"),
     };
     match outcome {
-        Ok(Ok(o)) if o.local => Ending::Ended("you ended the session".into()),
+        Ok(Ok(o)) if o.local => {
+            // With the technician away, no one heard the `End`: the
+            // gateway records it, so the session ends now and for them too.
+            if away.load(Ordering::Relaxed) && !gateway::leave(body, &o.reason).await {
+                tracing::info!("the gateway could not be told that the session ended");
+            }
+            Ending::Ended("you ended the session".into())
+        }
         Ok(Ok(o)) => Ending::Ended(format!("{} ended the session ({})", tech, o.reason)),
         Ok(Err(SessionError::NotResumed(why))) => {
             tracing::info!(%why, "not resumed");

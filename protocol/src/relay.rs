@@ -8,6 +8,8 @@
 //!                                      ◀──────  Paired{stun}
 //!   ═══════════ opaque bytes both ways (the end-to-end TLS) ═══════════
 //!                                      ◀──────  Refused{code, message}    (instead, then close)
+//!   Leave{reason}                      ──▶          (applet, instead of waiting on:
+//!                                      ◀──────  Refused{Ended, …}  the user ended the session)
 //! ```
 //!
 //! Every message is a frame `type: u8, len: u16, payload[len]`. After `Paired`
@@ -40,6 +42,10 @@ pub const MAX_CREDENTIAL: usize = 256;
 pub const MAX_TEXT: usize = 512;
 
 const HELLO: u8 = 0x01;
+const LEAVE: u8 = LEAVE_TYPE;
+/// The first byte of a [`Leave`] frame (a gateway reading a waiting
+/// applet's connection byte by byte tells it by this).
+pub const LEAVE_TYPE: u8 = 0x02;
 const WAITING: u8 = 0x81;
 const PAIRED: u8 = 0x82;
 const REFUSED: u8 = 0x83;
@@ -283,6 +289,41 @@ impl Hello {
     }
 }
 
+/// A waiting applet's last word: the end user ended the session while the
+/// technician was away (the gateway records it, and ends the session, for
+/// an applet that proved it holds the session's file). Sent on the
+/// connection whose hello registered it; nothing follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leave {
+    /// Why, in the end user's words (at most [`MAX_TEXT`] bytes).
+    pub reason: String,
+}
+
+impl Leave {
+    /// Encodes the frame; a longer reason is shortened.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.str16(clamp_str(&self.reason, MAX_TEXT));
+        frame(LEAVE, w.as_slice())
+    }
+
+    /// Decodes one frame from the front of `buf`; returns it and the bytes
+    /// used.
+    pub fn decode(buf: &[u8]) -> Result<(Self, usize), DecodeError> {
+        let (ty, payload, used) = split_frame(buf)?;
+        if ty != LEAVE {
+            return Err(DecodeError::invalid("leave", "unexpected frame type"));
+        }
+        let mut r = Reader::new(payload);
+        let reason = r
+            .str16("reason", MAX_TEXT)
+            .map_err(truncated("leave"))?
+            .to_owned();
+        r.finish("leave")?;
+        Ok((Self { reason }, used))
+    }
+}
+
 /// Inside a complete frame, running out of bytes means the frame is invalid.
 fn truncated(what: &'static str) -> impl Fn(DecodeError) -> DecodeError {
     move |e| match e {
@@ -372,6 +413,22 @@ mod tests {
         for n in 0..enc.len() {
             assert_eq!(Hello::decode(&enc[..n]), Err(DecodeError::Incomplete));
         }
+    }
+
+    #[test]
+    fn leave_round_trips_and_is_not_a_hello() {
+        let l = Leave {
+            reason: "done".into(),
+        };
+        let enc = l.encode();
+        assert_eq!(Leave::decode(&enc), Ok((l, enc.len())));
+        for n in 0..enc.len() {
+            assert_eq!(Leave::decode(&enc[..n]), Err(DecodeError::Incomplete));
+        }
+        assert!(matches!(
+            Hello::decode(&enc),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -200,3 +200,34 @@ fn ending_a_session_reaches_its_waiting_applet_at_once() {
         "{audit:?}"
     );
 }
+
+/// The end user ends the session while the technician is away: nobody is
+/// there to hear the `End`, so the applet tells the gateway itself — the
+/// session ends at once with the user's reason (not when the resume window
+/// runs out), and the technician coming back is told it has ended.
+#[test]
+fn the_end_user_ending_while_the_technician_is_away_is_recorded_at_once() {
+    let s = Scenario::start(&[]);
+    let (applet_path, guid) = s.session("left");
+    let mut applet = Proc::applet(&applet_path, &[]);
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let (mut tech, _) = pair_with(&s.console, &mut applet, &guid, &guid, &["--path", "relay"]);
+    chat_both_ways(&mut tech, &mut applet, "one moment", "sure");
+    tech.child.kill().unwrap();
+    let _ = tech.child.wait();
+    applet.out.wait_for(&format!("{TECH_NAME} is reconnecting"));
+    applet.send("/end");
+    applet.out.wait_for("you ended the session");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+    assert!(!applet_path.exists(), "the applet removed itself");
+    let audit = audit_lines(&s.gw, &guid);
+    assert!(
+        audit
+            .iter()
+            .any(|l| l == "ended: ended by user: the end user ended the session"),
+        "{audit:?}"
+    );
+    let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);
+    let err = tech.event("error");
+    assert!(err["message"].as_str().unwrap().contains("ended"), "{err}");
+}

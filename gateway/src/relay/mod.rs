@@ -330,9 +330,31 @@ async fn applet(
                         }
                     }
                 }
-                // An applet sends nothing while waiting: any byte or EOF
-                // means it is gone (or misbehaving).
-                _ = tls.read(&mut probe) => break,
+                // An applet sends nothing while waiting but its `Leave`:
+                // anything else, or EOF, means it is gone (or misbehaving).
+                n = tls.read(&mut probe) => {
+                    if matches!(n, Ok(1)) && probe[0] == relay::LEAVE_TYPE && proven
+                        && let Some(leave) = read_leave(&mut tls).await
+                    {
+                        // Worded as the console records an ending.
+                        let reason = match leave.reason.trim() {
+                            "" => "ended by user: the end user ended the session".to_owned(),
+                            r => format!("ended by user: {}", lifeline_protocol::text::neutralize(r)),
+                        };
+                        let now = lifeline_protocol::time::now_ms();
+                        match gw.store.end_session(&guid, &reason, now).await {
+                            Ok(_) => audit(gw, Some(&guid), "applet", "ended", &reason).await,
+                            Err(e) => tracing::warn!(error = %e, "store update failed"),
+                        }
+                        left = "ended by the end user";
+                        ended = true;
+                        let _ = send(&mut tls, &ServerMsg::Refused {
+                            code: RefuseCode::Ended,
+                            message: "this support session has ended".into(),
+                        }).await;
+                    }
+                    break;
+                }
                 _ = ping.tick() => {
                     // Ended on another node (this node's own endings
                     // arrive at once, as an eviction).
@@ -402,6 +424,25 @@ async fn applet(
     tracing::info!(%guid, %peer, reason = left, "applet no longer waiting");
     let _ = tls.shutdown().await;
     Ok(())
+}
+
+/// The rest of a `Leave` frame whose type byte was read, within a short
+/// deadline; `None` if it is not one.
+async fn read_leave(tls: &mut ServerStream) -> Option<relay::Leave> {
+    let work = async {
+        let mut rest = [0u8; 2];
+        tls.read_exact(&mut rest).await.ok()?;
+        let header = [relay::LEAVE_TYPE, rest[0], rest[1]];
+        let len = relay::payload_len(header).ok()?;
+        let mut frame = header.to_vec();
+        frame.resize(relay::HEADER_LEN + len, 0);
+        tls.read_exact(&mut frame[relay::HEADER_LEN..]).await.ok()?;
+        relay::Leave::decode(&frame).ok().map(|(l, _)| l)
+    };
+    tokio::time::timeout(Duration::from_secs(2), work)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// `Paired`, with this node's STUN server for the ends' ICE.
