@@ -101,6 +101,20 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// waiting applet once more, with the admission proof, and says `Leave`.
 /// Whether the gateway recorded it.
 pub async fn leave(body: &TrailerBody, reason: &str) -> bool {
+    // Retried: a reconnection attempt cut short by the ending may still
+    // reach the gateway after this one and take its place.
+    let retried = async {
+        loop {
+            if leave_once(body, reason).await.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(LEAVE_TIMEOUT, retried).await.is_ok()
+}
+
+async fn leave_once(body: &TrailerBody, reason: &str) -> Option<()> {
     let work = async {
         let nodes = candidates(body).await;
         let (_, mut stream) = connect_fastest(body, &nodes).await.ok()?;
@@ -110,6 +124,12 @@ pub async fn leave(body: &TrailerBody, reason: &str) -> bool {
             match gateway_conn::read_server_msg(&mut stream).await.ok()? {
                 ServerMsg::Waiting { .. } => break,
                 ServerMsg::Ping => {}
+                // Over already, or never to be: nothing left to tell.
+                ServerMsg::Refused { code, .. }
+                    if !code.is_transient() && code != RefuseCode::AlreadyConnected =>
+                {
+                    return Some(());
+                }
                 _ => return None,
             }
         }
@@ -126,9 +146,8 @@ pub async fn leave(body: &TrailerBody, reason: &str) -> bool {
             _ => None,
         }
     };
-    tokio::time::timeout(LEAVE_TIMEOUT, work)
+    tokio::time::timeout(CONNECT_TIMEOUT, work)
         .await
         .ok()
         .flatten()
-        .is_some()
 }

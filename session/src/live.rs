@@ -298,17 +298,7 @@ where
             Happened::Command(None) => commands_open = false,
             Happened::Direct(DirectEvent::Send(f)) => core.handle_negotiation_send(now, f),
             Happened::Direct(DirectEvent::Ready(path)) => {
-                let id = next_id;
-                next_id += 1;
-                let info = PathInfo {
-                    kind: path.kind,
-                    id: path.id,
-                    detail: path.detail.clone(),
-                    rtt: path.rtt,
-                };
-                let (w, r) = link::start(path);
-                writers.insert(id, w);
-                readers.insert(id, r);
+                let (id, info) = start_path(path, &mut next_id, &mut writers, &mut readers);
                 core.handle_path_ready(now, id, info);
             }
             Happened::Direct(DirectEvent::Failed(kind, why)) => {
@@ -318,17 +308,7 @@ where
             Happened::Reported => core.handle_reported(now),
             Happened::Restored(Ok(path)) => {
                 reconnecting = None;
-                let id = next_id;
-                next_id += 1;
-                let info = PathInfo {
-                    kind: path.kind,
-                    id: path.id,
-                    detail: path.detail.clone(),
-                    rtt: path.rtt,
-                };
-                let (w, r) = link::start(path);
-                writers.insert(id, w);
-                readers.insert(id, r);
+                let (id, info) = start_path(path, &mut next_id, &mut writers, &mut readers);
                 core.handle_relay_restored(now, id, info);
             }
             Happened::Restored(Err(why)) => {
@@ -338,6 +318,28 @@ where
             Happened::Timeout => core.handle_timeout(now),
         }
     }
+}
+
+/// Starts the I/O of a new path under the next id; returns the id and what
+/// the core is told about the path.
+fn start_path(
+    path: Path,
+    next_id: &mut PathId,
+    writers: &mut HashMap<PathId, PathWriter>,
+    readers: &mut HashMap<PathId, PathReader>,
+) -> (PathId, PathInfo) {
+    let id = *next_id;
+    *next_id += 1;
+    let info = PathInfo {
+        kind: path.kind,
+        id: path.id,
+        detail: path.detail.clone(),
+        rtt: path.rtt,
+    };
+    let (w, r) = link::start(path);
+    writers.insert(id, w);
+    readers.insert(id, r);
+    (id, info)
 }
 
 /// A random incarnation for the core (see `Frame::Resume`).

@@ -151,3 +151,32 @@ pub fn end_session(tech: &mut Proc, applet: &mut Proc) {
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
 }
+
+/// After the session's path died: waits for the console's `resumed` event
+/// and then both link-test verdicts, each of every one of `bytes` (a
+/// verdict before the resumption means the path died after the tests, not
+/// during them). Returns the seconds from `since` to the resumption.
+pub fn await_resumption_and_linktests(tech: &mut Proc, bytes: u64, since: Instant) -> f64 {
+    let (mut done, mut resumed) = (0, None);
+    while done < 2 || resumed.is_none() {
+        let v = tech.event_any();
+        match v["event"].as_str() {
+            Some("resumed") => resumed = Some(since.elapsed().as_secs_f64()),
+            Some("linktest") if v["state"] == "done" => {
+                assert!(
+                    resumed.is_some(),
+                    "a link test ended before the resumption: {v}"
+                );
+                assert_eq!(
+                    (&v["ok"], v["bytes"].as_u64()),
+                    (&Value::Bool(true), Some(bytes)),
+                    "{v}"
+                );
+                done += 1;
+            }
+            Some("ended" | "error") => panic!("session failed: {v}"),
+            _ => {}
+        }
+    }
+    resumed.unwrap_or_default()
+}

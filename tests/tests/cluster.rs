@@ -5,13 +5,14 @@
 
 use lifeline_tests::*;
 
-#[test]
-fn applet_falls_back_to_another_node_of_the_cluster() {
+/// Two nodes of one operator (same CA and signing key) on a PostgreSQL
+/// database of their own: the store, their data directories, node-a and
+/// node-b.
+fn two_nodes() -> (TestStore, [TempDir; 2], Gateway, Gateway) {
     let store = TestStore::new(StoreKind::Postgres);
     let url = store.url.as_deref();
     let dir_a = TempDir::new("node-a");
-    let mut a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
-    // A second node of the same operator: same CA and signing key.
+    let a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
     let dir_b = TempDir::new("node-b");
     for f in [
         "operator.toml",
@@ -22,6 +23,12 @@ fn applet_falls_back_to_another_node_of_the_cluster() {
         std::fs::copy(dir_a.path().join(f), dir_b.path().join(f)).unwrap();
     }
     let b = Gateway::start(dir_b.path(), url, &["--node-name", "node-b"]);
+    (store, [dir_a, dir_b], a, b)
+}
+
+#[test]
+fn applet_falls_back_to_another_node_of_the_cluster() {
+    let (_store, _dirs, mut a, b) = two_nodes();
     assert_eq!(a.fingerprint, b.fingerprint);
 
     a.add_technician("ada@example.com", "Ada", "correct horse battery");
@@ -75,20 +82,7 @@ fn applet_falls_back_to_another_node_of_the_cluster() {
 /// completes byte-exact, and the audit trail says where it resumed.
 #[test]
 fn the_ends_resume_through_another_node_when_theirs_dies() {
-    let store = TestStore::new(StoreKind::Postgres);
-    let url = store.url.as_deref();
-    let dir_a = TempDir::new("node-a");
-    let a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
-    let dir_b = TempDir::new("node-b");
-    for f in [
-        "operator.toml",
-        "operator-ca.pem",
-        "operator-ca.key.pem",
-        "operator-signing.pk8",
-    ] {
-        std::fs::copy(dir_a.path().join(f), dir_b.path().join(f)).unwrap();
-    }
-    let b = Gateway::start(dir_b.path(), url, &["--node-name", "node-b"]);
+    let (_store, _dirs, a, b) = two_nodes();
     a.add_technician("ada@example.com", "Ada", "correct horse battery");
     let console = Console::new();
     console.login(&a, "ada@example.com", "correct horse battery");
@@ -117,27 +111,11 @@ fn the_ends_resume_through_another_node_when_theirs_dies() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     dying.kill();
     let killed = std::time::Instant::now();
-    let (mut done, mut resumed) = (Vec::new(), false);
-    while done.len() < 2 || !resumed {
-        let v = tech.event_any();
-        match v["event"].as_str() {
-            Some("resumed") => {
-                resumed = true;
-                eprintln!(
-                    "node killed: flowing again through the other node {:.2} s later",
-                    killed.elapsed().as_secs_f64()
-                );
-            }
-            Some("linktest") if v["state"] == "done" => {
-                assert!(resumed, "a link test ended before the resumption: {v}");
-                assert_eq!(v["ok"], true, "{v}");
-                assert_eq!(v["bytes"].as_u64(), Some(256 << 20), "{v}");
-                done.push(v);
-            }
-            Some("ended" | "error") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
+    let resumed = await_resumption_and_linktests(&mut tech, 256 << 20, killed);
+    eprintln!(
+        "node killed: flowing again through the other node {:.2} s later",
+        resumed
+    );
     applet.out.wait_for("Reconnected to Ada");
     let other = if waiting_on == "node-a" {
         "node-b"

@@ -211,32 +211,11 @@ fn a_killed_node_restarted_on_its_data_dir_resumes_its_sessions_byte_exact() {
     );
     applet.out.wait_for("is reconnecting");
     s.gw = Gateway::start_at(s.data.path(), None, &addr, &[]);
-    let (mut done, mut resumed) = (Vec::new(), false);
-    while done.len() < 2 || !resumed {
-        let v = tech.event_any();
-        match v["event"].as_str() {
-            Some("resumed") => {
-                resumed = true;
-                eprintln!(
-                    "gateway killed: flowing again {:.2} s later (restart included)",
-                    killed.elapsed().as_secs_f64()
-                );
-            }
-            Some("linktest") if v["state"] == "done" => {
-                assert!(resumed, "a link test ended before the resumption: {v}");
-                done.push(v);
-            }
-            Some("ended" | "error") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
-    for d in &done {
-        assert_eq!(
-            (&d["ok"], d["bytes"].as_u64()),
-            (&serde_json::json!(true), Some(1 << 30)),
-            "{d}"
-        );
-    }
+    let resumed = await_resumption_and_linktests(&mut tech, 1 << 30, killed);
+    eprintln!(
+        "gateway killed: flowing again {:.2} s later (restart included)",
+        resumed
+    );
     applet.out.wait_for("Reconnected to Ada");
 
     let audit = s.gw.audit(Some(&guid));

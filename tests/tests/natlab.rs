@@ -177,30 +177,8 @@ fn udp_dropped_mid_transfer_falls_back_to_the_relay_byte_exact() {
         lost["reason"]
     );
     s.applet.out.wait_for("is reconnecting");
-    let (mut done, mut resumed) = (Vec::new(), false);
-    while done.len() < 2 || !resumed {
-        let v = s.tech.event_any();
-        match v["event"].as_str() {
-            Some("resumed") => {
-                resumed = true;
-                eprintln!(
-                    "UDP dropped: flowing again after {:.2} s",
-                    cut.elapsed().as_secs_f64()
-                );
-            }
-            Some("linktest") if v["state"] == "done" => {
-                assert!(resumed, "a link test ended before the fallback: {v}");
-                assert_eq!(
-                    (&v["ok"], v["bytes"].as_u64()),
-                    (&Value::Bool(true), Some(256 << 20)),
-                    "{v}"
-                );
-                done.push(v);
-            }
-            Some("ended" | "error") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
+    let resumed = await_resumption_and_linktests(&mut s.tech, 256 << 20, cut);
+    eprintln!("UDP dropped: flowing again after {:.2} s", resumed);
     let audit = s.gw.audit(Some(&s.guid));
     assert!(
         audit.iter().any(|e| e["event"] == "path"
@@ -255,30 +233,11 @@ fn the_end_users_network_gone_for_20_s_resumes() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (mut done, mut resumed) = (Vec::new(), false);
-    while done.len() < 2 || !resumed {
-        let v = s.tech.event_any();
-        match v["event"].as_str() {
-            Some("resumed") => {
-                resumed = true;
-                eprintln!(
-                    "network back after 20 s: flowing again after {:.1} s",
-                    cut.elapsed().as_secs_f64()
-                );
-            }
-            Some("linktest") if v["state"] == "done" => {
-                assert!(resumed, "a link test ended before the resumption: {v}");
-                assert_eq!(
-                    (&v["ok"], v["bytes"].as_u64()),
-                    (&Value::Bool(true), Some(64 << 20)),
-                    "{v}"
-                );
-                done.push(v);
-            }
-            Some("ended" | "error") => panic!("session failed: {v}"),
-            _ => {}
-        }
-    }
+    let resumed = await_resumption_and_linktests(&mut s.tech, 64 << 20, cut);
+    eprintln!(
+        "network back after 20 s: flowing again after {:.1} s",
+        resumed
+    );
     let audit = s.gw.audit(Some(&s.guid));
     assert!(audit.iter().any(|e| e["event"] == "resumed"), "{audit:?}");
     chat_both_ways(&mut s.tech, &mut s.applet, "welcome back", "thanks");

@@ -145,10 +145,16 @@ fn the_technicians_console_going_away_is_a_pause() {
     tech.child.kill().unwrap();
     let _ = tech.child.wait();
     applet.out.wait_for(&format!("{TECH_NAME} is reconnecting"));
-    let queue = s.console.queue();
-    assert!(
-        queue.iter().any(|q| q["guid"] == guid.as_str()),
-        "the end user waits again: {queue:?}"
+    wait_until(
+        "the end user to wait again in the queue",
+        Duration::from_secs(20),
+        || {
+            s.console
+                .queue()
+                .iter()
+                .any(|q| q["guid"] == guid.as_str())
+                .then_some(())
+        },
     );
 
     let mut tech = s.console.connect_with(&guid, &["--path", "relay"]);

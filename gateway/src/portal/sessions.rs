@@ -123,22 +123,30 @@ pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {
     }
 }
 
-pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+/// A request about one of the technician's sessions with an optional
+/// `{"reason": …}` body (empty: none): the session and the reason as it is
+/// stored.
+async fn with_reason(
+    gw: &Gateway,
+    tech: &Technician,
+    guid: &str,
+    body: &[u8],
+) -> Result<(SessionRecord, Option<String>), Resp> {
     let req: EndSession = if body.is_empty() {
         EndSession::default()
     } else {
-        match parse(body) {
-            Ok(r) => r,
-            Err(r) => return r,
-        }
+        parse(body)?
     };
-    let rec = match own(gw, tech, guid).await {
+    let rec = own(gw, tech, guid).await?;
+    Ok((rec, req.reason_text()))
+}
+
+pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let (rec, reason) = match with_reason(gw, tech, guid, body).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let reason = req
-        .reason_text()
-        .unwrap_or_else(|| "ended by the technician".to_owned());
+    let reason = reason.unwrap_or_else(|| "ended by the technician".to_owned());
     let now = lifeline_protocol::time::now_ms();
     match gw.store.end_session(&rec.guid, &reason, now).await {
         Ok(ended) => {
@@ -164,21 +172,11 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
 /// interrupted, so its applet may wait for it again here or on another
 /// node; audited as `interrupted` with the console's reason.
 pub(super) async fn interrupted(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
-    let req: EndSession = if body.is_empty() {
-        EndSession::default()
-    } else {
-        match parse(body) {
-            Ok(r) => r,
-            Err(r) => return r,
-        }
-    };
-    let rec = match own(gw, tech, guid).await {
+    let (rec, reason) = match with_reason(gw, tech, guid, body).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let reason = req
-        .reason_text()
-        .unwrap_or_else(|| "the console lost its relay connection".to_owned());
+    let reason = reason.unwrap_or_else(|| "the console lost its relay connection".to_owned());
     let now = lifeline_protocol::time::now_ms();
     match gw.store.interrupt_session(&rec.guid, now).await {
         Ok(true) => {
