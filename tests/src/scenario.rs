@@ -180,3 +180,32 @@ pub fn await_resumption_and_linktests(tech: &mut Proc, bytes: u64, since: Instan
     }
     resumed.unwrap_or_default()
 }
+
+/// A session labelled `label` that has moved to direct TCP: the applet
+/// listens on a fixed port (so a test can cut that path) and both ends
+/// count the path as dead after `dead_path_secs` of silence. Returns the
+/// applet, the console, the GUID and the port.
+pub fn on_direct_tcp(s: &Scenario, label: &str, dead_path_secs: &str) -> (Proc, Proc, String, u16) {
+    let (applet_path, guid) = s.session(label);
+    let port = free_listen_port();
+    let mut applet = Proc::applet(
+        &applet_path,
+        &[
+            "--tcp-port",
+            &port.to_string(),
+            "--dead-path",
+            dead_path_secs,
+        ],
+    );
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let (mut tech, _) = pair_with(
+        &s.console,
+        &mut applet,
+        &guid,
+        &guid,
+        &["--path", "tcp", "--dead-path", dead_path_secs],
+    );
+    let path = tech.event("path");
+    assert_eq!(path["path"], "tcp", "{path}");
+    (applet, tech, guid, port)
+}

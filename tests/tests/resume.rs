@@ -78,20 +78,7 @@ fn audit_lines(gw: &Gateway, guid: &str) -> Vec<String> {
 #[test]
 fn a_cut_direct_tcp_path_falls_back_to_the_relay_byte_exact() {
     let s = Scenario::start(&[]);
-    let (applet_path, guid) = s.session("cut");
-    let port = free_listen_port();
-    let port_s = port.to_string();
-    let mut applet = Proc::applet(&applet_path, &["--tcp-port", &port_s, "--dead-path", "3"]);
-    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
-    let (mut tech, _) = pair_with(
-        &s.console,
-        &mut applet,
-        &guid,
-        &guid,
-        &["--path", "tcp", "--dead-path", "3"],
-    );
-    let (path, _) = until_event(&mut tech, "path", Duration::from_secs(60));
-    assert_eq!(path["path"], "tcp", "{path}");
+    let (mut applet, mut tech, guid, port) = on_direct_tcp(&s, "cut", "3");
     tech.send("linktest 256M both");
     until_event(&mut tech, "linktest", Duration::from_secs(30));
     let block = PortBlock::new(port);

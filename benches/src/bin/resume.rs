@@ -31,7 +31,7 @@ use anyhow::Result;
 use lifeline_benches::arg;
 use lifeline_benches::stats::{Table, median};
 use lifeline_benches::sys::print_header;
-use lifeline_tests::{Gateway, PortBlock, Proc, Scenario, TECH_NAME, free_listen_port, pair_with};
+use lifeline_tests::{Gateway, PortBlock, Proc, Scenario, TECH_NAME, on_direct_tcp, pair_with};
 use std::time::{Duration, Instant};
 
 /// The dead-path setting of the direct case.
@@ -67,27 +67,7 @@ fn await_event(tech: &mut Proc, name: &str) -> serde_json::Value {
 
 fn direct_tcp_silent(case: &mut Case) {
     let s = Scenario::start(&[]);
-    let (applet_path, guid) = s.session("direct");
-    let port = free_listen_port();
-    let mut applet = Proc::applet(
-        &applet_path,
-        &[
-            "--tcp-port",
-            &port.to_string(),
-            "--dead-path",
-            DEAD_PATH_SECS,
-        ],
-    );
-    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
-    let (mut tech, _) = pair_with(
-        &s.console,
-        &mut applet,
-        &guid,
-        &guid,
-        &["--path", "tcp", "--dead-path", DEAD_PATH_SECS],
-    );
-    let path = await_event(&mut tech, "path");
-    assert_eq!(path["path"], "tcp", "{path}");
+    let (mut applet, mut tech, _, port) = on_direct_tcp(&s, "direct", DEAD_PATH_SECS);
     let block = PortBlock::new(port);
     let t0 = Instant::now();
     await_event(&mut tech, "reconnecting");

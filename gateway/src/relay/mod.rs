@@ -553,7 +553,9 @@ async fn console(
         return Ok(());
     }
     let now = lifeline_protocol::time::now_ms();
-    // What the session was when the applet came: the record read then.
+    // Read again, not taken from the record read at the hello: the
+    // applet's arrival may have just set the interruption's time (a
+    // session whose direct path died).
     let interrupted_at = gw
         .store
         .session(&guid)
