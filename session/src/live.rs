@@ -18,6 +18,7 @@ use crate::link::{self, Inbound, Path, PathKind, PathReader, PathWriter};
 use crate::secure::Established;
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::e2e::EndedBy;
+use lifeline_protocol::proof::EXPORTER_LEN;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,26 +37,42 @@ pub type PathHook =
 
 /// Reconnects through the gateway after the session's path died: finds
 /// the gateway, waits to be paired with the other end again, runs the
-/// end-to-end handshake on the new relay connection and returns it as a
-/// path ([`relay_path`]). It keeps trying (with backoff) while that makes
+/// end-to-end handshake on the new relay connection and returns it
+/// ([`relay_path`]). It keeps trying (with backoff) while that makes
 /// sense, and fails with a reason in plain words when it cannot (the
 /// session ended meanwhile); the resume window bounds it from outside.
 pub type Reconnector =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Path, String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<RelayPath, String>> + Send>> + Send + Sync>;
 
-/// A new relay connection whose end-to-end handshake is done, as a path
-/// for [`Reconnector`].
-pub fn relay_path<S>(est: Established<S>) -> Path
+/// A relay connection whose end-to-end handshake is done.
+pub struct RelayPath {
+    path: Path,
+    /// Its TLS exporter: what direct paths made while the session is on
+    /// it are bound to (both ends have the same).
+    exporter: [u8; EXPORTER_LEN],
+}
+
+impl std::fmt::Debug for RelayPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayPath").finish_non_exhaustive()
+    }
+}
+
+/// `est` as a relay path (what [`Reconnector`] returns).
+pub fn relay_path<S>(est: Established<S>) -> RelayPath
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    Path {
-        kind: PathKind::Relay,
-        reader: est.reader.boxed(),
-        writer: est.writer.boxed(),
-        id: lifeline_protocol::proof::path_id(&est.exporter),
-        detail: "gateway".into(),
-        rtt: None,
+    RelayPath {
+        path: Path {
+            kind: PathKind::Relay,
+            reader: est.reader.boxed(),
+            writer: est.writer.boxed(),
+            id: lifeline_protocol::proof::path_id(&est.exporter),
+            detail: "gateway".into(),
+            rtt: None,
+        },
+        exporter: est.exporter,
     }
 }
 
@@ -98,7 +115,7 @@ enum Happened {
     Command(Option<Command>),
     Direct(DirectEvent),
     Reported,
-    Restored(Result<Path, String>),
+    Restored(Result<RelayPath, String>),
     Timeout,
 }
 
@@ -112,12 +129,6 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let Established {
-        reader,
-        writer,
-        exporter,
-        ..
-    } = est;
     let role = match setup.side {
         Side::Console { .. } => Role::Console,
         Side::Applet { .. } => Role::Applet,
@@ -136,25 +147,14 @@ where
     // it waits for room in (maybe) another's bulk queue.
     let mut writers: HashMap<PathId, PathWriter> = HashMap::new();
     let mut readers: HashMap<PathId, PathReader> = HashMap::new();
-    let (w, r) = link::start(Path {
-        kind: PathKind::Relay,
-        reader: reader.boxed(),
-        writer: writer.boxed(),
-        id: [0; 8],
-        detail: "gateway".into(),
-        rtt: None,
-    });
+    let relay = relay_path(est);
+    let mut direct = negotiator(&setup, &relay);
+    let (w, r) = link::start(relay.path);
     writers.insert(RELAY, w);
     readers.insert(RELAY, r);
     let mut next_id: PathId = RELAY + 1;
-    let ends = Arc::new(Ends {
-        guid: setup.guid,
-        relayed_exporter: exporter,
-        side: setup.side.clone(),
-    });
-    let mut direct = Negotiator::new(ends, setup.direct.clone());
     let (reported_tx, mut reported) = mpsc::channel::<()>(4);
-    let (restored_tx, mut restored) = mpsc::channel::<Result<Path, String>>(1);
+    let (restored_tx, mut restored) = mpsc::channel::<Result<RelayPath, String>>(1);
     let mut reconnecting: Option<tokio::task::AbortHandle> = None;
     let mut commands_open = true;
     // Whether the core may have bulk data (false after it said it had
@@ -306,9 +306,12 @@ where
                 core.handle_path_failed(now, kind, why);
             }
             Happened::Reported => core.handle_reported(now),
-            Happened::Restored(Ok(path)) => {
+            Happened::Restored(Ok(relay)) => {
                 reconnecting = None;
-                let (id, info) = start_path(path, &mut next_id, &mut writers, &mut readers);
+                // Going direct again happens on this relay connection and
+                // binds to its keys.
+                direct = negotiator(&setup, &relay);
+                let (id, info) = start_path(relay.path, &mut next_id, &mut writers, &mut readers);
                 core.handle_relay_restored(now, id, info);
             }
             Happened::Restored(Err(why)) => {
@@ -318,6 +321,16 @@ where
             Happened::Timeout => core.handle_timeout(now),
         }
     }
+}
+
+/// A negotiator for going direct while the session is on `relay`.
+fn negotiator(setup: &Setup, relay: &RelayPath) -> Negotiator {
+    let ends = Arc::new(Ends {
+        guid: setup.guid,
+        relayed_exporter: relay.exporter,
+        side: setup.side.clone(),
+    });
+    Negotiator::new(ends, setup.direct.clone())
 }
 
 /// Starts the I/O of a new path under the next id; returns the id and what

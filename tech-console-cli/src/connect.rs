@@ -278,7 +278,7 @@ enum Rejoined {
     Over(String),
 }
 
-async fn rejoin_once(r: &Rejoin) -> Result<lifeline_session::link::Path, Rejoined> {
+async fn rejoin_once(r: &Rejoin) -> Result<live::RelayPath, Rejoined> {
     let retry = |e: &dyn std::fmt::Display| Rejoined::Retry(e.to_string());
     let path = format!("/api/v1/sessions/{}", r.guid);
     let (portal_node, info): (HostPort, SessionInfo) =

@@ -74,7 +74,8 @@ fn audit_lines(gw: &Gateway, guid: &str) -> Vec<String> {
 /// (b) The direct TCP path is cut mid-transfer: both ends notice within the
 /// dead-path time (3 s here), meet again through the gateway, and the link
 /// test each way completes byte-exact; the audit says why the session is on
-/// the relay again.
+/// the relay again. Once the network is whole again the session goes back
+/// to direct TCP (10 s after the resumption), still byte-exact.
 #[test]
 fn a_cut_direct_tcp_path_falls_back_to_the_relay_byte_exact() {
     let s = Scenario::start(&[]);
@@ -93,8 +94,10 @@ fn a_cut_direct_tcp_path_falls_back_to_the_relay_byte_exact() {
         "{lost}"
     );
     applet.out.wait_for("is reconnecting");
-    let (_, seen) = until_event(&mut tech, "resumed", Duration::from_secs(60));
+    let (_, mut seen) = until_event(&mut tech, "resumed", Duration::from_secs(60));
     let resumed = cut.elapsed();
+    // The network is whole again: the next direct attempt can succeed.
+    drop(block);
     eprintln!(
         "direct TCP cut: noticed after {:.2} s, flowing again after {:.2} s",
         noticed.as_secs_f64(),
@@ -102,8 +105,36 @@ fn a_cut_direct_tcp_path_falls_back_to_the_relay_byte_exact() {
     );
     assert!(noticed >= Duration::from_millis(2500), "{noticed:?}");
     applet.out.wait_for(&format!("Reconnected to {TECH_NAME}"));
+    // Both verdicts, and the session back on direct TCP (in either order:
+    // the cutover may come in the middle of the transfer).
+    let back = Instant::now();
+    let direct_again = |seen: &[Value]| {
+        seen.iter()
+            .any(|v| v["event"] == "path" && v["path"] == "tcp")
+    };
+    let done = |seen: &[Value]| {
+        seen.iter()
+            .filter(|v| v["event"] == "linktest" && v["state"] == "done")
+            .count()
+    };
+    while done(&seen) < 2 || !direct_again(&seen) {
+        let line = tech
+            .out
+            .next(Duration::from_secs(240))
+            .unwrap_or_else(|| panic!("no verdicts or no direct path again: {seen:?}"));
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            assert!(v["event"] != "ended" && v["event"] != "error", "{v}");
+            seen.push(v);
+        }
+    }
+    eprintln!(
+        "back on direct TCP {:.1} s after the resumption",
+        back.elapsed().as_secs_f64()
+    );
     both_linktests_ok(&mut tech, &seen, TEST_BYTES);
-    drop(block);
+    applet
+        .out
+        .wait_for(&format!("Now connected directly to {TECH_NAME}"));
     chat_both_ways(&mut tech, &mut applet, "still here", "me too");
     let audit = audit_lines(&s.gw, &guid);
     assert!(
@@ -115,6 +146,11 @@ fn a_cut_direct_tcp_path_falls_back_to_the_relay_byte_exact() {
             && l.contains("fallback to the relay: the direct TCP path was silent for 3 s")),
         "{audit:?}"
     );
+    let direct_paths = audit
+        .iter()
+        .filter(|l| l.starts_with("path: direct TCP"))
+        .count();
+    assert_eq!(direct_paths, 2, "direct TCP, then again: {audit:?}");
     end_session(&mut tech, &mut applet);
 }
 

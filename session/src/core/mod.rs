@@ -22,6 +22,15 @@
 //! [`Action::Report`] to the portal, or [`REPORT_TIMEOUT`]); the applet
 //! follows the console's `Switch`.
 //!
+//! # Losing a path
+//!
+//! When the path in use dies the core asks for [`Action::Reconnect`]; the
+//! driver hands it the new relay connection ([`Core::handle_relay_restored`])
+//! and both ends resume (see [`resume`]). [`REDIRECT_AFTER`] later (doubled
+//! for every further direct path lost) the core starts going direct again:
+//! [`Action::StartNegotiation`], which the driver runs with a negotiator
+//! for the new relay connection.
+//!
 //! # Call order
 //!
 //! 1. [`Core::new`].
@@ -64,6 +73,13 @@ pub const END_LINGER: Duration = Duration::from_secs(3);
 /// How long the applet waits, after the console's `Switch`, to have the
 /// path the console moved to.
 pub const SWITCH_WAIT: Duration = Duration::from_secs(20);
+/// How long a resumed session stays on the relay before it tries going
+/// direct again; doubled for every direct path the session lost after
+/// the first, up to [`REDIRECT_MAX`] (a direct path that keeps dying is
+/// not worth a cutover every few seconds).
+pub const REDIRECT_AFTER: Duration = Duration::from_secs(10);
+/// The longest wait before going direct again.
+pub const REDIRECT_MAX: Duration = Duration::from_secs(300);
 
 /// A path as the driver names it.
 pub type PathId = u32;
@@ -273,6 +289,9 @@ pub struct Config {
     /// This run's identity in [`Frame::Resume`]: random, so that a peer
     /// that restarted is told apart from one that kept its state.
     pub incarnation: u64,
+    /// How long after a resumption going direct starts again (see
+    /// [`REDIRECT_AFTER`]).
+    pub redirect_after: Duration,
 }
 
 impl Config {
@@ -286,6 +305,7 @@ impl Config {
             dead_path: DEAD_PATH,
             resume_window: None,
             incarnation,
+            redirect_after: REDIRECT_AFTER,
         }
     }
 }
@@ -369,6 +389,12 @@ pub struct Core {
     pending: Option<(Reported, Instant)>,
     negotiate_at: Option<Instant>,
     attempts: Attempts,
+    /// Console: direct paths are off altogether (never tried again).
+    relay_only: bool,
+    /// Direct paths the session lost (each doubles the wait before going
+    /// direct again).
+    direct_losses: u32,
+    redirect_after: Duration,
     last_heard: Instant,
     next_ping: Instant,
     channels: Channels,
@@ -406,6 +432,9 @@ impl Core {
             pending: None,
             negotiate_at: Some(now + config.negotiate_after),
             attempts: Attempts::default(),
+            relay_only: config.relay_only.is_some(),
+            direct_losses: 0,
+            redirect_after: config.redirect_after,
             last_heard: now,
             next_ping: now,
             channels: Channels::new(role.first_channel()),
@@ -606,6 +635,9 @@ impl Core {
         };
         tracing::info!(reason = %why, "the session's path died; reconnecting");
         let lost = self.current_kind();
+        if lost.is_direct() {
+            self.direct_losses += 1;
+        }
         for (k, _) in std::mem::take(&mut self.paths) {
             self.actions.push_back(Action::ClosePath(k));
         }
@@ -615,8 +647,8 @@ impl Core {
         self.peer_switched = false;
         self.awaited = None;
         self.pending = None;
-        // Going direct again would need a negotiator for the new relay;
-        // the session stays on the relay it resumes on.
+        // Going direct again starts after the resumption, with a new
+        // negotiator for the new relay connection.
         self.negotiate_at = None;
         self.attempts.reported = true;
         self.actions.push_back(Action::StopNegotiation);
@@ -697,6 +729,9 @@ impl Core {
             None => self.start_afresh(),
         }
         self.event(Event::Resumed { fresh });
+        if !self.relay_only {
+            self.negotiate_at = Some(now + self.redirect_delay());
+        }
         if self.role.decides_path() {
             // The gateway records that the session is on its relay again,
             // and why it left the path it was on.
@@ -709,6 +744,14 @@ impl Core {
             }));
         }
         Ok(())
+    }
+
+    /// How long a resumed session waits before going direct again.
+    fn redirect_delay(&self) -> Duration {
+        let doublings = self.direct_losses.saturating_sub(1).min(16);
+        self.redirect_after
+            .saturating_mul(1 << doublings)
+            .min(REDIRECT_MAX)
     }
 
     /// The peer restarted and kept nothing: what rode on the session's
@@ -1329,6 +1372,11 @@ impl Core {
         }
         if self.negotiate_at.is_some_and(|t| now >= t) {
             self.negotiate_at = None;
+            if !self.relay_only {
+                // A new round of attempts (after a resumption: the last
+                // round's outcome was for another relay connection).
+                self.attempts = Attempts::default();
+            }
             self.actions.push_back(Action::StartNegotiation);
         }
         if self.pending.as_ref().is_some_and(|(_, t)| now >= *t) {

@@ -658,6 +658,97 @@ fn a_silent_direct_path_falls_back_to_the_relay() {
     );
 }
 
+/// After a fallback to the relay the session goes direct again — first
+/// [`REDIRECT_AFTER`] after the resumption, then twice as long for every
+/// further direct path it lost — on a new path, with a new report.
+#[test]
+fn a_resumed_session_goes_direct_again_with_backoff() {
+    let dead = Duration::from_secs(3);
+    let mut s = Sim::resuming(Duration::from_millis(2), 20_000, dead);
+    s.run_for(Duration::from_millis(10));
+    assert_eq!(s.negotiations, [1, 1]);
+    let mut direct = 1;
+    let mut relay = 100;
+    s.add_path(direct, Duration::from_millis(1), 50_000);
+    s.ready(1, direct);
+    s.ready(0, direct);
+    s.run_until(Duration::from_secs(1), |s| {
+        s.cores.iter().all(|c| c.current() == 1)
+    });
+    for (round, wait) in [(2, REDIRECT_AFTER), (3, REDIRECT_AFTER * 2)] {
+        for w in &mut s.paths.get_mut(&direct).unwrap().wires {
+            w.cut = true;
+        }
+        let want = [round - 1, round - 1];
+        s.run_until(dead + Duration::from_millis(50), |s| s.reconnects == want);
+        relay += 1;
+        s.add_path(relay, Duration::from_millis(2), 20_000);
+        s.restore(0, relay);
+        s.restore(1, relay);
+        s.run_until(Duration::from_secs(1), |s| {
+            s.events[0]
+                .iter()
+                .filter(|e| matches!(e, Event::Resumed { .. }))
+                .count()
+                == round - 1
+        });
+        let resumed = s.now;
+        s.run_until(wait + Duration::from_secs(1), |s| {
+            s.negotiations == [round, round]
+        });
+        let waited = s.now - resumed;
+        assert!(
+            waited + Duration::from_millis(20) >= wait && waited <= wait + T_MS * 20,
+            "round {round}: went direct again after {waited:?}, not {wait:?}"
+        );
+        // A new direct path, proven by both ends: the session takes it and
+        // the console reports it first.
+        direct += 1;
+        s.add_path(direct, Duration::from_millis(1), 50_000);
+        s.ready(1, direct);
+        s.ready(0, direct);
+        s.run_until(Duration::from_secs(1), |s| {
+            s.cores.iter().all(|c| c.current() == direct)
+        });
+        assert_eq!(s.reports.last().unwrap().1.kind, PathKind::DirectTcp);
+        assert!(s.live());
+    }
+    s.command(0, Command::Say("still here".into()));
+    s.run_until(Duration::from_secs(1), |s| s.chats(1).len() == 1);
+}
+
+/// A console that keeps to the relay (`--path relay`) does not start going
+/// direct after a resumption either.
+#[test]
+fn a_relay_only_session_stays_on_the_relay_after_resuming() {
+    let config = Config {
+        dead_path: Duration::from_secs(3),
+        resume_window: Some(RESUME_WINDOW),
+        relay_only: Some("direct paths turned off".into()),
+        ..Config::new(Duration::ZERO, 0)
+    };
+    let mut s = Sim::with(Duration::from_millis(2), 20_000, config);
+    s.run_for(Duration::from_millis(10));
+    let before = s.negotiations;
+    s.kill(RELAY);
+    s.add_path(2, Duration::from_millis(2), 20_000);
+    s.restore(0, 2);
+    s.restore(1, 2);
+    s.run_for(REDIRECT_AFTER * 3);
+    assert!(s.live());
+    assert_eq!(s.negotiations, before);
+    let relay_reports = s
+        .reports
+        .iter()
+        .filter(|(_, c)| c.kind == PathKind::Relay)
+        .count();
+    assert_eq!(
+        relay_reports, 2,
+        "stays on the relay, then resumed: {:?}",
+        s.reports
+    );
+}
+
 /// The console restarted (closed and opened again: a new core, nothing
 /// kept): the applet meets it afresh — what ran on the channels stops, the
 /// session and its chat go on.
