@@ -12,7 +12,7 @@
 use lifeline_protocol::DecodeError;
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::directory::{Directory, SignedDirectory};
-use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::e2e::{Frame, Negotiation};
 use lifeline_protocol::hex;
 use lifeline_protocol::permissions::Permissions;
 use lifeline_protocol::relay::{Hello, ServerMsg};
@@ -351,11 +351,11 @@ pub fn portal(data: &[u8]) -> bool {
 /// An ICE offer as the payload of an `IceOffer` frame: decoded, checked,
 /// and — if it passes — re-encoded to the same frame.
 pub fn ice_offer(data: &[u8]) -> bool {
-    let empty = Frame::IceOffer(ice::IceOffer {
+    let empty = Frame::Negotiation(Negotiation::IceOffer(ice::IceOffer {
         ufrag: String::new(),
         pwd: String::new(),
         candidates: Vec::new(),
-    })
+    }))
     .encode();
     let Ok(len) = u32::try_from(data.len()) else {
         return false;
@@ -363,7 +363,7 @@ pub fn ice_offer(data: &[u8]) -> bool {
     let mut frame = vec![empty[0]];
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(data);
-    let Ok((Frame::IceOffer(offer), _)) = Frame::decode(&frame) else {
+    let Ok((Frame::Negotiation(Negotiation::IceOffer(offer)), _)) = Frame::decode(&frame) else {
         return false;
     };
     if offer.check().is_err() {
@@ -371,7 +371,7 @@ pub fn ice_offer(data: &[u8]) -> bool {
     }
     assert!(offer.candidates.len() <= ice::MAX_CANDIDATES);
     assert_eq!(
-        Frame::IceOffer(offer).encode(),
+        Frame::Negotiation(Negotiation::IceOffer(offer)).encode(),
         frame,
         "re-encoding differs"
     );

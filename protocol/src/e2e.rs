@@ -2,8 +2,14 @@
 //!
 //! Each frame is `type: u8, len: u32, payload[len]`, with `len` bounded by
 //! [`MAX_PAYLOAD`] so a peer cannot make the other allocate without limit.
-//! The first frame on a fresh channel is the applet's [`Frame::Proof`]; the
-//! console answers [`Frame::Accepted`] or [`Frame::End`].
+//! The first frame on a fresh channel is the applet's [`Handshake::Proof`];
+//! the console answers [`Handshake::Accepted`] or [`Control::End`].
+//!
+//! A [`Frame`] is one of five families, each handled whole by one piece of
+//! code: [`Handshake`] (securing the session and new paths), [`Control`]
+//! (the session core: chat, pings, ending, the cutover, resumption),
+//! [`Negotiation`] (the going-direct negotiators), [`ChannelFrame`] (the
+//! core's channels) and [`TestFrame`] (the link test).
 //!
 //! Going direct (see `lifeline_session::direct`):
 //!
@@ -38,7 +44,7 @@ pub const MAX_TCP_ADDRS: usize = 16;
 pub const MAX_ICE_CANDIDATES: usize = crate::ice::MAX_CANDIDATES;
 /// Longest ICE credential or candidate line.
 pub const MAX_ICE_TEXT: usize = crate::ice::MAX_TEXT;
-/// Largest [`Frame::ChannelData`] payload.
+/// Largest [`ChannelFrame::Data`] payload.
 pub const MAX_DATA: usize = 64 * 1024;
 /// Largest channel number.
 pub const MAX_CHANNEL: u32 = u32::MAX;
@@ -82,7 +88,7 @@ pub enum Priority {
 /// What a channel carries. The numbers are on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
-    /// The link test's checked byte stream (see `TestStart`).
+    /// The link test's checked byte stream (see `TestFrame::Start`).
     LinkTest,
     /// Bytes the other end sends straight back: a round-trip probe that
     /// measures what interactive traffic would see.
@@ -114,7 +120,7 @@ impl ChannelKind {
     }
 }
 
-/// Who ended a session, carried in [`Frame::End`].
+/// Who ended a session, carried in [`Control::End`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
     /// The end user ended it.
@@ -153,9 +159,27 @@ impl EndedBy {
     }
 }
 
-/// One end-to-end message.
+/// One end-to-end message, by purpose: each family goes whole to the code
+/// that handles it. On the wire every frame has its own type byte; the
+/// families are only how the code sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// Securing the relayed session or a new direct path.
+    Handshake(Handshake),
+    /// The session's own frames: chat, liveness, ending, the cutover,
+    /// resumption.
+    Control(Control),
+    /// Going direct: what the two negotiators exchange.
+    Negotiation(Negotiation),
+    /// The channels and their flow control.
+    Channel(ChannelFrame),
+    /// The link test's announcements and verdicts.
+    Test(TestFrame),
+}
+
+/// Securing a channel or a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
     /// Applet → console: HMAC proving possession of the applet secret.
     Proof {
         /// See [`crate::proof::applet_proof`].
@@ -163,6 +187,17 @@ pub enum Frame {
     },
     /// Console → applet: the proof checked out; the session is live.
     Accepted,
+    /// The first frame on a new direct path, both ways: the binding proof
+    /// (see [`crate::proof::binding_proof`]).
+    Bind {
+        /// HMAC over the new channel's exporter, keyed by the relayed one.
+        mac: [u8; 32],
+    },
+}
+
+/// The session's own frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
     /// A chat line, either way.
     Chat {
         /// The text (at most [`MAX_CHAT`] bytes).
@@ -177,96 +212,14 @@ pub enum Frame {
     },
     /// Either way: liveness and round-trip probe.
     Ping(u64),
-    /// Answer to [`Frame::Ping`] with the same value.
+    /// Answer to [`Control::Ping`] with the same value.
     Pong(u64),
-    /// Console → applet, right after [`Frame::Accepted`]: which direct
-    /// paths the console will try.
-    PathPolicy {
-        /// Try direct TCP (console dials the applet's offered addresses).
-        tcp: bool,
-        /// Try ICE over UDP carrying XTCP.
-        udp: bool,
-        /// Start ICE this long after the offer if TCP has not worked.
-        udp_after_ms: u32,
-    },
-    /// Applet → console: the answer to [`Frame::PathPolicy`].
-    PathOffer {
-        /// Addresses the applet's TCP listener may be reached at (empty:
-        /// no direct TCP).
-        tcp: Vec<SocketAddr>,
-        /// Whether the applet will run ICE.
-        udp: bool,
-        /// Why something was left out (the applet's policy), or "".
-        note: String,
-    },
-    /// Either way: ICE credentials and candidates.
-    IceOffer(IceOffer),
-    /// The first frame on a new direct path, both ways: the binding proof
-    /// (see [`crate::proof::binding_proof`]).
-    Bind {
-        /// HMAC over the new channel's exporter, keyed by the relayed one.
-        mac: [u8; 32],
-    },
     /// The last frame the sender writes on the old path; everything after
     /// it comes on the new path, the one with this id (see
     /// [`crate::proof::path_id`]), so both ends use the same one.
     Switch {
         /// The new path's id.
         path: [u8; 8],
-    },
-    /// Either way: opens channel `channel` (the opener's numbers are odd
-    /// for the console, even for the applet, so both can open at once).
-    ChannelOpen {
-        /// Its number.
-        channel: u32,
-        /// What it carries.
-        kind: ChannelKind,
-    },
-    /// Bytes on a channel, within the credit the receiver granted.
-    ChannelData {
-        /// The channel.
-        channel: u32,
-        /// The bytes (at most [`MAX_DATA`]); shared, so that keeping them
-        /// for a resend copies nothing.
-        data: bytes::Bytes,
-    },
-    /// The receiver consumed `bytes` of a channel's data: the sender may
-    /// send that many more (credit-based flow control per channel).
-    ChannelCredit {
-        /// The channel.
-        channel: u32,
-        /// Bytes of new credit.
-        bytes: u32,
-    },
-    /// The sender will send no more on this channel (half-close).
-    ChannelClose {
-        /// The channel.
-        channel: u32,
-    },
-    /// The channel is abandoned, both ways, at once.
-    ChannelReset {
-        /// The channel.
-        channel: u32,
-        /// Why.
-        reason: String,
-    },
-    /// The data of channel `channel` (a link-test channel the sender
-    /// opened) is the link-test stream of `seed`, `len` bytes; the
-    /// receiver checks them and answers [`Frame::TestResult`].
-    TestStart {
-        /// The channel carrying it.
-        channel: u32,
-        /// Seed of the test stream.
-        seed: u64,
-        /// Bytes that follow.
-        len: u64,
-    },
-    /// Console → applet: please run a link test towards me.
-    TestRequest {
-        /// Seed of the test stream.
-        seed: u64,
-        /// Bytes to send.
-        len: u64,
     },
     /// Either way, the first frame of a session and of every resumption
     /// (on the new relay connection, after its end-to-end handshake):
@@ -287,8 +240,113 @@ pub enum Frame {
         /// Sequenced frames processed so far, per lane.
         next: [u64; 2],
     },
+}
+
+/// Going direct (the exchange drawn in the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negotiation {
+    /// Console → applet, when going direct starts: which direct paths the
+    /// console will try.
+    PathPolicy {
+        /// Try direct TCP (console dials the applet's offered addresses).
+        tcp: bool,
+        /// Try ICE over UDP carrying XTCP.
+        udp: bool,
+        /// Start ICE this long after the offer if TCP has not worked.
+        udp_after_ms: u32,
+    },
+    /// Applet → console: the answer to [`Negotiation::PathPolicy`].
+    PathOffer {
+        /// Addresses the applet's TCP listener may be reached at (empty:
+        /// no direct TCP).
+        tcp: Vec<SocketAddr>,
+        /// Whether the applet will run ICE.
+        udp: bool,
+        /// Why something was left out (the applet's policy), or "".
+        note: String,
+    },
+    /// Either way: ICE credentials and candidates.
+    IceOffer(IceOffer),
+}
+
+/// The channels: numbered streams of one [`ChannelKind`] each, with
+/// credit-based flow control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelFrame {
+    /// Either way: opens channel `channel` (the opener's numbers are odd
+    /// for the console, even for the applet, so both can open at once).
+    Open {
+        /// Its number.
+        channel: u32,
+        /// What it carries.
+        kind: ChannelKind,
+    },
+    /// Bytes on a channel, within the credit the receiver granted.
+    Data {
+        /// The channel.
+        channel: u32,
+        /// The bytes (at most [`MAX_DATA`]); shared, so that keeping them
+        /// for a resend copies nothing.
+        data: bytes::Bytes,
+    },
+    /// The receiver consumed `bytes` of a channel's data: the sender may
+    /// send that many more.
+    Credit {
+        /// The channel.
+        channel: u32,
+        /// Bytes of new credit.
+        bytes: u32,
+    },
+    /// The sender will send no more on this channel (half-close).
+    Close {
+        /// The channel.
+        channel: u32,
+    },
+    /// The channel is abandoned, both ways, at once.
+    Reset {
+        /// The channel.
+        channel: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ChannelFrame {
+    /// The channel it is about.
+    pub fn channel(&self) -> u32 {
+        match self {
+            ChannelFrame::Open { channel, .. }
+            | ChannelFrame::Data { channel, .. }
+            | ChannelFrame::Credit { channel, .. }
+            | ChannelFrame::Close { channel }
+            | ChannelFrame::Reset { channel, .. } => *channel,
+        }
+    }
+}
+
+/// The link test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestFrame {
+    /// The data of channel `channel` (a link-test channel the sender
+    /// opened) is the link-test stream of `seed`, `len` bytes; the
+    /// receiver checks them and answers [`TestFrame::Result`].
+    Start {
+        /// The channel carrying it.
+        channel: u32,
+        /// Seed of the test stream.
+        seed: u64,
+        /// Bytes that follow.
+        len: u64,
+    },
+    /// Console → applet: please run a link test towards me.
+    Request {
+        /// Seed of the test stream.
+        seed: u64,
+        /// Bytes to send.
+        len: u64,
+    },
     /// The receiver's verdict on a link test.
-    TestResult {
+    Result {
         /// Every byte arrived, in order, once.
         ok: bool,
         /// Bytes received.
@@ -297,6 +355,24 @@ pub enum Frame {
         detail: String,
     },
 }
+
+macro_rules! family {
+    ($($ty:ident => $variant:ident),*) => {$(
+        impl From<$ty> for Frame {
+            fn from(f: $ty) -> Self {
+                Frame::$variant(f)
+            }
+        }
+    )*};
+}
+
+family!(
+    Handshake => Handshake,
+    Control => Control,
+    Negotiation => Negotiation,
+    ChannelFrame => Channel,
+    TestFrame => Test
+);
 
 fn put_addr(w: &mut Writer, a: &SocketAddr) {
     match a.ip() {
@@ -333,25 +409,17 @@ impl Frame {
     /// belong to the path they travel on (pings, the cutover, going
     /// direct, the handshakes) and mean nothing on another.
     pub fn is_sequenced(&self) -> bool {
-        matches!(
-            self,
-            Frame::Chat { .. }
-                | Frame::End { .. }
-                | Frame::ChannelOpen { .. }
-                | Frame::ChannelData { .. }
-                | Frame::ChannelCredit { .. }
-                | Frame::ChannelClose { .. }
-                | Frame::ChannelReset { .. }
-                | Frame::TestStart { .. }
-                | Frame::TestRequest { .. }
-                | Frame::TestResult { .. }
-        )
+        match self {
+            Frame::Channel(_) | Frame::Test(_) => true,
+            Frame::Control(c) => matches!(c, Control::Chat { .. } | Control::End { .. }),
+            Frame::Handshake(_) | Frame::Negotiation(_) => false,
+        }
     }
 
     /// Appends the encoded frame to `out` — channel data without an
     /// intermediate copy (it is most of a session's bytes).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        if let Frame::ChannelData { channel, data } = self {
+        if let Frame::Channel(ChannelFrame::Data { channel, data }) = self {
             assert!(data.len() <= MAX_DATA, "data frame too large");
             out.reserve(HEADER_LEN + 4 + data.len());
             out.push(CHANNEL_DATA);
@@ -367,36 +435,36 @@ impl Frame {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         let ty = match self {
-            Frame::Proof { mac } => {
+            Frame::Handshake(Handshake::Proof { mac }) => {
                 w.put(mac);
                 PROOF
             }
-            Frame::Accepted => ACCEPTED,
-            Frame::Chat { text } => {
+            Frame::Handshake(Handshake::Accepted) => ACCEPTED,
+            Frame::Control(Control::Chat { text }) => {
                 w.put(clamp_str(text, MAX_CHAT).as_bytes());
                 CHAT
             }
-            Frame::End { by, reason } => {
+            Frame::Control(Control::End { by, reason }) => {
                 w.u8(by.code()).str16(clamp_str(reason, MAX_REASON));
                 END
             }
-            Frame::Ping(v) => {
+            Frame::Control(Control::Ping(v)) => {
                 w.u64(*v);
                 PING
             }
-            Frame::Pong(v) => {
+            Frame::Control(Control::Pong(v)) => {
                 w.u64(*v);
                 PONG
             }
-            Frame::PathPolicy {
+            Frame::Negotiation(Negotiation::PathPolicy {
                 tcp,
                 udp,
                 udp_after_ms,
-            } => {
+            }) => {
                 w.u8(flag(*tcp)).u8(flag(*udp)).u32(*udp_after_ms);
                 PATH_POLICY
             }
-            Frame::PathOffer { tcp, udp, note } => {
+            Frame::Negotiation(Negotiation::PathOffer { tcp, udp, note }) => {
                 let addrs = &tcp[..tcp.len().min(MAX_TCP_ADDRS)];
                 w.u8(addrs.len() as u8);
                 for a in addrs {
@@ -405,11 +473,11 @@ impl Frame {
                 w.u8(flag(*udp)).str16(clamp_str(note, MAX_REASON));
                 PATH_OFFER
             }
-            Frame::IceOffer(IceOffer {
+            Frame::Negotiation(Negotiation::IceOffer(IceOffer {
                 ufrag,
                 pwd,
                 candidates,
-            }) => {
+            })) => {
                 w.str16(clamp_str(ufrag, MAX_ICE_TEXT))
                     .str16(clamp_str(pwd, MAX_ICE_TEXT));
                 let cands = &candidates[..candidates.len().min(MAX_ICE_CANDIDATES)];
@@ -419,52 +487,52 @@ impl Frame {
                 }
                 ICE_OFFER
             }
-            Frame::Bind { mac } => {
+            Frame::Handshake(Handshake::Bind { mac }) => {
                 w.put(mac);
                 BIND
             }
-            Frame::Switch { path } => {
+            Frame::Control(Control::Switch { path }) => {
                 w.put(path);
                 SWITCH
             }
-            Frame::ChannelData { channel, data } => {
+            Frame::Channel(ChannelFrame::Data { channel, data }) => {
                 assert!(data.len() <= MAX_DATA, "data frame too large");
                 w.u32(*channel).put(data);
                 CHANNEL_DATA
             }
-            Frame::ChannelOpen { channel, kind } => {
+            Frame::Channel(ChannelFrame::Open { channel, kind }) => {
                 w.u32(*channel).u8(kind.code());
                 CHANNEL_OPEN
             }
-            Frame::ChannelCredit { channel, bytes } => {
+            Frame::Channel(ChannelFrame::Credit { channel, bytes }) => {
                 w.u32(*channel).u32(*bytes);
                 CHANNEL_CREDIT
             }
-            Frame::ChannelClose { channel } => {
+            Frame::Channel(ChannelFrame::Close { channel }) => {
                 w.u32(*channel);
                 CHANNEL_CLOSE
             }
-            Frame::ChannelReset { channel, reason } => {
+            Frame::Channel(ChannelFrame::Reset { channel, reason }) => {
                 w.u32(*channel).str16(clamp_str(reason, MAX_REASON));
                 CHANNEL_RESET
             }
-            Frame::TestStart { channel, seed, len } => {
+            Frame::Test(TestFrame::Start { channel, seed, len }) => {
                 w.u32(*channel).u64(*seed).u64(*len);
                 TEST_START
             }
-            Frame::TestRequest { seed, len } => {
+            Frame::Test(TestFrame::Request { seed, len }) => {
                 w.u64(*seed).u64(*len);
                 TEST_REQUEST
             }
-            Frame::Resume { incarnation, next } => {
+            Frame::Control(Control::Resume { incarnation, next }) => {
                 w.u64(*incarnation).u64(next[0]).u64(next[1]);
                 RESUME
             }
-            Frame::Ack { next } => {
+            Frame::Control(Control::Ack { next }) => {
                 w.u64(next[0]).u64(next[1]);
                 ACK
             }
-            Frame::TestResult { ok, bytes, detail } => {
+            Frame::Test(TestFrame::Result { ok, bytes, detail }) => {
                 w.u8(flag(*ok))
                     .u64(*bytes)
                     .str16(clamp_str(detail, MAX_REASON));
@@ -488,31 +556,31 @@ impl Frame {
             other => other,
         };
         let frame = match ty {
-            PROOF => Frame::Proof {
+            PROOF => Frame::Handshake(Handshake::Proof {
                 mac: p.array().map_err(short)?,
-            },
-            ACCEPTED => Frame::Accepted,
+            }),
+            ACCEPTED => Frame::Handshake(Handshake::Accepted),
             CHAT => {
                 if payload.len() > MAX_CHAT {
                     return Err(DecodeError::invalid("chat", "too long"));
                 }
                 let text = std::str::from_utf8(p.take(payload.len()).map_err(short)?)
                     .map_err(|_| DecodeError::invalid("chat", "not UTF-8"))?;
-                Frame::Chat {
+                Frame::Control(Control::Chat {
                     text: text.to_owned(),
-                }
+                })
             }
-            END => Frame::End {
+            END => Frame::Control(Control::End {
                 by: EndedBy::from_code(p.u8().map_err(short)?)?,
                 reason: p.str16("reason", MAX_REASON).map_err(short)?.to_owned(),
-            },
-            PING => Frame::Ping(p.u64().map_err(short)?),
-            PONG => Frame::Pong(p.u64().map_err(short)?),
-            PATH_POLICY => Frame::PathPolicy {
+            }),
+            PING => Frame::Control(Control::Ping(p.u64().map_err(short)?)),
+            PONG => Frame::Control(Control::Pong(p.u64().map_err(short)?)),
+            PATH_POLICY => Frame::Negotiation(Negotiation::PathPolicy {
                 tcp: read_flag(&mut p, "path policy").map_err(short)?,
                 udp: read_flag(&mut p, "path policy").map_err(short)?,
                 udp_after_ms: p.u32().map_err(short)?,
-            },
+            }),
             PATH_OFFER => {
                 let n = usize::from(p.u8().map_err(short)?);
                 if n > MAX_TCP_ADDRS {
@@ -522,11 +590,11 @@ impl Frame {
                     .map(|_| read_addr(&mut p))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(short)?;
-                Frame::PathOffer {
+                Frame::Negotiation(Negotiation::PathOffer {
                     tcp,
                     udp: read_flag(&mut p, "path offer").map_err(short)?,
                     note: p.str16("note", MAX_REASON).map_err(short)?.to_owned(),
-                }
+                })
             }
             ICE_OFFER => {
                 let ufrag = p.str16("ufrag", MAX_ICE_TEXT).map_err(short)?.to_owned();
@@ -539,64 +607,64 @@ impl Frame {
                     .map(|_| p.str16("candidate", MAX_ICE_TEXT).map(str::to_owned))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(short)?;
-                Frame::IceOffer(IceOffer {
+                Frame::Negotiation(Negotiation::IceOffer(IceOffer {
                     ufrag,
                     pwd,
                     candidates,
-                })
+                }))
             }
-            BIND => Frame::Bind {
+            BIND => Frame::Handshake(Handshake::Bind {
                 mac: p.array().map_err(short)?,
-            },
-            SWITCH => Frame::Switch {
+            }),
+            SWITCH => Frame::Control(Control::Switch {
                 path: p.array().map_err(short)?,
-            },
+            }),
             CHANNEL_DATA => {
                 let channel = p.u32().map_err(short)?;
                 if p.remaining() > MAX_DATA {
                     return Err(DecodeError::invalid("channel data", "too long"));
                 }
-                Frame::ChannelData {
+                Frame::Channel(ChannelFrame::Data {
                     channel,
                     data: bytes::Bytes::copy_from_slice(p.take(p.remaining()).map_err(short)?),
-                }
+                })
             }
-            CHANNEL_OPEN => Frame::ChannelOpen {
+            CHANNEL_OPEN => Frame::Channel(ChannelFrame::Open {
                 channel: p.u32().map_err(short)?,
                 kind: ChannelKind::from_code(p.u8().map_err(short)?)?,
-            },
-            CHANNEL_CREDIT => Frame::ChannelCredit {
+            }),
+            CHANNEL_CREDIT => Frame::Channel(ChannelFrame::Credit {
                 channel: p.u32().map_err(short)?,
                 bytes: p.u32().map_err(short)?,
-            },
-            CHANNEL_CLOSE => Frame::ChannelClose {
+            }),
+            CHANNEL_CLOSE => Frame::Channel(ChannelFrame::Close {
                 channel: p.u32().map_err(short)?,
-            },
-            CHANNEL_RESET => Frame::ChannelReset {
+            }),
+            CHANNEL_RESET => Frame::Channel(ChannelFrame::Reset {
                 channel: p.u32().map_err(short)?,
                 reason: p.str16("reason", MAX_REASON).map_err(short)?.to_owned(),
-            },
-            TEST_START => Frame::TestStart {
+            }),
+            TEST_START => Frame::Test(TestFrame::Start {
                 channel: p.u32().map_err(short)?,
                 seed: p.u64().map_err(short)?,
                 len: p.u64().map_err(short)?,
-            },
-            TEST_REQUEST => Frame::TestRequest {
+            }),
+            TEST_REQUEST => Frame::Test(TestFrame::Request {
                 seed: p.u64().map_err(short)?,
                 len: p.u64().map_err(short)?,
-            },
-            RESUME => Frame::Resume {
+            }),
+            RESUME => Frame::Control(Control::Resume {
                 incarnation: p.u64().map_err(short)?,
                 next: [p.u64().map_err(short)?, p.u64().map_err(short)?],
-            },
-            ACK => Frame::Ack {
+            }),
+            ACK => Frame::Control(Control::Ack {
                 next: [p.u64().map_err(short)?, p.u64().map_err(short)?],
-            },
-            TEST_RESULT => Frame::TestResult {
+            }),
+            TEST_RESULT => Frame::Test(TestFrame::Result {
                 ok: read_flag(&mut p, "test result").map_err(short)?,
                 bytes: p.u64().map_err(short)?,
                 detail: p.str16("detail", MAX_REASON).map_err(short)?.to_owned(),
-            },
+            }),
             _ => return Err(DecodeError::invalid("session frame", "unknown type")),
         };
         p.finish("session frame")?;
@@ -611,10 +679,10 @@ mod tests {
 
     #[test]
     fn every_prefix_is_incomplete() {
-        let f = Frame::End {
+        let f = Frame::Control(Control::End {
             by: EndedBy::User,
             reason: "bye".into(),
-        };
+        });
         let enc = f.encode();
         assert_eq!(Frame::decode(&enc), Ok((f, enc.len())));
         for n in 0..enc.len() {
@@ -636,11 +704,11 @@ mod tests {
     fn encode_into_appends_what_encode_returns() {
         let mut out = vec![7];
         let frames = [
-            Frame::ChannelData {
+            Frame::Channel(ChannelFrame::Data {
                 channel: 9,
                 data: vec![1, 2, 3].into(),
-            },
-            Frame::Ack { next: [1, 2] },
+            }),
+            Frame::Control(Control::Ack { next: [1, 2] }),
         ];
         let mut want = vec![7];
         for f in &frames {
@@ -653,13 +721,13 @@ mod tests {
     #[test]
     fn chat_is_clamped_on_encode() {
         let long = "x".repeat(MAX_CHAT + 10);
-        let enc = Frame::Chat { text: long }.encode();
+        let enc = Frame::Control(Control::Chat { text: long }).encode();
         let (f, _) = Frame::decode(&enc).unwrap();
         assert_eq!(
             f,
-            Frame::Chat {
+            Frame::Control(Control::Chat {
                 text: "x".repeat(MAX_CHAT)
-            }
+            })
         );
     }
 }

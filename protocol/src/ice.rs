@@ -1,7 +1,7 @@
 //! The ICE offer the ends exchange over the relayed session before they
 //! punch holes for a UDP path: credentials and candidate lines.
 //!
-//! It travels inside [`crate::e2e::Frame::IceOffer`]; [`IceOffer::check`]
+//! It travels inside [`crate::e2e::Negotiation::IceOffer`]; [`IceOffer::check`]
 //! is what a receiver runs on it before any of it reaches an ICE agent —
 //! the peer is authenticated, but a bug or a compromised end must not get
 //! unbounded or malformed input into the agent's parser.

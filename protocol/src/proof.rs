@@ -95,7 +95,7 @@ pub fn verify_binding_proof(
 
 /// A direct path's id, the same on both ends: the first 8 bytes of
 /// SHA-256 over a label and the path's own TLS exporter. It names the path
-/// in [`crate::e2e::Frame::Switch`] without revealing the exporter.
+/// in [`crate::e2e::Control::Switch`] without revealing the exporter.
 pub fn path_id(path_exporter: &[u8; EXPORTER_LEN]) -> [u8; 8] {
     let d = ring::digest::digest(
         &ring::digest::SHA256,

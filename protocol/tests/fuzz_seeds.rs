@@ -13,7 +13,9 @@ mod checks;
 
 use lifeline_protocol::SessionGuid;
 use lifeline_protocol::directory::{Directory, DirectoryNode, SignedDirectory};
-use lifeline_protocol::e2e::{EndedBy, Frame};
+use lifeline_protocol::e2e::{
+    ChannelFrame, Control, EndedBy, Frame, Handshake, Negotiation, TestFrame,
+};
 use lifeline_protocol::permissions::Permissions;
 use lifeline_protocol::relay::{Hello, RefuseCode, Role, ServerMsg, VERSION};
 use lifeline_protocol::trailer::TrailerBody;
@@ -123,134 +125,134 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "e2e_frame",
             "seed-proof",
-            Frame::Proof { mac: [0xa7; 32] }.encode(),
+            Frame::Handshake(Handshake::Proof { mac: [0xa7; 32] }).encode(),
         ),
-        ("e2e_frame", "seed-accepted", Frame::Accepted.encode()),
+        ("e2e_frame", "seed-accepted", Frame::Handshake(Handshake::Accepted).encode()),
         (
             "e2e_frame",
             "seed-chat",
-            Frame::Chat {
+            Frame::Control(Control::Chat {
                 text: "Hello! Could you open the printer settings? ✓".into(),
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-end",
-            Frame::End {
+            Frame::Control(Control::End {
                 by: EndedBy::Technician,
                 reason: "done".into(),
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-ping",
-            Frame::Ping(0x0102_0304_0506_0708).encode(),
+            Frame::Control(Control::Ping(0x0102_0304_0506_0708)).encode(),
         ),
-        ("e2e_frame", "seed-pong", Frame::Pong(u64::MAX).encode()),
+        ("e2e_frame", "seed-pong", Frame::Control(Control::Pong(u64::MAX)).encode()),
         (
             "e2e_frame",
             "seed-path-policy",
-            Frame::PathPolicy {
+            Frame::Negotiation(Negotiation::PathPolicy {
                 tcp: true,
                 udp: true,
                 udp_after_ms: 10_000,
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-path-offer",
-            Frame::PathOffer {
+            Frame::Negotiation(Negotiation::PathOffer {
                 tcp: vec![
                     "192.0.2.7:40123".parse().unwrap(),
                     "[2001:db8::7]:40123".parse().unwrap(),
                 ],
                 udp: true,
                 note: String::new(),
-            }
-            .encode(),
-        ),
-        (
-            "e2e_frame",
-            "seed-ice-offer",
-            Frame::IceOffer(lifeline_protocol::ice::IceOffer {
-                ufrag: "abcd".into(),
-                pwd: "abcdefghijklmnopqrstuv".into(),
-                candidates: vec!["candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into()],
             })
             .encode(),
         ),
         (
             "e2e_frame",
+            "seed-ice-offer",
+            Frame::Negotiation(Negotiation::IceOffer(lifeline_protocol::ice::IceOffer {
+                ufrag: "abcd".into(),
+                pwd: "abcdefghijklmnopqrstuv".into(),
+                candidates: vec!["candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into()],
+            }))
+            .encode(),
+        ),
+        (
+            "e2e_frame",
             "seed-bind",
-            Frame::Bind { mac: [0x5b; 32] }.encode(),
+            Frame::Handshake(Handshake::Bind { mac: [0x5b; 32] }).encode(),
         ),
         (
             "e2e_frame",
             "seed-switch",
-            Frame::Switch { path: [0x11; 8] }.encode(),
+            Frame::Control(Control::Switch { path: [0x11; 8] }).encode(),
         ),
         (
             "e2e_frame",
             "seed-data",
-            Frame::ChannelData {
+            Frame::Channel(ChannelFrame::Data {
                 channel: 3,
                 data: b"0123456789".to_vec().into(),
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-channel-open",
-            Frame::ChannelOpen {
+            Frame::Channel(ChannelFrame::Open {
                 channel: 3,
                 kind: lifeline_protocol::e2e::ChannelKind::LinkTest,
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-channel-credit",
-            Frame::ChannelCredit {
+            Frame::Channel(ChannelFrame::Credit {
                 channel: 3,
                 bytes: 1 << 20,
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-channel-close",
-            Frame::ChannelClose { channel: 3 }.encode(),
+            Frame::Channel(ChannelFrame::Close { channel: 3 }).encode(),
         ),
         (
             "e2e_frame",
             "seed-channel-reset",
-            Frame::ChannelReset {
+            Frame::Channel(ChannelFrame::Reset {
                 channel: 4,
                 reason: "stopped by the end user".into(),
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-test-start",
-            Frame::TestStart {
+            Frame::Test(TestFrame::Start {
                 channel: 3,
                 seed: 7,
                 len: 1 << 28,
-            }
+            })
             .encode(),
         ),
         (
             "e2e_frame",
             "seed-test-result",
-            Frame::TestResult {
+            Frame::Test(TestFrame::Result {
                 ok: false,
                 bytes: 12345,
                 detail: "byte 12345 differs".into(),
-            }
+            })
             .encode(),
         ),
         ("trailer", "seed-signed-applet", signed_file),
@@ -293,14 +295,14 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "ice_offer",
             "seed-host-and-srflx",
-            Frame::IceOffer(lifeline_protocol::ice::IceOffer {
+            Frame::Negotiation(Negotiation::IceOffer(lifeline_protocol::ice::IceOffer {
                 ufrag: "Ab1+".into(),
                 pwd: "abcdefghijklmnopqrstuv/+".into(),
                 candidates: vec![
                     "candidate:1 1 udp 2130706431 192.0.2.7 5000 typ host".into(),
                     "candidate:2 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 192.0.2.7 rport 5000".into(),
                 ],
-            })
+            }))
             .encode()[lifeline_protocol::e2e::HEADER_LEN..]
                 .to_vec(),
         ),

@@ -7,7 +7,9 @@ use lifeline_protocol::SessionGuid;
 use lifeline_protocol::directory::{
     Directory, DirectoryError, DirectoryNode, SIGNING_CONTEXT, SignedDirectory,
 };
-use lifeline_protocol::e2e::{self, EndedBy, Frame};
+use lifeline_protocol::e2e::{
+    self, ChannelFrame, Control, EndedBy, Frame, Handshake, Negotiation, TestFrame,
+};
 use lifeline_protocol::hex;
 use lifeline_protocol::permissions::Permissions;
 use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg};
@@ -74,9 +76,9 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
 
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        any::<[u8; 32]>().prop_map(|mac| Frame::Proof { mac }),
-        Just(Frame::Accepted),
-        text(e2e::MAX_CHAT).prop_map(|text| Frame::Chat { text }),
+        any::<[u8; 32]>().prop_map(|mac| Frame::Handshake(Handshake::Proof { mac })),
+        Just(Frame::Handshake(Handshake::Accepted)),
+        text(e2e::MAX_CHAT).prop_map(|text| Frame::Control(Control::Chat { text })),
         (
             prop_oneof![
                 Just(EndedBy::User),
@@ -85,15 +87,15 @@ fn frame() -> impl Strategy<Value = Frame> {
             ],
             text(e2e::MAX_REASON),
         )
-            .prop_map(|(by, reason)| Frame::End { by, reason }),
-        any::<u64>().prop_map(Frame::Ping),
-        any::<u64>().prop_map(Frame::Pong),
+            .prop_map(|(by, reason)| Frame::Control(Control::End { by, reason })),
+        any::<u64>().prop_map(|v| Frame::Control(Control::Ping(v))),
+        any::<u64>().prop_map(|v| Frame::Control(Control::Pong(v))),
         (any::<bool>(), any::<bool>(), any::<u32>()).prop_map(|(tcp, udp, udp_after_ms)| {
-            Frame::PathPolicy {
+            Frame::Negotiation(Negotiation::PathPolicy {
                 tcp,
                 udp,
                 udp_after_ms,
-            }
+            })
         }),
         (
             vec(
@@ -103,25 +105,29 @@ fn frame() -> impl Strategy<Value = Frame> {
             any::<bool>(),
             text(e2e::MAX_REASON)
         )
-            .prop_map(|(tcp, udp, note)| Frame::PathOffer { tcp, udp, note }),
+            .prop_map(
+                |(tcp, udp, note)| Frame::Negotiation(Negotiation::PathOffer { tcp, udp, note })
+            ),
         (
             text(e2e::MAX_ICE_TEXT),
             text(e2e::MAX_ICE_TEXT),
             vec(text(e2e::MAX_ICE_TEXT), 0..=e2e::MAX_ICE_CANDIDATES)
         )
-            .prop_map(|(ufrag, pwd, candidates)| Frame::IceOffer(
-                lifeline_protocol::ice::IceOffer {
+            .prop_map(|(ufrag, pwd, candidates)| Frame::Negotiation(
+                Negotiation::IceOffer(lifeline_protocol::ice::IceOffer {
                     ufrag,
                     pwd,
                     candidates
-                }
+                })
             )),
-        any::<[u8; 32]>().prop_map(|mac| Frame::Bind { mac }),
-        any::<[u8; 8]>().prop_map(|path| Frame::Switch { path }),
-        (any::<u32>(), vec(any::<u8>(), 0..=1024)).prop_map(|(channel, data)| Frame::ChannelData {
-            channel,
-            data: data.into(),
-        }),
+        any::<[u8; 32]>().prop_map(|mac| Frame::Handshake(Handshake::Bind { mac })),
+        any::<[u8; 8]>().prop_map(|path| Frame::Control(Control::Switch { path })),
+        (any::<u32>(), vec(any::<u8>(), 0..=1024)).prop_map(|(channel, data)| Frame::Channel(
+            ChannelFrame::Data {
+                channel,
+                data: data.into(),
+            }
+        )),
         (
             any::<u32>(),
             prop_oneof![
@@ -129,20 +135,21 @@ fn frame() -> impl Strategy<Value = Frame> {
                 Just(e2e::ChannelKind::Echo)
             ]
         )
-            .prop_map(|(channel, kind)| Frame::ChannelOpen { channel, kind }),
+            .prop_map(|(channel, kind)| Frame::Channel(ChannelFrame::Open { channel, kind })),
         (any::<u32>(), any::<u32>())
-            .prop_map(|(channel, bytes)| Frame::ChannelCredit { channel, bytes }),
-        any::<u32>().prop_map(|channel| Frame::ChannelClose { channel }),
+            .prop_map(|(channel, bytes)| Frame::Channel(ChannelFrame::Credit { channel, bytes })),
+        any::<u32>().prop_map(|channel| Frame::Channel(ChannelFrame::Close { channel })),
         (any::<u32>(), text(e2e::MAX_REASON))
-            .prop_map(|(channel, reason)| Frame::ChannelReset { channel, reason }),
+            .prop_map(|(channel, reason)| Frame::Channel(ChannelFrame::Reset { channel, reason })),
         (any::<u32>(), any::<u64>(), any::<u64>())
-            .prop_map(|(channel, seed, len)| Frame::TestStart { channel, seed, len }),
-        (any::<u64>(), any::<u64>()).prop_map(|(seed, len)| Frame::TestRequest { seed, len }),
+            .prop_map(|(channel, seed, len)| Frame::Test(TestFrame::Start { channel, seed, len })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(seed, len)| Frame::Test(TestFrame::Request { seed, len })),
         (any::<bool>(), any::<u64>(), text(e2e::MAX_REASON))
-            .prop_map(|(ok, bytes, detail)| Frame::TestResult { ok, bytes, detail }),
+            .prop_map(|(ok, bytes, detail)| Frame::Test(TestFrame::Result { ok, bytes, detail })),
         (any::<u64>(), any::<[u64; 2]>())
-            .prop_map(|(incarnation, next)| Frame::Resume { incarnation, next }),
-        any::<[u64; 2]>().prop_map(|next| Frame::Ack { next }),
+            .prop_map(|(incarnation, next)| Frame::Control(Control::Resume { incarnation, next })),
+        any::<[u64; 2]>().prop_map(|next| Frame::Control(Control::Ack { next })),
     ]
 }
 
@@ -357,13 +364,13 @@ proptest! {
 
     #[test]
     fn frame_texts_are_clamped(chat in ".{0,4200}", reason in ".{0,300}") {
-        let (f, _) = Frame::decode(&Frame::Chat { text: chat.clone() }.encode()).unwrap();
-        let Frame::Chat { text: got } = f else { panic!("{f:?}") };
+        let (f, _) = Frame::decode(&Frame::Control(Control::Chat { text: chat.clone() }).encode()).unwrap();
+        let Frame::Control(Control::Chat { text: got }) = f else { panic!("{f:?}") };
         prop_assert!(got.len() <= e2e::MAX_CHAT && chat.starts_with(&got));
         prop_assert!(got.len() == chat.len() || got.len() + 4 > e2e::MAX_CHAT);
 
-        let (f, _) = Frame::decode(&Frame::End { by: EndedBy::User, reason: reason.clone() }.encode()).unwrap();
-        let Frame::End { reason: got, .. } = f else { panic!("{f:?}") };
+        let (f, _) = Frame::decode(&Frame::Control(Control::End { by: EndedBy::User, reason: reason.clone() }).encode()).unwrap();
+        let Frame::Control(Control::End { reason: got, .. }) = f else { panic!("{f:?}") };
         prop_assert!(got.len() <= e2e::MAX_REASON && reason.starts_with(&got));
     }
 

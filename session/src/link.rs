@@ -13,7 +13,7 @@
 //! [`BATCH`]).
 
 use crate::channel::{ChannelError, FrameReader, FrameWriter};
-use lifeline_protocol::e2e::{Frame, MAX_DATA};
+use lifeline_protocol::e2e::{Control, Frame, MAX_DATA};
 use std::fmt;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -196,7 +196,7 @@ async fn write_loop(
             while let Some(out) = next.take() {
                 match out {
                     // A barrier: everything queued before it goes first.
-                    Out::Frame(f @ Frame::Switch { .. }) => {
+                    Out::Frame(f @ Frame::Control(Control::Switch { .. })) => {
                         while let Ok(b) = bulk.try_recv() {
                             b.encode_into(&mut buf);
                         }

@@ -355,7 +355,7 @@ fn start_path(
     (id, info)
 }
 
-/// A random incarnation for the core (see `Frame::Resume`).
+/// A random incarnation for the core (see `e2e::Control::Resume`).
 fn incarnation() -> u64 {
     let mut b = [0u8; 8];
     // Should the system's generator fail, the time still tells this run

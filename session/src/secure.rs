@@ -3,15 +3,15 @@
 //! 1. Inner TLS 1.3: console = server with its session certificate; applet =
 //!    client that accepts only the pinned SPKI.
 //! 2. Both export keying material bound to the session GUID.
-//! 3. The applet sends [`Frame::Proof`] (HMAC keyed by the applet secret);
+//! 3. The applet sends [`Handshake::Proof`] (HMAC keyed by the applet secret);
 //!    the console checks it in constant time and answers
-//!    [`Frame::Accepted`], or [`Frame::End`] and closes.
+//!    [`Handshake::Accepted`], or [`Control::End`] and closes.
 //! 4. Both show the same short authentication string.
 
 use crate::channel::{ChannelError, FrameReader, FrameWriter};
 use crate::identity::SessionIdentity;
 use lifeline_protocol::SessionGuid;
-use lifeline_protocol::e2e::{EndedBy, Frame};
+use lifeline_protocol::e2e::{Control, EndedBy, Frame, Handshake};
 use lifeline_protocol::proof::{self, EXPORTER_LABEL, EXPORTER_LEN};
 use rustls::pki_types::ServerName;
 use std::time::Duration;
@@ -107,10 +107,14 @@ where
         let (r, w) = tokio::io::split(tls);
         let (mut reader, mut writer) = (FrameReader::new(r), FrameWriter::new(w));
         let mac = proof::applet_proof(&applet_secret, &exporter);
-        writer.write_frame(&Frame::Proof { mac }).await?;
+        writer
+            .write_frame(&Frame::Handshake(Handshake::Proof { mac }))
+            .await?;
         match reader.read_frame().await? {
-            Some(Frame::Accepted) => {}
-            Some(Frame::End { reason, .. }) => return Err(SecureError::Refused(reason)),
+            Some(Frame::Handshake(Handshake::Accepted)) => {}
+            Some(Frame::Control(Control::End { reason, .. })) => {
+                return Err(SecureError::Refused(reason));
+            }
             _ => return Err(SecureError::Unexpected),
         }
         Ok(Established {
@@ -149,22 +153,24 @@ where
         let (r, w) = tokio::io::split(tls);
         let (mut reader, mut writer) = (FrameReader::new(r), FrameWriter::new(w));
         let ok = match reader.read_frame().await? {
-            Some(Frame::Proof { mac }) => {
+            Some(Frame::Handshake(Handshake::Proof { mac })) => {
                 proof::verify_applet_proof(&applet_secret, &exporter, &mac)
             }
             _ => false,
         };
         if !ok {
             let _ = writer
-                .write_frame(&Frame::End {
+                .write_frame(&Frame::Control(Control::End {
                     by: EndedBy::Refused,
                     reason: "the applet could not prove it belongs to this session".into(),
-                })
+                }))
                 .await;
             let _ = writer.shutdown().await;
             return Err(SecureError::BadProof);
         }
-        writer.write_frame(&Frame::Accepted).await?;
+        writer
+            .write_frame(&Frame::Handshake(Handshake::Accepted))
+            .await?;
         Ok(Established {
             reader,
             writer,

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lifeline_protocol::SessionGuid;
-use lifeline_protocol::e2e::{EndedBy, Frame};
+use lifeline_protocol::e2e::{EndedBy, Frame, Handshake, Negotiation};
 use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL};
 use lifeline_protocol::relay::Role;
 use lifeline_session::channel::{FrameReader, FrameWriter};
@@ -299,13 +299,13 @@ async fn listening_applet(
         },
     );
     applet
-        .on_frame(Frame::PathPolicy {
+        .on_frame(Negotiation::PathPolicy {
             tcp: true,
             udp: false,
             udp_after_ms: 0,
         })
         .await;
-    let DirectEvent::Send(Frame::PathOffer { tcp: addrs, .. }) = applet.next().await else {
+    let DirectEvent::Send(Negotiation::PathOffer { tcp: addrs, .. }) = applet.next().await else {
         panic!("no offer")
     };
     let addr = *addrs.iter().find(|a| a.ip().is_loopback()).unwrap();
@@ -351,14 +351,15 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
         (FrameReader::new(r), FrameWriter::new(w))
     };
     let (mut r1, w1) = accept(real_tls.clone()).await;
-    let Some(Frame::Bind { mac: captured }) = r1.read_frame().await.unwrap() else {
+    let Some(Frame::Handshake(Handshake::Bind { mac: captured })) = r1.read_frame().await.unwrap()
+    else {
         panic!("no proof from the applet")
     };
     // Gone: its pending slot frees (all these come from one address).
     drop((r1, w1));
     let (mut r2, mut w2) = accept(real_tls.clone()).await;
     let _ = r2.read_frame().await.unwrap();
-    w2.write_frame(&Frame::Bind { mac: captured })
+    w2.write_frame(&Frame::Handshake(Handshake::Bind { mac: captured }))
         .await
         .unwrap();
     // Refused: the applet closes without using the connection.
@@ -384,8 +385,11 @@ async fn the_applet_listener_refuses_strangers_and_replayed_proofs() {
     let (r, w) = tokio::io::split(t);
     let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
     let mac = proof::binding_proof(&relayed, &GUID, Role::Console, &exporter);
-    w.write_frame(&Frame::Bind { mac }).await.unwrap();
-    let Some(Frame::Bind { mac: theirs }) = r.read_frame().await.unwrap() else {
+    w.write_frame(&Frame::Handshake(Handshake::Bind { mac }))
+        .await
+        .unwrap();
+    let Some(Frame::Handshake(Handshake::Bind { mac: theirs })) = r.read_frame().await.unwrap()
+    else {
         panic!("no proof")
     };
     assert!(proof::verify_binding_proof(

@@ -7,7 +7,7 @@ use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::live;
 
 use lifeline_protocol::SessionGuid;
-use lifeline_protocol::e2e::{EndedBy, Frame};
+use lifeline_protocol::e2e::{Control, EndedBy, Frame};
 use lifeline_session::identity::SessionIdentity;
 use lifeline_session::secure::{self, SecureError};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config, sha256};
@@ -29,12 +29,12 @@ async fn pinned_console_is_accepted_and_both_ends_agree() {
     let mut console = console;
     console
         .writer
-        .write_frame(&Frame::Chat { text: "hi".into() })
+        .write_frame(&Frame::Control(Control::Chat { text: "hi".into() }))
         .await
         .unwrap();
     assert_eq!(
         applet.reader.read_frame().await.unwrap(),
-        Some(Frame::Chat { text: "hi".into() })
+        Some(Frame::Control(Control::Chat { text: "hi".into() }))
     );
 }
 

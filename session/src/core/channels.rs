@@ -92,11 +92,11 @@ pub struct Channel {
     consumed: u32,
     /// Our sending side, if we send on it.
     pub source: Option<Outgoing>,
-    /// We sent (or will send, once drained) `ChannelClose`.
+    /// We sent (or will send, once drained) `ChannelFrame::Close`.
     pub closing: bool,
-    /// We sent our `ChannelClose`.
+    /// We sent our `ChannelFrame::Close`.
     pub closed_out: bool,
-    /// The peer sent its `ChannelClose`.
+    /// The peer sent its `ChannelFrame::Close`.
     pub closed_in: bool,
 }
 
@@ -130,7 +130,7 @@ pub enum Produced {
         /// The bytes.
         data: Vec<u8>,
     },
-    /// The channel's source is drained: send `ChannelClose`.
+    /// The channel's source is drained: send `ChannelFrame::Close`.
     Close(u32),
 }
 
@@ -258,7 +258,7 @@ impl Channels {
         self.open.get(&channel).map(|c| c.kind.priority())
     }
 
-    /// We sent our `ChannelClose` on `channel`.
+    /// We sent our `ChannelFrame::Close` on `channel`.
     pub fn we_closed(&mut self, channel: u32) {
         if let Some(c) = self.open.get_mut(&channel) {
             c.closed_out = true;

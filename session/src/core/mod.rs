@@ -54,7 +54,9 @@ mod tests;
 
 use crate::linktest::{self, Direction, Receiver, TestSource};
 use channels::{Channels, Outgoing, Produced};
-use lifeline_protocol::e2e::{ChannelKind, EndedBy, Frame, Priority};
+use lifeline_protocol::e2e::{
+    ChannelFrame, ChannelKind, Control, EndedBy, Frame, Negotiation, Priority, TestFrame,
+};
 use lifeline_protocol::path::PathKind;
 pub use resume::{DEAD_PATH, RESUME_WINDOW};
 use resume::{Lane, Sequencing};
@@ -254,7 +256,7 @@ pub enum Action {
     /// Flush what is queued on `path`, then close it (and stop reading it).
     ClosePath(PathId),
     /// Hand a going-direct frame from the peer to the negotiator.
-    Negotiate(Frame),
+    Negotiate(Negotiation),
     /// Start going direct (the negotiator's opening, if any, comes back
     /// through [`Core::handle_negotiation_send`]).
     StartNegotiation,
@@ -286,7 +288,7 @@ pub struct Config {
     /// How long a session whose path died may take to resume (`None`: it
     /// ends at once, as it must when there is no gateway to meet at).
     pub resume_window: Option<Duration>,
-    /// This run's identity in [`Frame::Resume`]: random, so that a peer
+    /// This run's identity in [`Control::Resume`]: random, so that a peer
     /// that restarted is told apart from one that kept its state.
     pub incarnation: u64,
     /// How long after a resumption going direct starts again (see
@@ -563,13 +565,13 @@ impl Core {
 
     fn frame_of(&mut self, produced: Produced) -> Frame {
         match produced {
-            Produced::Data { channel, data, .. } => Frame::ChannelData {
+            Produced::Data { channel, data, .. } => Frame::Channel(ChannelFrame::Data {
                 channel,
                 data: data.into(),
-            },
+            }),
             Produced::Close(channel) => {
                 self.channels.we_closed(channel);
-                Frame::ChannelClose { channel }
+                Frame::Channel(ChannelFrame::Close { channel })
             }
         }
     }
@@ -581,7 +583,8 @@ impl Core {
             return None;
         }
         Some(match frame {
-            Frame::ChannelData { channel, .. } | Frame::ChannelClose { channel }
+            Frame::Channel(ChannelFrame::Data { channel, .. })
+            | Frame::Channel(ChannelFrame::Close { channel })
                 if self.channels.priority(*channel) == Some(Priority::Bulk) =>
             {
                 Lane::Bulk
@@ -802,7 +805,7 @@ impl Core {
         }
         self.last_heard = now;
         if matches!(self.phase, Phase::Reconnecting { .. })
-            && !matches!(frame, Frame::Resume { .. })
+            && !matches!(frame, Frame::Control(Control::Resume { .. }))
         {
             return self.finish(Err(SessionError::Protocol(
                 "a resumed path that does not start with Resume",
@@ -820,15 +823,32 @@ impl Core {
     }
 
     fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), SessionError> {
+        match frame {
+            Frame::Control(c) => self.on_control(now, c),
+            Frame::Channel(c) => self.on_channel(now, c),
+            Frame::Test(t) => self.on_test(now, t),
+            Frame::Negotiation(n) => {
+                if !self.switched && !matches!(self.phase, Phase::Ending { .. }) {
+                    self.actions.push_back(Action::Negotiate(n));
+                }
+                Ok(())
+            }
+            Frame::Handshake(_) => Err(SessionError::Protocol(
+                "unexpected frame during the session",
+            )),
+        }
+    }
+
+    fn on_control(&mut self, now: Instant, frame: Control) -> Result<(), SessionError> {
         let ending = matches!(self.phase, Phase::Ending { .. });
         match frame {
-            Frame::Chat { text } => self.event(Event::Chat(text)),
-            Frame::Ping(v) => {
+            Control::Chat { text } => self.event(Event::Chat(text)),
+            Control::Ping(v) => {
                 if !ending {
-                    self.send(Frame::Pong(v));
+                    self.send(Frame::Control(Control::Pong(v)));
                 }
             }
-            Frame::Pong(v) => {
+            Control::Pong(v) => {
                 let sent = self.start + Duration::from_micros(v);
                 if let Some(rtt) = now.checked_duration_since(sent) {
                     self.pacing.rtt(rtt);
@@ -836,7 +856,7 @@ impl Core {
                     self.event(Event::Rtt(kind, rtt));
                 }
             }
-            Frame::End { by, reason } => {
+            Control::End { by, reason } => {
                 self.actions.push_back(Action::ClosePath(self.out));
                 self.finish(Ok(Outcome {
                     by,
@@ -844,13 +864,19 @@ impl Core {
                     local: false,
                 }));
             }
-            f @ (Frame::PathPolicy { .. } | Frame::PathOffer { .. } | Frame::IceOffer(_)) => {
-                if !self.switched && !ending {
-                    self.actions.push_back(Action::Negotiate(f));
-                }
-            }
-            Frame::Switch { path } => self.on_peer_switch(now, path)?,
-            Frame::ChannelOpen { channel, kind } => {
+            Control::Switch { path } => self.on_peer_switch(now, path)?,
+            Control::Resume { incarnation, next } => self.on_resume(now, incarnation, next)?,
+            Control::Ack { next } => self
+                .seq
+                .on_ack(next)
+                .map_err(|e| SessionError::Protocol(resume_error_text(e)))?,
+        }
+        Ok(())
+    }
+
+    fn on_channel(&mut self, now: Instant, frame: ChannelFrame) -> Result<(), SessionError> {
+        match frame {
+            ChannelFrame::Open { channel, kind } => {
                 if self.role.opened(channel) {
                     return Err(SessionError::Protocol("the peer opened a channel of ours"));
                 }
@@ -862,14 +888,14 @@ impl Core {
                     c.source = Some(Outgoing::queue());
                 }
             }
-            Frame::ChannelData { channel, data } => self.on_data(now, channel, data)?,
-            Frame::ChannelCredit { channel, bytes } => {
+            ChannelFrame::Data { channel, data } => self.on_data(now, channel, data)?,
+            ChannelFrame::Credit { channel, bytes } => {
                 if self.channels.credit(channel, bytes)? == Some(Priority::Bulk) {
                     self.pacing.credited(now, bytes);
                 }
             }
-            Frame::ChannelClose { channel } => self.channels.peer_closed(channel)?,
-            Frame::ChannelReset { channel, reason } => {
+            ChannelFrame::Close { channel } => self.channels.peer_closed(channel)?,
+            ChannelFrame::Reset { channel, reason } => {
                 self.channels.remove(channel);
                 if self.incoming.as_ref().is_some_and(|i| i.channel == channel) {
                     let i = self.incoming.take().ok_or(SessionError::LinkTestFailed)?;
@@ -882,7 +908,13 @@ impl Core {
                     });
                 }
             }
-            Frame::TestStart { channel, seed, len } => {
+        }
+        Ok(())
+    }
+
+    fn on_test(&mut self, now: Instant, frame: TestFrame) -> Result<(), SessionError> {
+        match frame {
+            TestFrame::Start { channel, seed, len } => {
                 if self.incoming.is_some() || len > linktest::MAX_TEST_BYTES {
                     return Err(SessionError::Protocol(
                         "link test refused (one at a time, at most 4 GiB)",
@@ -922,23 +954,23 @@ impl Core {
                     });
                 }
             }
-            Frame::TestRequest { seed, len } => {
+            TestFrame::Request { seed, len } => {
                 if self.role.decides_path() {
                     return Err(SessionError::Protocol(
                         "only the console asks for link tests",
                     ));
                 }
                 if self.outgoing.is_some() || len > linktest::MAX_TEST_BYTES {
-                    self.send(Frame::TestResult {
+                    self.send(Frame::Test(TestFrame::Result {
                         ok: false,
                         bytes: 0,
                         detail: "link test refused (one at a time, at most 4 GiB)".into(),
-                    });
+                    }));
                 } else {
                     self.start_test(now, seed, len)?;
                 }
             }
-            Frame::TestResult { ok, bytes, detail } => {
+            TestFrame::Result { ok, bytes, detail } => {
                 if let Some((_, direction, t0)) = self.outgoing.take() {
                     self.event(Event::TestDone {
                         direction,
@@ -948,16 +980,6 @@ impl Core {
                         detail,
                     });
                 }
-            }
-            Frame::Resume { incarnation, next } => self.on_resume(now, incarnation, next)?,
-            Frame::Ack { next } => self
-                .seq
-                .on_ack(next)
-                .map_err(|e| SessionError::Protocol(resume_error_text(e)))?,
-            Frame::Proof { .. } | Frame::Accepted | Frame::Bind { .. } => {
-                return Err(SessionError::Protocol(
-                    "unexpected frame during the session",
-                ));
             }
         }
         Ok(())
@@ -1001,10 +1023,10 @@ impl Core {
             }
         }
         if let Some(grant) = self.channels.consumed(channel, data.len()) {
-            self.send(Frame::ChannelCredit {
+            self.send(Frame::Channel(ChannelFrame::Credit {
                 channel,
                 bytes: grant,
-            });
+            }));
         }
         Ok(())
     }
@@ -1014,11 +1036,11 @@ impl Core {
         direction: Direction,
         v: linktest::Verdict,
     ) -> Result<(), SessionError> {
-        self.send(Frame::TestResult {
+        self.send(Frame::Test(TestFrame::Result {
             ok: v.ok,
             bytes: v.bytes,
             detail: v.detail.clone(),
-        });
+        }));
         self.event(Event::TestDone {
             direction,
             ok: v.ok,
@@ -1040,11 +1062,11 @@ impl Core {
         )?;
         let direction = self.role.sends();
         self.outgoing = Some((channel, direction, now));
-        self.send(Frame::ChannelOpen {
+        self.send(Frame::Channel(ChannelFrame::Open {
             channel,
             kind: ChannelKind::LinkTest,
-        });
-        self.send(Frame::TestStart { channel, seed, len });
+        }));
+        self.send(Frame::Test(TestFrame::Start { channel, seed, len }));
         self.event(Event::TestStarted {
             direction,
             bytes: len,
@@ -1097,14 +1119,14 @@ impl Core {
         let Some(info) = self.paths.get(&path).cloned() else {
             return;
         };
-        self.send(Frame::Switch { path: info.id });
+        self.send(Frame::Control(Control::Switch { path: info.id }));
         self.old = Some(self.out);
         self.out = path;
         self.switched = true;
         self.actions.push_back(Action::StopNegotiation);
         // A ping at once: its pong gives the new path's round trip.
         let v = self.micros(now);
-        self.send(Frame::Ping(v));
+        self.send(Frame::Control(Control::Ping(v)));
         // Paths proven but not taken are closed.
         let spare: Vec<PathId> = self
             .paths
@@ -1187,13 +1209,13 @@ impl Core {
             _ => return,
         }
         match cmd {
-            Command::Say(text) => self.send(Frame::Chat { text }),
+            Command::Say(text) => self.send(Frame::Control(Control::Chat { text })),
             Command::End(reason) => {
                 let by = self.role.ended_by();
-                self.send(Frame::End {
+                self.send(Frame::Control(Control::End {
                     by,
                     reason: reason.clone(),
-                });
+                }));
                 self.actions.push_back(Action::ClosePath(self.out));
                 self.actions.push_back(Action::StopNegotiation);
                 self.phase = Phase::Ending {
@@ -1230,7 +1252,7 @@ impl Core {
                 } else if self.incoming.is_some() {
                     self.event(busy(true));
                 } else {
-                    self.send(Frame::TestRequest { seed, len: bytes });
+                    self.send(Frame::Test(TestFrame::Request { seed, len: bytes }));
                 }
             }
             Command::Probe => {
@@ -1242,10 +1264,10 @@ impl Core {
                     {
                         Ok(c) => {
                             self.probe = Some(c);
-                            self.send(Frame::ChannelOpen {
+                            self.send(Frame::Channel(ChannelFrame::Open {
                                 channel: c,
                                 kind: ChannelKind::Echo,
-                            });
+                            }));
                             c
                         }
                         Err(e) => return self.finish(Err(e)),
@@ -1344,9 +1366,9 @@ impl Core {
     }
 
     /// The negotiator wants `frame` sent to the peer.
-    pub fn handle_negotiation_send(&mut self, _now: Instant, frame: Frame) {
+    pub fn handle_negotiation_send(&mut self, _now: Instant, frame: Negotiation) {
         if self.phase == Phase::Live && !self.switched {
-            self.send(frame);
+            self.send(frame.into());
         }
     }
 
@@ -1398,7 +1420,7 @@ impl Core {
         }
         if now >= self.next_ping {
             let v = self.micros(now);
-            self.send(Frame::Ping(v));
+            self.send(Frame::Control(Control::Ping(v)));
             if let Some(ack) = self.seq.ack_if_any() {
                 self.send(ack);
             }

@@ -4,9 +4,9 @@
 //! travels on ([`Frame::is_sequenced`]: chat, channels, link tests, the
 //! end) is numbered implicitly, per direction, by its position: the
 //! receiver counts what it processed and acknowledges the count now and
-//! then ([`Frame::Ack`]); the sender keeps what is not yet acknowledged in
+//! then ([`Control::Ack`]); the sender keeps what is not yet acknowledged in
 //! a bounded buffer. When a path dies and the ends meet again on a new one,
-//! each first sends [`Frame::Resume`] with its incarnation and its count;
+//! each first sends [`Control::Resume`] with its incarnation and its count;
 //! the other drops what that count covers and resends the rest, in order.
 //! So nothing is lost, duplicated or reordered across any number of
 //! resumptions — and a peer that restarted (a new incarnation, nothing
@@ -16,7 +16,7 @@
 //! what lets the core stop producing bulk data until acknowledgements
 //! catch up.
 
-use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::e2e::{ChannelFrame, Control, Frame};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -38,8 +38,8 @@ pub const MAX_UNACKED_BYTES: usize = 8 << 20;
 /// What a frame costs in the resend buffer.
 fn cost(frame: &Frame) -> usize {
     match frame {
-        Frame::ChannelData { data, .. } => data.len() + 16,
-        Frame::Chat { text } => text.len() + 16,
+        Frame::Channel(ChannelFrame::Data { data, .. }) => data.len() + 16,
+        Frame::Control(Control::Chat { text }) => text.len() + 16,
         _ => 32,
     }
 }
@@ -90,7 +90,7 @@ impl LaneState {
 /// One end's sequencing state.
 #[derive(Debug)]
 pub struct Sequencing {
-    /// This run of the core (random; see [`Frame::Resume`]).
+    /// This run of the core (random; see [`Control::Resume`]).
     incarnation: u64,
     /// The peer's, once its first `Resume` arrived.
     peer: Option<u64>,
@@ -120,10 +120,10 @@ impl Sequencing {
 
     /// The `Resume` this end sends first on a path.
     pub fn resume_frame(&self) -> Frame {
-        Frame::Resume {
+        Frame::Control(Control::Resume {
             incarnation: self.incarnation,
             next: self.received(),
-        }
+        })
     }
 
     /// The peer's incarnation, once known.
@@ -185,7 +185,7 @@ impl Sequencing {
     fn ack(&mut self) -> Frame {
         self.told = self.received();
         self.bytes_since_told = 0;
-        Frame::Ack { next: self.told }
+        Frame::Control(Control::Ack { next: self.told })
     }
 
     /// The peer's `Resume`, `resuming` (after a path died) or at the
@@ -244,16 +244,16 @@ mod tests {
     use super::*;
 
     fn chat(n: u32) -> Frame {
-        Frame::Chat {
+        Frame::Control(Control::Chat {
             text: n.to_string(),
-        }
+        })
     }
 
     fn data(n: u8) -> Frame {
-        Frame::ChannelData {
+        Frame::Channel(ChannelFrame::Data {
             channel: 1,
             data: vec![n; 100].into(),
-        }
+        })
     }
 
     #[test]
@@ -264,17 +264,17 @@ mod tests {
         }
         assert_eq!(
             s.on_receive(Lane::Bulk, &data(0)),
-            Some(Frame::Ack {
+            Some(Frame::Control(Control::Ack {
                 next: [ACK_EVERY_FRAMES - 1, 1]
-            })
+            }))
         );
         assert_eq!(s.ack_if_any(), None);
         s.on_receive(Lane::Control, &chat(0));
         assert_eq!(
             s.ack_if_any(),
-            Some(Frame::Ack {
+            Some(Frame::Control(Control::Ack {
                 next: [ACK_EVERY_FRAMES, 1]
-            })
+            }))
         );
     }
 
@@ -327,20 +327,20 @@ mod tests {
         assert_eq!(s.peer(), Some(10));
         assert_eq!(
             s.resume_frame(),
-            Frame::Resume {
+            Frame::Control(Control::Resume {
                 incarnation: 1,
                 next: [0, 0]
-            }
+            })
         );
     }
 
     #[test]
     fn the_buffer_is_bounded_by_what_is_unacknowledged() {
         let mut s = Sequencing::new(1);
-        let data = Frame::ChannelData {
+        let data = Frame::Channel(ChannelFrame::Data {
             channel: 1,
             data: vec![0; 64 * 1024].into(),
-        };
+        });
         let mut n = 0;
         while !s.full() {
             s.on_send(Lane::Bulk, &data);

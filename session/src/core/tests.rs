@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use lifeline_protocol::e2e::Handshake;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -227,7 +228,9 @@ impl Sim {
                     // Control first, but never past a barrier: a Switch
                     // waits for the bulk queue to drain.
                     let next = match w.control.front() {
-                        Some(Frame::Switch { .. }) if !w.bulk.is_empty() => w.bulk.pop_front(),
+                        Some(Frame::Control(Control::Switch { .. })) if !w.bulk.is_empty() => {
+                            w.bulk.pop_front()
+                        }
                         Some(_) => w.control.pop_front(),
                         None => w.bulk.pop_front(),
                     };
@@ -778,10 +781,10 @@ fn a_restarted_console_is_met_afresh() {
         first,
         Some(Action::Send {
             path: RELAY,
-            frame: Frame::Resume {
+            frame: Frame::Control(Control::Resume {
                 incarnation: 101,
                 next: [0, 0]
-            }
+            })
         })
     ));
     s.paths.get_mut(&2).unwrap().wires[0].control.push_back(
@@ -848,16 +851,20 @@ fn replayed_resumes_and_forged_acks_are_refused() {
     s.cores[1].handle_frame(
         now,
         RELAY,
-        Frame::Resume {
+        Frame::Control(Control::Resume {
             incarnation: 100,
             next: [0, 0],
-        },
+        }),
     );
     assert!(matches!(
         s.cores[1].finished(),
         Some(Err(SessionError::Protocol(_)))
     ));
-    s.cores[0].handle_frame(now, RELAY, Frame::Ack { next: [1_000, 0] });
+    s.cores[0].handle_frame(
+        now,
+        RELAY,
+        Frame::Control(Control::Ack { next: [1_000, 0] }),
+    );
     assert!(matches!(
         s.cores[0].finished(),
         Some(Err(SessionError::Protocol(_)))
@@ -918,23 +925,27 @@ fn protocol_violations_end_the_session() {
     s.cores[1].handle_frame(
         now,
         RELAY,
-        Frame::ChannelData {
+        Frame::Channel(ChannelFrame::Data {
             channel: 9,
             data: vec![1].into(),
-        },
+        }),
     );
     assert!(matches!(
         s.cores[1].finished(),
         Some(Err(SessionError::Protocol(_)))
     ));
-    s.cores[0].handle_frame(now, RELAY, Frame::Proof { mac: [0; 32] });
+    s.cores[0].handle_frame(
+        now,
+        RELAY,
+        Frame::Handshake(Handshake::Proof { mac: [0; 32] }),
+    );
     assert!(matches!(
         s.cores[0].finished(),
         Some(Err(SessionError::Protocol(_)))
     ));
     let mut s = Sim::new(Duration::from_millis(1), 50_000);
     let now = s.now;
-    s.cores[0].handle_frame(now, 7, Frame::Chat { text: "x".into() });
+    s.cores[0].handle_frame(now, 7, Frame::Control(Control::Chat { text: "x".into() }));
     assert!(matches!(
         s.cores[0].finished(),
         Some(Err(SessionError::Protocol(_)))

@@ -12,7 +12,7 @@
 use super::{DirectError, Ends, Side};
 use crate::channel::{FrameReader, FrameWriter};
 use crate::link::{BoxRead, BoxWrite, Path, PathKind};
-use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::e2e::{Frame, Handshake};
 use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
 use lifeline_protocol::relay::Role;
 use rustls::pki_types::ServerName;
@@ -108,11 +108,11 @@ pub async fn prove(
     let (mine, theirs) = roles(&ends.side);
     let mac = proof::binding_proof(&ends.relayed_exporter, &ends.guid, mine, path_exporter);
     writer
-        .write_frame(&Frame::Bind { mac })
+        .write_frame(&Frame::Handshake(Handshake::Bind { mac }))
         .await
         .map_err(|e| DirectError::Refused(format!("sending the binding proof: {e}")))?;
     match reader.read_frame().await {
-        Ok(Some(Frame::Bind { mac })) => {
+        Ok(Some(Frame::Handshake(Handshake::Bind { mac }))) => {
             if proof::verify_binding_proof(
                 &ends.relayed_exporter,
                 &ends.guid,

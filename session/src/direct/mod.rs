@@ -12,7 +12,8 @@
 //! negotiation frames, runs the attempts in tasks, and reports
 //! [`DirectEvent`]s — frames to send over the current link, proven paths,
 //! attempts that failed. The console decides which proven path the session
-//! moves to (its [`Frame::Switch`] names it); the applet follows.
+//! moves to (its [`lifeline_protocol::e2e::Control::Switch`] names it);
+//! the applet follows.
 //!
 //! Timeline with the default policy: right after the end-to-end TLS, the
 //! console sends its [`Policy`]; the applet listens and offers its TCP
@@ -30,7 +31,7 @@ use crate::identity::SessionIdentity;
 use crate::link::{Path, PathKind};
 use ice::{IceAgent, IceOffer};
 use lifeline_protocol::SessionGuid;
-use lifeline_protocol::e2e::Frame;
+use lifeline_protocol::e2e::Negotiation;
 use lifeline_protocol::proof::EXPORTER_LEN;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -195,7 +196,7 @@ pub async fn resolve_stun(stun: Option<&str>) -> Option<SocketAddr> {
 #[derive(Debug)]
 pub enum DirectEvent {
     /// Send this negotiation frame to the peer over the current link.
-    Send(Frame),
+    Send(Negotiation),
     /// A secured, proven path.
     Ready(Path),
     /// The attempt for this kind of path is over without a path.
@@ -252,11 +253,11 @@ impl Negotiator {
     }
 
     /// What to send first: the console's policy (the applet waits for it).
-    pub fn start(&self) -> Option<Frame> {
+    pub fn start(&self) -> Option<Negotiation> {
         match self.ends.side {
             Side::Console { .. } => {
                 let p = self.settings.policy;
-                Some(Frame::PathPolicy {
+                Some(Negotiation::PathPolicy {
                     tcp: p.tcp,
                     udp: p.udp,
                     udp_after_ms: u32::try_from(p.udp_after.as_millis()).unwrap_or(u32::MAX),
@@ -298,15 +299,15 @@ impl Negotiator {
         let _ = self.tx.try_send(DirectEvent::Failed(kind, why.into()));
     }
 
-    /// Takes a negotiation frame from the peer. Others are not ours.
-    pub async fn on_frame(&mut self, frame: Frame) {
+    /// Takes a negotiation frame from the peer.
+    pub async fn on_frame(&mut self, frame: Negotiation) {
         if self.stopped {
             return;
         }
         match (&self.ends.side, frame) {
             (
                 Side::Applet { .. },
-                Frame::PathPolicy {
+                Negotiation::PathPolicy {
                     tcp,
                     udp,
                     udp_after_ms,
@@ -319,10 +320,10 @@ impl Negotiator {
                 };
                 self.applet_offer(asked.and(self.settings.policy)).await;
             }
-            (Side::Console { .. }, Frame::PathOffer { tcp, udp, note }) => {
+            (Side::Console { .. }, Negotiation::PathOffer { tcp, udp, note }) => {
                 self.console_on_offer(tcp, udp, note);
             }
-            (Side::Console { .. }, Frame::IceOffer(remote)) => {
+            (Side::Console { .. }, Negotiation::IceOffer(remote)) => {
                 self.ice_offer_seen
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 if remote.candidates.is_empty() {
@@ -337,14 +338,16 @@ impl Negotiator {
                 self.spawn(async move {
                     let r = async {
                         let (agent, offer) = udp::gather(settings.stun, settings.loopback).await?;
-                        let _ = tx.send(DirectEvent::Send(Frame::IceOffer(offer))).await;
+                        let _ = tx
+                            .send(DirectEvent::Send(Negotiation::IceOffer(offer)))
+                            .await;
                         udp::connect(agent, &remote, &ends).await
                     }
                     .await;
                     let _ = tx.send(ready_or_failed(PathKind::XtcpUdp, r)).await;
                 });
             }
-            (Side::Applet { .. }, Frame::IceOffer(remote)) => {
+            (Side::Applet { .. }, Negotiation::IceOffer(remote)) => {
                 let agent = self.agent.lock().ok().and_then(|mut a| a.take());
                 let Some(agent) = agent else {
                     tracing::info!("ICE offer from the console before ours; ignored");
@@ -389,7 +392,7 @@ impl Negotiator {
         }
         let _ = self
             .tx
-            .send(DirectEvent::Send(Frame::PathOffer {
+            .send(DirectEvent::Send(Negotiation::PathOffer {
                 tcp: addrs.clone(),
                 udp: policy.udp,
                 note: notes.join("; "),
@@ -418,11 +421,11 @@ impl Negotiator {
                                 s.take();
                             }
                         });
-                        Frame::IceOffer(offer)
+                        Negotiation::IceOffer(offer)
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "ICE gathering failed");
-                        Frame::IceOffer(IceOffer {
+                        Negotiation::IceOffer(IceOffer {
                             ufrag: String::new(),
                             pwd: String::new(),
                             candidates: Vec::new(),
