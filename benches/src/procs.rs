@@ -4,7 +4,8 @@
 //! scratch directory that is removed then.
 
 use anyhow::{Context, Result, anyhow, bail};
-use std::io::{BufRead, BufReader, Write};
+use lifeline_tests::{GatewayLaunch, GatewayLog, Lines};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,6 +135,8 @@ fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
 #[derive(Debug)]
 pub struct GatewayProc {
     proc: Owned,
+    /// The rest of its stdout, drained so it never blocks.
+    _stdout: Lines,
     /// Where it listens (relay and portal).
     pub addr: SocketAddr,
     /// The operator CA's SHA-256 fingerprint it printed.
@@ -159,41 +162,29 @@ impl GatewayProc {
         let dir = scratch_dir(tag)?;
         let data_dir = dir.join("gw");
         let log = dir.join("gateway.log");
-        let mut cmd = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(gateway_bin()?);
-                c
-            }
-            None => Command::new(gateway_bin()?),
-        };
-        cmd.arg("--data-dir")
-            .arg(&data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra);
-        // Benchmarks may run next to a node on the default ports.
-        if !extra.contains(&"--stun-listen") {
-            cmd.args(["--stun-listen", "127.0.0.1:0"]);
-        }
-        let (proc, lines, banner) = spawn_waiting_for(
-            cmd,
-            dir,
-            &log,
-            &["listening on", "STUN ", "fingerprint (SHA-256):"],
-        )?;
-        let addr = word_after(&lines[0], "listening on ")?
-            .parse()
-            .context("gateway listen address")?;
-        let stun = word_after(&lines[1], "STUN on ")
-            .ok()
-            .and_then(|a| a.parse().ok());
-        let fingerprint = parse_fingerprint(word_after(&lines[2], "(SHA-256): ")?)?;
+        let launched = GatewayLaunch::new(gateway_bin()?, &data_dir)
+            .args(extra)
+            .wrapped(wrapper)
+            .log(GatewayLog::File {
+                path: log.clone(),
+                level: None,
+            })
+            .spawn()
+            .map_err(|e| anyhow!(e))?;
+        let banner = launched.banner;
+        let fingerprint = banner
+            .fingerprint_bytes()
+            .ok_or_else(|| anyhow!("not a SHA-256 fingerprint: {:?}", banner.fingerprint))?;
         Ok(Self {
-            proc,
-            addr,
+            proc: Owned {
+                child: launched.child,
+                dir,
+            },
+            _stdout: launched.stdout,
+            addr: banner.addr,
             fingerprint,
-            stun,
-            banner,
+            stun: banner.stun.map(|(bound, _)| bound),
+            banner: banner.lines,
             data_dir,
             log,
         })
@@ -238,11 +229,11 @@ impl GatewayProc {
 
     /// Runs `gateway admin technician add` on this node's store.
     pub fn add_technician(&self, email: &str, name: &str, password: &str) -> Result<()> {
-        let mut child = Command::new(gateway_bin()?)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args([
-                "admin",
+        let out = lifeline_tests::admin_with(
+            &gateway_bin()?,
+            &self.data_dir,
+            None,
+            &[
                 "technician",
                 "add",
                 "--email",
@@ -250,18 +241,9 @@ impl GatewayProc {
                 "--name",
                 name,
                 "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting gateway admin")?;
-        child
-            .stdin
-            .take()
-            .ok_or_else(|| anyhow!("no stdin"))?
-            .write_all(format!("{password}\n").as_bytes())?;
-        let out = child.wait_with_output()?;
+            ],
+            &format!("{password}\n"),
+        );
         if !out.status.success() {
             bail!(
                 "technician add failed: {}",

@@ -4,7 +4,7 @@
 use crate::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 /// Which store a gateway runs on.
@@ -99,90 +99,47 @@ impl Gateway {
 
     /// Starts on a given listen address.
     pub fn start_at(data_dir: &Path, store: Option<&str>, listen: &str, extra: &[&str]) -> Self {
-        Self::start_cmd(
-            Command::new(bin("gateway")),
-            data_dir,
-            store,
-            listen,
-            extra,
-            None,
+        Self::launch(
+            GatewayLaunch::new(bin("gateway"), data_dir)
+                .store(store)
+                .listen(listen)
+                .args(extra),
         )
     }
 
     /// Starts inside network namespace `netns` (see [`natlab`]).
     pub fn start_in_netns(netns: &str, data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
-        Self::start_cmd(
-            in_netns(netns, &bin("gateway")),
-            data_dir,
-            None,
-            listen,
-            extra,
-            None,
+        Self::launch(
+            GatewayLaunch::new(bin("gateway"), data_dir)
+                .wrapped(&["ip", "netns", "exec", netns])
+                .listen(listen)
+                .args(extra),
         )
     }
 
     /// Starts on 127.0.0.1:0 with its log (at `info`) written to `log`.
     pub fn start_logged(data_dir: &Path, extra: &[&str], log: &Path) -> Self {
-        let cmd = Command::new(bin("gateway"));
-        Self::start_cmd(cmd, data_dir, None, "127.0.0.1:0", extra, Some(log))
+        Self::launch(
+            GatewayLaunch::new(bin("gateway"), data_dir)
+                .args(extra)
+                .log(GatewayLog::File {
+                    path: log.to_owned(),
+                    level: Some("info".into()),
+                }),
+        )
     }
 
-    fn start_cmd(
-        mut cmd: Command,
-        data_dir: &Path,
-        store: Option<&str>,
-        listen: &str,
-        extra: &[&str],
-        log_file: Option<&Path>,
-    ) -> Self {
-        cmd.arg("--data-dir").arg(data_dir);
-        if let Some(s) = store {
-            cmd.arg("--store").arg(s);
-        }
-        cmd.args(["serve", "--listen", listen]);
-        // Many gateways run at once in tests: each its own STUN and
-        // health port.
-        if !extra.contains(&"--stun-listen") {
-            cmd.args(["--stun-listen", "127.0.0.1:0"]);
-        }
-        if !extra.contains(&"--health-listen") {
-            cmd.args(["--health-listen", "127.0.0.1:0"]);
-        }
-        let (level, stderr) = match log_file {
-            Some(path) => (
-                "info".to_owned(),
-                Stdio::from(std::fs::File::create(path).unwrap()),
-            ),
-            None => (
-                std::env::var("LIFELINE_TEST_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-                Stdio::inherit(),
-            ),
-        };
-        cmd.args(extra)
-            .env("RUST_LOG", level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut child = cmd.spawn().unwrap();
-        let mut stdout = Lines::spawn(child.stdout.take().unwrap());
-        let listening = stdout.wait_for("listening on");
-        let addr = listening
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .to_owned();
-        let fp_line = stdout.wait_for("fingerprint");
-        let fingerprint = fp_line.rsplit(' ').next().unwrap().to_owned();
+    fn launch(launch: GatewayLaunch) -> Self {
+        let data_dir = launch.data_dir().to_owned();
+        let store = launch.store_url().map(str::to_owned);
+        let l = launch.spawn().unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child: Some(child),
-            addr,
-            fingerprint,
-            data_dir: data_dir.to_owned(),
-            store: store.map(str::to_owned),
-            stdout,
+            child: Some(l.child),
+            addr: l.banner.addr.to_string(),
+            fingerprint: l.banner.fingerprint,
+            data_dir,
+            store,
+            stdout: l.stdout,
         }
     }
 
@@ -267,7 +224,19 @@ impl Drop for Gateway {
 
 /// `gateway admin` without a running node.
 pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(bin("gateway"));
+    admin_with(&bin("gateway"), data_dir, store, args, stdin)
+}
+
+/// `PROGRAM admin` (a gateway binary) on a data directory and store, with
+/// `stdin` as input.
+pub fn admin_with(
+    program: &Path,
+    data_dir: &Path,
+    store: Option<&str>,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let mut cmd = Command::new(program);
     cmd.arg("--data-dir").arg(data_dir);
     if let Some(s) = store {
         cmd.arg("--store").arg(s);

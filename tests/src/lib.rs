@@ -11,6 +11,9 @@
 //!   output line by line ([`Lines`]), [`Proc`], deadlines.
 //! * `gateway` — a [`Gateway`] process on SQLite or a PostgreSQL database
 //!   of its own ([`TestStore`]), and its `admin` commands.
+//! * `launch` — the one way a `gateway serve` is started ([`GatewayLaunch`]:
+//!   its flags, log and banner), for these tests, the gateway's own and the
+//!   benchmarks.
 //! * `console` — a technician's [`Console`] profile.
 //! * `network` — free ports and paths made silent ([`PortBlock`]).
 //! * `scenario` — [`Scenario`] and the steps scenarios share.
@@ -19,6 +22,7 @@
 
 mod console;
 mod gateway;
+mod launch;
 pub mod natlab;
 mod network;
 mod process;
@@ -27,6 +31,7 @@ mod scenario;
 
 pub use console::*;
 pub use gateway::*;
+pub use launch::*;
 pub use network::*;
 pub use process::*;
 pub use scenario::*;

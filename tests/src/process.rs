@@ -76,7 +76,9 @@ pub fn random_hex(bytes: usize) -> String {
 /// Lines of a child's stdout, read on a thread.
 #[derive(Debug)]
 pub struct Lines {
-    rx: mpsc::Receiver<String>,
+    /// In a mutex only so that `Lines` is `Sync` (a gateway's output is
+    /// kept by values shared across tasks); reads take `&mut self`.
+    rx: std::sync::Mutex<mpsc::Receiver<String>>,
     /// Everything read so far.
     pub seen: Vec<String>,
 }
@@ -93,14 +95,15 @@ impl Lines {
             }
         });
         Self {
-            rx,
+            rx: std::sync::Mutex::new(rx),
             seen: Vec::new(),
         }
     }
 
     /// The next line, or `None` at EOF or timeout.
     pub fn next(&mut self, within: Duration) -> Option<String> {
-        let l = self.rx.recv_timeout(within).ok()?;
+        let rx = self.rx.get_mut().unwrap_or_else(|p| p.into_inner());
+        let l = rx.recv_timeout(within).ok()?;
         self.seen.push(l.clone());
         Some(l)
     }

@@ -9,12 +9,10 @@ use lifeline_protocol::{ALPN_HTTP1, ALPN_RELAY, SessionGuid};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,12 +27,16 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The applet secret of every session [`Node::create_session`] makes.
 pub const APPLET_SECRET: [u8; 32] = [0x5e; 32];
 
-pub use lifeline_tests::{TempDir, run_with_stdin};
+pub use lifeline_tests::TempDir;
+use lifeline_tests::{GatewayLaunch, Lines};
 
 /// A running `gateway serve`.
 #[derive(Debug)]
 pub struct Node {
     child: Child,
+    /// The rest of its output, read to the end (a closed pipe would make
+    /// the gateway's next print fail, and kill it).
+    _stdout: Lines,
     /// The data directory (and SQLite store).
     pub data_dir: PathBuf,
     /// Where it listens (TLS).
@@ -66,101 +68,20 @@ impl Node {
         env: &[(&str, &str)],
         wrapper: &[&str],
     ) -> Self {
-        // Many nodes run at once in tests: each its own health and STUN
-        // ports, unless the test sets them (with a flag, a config file or
-        // the environment).
-        let mut defaults = Vec::new();
-        let chosen = |flag: &str, var: &str| {
-            extra.contains(&flag)
-                || extra.contains(&"--config")
-                || env.iter().any(|(k, _)| *k == var)
-        };
-        if !chosen("--health-listen", "LIFELINE_HEALTH_LISTEN") {
-            defaults.extend(["--health-listen", "127.0.0.1:0"]);
-        }
-        if !chosen("--stun-listen", "LIFELINE_STUN_LISTEN") {
-            defaults.extend(["--stun-listen", "127.0.0.1:0"]);
-        }
-        let mut cmd = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(env!("CARGO_BIN_EXE_gateway"));
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_gateway")),
-        };
-        let mut child = cmd
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(&defaults)
+        let l = GatewayLaunch::new(env!("CARGO_BIN_EXE_gateway"), data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .envs(env)
+            .wrapped(wrapper)
             .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        // Reads to EOF even after the banner has been taken: a closed pipe
-        // would make the gateway's next print fail, and kill it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        let mut next = |what: &str| -> String {
-            let l = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no {what} from the gateway; output so far: {seen:?}"));
-            seen.push(l.clone());
-            l
-        };
-        let listening = loop {
-            let l = next("listen line");
-            if l.contains("listening on ") {
-                break l;
-            }
-        };
-        let addr = listening
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        // The STUN line comes right after the listen line, always.
-        let stun_line = next("STUN line");
-        assert!(stun_line.starts_with("STUN "), "{stun_line}");
-        let stun = stun_line.strip_prefix("STUN on ").map(|rest| {
-            let (bound, advertised) = rest.split_once(" (clients use ").unwrap();
-            (
-                bound.parse().unwrap(),
-                advertised.trim_end_matches(')').to_owned(),
-            )
-        });
-        // Then the health line.
-        let health_line = next("health line");
-        assert!(
-            health_line.starts_with("health and metrics "),
-            "{health_line}"
-        );
-        let health = health_line
-            .strip_prefix("health and metrics on http://")
-            .map(|rest| rest.split('/').next().unwrap().parse().unwrap());
+            .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
+            child: l.child,
+            _stdout: l.stdout,
             data_dir: data_dir.to_owned(),
-            addr,
-            stun_line,
-            stun,
-            health,
+            addr: l.banner.addr,
+            stun_line: l.banner.stun_line,
+            stun: l.banner.stun,
+            health: l.banner.health,
         }
     }
 
@@ -221,12 +142,11 @@ impl Node {
 
     /// `gateway admin ARGS` on the node's store.
     pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
-        run_with_stdin(
-            Command::new(env!("CARGO_BIN_EXE_gateway"))
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .arg("admin")
-                .args(args),
+        lifeline_tests::admin_with(
+            Path::new(env!("CARGO_BIN_EXE_gateway")),
+            &self.data_dir,
+            None,
+            args,
             stdin,
         )
     }
