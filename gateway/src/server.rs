@@ -183,6 +183,7 @@ impl Node {
     ) -> Result<(), StartError> {
         let gw = self.gw.clone();
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
+        let endings = tokio::spawn(hear_endings(gw.clone()));
         // STUN stops with the listener, at the shutdown signal (the phase
         // turning to Draining): draining sessions keep their relay, and a
         // node restarted in the meantime can bind the port at once.
@@ -269,6 +270,7 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         heartbeat.abort();
+        endings.abort();
         gw.refusals.flush_all();
         let _ = health_stop.send(());
         if let Some(h) = health {
@@ -377,6 +379,33 @@ async fn end_unresumed(gw: &Gateway, now: i64) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "ending unresumed sessions failed"),
+    }
+}
+
+/// Tells an applet waiting on this node at once when its session ends on
+/// another node (PostgreSQL; on SQLite every ending is this node's own).
+/// Should the listening fail, the waiting applet's keepalive check still
+/// finds the ending, within `relay::WAIT_PING`.
+async fn hear_endings(gw: Arc<Gateway>) {
+    let mut endings = loop {
+        match gw.store.watch_endings().await {
+            Ok(Some(e)) => break e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for session endings; retrying");
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        }
+    };
+    loop {
+        match endings.next().await {
+            Ok(guid) => gw.registry.session_ended(&guid),
+            Err(e) => {
+                // The listener reconnects on the next call.
+                tracing::warn!(error = %e, "listening for session endings failed; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -23,11 +23,14 @@
 //!   direct) → ended state machine, the reported path, the one-time applet
 //!   secret, relayed byte counts;
 //! * `nodes` — gateway nodes and their heartbeats;
+//! * `endings` — hearing of sessions as any node ends them ([`Endings`],
+//!   PostgreSQL's NOTIFY);
 //! * `audit` — the append-only audit trail.
 
 #![forbid(unsafe_code)]
 
 mod audit;
+mod endings;
 mod error;
 mod migrations;
 mod nodes;
@@ -37,6 +40,7 @@ mod technicians;
 mod tokens;
 
 pub use audit::AuditRecord;
+pub use endings::Endings;
 pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
@@ -62,6 +66,18 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// PostgreSQL: the URL, for [`Store::watch_endings`]'s own connection.
+    pg_url: Option<Redacted>,
+}
+
+/// A URL that may hold a password: its `Debug` never shows it.
+#[derive(Clone)]
+struct Redacted(String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<database URL>")
+    }
 }
 
 /// Shown whenever a URL is refused, so the operator sees what would work.
@@ -237,6 +253,7 @@ impl Store {
         let store = Store {
             pool,
             dialect: target.dialect,
+            pg_url: (target.dialect == Dialect::Postgres).then(|| Redacted(target.url.clone())),
         };
         let migrated = async {
             let mut conn = store.pool.acquire().await?;

@@ -281,6 +281,25 @@ ALTER TABLE sessions ADD COLUMN admission_key TEXT;
 CREATE INDEX login_attempts_at ON login_attempts(at_ms);
 ",
     },
+    Migration {
+        version: 4,
+        name: "every node hears of a session's end at once (PostgreSQL NOTIFY)",
+        // One process writes a SQLite store: it hears its own endings.
+        sqlite: "SELECT 1",
+        // A trigger, so that every way a session ends (the portal, an
+        // applet's Leave, the resume window's sweep on any node) is heard.
+        postgres: r"
+CREATE FUNCTION lifeline_notify_ended() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('lifeline_session_ended', NEW.guid);
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER sessions_ended AFTER UPDATE OF state ON sessions
+    FOR EACH ROW WHEN (NEW.state = 'ended' AND OLD.state <> 'ended')
+    EXECUTE FUNCTION lifeline_notify_ended();
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

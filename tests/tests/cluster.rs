@@ -135,3 +135,42 @@ fn the_ends_resume_through_another_node_when_theirs_dies() {
     tech.event("ended");
     applet.out.wait_for("Session ended");
 }
+
+/// A session ended through one node reaches its applet waiting at the
+/// other at once (the store's NOTIFY), not at that applet's next keepalive
+/// (25 s); the applet ends and removes itself.
+#[test]
+fn ending_through_one_node_reaches_an_applet_waiting_at_the_other() {
+    let (_store, _dirs, a, b) = two_nodes();
+    a.add_technician("ada@example.com", "Ada", "correct horse battery");
+    let console = Console::new();
+    console.login(&a, "ada@example.com", "correct horse battery");
+    let files = TempDir::new("files");
+    let path = files.path().join("applet");
+    let guid = console.session_new("ended elsewhere", &path);
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    let queue = console.queue();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let other = match queue[0]["waiting_node"].as_str().unwrap() {
+        "node-a" => &b,
+        _ => &a,
+    };
+    console.login(other, "ada@example.com", "correct horse battery");
+    let t0 = std::time::Instant::now();
+    let out = console.run(&["session", "end", &guid], "");
+    assert!(out.status.success(), "{out:?}");
+    applet.out.wait_for("has already ended");
+    let took = t0.elapsed();
+    eprintln!(
+        "ended through the other node: the applet heard after {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(
+        !applet
+            .wait_exit(std::time::Duration::from_secs(10))
+            .success()
+    );
+    assert!(!path.exists(), "the applet removed itself");
+}

@@ -152,7 +152,8 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         Ok(ended) => {
             if ended {
                 // An applet waiting for this session here hears of it now
-                // (one waiting on another node, at its next keepalive).
+                // (one waiting on another node through the store's
+                // notice: see `server::hear_endings`).
                 gw.registry.session_ended(&rec.guid);
                 crate::relay::audit(gw, Some(&rec.guid), &tech.email, "ended", &reason).await;
             }

@@ -356,8 +356,9 @@ async fn applet(
                     break;
                 }
                 _ = ping.tick() => {
-                    // Ended on another node (this node's own endings
-                    // arrive at once, as an eviction).
+                    // Ended on another node, and its notice missed (a lost
+                    // listening connection): endings normally arrive at
+                    // once, as an eviction.
                     if let Ok(Some(r)) = gw.store.session(&guid).await
                         && r.state == SessionState::Ended
                     {

@@ -7,7 +7,39 @@ on_both_backends!(
     label_race_has_one_winner,
     applet_secret_is_taken_once,
     state_machine,
+    endings_are_heard_by_every_store,
 );
+
+/// Every store on the database hears a session end, however it ended (on
+/// PostgreSQL: another node's store here); SQLite has one writer and
+/// nothing to watch.
+async fn endings_are_heard_by_every_store(db: &TestDb) {
+    let store = db.open().await;
+    let other_node = db.open().await;
+    let Some(mut endings) = other_node.watch_endings().await.unwrap() else {
+        assert_eq!(db.dialect, Dialect::Sqlite);
+        return;
+    };
+    assert_eq!(db.dialect, Dialect::Postgres);
+    let t = some_tech(&store, "endings@example.com").await;
+    let (first, second) = (new_session(t.id, "", T0), new_session(t.id, "", T0));
+    let (g1, g2) = (first.guid, second.guid);
+    store.create_session(first).await.unwrap();
+    store.create_session(second).await.unwrap();
+    assert!(store.end_session(&g1, "done", T0 + 1).await.unwrap());
+    // Ending an ended session again says nothing new.
+    assert!(!store.end_session(&g1, "again", T0 + 2).await.unwrap());
+    assert!(store.end_session(&g2, "done too", T0 + 3).await.unwrap());
+    for want in [g1, g2] {
+        let got = tokio::time::timeout(Duration::from_secs(10), endings.next())
+            .await
+            .expect("no ending heard within 10 s")
+            .unwrap();
+        assert_eq!(got, want);
+    }
+    store.close().await;
+    other_node.close().await;
+}
 
 async fn session_create_and_labels(db: &TestDb) {
     let store = db.open().await;
