@@ -26,6 +26,34 @@ fn two_nodes() -> (TestStore, [TempDir; 2], Gateway, Gateway) {
     (store, [dir_a, dir_b], a, b)
 }
 
+/// Ada, logged in at a node, and the applet of a new session of hers
+/// waiting on whichever node it chose.
+struct Waiting {
+    console: Console,
+    guid: String,
+    applet: Proc,
+    path: std::path::PathBuf,
+    _files: TempDir,
+}
+
+fn ada_with_a_waiting_applet(node: &Gateway, label: &str) -> Waiting {
+    node.add_technician("ada@example.com", "Ada", "correct horse battery");
+    let console = Console::new();
+    console.login(node, "ada@example.com", "correct horse battery");
+    let files = TempDir::new("files");
+    let path = files.path().join("applet");
+    let guid = console.session_new(label, &path);
+    let mut applet = Proc::applet(&path, &[]);
+    applet.out.wait_for("Waiting for Ada");
+    Waiting {
+        console,
+        guid,
+        applet,
+        path,
+        _files: files,
+    }
+}
+
 #[test]
 fn applet_falls_back_to_another_node_of_the_cluster() {
     let (_store, _dirs, mut a, b) = two_nodes();
@@ -83,14 +111,12 @@ fn applet_falls_back_to_another_node_of_the_cluster() {
 #[test]
 fn the_ends_resume_through_another_node_when_theirs_dies() {
     let (_store, _dirs, a, b) = two_nodes();
-    a.add_technician("ada@example.com", "Ada", "correct horse battery");
-    let console = Console::new();
-    console.login(&a, "ada@example.com", "correct horse battery");
-    let files = TempDir::new("files");
-    let path = files.path().join("applet");
-    let guid = console.session_new("failover", &path);
-    let mut applet = Proc::applet(&path, &[]);
-    applet.out.wait_for("Waiting for Ada");
+    let Waiting {
+        console,
+        guid,
+        mut applet,
+        ..
+    } = ada_with_a_waiting_applet(&a, "failover");
     // The technician works from the node the applet waits on: that node's
     // death takes the relay and the console's portal with it.
     let waiting_on = console.queue()[0]["waiting_node"]
@@ -142,14 +168,13 @@ fn the_ends_resume_through_another_node_when_theirs_dies() {
 #[test]
 fn ending_through_one_node_reaches_an_applet_waiting_at_the_other() {
     let (_store, _dirs, a, b) = two_nodes();
-    a.add_technician("ada@example.com", "Ada", "correct horse battery");
-    let console = Console::new();
-    console.login(&a, "ada@example.com", "correct horse battery");
-    let files = TempDir::new("files");
-    let path = files.path().join("applet");
-    let guid = console.session_new("ended elsewhere", &path);
-    let mut applet = Proc::applet(&path, &[]);
-    applet.out.wait_for("Waiting for Ada");
+    let Waiting {
+        console,
+        guid,
+        mut applet,
+        path,
+        _files,
+    } = ada_with_a_waiting_applet(&a, "ended elsewhere");
     let queue = console.queue();
     assert_eq!(queue.len(), 1, "{queue:?}");
     let other = match queue[0]["waiting_node"].as_str().unwrap() {
