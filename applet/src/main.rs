@@ -34,6 +34,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,4 +1,5 @@
-//! Gives freed heap memory back to the operating system.
+//! Gives freed heap memory back to the operating system — or, for a
+//! process that moves data all the time, keeps it.
 //!
 //! glibc's allocator keeps memory that a burst of allocations freed: a
 //! gateway that held 10,000 half-open handshakes for a minute would keep
@@ -7,10 +8,17 @@
 //! The gateway calls [`release_free_memory`] after a burst of connections
 //! has gone (see `lifeline_gateway::server`).
 //!
-//! This is the only crate of the workspace that allows `unsafe`: one call
+//! The applet and the console do the opposite ([`keep_freed_memory`]): a
+//! transfer allocates and frees its 64 KiB frames continually, and glibc
+//! hands the top of a heap back as soon as 128 KiB are free there — so the
+//! next frames fault the same pages in again, zeroed. Measured on a direct
+//! TCP link test: about a tenth of the CPU went to those page faults
+//! (`benches/README.md`, `linktest_goodput`).
+//!
+//! This is the only crate of the workspace that allows `unsafe`: calls
 //! into the C library, with no arguments that could be wrong, isolated so
 //! that every other crate keeps `#![forbid(unsafe_code)]`. On platforms
-//! without glibc it does nothing.
+//! without glibc they do nothing.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 /// Returns freed heap memory to the operating system; `true` if some was
@@ -31,8 +39,38 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// Keeps up to `bytes` of freed memory at the top of each heap instead of
+/// returning it at once (glibc's trim threshold; it also fixes the mmap
+/// threshold at its default, 128 KiB, so frames stay on the heaps). What a
+/// session holds at its busiest is bounded (windows, the resend buffer),
+/// so this bounds what stays resident after it. `true` if the C library
+/// took the setting.
+pub fn keep_freed_memory(bytes: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets allocator parameters (the process's
+        // own, under the allocator's lock); any value is accepted or
+        // refused with 0. Rust's global allocator here is glibc malloc.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, bytes) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = bytes;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_trim_threshold_is_taken() {
+        let took = super::keep_freed_memory(64 << 20);
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            assert!(took);
+        }
+    }
+
     #[test]
     fn freed_memory_can_be_released() {
         // Fragment the heap with many small blocks, free most of them,

@@ -51,4 +51,10 @@ pub mod secure;
 /// as a warning — noise on an end user's screen, not a problem.
 pub const DEFAULT_LOG_FILTER: &str = "warn,webrtc_ice=error,webrtc_mdns=error,webrtc_util=error";
 
+/// Freed heap memory the applet and the console keep rather than return
+/// at once (`lifeline_memtrim::keep_freed_memory`): more than a session
+/// holds at its busiest (two bulk windows, the resend buffer, the queues),
+/// so a transfer stops faulting its frames' pages in again and again.
+pub const FREED_MEMORY_KEPT: usize = 64 << 20;
+
 pub use lifeline_protocol::time::now_ms;

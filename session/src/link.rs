@@ -149,6 +149,11 @@ impl PathWriter {
         self.bulk.reserve().await.ok()
     }
 
+    /// Room in the bulk queue, if there is some now.
+    pub fn try_bulk_room(&self) -> Option<mpsc::Permit<'_, Frame>> {
+        self.bulk.try_reserve().ok()
+    }
+
     /// Asks the writer to write what is queued, then close. The writer
     /// task finishes on its own — or is stopped after [`CLOSE_TIMEOUT`]
     /// if the path is stuck (a dead path's queue may never drain), so the

@@ -108,6 +108,10 @@ impl std::fmt::Debug for Setup {
     }
 }
 
+/// Most frames handled in one turn of the loop (then timers, commands and
+/// the writers get their turn).
+const READ_BATCH: usize = 16;
+
 /// What woke the driver.
 enum Happened {
     WriteFailed(String),
@@ -160,6 +164,9 @@ where
     // Whether the core may have bulk data (false after it said it had
     // none, until something happens).
     let mut bulk_maybe = true;
+    let timer = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
 
     loop {
         while let Some(action) = core.poll_action() {
@@ -239,7 +246,17 @@ where
             return result;
         }
         let current = core.current();
+        // One timer for the loop's life, moved only when the core's next
+        // deadline comes sooner: a later one just wakes the core early,
+        // which it takes calmly (every frame moves the dead-path deadline;
+        // re-arming a timer per frame costs more than it saves).
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        if let Some(d) = deadline
+            && armed.is_none_or(|a| d < a)
+        {
+            timer.as_mut().reset(d);
+            armed = Some(d);
+        }
         let read_path = core.reading();
         let (inbound, write_errors) = match read_path.and_then(|p| readers.get_mut(&p)) {
             Some(r) => (Some(&mut r.inbound), Some(&mut r.write_errors)),
@@ -263,13 +280,21 @@ where
                     _ => std::future::pending().await,
                 }
             } => {
-                match permit.and_then(|p| core.poll_bulk().map(|(_, f)| (p, f))) {
-                    Some((permit, frame)) => permit.send(frame),
-                    None => bulk_maybe = false,
+                // Fill every free slot of the bulk queue at once, not one
+                // per turn of the loop.
+                let mut permit = permit;
+                while let Some(p) = permit.take() {
+                    let Some((_, frame)) = core.poll_bulk() else {
+                        bulk_maybe = false;
+                        break;
+                    };
+                    p.send(frame);
+                    permit = writers.get(&current).and_then(PathWriter::try_bulk_room);
                 }
                 continue;
             }
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+            _ = &mut timer, if armed.is_some() => {
+                armed = None;
                 Happened::Timeout
             }
         };
@@ -283,11 +308,25 @@ where
             }
             Happened::Read(msg) => {
                 if let Some(p) = read_path {
-                    match msg {
-                        Some(Inbound::Frame(f)) => core.handle_frame(now, p, f),
-                        Some(Inbound::Closed) | None => core.handle_path_closed(now, p, None),
-                        Some(Inbound::Failed(e)) => {
-                            core.handle_path_closed(now, p, Some(e.to_string()))
+                    // What has already arrived is handled together, so the
+                    // grants and acknowledgement it earns go back as one.
+                    let mut next = Some(msg);
+                    let mut batch = 0;
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Some(Inbound::Frame(f)) => core.handle_frame(now, p, f),
+                            Some(Inbound::Closed) | None => core.handle_path_closed(now, p, None),
+                            Some(Inbound::Failed(e)) => {
+                                core.handle_path_closed(now, p, Some(e.to_string()))
+                            }
+                        }
+                        batch += 1;
+                        if batch < READ_BATCH
+                            && core.reading() == Some(p)
+                            && core.finished().is_none()
+                            && let Some(r) = readers.get_mut(&p)
+                        {
+                            next = r.inbound.try_recv().ok().map(Some);
                         }
                     }
                 }

@@ -106,6 +106,7 @@ enum SessionCmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -253,6 +253,11 @@ impl Channels {
         Ok(())
     }
 
+    /// Whether a channel of this class is open.
+    pub fn any_open(&self, priority: Priority) -> bool {
+        self.open.values().any(|c| c.kind.priority() == priority)
+    }
+
     /// The traffic class of an open channel.
     pub fn priority(&self, channel: u32) -> Option<Priority> {
         self.open.get(&channel).map(|c| c.kind.priority())

@@ -410,6 +410,10 @@ pub struct Core {
     probes: VecDeque<Instant>,
     scheduling: Scheduling,
     pacing: pacing::Pacing,
+    /// Grants per channel and an acknowledgement earned and not yet sent
+    /// (see [`Core::poll_action`]).
+    owed_credit: BTreeMap<u32, u32>,
+    owed_ack: Option<Frame>,
     seq: Sequencing,
     dead_path: Duration,
     resume_window: Option<Duration>,
@@ -447,6 +451,8 @@ impl Core {
             probes: VecDeque::new(),
             scheduling: config.scheduling,
             pacing: pacing::Pacing::default(),
+            owed_credit: BTreeMap::new(),
+            owed_ack: None,
             seq: Sequencing::new(config.incarnation),
             dead_path: config.dead_path,
             resume_window: config.resume_window,
@@ -467,7 +473,30 @@ impl Core {
 
     /// The next thing to do, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() {
+            self.send_owed();
+        }
         self.actions.pop_front()
+    }
+
+    /// Sends the grants and the acknowledgement that frames handled since
+    /// the last call earned: one of each for a batch of frames, not one
+    /// per frame (each is a small write on the way back).
+    fn send_owed(&mut self) {
+        if !matches!(self.phase, Phase::Live | Phase::Reconnecting { .. }) {
+            // Ending or ended: the path is closing, nothing more goes out.
+            self.owed_credit.clear();
+            self.owed_ack = None;
+            return;
+        }
+        for (channel, bytes) in std::mem::take(&mut self.owed_credit) {
+            self.send(Frame::Channel(ChannelFrame::Credit { channel, bytes }));
+        }
+        if let Some(due) = self.owed_ack.take() {
+            // A later one says more, if frames came since.
+            let ack = self.seq.ack_if_any().unwrap_or(due);
+            self.send(ack);
+        }
     }
 
     /// When [`Core::handle_timeout`] is due next.
@@ -527,8 +556,17 @@ impl Core {
         if self.phase != Phase::Live {
             return None;
         }
-        if self.scheduling == Scheduling::PacedPriorities && !self.pacing.may_send() {
-            return None;
+        if self.scheduling == Scheduling::PacedPriorities {
+            // A keystroke's budget while an interactive channel is open;
+            // a chat line's otherwise (see `pacing`).
+            let target = if self.channels.any_open(Priority::Interactive) {
+                pacing::QUEUE_TARGET
+            } else {
+                pacing::CHAT_QUEUE_TARGET
+            };
+            if !self.pacing.may_send(target) {
+                return None;
+            }
         }
         if self.seq.full() {
             // Until the peer acknowledges: what is not acknowledged must
@@ -814,7 +852,7 @@ impl Core {
         if let Some(lane) = self.lane_of(&frame)
             && let Some(ack) = self.seq.on_receive(lane, &frame)
         {
-            self.send(ack);
+            self.owed_ack = Some(ack);
         }
         if let Err(e) = self.on_frame(now, frame) {
             self.finish(Err(e));
@@ -1023,10 +1061,8 @@ impl Core {
             }
         }
         if let Some(grant) = self.channels.consumed(channel, data.len()) {
-            self.send(Frame::Channel(ChannelFrame::Credit {
-                channel,
-                bytes: grant,
-            }));
+            let owed = self.owed_credit.entry(channel).or_default();
+            *owed = owed.saturating_add(grant);
         }
         Ok(())
     }

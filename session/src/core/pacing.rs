@@ -1,8 +1,13 @@
 //! How much bulk data may be in flight: enough to keep the path busy, and
 //! no more than [`QUEUE_TARGET`] of queue on top of the path's base round
-//! trip, so that an interactive byte sent now never waits long behind bulk
-//! data already in the socket buffers, the relay and the transport below
-//! (where this end's priorities cannot reach it).
+//! trip while an interactive channel is open, so that a keystroke sent now
+//! never waits long behind bulk data already in the socket buffers, the
+//! relay and the transport below (where this end's priorities cannot reach
+//! it). While only the session's own frames share the path with bulk data
+//! (chat, pings, grants) the budget is [`CHAT_QUEUE_TARGET`]: nobody sees
+//! 25 ms in a chat line, and on busy cores a transfer needs that room —
+//! a process waits longer than a millisecond for its turn, and a pipeline
+//! capped at a millisecond of data runs dry meanwhile.
 //!
 //! In flight is what bulk channels sent and the peer has not yet granted
 //! back (it grants as it consumes). The delivery rate is measured from
@@ -19,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Queueing delay the bulk data may add to an interactive byte.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(1);
+/// Queueing delay the bulk data may add to a chat line or a ping, while no
+/// interactive channel is open.
+pub const CHAT_QUEUE_TARGET: Duration = Duration::from_millis(25);
 /// The cap never goes below this (a slow start after an idle spell).
 pub const MIN_IN_FLIGHT: u64 = 256 << 10;
 /// How long a delivery-rate sample counts.
@@ -70,22 +78,29 @@ impl Pacing {
         }
     }
 
+    /// Bulk bytes sent and not yet granted back.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
     /// A round trip measured at the session layer.
     pub fn rtt(&mut self, rtt: Duration) {
         self.base_rtt = Some(self.base_rtt.map_or(rtt, |b| b.min(rtt)));
     }
 
-    /// Whether more bulk data may go now.
-    pub fn may_send(&self) -> bool {
-        self.in_flight < self.cap()
+    /// Whether more bulk data may go now, with `target` of queue allowed.
+    pub fn may_send(&self, target: Duration) -> bool {
+        self.in_flight < self.cap(target)
     }
 
-    /// The current cap on bulk bytes in flight.
-    pub fn cap(&self) -> u64 {
+    /// The current cap on bulk bytes in flight, with `target` of queue
+    /// allowed.
+    pub fn cap(&self, target: Duration) -> u64 {
         let rate = self.rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
         match self.base_rtt {
             Some(base) if rate > 0.0 => {
-                let bytes = rate * (base + QUEUE_TARGET).as_secs_f64();
+                let bytes = rate * (base + target).as_secs_f64();
                 (bytes as u64).max(MIN_IN_FLIGHT)
             }
             _ => u64::MAX,
@@ -101,7 +116,11 @@ mod tests {
     fn the_cap_follows_rate_and_base_rtt() {
         let t0 = Instant::now();
         let mut p = Pacing::default();
-        assert_eq!(p.cap(), u64::MAX, "unknown rate: only windows limit");
+        assert_eq!(
+            p.cap(QUEUE_TARGET),
+            u64::MAX,
+            "unknown rate: only windows limit"
+        );
         p.rtt(Duration::from_millis(7));
         p.rtt(Duration::from_millis(2));
         // 100 MB/s for 50 ms.
@@ -109,12 +128,17 @@ mod tests {
             p.sent(500_000);
             p.credited(t0 + Duration::from_millis(5 * i), 500_000);
         }
-        let cap = p.cap() as f64;
+        let cap = p.cap(QUEUE_TARGET) as f64;
         // 100 MB/s × (2 ms + QUEUE_TARGET).
         let want = 100e6 * (Duration::from_millis(2) + QUEUE_TARGET).as_secs_f64();
         assert!((cap - want).abs() < want / 10.0, "{cap} vs {want}");
-        assert!(p.may_send());
+        assert!(p.may_send(QUEUE_TARGET));
         p.sent(cap as usize + 1);
-        assert!(!p.may_send());
+        assert!(!p.may_send(QUEUE_TARGET));
+        // Without an interactive channel, 25 ms of queue: 2.7 MB.
+        let chat = p.cap(CHAT_QUEUE_TARGET) as f64;
+        let want = 100e6 * (Duration::from_millis(2) + CHAT_QUEUE_TARGET).as_secs_f64();
+        assert!((chat - want).abs() < want / 10.0, "{chat} vs {want}");
+        assert!(p.may_send(CHAT_QUEUE_TARGET));
     }
 }

@@ -918,6 +918,43 @@ fn interactive_data_overtakes_bulk() {
     assert!(s.live());
 }
 
+/// Bulk data may run 25 ms of queue ahead of chat alone, and only 1 ms
+/// once an interactive channel is open (see `pacing`): here 100 MB/s with
+/// a 10 ms round trip, caps of about 3.5 MB and 1.1 MB. Chat alone, the
+/// simulated path's own queue is the limit (about 2 MB in flight).
+#[test]
+fn bulk_queues_less_once_an_interactive_channel_is_open() {
+    let mut s = Sim::new(Duration::from_millis(5), 100_000);
+    s.command(
+        0,
+        Command::LinkTest {
+            bytes: 1 << 30,
+            direction: Direction::ToUser,
+        },
+    );
+    let most_in_flight = |s: &mut Sim| {
+        s.run_for(Duration::from_millis(500));
+        let mut most = 0;
+        for _ in 0..300 {
+            s.step();
+            most = most.max(s.cores[0].pacing.in_flight());
+        }
+        most
+    };
+    let chat_only = most_in_flight(&mut s);
+    s.command(0, Command::Probe);
+    let interactive = most_in_flight(&mut s);
+    assert!(
+        chat_only > 1_800_000,
+        "chat only: {chat_only} bytes in flight"
+    );
+    assert!(
+        (800_000..1_400_000).contains(&interactive),
+        "interactive channel open: {interactive} bytes in flight (chat only: {chat_only})"
+    );
+    assert!(s.live());
+}
+
 #[test]
 fn protocol_violations_end_the_session() {
     let mut s = Sim::new(Duration::from_millis(1), 50_000);
