@@ -118,7 +118,7 @@ enum Happened {
     Read(Option<Inbound>),
     Command(Option<Command>),
     Direct(DirectEvent),
-    Reported,
+    Reported(u64),
     Restored(Result<RelayPath, String>),
     Timeout,
 }
@@ -157,7 +157,7 @@ where
     writers.insert(RELAY, w);
     readers.insert(RELAY, r);
     let mut next_id: PathId = RELAY + 1;
-    let (reported_tx, mut reported) = mpsc::channel::<()>(4);
+    let (reported_tx, mut reported) = mpsc::channel::<u64>(4);
     let (restored_tx, mut restored) = mpsc::channel::<Result<RelayPath, String>>(1);
     let mut reconnecting: Option<tokio::task::AbortHandle> = None;
     let mut commands_open = true;
@@ -199,16 +199,16 @@ where
                     }
                 }
                 Action::StopNegotiation => direct.stop(),
-                Action::Report(change) => match &setup.on_path {
+                Action::Report { report, change } => match &setup.on_path {
                     Some(hook) => {
                         let (hook, tx) = (hook.clone(), reported_tx.clone());
                         tokio::spawn(async move {
                             // The core stops waiting after REPORT_TIMEOUT.
                             hook(change).await;
-                            let _ = tx.send(()).await;
+                            let _ = tx.send(report).await;
                         });
                     }
-                    None => core.handle_reported(Instant::now()),
+                    None => core.handle_reported(Instant::now(), report),
                 },
                 Action::Event(e) => {
                     let _ = events.send(e).await;
@@ -272,7 +272,7 @@ where
             }
             cmd = commands.recv(), if commands_open => Happened::Command(cmd),
             ev = direct.next() => Happened::Direct(ev),
-            Some(()) = reported.recv() => Happened::Reported,
+            Some(report) = reported.recv() => Happened::Reported(report),
             Some(r) = restored.recv() => Happened::Restored(r),
             permit = async {
                 match writers.get(&current) {
@@ -344,7 +344,7 @@ where
                 tracing::info!(path = %kind, reason = %why, "direct path attempt over");
                 core.handle_path_failed(now, kind, why);
             }
-            Happened::Reported => core.handle_reported(now),
+            Happened::Reported(report) => core.handle_reported(now, report),
             Happened::Restored(Ok(relay)) => {
                 reconnecting = None;
                 // Going direct again happens on this relay connection and

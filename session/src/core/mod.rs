@@ -263,8 +263,13 @@ pub enum Action {
     /// Stop every direct attempt.
     StopNegotiation,
     /// Console: record this path change at the portal, then call
-    /// [`Core::handle_reported`].
-    Report(PathChange),
+    /// [`Core::handle_reported`] with `report`.
+    Report {
+        /// Which report this is (its answer names it).
+        report: u64,
+        /// What to record.
+        change: PathChange,
+    },
     /// Tell the user.
     Event(Event),
     /// The path in use died: reconnect through the gateway and give the
@@ -387,8 +392,11 @@ pub struct Core {
     peer_switched: bool,
     /// Applet: the console moved to a path we do not have yet.
     awaited: Option<([u8; 8], Instant)>,
-    /// Console: what waits for the path report to be recorded.
-    pending: Option<(Reported, Instant)>,
+    /// Console: what waits for the path report to be recorded, until
+    /// when, and that report's number.
+    pending: Option<(Reported, Instant, u64)>,
+    /// Console: path reports asked for so far.
+    reports: u64,
     negotiate_at: Option<Instant>,
     attempts: Attempts,
     /// Console: direct paths are off altogether (never tried again).
@@ -436,6 +444,7 @@ impl Core {
             peer_switched: false,
             awaited: None,
             pending: None,
+            reports: 0,
             negotiate_at: Some(now + config.negotiate_after),
             attempts: Attempts::default(),
             relay_only: config.relay_only.is_some(),
@@ -512,7 +521,7 @@ impl Core {
             Some(self.next_ping),
             self.dead_at(),
             self.negotiate_at,
-            self.pending.as_ref().map(|(_, t)| *t),
+            self.pending.as_ref().map(|(_, t, _)| *t),
             self.awaited.map(|(_, t)| t),
         ]
         .into_iter()
@@ -777,12 +786,12 @@ impl Core {
             // The gateway records that the session is on its relay again,
             // and why it left the path it was on.
             let info = self.paths.get(&self.out).cloned();
-            self.pending = Some((Reported::Resumed, now + REPORT_TIMEOUT));
-            self.actions.push_back(Action::Report(PathChange {
+            let change = PathChange {
                 kind: PathKind::Relay,
                 rtt: info.and_then(|i| i.rtt),
                 detail: why,
-            }));
+            };
+            self.report(now, Reported::Resumed, change);
         }
         Ok(())
     }
@@ -1325,7 +1334,7 @@ impl Core {
     pub fn handle_path_ready(&mut self, now: Instant, path: PathId, info: PathInfo) {
         if self.phase != Phase::Live
             || self.switched
-            || matches!(self.pending, Some((Reported::Switch(_), _)))
+            || matches!(self.pending, Some((Reported::Switch(_), _, _)))
             || self.attempts.reported
         {
             // Too late: the session already moved, is about to, or the
@@ -1343,23 +1352,39 @@ impl Core {
         if self.role.decides_path() {
             // The gateway must hear of the cutover before the relay closes.
             self.attempts.reported = true;
-            self.pending = Some((Reported::Switch(path), now + REPORT_TIMEOUT));
-            self.actions.push_back(Action::Report(change));
+            self.report(now, Reported::Switch(path), change);
         } else if self.awaited.is_some_and(|(want, _)| want == id) {
             self.follow(now, path);
         }
     }
 
-    /// Console: the path report is recorded (or given up on).
-    pub fn handle_reported(&mut self, now: Instant) {
+    /// Console: asks the driver to record `change`; `then` happens once it
+    /// is recorded, or [`REPORT_TIMEOUT`] has passed.
+    fn report(&mut self, now: Instant, then: Reported, change: PathChange) {
+        self.reports += 1;
+        let report = self.reports;
+        self.pending = Some((then, now + REPORT_TIMEOUT, report));
+        self.actions.push_back(Action::Report { report, change });
+    }
+
+    /// Console: path report `report` is recorded (or given up on). The
+    /// answer to an older report (one that outlived its timeout) is
+    /// ignored: it says nothing about the one now pending.
+    pub fn handle_reported(&mut self, now: Instant, report: u64) {
+        if self.pending.as_ref().is_some_and(|(_, _, r)| *r == report) {
+            self.report_done(now);
+        }
+    }
+
+    fn report_done(&mut self, now: Instant) {
         match self.pending.take() {
-            Some((Reported::Switch(path), _)) if self.phase == Phase::Live => {
+            Some((Reported::Switch(path), _, _)) if self.phase == Phase::Live => {
                 self.switch_writing(now, path);
             }
-            Some((Reported::StayOnRelay(reason), _)) => {
+            Some((Reported::StayOnRelay(reason), _, _)) => {
                 self.event(Event::StaysOnRelay { reason });
             }
-            Some((Reported::Resumed, _)) => {}
+            Some((Reported::Resumed, _, _)) => {}
             _ => {}
         }
     }
@@ -1391,14 +1416,14 @@ impl Core {
             format!("{tcp}; {udp}")
         };
         self.attempts.reported = true;
-        self.actions.push_back(Action::Report(PathChange {
+        let change = PathChange {
             kind: PathKind::Relay,
             rtt: None,
             detail: reason.clone(),
-        }));
-        self.actions.push_back(Action::StopNegotiation);
+        };
         // The user hears of it once the gateway has (as for a switch).
-        self.pending = Some((Reported::StayOnRelay(reason), now + REPORT_TIMEOUT));
+        self.report(now, Reported::StayOnRelay(reason), change);
+        self.actions.push_back(Action::StopNegotiation);
     }
 
     /// The negotiator wants `frame` sent to the peer.
@@ -1437,8 +1462,8 @@ impl Core {
             }
             self.actions.push_back(Action::StartNegotiation);
         }
-        if self.pending.as_ref().is_some_and(|(_, t)| now >= *t) {
-            self.handle_reported(now);
+        if self.pending.as_ref().is_some_and(|(_, t, _)| now >= *t) {
+            self.report_done(now);
         }
         if self.awaited.is_some_and(|(_, t)| now >= t) {
             return self.finish(Err(SessionError::Protocol(

@@ -51,7 +51,10 @@ struct Sim {
     reports: Vec<(Instant, PathChange)>,
     /// When the console's report completes (`None`: never).
     report_delay: Option<Duration>,
-    pending_reports: Vec<Instant>,
+    /// (when the answer comes, the report it answers).
+    pending_reports: Vec<(Instant, u64)>,
+    /// Every report's number, in order.
+    report_ids: Vec<u64>,
     closed_paths: [Vec<PathId>; 2],
     negotiations: [usize; 2],
     /// How many times each end asked to reconnect.
@@ -100,6 +103,7 @@ impl Sim {
             reports: Vec::new(),
             report_delay: Some(Duration::from_millis(2)),
             pending_reports: Vec::new(),
+            report_ids: Vec::new(),
             closed_paths: [Vec::new(), Vec::new()],
             negotiations: [0, 0],
             reconnects: [0, 0],
@@ -185,10 +189,11 @@ impl Sim {
                     }
                     Action::Negotiate(_) | Action::StopNegotiation => {}
                     Action::StartNegotiation => self.negotiations[end] += 1,
-                    Action::Report(change) => {
+                    Action::Report { report, change } => {
                         self.reports.push((self.now, change));
+                        self.report_ids.push(report);
                         if let Some(d) = self.report_delay {
-                            self.pending_reports.push(self.now + d);
+                            self.pending_reports.push((self.now + d, report));
                         }
                     }
                     Action::Event(e) => self.events[end].push(e),
@@ -289,15 +294,15 @@ impl Sim {
         self.transmit();
         self.deliver();
         let now = self.now;
-        let due: Vec<Instant> = self
+        let due: Vec<u64> = self
             .pending_reports
             .iter()
-            .copied()
-            .filter(|t| *t <= now)
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, r)| *r)
             .collect();
-        self.pending_reports.retain(|t| *t > now);
-        for _ in due {
-            self.cores[0].handle_reported(now);
+        self.pending_reports.retain(|(t, _)| *t > now);
+        for report in due {
+            self.cores[0].handle_reported(now, report);
         }
         for end in 0..2 {
             if self.cores[end].poll_timeout().is_some_and(|t| t <= now) {
@@ -517,6 +522,38 @@ fn when_every_attempt_fails_the_session_stays_on_the_relay() {
     s.run_for(Duration::from_millis(10));
     assert!(s.events[0].iter().any(|e| matches!(e,
         Event::StaysOnRelay { reason } if reason.contains("refused") && reason.contains("no pair"))));
+}
+
+/// The answer to a report that outlived its timeout says nothing about
+/// the next one: a late "recorded" for the resumption's report must not
+/// start the cutover whose own report is still on its way.
+#[test]
+fn a_late_answer_is_not_taken_for_the_next_report() {
+    let mut s = Sim::resuming(Duration::from_millis(1), 50_000, DEAD_PATH);
+    s.report_delay = None;
+    s.kill(RELAY);
+    s.add_path(2, Duration::from_millis(1), 50_000);
+    s.restore(0, 2);
+    s.restore(1, 2);
+    // The resumption's report is never answered in time; going direct
+    // starts again meanwhile.
+    s.run_for(REDIRECT_AFTER + Duration::from_millis(10));
+    assert_eq!(s.report_ids.len(), 1, "{:?}", s.reports);
+    let late = s.report_ids[0];
+    s.add_path(3, Duration::from_millis(1), 50_000);
+    s.ready(1, 3);
+    s.ready(0, 3);
+    s.pump();
+    assert_eq!(s.report_ids.len(), 2);
+    let switch = s.report_ids[1];
+    s.cores[0].handle_reported(s.now, late);
+    s.run_for(Duration::from_millis(10));
+    assert_eq!(s.cores[0].current(), 2, "moved on another report's answer");
+    s.cores[0].handle_reported(s.now, switch);
+    s.run_until(Duration::from_secs(1), |s| {
+        s.cores.iter().all(|c| c.current() == 3)
+    });
+    assert!(s.live());
 }
 
 /// Without a way to resume (no gateway to meet at), a path dying
