@@ -19,11 +19,16 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-/// Longest pause between reconnection attempts.
+/// Longest pause between attempts to reach the technician at the start.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// First pause between attempts to reach the technician again after the
-/// session's path died (doubling up to [`MAX_BACKOFF`]).
+/// session's path died (doubling up to [`RESUME_MAX_BACKOFF`]).
 pub const RESUME_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between those: the technician is waiting, and the resume
+/// window is short, so a network that comes back is used within about
+/// this long (plus up to half of it, at random, so that the applets of a
+/// node that died do not all come back in step).
+pub const RESUME_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How the applet's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,9 +241,23 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
             "{retry}; retrying in {} s…",
             backoff.as_secs().max(1)
         ));
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if resuming {
+            tokio::time::sleep(backoff + jitter(backoff / 2)).await;
+            backoff = (backoff * 2).min(RESUME_MAX_BACKOFF);
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
+}
+
+/// A random pause of at most `max`.
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        return Duration::ZERO;
+    }
+    max.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX))
 }
 
 /// Runs the whole session.

@@ -237,6 +237,7 @@ async fn write_loop(
     }
     .await;
     if let Err(e) = result {
+        tracing::debug!(error = %e, "writing a path failed");
         let _ = errors.send(e).await;
     }
 }

@@ -1335,10 +1335,12 @@ impl Core {
         if self.phase != Phase::Live
             || self.switched
             || matches!(self.pending, Some((Reported::Switch(_), _, _)))
-            || self.attempts.reported
+            || (self.role.decides_path() && self.attempts.reported)
         {
             // Too late: the session already moved, is about to, or the
-            // console gave up on direct paths.
+            // console gave up on direct paths. (The applet follows: a path
+            // the console's negotiation made is one the console may take,
+            // even while the applet's own wait after a resumption runs.)
             self.actions.push_back(Action::ClosePath(path));
             return;
         }

@@ -524,6 +524,33 @@ fn when_every_attempt_fails_the_session_stays_on_the_relay() {
         Event::StaysOnRelay { reason } if reason.contains("refused") && reason.contains("no pair"))));
 }
 
+/// The two ends resume at slightly different times, so the console may go
+/// direct again before the applet's own wait is over: the applet takes
+/// the path the console offers then too (it follows the console; it does
+/// not decide when).
+#[test]
+fn the_applet_takes_a_direct_path_offered_before_its_own_wait_is_over() {
+    let mut s = Sim::resuming(Duration::from_millis(50), 50_000, DEAD_PATH);
+    s.run_for(Duration::from_millis(10));
+    assert_eq!(s.negotiations, [1, 1]);
+    s.kill(RELAY);
+    s.add_path(2, Duration::from_millis(50), 50_000);
+    s.restore(1, 2);
+    s.run_for(Duration::from_millis(200));
+    s.restore(0, 2);
+    // The console resumes at once (the applet's Resume is waiting), the
+    // applet 50 ms later: the console's wait ends first.
+    s.run_until(Duration::from_secs(11), |s| s.negotiations[0] == 2);
+    assert_eq!(s.negotiations[1], 1, "the applet's wait is not over yet");
+    s.add_path(3, Duration::from_millis(1), 50_000);
+    s.ready(1, 3);
+    s.ready(0, 3);
+    s.run_until(Duration::from_secs(2), |s| {
+        s.cores.iter().all(|c| c.current() == 3) || !s.live()
+    });
+    assert!(s.live(), "{:?} {:?}", s.cores[1].finished(), s.events[1]);
+}
+
 /// The answer to a report that outlived its timeout says nothing about
 /// the next one: a late "recorded" for the resumption's report must not
 /// start the cutover whose own report is still on its way.
