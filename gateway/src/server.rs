@@ -157,6 +157,11 @@ impl Node {
             stop_relays,
         };
         recover(&gw).await?;
+        // Known before the banner says the node is up: its metrics are
+        // right from the first scrape.
+        gw.stats
+            .connection_cap
+            .store(connection_cap(), Ordering::Relaxed);
         Ok(Self {
             gw: Arc::new(gw),
             tls: Arc::new(tls),
@@ -202,8 +207,7 @@ impl Node {
             }))
         });
 
-        let cap = connection_cap();
-        gw.stats.connection_cap.store(cap, Ordering::Relaxed);
+        let cap = gw.stats.connection_cap.load(Ordering::Relaxed);
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
         let mut accept_errors = crate::refusals::Throttle::new(Duration::from_secs(10));
         let mut shed_log = crate::refusals::Throttle::new(Duration::from_secs(60));
