@@ -229,27 +229,15 @@ impl GatewayProc {
 
     /// Runs `gateway admin technician add` on this node's store.
     pub fn add_technician(&self, email: &str, name: &str, password: &str) -> Result<()> {
-        let out = lifeline_tests::admin_with(
+        lifeline_tests::technician_add(
             &gateway_bin()?,
             &self.data_dir,
             None,
-            &[
-                "technician",
-                "add",
-                "--email",
-                email,
-                "--name",
-                name,
-                "--password-stdin",
-            ],
-            &format!("{password}\n"),
-        );
-        if !out.status.success() {
-            bail!(
-                "technician add failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+            email,
+            name,
+            password,
+        )
+        .map_err(|e| anyhow!(e))?;
         Ok(())
     }
 

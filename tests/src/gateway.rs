@@ -150,41 +150,26 @@ impl Gateway {
 
     /// Adds a technician (panics on failure).
     pub fn add_technician(&self, email: &str, name: &str, password: &str) {
-        let out = self.admin(
-            &[
-                "technician",
-                "add",
-                "--email",
-                email,
-                "--name",
-                name,
-                "--password-stdin",
-            ],
-            &format!("{password}\n"),
-        );
-        assert!(
-            out.status.success(),
-            "technician add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        technician_add(
+            &bin("gateway"),
+            &self.data_dir,
+            self.store.as_deref(),
+            email,
+            name,
+            password,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The audit trail as JSON objects (optionally of one session).
     pub fn audit(&self, session: Option<&str>) -> Vec<Value> {
-        let mut args = vec!["audit", "--json", "--limit", "10000"];
-        if let Some(s) = session {
-            args.extend(["--session", s]);
-        }
-        let out = self.admin(&args, "");
-        assert!(
-            out.status.success(),
-            "audit failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        audit_entries(
+            &bin("gateway"),
+            &self.data_dir,
+            self.store.as_deref(),
+            session,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends SIGTERM and waits for exit; returns the exit status.
@@ -225,6 +210,61 @@ impl Drop for Gateway {
 /// `gateway admin` without a running node.
 pub fn admin(data_dir: &Path, store: Option<&str>, args: &[&str], stdin: &str) -> Output {
     admin_with(&bin("gateway"), data_dir, store, args, stdin)
+}
+
+/// `PROGRAM admin technician add` (a gateway binary) on a data directory
+/// and store; the error is what it printed.
+pub fn technician_add(
+    program: &Path,
+    data_dir: &Path,
+    store: Option<&str>,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), String> {
+    let args = [
+        "technician",
+        "add",
+        "--email",
+        email,
+        "--name",
+        name,
+        "--password-stdin",
+    ];
+    let out = admin_with(program, data_dir, store, &args, &format!("{password}\n"));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "technician add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `PROGRAM admin audit --json` (optionally of one session), as JSON
+/// objects; the error is what it printed.
+pub fn audit_entries(
+    program: &Path,
+    data_dir: &Path,
+    store: Option<&str>,
+    session: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let mut args = vec!["audit", "--json", "--limit", "10000"];
+    if let Some(s) = session {
+        args.extend(["--session", s]);
+    }
+    let out = admin_with(program, data_dir, store, &args, "");
+    if !out.status.success() {
+        return Err(format!(
+            "audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("audit line {l:?}: {e}")))
+        .collect()
 }
 
 /// `PROGRAM admin` (a gateway binary) on a data directory and store, with

@@ -153,37 +153,26 @@ impl Node {
 
     /// Adds the test technician.
     pub fn add_technician(&self, email: &str) {
-        let out = self.admin(
-            &[
-                "technician",
-                "add",
-                "--email",
-                email,
-                "--name",
-                "Tess Tech",
-                "--password-stdin",
-            ],
-            &format!("{PASSWORD}\n"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        lifeline_tests::technician_add(
+            Path::new(env!("CARGO_BIN_EXE_gateway")),
+            &self.data_dir,
+            None,
+            email,
+            "Tess Tech",
+            PASSWORD,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// A session's audit trail.
     pub fn audit(&self, guid: &str) -> Vec<Value> {
-        let out = self.admin(&["audit", "--json", "--session", guid], "");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        lifeline_tests::audit_entries(
+            Path::new(env!("CARGO_BIN_EXE_gateway")),
+            &self.data_dir,
+            None,
+            Some(guid),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits for the first audit entry of `event` and returns its detail.
