@@ -311,19 +311,6 @@ pub enum ChannelFrame {
     },
 }
 
-impl ChannelFrame {
-    /// The channel it is about.
-    pub fn channel(&self) -> u32 {
-        match self {
-            ChannelFrame::Open { channel, .. }
-            | ChannelFrame::Data { channel, .. }
-            | ChannelFrame::Credit { channel, .. }
-            | ChannelFrame::Close { channel }
-            | ChannelFrame::Reset { channel, .. } => *channel,
-        }
-    }
-}
-
 /// The link test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestFrame {

@@ -160,7 +160,12 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         }
         Err(e) => return store_error(e),
     }
-    match gw.store.session(&rec.guid).await {
+    session_now(gw, &rec.guid).await
+}
+
+/// The session as it is now, after a change: 200 with it.
+async fn session_now(gw: &Gateway, guid: &SessionGuid) -> Resp {
+    match gw.store.session(guid).await {
         Ok(Some(r)) => json(StatusCode::OK, &info(&r)),
         Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such session"),
         Err(e) => store_error(e),
@@ -186,11 +191,7 @@ pub(super) async fn interrupted(gw: &Gateway, tech: &Technician, guid: &str, bod
         Ok(false) => {}
         Err(e) => return store_error(e),
     }
-    match gw.store.session(&rec.guid).await {
-        Ok(Some(r)) => json(StatusCode::OK, &info(&r)),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such session"),
-        Err(e) => store_error(e),
-    }
+    session_now(gw, &rec.guid).await
 }
 
 /// `POST /api/v1/sessions/{guid}/path`: the console says which path the

@@ -336,6 +336,24 @@ impl Sim {
         }
     }
 
+    /// The console asks for a link test each way.
+    fn link_tests(&mut self, to_user: u64, from_user: u64) {
+        for (bytes, direction) in [
+            (to_user, Direction::ToUser),
+            (from_user, Direction::FromUser),
+        ] {
+            self.command(0, Command::LinkTest { bytes, direction });
+        }
+    }
+
+    /// Runs until both ends have both link tests' verdicts (or an end is
+    /// over).
+    fn until_both_verdicts(&mut self, within: Duration) {
+        self.run_until(within, |s| {
+            s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
+        });
+    }
+
     fn done_tests(&self, end: End) -> Vec<(Direction, bool, u64)> {
         self.events[end]
             .iter()
@@ -402,26 +420,11 @@ fn chat_ping_and_a_clean_end() {
 fn link_tests_cross_a_cutover_byte_exact() {
     let mut s = Sim::new(Duration::from_millis(2), 20_000);
     s.add_path(1, Duration::from_millis(1), 50_000);
-    s.command(
-        0,
-        Command::LinkTest {
-            bytes: 6 << 20,
-            direction: Direction::ToUser,
-        },
-    );
-    s.command(
-        0,
-        Command::LinkTest {
-            bytes: 6 << 20,
-            direction: Direction::FromUser,
-        },
-    );
+    s.link_tests(6 << 20, 6 << 20);
     s.run_for(Duration::from_millis(50));
     s.ready(1, 1);
     s.ready(0, 1);
-    s.run_until(Duration::from_secs(30), |s| {
-        s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
-    });
+    s.until_both_verdicts(Duration::from_secs(30));
     for end in 0..2 {
         for (dir, ok, bytes) in s.done_tests(end) {
             assert!(
@@ -630,15 +633,7 @@ fn a_silent_peer_is_detected() {
 #[test]
 fn a_relay_dying_mid_transfer_resumes_byte_exact() {
     let mut s = Sim::resuming(Duration::from_millis(2), 20_000, DEAD_PATH);
-    for direction in [Direction::ToUser, Direction::FromUser] {
-        s.command(
-            0,
-            Command::LinkTest {
-                bytes: 8 << 20,
-                direction,
-            },
-        );
-    }
+    s.link_tests(8 << 20, 8 << 20);
     s.command(0, Command::Say("before".into()));
     s.run_for(Duration::from_millis(150));
     s.kill(RELAY);
@@ -654,9 +649,7 @@ fn a_relay_dying_mid_transfer_resumes_byte_exact() {
     s.run_for(Duration::from_millis(400));
     assert!(s.live());
     s.restore(0, 2);
-    s.run_until(Duration::from_secs(30), |s| {
-        s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
-    });
+    s.until_both_verdicts(Duration::from_secs(30));
     for end in 0..2 {
         for (dir, ok, bytes) in s.done_tests(end) {
             assert!(
@@ -942,20 +935,7 @@ fn replayed_resumes_and_forged_acks_are_refused() {
 fn interactive_data_overtakes_bulk() {
     // 2 ms each way; 1 MB/s: a 64 KiB frame takes 64 ms to send.
     let mut s = Sim::new(Duration::from_millis(2), 1_000);
-    s.command(
-        0,
-        Command::LinkTest {
-            bytes: 64 << 20,
-            direction: Direction::ToUser,
-        },
-    );
-    s.command(
-        0,
-        Command::LinkTest {
-            bytes: 64 << 20,
-            direction: Direction::FromUser,
-        },
-    );
+    s.link_tests(64 << 20, 64 << 20);
     s.run_for(Duration::from_millis(500));
     let mut rtts = Vec::new();
     for _ in 0..10 {
@@ -1073,8 +1053,7 @@ proptest! {
     ) {
         let mut s = Sim::new(Duration::from_millis(relay_delay), relay_rate);
         s.add_path(1, Duration::from_millis(direct_delay), direct_rate);
-        s.command(0, Command::LinkTest { bytes: to_user, direction: Direction::ToUser });
-        s.command(0, Command::LinkTest { bytes: from_user, direction: Direction::FromUser });
+        s.link_tests(to_user, from_user);
         let mut sent = Vec::new();
         let (mut c_ready, mut a_ready) = (false, false);
         for t in 0..400u64 {
@@ -1088,9 +1067,7 @@ proptest! {
             s.step();
         }
         prop_assert!(c_ready && a_ready);
-        s.run_until(Duration::from_secs(120), |s| {
-            s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
-        });
+        s.until_both_verdicts(Duration::from_secs(120));
         prop_assert!(s.live(), "{:?} {:?}", s.cores[0].finished(), s.cores[1].finished());
         for end in 0..2 {
             let mut done = s.done_tests(end);
@@ -1125,8 +1102,7 @@ proptest! {
             s.ready(0, 1);
             s.ready(1, 1);
         }
-        s.command(0, Command::LinkTest { bytes: to_user, direction: Direction::ToUser });
-        s.command(0, Command::LinkTest { bytes: from_user, direction: Direction::FromUser });
+        s.link_tests(to_user, from_user);
         let mut sent = Vec::new();
         for (next_path, (i, (after, console_at, applet_at))) in
             (10 as PathId..).zip(deaths.into_iter().enumerate())
@@ -1155,9 +1131,7 @@ proptest! {
                 s.step();
             }
         }
-        s.run_until(Duration::from_secs(120), |s| {
-            s.done_tests(0).len() == 2 && s.done_tests(1).len() == 2 || !s.live()
-        });
+        s.until_both_verdicts(Duration::from_secs(120));
         prop_assert!(s.live(), "{:?} {:?}", s.cores[0].finished(), s.cores[1].finished());
         for end in 0..2 {
             for (dir, ok, bytes) in s.done_tests(end) {
