@@ -253,11 +253,7 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
 
 /// A random pause of at most `max`.
 fn jitter(max: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
-        return Duration::ZERO;
-    }
-    max.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX))
+    max.mul_f64((live::random_u64() >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 /// Runs the whole session.

@@ -144,7 +144,7 @@ where
         scheduling: setup.scheduling,
         dead_path: setup.dead_path,
         resume_window: setup.reconnect.is_some().then_some(RESUME_WINDOW),
-        ..Config::new(setup.direct.start_after, incarnation())
+        ..Config::new(setup.direct.start_after, random_u64())
     };
     let mut core = Core::new(role, Instant::now(), config);
     // Writers and readers apart: the loop waits on one path's reader while
@@ -394,11 +394,11 @@ fn start_path(
     (id, info)
 }
 
-/// A random incarnation for the core (see `e2e::Control::Resume`).
-fn incarnation() -> u64 {
+/// A random number that is not a secret: a core's incarnation (see
+/// `e2e::Control::Resume`), a pause's jitter. Should the system's
+/// generator fail, the time still tells one run from the next.
+pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
-    // Should the system's generator fail, the time still tells this run
-    // apart from the last.
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
         return lifeline_protocol::time::now_ms() as u64;
     }
