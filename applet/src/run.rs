@@ -301,10 +301,10 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         reconnect: Some(reconnector(body)),
         dead_path: opts.dead_path,
     };
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     // What the user typed while the secure channel was being set up.
     for line in early {
-        let _ = cmd_tx.try_send(Command::Say(line));
+        let _ = cmd_tx.send(Command::Say(line));
     }
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
@@ -326,7 +326,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                 Input::End => Command::End("the end user ended the session".into()),
             };
             let end = matches!(cmd, Command::End(_));
-            if cmd_tx.send(cmd).await.is_err() || end {
+            if cmd_tx.send(cmd).is_err() || end {
                 break;
             }
         }
@@ -354,6 +354,13 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     }
                 }
                 Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
+                // Remote work is not wired to this screen yet.
+                Event::Work(_)
+                | Event::ChannelOpened { .. }
+                | Event::ChannelData { .. }
+                | Event::ChannelClosed { .. }
+                | Event::ChannelReset { .. }
+                | Event::ChannelSent { .. } => {}
                 Event::Reconnecting { why } => {
                     away.store(true, Ordering::Relaxed);
                     tracing::info!(%why, "reconnecting");

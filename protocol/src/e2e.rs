@@ -5,11 +5,12 @@
 //! The first frame on a fresh channel is the applet's [`Handshake::Proof`];
 //! the console answers [`Handshake::Accepted`] or [`Control::End`].
 //!
-//! A [`Frame`] is one of five families, each handled whole by one piece of
+//! A [`Frame`] is one of six families, each handled whole by one piece of
 //! code: [`Handshake`] (securing the session and new paths), [`Control`]
 //! (the session core: chat, pings, ending, the cutover, resumption),
 //! [`Negotiation`] (the going-direct negotiators), [`ChannelFrame`] (the
-//! core's channels) and [`TestFrame`] (the link test).
+//! core's channels), [`TestFrame`] (the link test) and [`Work`] (remote
+//! work's requests and answers, `crate::work`).
 //!
 //! Going direct (see `lifeline_session::direct`):
 //!
@@ -28,6 +29,7 @@
 
 use crate::codec::{DecodeError, Reader, Writer, clamp_str};
 pub use crate::ice::IceOffer;
+use crate::work::Work;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Largest frame payload.
@@ -70,6 +72,7 @@ const CHANNEL_CLOSE: u8 = 18;
 const CHANNEL_RESET: u8 = 19;
 const RESUME: u8 = 20;
 const ACK: u8 = 21;
+const WORK: u8 = 22;
 
 /// Which traffic class a channel's data belongs to. The sender's scheduler
 /// sends control frames first, then interactive channels' data, then bulk
@@ -93,6 +96,12 @@ pub enum ChannelKind {
     /// Bytes the other end sends straight back: a round-trip probe that
     /// measures what interactive traffic would see.
     Echo,
+    /// A remote shell: keystrokes one way, the terminal's output the other.
+    Shell,
+    /// One command's output (no terminal).
+    Run,
+    /// One file's bytes, from its sender to its receiver.
+    File,
 }
 
 impl ChannelKind {
@@ -100,6 +109,9 @@ impl ChannelKind {
         match self {
             ChannelKind::LinkTest => 1,
             ChannelKind::Echo => 2,
+            ChannelKind::Shell => 3,
+            ChannelKind::Run => 4,
+            ChannelKind::File => 5,
         }
     }
 
@@ -107,6 +119,9 @@ impl ChannelKind {
         match c {
             1 => Ok(ChannelKind::LinkTest),
             2 => Ok(ChannelKind::Echo),
+            3 => Ok(ChannelKind::Shell),
+            4 => Ok(ChannelKind::Run),
+            5 => Ok(ChannelKind::File),
             _ => Err(DecodeError::invalid("channel open", "unknown kind")),
         }
     }
@@ -114,8 +129,8 @@ impl ChannelKind {
     /// The traffic class of its data.
     pub fn priority(self) -> Priority {
         match self {
-            ChannelKind::LinkTest => Priority::Bulk,
-            ChannelKind::Echo => Priority::Interactive,
+            ChannelKind::LinkTest | ChannelKind::File => Priority::Bulk,
+            ChannelKind::Echo | ChannelKind::Shell | ChannelKind::Run => Priority::Interactive,
         }
     }
 }
@@ -175,6 +190,8 @@ pub enum Frame {
     Channel(ChannelFrame),
     /// The link test's announcements and verdicts.
     Test(TestFrame),
+    /// Remote work: requests, consent and answers (see [`crate::work`]).
+    Work(Work),
 }
 
 /// Securing a channel or a path.
@@ -358,7 +375,8 @@ family!(
     Control => Control,
     Negotiation => Negotiation,
     ChannelFrame => Channel,
-    TestFrame => Test
+    TestFrame => Test,
+    Work => Work
 );
 
 fn put_addr(w: &mut Writer, a: &SocketAddr) {
@@ -397,7 +415,7 @@ impl Frame {
     /// direct, the handshakes) and mean nothing on another.
     pub fn is_sequenced(&self) -> bool {
         match self {
-            Frame::Channel(_) | Frame::Test(_) => true,
+            Frame::Channel(_) | Frame::Test(_) | Frame::Work(_) => true,
             Frame::Control(c) => matches!(c, Control::Chat { .. } | Control::End { .. }),
             Frame::Handshake(_) | Frame::Negotiation(_) => false,
         }
@@ -524,6 +542,10 @@ impl Frame {
                     .u64(*bytes)
                     .str16(clamp_str(detail, MAX_REASON));
                 TEST_RESULT
+            }
+            Frame::Work(work) => {
+                w.put(&work.encode());
+                WORK
             }
         };
         let mut out = Writer::new();
@@ -652,6 +674,7 @@ impl Frame {
                 bytes: p.u64().map_err(short)?,
                 detail: p.str16("detail", MAX_REASON).map_err(short)?.to_owned(),
             }),
+            WORK => Frame::Work(Work::decode(p.take(p.remaining()).map_err(short)?)?),
             _ => return Err(DecodeError::invalid("session frame", "unknown type")),
         };
         p.finish("session frame")?;

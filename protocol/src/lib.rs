@@ -18,6 +18,8 @@
 //!   direct-path binding proof, all derived from TLS exporters.
 //! * [`path`] — which kind of path carries a session.
 //! * [`permissions`] — what a session may do beyond chat.
+//! * [`work`] — remote work's messages: consent, shell, commands, files,
+//!   system information, URLs.
 //! * [`portal`] — JSON bodies of the portal HTTP API.
 //! * [`ice`] — the ICE offer the ends exchange to punch a UDP path.
 //! * [`stun`] — STUN Binding requests and answers (the gateway's server).
@@ -41,6 +43,7 @@ pub mod stun;
 pub mod text;
 pub mod time;
 pub mod trailer;
+pub mod work;
 
 pub use codec::{DecodeError, Reader, Writer};
 pub use guid::SessionGuid;

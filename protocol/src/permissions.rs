@@ -24,23 +24,69 @@ impl Permissions {
     pub const SCREEN_VIEW: Self = Self(1 << 4);
     /// Reboot the machine.
     pub const REBOOT: Self = Self(1 << 5);
+    /// Open a web address in the end user's browser.
+    pub const OPEN_URL: Self = Self(1 << 6);
+    /// Not a capability but the group's policy on asking: the technician
+    /// may ask once for a set of capabilities for the whole session (the
+    /// single prompt). Without it, every capability is asked for when it
+    /// is first used.
+    pub const SINGLE_PROMPT: Self = Self(1 << 16);
 
-    const NAMES: [(Self, &'static str); 6] = [
+    const NAMES: [(Self, &'static str); 8] = [
         (Self::FILE_TO_USER, "file-to-user"),
         (Self::FILE_FROM_USER, "file-from-user"),
         (Self::SYSTEM_INFO, "system-info"),
         (Self::RUN_COMMAND, "run-command"),
         (Self::SCREEN_VIEW, "screen-view"),
         (Self::REBOOT, "reboot"),
+        (Self::OPEN_URL, "open-url"),
+        (Self::SINGLE_PROMPT, "single-prompt"),
     ];
 
-    /// Every capability known to this version.
-    pub const ALL: Self = Self(0b11_1111);
+    /// Every capability known to this version (the single prompt is a
+    /// policy, named on its own).
+    pub const ALL: Self = Self(0b111_1111);
 
     /// From raw bits; unknown bits are dropped, so a newer portal cannot
     /// grant something this version would not ask consent for.
     pub const fn from_bits(bits: u32) -> Self {
-        Self(bits & Self::ALL.0)
+        Self(bits & (Self::ALL.0 | Self::SINGLE_PROMPT.0))
+    }
+
+    /// The capabilities alone (without the single-prompt policy).
+    pub const fn capabilities(self) -> Self {
+        Self(self.0 & Self::ALL.0)
+    }
+
+    /// Everything in `self` that is not in `other`.
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// The intersection.
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// Whether no bit is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Each capability in the set on its own, in a fixed order.
+    pub fn each(self) -> impl Iterator<Item = Self> {
+        Self::NAMES
+            .into_iter()
+            .map(|(v, _)| v)
+            .filter(move |v| *v != Self::SINGLE_PROMPT && self.contains(*v))
+    }
+
+    /// The name of a single capability (`run-command`), or "" for a set.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("", |(_, n)| n)
     }
 
     /// The raw bits.
@@ -115,6 +161,20 @@ mod tests {
         assert_eq!(p.to_string(), "chat, system-info, run-command");
         assert_eq!(Permissions::parse_list("all").unwrap(), Permissions::ALL);
         assert!(Permissions::parse_list("fly").is_err());
-        assert_eq!(Permissions::from_bits(u32::MAX), Permissions::ALL);
+        assert_eq!(
+            Permissions::from_bits(u32::MAX),
+            Permissions::ALL.union(Permissions::SINGLE_PROMPT)
+        );
+        let p = Permissions::parse_list("all, single-prompt").unwrap();
+        assert!(p.contains(Permissions::SINGLE_PROMPT));
+        assert_eq!(p.capabilities(), Permissions::ALL);
+        assert_eq!(
+            Permissions::parse_list("open-url,file-to-user")
+                .unwrap()
+                .each()
+                .map(Permissions::name)
+                .collect::<Vec<_>>(),
+            ["file-to-user", "open-url"]
+        );
     }
 }

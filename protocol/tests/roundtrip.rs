@@ -16,6 +16,7 @@ use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg};
 use lifeline_protocol::trailer::{
     self, FOOTER_LEN, MAGIC, SignedTrailer, TrailerBody, TrailerError,
 };
+use lifeline_protocol::work::Work;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -132,7 +133,10 @@ fn frame() -> impl Strategy<Value = Frame> {
             any::<u32>(),
             prop_oneof![
                 Just(e2e::ChannelKind::LinkTest),
-                Just(e2e::ChannelKind::Echo)
+                Just(e2e::ChannelKind::Echo),
+                Just(e2e::ChannelKind::Shell),
+                Just(e2e::ChannelKind::Run),
+                Just(e2e::ChannelKind::File)
             ]
         )
             .prop_map(|(channel, kind)| Frame::Channel(ChannelFrame::Open { channel, kind })),
@@ -150,6 +154,22 @@ fn frame() -> impl Strategy<Value = Frame> {
         (any::<u64>(), any::<[u64; 2]>())
             .prop_map(|(incarnation, next)| Frame::Control(Control::Resume { incarnation, next })),
         any::<[u64; 2]>().prop_map(|next| Frame::Control(Control::Ack { next })),
+        (any::<u64>(), any::<u32>(), text(256), any::<u64>()).prop_map(
+            |(id, channel, name, size)| Frame::Work(Work::Offer {
+                id,
+                request: id ^ 1,
+                channel,
+                path: vec![name],
+                size,
+            })
+        ),
+        (any::<u64>(), any::<u32>(), any::<bool>()).prop_map(|(id, caps, whole_session)| {
+            Frame::Work(Work::Ask {
+                id,
+                caps,
+                whole_session,
+            })
+        }),
     ]
 }
 
@@ -399,7 +419,10 @@ proptest! {
         enc[at..at + 4].copy_from_slice(&bits.to_be_bytes());
         let got = TrailerBody::decode(&enc).unwrap();
         prop_assert_eq!(got.permissions, Permissions::from_bits(bits));
-        prop_assert_eq!(got.permissions.bits(), bits & Permissions::ALL.bits());
+        prop_assert_eq!(
+            got.permissions.bits(),
+            bits & Permissions::ALL.union(Permissions::SINGLE_PROMPT).bits()
+        );
     }
 
     #[test]

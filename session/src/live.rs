@@ -127,7 +127,7 @@ enum Happened {
 pub async fn run<S>(
     est: Established<S>,
     setup: Setup,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
 ) -> Result<Outcome, SessionError>
 where

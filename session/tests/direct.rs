@@ -77,7 +77,7 @@ where
 }
 
 struct Session {
-    console_cmd: mpsc::Sender<Command>,
+    console_cmd: mpsc::UnboundedSender<Command>,
     console_events: mpsc::Receiver<Event>,
     applet_events: mpsc::Receiver<Event>,
     console: tokio::task::JoinHandle<Result<live::Outcome, lifeline_session::core::SessionError>>,
@@ -92,9 +92,9 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
     let a_est = tokio::spawn(async move { secure::applet_side(a, GUID, pin, [3; 32]).await });
     let c_est = secure::console_side(c, GUID, &id, [3; 32]).await.unwrap();
     let a_est = a_est.await.unwrap().unwrap();
-    let (console_cmd, crx) = mpsc::channel(16);
+    let (console_cmd, crx) = mpsc::unbounded_channel();
     let (etx, console_events) = mpsc::channel(64);
-    let (_atx, arx) = mpsc::channel(16);
+    let (_atx, arx) = mpsc::unbounded_channel::<Command>();
     let (aetx, applet_events) = mpsc::channel(64);
     let console_setup = live::Setup {
         me: EndedBy::Technician,
@@ -144,7 +144,6 @@ async fn run_tests_across_cutover(s: &mut Session, bytes: u64) -> Option<PathKin
     for direction in [Direction::ToUser, Direction::FromUser] {
         s.console_cmd
             .send(Command::LinkTest { bytes, direction })
-            .await
             .unwrap();
     }
     let mut done = 0;
@@ -185,7 +184,6 @@ async fn run_tests_across_cutover(s: &mut Session, bytes: u64) -> Option<PathKin
 async fn end(mut s: Session) -> Session {
     s.console_cmd
         .send(Command::End("test over".into()))
-        .await
         .unwrap();
     let c = (&mut s.console).await.unwrap().unwrap();
     let a = (&mut s.applet).await.unwrap().unwrap();

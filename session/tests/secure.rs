@@ -169,9 +169,9 @@ async fn a_session_ends_cleanly_with_the_reason() {
     let applet = tokio::spawn(async move { secure::applet_side(a, GUID, pin, [5; 32]).await });
     let console = secure::console_side(c, GUID, &id, [5; 32]).await.unwrap();
     let applet = applet.await.unwrap().unwrap();
-    let (ctx, crx) = tokio::sync::mpsc::channel(4);
+    let (ctx, crx) = tokio::sync::mpsc::unbounded_channel();
     let (etx, _erx) = tokio::sync::mpsc::channel(4);
-    let (_atx, arx) = tokio::sync::mpsc::channel(4);
+    let (_atx, arx) = tokio::sync::mpsc::unbounded_channel();
     let (aetx, mut aerx) = tokio::sync::mpsc::channel(4);
     let relay_only = |me, side| live::Setup {
         me,
@@ -203,9 +203,9 @@ async fn a_session_ends_cleanly_with_the_reason() {
         arx,
         aetx,
     ));
-    ctx.send(live::Command::Say("x".into())).await.unwrap();
+    ctx.send(live::Command::Say("x".into())).unwrap();
     assert_eq!(aerx.recv().await, Some(live::Event::Chat("x".into())));
-    ctx.send(live::Command::End("done".into())).await.unwrap();
+    ctx.send(live::Command::End("done".into())).unwrap();
     let c = c.await.unwrap().unwrap();
     let a = a.await.unwrap().unwrap();
     assert!(c.local && !a.local);

@@ -206,7 +206,7 @@ async fn run(
         })),
         dead_path,
     };
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let status = std::sync::Arc::new(std::sync::Mutex::new(String::from("relay")));
@@ -353,6 +353,13 @@ fn print_event(out: Out, status: &std::sync::Mutex<String>, ev: Event) {
         }
     };
     match ev {
+        // Remote work is not wired to this screen yet.
+        Event::Work(_)
+        | Event::ChannelOpened { .. }
+        | Event::ChannelData { .. }
+        | Event::ChannelClosed { .. }
+        | Event::ChannelReset { .. }
+        | Event::ChannelSent { .. } => {}
         Event::Chat(text) => out.emit(
             json!({"event": "chat", "from": "user", "text": text}),
             || format!("user: {text}"),
@@ -468,7 +475,7 @@ fn parse_linktest(args: &str) -> Result<Vec<Command>, String> {
 /// Reads stdin: batch commands or terminal chat lines.
 async fn read_commands(
     out: Out,
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::UnboundedSender<Command>,
     status: std::sync::Arc<std::sync::Mutex<String>>,
 ) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -485,7 +492,7 @@ async fn read_commands(
             continue;
         }
         if special && verb == "probe" {
-            if tx.send(Command::Probe).await.is_err() {
+            if tx.send(Command::Probe).is_err() {
                 return;
             }
             continue;
@@ -494,7 +501,7 @@ async fn read_commands(
             match parse_linktest(rest) {
                 Ok(cmds) => {
                     for c in cmds {
-                        if tx.send(c).await.is_err() {
+                        if tx.send(c).is_err() {
                             return;
                         }
                     }
@@ -532,7 +539,7 @@ async fn read_commands(
             Command::Say(line.to_owned())
         };
         let end = matches!(cmd, Command::End(_));
-        if tx.send(cmd).await.is_err() || end {
+        if tx.send(cmd).is_err() || end {
             break;
         }
     }

@@ -40,7 +40,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 struct Live {
-    cmd: mpsc::Sender<Command>,
+    cmd: mpsc::UnboundedSender<Command>,
     ev: mpsc::Receiver<Event>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -96,9 +96,9 @@ async fn session(
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
     };
-    let (cmd, cmd_rx) = mpsc::channel(1024);
+    let (cmd, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev) = mpsc::channel(4096);
-    let (_a_cmd, a_cmd_rx) = mpsc::channel(4);
+    let (_a_cmd, a_cmd_rx) = mpsc::unbounded_channel::<Command>();
     let (a_ev_tx, mut a_ev) = mpsc::channel(4096);
     let tasks = vec![
         tokio::spawn(async move {
@@ -129,7 +129,7 @@ async fn session(
 async fn probes(s: &mut Live, n: usize) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        s.cmd.send(Command::Probe).await?;
+        s.cmd.send(Command::Probe)?;
         loop {
             match tokio::time::timeout(Duration::from_secs(10), s.ev.recv()).await {
                 Ok(Some(Event::ProbeRtt(r))) => {
@@ -151,12 +151,10 @@ async fn probes(s: &mut Live, n: usize) -> Result<Vec<f64>> {
 
 /// Bulk goodput of a link test, MB/s.
 async fn link_test(s: &mut Live, bytes: u64) -> Result<f64> {
-    s.cmd
-        .send(Command::LinkTest {
-            bytes,
-            direction: Direction::ToUser,
-        })
-        .await?;
+    s.cmd.send(Command::LinkTest {
+        bytes,
+        direction: Direction::ToUser,
+    })?;
     loop {
         match tokio::time::timeout(Duration::from_secs(120), s.ev.recv()).await {
             Ok(Some(Event::TestDone {
@@ -270,7 +268,7 @@ fn main() -> Result<()> {
                         bytes: 4 << 30,
                         direction: Direction::ToUser,
                     })
-                    .await?;
+                    ?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let busy = probes(&mut s, n).await?;
                 let target = median(&idle) + 5.0;

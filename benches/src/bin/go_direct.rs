@@ -183,9 +183,9 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
     };
-    let (c_cmd, c_cmd_rx) = mpsc::channel(4096);
+    let (c_cmd, c_cmd_rx) = mpsc::unbounded_channel();
     let (c_ev_tx, mut c_ev) = mpsc::channel(4096);
-    let (a_cmd, a_cmd_rx) = mpsc::channel(64);
+    let (a_cmd, a_cmd_rx) = mpsc::unbounded_channel();
     let (a_ev_tx, mut a_ev) = mpsc::channel(4096);
     let console_task = tokio::spawn(live::run(c_est, console_setup, c_cmd_rx, c_ev_tx));
     let applet_task = tokio::spawn(live::run(a_est, applet_setup, a_cmd_rx, a_ev_tx));
@@ -200,7 +200,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
             match ev {
                 Event::Chat(text) => {
                     if let Some(n) = text.strip_prefix("ping ") {
-                        let _ = a_cmd.send(Command::Say(format!("pong {n}"))).await;
+                        let _ = a_cmd.send(Command::Say(format!("pong {n}")));
                     } else if let Some(n) = text.strip_prefix("tick ") {
                         let n: u64 = n.parse()?;
                         if cutover.is_some() && first_direct.is_none() {
@@ -226,7 +226,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
     let mut rtts = Vec::new();
     for i in 0..10 {
         let t0 = Instant::now();
-        c_cmd.send(Command::Say(format!("ping {i}"))).await?;
+        c_cmd.send(Command::Say(format!("ping {i}")))?;
         loop {
             match tokio::time::timeout(Duration::from_secs(5), c_ev.recv()).await {
                 Ok(Some(Event::Chat(t))) if t == format!("pong {i}") => break,
@@ -245,7 +245,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
             bail!("the session did not go direct within 20 s");
         }
         tick.tick().await;
-        c_cmd.send(Command::Say(format!("tick {n}"))).await?;
+        c_cmd.send(Command::Say(format!("tick {n}")))?;
         n += 1;
         while let Ok(ev) = c_ev.try_recv() {
             if let Event::StaysOnRelay { reason } = ev {
@@ -254,7 +254,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         }
     }
     let (ticks, cutover, first_direct, _a_cmd) = applet_side.await??;
-    c_cmd.send(Command::End("bench run over".into())).await?;
+    c_cmd.send(Command::End("bench run over".into()))?;
     let _ = console_task.await;
     let _ = applet_task.await;
 

@@ -14,11 +14,26 @@
 
 use super::SessionError;
 use crate::linktest::TestSource;
+use bytes::Bytes;
 use lifeline_protocol::e2e::{ChannelKind, MAX_DATA, Priority};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Most channels open at once in a session (both ends' together).
 pub const MAX_CHANNELS: usize = 64;
+/// Channels the application numbers itself start here (each end keeps its
+/// parity: odd for the console, even for the applet); the core's own
+/// (link test, probe) are numbered from 1 and 2 and never get this far.
+pub const APP_CHANNELS: u32 = 1 << 31;
+
+/// Whether channels of `kind` belong to the application (their data is
+/// handed out as events and consumed when the application says so)
+/// rather than to the core (link test, echo).
+pub fn is_app(kind: ChannelKind) -> bool {
+    matches!(
+        kind,
+        ChannelKind::Shell | ChannelKind::Run | ChannelKind::File
+    )
+}
 /// Receive window of a bulk channel: what may be in flight towards us.
 pub const BULK_WINDOW: u32 = 4 << 20;
 /// Receive window of an interactive channel.
@@ -41,39 +56,70 @@ pub fn window(kind: ChannelKind) -> u32 {
 /// Where a sending channel's bytes come from.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// Bytes queued by this end (probes, echoes; later a shell's input).
-    Queue(VecDeque<u8>),
+    /// Bytes queued by this end (probes, echoes, the application's data),
+    /// kept as the chunks they came in: taking them copies nothing.
+    Queue(Queue),
     /// The link test's sequence (boxed: its key schedule and chunk are
     /// large).
     LinkTest(Box<TestSource>),
 }
 
+/// Queued bytes, and whether more may follow.
+#[derive(Debug, Default)]
+pub struct Queue {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+    /// No more will be queued: the channel closes once this is sent.
+    done: bool,
+}
+
 impl Outgoing {
     /// An empty queue.
     pub fn queue() -> Self {
-        Outgoing::Queue(VecDeque::new())
+        Outgoing::Queue(Queue::default())
     }
 
-    /// Appends bytes to a queue (a no-op for other sources).
-    pub fn push(&mut self, bytes: &[u8]) {
-        if let Outgoing::Queue(q) = self {
-            q.extend(bytes);
+    /// Appends bytes to a queue (a no-op for other sources, and once the
+    /// queue is done).
+    pub fn push(&mut self, bytes: Bytes) {
+        if let Outgoing::Queue(q) = self
+            && !q.done
+            && !bytes.is_empty()
+        {
+            q.len += bytes.len();
+            q.chunks.push_back(bytes);
         }
     }
 
-    fn take(&mut self, max: usize) -> Vec<u8> {
+    /// Nothing more will be queued: the channel closes when what is
+    /// queued has gone.
+    pub fn finish(&mut self) {
+        if let Outgoing::Queue(q) = self {
+            q.done = true;
+        }
+    }
+
+    fn take(&mut self, max: usize) -> Bytes {
         match self {
             Outgoing::Queue(q) => {
-                let n = max.min(q.len());
-                q.drain(..n).collect()
+                let Some(front) = q.chunks.front_mut() else {
+                    return Bytes::new();
+                };
+                let out = if front.len() <= max {
+                    q.chunks.pop_front().unwrap_or_default()
+                } else {
+                    front.split_to(max)
+                };
+                q.len -= out.len();
+                out
             }
-            Outgoing::LinkTest(t) => t.take(max),
+            Outgoing::LinkTest(t) => t.take(max).into(),
         }
     }
 
     fn finished(&self) -> bool {
         match self {
-            Outgoing::Queue(_) => false,
+            Outgoing::Queue(q) => q.done && q.len == 0,
             Outgoing::LinkTest(t) => t.finished(),
         }
     }
@@ -128,7 +174,7 @@ pub enum Produced {
         /// Its class.
         priority: Priority,
         /// The bytes.
-        data: Vec<u8>,
+        data: Bytes,
     },
     /// The channel's source is drained: send `ChannelFrame::Close`.
     Close(u32),
@@ -166,6 +212,21 @@ impl Channels {
     /// A channel by number.
     pub fn get_mut(&mut self, channel: u32) -> Option<&mut Channel> {
         self.open.get_mut(&channel)
+    }
+
+    /// Opens channel `channel` of ours, numbered by the application (see
+    /// [`APP_CHANNELS`]), with a queue to send from.
+    pub fn open_app(&mut self, channel: u32, kind: ChannelKind) -> Result<(), SessionError> {
+        if self.open.contains_key(&channel) {
+            return Err(SessionError::Protocol("channel opened twice"));
+        }
+        if self.open.len() >= MAX_CHANNELS {
+            return Err(SessionError::TooManyChannels);
+        }
+        let mut c = Channel::new(kind);
+        c.source = Some(Outgoing::queue());
+        self.open.insert(channel, c);
+        Ok(())
     }
 
     /// Opens a channel of ours; its number, or an error at the limit.
@@ -256,6 +317,11 @@ impl Channels {
     /// Whether a channel of this class is open.
     pub fn any_open(&self, priority: Priority) -> bool {
         self.open.values().any(|c| c.kind.priority() == priority)
+    }
+
+    /// The kind of an open channel.
+    pub fn kind(&self, channel: u32) -> Option<ChannelKind> {
+        self.open.get(&channel).map(|c| c.kind)
     }
 
     /// The traffic class of an open channel.

@@ -58,6 +58,7 @@ use lifeline_protocol::e2e::{
     ChannelFrame, ChannelKind, Control, EndedBy, Frame, Negotiation, Priority, TestFrame,
 };
 use lifeline_protocol::path::PathKind;
+use lifeline_protocol::work::Work;
 pub use resume::{DEAD_PATH, RESUME_WINDOW};
 use resume::{Lane, Sequencing};
 pub use role::{Role, RoleExt};
@@ -130,6 +131,45 @@ pub enum Command {
     },
     /// Send one byte on an interactive echo channel and time its return.
     Probe,
+    /// Send a remote-work message.
+    Work(Work),
+    /// Open channel `channel` of `kind` (an application's channel:
+    /// numbered from [`channels::APP_CHANNELS`] with this end's parity).
+    Open {
+        /// Its number.
+        channel: u32,
+        /// What it carries.
+        kind: ChannelKind,
+    },
+    /// Queue bytes on an open channel. The application keeps what it
+    /// queues bounded: [`Event::ChannelSent`] says what left.
+    Write {
+        /// The channel.
+        channel: u32,
+        /// The bytes.
+        data: bytes::Bytes,
+    },
+    /// Nothing more will be written on `channel`; it half-closes once
+    /// what is queued has gone.
+    Close {
+        /// The channel.
+        channel: u32,
+    },
+    /// Abandon `channel` at once, both ways.
+    Reset {
+        /// The channel.
+        channel: u32,
+        /// Why, for the other end.
+        reason: String,
+    },
+    /// The application is done with `bytes` of the data that arrived on
+    /// `channel`: the peer may send that much more.
+    Consumed {
+        /// The channel.
+        channel: u32,
+        /// Bytes.
+        bytes: u32,
+    },
 }
 
 /// What happened on the session.
@@ -181,11 +221,50 @@ pub enum Event {
         /// What happened, in plain words.
         why: String,
     },
+    /// The peer sent a remote-work message.
+    Work(Work),
+    /// The peer opened an application channel.
+    ChannelOpened {
+        /// Its number.
+        channel: u32,
+        /// What it carries.
+        kind: ChannelKind,
+    },
+    /// Data arrived on an application channel; say when it is used
+    /// ([`Command::Consumed`]).
+    ChannelData {
+        /// The channel.
+        channel: u32,
+        /// The bytes.
+        data: bytes::Bytes,
+    },
+    /// The peer will send no more on an application channel.
+    ChannelClosed {
+        /// The channel.
+        channel: u32,
+    },
+    /// An application channel was abandoned (by the peer, or refused
+    /// here).
+    ChannelReset {
+        /// The channel.
+        channel: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Bytes queued on an application channel left for the path: that
+    /// much more may be queued.
+    ChannelSent {
+        /// The channel.
+        channel: u32,
+        /// Bytes.
+        bytes: usize,
+    },
     /// The session goes on over a new relay connection.
     Resumed {
         /// The other end had restarted (the technician's console was
         /// closed and opened again): what ran on the session's channels
-        /// (a link test) was stopped; the session itself goes on.
+        /// (a link test, the application's channels) was stopped; the
+        /// session itself goes on.
         fresh: bool,
     },
 }
@@ -612,10 +691,17 @@ impl Core {
 
     fn frame_of(&mut self, produced: Produced) -> Frame {
         match produced {
-            Produced::Data { channel, data, .. } => Frame::Channel(ChannelFrame::Data {
-                channel,
-                data: data.into(),
-            }),
+            Produced::Data { channel, data, .. } => {
+                if channel >= channels::APP_CHANNELS
+                    && self.channels.kind(channel).is_some_and(channels::is_app)
+                {
+                    self.event(Event::ChannelSent {
+                        channel,
+                        bytes: data.len(),
+                    });
+                }
+                Frame::Channel(ChannelFrame::Data { channel, data })
+            }
             Produced::Close(channel) => {
                 self.channels.we_closed(channel);
                 Frame::Channel(ChannelFrame::Close { channel })
@@ -874,6 +960,10 @@ impl Core {
             Frame::Control(c) => self.on_control(now, c),
             Frame::Channel(c) => self.on_channel(now, c),
             Frame::Test(t) => self.on_test(now, t),
+            Frame::Work(w) => {
+                self.event(Event::Work(w));
+                Ok(())
+            }
             Frame::Negotiation(n) => {
                 if !self.switched && !matches!(self.phase, Phase::Ending { .. }) {
                     self.actions.push_back(Action::Negotiate(n));
@@ -928,11 +1018,15 @@ impl Core {
                     return Err(SessionError::Protocol("the peer opened a channel of ours"));
                 }
                 self.channels.open_remote(channel, kind)?;
-                if kind == ChannelKind::Echo
+                if (kind == ChannelKind::Echo || channels::is_app(kind))
                     && let Some(c) = self.channels.get_mut(channel)
                 {
-                    // What arrives goes straight back.
+                    // Echo: what arrives goes straight back. The
+                    // application's channels carry data both ways.
                     c.source = Some(Outgoing::queue());
+                }
+                if channels::is_app(kind) {
+                    self.event(Event::ChannelOpened { channel, kind });
                 }
             }
             ChannelFrame::Data { channel, data } => self.on_data(now, channel, data)?,
@@ -941,9 +1035,22 @@ impl Core {
                     self.pacing.credited(now, bytes);
                 }
             }
-            ChannelFrame::Close { channel } => self.channels.peer_closed(channel)?,
+            ChannelFrame::Close { channel } => {
+                let app = self.channels.kind(channel).is_some_and(channels::is_app);
+                self.channels.peer_closed(channel)?;
+                if app {
+                    self.event(Event::ChannelClosed { channel });
+                }
+            }
             ChannelFrame::Reset { channel, reason } => {
-                self.channels.remove(channel);
+                if let Some(c) = self.channels.remove(channel)
+                    && channels::is_app(c.kind)
+                {
+                    self.event(Event::ChannelReset {
+                        channel,
+                        reason: lifeline_protocol::codec::clamp_str(&reason, 256).to_owned(),
+                    });
+                }
                 if self.incoming.as_ref().is_some_and(|i| i.channel == channel) {
                     let i = self.incoming.take().ok_or(SessionError::LinkTestFailed)?;
                     self.event(Event::TestDone {
@@ -1040,6 +1147,11 @@ impl Core {
     ) -> Result<(), SessionError> {
         let kind = self.channels.received(channel, data.len())?;
         match kind {
+            ChannelKind::Shell | ChannelKind::Run | ChannelKind::File => {
+                // The application consumes it (`Command::Consumed`).
+                self.event(Event::ChannelData { channel, data });
+                return Ok(());
+            }
             ChannelKind::LinkTest => {
                 let Some(i) = self.incoming.as_mut().filter(|i| i.channel == channel) else {
                     return Err(SessionError::Protocol("link-test data without its start"));
@@ -1065,7 +1177,7 @@ impl Core {
                 {
                     // Bounded by the channel's credit: we only echo what
                     // the peer was allowed to send.
-                    src.push(&data);
+                    src.push(data.clone());
                 }
             }
         }
@@ -1242,7 +1354,16 @@ impl Core {
             (Phase::Live, _) => {}
             // While reconnecting a chat line waits in the resend buffer;
             // ending is always possible.
-            (Phase::Reconnecting { .. }, Command::Say(_)) => {}
+            (
+                Phase::Reconnecting { .. },
+                Command::Say(_)
+                | Command::Work(_)
+                | Command::Open { .. }
+                | Command::Write { .. }
+                | Command::Close { .. }
+                | Command::Reset { .. }
+                | Command::Consumed { .. },
+            ) => {}
             (Phase::Reconnecting { .. }, Command::End(reason)) => {
                 let by = self.role.ended_by();
                 return self.finish(Ok(Outcome {
@@ -1255,6 +1376,60 @@ impl Core {
         }
         match cmd {
             Command::Say(text) => self.send(Frame::Control(Control::Chat { text })),
+            Command::Work(w) => self.send(Frame::Work(w)),
+            Command::Open { channel, kind } => {
+                let refused = if !channels::is_app(kind) {
+                    Some("not an application channel")
+                } else if channel < channels::APP_CHANNELS || !self.role.opened(channel) {
+                    Some("not a channel number of ours")
+                } else {
+                    self.channels
+                        .open_app(channel, kind)
+                        .err()
+                        .map(|e| match e {
+                            SessionError::TooManyChannels => "too many channels open",
+                            _ => "already open",
+                        })
+                };
+                match refused {
+                    Some(why) => self.event(Event::ChannelReset {
+                        channel,
+                        reason: why.into(),
+                    }),
+                    None => self.send(Frame::Channel(ChannelFrame::Open { channel, kind })),
+                }
+            }
+            Command::Write { channel, data } => {
+                if let Some(c) = self.channels.get_mut(channel)
+                    && channels::is_app(c.kind)
+                    && let Some(src) = c.source.as_mut()
+                {
+                    src.push(data);
+                }
+            }
+            Command::Close { channel } => {
+                if let Some(c) = self.channels.get_mut(channel)
+                    && channels::is_app(c.kind)
+                    && let Some(src) = c.source.as_mut()
+                {
+                    src.finish();
+                }
+            }
+            Command::Reset { channel, reason } => {
+                if self.channels.kind(channel).is_some_and(channels::is_app) {
+                    self.channels.remove(channel);
+                    self.owed_credit.remove(&channel);
+                    self.send(Frame::Channel(ChannelFrame::Reset { channel, reason }));
+                }
+            }
+            Command::Consumed { channel, bytes } => {
+                if self.channels.kind(channel).is_some_and(channels::is_app)
+                    && let Some(grant) = self.channels.consumed(channel, bytes as usize)
+                {
+                    let owed = self.owed_credit.entry(channel).or_default();
+                    *owed = owed.saturating_add(grant);
+                }
+            }
             Command::End(reason) => {
                 let by = self.role.ended_by();
                 self.send(Frame::Control(Control::End {
@@ -1321,7 +1496,7 @@ impl Core {
                 if let Some(c) = self.channels.get_mut(channel)
                     && let Some(src) = c.source.as_mut()
                 {
-                    src.push(&[0x2a]);
+                    src.push(bytes::Bytes::from_static(&[0x2a]));
                     self.probes.push_back(now);
                 }
             }

@@ -1,0 +1,25 @@
+//! Remote work under the end user's consent.
+//!
+//! Chat is always allowed; everything else a technician does on the end
+//! user's machine — a shell, a command, files either way, system
+//! information, opening a URL — must be allowed by the operator's policy
+//! (the group's [`lifeline_protocol::Permissions`] in the signed trailer)
+//! and granted by the end user, who can take it back at any time. The
+//! applet decides; the console only asks.
+//!
+//! # Layout
+//! * [`files`] — file transfer both ways: safe names on the receiving
+//!   side, a temporary name until verified, SHA-256 end to end, resuming
+//!   from a partial copy, folder trees and listings.
+//! * [`shell`] — a login shell in a pseudo-terminal (applet).
+//! * [`command`] — one command without a terminal, output and exit status
+//!   (applet).
+//! * [`system`] — what the machine is (applet), as a table and as JSON.
+//! * [`url`] — checking and opening a web address (applet).
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod files;
+pub mod shell;
+pub mod system;
+pub mod url;
