@@ -297,13 +297,13 @@ pub fn stun(data: &[u8]) -> bool {
 }
 
 /// The portal's request bodies and headers, the first byte picking which:
-/// login, session create, path report and end bodies through `serde_json`
-/// and their checks; the `Authorization` header; the query string.
+/// login, session create, path report, end and work report bodies through
+/// `serde_json` and their checks; the `Authorization` header; the query string.
 pub fn portal(data: &[u8]) -> bool {
     let Some((kind, rest)) = data.split_first() else {
         return false;
     };
-    match kind % 6 {
+    match kind % 7 {
         0 => serde_json::from_slice::<portal::LoginRequest>(rest).is_ok(),
         1 => {
             let Ok(req) = serde_json::from_slice::<portal::CreateSession>(rest) else {
@@ -339,6 +339,24 @@ pub fn portal(data: &[u8]) -> bool {
                 portal::bearer_token(format!("Bearer {token}").as_bytes()),
                 Some(token)
             );
+            true
+        }
+        6 => {
+            let Ok(report) = serde_json::from_slice::<portal::WorkReport>(rest) else {
+                return false;
+            };
+            // Clamping (what a console does before sending) is idempotent
+            // and leaves a valid report as it is.
+            let clamped = report.clamped();
+            assert_eq!(clamped.clamped(), clamped);
+            if report.check().is_err() {
+                return false;
+            }
+            assert_eq!(clamped, report);
+            let again: portal::WorkReport =
+                serde_json::from_slice(&serde_json::to_vec(&report).unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{report:?} does not read back: {e}"));
+            assert_eq!(again, report);
             true
         }
         _ => std::str::from_utf8(rest)

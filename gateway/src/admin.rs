@@ -231,14 +231,15 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                     .map(|g| g.to_string())
                     .unwrap_or_else(|| "-".into());
                 if json {
-                    // Exact: JSON escapes what a terminal would obey.
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "at": lifeline_protocol::time::rfc3339(e.at_ms),
-                            "session": session, "actor": e.actor, "event": e.event, "detail": e.detail,
-                        })
-                    );
+                    // Exact, and safe on a terminal: what serde_json leaves
+                    // as it is (C1 controls, bidi overrides, separators)
+                    // is written as \u escapes too.
+                    let line = serde_json::json!({
+                        "at": lifeline_protocol::time::rfc3339(e.at_ms),
+                        "session": session, "actor": e.actor, "event": e.event, "detail": e.detail,
+                    })
+                    .to_string();
+                    println!("{}", text::safe_json(&line));
                 } else {
                     // Rows written by older builds (or by hand) may hold
                     // escape sequences; the operator's terminal never

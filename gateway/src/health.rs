@@ -89,6 +89,12 @@ pub fn metrics(gw: &Gateway) -> String {
         gw.hasher.checks(),
     );
     metric(
+        "lifeline_work_reports_total",
+        "counter",
+        "Remote-work reports (consent, files, actions) recorded in the audit trail.",
+        s.work_reports.load(Ordering::Relaxed),
+    );
+    metric(
         "lifeline_draining",
         "gauge",
         "1 while the node shuts down and drains.",

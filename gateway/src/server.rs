@@ -147,6 +147,7 @@ impl Node {
             hasher: crate::auth::PasswordHasher::new(HASH_CONCURRENCY, HASH_QUEUE),
             registry: Registry::new(),
             stats: Stats::default(),
+            work_capped: Default::default(),
             config,
             identity,
             node_name,

@@ -11,10 +11,12 @@ use crate::datadir::NodeIdentity;
 use crate::limits::{Budgets, ConnLimiter};
 use crate::refusals::RefusalLog;
 use crate::registry::Registry;
+use lifeline_protocol::SessionGuid;
 use lifeline_protocol::directory::{DirectoryNode, MAX_NODES};
 use lifeline_store::Store;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -39,6 +41,39 @@ pub struct Stats {
     pub shed: AtomicU64,
     /// The most connections open at once since memory was last released.
     pub peak_connections: AtomicU64,
+    /// Remote-work reports recorded in the audit trail.
+    pub work_reports: AtomicU64,
+}
+
+/// Sessions this node found at their cap of work records
+/// ([`lifeline_protocol::portal::MAX_WORK_RECORDS`]): a report for one is
+/// refused without asking the store, and each is logged once. Records are
+/// never deleted, so a full session stays full; the set forgets everything
+/// when it reaches [`WorkCapped::MAX`] sessions (then a session costs one
+/// more count and one more log line).
+#[derive(Debug, Default)]
+pub struct WorkCapped(Mutex<HashSet<SessionGuid>>);
+
+impl WorkCapped {
+    /// Sessions remembered at most.
+    pub const MAX: usize = 10_000;
+
+    /// Whether `guid` is known to be full.
+    pub fn contains(&self, guid: &SessionGuid) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(guid)
+    }
+
+    /// Notes that `guid` is full; true the first time (log it then).
+    pub fn insert(&self, guid: SessionGuid) -> bool {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(guid)
+    }
 }
 
 /// Counts one open connection on the public port while it lives (and is
@@ -90,6 +125,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     /// Counters.
     pub stats: Stats,
+    /// Sessions at their cap of work records.
+    pub work_capped: WorkCapped,
     /// Shutdown phase.
     pub phase: watch::Receiver<Phase>,
     /// Turns true when relays must stop (drain timeout passed).

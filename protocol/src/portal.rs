@@ -10,6 +10,7 @@
 //! | GET | `/api/v1/sessions/{guid}` | → [`SessionInfo`] |
 //! | POST | `/api/v1/sessions/{guid}/end` | [`EndSession`] → [`SessionInfo`] |
 //! | POST | `/api/v1/sessions/{guid}/path` | [`PathReport`] → [`SessionInfo`] |
+//! | POST | `/api/v1/sessions/{guid}/work` | [`WorkReport`] → [`WorkRecorded`] |
 //! | GET | `/api/v1/sessions/{guid}/applet?platform=P` | → the personalized executable, once |
 //! | GET | `/api/v1/directory` | → [`crate::directory::SignedDirectory`] |
 //! | GET | `/api/v1/health` | → [`Health`] |
@@ -19,10 +20,13 @@
 //! with an HTTP status.
 //!
 //! The checks a gateway runs on request bodies live here with the types
-//! ([`CreateSession::check`], [`PathReport::check`], [`EndSession::reason_text`]),
+//! ([`CreateSession::check`], [`PathReport::check`], [`WorkReport::check`],
+//! [`EndSession::reason_text`]),
 //! so that they are fuzzed with the parsers (`fuzz/`, target `portal`).
 
 use crate::guid::SessionGuid;
+use crate::permissions::Permissions;
+use crate::work::Decision;
 use serde::{Deserialize, Serialize};
 
 /// Longest session label.
@@ -228,6 +232,302 @@ impl PathReport {
     }
 }
 
+/// The console tells the gateway what remote work happened in a session,
+/// for the audit trail: a consent decision, a file transfer's end, or an
+/// action (a shell, a command, system information, a URL, a listing). The
+/// end user's applet decides every consent and the gateway never sees the
+/// session's content: this is the console's account of it, recorded as
+/// the technician's. Tagged by `kind`:
+///
+/// ```json
+/// {"kind":"consent","capability":"run-command","decision":"granted","whole_session":true}
+/// {"kind":"file","direction":"to_user","name":"a/b.txt","size":1048576,"sha256":"<64 hex>","outcome":"saved","detail":""}
+/// {"kind":"action","what":"command_run","detail":"ls -la /tmp"}
+/// ```
+///
+/// Text (`name`, `detail`) is kept as given, whatever characters it holds
+/// (a file may be named anything); whoever shows it neutralizes it
+/// ([`crate::text`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkReport {
+    /// A consent decision, as the applet reported it.
+    Consent {
+        /// The capability, or a comma-separated set for the single prompt
+        /// (names of [`Permissions`]: `run-command`, `file-to-user`,
+        /// `file-from-user`, `system-info`, `open-url`, ...).
+        capability: String,
+        /// What was decided.
+        decision: Decision,
+        /// For the whole session (the single prompt).
+        whole_session: bool,
+    },
+    /// A file transfer ended (or failed, or was refused or stopped).
+    File {
+        /// Which way.
+        direction: FileDirection,
+        /// The file's path below the transfer's top, as the console saw it
+        /// (at most [`MAX_WORK_NAME`] bytes).
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// SHA-256 of the whole file, 64 lower-case hex digits, or "" if
+        /// the transfer ended before its last byte (a saved file has one).
+        sha256: String,
+        /// How it ended.
+        outcome: FileOutcome,
+        /// What went wrong, or "" (at most [`MAX_FILE_DETAIL`] bytes).
+        #[serde(default)]
+        detail: String,
+    },
+    /// Something was done on the end user's machine.
+    Action {
+        /// What.
+        what: WorkAction,
+        /// The command line, the URL, the folder; a shell's exit status
+        /// (at most [`MAX_ACTION_DETAIL`] bytes, may be "").
+        #[serde(default)]
+        detail: String,
+    },
+}
+
+/// Which way a file went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileDirection {
+    /// From the technician to the end user.
+    ToUser,
+    /// From the end user to the technician.
+    FromUser,
+}
+
+impl FileDirection {
+    /// In words for the audit trail: `to user`, `from user`.
+    pub fn words(self) -> &'static str {
+        match self {
+            FileDirection::ToUser => "to user",
+            FileDirection::FromUser => "from user",
+        }
+    }
+}
+
+/// How a file transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// Received whole, its SHA-256 matched, in place.
+    Saved,
+    /// Something went wrong (see the detail).
+    Failed,
+    /// The receiver (or the end user) refused it.
+    Refused,
+    /// Stopped before its end (by either side).
+    Stopped,
+}
+
+impl FileOutcome {
+    /// The wire name: `saved`, `failed`, `refused`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOutcome::Saved => "saved",
+            FileOutcome::Failed => "failed",
+            FileOutcome::Refused => "refused",
+            FileOutcome::Stopped => "stopped",
+        }
+    }
+}
+
+/// What a [`WorkReport::Action`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkAction {
+    /// A shell started.
+    ShellOpened,
+    /// A shell ended (the detail: its exit status).
+    ShellClosed,
+    /// A command ran (the detail: its command line).
+    CommandRun,
+    /// The machine was described.
+    SystemInfo,
+    /// A URL was opened in the end user's browser (the detail: the URL).
+    UrlOpened,
+    /// A folder was listed (the detail: the folder).
+    Listing,
+}
+
+impl WorkAction {
+    /// In words for the audit trail: `shell opened`, `command run`, ...
+    pub fn words(self) -> &'static str {
+        match self {
+            WorkAction::ShellOpened => "shell opened",
+            WorkAction::ShellClosed => "shell closed",
+            WorkAction::CommandRun => "command run",
+            WorkAction::SystemInfo => "system info",
+            WorkAction::UrlOpened => "URL opened",
+            WorkAction::Listing => "listing",
+        }
+    }
+}
+
+/// Longest [`WorkReport::File`] name.
+pub const MAX_WORK_NAME: usize = 1024;
+/// Longest [`WorkReport::File`] detail.
+pub const MAX_FILE_DETAIL: usize = 256;
+/// Longest [`WorkReport::Action`] detail.
+pub const MAX_ACTION_DETAIL: usize = 1024;
+/// Longest [`WorkReport::Consent`] capability list.
+pub const MAX_CAPABILITY: usize = 256;
+/// Work records a gateway keeps per session; beyond, reports are refused
+/// (429) so that a console cannot flood the audit trail.
+pub const MAX_WORK_RECORDS: u64 = 10_000;
+
+impl WorkReport {
+    /// The report's kind, as on the wire: `consent`, `file`, `action`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkReport::Consent { .. } => "consent",
+            WorkReport::File { .. } => "file",
+            WorkReport::Action { .. } => "action",
+        }
+    }
+
+    /// Checks the report: a consent names known capabilities (one, or a
+    /// set; not `all`, `none` or `single-prompt`), a file has a name and
+    /// its SHA-256 is 64 lower-case hex digits or "" (not for a saved
+    /// file), and no text is longer than its limit
+    /// ([`MAX_CAPABILITY`], [`MAX_WORK_NAME`], [`MAX_FILE_DETAIL`],
+    /// [`MAX_ACTION_DETAIL`]). Unknown kinds, decisions, directions,
+    /// outcomes and actions are refused when the body is parsed.
+    pub fn check(&self) -> Result<(), BadRequest> {
+        let too_long = |what: &str, max: usize, len: usize| {
+            Err(BadRequest(format!(
+                "{what} must be at most {max} bytes (got {len})"
+            )))
+        };
+        match self {
+            WorkReport::Consent { capability, .. } => {
+                if capability.len() > MAX_CAPABILITY {
+                    return too_long("capability", MAX_CAPABILITY, capability.len());
+                }
+                Self::capabilities_of(capability).map(|_| ())
+            }
+            WorkReport::File {
+                name,
+                sha256,
+                outcome,
+                detail,
+                ..
+            } => {
+                if name.is_empty() {
+                    return Err(BadRequest("name must not be empty".into()));
+                }
+                if name.len() > MAX_WORK_NAME {
+                    return too_long("name", MAX_WORK_NAME, name.len());
+                }
+                if !(sha256.is_empty()
+                    || (sha256.len() == 64
+                        && sha256
+                            .bytes()
+                            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))))
+                {
+                    return Err(BadRequest(format!(
+                        "sha256 must be 64 lower-case hex digits, or \"\" if the transfer \
+                         ended early (got {} characters)",
+                        sha256.chars().count()
+                    )));
+                }
+                if *outcome == FileOutcome::Saved && sha256.is_empty() {
+                    return Err(BadRequest(
+                        "a saved file's report must carry its sha256".into(),
+                    ));
+                }
+                if detail.len() > MAX_FILE_DETAIL {
+                    return too_long("detail", MAX_FILE_DETAIL, detail.len());
+                }
+                Ok(())
+            }
+            WorkReport::Action { detail, .. } => {
+                if detail.len() > MAX_ACTION_DETAIL {
+                    return too_long("detail", MAX_ACTION_DETAIL, detail.len());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The capabilities a consent is about (for a checked report); none
+    /// for the other kinds.
+    pub fn capabilities(&self) -> Permissions {
+        match self {
+            WorkReport::Consent { capability, .. } => {
+                Self::capabilities_of(capability).unwrap_or(Permissions::NONE)
+            }
+            _ => Permissions::NONE,
+        }
+    }
+
+    fn capabilities_of(list: &str) -> Result<Permissions, BadRequest> {
+        let known = || {
+            Permissions::ALL
+                .each()
+                .map(Permissions::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut caps = Permissions::NONE;
+        for name in list.split(',').map(str::trim) {
+            let one = Permissions::parse_list(name).unwrap_or(Permissions::NONE);
+            // One capability by its own name: not `all`, `none`, the
+            // single-prompt policy or an empty item.
+            if one.name().is_empty() || one.capabilities() != one {
+                return Err(BadRequest(format!(
+                    "capability must name one or more of {} (comma-separated), not {:?}",
+                    known(),
+                    crate::codec::clamp_str(name, 32)
+                )));
+            }
+            caps = caps.union(one);
+        }
+        Ok(caps)
+    }
+
+    /// The report with its texts cut to their limits (at a character
+    /// boundary), so that a report is never refused for a long file name
+    /// or command line: what a console sends.
+    pub fn clamped(&self) -> Self {
+        let clamp = |s: &str, max: usize| crate::codec::clamp_str(s, max).to_owned();
+        match self {
+            WorkReport::Consent { .. } => self.clone(),
+            WorkReport::File {
+                direction,
+                name,
+                size,
+                sha256,
+                outcome,
+                detail,
+            } => WorkReport::File {
+                direction: *direction,
+                name: clamp(name, MAX_WORK_NAME),
+                size: *size,
+                sha256: sha256.clone(),
+                outcome: *outcome,
+                detail: clamp(detail, MAX_FILE_DETAIL),
+            },
+            WorkReport::Action { what, detail } => WorkReport::Action {
+                what: *what,
+                detail: clamp(detail, MAX_ACTION_DETAIL),
+            },
+        }
+    }
+}
+
+/// The answer to a [`WorkReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkRecorded {
+    /// Always true: the report is in the audit trail.
+    pub recorded: bool,
+}
+
 /// A session as the portal reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -380,5 +680,160 @@ mod tests {
         assert!(p("udp", Some(f64::NAN), "").check().is_err());
         assert!(p("udp", Some(-1.0), "").check().is_err());
         assert!(p("relay", None, &"x".repeat(513)).check().is_err());
+    }
+
+    fn work(json: &str) -> Result<WorkReport, String> {
+        let r: WorkReport = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        r.check().map_err(|e| e.0)?;
+        Ok(r)
+    }
+
+    #[test]
+    fn work_reports_of_each_kind_are_accepted() {
+        let r = work(
+            r#"{"kind":"consent","capability":"run-command","decision":"granted","whole_session":false}"#,
+        )
+        .unwrap();
+        assert_eq!(r.capabilities(), Permissions::RUN_COMMAND);
+        let r = work(
+            r#"{"kind":"consent","capability":"file-to-user, open-url,system-info","decision":"timed_out","whole_session":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.capabilities(),
+            Permissions::parse_list("system-info,file-to-user,open-url").unwrap()
+        );
+        let sha = "ab".repeat(32);
+        let r = work(&format!(
+            r#"{{"kind":"file","direction":"from_user","name":"a/b.txt","size":18446744073709551615,"sha256":"{sha}","outcome":"saved"}}"#
+        ))
+        .unwrap();
+        assert!(
+            matches!(r, WorkReport::File { size: u64::MAX, ref detail, .. } if detail.is_empty())
+        );
+        // A failed transfer has no hash; a name may hold any character.
+        work(r#"{"kind":"file","direction":"to_user","name":"x\u001b[2J\u202e.txt","size":5,"sha256":"","outcome":"failed","detail":"disk full"}"#).unwrap();
+        for what in [
+            "shell_opened",
+            "shell_closed",
+            "command_run",
+            "system_info",
+            "url_opened",
+            "listing",
+        ] {
+            let r = work(&format!(r#"{{"kind":"action","what":"{what}"}}"#)).unwrap();
+            assert_eq!(serde_json::to_value(&r).unwrap()["what"], what);
+            assert_eq!(r.kind(), "action");
+        }
+        // What a console sends reads back the same.
+        let r = WorkReport::Action {
+            what: WorkAction::CommandRun,
+            detail: "ls -la".into(),
+        };
+        assert_eq!(work(&serde_json::to_string(&r).unwrap()).unwrap(), r);
+    }
+
+    #[test]
+    fn bad_work_reports_are_refused_with_a_reason() {
+        let sha = "ab".repeat(32);
+        let file = |name: &str, sha: &str, outcome: &str, detail: &str| {
+            format!(
+                r#"{{"kind":"file","direction":"to_user","name":{},"size":1,"sha256":"{sha}","outcome":"{outcome}","detail":{}}}"#,
+                serde_json::to_string(name).unwrap(),
+                serde_json::to_string(detail).unwrap()
+            )
+        };
+        let cases = [
+            (r#"{"kind":"reboot"}"#.to_owned(), "unknown variant `reboot`"),
+            (
+                r#"{"kind":"consent","capability":"run-command","decision":"maybe","whole_session":false}"#.into(),
+                "unknown variant `maybe`",
+            ),
+            (
+                r#"{"kind":"consent","capability":"fly","decision":"granted","whole_session":false}"#.into(),
+                "capability must name one or more of",
+            ),
+            (
+                r#"{"kind":"consent","capability":"all","decision":"granted","whole_session":true}"#.into(),
+                r#"not "all""#,
+            ),
+            (
+                r#"{"kind":"consent","capability":"run-command,single-prompt","decision":"granted","whole_session":true}"#.into(),
+                r#"not "single-prompt""#,
+            ),
+            (
+                r#"{"kind":"consent","capability":"","decision":"granted","whole_session":true}"#.into(),
+                "capability must name",
+            ),
+            (
+                format!(
+                    r#"{{"kind":"consent","capability":"{}","decision":"granted","whole_session":true}}"#,
+                    "run-command,".repeat(30)
+                ),
+                "capability must be at most 256 bytes",
+            ),
+            (
+                r#"{"kind":"consent","capability":"run-command","decision":"granted"}"#.into(),
+                "missing field `whole_session`",
+            ),
+            (file("a", &"a".repeat(65), "saved", ""), "sha256 must be 64 lower-case hex digits"),
+            (file("a", &"A".repeat(64), "saved", ""), "sha256 must be 64"),
+            (file("a", &"g".repeat(64), "saved", ""), "sha256 must be 64"),
+            (file("a", "", "saved", ""), "a saved file's report must carry its sha256"),
+            (file(&"n".repeat(1025), &sha, "saved", ""), "name must be at most 1024 bytes (got 1025)"),
+            (file("", &sha, "saved", ""), "name must not be empty"),
+            (file("a", &sha, "lost", ""), "unknown variant `lost`"),
+            (file("a", &sha, "saved", &"d".repeat(257)), "detail must be at most 256 bytes"),
+            (
+                r#"{"kind":"file","direction":"sideways","name":"a","size":1,"sha256":"","outcome":"failed"}"#.into(),
+                "unknown variant `sideways`",
+            ),
+            (
+                r#"{"kind":"file","direction":"to_user","name":"a","size":-1,"sha256":"","outcome":"failed"}"#.into(),
+                "invalid value",
+            ),
+            (r#"{"kind":"action","what":"reboot"}"#.into(), "unknown variant `reboot`"),
+            (
+                format!(r#"{{"kind":"action","what":"command_run","detail":"{}"}}"#, "c".repeat(1025)),
+                "detail must be at most 1024 bytes",
+            ),
+        ];
+        for (json, why) in cases {
+            let e = work(&json).unwrap_err();
+            assert!(e.contains(why), "{json}: {e}");
+        }
+        // At the limits: accepted.
+        work(&file(&"n".repeat(1024), &sha, "saved", &"d".repeat(256))).unwrap();
+        work(&format!(
+            r#"{{"kind":"action","what":"listing","detail":"{}"}}"#,
+            "c".repeat(1024)
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_console_clamps_long_texts_at_a_character_boundary() {
+        let r = WorkReport::File {
+            direction: FileDirection::ToUser,
+            name: "é".repeat(600),
+            size: 1,
+            sha256: String::new(),
+            outcome: FileOutcome::Stopped,
+            detail: "ü".repeat(200),
+        };
+        assert!(r.check().is_err());
+        let c = r.clamped();
+        c.check().unwrap();
+        let WorkReport::File { name, detail, .. } = &c else {
+            unreachable!()
+        };
+        assert_eq!((name.len(), detail.len()), (1024, 256));
+        let a = WorkReport::Action {
+            what: WorkAction::UrlOpened,
+            detail: "u".repeat(5000),
+        };
+        assert!(
+            matches!(a.clamped(), WorkReport::Action { detail, .. } if detail.len() == MAX_ACTION_DETAIL)
+        );
     }
 }

@@ -108,6 +108,34 @@ fn push_shown(out: &mut String, c: char) {
     }
 }
 
+/// JSON text with every [`is_unsafe`] character from DEL up written as a
+/// `\uXXXX` escape (a surrogate pair above U+FFFF): the same JSON value,
+/// safe to print on a terminal. A JSON encoder must escape the C0
+/// controls inside strings, but `serde_json` writes DEL, the C1 controls
+/// (U+009B is a CSI), format characters (bidi overrides) and the line and
+/// paragraph separators as they are. Outside strings valid JSON is ASCII,
+/// so every character this escapes is inside a string, where the escape
+/// stands for the same character.
+pub fn safe_json(json: &str) -> Cow<'_, str> {
+    let escaped = |c: char| u32::from(c) >= 0x7f && is_unsafe(c);
+    if !json.chars().any(escaped) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if escaped(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Displays its text [`neutralize`]d: `format!("{}: {}", Shown(name), Shown(text))`.
 #[derive(Debug, Clone, Copy)]
 pub struct Shown<'a>(pub &'a str);
@@ -221,6 +249,27 @@ mod tests {
         }
         assert!(is_unsafe('\u{202e}') && is_unsafe('\u{2066}') && is_unsafe('\u{13438}'));
         assert!(!is_unsafe('\u{2065}') && !is_unsafe('é') && !is_unsafe(' '));
+    }
+
+    #[test]
+    fn json_is_made_safe_and_keeps_its_value() {
+        let raw = "a\x1b[2J\x7f\u{9b}31m\u{202e}txt\u{2028}\u{e0041}\\e é";
+        let json = serde_json::json!({ "detail": raw }).to_string();
+        // serde_json leaves these for a terminal to obey.
+        assert!(
+            json.contains('\u{9b}') && json.contains('\u{202e}'),
+            "{json}"
+        );
+        let safe = safe_json(&json);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        assert!(
+            safe.contains(r"\u007f\u009b31m\u202etxt\u2028\udb40\udc41"),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap_or_default();
+        assert_eq!(back["detail"], raw);
+        let plain = r#"{"detail":"C:\\Users é 👋"}"#;
+        assert!(matches!(safe_json(plain), Cow::Borrowed(b) if b == plain));
     }
 
     #[test]

@@ -293,6 +293,27 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("portal", "seed-bearer", portal_seed(4, "Bearer 0123456789abcdef")),
         ("portal", "seed-query", portal_seed(5, "platform=linux-x86_64")),
         (
+            "portal",
+            "seed-work-consent",
+            portal_seed(6, r#"{"kind":"consent","capability":"run-command,file-to-user","decision":"granted","whole_session":true}"#),
+        ),
+        (
+            "portal",
+            "seed-work-file",
+            portal_seed(
+                6,
+                &format!(
+                    r#"{{"kind":"file","direction":"to_user","name":"drivers/printer.inf","size":1048576,"sha256":"{}","outcome":"saved","detail":""}}"#,
+                    "5e".repeat(32)
+                ),
+            ),
+        ),
+        (
+            "portal",
+            "seed-work-action",
+            portal_seed(6, r#"{"kind":"action","what":"command_run","detail":"lpstat -p"}"#),
+        ),
+        (
             "ice_offer",
             "seed-host-and-srflx",
             Frame::Negotiation(Negotiation::IceOffer(lifeline_protocol::ice::IceOffer {

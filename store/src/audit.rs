@@ -65,6 +65,44 @@ impl Store {
         Ok(())
     }
 
+    /// Appends an entry about `session` unless that session already has
+    /// `max` entries whose event is one of `counted`; whether it was
+    /// appended. The count and the insert are one statement, so reports
+    /// racing at the limit overshoot it by at most their number (on
+    /// PostgreSQL; SQLite writes one at a time).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit_capped(
+        &self,
+        at_ms: i64,
+        session: &SessionGuid,
+        actor: &str,
+        event: &str,
+        detail: &str,
+        counted: &[&str],
+        max: u64,
+    ) -> Result<bool> {
+        let events = (0..counted.len())
+            .map(|i| format!("${}", i + 7))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit (at_ms, session_guid, actor, event, detail) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE $6 > (SELECT COUNT(*) FROM audit WHERE session_guid = $2 AND event IN ({events}))"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at_ms)
+            .bind(session.to_string())
+            .bind(actor)
+            .bind(event)
+            .bind(detail)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX));
+        for e in counted {
+            query = query.bind(*e);
+        }
+        Ok(query.execute(self.pool()).await?.rows_affected() == 1)
+    }
+
     /// The most recent `limit` entries (of one session, or of all), oldest
     /// first. A `limit` of zero or less yields nothing.
     pub async fn audit_log(

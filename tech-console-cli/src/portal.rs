@@ -1,10 +1,11 @@
-//! The console's portal helpers: a client for the saved login, and finding
-//! one of the technician's sessions by GUID or label.
+//! The console's portal helpers: a client for the saved login, finding
+//! one of the technician's sessions by GUID or label, and reporting remote
+//! work for the gateway's audit trail.
 
 use crate::profile::{Login, Profile};
 use lifeline_protocol::ALPN_HTTP1;
 use lifeline_protocol::SessionGuid;
-use lifeline_protocol::portal::{SessionInfo, SessionList};
+use lifeline_protocol::portal::{SessionInfo, SessionList, WorkRecorded, WorkReport};
 use lifeline_session::addr::HostPort;
 use lifeline_session::portal::{PortalClient, PortalError};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
@@ -48,6 +49,11 @@ pub async fn resolve(
 pub struct Portals(Arc<Vec<(HostPort, PortalClient)>>);
 
 impl Portals {
+    /// These portals, asked in this order.
+    pub fn new(portals: Vec<(HostPort, PortalClient)>) -> Self {
+        Self(Arc::new(portals))
+    }
+
     /// The login's gateway and the nodes of its directory (read, not
     /// verified: it comes from the portal the console trusts, whose TLS is
     /// pinned to the operator's CA). Without a directory, the first only.
@@ -116,5 +122,29 @@ impl Portals {
             }
         }
         Err(last.unwrap_or_else(|| PortalError::Http("no gateway to ask".into())))
+    }
+}
+
+/// Tells the gateway what remote work happened in session `guid` (a
+/// consent decision the applet reported, a file transfer's end, a shell, a
+/// command, system information, a URL, a listing), for its audit trail:
+/// `POST /api/v1/sessions/{guid}/work`. Texts longer than the portal takes
+/// are cut first ([`WorkReport::clamped`]), so a long file name or command
+/// line is still recorded. A failure is logged and returned, never fatal:
+/// the session goes on without that record.
+pub async fn report_work(
+    client: &Portals,
+    guid: &SessionGuid,
+    report: &WorkReport,
+) -> Result<(), PortalError> {
+    let r: Result<WorkRecorded, _> = client
+        .post(&format!("/api/v1/sessions/{guid}/work"), &report.clamped())
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, kind = report.kind(), "could not record remote work in the audit trail");
+            Err(e)
+        }
     }
 }

@@ -140,6 +140,10 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
                     Ok(b) => sessions::path(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
+                (&Method::POST, [guid, "work"]) => match body(gw, req).await {
+                    Ok(b) => sessions::work(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
                 (&Method::GET, [guid, "applet"]) => {
                     sessions::download(gw, &tech, guid, &query).await
                 }

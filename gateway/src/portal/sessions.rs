@@ -1,12 +1,16 @@
-//! Session endpoints: create, list, show, end, the console's path report,
-//! and the one-time download of the personalized applet.
+//! Session endpoints: create, list, show, end, the console's path and
+//! remote-work reports, and the one-time download of the personalized
+//! applet.
 
 use super::{Resp, error, json, parse, store_error};
 use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
-use lifeline_protocol::portal::{CreateSession, EndSession, PathReport, SessionInfo, SessionList};
+use lifeline_protocol::portal::{
+    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, SessionInfo, SessionList,
+    WorkRecorded, WorkReport,
+};
 use lifeline_protocol::{SessionGuid, hex};
 use lifeline_store::{NewSession, SessionPath, SessionRecord, SessionState, Technician};
 
@@ -240,6 +244,140 @@ pub fn path_audit_detail(path: SessionPath, rtt_ms: Option<f64>, detail: &str) -
     out
 }
 
+/// The audit events of [`work`] reports, by kind (consent, file,
+/// action); together they count against [`MAX_WORK_RECORDS`].
+pub const WORK_EVENTS: [&str; 3] = ["consent", "file", "work"];
+
+/// `POST /api/v1/sessions/{guid}/work`: the console tells what remote work
+/// happened (a consent decision, a file transfer's end, an action), and
+/// the gateway appends one audit record, as the technician's. Any state
+/// of the session is accepted (a last report may cross the session's
+/// end); a session with [`MAX_WORK_RECORDS`] already gets 429, logged once.
+pub(super) async fn work(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let report: WorkReport = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if let Err(e) = report.check() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", &e.0);
+    }
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let full = || {
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_work_records",
+            &format!(
+                "this session already has {MAX_WORK_RECORDS} remote-work records in the \
+                 audit trail; no more are recorded for it"
+            ),
+        )
+    };
+    if gw.work_capped.contains(&rec.guid) {
+        return full();
+    }
+    let (event, detail) = work_audit(&report);
+    let now = lifeline_protocol::time::now_ms();
+    match gw
+        .store
+        .audit_capped(
+            now,
+            &rec.guid,
+            &tech.email,
+            event,
+            &detail,
+            &WORK_EVENTS,
+            MAX_WORK_RECORDS,
+        )
+        .await
+    {
+        Ok(true) => {
+            gw.stats
+                .work_reports
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json(StatusCode::OK, &WorkRecorded { recorded: true })
+        }
+        Ok(false) => {
+            if gw.work_capped.insert(rec.guid) {
+                tracing::warn!(
+                    guid = %rec.guid,
+                    technician = %tech.email,
+                    max = MAX_WORK_RECORDS,
+                    "a session reached its cap of remote-work records; further reports are refused"
+                );
+            }
+            full()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// The audit event and detail line of a checked work report:
+///
+/// * `consent`: `run-command: granted (whole session)`, `file-to-user,
+///   open-url: refused`;
+/// * `file`: `file to user "a/b.txt" 1048576 bytes sha256 HEX: saved`,
+///   `file from user "x" 10 bytes: failed; disk full`;
+/// * `work`: `shell opened`, `command run: ls -la`.
+///
+/// The console's text (the file name, details) is kept as given: `admin
+/// audit` shows it neutralized, and `--json` escapes it.
+pub fn work_audit(report: &WorkReport) -> (&'static str, String) {
+    match report {
+        WorkReport::Consent {
+            decision,
+            whole_session,
+            ..
+        } => {
+            let caps: Vec<&str> = report
+                .capabilities()
+                .each()
+                .map(lifeline_protocol::Permissions::name)
+                .collect();
+            let whole = if *whole_session {
+                " (whole session)"
+            } else {
+                ""
+            };
+            (
+                "consent",
+                format!("{}: {}{whole}", caps.join(", "), decision.as_str()),
+            )
+        }
+        WorkReport::File {
+            direction,
+            name,
+            size,
+            sha256,
+            outcome,
+            detail,
+        } => {
+            let mut line = format!("file {} \"{name}\" {size} bytes", direction.words());
+            if !sha256.is_empty() {
+                line.push_str(" sha256 ");
+                line.push_str(sha256);
+            }
+            line.push_str(": ");
+            line.push_str(outcome.as_str());
+            if !detail.trim().is_empty() {
+                line.push_str("; ");
+                line.push_str(detail.trim());
+            }
+            ("file", line)
+        }
+        WorkReport::Action { what, detail } => {
+            let mut line = what.words().to_owned();
+            if !detail.trim().is_empty() {
+                line.push_str(": ");
+                line.push_str(detail.trim());
+            }
+            ("work", line)
+        }
+    }
+}
+
 pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query: &str) -> Resp {
     let rec = match own(gw, tech, guid).await {
         Ok(r) => r,
@@ -320,5 +458,72 @@ mod tests {
             "relay; no direct path"
         );
         assert_eq!(path_audit_detail(SessionPath::Relay, None, ""), "relay");
+    }
+
+    #[test]
+    fn work_audit_lines() {
+        use lifeline_protocol::portal::{FileDirection, FileOutcome, WorkAction};
+        use lifeline_protocol::work::Decision;
+        let consent = |capability: &str, decision, whole_session| WorkReport::Consent {
+            capability: capability.into(),
+            decision,
+            whole_session,
+        };
+        assert_eq!(
+            work_audit(&consent("run-command", Decision::Granted, true)),
+            ("consent", "run-command: granted (whole session)".into())
+        );
+        // A set is shown in a fixed order, whatever order it came in.
+        assert_eq!(
+            work_audit(&consent("open-url,file-to-user", Decision::TimedOut, false)),
+            ("consent", "file-to-user, open-url: timed_out".into())
+        );
+        let sha = "0f".repeat(32);
+        let file = |direction, sha256: &str, outcome, detail: &str| WorkReport::File {
+            direction,
+            name: "a/b.txt".into(),
+            size: 1_048_576,
+            sha256: sha256.into(),
+            outcome,
+            detail: detail.into(),
+        };
+        assert_eq!(
+            work_audit(&file(FileDirection::ToUser, &sha, FileOutcome::Saved, "")),
+            (
+                "file",
+                format!("file to user \"a/b.txt\" 1048576 bytes sha256 {sha}: saved")
+            )
+        );
+        assert_eq!(
+            work_audit(&file(
+                FileDirection::FromUser,
+                "",
+                FileOutcome::Failed,
+                " disk full "
+            ))
+            .1,
+            "file from user \"a/b.txt\" 1048576 bytes: failed; disk full"
+        );
+        let action = |what, detail: &str| WorkReport::Action {
+            what,
+            detail: detail.into(),
+        };
+        assert_eq!(
+            work_audit(&action(WorkAction::ShellOpened, "")),
+            ("work", "shell opened".into())
+        );
+        assert_eq!(
+            work_audit(&action(WorkAction::ShellClosed, "exit 0")).1,
+            "shell closed: exit 0"
+        );
+        assert_eq!(
+            work_audit(&action(WorkAction::UrlOpened, "https://example.com/")).1,
+            "URL opened: https://example.com/"
+        );
+        // The console's text is kept as given (shown neutralized later).
+        assert_eq!(
+            work_audit(&action(WorkAction::CommandRun, "printf '\x1b[2J'")).1,
+            "command run: printf '\x1b[2J'"
+        );
     }
 }

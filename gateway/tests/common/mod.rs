@@ -27,8 +27,9 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The applet secret of every session [`Node::create_session`] makes.
 pub const APPLET_SECRET: [u8; 32] = [0x5e; 32];
 
+pub use lifeline_tests::GatewayLaunch;
+use lifeline_tests::Lines;
 pub use lifeline_tests::TempDir;
-use lifeline_tests::{GatewayLaunch, Lines};
 
 /// A running `gateway serve`.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct Node {
     _stdout: Lines,
     /// The data directory (and SQLite store).
     pub data_dir: PathBuf,
+    /// `--store`, when not the data directory's SQLite.
+    pub store: Option<String>,
     /// Where it listens (TLS).
     pub addr: SocketAddr,
     /// The banner's STUN line.
@@ -68,16 +71,30 @@ impl Node {
         env: &[(&str, &str)],
         wrapper: &[&str],
     ) -> Self {
-        let l = GatewayLaunch::new(env!("CARGO_BIN_EXE_gateway"), data_dir)
-            .args(extra)
-            .envs(env)
-            .wrapped(wrapper)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+        Self::launch(
+            Self::launcher(data_dir)
+                .args(extra)
+                .envs(env)
+                .wrapped(wrapper),
+        )
+    }
+
+    /// How this crate's `gateway` starts on `data_dir`, to be refined
+    /// (a store, a log file) and given to [`Node::launch`].
+    pub fn launcher(data_dir: &Path) -> GatewayLaunch {
+        GatewayLaunch::new(env!("CARGO_BIN_EXE_gateway"), data_dir)
+    }
+
+    /// Starts `launch`; its data directory and store are the node's.
+    pub fn launch(launch: GatewayLaunch) -> Self {
+        let data_dir = launch.data_dir().to_owned();
+        let store = launch.store_url().map(str::to_owned);
+        let l = launch.spawn().unwrap_or_else(|e| panic!("{e}"));
         Self {
             child: l.child,
             _stdout: l.stdout,
-            data_dir: data_dir.to_owned(),
+            data_dir,
+            store,
             addr: l.banner.addr,
             stun_line: l.banner.stun_line,
             stun: l.banner.stun,
@@ -145,7 +162,7 @@ impl Node {
         lifeline_tests::admin_with(
             Path::new(env!("CARGO_BIN_EXE_gateway")),
             &self.data_dir,
-            None,
+            self.store.as_deref(),
             args,
             stdin,
         )
@@ -156,7 +173,7 @@ impl Node {
         lifeline_tests::technician_add(
             Path::new(env!("CARGO_BIN_EXE_gateway")),
             &self.data_dir,
-            None,
+            self.store.as_deref(),
             email,
             "Tess Tech",
             PASSWORD,
@@ -169,7 +186,7 @@ impl Node {
         lifeline_tests::audit_entries(
             Path::new(env!("CARGO_BIN_EXE_gateway")),
             &self.data_dir,
-            None,
+            self.store.as_deref(),
             Some(guid),
         )
         .unwrap_or_else(|e| panic!("{e}"))

@@ -2,7 +2,12 @@
 
 use super::*;
 
-on_both_backends!(nodes, audit_order_filter_limit, corrupt_rows_are_reported,);
+on_both_backends!(
+    nodes,
+    audit_order_filter_limit,
+    capped_audit_counts_its_events_per_session,
+    corrupt_rows_are_reported,
+);
 
 async fn nodes(db: &TestDb) {
     let store = db.open().await;
@@ -145,6 +150,53 @@ async fn audit_order_filter_limit(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
+    store.close().await;
+}
+
+async fn capped_audit_counts_its_events_per_session(db: &TestDb) {
+    let store = db.open().await;
+    let (a, b) = (random_guid(), random_guid());
+    let counted = ["consent", "file", "work"];
+    let capped = |guid, event: &'static str, detail: String| {
+        let store = &store;
+        async move {
+            store
+                .audit_capped(T0, &guid, "tech@example.com", event, &detail, &counted, 3)
+                .await
+                .unwrap()
+        }
+    };
+    // Other events of the session do not count.
+    for _ in 0..5 {
+        store
+            .audit(T0, Some(&a), "gateway", "path", "relay")
+            .await
+            .unwrap();
+    }
+    assert!(capped(a, "consent", "1".into()).await);
+    assert!(capped(a, "file", "2".into()).await);
+    // Another session's do not either.
+    for i in 0..4 {
+        assert_eq!(capped(b, "work", format!("b{i}")).await, i < 3);
+    }
+    assert!(capped(a, "work", "3".into()).await);
+    assert!(!capped(a, "work", "4".into()).await);
+    assert!(!capped(a, "consent", "5".into()).await);
+    // Beyond the cap nothing was written; other events still are.
+    store
+        .audit(T0, Some(&a), "gateway", "ended", "")
+        .await
+        .unwrap();
+    let log = store.audit_log(Some(&a), 100).await.unwrap();
+    let details: Vec<_> = log
+        .iter()
+        .filter(|e| counted.contains(&e.event.as_str()))
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(details, ["1", "2", "3"]);
+    assert_eq!(log.len(), 9);
+    assert_eq!(log[5].actor, "tech@example.com");
+    assert_eq!(log[5].session, Some(a));
     store.close().await;
 }
 
