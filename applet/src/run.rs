@@ -4,9 +4,12 @@
 use crate::gateway;
 use crate::identity::Identity;
 use crate::ui::say;
+use lifeline_protocol::Permissions;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::relay::RefuseCode;
 use lifeline_protocol::trailer::TrailerBody;
+use lifeline_remote::applet::{AppletWork, Asker, Input as WorkInput};
+use lifeline_remote::flow::Outbound;
 use lifeline_session::core::SessionError;
 use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::gateway_conn::{self, LinkError, WaitEvent};
@@ -52,6 +55,12 @@ enum Input {
     Line(String),
     Status,
     End,
+    /// `/grants`: what is allowed and running.
+    Grants,
+    /// `/withdraw [what]`: take permissions back.
+    Withdraw(String),
+    /// `/stop`: stop what runs.
+    Stop,
 }
 
 /// The applet's own choices for going direct.
@@ -114,6 +123,12 @@ fn spawn_input() -> mpsc::Receiver<Input> {
                 Input::End
             } else if line == "/status" {
                 Input::Status
+            } else if line == "/grants" {
+                Input::Grants
+            } else if line == "/stop" {
+                Input::Stop
+            } else if let Some(rest) = line.strip_prefix("/withdraw") {
+                Input::Withdraw(rest.trim().to_owned())
             } else if line.is_empty() {
                 continue;
             } else {
@@ -307,6 +322,26 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         let _ = cmd_tx.send(Command::Say(line));
     }
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    // Remote work: its own task, fed with the session's remote-work events
+    // and the end user's answers; it shows its lines through `say`.
+    let (screen_tx, mut screen_rx) = mpsc::unbounded_channel::<String>();
+    let (work, prompt_open, pumped, notes) = AppletWork::new(
+        Outbound::new(cmd_tx.clone()),
+        body.permissions,
+        Asker {
+            technician: body.technician_name.clone(),
+            company: body.operator_name.clone(),
+        },
+        lifeline_remote::applet::downloads_folder(),
+        screen_tx,
+    );
+    let (work_tx, work_rx) = mpsc::unbounded_channel();
+    let work_task = tokio::spawn(work.run(work_rx, pumped, notes));
+    tokio::spawn(async move {
+        while let Some(line) = screen_rx.recv().await {
+            say(line);
+        }
+    });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let tech = body.technician_name.clone();
     let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
@@ -315,12 +350,44 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
     let pump_input = async {
         while let Some(i) = input.recv().await {
             let cmd = match i {
-                Input::Line(text) => Command::Say(text),
+                Input::Line(text) => {
+                    let answer = match text.trim().to_lowercase().as_str() {
+                        "yes" | "y" => Some(true),
+                        "no" | "n" => Some(false),
+                        _ => None,
+                    };
+                    if let Some(yes) = answer
+                        && prompt_open.load(Ordering::Relaxed)
+                    {
+                        let _ = work_tx.send(WorkInput::Answer(yes));
+                        continue;
+                    }
+                    Command::Say(text)
+                }
                 Input::Status => {
                     say(format!(
                         "Connection: {}",
                         status.lock().map(|s| s.clone()).unwrap_or_default()
                     ));
+                    continue;
+                }
+                Input::Grants => {
+                    let _ = work_tx.send(WorkInput::Overview);
+                    continue;
+                }
+                Input::Stop => {
+                    let _ = work_tx.send(WorkInput::Stop);
+                    continue;
+                }
+                Input::Withdraw(what) => {
+                    match withdrawn(&what) {
+                        Ok(caps) => {
+                            let _ = work_tx.send(WorkInput::Withdraw(caps));
+                        }
+                        Err(()) => say(
+                            "Type /withdraw to take back every permission you gave, or /withdraw followed by one of: command-prompt, files, system-info.",
+                        ),
+                    }
                     continue;
                 }
                 Input::End => Command::End("the end user ended the session".into()),
@@ -354,13 +421,14 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     }
                 }
                 Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
-                // Remote work is not wired to this screen yet.
-                Event::Work(_)
+                ev @ (Event::Work(_)
                 | Event::ChannelOpened { .. }
                 | Event::ChannelData { .. }
                 | Event::ChannelClosed { .. }
                 | Event::ChannelReset { .. }
-                | Event::ChannelSent { .. } => {}
+                | Event::ChannelSent { .. }) => {
+                    let _ = work_tx.send(WorkInput::Event(ev));
+                }
                 Event::Reconnecting { why } => {
                     away.store(true, Ordering::Relaxed);
                     tracing::info!(%why, "reconnecting");
@@ -372,6 +440,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     }
                 }
                 Event::Resumed { fresh } => {
+                    let _ = work_tx.send(WorkInput::Event(Event::Resumed { fresh }));
                     away.store(false, Ordering::Relaxed);
                     path = PathKind::Relay;
                     say(if fresh {
@@ -415,6 +484,10 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         r = session => r,
         _ = async { tokio::join!(pump_input, show_events) } => unreachable!("input pump never completes"),
     };
+    // The session is over: everything the technician started stops, and
+    // every permission ends with it.
+    drop(work_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(3), work_task).await;
     match outcome {
         Ok(Ok(o)) if o.local => {
             // With the technician away, no one heard the `End`: the
@@ -435,6 +508,18 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         Ok(Err(e)) => Ending::Ended(format!("the connection to your technician was lost: {e}")),
         Err(e) => Ending::Ended(format!("internal error: {e}")),
     }
+}
+
+/// The permissions `/withdraw WHAT` takes back (all of them without a
+/// word).
+fn withdrawn(what: &str) -> Result<Permissions, ()> {
+    Ok(match what {
+        "" | "all" => Permissions::ALL,
+        "command-prompt" | "shell" | "commands" => Permissions::RUN_COMMAND,
+        "files" => Permissions::FILE_TO_USER.union(Permissions::FILE_FROM_USER),
+        "system-info" => Permissions::SYSTEM_INFO,
+        other => Permissions::parse_list(other).map_err(|_| ())?,
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -481,6 +566,9 @@ async fn wait_for_end(
                 say("(Your technician is not connected yet; your message was not sent.)")
             }
             Some(Input::Status) => say("Connection: waiting for your technician."),
+            Some(Input::Grants | Input::Withdraw(_) | Input::Stop) => {
+                say("Your technician is not connected yet; nothing is allowed or running.")
+            }
         }
     }
 }

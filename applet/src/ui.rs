@@ -45,14 +45,30 @@ pub fn greet(body: &TrailerBody, development_build: bool) {
         "Technician {} would like to help you{label}.",
         body.technician_name
     ));
-    if body.permissions == lifeline_protocol::Permissions::NONE {
+    let caps = body.permissions.capabilities();
+    // Only what this program can do: a permission for something it does
+    // not have (seeing the screen, restarting) is never offered.
+    let offered: Vec<&str> = caps
+        .each()
+        .filter(|c| {
+            !matches!(
+                *c,
+                lifeline_protocol::Permissions::SCREEN_VIEW
+                    | lifeline_protocol::Permissions::REBOOT
+            )
+        })
+        .map(lifeline_remote::applet::plain_name)
+        .collect();
+    if offered.is_empty() {
         say("They can only chat with you.");
     } else {
-        let extras = body.permissions.to_string();
-        let extras = extras.strip_prefix("chat, ").unwrap_or(&extras);
         say(format!(
-            "They can chat with you. They may also ask for: {extras} — each only if you say yes."
+            "They can chat with you. They may also ask for: {} — each only if you say yes.",
+            offered.join(", ")
         ));
+        say(
+            "Type /grants to see what you allowed, /withdraw to take it back, /stop to stop what runs.",
+        );
     }
     say("Type a message and press Enter to chat; type /end or press Ctrl-C to end at any time.");
 }

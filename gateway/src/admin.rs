@@ -71,7 +71,9 @@ pub enum GroupCmd {
         /// Group name.
         group: String,
         /// Comma-separated: file-to-user, file-from-user, system-info,
-        /// run-command, screen-view, reboot, all, none.
+        /// run-command, open-url, screen-view, reboot, all, none; and
+        /// single-prompt to let technicians ask once for the whole
+        /// session.
         permissions: String,
     },
 }

@@ -319,8 +319,9 @@ pub enum Work {
     SystemReport {
         /// The request.
         id: u64,
-        /// What it is.
-        info: SystemInfo,
+        /// What it is (boxed: it is large, and every frame would pay for
+        /// its size).
+        info: Box<SystemInfo>,
     },
     /// The URL was opened.
     Opened {

@@ -8,6 +8,14 @@
 //! applet decides; the console only asks.
 //!
 //! # Layout
+//! * [`applet`] — the applet's side: every request through [`consent`],
+//!   then carried out; what the end user sees, in plain words.
+//! * [`console`] — the console's side: requests out, answers back as
+//!   events for the screen and records for the gateway's audit trail.
+//! * [`transfer`] — file transfers over the session, the same both ways.
+//! * [`flow`] — writing on the session's channels within a budget.
+//! * [`consent`] — the end user's consent as the applet keeps it: the
+//!   policy, grants, prompts with their time limit, withdrawing.
 //! * [`files`] — file transfer both ways: safe names on the receiving
 //!   side, a temporary name until verified, SHA-256 end to end, resuming
 //!   from a partial copy, folder trees and listings.
@@ -18,8 +26,13 @@
 //! * [`url`] — checking and opening a web address (applet).
 #![forbid(unsafe_code)]
 
+pub mod applet;
 pub mod command;
+pub mod consent;
+pub mod console;
 pub mod files;
+pub mod flow;
 pub mod shell;
 pub mod system;
+pub mod transfer;
 pub mod url;

@@ -28,9 +28,12 @@ use crate::portal::{Portals, portal, resolve};
 use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
+use lifeline_protocol::portal::WorkReport;
 use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo};
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
+use lifeline_remote::console::{ConsoleWork, Input as WorkInput, Notice};
+use lifeline_remote::flow::Outbound;
 use lifeline_session::addr::HostPort;
 use lifeline_session::direct::{Policy, Settings, Side};
 use lifeline_session::gateway_conn;
@@ -208,17 +211,56 @@ async fn run(
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    // Remote work: its own task; what it shows goes out like every other
+    // event, and what it records goes to the gateway's audit trail.
+    let (notices_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
+    let (audit_tx, mut audit) = mpsc::unbounded_channel::<WorkReport>();
+    let (work, pumped, notes) =
+        ConsoleWork::new(Outbound::new(cmd_tx.clone()), notices_tx, audit_tx);
+    let (work_tx, work_rx) = mpsc::unbounded_channel();
+    let work_task = tokio::spawn(work.run(work_rx, pumped, notes));
+    let shower = tokio::spawn(async move {
+        while let Some(n) = notices.recv().await {
+            out.emit(n.json, || n.human);
+        }
+    });
+    let audit_portals = portals.clone();
+    let recorder = tokio::spawn(async move {
+        while let Some(a) = audit.recv().await {
+            // A failure is logged there; the session goes on.
+            let _ = crate::portal::report_work(&audit_portals, &guid, &a).await;
+        }
+    });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let status = std::sync::Arc::new(std::sync::Mutex::new(String::from("relay")));
-    let input = tokio::spawn(read_commands(out, cmd_tx, status.clone()));
+    let input = tokio::spawn(read_commands(out, cmd_tx, work_tx.clone(), status.clone()));
     let printer = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
-            print_event(out, &status, ev);
+            match ev {
+                ev @ (Event::Work(_)
+                | Event::ChannelOpened { .. }
+                | Event::ChannelData { .. }
+                | Event::ChannelClosed { .. }
+                | Event::ChannelReset { .. }
+                | Event::ChannelSent { .. }) => {
+                    let _ = work_tx.send(WorkInput::Event(ev));
+                }
+                ev => {
+                    if let Event::Resumed { fresh } = ev {
+                        let _ = work_tx.send(WorkInput::Event(Event::Resumed { fresh }));
+                    }
+                    print_event(out, &status, ev);
+                }
+            }
         }
     });
     let result = session.await;
     input.abort();
     let _ = printer.await;
+    // What remote work still had to say and record goes out first.
+    let _ = tokio::time::timeout(Duration::from_secs(2), work_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), shower).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
     let (by, reason, code) = match result {
         Ok(Ok(o)) => (o.by.as_str().to_owned(), o.reason, 0),
         Ok(Err(e)) => ("lost".to_owned(), e.to_string(), 1),
@@ -353,7 +395,7 @@ fn print_event(out: Out, status: &std::sync::Mutex<String>, ev: Event) {
         }
     };
     match ev {
-        // Remote work is not wired to this screen yet.
+        // Remote work's events go to its task (see `run`).
         Event::Work(_)
         | Event::ChannelOpened { .. }
         | Event::ChannelData { .. }
@@ -476,6 +518,7 @@ fn parse_linktest(args: &str) -> Result<Vec<Command>, String> {
 async fn read_commands(
     out: Out,
     tx: mpsc::UnboundedSender<Command>,
+    work: mpsc::UnboundedSender<WorkInput>,
     status: std::sync::Arc<std::sync::Mutex<String>>,
 ) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -494,6 +537,15 @@ async fn read_commands(
         if special && verb == "probe" {
             if tx.send(Command::Probe).is_err() {
                 return;
+            }
+            continue;
+        }
+        if special && let Some(request) = crate::work::parse(verb, rest) {
+            match request {
+                Ok(r) => {
+                    let _ = work.send(WorkInput::Request(r));
+                }
+                Err(e) => out.error(&e),
             }
             continue;
         }
@@ -521,7 +573,8 @@ async fn read_commands(
                 ("", _) => continue,
                 _ => {
                     out.error(&format!(
-                        "unknown command {line:?}; use `say TEXT`, `end [REASON]`, `linktest SIZE [to_user|from_user|both]` or `status`"
+                        "unknown command {line:?}; use `say TEXT`, `end [REASON]`, `linktest SIZE [to_user|from_user|both]`, `status`, or remote work: {}",
+                        crate::work::VERBS
                     ));
                     continue;
                 }

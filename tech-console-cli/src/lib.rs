@@ -10,6 +10,7 @@
 //!   label.
 //! * [`connect`] — `connect`: pair through the gateway, end-to-end TLS,
 //!   then line-mode chat on a terminal or JSON-lines batch mode otherwise.
+//! * [`work`] — the remote-work verbs (`shell`, `send`, `fetch`, …).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod commands;
 pub mod connect;
 pub mod portal;
 pub mod profile;
+pub mod work;

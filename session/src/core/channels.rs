@@ -136,6 +136,8 @@ pub struct Channel {
     recv_allowed: u64,
     /// Bytes consumed but not yet granted back.
     consumed: u32,
+    /// Bytes we sent that the peer has not granted back yet.
+    unacked: u64,
     /// Our sending side, if we send on it.
     pub source: Option<Outgoing>,
     /// We sent (or will send, once drained) `ChannelFrame::Close`.
@@ -156,6 +158,7 @@ impl Channel {
             send_credit: w,
             recv_allowed: w,
             consumed: 0,
+            unacked: 0,
             source: None,
             closing: false,
             closed_out: false,
@@ -187,6 +190,9 @@ pub struct Channels {
     next_own: u32,
     /// The last bulk channel served (round robin starts after it).
     last_bulk: u32,
+    /// What gone bulk channels had sent and not had granted back (see
+    /// [`Channels::take_forgiven`]).
+    forgiven: u64,
 }
 
 impl Channels {
@@ -196,6 +202,7 @@ impl Channels {
             open: BTreeMap::new(),
             next_own: first,
             last_bulk: 0,
+            forgiven: 0,
         }
     }
 
@@ -295,6 +302,7 @@ impl Channels {
     pub fn credit(&mut self, channel: u32, bytes: u32) -> Result<Option<Priority>, SessionError> {
         if let Some(c) = self.open.get_mut(&channel) {
             c.send_credit = c.send_credit.saturating_add(u64::from(bytes));
+            c.unacked = c.unacked.saturating_sub(u64::from(bytes));
             if c.send_credit > 1 << 40 {
                 return Err(SessionError::Protocol("absurd channel credit"));
             }
@@ -339,7 +347,9 @@ impl Channels {
 
     /// Drops a channel at once (a reset).
     pub fn remove(&mut self, channel: u32) -> Option<Channel> {
-        self.open.remove(&channel)
+        let c = self.open.remove(&channel)?;
+        self.forgive(&c);
+        Some(c)
     }
 
     fn forget_if_done(&mut self, channel: u32) {
@@ -347,9 +357,37 @@ impl Channels {
             .open
             .get(&channel)
             .is_some_and(|c| c.closed_in && (c.closed_out || c.source.is_none()))
+            && let Some(c) = self.open.remove(&channel)
         {
-            self.open.remove(&channel);
+            self.forgive(&c);
         }
+    }
+
+    /// A gone bulk channel's bytes the peer will never grant back: the
+    /// receiver grants in steps and stops at its close, so the last of
+    /// them would otherwise count as in flight for ever and, file after
+    /// file, fill the pacing budget (see `core::pacing`).
+    fn forgive(&mut self, c: &Channel) {
+        if c.kind.priority() == Priority::Bulk {
+            self.forgiven += c.unacked;
+        }
+    }
+
+    /// Bytes of gone bulk channels never granted back, since the last call.
+    pub fn take_forgiven(&mut self) -> u64 {
+        std::mem::take(&mut self.forgiven)
+    }
+
+    /// Bulk bytes sent and not granted back on every channel, gone or
+    /// open (when the whole table is dropped).
+    pub fn outstanding(&self) -> u64 {
+        self.forgiven
+            + self
+                .open
+                .values()
+                .filter(|c| c.kind.priority() == Priority::Bulk)
+                .map(|c| c.unacked)
+                .sum::<u64>()
     }
 
     /// The next thing to send in class `priority` (interactive or bulk):
@@ -392,6 +430,7 @@ impl Channels {
                 continue;
             }
             c.send_credit -= data.len() as u64;
+            c.unacked += data.len() as u64;
             if priority == Priority::Bulk {
                 self.last_bulk = id;
             }

@@ -644,6 +644,9 @@ impl Core {
         if self.phase != Phase::Live {
             return None;
         }
+        // Bytes of channels that are gone will never be granted back:
+        // they no longer count as in flight.
+        self.pacing.forgive(self.channels.take_forgiven());
         if self.scheduling == Scheduling::PacedPriorities {
             // A keystroke's budget while an interactive channel is open;
             // a chat line's otherwise (see `pacing`).
@@ -653,10 +656,12 @@ impl Core {
                 pacing::CHAT_QUEUE_TARGET
             };
             if !self.pacing.may_send(target) {
+                tracing::trace!(cap = self.pacing.cap(target), "bulk paced");
                 return None;
             }
         }
         if self.seq.full() {
+            tracing::trace!("bulk waits for acknowledgements");
             // Until the peer acknowledges: what is not acknowledged must
             // stay resendable, and that buffer is bounded.
             return None;
@@ -912,7 +917,8 @@ impl Core {
                 detail: over,
             });
         }
-        self.channels = Channels::new(self.role.first_channel());
+        let old = std::mem::replace(&mut self.channels, Channels::new(self.role.first_channel()));
+        self.pacing.forgive(old.outstanding());
         self.probe = None;
         self.probes.clear();
     }

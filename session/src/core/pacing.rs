@@ -78,6 +78,12 @@ impl Pacing {
         }
     }
 
+    /// Bulk bytes that will never be granted back (their channel is
+    /// gone, the receiver having used them) stop counting as in flight.
+    pub fn forgive(&mut self, n: u64) {
+        self.in_flight = self.in_flight.saturating_sub(n);
+    }
+
     /// Bulk bytes sent and not yet granted back.
     #[cfg(test)]
     pub fn in_flight(&self) -> u64 {

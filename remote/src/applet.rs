@@ -1,0 +1,1115 @@
+//! The applet's side of remote work: every request from the console goes
+//! through [`Consent`] first, then runs here — a shell, a command, a
+//! listing, files either way, system information, a web address.
+//!
+//! It runs as one task ([`AppletWork::run`]) fed by the applet's screen
+//! loop: the session's remote-work events, the end user's answers and
+//! commands. It tells the screen what to show in plain words (every
+//! line goes through the applet's neutralizing `say`), and the console
+//! every decision, for its screen and the gateway's audit trail.
+
+use crate::command;
+use crate::consent::{Answered, Consent, Prompt, Verdict};
+use crate::flow::{ChannelNumbers, Outbound};
+use crate::shell::Shell;
+use crate::transfer::{self, Note, Transfers};
+use crate::{files, system, url};
+use bytes::Bytes;
+use lifeline_protocol::Permissions;
+use lifeline_protocol::e2e::ChannelKind;
+use lifeline_protocol::work::{Decision, Work};
+use lifeline_session::live::{Command, Event};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// What the applet's screen loop hands in.
+#[derive(Debug)]
+pub enum Input {
+    /// A session event (remote work's and channels'; others are ignored).
+    Event(Event),
+    /// The end user answered the prompt on the screen.
+    Answer(bool),
+    /// The end user takes back permissions (all of them: `ALL`).
+    Withdraw(Permissions),
+    /// The end user stops everything that runs (permissions stay).
+    Stop,
+    /// The end user asks what is granted and running.
+    Overview,
+}
+
+/// Who asks, for the prompts.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    /// The technician's name (from the signed trailer).
+    pub technician: String,
+    /// Their company (the operator's name).
+    pub company: String,
+}
+
+/// The applet's remote work for one session.
+#[derive(Debug)]
+pub struct AppletWork {
+    out: Arc<Outbound>,
+    consent: Consent,
+    asker: Asker,
+    downloads: PathBuf,
+    screen: mpsc::UnboundedSender<String>,
+    prompt_open: Arc<AtomicBool>,
+    numbers: ChannelNumbers,
+    transfers: Transfers,
+    /// Requests waiting for the end user's answer, by request id.
+    pending: HashMap<u64, Vec<Pending>>,
+    /// Shells and commands running: request id → their task.
+    running: HashMap<u64, Running>,
+    /// Channels the console opened and their kind, until a request
+    /// names them.
+    opened: HashMap<u32, ChannelKind>,
+    /// The request whose prompt is on the screen.
+    shown_request: Option<u64>,
+    /// Transfers' progress shown so far, in quarters.
+    quarters: HashMap<u64, u64>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Shell {
+        id: u64,
+        channel: u32,
+        cols: u16,
+        rows: u16,
+    },
+    Run {
+        id: u64,
+        channel: u32,
+        command: String,
+    },
+    List {
+        id: u64,
+        folder: PathBuf,
+    },
+    Fetch {
+        id: u64,
+        path: PathBuf,
+    },
+    SystemInfo {
+        id: u64,
+    },
+    OpenUrl {
+        id: u64,
+        url: String,
+    },
+    Offer {
+        id: u64,
+        request: u64,
+        channel: u32,
+        path: Vec<String>,
+        size: u64,
+    },
+    Ask {
+        id: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Running {
+    channel: u32,
+    shell: bool,
+    input: mpsc::UnboundedSender<ToProcess>,
+}
+
+#[derive(Debug)]
+enum ToProcess {
+    Keys(Bytes),
+    Resize(u16, u16),
+    Kill(String),
+}
+
+/// A shell or command ended: (request id, exit code, why it stopped).
+type Exit = (u64, Option<i32>, String);
+
+impl AppletWork {
+    /// Remote work under `policy` (the trailer's permissions), writing
+    /// through `out`, showing lines on `screen`; files sent to the end
+    /// user go to `downloads`. Also returns the flag the input loop reads
+    /// to tell a yes/no answer from a chat line.
+    pub fn new(
+        out: Arc<Outbound>,
+        policy: Permissions,
+        asker: Asker,
+        downloads: PathBuf,
+        screen: mpsc::UnboundedSender<String>,
+    ) -> (
+        Self,
+        Arc<AtomicBool>,
+        transfer::Pumped,
+        mpsc::UnboundedReceiver<Note>,
+    ) {
+        let (notes_tx, notes) = mpsc::unbounded_channel();
+        let (transfers, pumped) = Transfers::new(out.clone(), notes_tx);
+        let prompt_open = Arc::new(AtomicBool::new(false));
+        (
+            Self {
+                out,
+                consent: Consent::new(policy),
+                asker,
+                downloads,
+                screen,
+                prompt_open: prompt_open.clone(),
+                numbers: ChannelNumbers::new(false),
+                transfers,
+                pending: HashMap::new(),
+                running: HashMap::new(),
+                opened: HashMap::new(),
+                shown_request: None,
+                quarters: HashMap::new(),
+            },
+            prompt_open,
+            pumped,
+            notes,
+        )
+    }
+
+    fn say(&self, line: impl Into<String>) {
+        let _ = self.screen.send(line.into());
+    }
+
+    fn work(&self, w: Work) {
+        self.out.command(Command::Work(w));
+    }
+
+    /// Runs until the inputs end (the session is over); then stops
+    /// everything that still runs.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut pumped: transfer::Pumped,
+        mut notes: mpsc::UnboundedReceiver<Note>,
+    ) {
+        let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
+        self.send_grants();
+        loop {
+            let deadline = self.consent.deadline();
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(i) => self.on_input(i, &exits_tx).await,
+                    None => break,
+                },
+                Some((id, result)) = pumped.recv() => self.transfers.pumped(id, result),
+                Some(note) = notes.recv() => self.on_note(note),
+                Some(exit) = exits.recv() => self.on_exit(exit),
+                () = timer => {
+                    if let Some(a) = self.consent.expire(Instant::now()) {
+                        self.decided(a, &exits_tx).await;
+                    }
+                }
+            }
+        }
+        self.stop_everything("the session ended");
+    }
+
+    async fn on_input(&mut self, input: Input, exits: &mpsc::UnboundedSender<Exit>) {
+        match input {
+            Input::Event(ev) => self.on_event(ev, exits).await,
+            Input::Answer(yes) => {
+                if let Some(a) = self.consent.answer(Instant::now(), yes) {
+                    self.decided(a, exits).await;
+                }
+            }
+            Input::Withdraw(caps) => self.withdraw(caps),
+            Input::Stop => {
+                self.stop_everything("the end user stopped it");
+                self.say("Everything the technician had running on this computer was stopped.");
+                self.send_grants();
+            }
+            Input::Overview => self.overview(),
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event, exits: &mpsc::UnboundedSender<Exit>) {
+        match ev {
+            Event::Work(w) => self.on_work(w, exits).await,
+            Event::ChannelOpened { channel, kind } => {
+                if kind == ChannelKind::File {
+                    // Named by the offer that follows.
+                } else {
+                    self.opened.insert(channel, kind);
+                }
+            }
+            Event::ChannelData { channel, data } => {
+                if self.transfers.on_data(channel, &data) {
+                    return;
+                }
+                self.out.consumed(channel, data.len());
+                if let Some(r) = self
+                    .running
+                    .values()
+                    .find(|r| r.channel == channel && r.shell)
+                {
+                    let _ = r.input.send(ToProcess::Keys(data));
+                }
+            }
+            Event::ChannelClosed { channel } => {
+                self.transfers.on_closed(channel);
+            }
+            Event::ChannelReset { channel, reason } => {
+                self.out.forget(channel);
+                if !self.transfers.on_reset(channel, &reason, &mut self.numbers)
+                    && let Some(r) = self.running.values().find(|r| r.channel == channel)
+                {
+                    let _ = r
+                        .input
+                        .send(ToProcess::Kill("the technician closed it".into()));
+                }
+                self.opened.remove(&channel);
+            }
+            Event::ChannelSent { channel, bytes } => self.out.sent(channel, bytes),
+            Event::Resumed { fresh: true } => {
+                // The technician's console restarted: nothing it started
+                // goes on, and its questions are void. What the end user
+                // granted stays (the session goes on).
+                self.out.forget_all();
+                self.stop_everything("the technician's program restarted");
+                self.transfers
+                    .forget_all("the technician's program restarted");
+                self.consent.drain_prompts();
+                self.pending.clear();
+                self.opened.clear();
+                self.prompt_open.store(false, Ordering::Relaxed);
+                self.send_grants();
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_work(&mut self, w: Work, exits: &mpsc::UnboundedSender<Exit>) {
+        let now = Instant::now();
+        match w {
+            Work::Ask {
+                id,
+                caps,
+                whole_session,
+            } => {
+                let caps = Permissions::from_bits(caps).capabilities();
+                let verdict = if whole_session {
+                    self.consent.ask_whole_session(now, id, caps)
+                } else {
+                    match caps.each().next() {
+                        Some(cap) if caps == cap => self.consent.request(now, id, cap, None, None),
+                        _ => Verdict::NotAllowed(
+                            "ask for one permission at a time, or for the whole session".into(),
+                        ),
+                    }
+                };
+                self.judge(id, caps, whole_session, verdict, Pending::Ask { id }, exits)
+                    .await;
+            }
+            Work::Shell {
+                id,
+                channel,
+                cols,
+                rows,
+            } => {
+                if self.opened.remove(&channel) != Some(ChannelKind::Shell) {
+                    return self.refuse(id, "the shell's channel is not open");
+                }
+                let v = self
+                    .consent
+                    .request(now, id, Permissions::RUN_COMMAND, None, None);
+                let p = Pending::Shell {
+                    id,
+                    channel,
+                    cols,
+                    rows,
+                };
+                self.judge(id, Permissions::RUN_COMMAND, false, v, p, exits)
+                    .await;
+            }
+            Work::Run {
+                id,
+                channel,
+                command,
+            } => {
+                if self.opened.remove(&channel) != Some(ChannelKind::Run) {
+                    return self.refuse(id, "the command's channel is not open");
+                }
+                let v = self
+                    .consent
+                    .request(now, id, Permissions::RUN_COMMAND, None, None);
+                let p = Pending::Run {
+                    id,
+                    channel,
+                    command,
+                };
+                self.judge(id, Permissions::RUN_COMMAND, false, v, p, exits)
+                    .await;
+            }
+            Work::Resize {
+                channel,
+                cols,
+                rows,
+            } => {
+                if let Some(r) = self.running.values().find(|r| r.channel == channel) {
+                    let _ = r.input.send(ToProcess::Resize(cols, rows));
+                }
+            }
+            Work::List { id, path } => match resolve(&path) {
+                Ok(folder) if folder.is_dir() => {
+                    let v = self.consent.request(
+                        now,
+                        id,
+                        Permissions::FILE_FROM_USER,
+                        Some(&folder),
+                        None,
+                    );
+                    let p = Pending::List { id, folder };
+                    self.judge(id, Permissions::FILE_FROM_USER, false, v, p, exits)
+                        .await;
+                }
+                Ok(_) => self.refuse(id, "that is not a folder"),
+                Err(why) => self.refuse(id, &why),
+            },
+            Work::Fetch { id, path } => match resolve(&path) {
+                Ok(path) => {
+                    let folder = if path.is_dir() {
+                        path.clone()
+                    } else {
+                        path.parent()
+                            .map_or_else(|| path.clone(), Path::to_path_buf)
+                    };
+                    let v = self.consent.request(
+                        now,
+                        id,
+                        Permissions::FILE_FROM_USER,
+                        Some(&folder),
+                        None,
+                    );
+                    let p = Pending::Fetch { id, path };
+                    self.judge(id, Permissions::FILE_FROM_USER, false, v, p, exits)
+                        .await;
+                }
+                Err(why) => self.refuse(id, &why),
+            },
+            Work::SystemInfo { id } => {
+                let v = self
+                    .consent
+                    .request(now, id, Permissions::SYSTEM_INFO, None, None);
+                self.judge(
+                    id,
+                    Permissions::SYSTEM_INFO,
+                    false,
+                    v,
+                    Pending::SystemInfo { id },
+                    exits,
+                )
+                .await;
+            }
+            Work::OpenUrl { id, url } => match url::check(&url) {
+                Ok(url) => {
+                    let v = self
+                        .consent
+                        .request(now, id, Permissions::OPEN_URL, None, Some(&url));
+                    self.judge(
+                        id,
+                        Permissions::OPEN_URL,
+                        false,
+                        v,
+                        Pending::OpenUrl { id, url },
+                        exits,
+                    )
+                    .await;
+                }
+                Err(why) => self.refuse(id, why),
+            },
+            Work::Stop { id } => {
+                if let Some(r) = self.running.get(&id) {
+                    let _ = r
+                        .input
+                        .send(ToProcess::Kill("the technician stopped it".into()));
+                }
+                self.transfers
+                    .stop_request(id, "the technician stopped it", &mut self.numbers);
+            }
+            Work::Offer {
+                id,
+                request,
+                channel,
+                path,
+                size,
+            } => {
+                let p = Pending::Offer {
+                    id,
+                    request,
+                    channel,
+                    path,
+                    size,
+                };
+                // Every file of one send shares the first file's question.
+                if let Some(waiting) = self.pending.get_mut(&request) {
+                    waiting.push(p);
+                    return;
+                }
+                let v = self
+                    .consent
+                    .request(now, request, Permissions::FILE_TO_USER, None, None);
+                self.judge(request, Permissions::FILE_TO_USER, false, v, p, exits)
+                    .await;
+            }
+            Work::From { id, offset } => self.transfers.on_from(id, offset),
+            Work::Sent { id, sha256 } => self.transfers.on_sent(id, sha256),
+            Work::Accept {
+                id,
+                offset,
+                partial_sha256,
+            } => self.transfers.on_accept(id, offset, &partial_sha256),
+            Work::Saved {
+                id,
+                ok,
+                saved_as,
+                detail,
+            } => self
+                .transfers
+                .on_saved(id, ok, &saved_as, &detail, &mut self.numbers),
+            Work::Refused { id, reason } => {
+                self.transfers.on_refused(id, &reason, &mut self.numbers);
+            }
+            // The console's own answers never come this way.
+            _ => {}
+        }
+    }
+
+    /// Acts on a consent verdict for request `id`.
+    async fn judge(
+        &mut self,
+        id: u64,
+        caps: Permissions,
+        whole_session: bool,
+        verdict: Verdict,
+        pending: Pending,
+        exits: &mpsc::UnboundedSender<Exit>,
+    ) {
+        match verdict {
+            Verdict::Allowed => self.go(pending, exits).await,
+            Verdict::NotAllowed(why) => {
+                self.decision(id, caps, Decision::NotAllowed, whole_session);
+                self.refuse_pending(pending, &why);
+            }
+            Verdict::Busy => self.refuse_pending(
+                pending,
+                "too many questions are waiting for the end user; ask again later",
+            ),
+            Verdict::Asking => {
+                self.decision(id, caps, Decision::Asked, whole_session);
+                self.pending.entry(id).or_default().push(pending);
+                self.show_prompt();
+            }
+        }
+    }
+
+    /// A prompt was answered (or timed out).
+    async fn decided(&mut self, a: Answered, exits: &mpsc::UnboundedSender<Exit>) {
+        let Answered { prompt, decision } = a;
+        self.decision(prompt.request, prompt.caps, decision, prompt.whole_session);
+        let waiting = self.pending.remove(&prompt.request).unwrap_or_default();
+        if decision == Decision::Granted {
+            self.say(match prompt.url {
+                Some(_) => "You allowed it.".to_owned(),
+                None => "You allowed it. Type /withdraw to take it back, or /end to end the session, at any time."
+                    .to_owned(),
+            });
+            for p in waiting {
+                self.go(p, exits).await;
+            }
+        } else {
+            self.say(if decision == Decision::TimedOut {
+                "No answer within 60 seconds: the request was refused."
+            } else {
+                "You refused it."
+            });
+            let why = if decision == Decision::TimedOut {
+                "the end user did not answer within 60 seconds"
+            } else {
+                "the end user said no"
+            };
+            for p in waiting {
+                self.refuse_pending(p, why);
+            }
+        }
+        // Requests a grant made unnecessary to ask about.
+        for p in self.consent.take_covered() {
+            self.decision(p.request, p.caps, Decision::Granted, false);
+            for w in self.pending.remove(&p.request).unwrap_or_default() {
+                self.go(w, exits).await;
+            }
+        }
+        self.send_grants();
+        self.show_prompt();
+    }
+
+    fn show_prompt(&mut self) {
+        let Some((p, _)) = self.consent.shown() else {
+            self.prompt_open.store(false, Ordering::Relaxed);
+            return;
+        };
+        if self.prompt_open.swap(true, Ordering::Relaxed) && self.shown_request == Some(p.request) {
+            return;
+        }
+        let lines = prompt_text(p, &self.asker, &self.downloads);
+        self.shown_request = Some(p.request);
+        for line in lines {
+            self.say(line);
+        }
+    }
+
+    /// Carries out a request that may go ahead.
+    async fn go(&mut self, p: Pending, exits: &mpsc::UnboundedSender<Exit>) {
+        match p {
+            Pending::Ask { .. } => {}
+            Pending::Shell {
+                id,
+                channel,
+                cols,
+                rows,
+            } => self.start_shell(id, channel, cols, rows, exits).await,
+            Pending::Run {
+                id,
+                channel,
+                command,
+            } => self.start_command(id, channel, &command, exits),
+            Pending::List { id, folder } => {
+                let listed = tokio::task::spawn_blocking({
+                    let folder = folder.clone();
+                    move || files::walk::list(&folder)
+                })
+                .await;
+                match listed {
+                    Ok(Ok((entries, truncated))) => {
+                        self.say(format!(
+                            "The technician looked at the list of files in {}.",
+                            folder.display()
+                        ));
+                        self.work(Work::Listing {
+                            id,
+                            path: folder.display().to_string(),
+                            entries,
+                            truncated,
+                        });
+                    }
+                    Ok(Err(e)) => self.refuse(id, &e.to_string()),
+                    Err(_) => self.refuse(id, "the folder could not be read"),
+                }
+            }
+            Pending::Fetch { id, path } => {
+                match self.transfers.send(id, &path, &mut self.numbers) {
+                    Ok(n) => self.say(format!(
+                        "Copying {} ({n} file{}) to the technician. Type /stop to stop it.",
+                        path.display(),
+                        if n == 1 { "" } else { "s" }
+                    )),
+                    Err(e) => self.refuse(id, &e.to_string()),
+                }
+            }
+            Pending::SystemInfo { id } => {
+                let info = system::collect().await;
+                self.say("The technician read this computer's system information.");
+                self.work(Work::SystemReport {
+                    id,
+                    info: Box::new(info),
+                });
+            }
+            Pending::OpenUrl { id, url } => match url::open(&url).await {
+                Ok(()) => {
+                    self.say(format!("Opened {url} in your browser."));
+                    self.work(Work::Opened { id });
+                }
+                Err(e) => {
+                    self.say("The web page could not be opened.");
+                    self.refuse(id, &e.to_string());
+                }
+            },
+            Pending::Offer {
+                id,
+                request,
+                channel,
+                path,
+                size,
+            } => {
+                if let Err(e) = std::fs::create_dir_all(&self.downloads) {
+                    tracing::info!(error = %e, "downloads folder");
+                }
+                self.say(format!(
+                    "Receiving {} ({}) from the technician into {}.",
+                    path.join("/"),
+                    human_size(size),
+                    self.downloads.display()
+                ));
+                let root = self.downloads.clone();
+                self.transfers
+                    .receive(id, request, channel, &path, size, &root);
+            }
+        }
+    }
+
+    async fn start_shell(
+        &mut self,
+        id: u64,
+        channel: u32,
+        cols: u16,
+        rows: u16,
+        exits: &mpsc::UnboundedSender<Exit>,
+    ) {
+        let (mut shell, mut output) = match Shell::spawn(cols, rows).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.out.reset(channel, "the shell could not start");
+                return self.refuse(id, &e.to_string());
+            }
+        };
+        self.out.register(channel, ChannelKind::Shell);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.running.insert(
+            id,
+            Running {
+                channel,
+                shell: true,
+                input: tx,
+            },
+        );
+        self.work(Work::Started { id });
+        self.say(
+            "The technician opened a command prompt on this computer. Type /stop to close it.",
+        );
+        let out = self.out.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(chunk) = output.read().await {
+                if !out.write(channel, chunk).await {
+                    break;
+                }
+            }
+        });
+        let exits = exits.clone();
+        tokio::spawn(async move {
+            let mut why = String::new();
+            let code = loop {
+                tokio::select! {
+                    code = shell.wait() => break code,
+                    input = rx.recv() => match input {
+                        Some(ToProcess::Keys(k)) => {
+                            if shell.write(&k).await.is_err() {
+                                shell.kill();
+                            }
+                        }
+                        Some(ToProcess::Resize(c, r)) => {
+                            let _ = shell.resize(c, r);
+                        }
+                        Some(ToProcess::Kill(w)) => {
+                            why = w;
+                            shell.kill();
+                        }
+                        None => shell.kill(),
+                    },
+                }
+            };
+            // What it printed last goes out before the channel closes.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
+            let _ = exits.send((id, code, why));
+        });
+    }
+
+    fn start_command(
+        &mut self,
+        id: u64,
+        channel: u32,
+        line: &str,
+        exits: &mpsc::UnboundedSender<Exit>,
+    ) {
+        let (mut child, mut output) = match command::Command::spawn(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.out.reset(channel, "the command could not start");
+                return self.refuse(id, &e.to_string());
+            }
+        };
+        self.out.register(channel, ChannelKind::Run);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.running.insert(
+            id,
+            Running {
+                channel,
+                shell: false,
+                input: tx,
+            },
+        );
+        self.work(Work::Started { id });
+        self.say(format!(
+            "The technician is running a command on this computer: {line}"
+        ));
+        let out = self.out.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(chunk) = output.read().await {
+                if !out.write(channel, chunk).await {
+                    break;
+                }
+            }
+        });
+        let exits = exits.clone();
+        tokio::spawn(async move {
+            let mut why = String::new();
+            let code = loop {
+                tokio::select! {
+                    code = child.wait() => break code,
+                    input = rx.recv() => match input {
+                        Some(ToProcess::Kill(w)) => {
+                            why = w;
+                            child.kill();
+                        }
+                        Some(_) => {}
+                        None => child.kill(),
+                    },
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
+            let _ = exits.send((id, code, why));
+        });
+    }
+
+    fn on_exit(&mut self, (id, code, detail): Exit) {
+        let Some(r) = self.running.remove(&id) else {
+            return;
+        };
+        self.out.close(r.channel);
+        self.work(Work::Exited { id, code, detail });
+        if r.shell {
+            self.say("The technician's command prompt was closed.");
+        }
+        self.send_grants();
+    }
+
+    fn on_note(&mut self, note: Note) {
+        match note {
+            Note::Started { .. } => {}
+            Note::Progress {
+                outgoing,
+                id,
+                name,
+                bytes,
+                size,
+                rate,
+                eta_secs,
+            } => {
+                // A line per quarter: the end user sees it move without
+                // the screen scrolling away.
+                let quarter = bytes.saturating_mul(4).checked_div(size).unwrap_or(4);
+                let last = self.quarters.entry(id).or_insert(0);
+                if quarter > *last && quarter < 4 {
+                    *last = quarter;
+                    let eta = eta_secs
+                        .map_or_else(String::new, |s| format!(", about {s:.0} seconds left"));
+                    self.say(format!(
+                        "{} {name}: {}% ({} of {}, {}/s{eta})",
+                        if outgoing { "Copying" } else { "Receiving" },
+                        quarter * 25,
+                        human_size(bytes),
+                        human_size(size),
+                        human_size(rate as u64)
+                    ));
+                }
+            }
+            Note::Done {
+                outgoing,
+                id,
+                name,
+                outcome,
+                saved_as,
+                detail,
+                ..
+            } => {
+                let text = match (outgoing, outcome) {
+                    (false, transfer::Outcome::Saved) => format!("Saved {saved_as}."),
+                    (false, _) => format!("Receiving {name} did not complete: {detail}"),
+                    (true, transfer::Outcome::Saved) => format!("Copied {name} to the technician."),
+                    (true, _) => {
+                        format!("Copying {name} to the technician did not complete: {detail}")
+                    }
+                };
+                self.quarters.remove(&id);
+                self.say(text);
+            }
+            Note::Finished { .. } => self.send_grants(),
+        }
+    }
+
+    /// Refuses request `id` with a reason for the technician.
+    fn refuse(&self, id: u64, reason: &str) {
+        self.work(Work::Refused {
+            id,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn refuse_pending(&mut self, p: Pending, reason: &str) {
+        match p {
+            Pending::Shell { id, channel, .. } | Pending::Run { id, channel, .. } => {
+                self.out.reset(channel, reason);
+                self.refuse(id, reason);
+            }
+            Pending::Offer {
+                id,
+                request,
+                channel,
+                path,
+                size,
+            } => self
+                .transfers
+                .refuse(id, request, channel, &path, size, reason),
+            Pending::List { id, .. }
+            | Pending::Fetch { id, .. }
+            | Pending::SystemInfo { id }
+            | Pending::OpenUrl { id, .. }
+            | Pending::Ask { id } => self.refuse(id, reason),
+        }
+    }
+
+    fn decision(&self, id: u64, caps: Permissions, decision: Decision, whole_session: bool) {
+        self.work(Work::Decision {
+            id,
+            caps: caps.bits(),
+            decision,
+            whole_session,
+        });
+    }
+
+    fn send_grants(&self) {
+        self.work(Work::Grants {
+            granted: self.consent.granted().bits(),
+            allowed: self.consent.policy().bits(),
+            running: self.running_now(),
+        });
+    }
+
+    fn running_now(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .running
+            .values()
+            .map(|r| {
+                if r.shell {
+                    "a command prompt".to_owned()
+                } else {
+                    "a command".to_owned()
+                }
+            })
+            .collect();
+        v.extend(self.transfers.running());
+        v
+    }
+
+    /// The end user takes `caps` back; what runs under them stops at once.
+    fn withdraw(&mut self, caps: Permissions) {
+        let taken = self.consent.withdraw(caps);
+        if taken.contains(Permissions::RUN_COMMAND) {
+            self.kill_processes("the end user withdrew the permission");
+        }
+        if taken.contains(Permissions::FILE_FROM_USER) {
+            self.transfers
+                .stop_sending("the end user withdrew the permission", &mut self.numbers);
+        }
+        if taken.contains(Permissions::FILE_TO_USER) {
+            self.transfers
+                .stop_receiving_all("the end user withdrew the permission");
+        }
+        if !taken.is_empty() {
+            self.decision(0, taken, Decision::Withdrawn, false);
+        }
+        self.say(if taken.is_empty() {
+            "Nothing was allowed; nothing to take back.".to_owned()
+        } else {
+            format!(
+                "You took back: {}.",
+                taken.each().map(plain_name).collect::<Vec<_>>().join(", ")
+            )
+        });
+        self.send_grants();
+    }
+
+    fn kill_processes(&mut self, why: &str) {
+        for r in self.running.values() {
+            let _ = r.input.send(ToProcess::Kill(why.to_owned()));
+        }
+    }
+
+    fn stop_everything(&mut self, why: &str) {
+        self.kill_processes(why);
+        self.transfers.stop_all(why, &mut self.numbers);
+    }
+
+    fn overview(&self) {
+        let allowed = self.consent.policy();
+        let granted = self.consent.granted();
+        let list = |p: Permissions| {
+            let names: Vec<_> = p.each().map(plain_name).collect();
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        self.say(format!(
+            "Your technician's company allows them to ask for: {}.",
+            list(allowed)
+        ));
+        self.say(format!("You have allowed: {}.", list(granted)));
+        let folders: Vec<String> = self
+            .consent
+            .folders()
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        if !folders.is_empty() {
+            self.say(format!(
+                "Folders the technician may copy from: {}.",
+                folders.join(", ")
+            ));
+        }
+        let running = self.running_now();
+        self.say(if running.is_empty() {
+            "Nothing is running.".to_owned()
+        } else {
+            format!(
+                "Running now: {}. Type /stop to stop it.",
+                running.join("; ")
+            )
+        });
+    }
+}
+
+/// A capability in the end user's words.
+pub fn plain_name(cap: Permissions) -> &'static str {
+    match cap {
+        Permissions::RUN_COMMAND => "using a command prompt",
+        Permissions::FILE_TO_USER => "sending you files",
+        Permissions::FILE_FROM_USER => "copying files from this computer",
+        Permissions::SYSTEM_INFO => "reading system information",
+        Permissions::OPEN_URL => "opening web pages",
+        Permissions::SCREEN_VIEW => "seeing your screen",
+        Permissions::REBOOT => "restarting this computer",
+        _ => "something else",
+    }
+}
+
+/// The words of a prompt: who asks, for what, what it means, how to
+/// answer.
+fn prompt_text(p: &Prompt, asker: &Asker, downloads: &Path) -> Vec<String> {
+    let who = if asker.company.is_empty() {
+        asker.technician.clone()
+    } else {
+        format!("{} ({})", asker.technician, asker.company)
+    };
+    let mut lines = Vec::new();
+    if p.whole_session {
+        lines.push(format!(
+            "{who} asks for these permissions for the rest of this session:"
+        ));
+        for cap in p.caps.each() {
+            lines.push(format!(
+                "  - {}: {}",
+                plain_name(cap),
+                meaning(cap, p, downloads)
+            ));
+        }
+    } else {
+        let what = match p.caps {
+            Permissions::RUN_COMMAND => "use a command prompt on this computer".to_owned(),
+            Permissions::FILE_TO_USER => "send you files".to_owned(),
+            Permissions::FILE_FROM_USER => format!(
+                "see and copy the files in the folder {}",
+                p.folder
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.display().to_string())
+            ),
+            Permissions::SYSTEM_INFO => "read information about this computer".to_owned(),
+            Permissions::OPEN_URL => format!(
+                "open this web page in your browser: {}",
+                p.url.as_deref().unwrap_or("")
+            ),
+            _ => "do something on this computer".to_owned(),
+        };
+        lines.push(format!("{who} asks to {what}."));
+        lines.push(meaning(p.caps, p, downloads));
+    }
+    lines.push(
+        "Allow it? Type yes or no and press Enter. No answer within 60 seconds means no."
+            .to_owned(),
+    );
+    lines
+}
+
+fn meaning(cap: Permissions, p: &Prompt, downloads: &Path) -> String {
+    match cap {
+        Permissions::RUN_COMMAND => {
+            "The technician will be able to type commands on this computer as you, and see what they print.".to_owned()
+        }
+        Permissions::FILE_TO_USER => format!(
+            "Files will be saved in {}; nothing there is replaced.",
+            downloads.display()
+        ),
+        Permissions::FILE_FROM_USER => match &p.folder {
+            Some(_) => "The technician will be able to see the files in this folder and its subfolders, and copy them.".to_owned(),
+            None => "The technician will be able to see and copy any file you can open.".to_owned(),
+        },
+        Permissions::SYSTEM_INFO => "For example the operating system, memory, disks, network addresses and running programs.".to_owned(),
+        Permissions::OPEN_URL => "Only allow it if you trust this address.".to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// A path the technician named, on this machine: `~` is the home
+/// folder; the result is absolute, with links resolved, so the folder the
+/// end user sees in a prompt is the one read.
+fn resolve(path: &str) -> Result<PathBuf, String> {
+    let home = home();
+    let p = if path.is_empty() || path == "~" {
+        home.ok_or("there is no home folder")?
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home.ok_or("there is no home folder")?.join(rest)
+    } else {
+        PathBuf::from(path)
+    };
+    p.canonicalize()
+        .map_err(|_| "no such file or folder on the end user's computer".to_owned())
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from)
+}
+
+/// Where files sent to the end user go: their Downloads folder.
+pub fn downloads_folder() -> PathBuf {
+    home().unwrap_or_else(std::env::temp_dir).join("Downloads")
+}
+
+/// Bytes in a size people read.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,947 @@
+//! File transfers over the session, the same both ways: the console
+//! sending to the end user and the applet sending what the technician
+//! fetches.
+//!
+//! One file per channel (a bulk channel of its own, so two transfers
+//! share the path and a keystroke passes both). The exchange:
+//!
+//! ```text
+//! sender                                        receiver
+//!   Open(ch, File); Offer{id, ch, path, size} ──▶  safe place, partial copy?
+//!                      ◀──  Accept{id, offset, sha256 of what it has}
+//!   From{id, start} (offset, or 0 if the partial differs) ──▶
+//!   ═══ bytes from `start` on ch, then Close ═══▶
+//!   Sent{id, sha256 of the whole file}          ──▶  checks, renames into place
+//!                      ◀──  Saved{id, ok, saved_as}
+//! ```
+//!
+//! `Sent` travels on the control lane and may overtake the last bytes;
+//! the receiver finishes when it has both the hash and every byte (or the
+//! close). An interruption of the path or of the session is not seen here
+//! at all (the session core resends what was lost); a transfer that did
+//! stop (stopped, the console restarted) leaves its partial file, and the
+//! next offer of the same file resumes from it.
+
+use crate::files::{self, FileError};
+use crate::flow::{ChannelNumbers, Outbound};
+use lifeline_protocol::e2e::{ChannelKind, MAX_DATA};
+use lifeline_protocol::work::Work;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Transfer ids start here, so that they never meet the ids of the
+/// requests they answer (both ride in `Work::Refused`).
+pub const FIRST_ID: u64 = 1 << 40;
+/// Transfers running at once from this end (more wait their turn).
+pub const MAX_ACTIVE: usize = 2;
+/// How often a running transfer reports its progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// How a transfer ended (the audit trail's words for it).
+pub use lifeline_protocol::portal::FileOutcome as Outcome;
+
+/// What a transfer tells the screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// The bytes start flowing, from `from` on (a resumed transfer's
+    /// partial copy matched; 0 for a new one or one whose copy did not).
+    Started {
+        /// This end sends it.
+        outgoing: bool,
+        /// The transfer's id (the sender's).
+        id: u64,
+        /// Its path below the transfer's top, as sent.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// The first byte sent.
+        from: u64,
+    },
+    /// Bytes moved so far.
+    Progress {
+        /// This end sends it.
+        outgoing: bool,
+        /// The transfer's id (the sender's).
+        id: u64,
+        /// Its path below the transfer's top, as sent.
+        name: String,
+        /// Bytes so far (a resumed transfer counts what it had).
+        bytes: u64,
+        /// Its size.
+        size: u64,
+        /// Bytes per second since it started.
+        rate: f64,
+        /// Seconds still to go at that rate.
+        eta_secs: Option<f64>,
+    },
+    /// It ended.
+    Done {
+        /// This end sent it.
+        outgoing: bool,
+        /// The transfer's id (the sender's).
+        id: u64,
+        /// The request it belongs to (0: none).
+        request: u64,
+        /// Its path below the transfer's top, as sent.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// SHA-256 of the whole file (hex; "" if it did not get that far).
+        sha256: String,
+        /// How it ended.
+        outcome: Outcome,
+        /// Where it was saved (the receiver's words), or "".
+        saved_as: String,
+        /// What went wrong, or "".
+        detail: String,
+    },
+    /// Every file of a request was offered and has ended.
+    Finished {
+        /// The request.
+        request: u64,
+        /// Files offered.
+        files: u64,
+    },
+}
+
+struct Progress {
+    started: Instant,
+    from: u64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(from: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            from,
+            last: None,
+        }
+    }
+
+    /// A note if it is time for one (or `force`).
+    fn note(
+        &mut self,
+        outgoing: bool,
+        id: u64,
+        name: &str,
+        bytes: u64,
+        size: u64,
+        force: bool,
+    ) -> Option<Note> {
+        let now = Instant::now();
+        if !force
+            && self
+                .last
+                .is_some_and(|l| now.duration_since(l) < PROGRESS_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let rate = bytes.saturating_sub(self.from) as f64 / secs;
+        let eta_secs = (rate > 0.0).then(|| size.saturating_sub(bytes) as f64 / rate);
+        Some(Note::Progress {
+            outgoing,
+            id,
+            name: name.to_owned(),
+            bytes,
+            size,
+            rate,
+            eta_secs,
+        })
+    }
+}
+
+struct Sending {
+    channel: u32,
+    request: u64,
+    name: String,
+    size: u64,
+    sender: Option<files::Sender>,
+    pump: Option<tokio::task::AbortHandle>,
+    sha256: String,
+}
+
+struct Receiving {
+    channel: u32,
+    request: u64,
+    name: String,
+    size: u64,
+    receiver: Option<files::Receiver>,
+    begun: bool,
+    closed: bool,
+    sha256: Option<String>,
+    progress: Progress,
+}
+
+/// A file waiting for its turn to be offered.
+struct Queued {
+    request: u64,
+    components: Vec<String>,
+    path: PathBuf,
+}
+
+/// Per request: files offered, and files still queued or running.
+#[derive(Default)]
+struct Batch {
+    offered: u64,
+    open: u64,
+    listed: bool,
+}
+
+/// Every transfer of one end of a session.
+pub struct Transfers {
+    out: Arc<Outbound>,
+    ids: u64,
+    sending: HashMap<u64, Sending>,
+    queue: VecDeque<Queued>,
+    batches: HashMap<u64, Batch>,
+    receiving: HashMap<u64, Receiving>,
+    by_channel: HashMap<u32, u64>,
+    notes: mpsc::UnboundedSender<Note>,
+    /// What the pumps report back: (id, the sender's final hash or the
+    /// failure).
+    pumped: mpsc::UnboundedSender<(u64, Result<String, String>)>,
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers")
+            .field("sending", &self.sending.len())
+            .field("receiving", &self.receiving.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pumps' reports, for the owner's loop to hand back to
+/// [`Transfers::pumped`].
+pub type Pumped = mpsc::UnboundedReceiver<(u64, Result<String, String>)>;
+
+impl Transfers {
+    /// Transfers writing through `out`, telling `notes`.
+    pub fn new(out: Arc<Outbound>, notes: mpsc::UnboundedSender<Note>) -> (Self, Pumped) {
+        let (pumped, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                out,
+                ids: FIRST_ID,
+                sending: HashMap::new(),
+                queue: VecDeque::new(),
+                batches: HashMap::new(),
+                receiving: HashMap::new(),
+                by_channel: HashMap::new(),
+                notes,
+                pumped,
+            },
+            rx,
+        )
+    }
+
+    /// Whether any transfer runs or waits.
+    pub fn busy(&self) -> bool {
+        !self.sending.is_empty() || !self.queue.is_empty() || !self.receiving.is_empty()
+    }
+
+    /// What runs, in plain words, for the end user's overview.
+    pub fn running(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sending
+            .values()
+            .map(|s| format!("sending {}", s.name))
+            .chain(
+                self.receiving
+                    .values()
+                    .map(|r| format!("receiving {}", r.name)),
+            )
+            .collect();
+        if !self.queue.is_empty() {
+            v.push(format!(
+                "{} more files waiting to be sent",
+                self.queue.len()
+            ));
+        }
+        v
+    }
+
+    /// Sends the file or folder at `path` as request `request`: every
+    /// file is offered in turn. Returns how many files it holds.
+    pub fn send(
+        &mut self,
+        request: u64,
+        path: &Path,
+        numbers: &mut ChannelNumbers,
+    ) -> Result<u64, FileError> {
+        let list = files::walk::files(path)?;
+        let n = list.len() as u64;
+        let batch = self.batches.entry(request).or_default();
+        batch.listed = true;
+        batch.open += n;
+        for (components, path, _) in list {
+            self.queue.push_back(Queued {
+                request,
+                components,
+                path,
+            });
+        }
+        self.start_queued(numbers);
+        self.check_finished(request);
+        Ok(n)
+    }
+
+    fn start_queued(&mut self, numbers: &mut ChannelNumbers) {
+        while self.sending.len() < MAX_ACTIVE {
+            let Some(q) = self.queue.pop_front() else {
+                return;
+            };
+            self.ids += 1;
+            let id = self.ids;
+            let name = q.components.join("/");
+            if let Some(b) = self.batches.get_mut(&q.request) {
+                b.offered += 1;
+            }
+            match files::Sender::open(&q.path) {
+                Ok(sender) => {
+                    let channel = numbers.allocate();
+                    let size = sender.size();
+                    self.out.open(channel, ChannelKind::File);
+                    self.out
+                        .command(lifeline_session::live::Command::Work(Work::Offer {
+                            id,
+                            request: q.request,
+                            channel,
+                            path: q.components,
+                            size,
+                        }));
+                    self.sending.insert(
+                        id,
+                        Sending {
+                            channel,
+                            request: q.request,
+                            name,
+                            size,
+                            sender: Some(sender),
+                            pump: None,
+                            sha256: String::new(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.done(
+                        true,
+                        id,
+                        q.request,
+                        name,
+                        0,
+                        String::new(),
+                        Outcome::Failed,
+                        String::new(),
+                        e.to_string(),
+                    );
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn done(
+        &mut self,
+        outgoing: bool,
+        id: u64,
+        request: u64,
+        name: String,
+        size: u64,
+        sha256: String,
+        outcome: Outcome,
+        saved_as: String,
+        detail: String,
+    ) {
+        let _ = self.notes.send(Note::Done {
+            outgoing,
+            id,
+            request,
+            name,
+            size,
+            sha256,
+            outcome,
+            saved_as,
+            detail,
+        });
+        if outgoing && let Some(b) = self.batches.get_mut(&request) {
+            b.open = b.open.saturating_sub(1);
+            self.check_finished(request);
+        }
+    }
+
+    fn check_finished(&mut self, request: u64) {
+        if let Some(b) = self.batches.get(&request)
+            && b.listed
+            && b.open == 0
+        {
+            let files = b.offered;
+            self.batches.remove(&request);
+            self.out
+                .command(lifeline_session::live::Command::Work(Work::Finished {
+                    request,
+                    files,
+                }));
+            let _ = self.notes.send(Note::Finished { request, files });
+        }
+    }
+
+    /// The receiver's answer to our offer: start pumping from where it
+    /// can use the bytes.
+    pub fn on_accept(&mut self, id: u64, offset: u64, partial_sha256: &str) {
+        let Some(s) = self.sending.get_mut(&id) else {
+            return;
+        };
+        let Some(mut sender) = s.sender.take() else {
+            return;
+        };
+        let start = match sender.resume_from(offset, partial_sha256) {
+            Ok(start) => start,
+            Err(e) => {
+                let channel = s.channel;
+                self.out.reset(channel, "the file could not be read");
+                return self.fail_sending(id, Outcome::Failed, e.to_string());
+            }
+        };
+        self.out
+            .command(lifeline_session::live::Command::Work(Work::From {
+                id,
+                offset: start,
+            }));
+        let _ = self.notes.send(Note::Started {
+            outgoing: true,
+            id,
+            name: s.name.clone(),
+            size: s.size,
+            from: start,
+        });
+        let (out, channel, pumped, notes) = (
+            self.out.clone(),
+            s.channel,
+            self.pumped.clone(),
+            self.notes.clone(),
+        );
+        let (name, size) = (s.name.clone(), s.size);
+        let task = tokio::spawn(async move {
+            let mut progress = Progress::new(start);
+            let result = loop {
+                let chunk = match sender.read_chunk(MAX_DATA) {
+                    Ok(c) => c,
+                    Err(e) => break Err(e.to_string()),
+                };
+                if chunk.is_empty() {
+                    out.close(channel);
+                    break Ok(sender.finish());
+                }
+                if !out.write(channel, chunk).await {
+                    break Err("the transfer was stopped".into());
+                }
+                if let Some(n) = progress.note(true, id, &name, sender.position(), size, false) {
+                    let _ = notes.send(n);
+                }
+            };
+            let _ = pumped.send((id, result));
+        });
+        s.pump = Some(task.abort_handle());
+    }
+
+    /// A pump finished reading (its hash) or failed.
+    pub fn pumped(&mut self, id: u64, result: Result<String, String>) {
+        let Some(s) = self.sending.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(sha256) => {
+                s.sha256 = sha256.clone();
+                self.out
+                    .command(lifeline_session::live::Command::Work(Work::Sent {
+                        id,
+                        sha256,
+                    }));
+            }
+            Err(why) => {
+                let channel = s.channel;
+                self.out.reset(channel, &why);
+                self.fail_sending(id, Outcome::Failed, why);
+            }
+        }
+    }
+
+    fn fail_sending(&mut self, id: u64, outcome: Outcome, detail: String) {
+        if let Some(s) = self.sending.remove(&id) {
+            if let Some(p) = s.pump {
+                p.abort();
+            }
+            self.done(
+                true,
+                id,
+                s.request,
+                s.name,
+                s.size,
+                s.sha256,
+                outcome,
+                String::new(),
+                detail,
+            );
+        }
+    }
+
+    /// The receiver's verdict on our file.
+    pub fn on_saved(
+        &mut self,
+        id: u64,
+        ok: bool,
+        saved_as: &str,
+        detail: &str,
+        numbers: &mut ChannelNumbers,
+    ) {
+        if let Some(s) = self.sending.remove(&id) {
+            let outcome = if ok { Outcome::Saved } else { Outcome::Failed };
+            self.done(
+                true,
+                id,
+                s.request,
+                s.name,
+                s.size,
+                s.sha256,
+                outcome,
+                saved_as.to_owned(),
+                detail.to_owned(),
+            );
+        }
+        self.start_queued(numbers);
+    }
+
+    /// The receiver refused our offer `id` (or one of ours was refused
+    /// for a reason), or we stop it.
+    pub fn on_refused(&mut self, id: u64, reason: &str, numbers: &mut ChannelNumbers) -> bool {
+        let Some(s) = self.sending.get(&id) else {
+            return false;
+        };
+        let channel = s.channel;
+        self.out.reset(channel, reason);
+        self.fail_sending(id, Outcome::Refused, reason.to_owned());
+        self.start_queued(numbers);
+        true
+    }
+
+    /// Stops every transfer of `request` (ours or theirs), and what waits.
+    pub fn stop_request(&mut self, request: u64, why: &str, numbers: &mut ChannelNumbers) {
+        self.queue.retain(|q| q.request != request);
+        if let Some(b) = self.batches.get_mut(&request) {
+            b.open = self
+                .sending
+                .values()
+                .filter(|s| s.request == request)
+                .count() as u64;
+        }
+        let ids: Vec<u64> = self
+            .sending
+            .iter()
+            .filter(|(_, s)| s.request == request)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(s) = self.sending.get(&id) {
+                self.out.reset(s.channel, why);
+            }
+            self.fail_sending(id, Outcome::Stopped, why.to_owned());
+        }
+        let theirs: Vec<u64> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| r.request == request)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in theirs {
+            self.stop_receiving(id, why);
+        }
+        self.start_queued(numbers);
+    }
+
+    /// Stops everything (withdrawn, the session is over).
+    pub fn stop_all(&mut self, why: &str, numbers: &mut ChannelNumbers) {
+        let requests: Vec<u64> = self
+            .sending
+            .values()
+            .map(|s| s.request)
+            .chain(self.queue.iter().map(|q| q.request))
+            .chain(self.receiving.values().map(|r| r.request))
+            .collect();
+        for r in requests {
+            self.stop_request(r, why, numbers);
+        }
+    }
+
+    /// Stops what this end sends (reading files was withdrawn).
+    pub fn stop_sending(&mut self, why: &str, numbers: &mut ChannelNumbers) {
+        let requests: Vec<u64> = self
+            .sending
+            .values()
+            .map(|s| s.request)
+            .chain(self.queue.iter().map(|q| q.request))
+            .collect();
+        for r in requests {
+            self.queue.retain(|q| q.request != r);
+            let ids: Vec<u64> = self
+                .sending
+                .iter()
+                .filter(|(_, s)| s.request == r)
+                .map(|(i, _)| *i)
+                .collect();
+            for id in ids {
+                if let Some(s) = self.sending.get(&id) {
+                    self.out.reset(s.channel, why);
+                }
+                self.fail_sending(id, Outcome::Stopped, why.to_owned());
+            }
+        }
+        let _ = numbers;
+    }
+
+    /// Stops what this end receives (sending files to it was withdrawn).
+    pub fn stop_receiving_all(&mut self, why: &str) {
+        let ids: Vec<u64> = self.receiving.keys().copied().collect();
+        for id in ids {
+            self.stop_receiving(id, why);
+        }
+    }
+
+    fn stop_receiving(&mut self, id: u64, why: &str) {
+        if let Some(r) = self.receiving.remove(&id) {
+            self.by_channel.remove(&r.channel);
+            self.out.reset(r.channel, why);
+            if let Some(rx) = r.receiver {
+                // Kept: the same file offered again resumes from it.
+                rx.abandon();
+            }
+            self.done(
+                false,
+                id,
+                r.request,
+                r.name,
+                r.size,
+                String::new(),
+                Outcome::Stopped,
+                String::new(),
+                why.to_owned(),
+            );
+        }
+    }
+
+    /// The other end restarted: nothing of ours or theirs goes on (partial
+    /// files are kept for a resume).
+    pub fn forget_all(&mut self, why: &str) {
+        for (id, s) in std::mem::take(&mut self.sending) {
+            if let Some(p) = s.pump {
+                p.abort();
+            }
+            self.done(
+                true,
+                id,
+                s.request,
+                s.name,
+                s.size,
+                String::new(),
+                Outcome::Stopped,
+                String::new(),
+                why.to_owned(),
+            );
+        }
+        self.queue.clear();
+        self.batches.clear();
+        for (id, r) in std::mem::take(&mut self.receiving) {
+            if let Some(rx) = r.receiver {
+                rx.abandon();
+            }
+            self.done(
+                false,
+                id,
+                r.request,
+                r.name,
+                r.size,
+                String::new(),
+                Outcome::Stopped,
+                String::new(),
+                why.to_owned(),
+            );
+        }
+        self.by_channel.clear();
+    }
+
+    /// Refuses an offered file (the receiving side said no, or cannot).
+    pub fn refuse(
+        &mut self,
+        id: u64,
+        request: u64,
+        channel: u32,
+        path: &[String],
+        size: u64,
+        reason: &str,
+    ) {
+        // The refusal first: the sender learns why before its channel goes.
+        self.out
+            .command(lifeline_session::live::Command::Work(Work::Refused {
+                id,
+                reason: reason.to_owned(),
+            }));
+        self.out.reset(channel, reason);
+        self.done(
+            false,
+            id,
+            request,
+            path.join("/"),
+            size,
+            String::new(),
+            Outcome::Refused,
+            String::new(),
+            reason.to_owned(),
+        );
+    }
+
+    /// Accepts an offered file into `root`: finds its place, and answers
+    /// with what a partial copy there already holds.
+    pub fn receive(
+        &mut self,
+        id: u64,
+        request: u64,
+        channel: u32,
+        path: &[String],
+        size: u64,
+        root: &Path,
+    ) {
+        let name = path.join("/");
+        let prepared = files::Receiver::prepare(root, path, size).and_then(|mut rx| {
+            let (offset, sha) = rx.partial()?;
+            Ok((rx, offset, sha))
+        });
+        match prepared {
+            Ok((rx, offset, partial_sha256)) => {
+                self.out.register(channel, ChannelKind::File);
+                self.out
+                    .command(lifeline_session::live::Command::Work(Work::Accept {
+                        id,
+                        offset,
+                        partial_sha256,
+                    }));
+                self.by_channel.insert(channel, id);
+                self.receiving.insert(
+                    id,
+                    Receiving {
+                        channel,
+                        request,
+                        name,
+                        size,
+                        receiver: Some(rx),
+                        begun: false,
+                        closed: false,
+                        sha256: None,
+                        progress: Progress::new(offset),
+                    },
+                );
+            }
+            Err(e) => self.refuse(id, request, channel, path, size, &e.to_string()),
+        }
+    }
+
+    /// The sender starts at `offset`.
+    pub fn on_from(&mut self, id: u64, offset: u64) {
+        let Some(r) = self.receiving.get_mut(&id) else {
+            return;
+        };
+        let result = match r.receiver.as_mut() {
+            Some(rx) => rx.begin(offset),
+            None => return,
+        };
+        r.begun = true;
+        r.progress = Progress::new(offset);
+        let _ = self.notes.send(Note::Started {
+            outgoing: false,
+            id,
+            name: r.name.clone(),
+            size: r.size,
+            from: offset,
+        });
+        if let Err(e) = result {
+            self.fail_receiving(id, e.to_string());
+        } else {
+            self.try_finish(id);
+        }
+    }
+
+    /// The sender's hash of the whole file.
+    pub fn on_sent(&mut self, id: u64, sha256: String) {
+        if let Some(r) = self.receiving.get_mut(&id) {
+            r.sha256 = Some(sha256);
+            self.try_finish(id);
+        }
+    }
+
+    /// Data on a channel: true if it was a transfer's.
+    pub fn on_data(&mut self, channel: u32, data: &[u8]) -> bool {
+        let Some(&id) = self.by_channel.get(&channel) else {
+            return false;
+        };
+        self.out.consumed(channel, data.len());
+        let Some(r) = self.receiving.get_mut(&id) else {
+            return true;
+        };
+        let written = match (r.begun, r.receiver.as_mut()) {
+            (true, Some(rx)) => rx
+                .write(data)
+                .map(|()| rx.received())
+                .map_err(|e| e.to_string()),
+            _ => Err("the sender sent data before saying where it starts".to_owned()),
+        };
+        match written {
+            Ok(bytes) => {
+                if let Some(n) = r.progress.note(false, id, &r.name, bytes, r.size, false) {
+                    let _ = self.notes.send(n);
+                }
+                if bytes == r.size {
+                    self.try_finish(id);
+                }
+            }
+            Err(e) => self.fail_receiving(id, e),
+        }
+        true
+    }
+
+    /// The sender closed a channel: true if it was a transfer's.
+    pub fn on_closed(&mut self, channel: u32) -> bool {
+        let Some(&id) = self.by_channel.get(&channel) else {
+            return false;
+        };
+        if let Some(r) = self.receiving.get_mut(&id) {
+            r.closed = true;
+        }
+        self.try_finish(id);
+        true
+    }
+
+    /// The peer reset a channel: true if it was a transfer's.
+    pub fn on_reset(&mut self, channel: u32, reason: &str, numbers: &mut ChannelNumbers) -> bool {
+        if let Some(id) = self.by_channel.remove(&channel) {
+            if let Some(r) = self.receiving.remove(&id) {
+                if let Some(rx) = r.receiver {
+                    rx.abandon();
+                }
+                self.done(
+                    false,
+                    id,
+                    r.request,
+                    r.name,
+                    r.size,
+                    String::new(),
+                    Outcome::Stopped,
+                    String::new(),
+                    reason.to_owned(),
+                );
+            }
+            return true;
+        }
+        let id = self
+            .sending
+            .iter()
+            .find(|(_, s)| s.channel == channel)
+            .map(|(id, _)| *id);
+        if let Some(id) = id {
+            self.fail_sending(id, Outcome::Stopped, reason.to_owned());
+            self.start_queued(numbers);
+            return true;
+        }
+        false
+    }
+
+    fn fail_receiving(&mut self, id: u64, why: String) {
+        if let Some(r) = self.receiving.remove(&id) {
+            self.by_channel.remove(&r.channel);
+            self.out.reset(r.channel, &why);
+            if let Some(rx) = r.receiver {
+                rx.abandon();
+            }
+            self.out
+                .command(lifeline_session::live::Command::Work(Work::Saved {
+                    id,
+                    ok: false,
+                    saved_as: String::new(),
+                    detail: why.clone(),
+                }));
+            self.done(
+                false,
+                id,
+                r.request,
+                r.name,
+                r.size,
+                String::new(),
+                Outcome::Failed,
+                String::new(),
+                why,
+            );
+        }
+    }
+
+    fn try_finish(&mut self, id: u64) {
+        let Some(r) = self.receiving.get(&id) else {
+            return;
+        };
+        tracing::debug!(
+            id,
+            begun = r.begun,
+            hash = r.sha256.is_some(),
+            closed = r.closed,
+            received = r.receiver.as_ref().map(files::Receiver::received),
+            size = r.size,
+            "transfer complete?"
+        );
+        let complete = r.begun
+            && r.sha256.is_some()
+            && (r.closed
+                || r.receiver
+                    .as_ref()
+                    .is_some_and(|rx| rx.received() == r.size));
+        if !complete {
+            return;
+        }
+        let Some(mut r) = self.receiving.remove(&id) else {
+            return;
+        };
+        self.by_channel.remove(&r.channel);
+        // Our (unused) half of the channel: closing it lets both ends
+        // forget the channel.
+        self.out.close(r.channel);
+        let sha256 = r.sha256.take().unwrap_or_default();
+        let Some(rx) = r.receiver.take() else {
+            return;
+        };
+        let received = rx.received();
+        if let Some(n) = r.progress.note(false, id, &r.name, received, r.size, true) {
+            let _ = self.notes.send(n);
+        }
+        let (ok, saved_as, detail, outcome) = match rx.finish(&sha256) {
+            Ok(path) => (
+                true,
+                path.display().to_string(),
+                String::new(),
+                Outcome::Saved,
+            ),
+            Err(e) => (false, String::new(), e.to_string(), Outcome::Failed),
+        };
+        self.out
+            .command(lifeline_session::live::Command::Work(Work::Saved {
+                id,
+                ok,
+                saved_as: saved_as.clone(),
+                detail: detail.clone(),
+            }));
+        self.done(
+            false, id, r.request, r.name, r.size, sha256, outcome, saved_as, detail,
+        );
+    }
+}
