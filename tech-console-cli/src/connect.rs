@@ -32,7 +32,7 @@ use lifeline_protocol::portal::WorkReport;
 use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo};
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
-use lifeline_remote::console::{ConsoleWork, Input as WorkInput, Notice};
+use lifeline_remote::console::{ConsoleWork, Input as WorkInput, Notice, Request};
 use lifeline_remote::flow::Outbound;
 use lifeline_session::addr::HostPort;
 use lifeline_session::direct::{Policy, Settings, Side};
@@ -219,9 +219,33 @@ async fn run(
         ConsoleWork::new(Outbound::new(cmd_tx.clone()), notices_tx, audit_tx);
     let (work_tx, work_rx) = mpsc::unbounded_channel();
     let work_task = tokio::spawn(work.run(work_rx, pumped, notes));
+    // A remote shell on a terminal: its output goes to the screen raw (the
+    // only place raw output ever goes), and its end gives the keyboard back.
+    let raw_active = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (shell_done_tx, shell_done) = mpsc::unbounded_channel::<()>();
+    let raw_shown = raw_active.clone();
     let shower = tokio::spawn(async move {
         while let Some(n) = notices.recv().await {
-            out.emit(n.json, || n.human);
+            let shell = n.json["what"] == "shell";
+            let ended = shell && (n.json["event"] == "exited" || n.json["event"] == "refused");
+            match n.raw {
+                Some(raw) if !out.batch => {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(&raw);
+                    let _ = o.flush();
+                }
+                _ if raw_shown.load(std::sync::atomic::Ordering::Relaxed) => {
+                    // Raw mode: a line needs its carriage return.
+                    let line = lifeline_protocol::text::neutralize(&n.human).into_owned();
+                    let mut o = std::io::stdout().lock();
+                    let _ = write!(o, "\r\n{line}\r\n");
+                    let _ = o.flush();
+                }
+                _ => out.emit(n.json, || n.human),
+            }
+            if ended {
+                let _ = shell_done_tx.send(());
+            }
         }
     });
     let audit_portals = portals.clone();
@@ -233,7 +257,16 @@ async fn run(
     });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let status = std::sync::Arc::new(std::sync::Mutex::new(String::from("relay")));
-    let input = tokio::spawn(read_commands(out, cmd_tx, work_tx.clone(), status.clone()));
+    let input = tokio::spawn(read_commands(
+        out,
+        cmd_tx,
+        work_tx.clone(),
+        status.clone(),
+        Shell {
+            done: shell_done,
+            raw_active,
+        },
+    ));
     let printer = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
             match ev {
@@ -368,6 +401,86 @@ async fn rejoin_once(r: &Rejoin) -> Result<live::RelayPath, Rejoined> {
         .await
         .map_err(|e| retry(&e))?;
     Ok(live::relay_path(est))
+}
+
+/// The terminal window's size changes (SIGWINCH); never, where there is
+/// no such signal.
+struct Resizes {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Resizes {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+                .ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+/// What the line-mode console needs to hand the keyboard to a remote
+/// shell: when it ended, and whether the screen is raw.
+struct Shell {
+    done: mpsc::UnboundedReceiver<()>,
+    raw_active: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The keyboard belongs to the remote shell: raw bytes go to it, the
+/// window's size follows it, until Ctrl-] or the shell's end.
+async fn raw_shell<R: tokio::io::AsyncRead + Unpin>(
+    stdin: &mut R,
+    work: &mpsc::UnboundedSender<WorkInput>,
+    shell: &mut Shell,
+) {
+    use tokio::io::AsyncReadExt;
+    while shell.done.try_recv().is_ok() {}
+    let raw = crate::terminal::RawMode::enter();
+    shell
+        .raw_active
+        .store(raw.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let mut winch = Resizes::new();
+    let mut buf = [0u8; 4096];
+    let keys = |b: &[u8]| {
+        if !b.is_empty() {
+            let _ = work.send(WorkInput::Request(Request::Keys(b.to_vec().into())));
+        }
+    };
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Some(at) = buf[..n].iter().position(|b| *b == crate::terminal::LEAVE_KEY) {
+                        keys(&buf[..at]);
+                        let _ = work.send(WorkInput::Request(Request::Stop(0)));
+                        break;
+                    }
+                    keys(&buf[..n]);
+                }
+            },
+            () = winch.next() => {
+                if let Some((cols, rows)) = crate::terminal::size() {
+                    let _ = work.send(WorkInput::Request(Request::Resize { cols, rows }));
+                }
+            }
+            Some(()) = shell.done.recv() => break,
+        }
+    }
+    shell
+        .raw_active
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(raw);
 }
 
 async fn end_in_portal(client: &Portals, guid: &SessionGuid, reason: &str) {
@@ -520,9 +633,18 @@ async fn read_commands(
     tx: mpsc::UnboundedSender<Command>,
     work: mpsc::UnboundedSender<WorkInput>,
     status: std::sync::Arc<std::sync::Mutex<String>>,
+    mut shell: Shell,
 ) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if !out.batch && (line.trim() == "/shell") {
+            let (cols, rows) = crate::terminal::size().unwrap_or((80, 24));
+            let _ = work.send(WorkInput::Request(Request::Shell { cols, rows }));
+            println!("remote shell: asking the end user; Ctrl-] closes it and returns to the chat");
+            raw_shell(lines.get_mut(), &work, &mut shell).await;
+            println!("\r\n(back to the chat)");
+            continue;
+        }
         let line = line.trim_end();
         let word = line.trim_start_matches('/');
         let (verb, rest) = word.split_once(' ').unwrap_or((word, ""));

@@ -11,6 +11,8 @@
 //! * [`connect`] — `connect`: pair through the gateway, end-to-end TLS,
 //!   then line-mode chat on a terminal or JSON-lines batch mode otherwise.
 //! * [`work`] — the remote-work verbs (`shell`, `send`, `fetch`, …).
+//! * [`terminal`] — the technician's terminal in raw mode while a remote
+//!   shell has it.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -18,4 +20,5 @@ pub mod commands;
 pub mod connect;
 pub mod portal;
 pub mod profile;
+pub mod terminal;
 pub mod work;

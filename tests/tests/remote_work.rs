@@ -37,13 +37,26 @@ impl Work {
 
     /// A paired session (applet with its own home; `connect` with `extra`).
     fn pair(&self, label: &str, applet_args: &[&str], extra: &[&str]) -> (Proc, Proc, String) {
+        self.pair_env(label, applet_args, extra, &[])
+    }
+
+    /// [`Work::pair`] with extra environment for the applet.
+    fn pair_env(
+        &self,
+        label: &str,
+        applet_args: &[&str],
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> (Proc, Proc, String) {
         let (path, guid) = self.s.session(label);
-        let mut applet = Proc::spawn(
-            Command::new(&path)
-                .args(applet_args)
-                .env("HOME", self.home.path())
-                .current_dir(self.home.path()),
-        );
+        let mut cmd = Command::new(&path);
+        cmd.args(applet_args)
+            .env("HOME", self.home.path())
+            .current_dir(self.home.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut applet = Proc::spawn(&mut cmd);
         applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
         let (tech, _) = pair_with(&self.s.console, &mut applet, &guid, &guid, extra);
         (applet, tech, guid)
@@ -693,4 +706,154 @@ fn a_transfer_survives_a_path_change_and_a_resumption() {
             .any(|l| l.contains("moving.bin") && l.contains(": saved")),
         "{audit:#?}"
     );
+}
+
+/// The technician's console on a real terminal (tmux): `/shell` gives the
+/// keyboard to the remote shell in raw mode, the window's size follows
+/// the terminal's, and Ctrl-] gives it back to the chat.
+#[test]
+fn the_console_lends_its_terminal_to_the_shell_and_takes_it_back() {
+    let w = work("all");
+    let (path, guid) = w.s.session("tmux");
+    let mut applet = Proc::spawn(
+        Command::new(&path)
+            .env("HOME", w.home.path())
+            .current_dir(w.home.path()),
+    );
+    applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+    let socket = format!("lifeline-{}", random_hex(6));
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux)");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let console = format!(
+        "{} --config-dir {} connect {guid} --path relay",
+        bin("tech-console").display(),
+        w.s.console.dir.path().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &console,
+    ]);
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .status();
+        }
+    }
+    let _kill = Kill(socket.clone());
+    let screen_has = |needle: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-t", "t"]);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never on the console's screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    screen_has("type to chat");
+    tmux(&["send-keys", "-t", "t", "/shell", "Enter"]);
+    answer(&mut applet, true);
+    applet.out.wait_for("opened a command prompt");
+    tmux(&["send-keys", "-t", "t", "stty size", "Enter"]);
+    screen_has("30 100");
+    tmux(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    // Raw mode: Ctrl-C goes to the remote shell (it does not end the
+    // console), then the new size reaches the PTY.
+    tmux(&["send-keys", "-t", "t", "sleep 100", "Enter"]);
+    tmux(&["send-keys", "-t", "t", "C-c"]);
+    // The window's change travels as a message beside the keystrokes, so
+    // a `stty size` typed the same millisecond may still see the old
+    // size: ask until the new one shows (it must, within the wait).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tmux(&["send-keys", "-t", "t", "clear; stty size", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+        if tmux(&["capture-pane", "-p", "-t", "t"]).contains("40 120") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new size never reached the shell"
+        );
+    }
+    tmux(&["send-keys", "-t", "t", "C-]"]);
+    screen_has("(back to the chat)");
+    applet.out.wait_for("command prompt was closed");
+    tmux(&["send-keys", "-t", "t", "still here", "Enter"]);
+    applet.out.wait_for(&format!("{TECH_NAME}: still here"));
+    tmux(&["send-keys", "-t", "t", "/end", "Enter"]);
+    applet.out.wait_for("Session ended");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// Opening a web address: shown to the end user first, opened by their
+/// system's opener (xdg-open, here with a browser that writes down what
+/// it was given); anything but http and https is refused before anyone
+/// is asked.
+#[test]
+fn a_web_address_is_shown_first_and_opened_exactly() {
+    let w = work("open-url");
+    let opened = w.home.path().join("opened.txt");
+    let browser = w.home.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (mut applet, mut tech, guid) =
+        w.pair_env("url", &[], &[], &[("BROWSER", browser.as_path())]);
+    let url = "https://example.com/help?ticket=42&x=%20y";
+    tech.send(&format!("open {url}"));
+    applet
+        .out
+        .wait_for(&format!("open this web page in your browser: {url}"));
+    answer(&mut applet, true);
+    let ev = until(&mut tech, "url_opened", WAIT, |v| {
+        v["event"] == "url_opened" || v["event"] == "refused"
+    });
+    assert_eq!(ev["event"], "url_opened", "{ev}");
+    assert_eq!(std::fs::read_to_string(&opened).unwrap(), url);
+    // Each address is asked for again.
+    tech.send("open https://example.org/");
+    consent(&mut tech, "asked");
+    answer(&mut applet, false);
+    consent(&mut tech, "refused");
+    let r = until(&mut tech, "refused", WAIT, |v| v["event"] == "refused");
+    assert_eq!(r["reason"], "the end user said no", "{r}");
+    // Not a web address: refused without a question.
+    tech.send("open javascript:alert(1)");
+    let r = until(&mut tech, "refused", WAIT, |v| {
+        assert_ne!(v["event"], "consent", "asked: {v}");
+        v["event"] == "refused"
+    });
+    assert_eq!(r["what"], "open_url", "{r}");
+    assert_ne!(r["reason"], "the end user said no", "{r}");
+    end_session(&mut tech, &mut applet);
+    let audit = w.audit(&guid);
+    assert!(audit.iter().any(|l| l.contains(url)), "{audit:#?}");
 }
