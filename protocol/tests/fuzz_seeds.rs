@@ -153,6 +153,29 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("e2e_frame", "seed-pong", Frame::Control(Control::Pong(u64::MAX)).encode()),
         (
             "e2e_frame",
+            "seed-work-offer",
+            Frame::Work(lifeline_protocol::work::Work::Offer {
+                id: 1 << 40,
+                request: 3,
+                channel: 0x8000_0001,
+                path: vec!["tree".into(), "a b.txt".into()],
+                size: 70_000,
+            })
+            .encode(),
+        ),
+        (
+            "e2e_frame",
+            "seed-work-decision",
+            Frame::Work(lifeline_protocol::work::Work::Decision {
+                id: 7,
+                caps: 8,
+                decision: lifeline_protocol::work::Decision::Granted,
+                whole_session: false,
+            })
+            .encode(),
+        ),
+        (
+            "e2e_frame",
             "seed-path-policy",
             Frame::Negotiation(Negotiation::PathPolicy {
                 tcp: true,
