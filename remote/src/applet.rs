@@ -597,12 +597,12 @@ impl AppletWork {
                             "The technician looked at the list of files in {}.",
                             folder.display()
                         ));
-                        self.work(Work::Listing {
+                        self.work(listing(
                             id,
-                            path: folder.display().to_string(),
+                            folder.display().to_string(),
                             entries,
                             truncated,
-                        });
+                        ));
                     }
                     Ok(Err(e)) => self.refuse(id, &e.to_string()),
                     Err(_) => self.refuse(id, "the folder could not be read"),
@@ -991,6 +991,41 @@ impl AppletWork {
     }
 }
 
+/// A listing that fits in one work message: 500 long names would not,
+/// and a message over the limit ends the session at the other end. The
+/// entries that do not fit are left out, and the listing says so.
+fn listing(
+    id: u64,
+    path: String,
+    mut entries: Vec<lifeline_protocol::work::Entry>,
+    mut truncated: bool,
+) -> Work {
+    // Room for the path and the message's own words.
+    let budget = lifeline_protocol::work::MAX_WORK - 1024 - path.len() * 2;
+    let mut used = 0;
+    let mut keep = 0;
+    for e in &entries {
+        // An entry's JSON: its name (escaped: at most 6 bytes a byte) and
+        // about 80 bytes of keys and numbers.
+        let cost = e.name.len() * 6 + 80;
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        keep += 1;
+    }
+    if keep < entries.len() {
+        entries.truncate(keep);
+        truncated = true;
+    }
+    Work::Listing {
+        id,
+        path,
+        entries,
+        truncated,
+    }
+}
+
 /// A capability in the end user's words.
 pub fn plain_name(cap: Permissions) -> &'static str {
     match cap {
@@ -1111,5 +1146,34 @@ pub fn human_size(n: u64) -> String {
         format!("{n} bytes")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use lifeline_protocol::work::{Entry, MAX_LISTING, MAX_WORK};
+
+    #[test]
+    fn a_listing_of_long_names_fits_in_one_message() {
+        let entries: Vec<Entry> = (0..MAX_LISTING)
+            .map(|i| Entry {
+                name: format!("{i:03}{}", "\u{1b}".repeat(250)),
+                dir: false,
+                size: u64::MAX,
+                modified_ms: u64::MAX,
+            })
+            .collect();
+        let w = listing(1, "/".repeat(4096), entries, false);
+        assert!(w.encode().len() <= MAX_WORK, "{}", w.encode().len());
+        let Work::Listing {
+            entries, truncated, ..
+        } = &w
+        else {
+            unreachable!()
+        };
+        assert!(*truncated && !entries.is_empty());
+        assert_eq!(Work::decode(&w.encode()).unwrap(), w);
     }
 }

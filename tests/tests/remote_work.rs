@@ -857,3 +857,27 @@ fn a_web_address_is_shown_first_and_opened_exactly() {
     let audit = w.audit(&guid);
     assert!(audit.iter().any(|l| l.contains(url)), "{audit:#?}");
 }
+
+/// Over XTCP (UDP hole punching on loopback, the userspace stream): a
+/// shell answers and a file arrives byte-exact.
+#[test]
+fn remote_work_runs_over_xtcp() {
+    let w = work("all,single-prompt");
+    let (mut applet, mut tech, _) = w.pair("xtcp", &[], &["--path", "udp"]);
+    let path = until(&mut tech, "the UDP path", Duration::from_secs(60), |v| v["event"] == "path");
+    assert_eq!(path["path"], "udp", "{path}");
+    tech.send("ask run-command,file-to-user session");
+    answer(&mut applet, true);
+    consent(&mut tech, "granted");
+    tech.send("shell");
+    until(&mut tech, "started", WAIT, |v| v["event"] == "started");
+    tech.send("keys echo over-$((40+2))-udp");
+    shell_until(&mut tech, "over-42-udp");
+    let file = w.s.files.path().join("udp.bin");
+    random_file(&file, 64 << 20, 7);
+    tech.send(&format!("send {}", file.display()));
+    let done = transfer_end(&mut tech, "udp.bin", Duration::from_secs(120));
+    assert_eq!(done["state"], "saved", "{done}");
+    assert_eq!(sha256(&w.downloads().join("udp.bin")), sha256(&file));
+    end_session(&mut tech, &mut applet);
+}
