@@ -12,7 +12,7 @@ use crate::command;
 use crate::consent::{Answered, Consent, Prompt, Verdict};
 use crate::flow::{ChannelNumbers, Outbound};
 use crate::shell::Shell;
-use crate::transfer::{self, Note, Transfers};
+use crate::transfer::{self, Note, Transfers, human_size, progress_words};
 use crate::{files, system, url};
 use bytes::Bytes;
 use lifeline_protocol::Permissions;
@@ -305,9 +305,13 @@ impl AppletWork {
                 } else {
                     match caps.each().next() {
                         Some(cap) if caps == cap => self.consent.request(now, id, cap, None, None),
-                        _ => Verdict::NotAllowed(
-                            "ask for one permission at a time, or for the whole session".into(),
-                        ),
+                        // Not a policy matter: a malformed request.
+                        _ => {
+                            return self.refuse(
+                                id,
+                                "ask for one permission at a time, or for the whole session",
+                            );
+                        }
                     }
                 };
                 self.judge(id, caps, whole_session, verdict, Pending::Ask { id }, exits)
@@ -812,15 +816,10 @@ impl AppletWork {
                 let last = self.quarters.entry(id).or_insert(0);
                 if quarter > *last && quarter < 4 {
                     *last = quarter;
-                    let eta = eta_secs
-                        .map_or_else(String::new, |s| format!(", about {s:.0} seconds left"));
                     self.say(format!(
-                        "{} {name}: {}% ({} of {}, {}/s{eta})",
+                        "{} {name}: {}",
                         if outgoing { "Copying" } else { "Receiving" },
-                        quarter * 25,
-                        human_size(bytes),
-                        human_size(size),
-                        human_size(rate as u64)
+                        progress_words(bytes, size, rate, eta_secs)
                     ));
                 }
             }
@@ -1131,22 +1130,6 @@ fn home() -> Option<PathBuf> {
 /// Where files sent to the end user go: their Downloads folder.
 pub fn downloads_folder() -> PathBuf {
     home().unwrap_or_else(std::env::temp_dir).join("Downloads")
-}
-
-/// Bytes in a size people read.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 #[cfg(test)]

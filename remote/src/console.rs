@@ -8,7 +8,7 @@
 //! words (which rule refused it).
 
 use crate::flow::{ChannelNumbers, Outbound};
-use crate::transfer::{self, Note, Transfers};
+use crate::transfer::{self, Note, Transfers, human_size, progress_words};
 use bytes::Bytes;
 use lifeline_protocol::Permissions;
 use lifeline_protocol::e2e::ChannelKind;
@@ -633,7 +633,7 @@ impl ConsoleWork {
                 from,
             } => {
                 let resumed = if from > 0 {
-                    format!(", resuming at {}", crate::applet::human_size(from))
+                    format!(", resuming at {}", human_size(from))
                 } else {
                     String::new()
                 };
@@ -643,7 +643,7 @@ impl ConsoleWork {
                     format!(
                         "{} {name} ({}{resumed})",
                         if outgoing { "sending" } else { "receiving" },
-                        crate::applet::human_size(size)
+                        human_size(size)
                     ),
                 ));
             }
@@ -656,21 +656,13 @@ impl ConsoleWork {
                 rate,
                 eta_secs,
             } => {
-                let pct = if size == 0 {
-                    100.0
-                } else {
-                    bytes as f64 * 100.0 / size as f64
-                };
-                let eta = eta_secs.map_or_else(String::new, |s| format!(", {s:.0} s left"));
                 self.show(notice(
                     json!({"event": "transfer", "id": id, "direction": direction(outgoing), "name": name,
                            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate, "eta_s": eta_secs}),
                     format!(
-                        "{} {name}: {pct:.0}% ({} of {}, {}/s{eta})",
+                        "{} {name}: {}",
                         if outgoing { "sending" } else { "receiving" },
-                        crate::applet::human_size(bytes),
-                        crate::applet::human_size(size),
-                        crate::applet::human_size(rate as u64)
+                        progress_words(bytes, size, rate, eta_secs)
                     ),
                 ));
             }
@@ -697,7 +689,7 @@ impl ConsoleWork {
                     format!(
                         "{} {name} ({}): {}{why}",
                         if outgoing { "sent" } else { "received" },
-                        crate::applet::human_size(size),
+                        human_size(size),
                         outcome.as_str()
                     ),
                 ));

@@ -107,6 +107,35 @@ pub enum Note {
     },
 }
 
+/// A transfer's progress in words: `45% (1.2 MB of 3.4 MB, 95.0 MB/s,
+/// 3 s left)`.
+pub fn progress_words(bytes: u64, size: u64, rate: f64, eta_secs: Option<f64>) -> String {
+    let pct = (bytes.saturating_mul(100)).checked_div(size).unwrap_or(100);
+    let eta = eta_secs.map_or_else(String::new, |s| format!(", {s:.0} s left"));
+    format!(
+        "{pct}% ({} of {}, {}/s{eta})",
+        human_size(bytes),
+        human_size(size),
+        human_size(rate as u64)
+    )
+}
+
+/// Bytes in a size people read.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 struct Progress {
     started: Instant,
     from: u64,

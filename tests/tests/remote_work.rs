@@ -864,7 +864,9 @@ fn a_web_address_is_shown_first_and_opened_exactly() {
 fn remote_work_runs_over_xtcp() {
     let w = work("all,single-prompt");
     let (mut applet, mut tech, _) = w.pair("xtcp", &[], &["--path", "udp"]);
-    let path = until(&mut tech, "the UDP path", Duration::from_secs(60), |v| v["event"] == "path");
+    let path = until(&mut tech, "the UDP path", Duration::from_secs(60), |v| {
+        v["event"] == "path"
+    });
     assert_eq!(path["path"], "udp", "{path}");
     tech.send("ask run-command,file-to-user session");
     answer(&mut applet, true);

@@ -64,11 +64,14 @@ pub fn safe_component(raw: &str) -> String {
     }
     if name.len() > MAX_NAME {
         let (stem, ext) = split_extension(&name);
-        let cut = trim(cut_to(stem, MAX_NAME - ext.len()));
+        let cut = trim(lifeline_protocol::codec::clamp_str(
+            stem,
+            MAX_NAME - ext.len(),
+        ));
         name = if cut.is_empty() {
             // Nothing but the extension is left worth keeping: keep the
             // name's start instead.
-            trim(cut_to(&name, MAX_NAME)).to_string()
+            trim(lifeline_protocol::codec::clamp_str(&name, MAX_NAME)).to_string()
         } else {
             format!("{cut}{ext}")
         };
@@ -95,7 +98,10 @@ pub(crate) fn first_free(dir: &Path, name: &str, own_partial: bool) -> String {
     let mut n: u64 = 1;
     loop {
         let counter = format!(" ({n})");
-        let stem = cut_to(stem, MAX_NAME.saturating_sub(counter.len() + ext.len()));
+        let stem = lifeline_protocol::codec::clamp_str(
+            stem,
+            MAX_NAME.saturating_sub(counter.len() + ext.len()),
+        );
         let candidate = format!("{stem}{counter}{ext}");
         if is_free(dir, &candidate, true) {
             return candidate;
@@ -117,7 +123,10 @@ pub(crate) fn partial_name(name: &str) -> String {
     let d = digest::digest(&digest::SHA256, name.as_bytes());
     let tag = lifeline_protocol::hex::encode(&d.as_ref()[..8]);
     let room = MAX_NAME - 1 - PART_SUFFIX.len() - 1 - tag.len();
-    format!(".{}~{tag}{PART_SUFFIX}", cut_to(name, room))
+    format!(
+        ".{}~{tag}{PART_SUFFIX}",
+        lifeline_protocol::codec::clamp_str(name, room)
+    )
 }
 
 /// Whether neither `dir/name` nor (with `check_partial`) its partial copy
@@ -151,19 +160,6 @@ fn split_extension(name: &str) -> (&str, &str) {
         Some(i) if i > 0 && name.len() - i <= MAX_EXTENSION => name.split_at(i),
         _ => (name, ""),
     }
-}
-
-/// The longest start of `s` of at most `max` bytes that ends at a
-/// character boundary.
-fn cut_to(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
