@@ -281,7 +281,9 @@ impl AppletWork {
                 self.stop_everything("the technician's program restarted");
                 self.transfers
                     .forget_all("the technician's program restarted");
-                self.consent.drain_prompts();
+                if !self.consent.drain_prompts().is_empty() {
+                    self.say("The technician's question was withdrawn: their program restarted.");
+                }
                 self.pending.clear();
                 self.opened.clear();
                 self.prompt_open.store(false, Ordering::Relaxed);

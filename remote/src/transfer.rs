@@ -553,9 +553,18 @@ impl Transfers {
         let Some(s) = self.sending.get(&id) else {
             return false;
         };
-        let channel = s.channel;
+        let (channel, request) = (s.channel, s.request);
         self.out.reset(channel, reason);
         self.fail_sending(id, Outcome::Refused, reason.to_owned());
+        // The rest of the same send would only be refused (or asked about)
+        // again, file after file.
+        let before = self.queue.len();
+        self.queue.retain(|q| q.request != request);
+        let dropped = (before - self.queue.len()) as u64;
+        if let Some(b) = self.batches.get_mut(&request) {
+            b.open = b.open.saturating_sub(dropped);
+        }
+        self.check_finished(request);
         self.start_queued(numbers);
         true
     }

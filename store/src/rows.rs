@@ -83,7 +83,7 @@ mod tests {
         ));
         assert_eq!(
             permissions("p", i64::from(u32::MAX)).ok(),
-            Some(Permissions::ALL)
+            Some(Permissions::ALL.union(Permissions::SINGLE_PROMPT))
         );
         assert_eq!(hash32("h", &hex::encode(&[7; 32])).ok(), Some([7; 32]));
         assert_eq!(byte_count(u64::MAX), i64::MAX);

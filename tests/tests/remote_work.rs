@@ -883,3 +883,30 @@ fn remote_work_runs_over_xtcp() {
     assert_eq!(sha256(&w.downloads().join("udp.bin")), sha256(&file));
     end_session(&mut tech, &mut applet);
 }
+
+/// Refusing a folder refuses it whole: one question, not one per file.
+#[test]
+fn a_refused_folder_is_asked_about_once() {
+    let w = work("all");
+    let (mut applet, mut tech, _) = w.pair("refused-folder", &[], &[]);
+    let dir = w.s.files.path().join("five");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("f{i}.txt")), b"x").unwrap();
+    }
+    tech.send(&format!("send {}", dir.display()));
+    answer(&mut applet, false);
+    let fin = until(&mut tech, "the end of the send", WAIT, |v| {
+        v["event"] == "transfer_finished"
+    });
+    assert!(fin["files"].as_u64().unwrap() < 5, "{fin}");
+    end_session(&mut tech, &mut applet);
+    let asked = applet
+        .out
+        .seen
+        .iter()
+        .filter(|l| l.contains("Allow it?"))
+        .count();
+    assert_eq!(asked, 1, "{:#?}", applet.out.seen);
+    assert!(!w.downloads().join("five").exists());
+}
