@@ -328,17 +328,21 @@ impl AppletWork {
                 if self.opened.remove(&channel) != Some(ChannelKind::Shell) {
                     return self.refuse(id, "the shell's channel is not open");
                 }
-                let v = self
-                    .consent
-                    .request(now, id, Permissions::RUN_COMMAND, None, None);
-                let p = Pending::Shell {
+                self.ask(
+                    now,
                     id,
-                    channel,
-                    cols,
-                    rows,
-                };
-                self.judge(id, Permissions::RUN_COMMAND, false, v, p, exits)
-                    .await;
+                    Permissions::RUN_COMMAND,
+                    None,
+                    None,
+                    Pending::Shell {
+                        id,
+                        channel,
+                        cols,
+                        rows,
+                    },
+                    exits,
+                )
+                .await;
             }
             Work::Run {
                 id,
@@ -348,16 +352,20 @@ impl AppletWork {
                 if self.opened.remove(&channel) != Some(ChannelKind::Run) {
                     return self.refuse(id, "the command's channel is not open");
                 }
-                let v = self
-                    .consent
-                    .request(now, id, Permissions::RUN_COMMAND, None, None);
-                let p = Pending::Run {
+                self.ask(
+                    now,
                     id,
-                    channel,
-                    command,
-                };
-                self.judge(id, Permissions::RUN_COMMAND, false, v, p, exits)
-                    .await;
+                    Permissions::RUN_COMMAND,
+                    None,
+                    None,
+                    Pending::Run {
+                        id,
+                        channel,
+                        command,
+                    },
+                    exits,
+                )
+                .await;
             }
             Work::Resize {
                 channel,
@@ -370,16 +378,16 @@ impl AppletWork {
             }
             Work::List { id, path } => match resolve(&path) {
                 Ok(folder) if folder.is_dir() => {
-                    let v = self.consent.request(
+                    self.ask(
                         now,
                         id,
                         Permissions::FILE_FROM_USER,
-                        Some(&folder),
+                        Some(folder.clone()),
                         None,
-                    );
-                    let p = Pending::List { id, folder };
-                    self.judge(id, Permissions::FILE_FROM_USER, false, v, p, exits)
-                        .await;
+                        Pending::List { id, folder },
+                        exits,
+                    )
+                    .await;
                 }
                 Ok(_) => self.refuse(id, "that is not a folder"),
                 Err(why) => self.refuse(id, &why),
@@ -392,47 +400,30 @@ impl AppletWork {
                         path.parent()
                             .map_or_else(|| path.clone(), Path::to_path_buf)
                     };
-                    let v = self.consent.request(
+                    self.ask(
                         now,
                         id,
                         Permissions::FILE_FROM_USER,
-                        Some(&folder),
+                        Some(folder),
                         None,
-                    );
-                    let p = Pending::Fetch { id, path };
-                    self.judge(id, Permissions::FILE_FROM_USER, false, v, p, exits)
-                        .await;
+                        Pending::Fetch { id, path },
+                        exits,
+                    )
+                    .await;
                 }
                 Err(why) => self.refuse(id, &why),
             },
             Work::SystemInfo { id } => {
-                let v = self
-                    .consent
-                    .request(now, id, Permissions::SYSTEM_INFO, None, None);
-                self.judge(
-                    id,
-                    Permissions::SYSTEM_INFO,
-                    false,
-                    v,
-                    Pending::SystemInfo { id },
-                    exits,
-                )
-                .await;
+                let p = Pending::SystemInfo { id };
+                self.ask(now, id, Permissions::SYSTEM_INFO, None, None, p, exits)
+                    .await;
             }
             Work::OpenUrl { id, url } => match url::check(&url) {
                 Ok(url) => {
-                    let v = self
-                        .consent
-                        .request(now, id, Permissions::OPEN_URL, None, Some(&url));
-                    self.judge(
-                        id,
-                        Permissions::OPEN_URL,
-                        false,
-                        v,
-                        Pending::OpenUrl { id, url },
-                        exits,
-                    )
-                    .await;
+                    let shown = Some(url.clone());
+                    let p = Pending::OpenUrl { id, url };
+                    self.ask(now, id, Permissions::OPEN_URL, None, shown, p, exits)
+                        .await;
                 }
                 Err(why) => self.refuse(id, why),
             },
@@ -464,11 +455,16 @@ impl AppletWork {
                     waiting.push(p);
                     return;
                 }
-                let v = self
-                    .consent
-                    .request(now, request, Permissions::FILE_TO_USER, None, None);
-                self.judge(request, Permissions::FILE_TO_USER, false, v, p, exits)
-                    .await;
+                self.ask(
+                    now,
+                    request,
+                    Permissions::FILE_TO_USER,
+                    None,
+                    None,
+                    p,
+                    exits,
+                )
+                .await;
             }
             Work::From { id, offset } => self.transfers.on_from(id, offset),
             Work::Sent { id, sha256 } => self.transfers.on_sent(id, sha256),
@@ -491,6 +487,24 @@ impl AppletWork {
             // The console's own answers never come this way.
             _ => {}
         }
+    }
+
+    /// Asks consent for one use of `cap` and acts on the verdict.
+    #[allow(clippy::too_many_arguments)]
+    async fn ask(
+        &mut self,
+        now: Instant,
+        id: u64,
+        cap: Permissions,
+        folder: Option<PathBuf>,
+        url: Option<String>,
+        pending: Pending,
+        exits: &mpsc::UnboundedSender<Exit>,
+    ) {
+        let verdict = self
+            .consent
+            .request(now, id, cap, folder.as_deref(), url.as_deref());
+        self.judge(id, cap, false, verdict, pending, exits).await;
     }
 
     /// Acts on a consent verdict for request `id`.
@@ -825,7 +839,7 @@ impl AppletWork {
                     ));
                 }
             }
-            Note::Done {
+            Note::Done(transfer::Ended {
                 outgoing,
                 id,
                 name,
@@ -833,7 +847,7 @@ impl AppletWork {
                 saved_as,
                 detail,
                 ..
-            } => {
+            }) => {
                 let text = match (outgoing, outcome) {
                     (false, transfer::Outcome::Saved) => format!("Saved {saved_as}."),
                     (false, _) => format!("Receiving {name} did not complete: {detail}"),

@@ -666,7 +666,7 @@ impl ConsoleWork {
                     ),
                 ));
             }
-            Note::Done {
+            Note::Done(transfer::Ended {
                 outgoing,
                 id,
                 request,
@@ -676,7 +676,7 @@ impl ConsoleWork {
                 outcome,
                 saved_as,
                 detail,
-            } => {
+            }) => {
                 let why = if detail.is_empty() {
                     String::new()
                 } else {

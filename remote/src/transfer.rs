@@ -78,26 +78,7 @@ pub enum Note {
         eta_secs: Option<f64>,
     },
     /// It ended.
-    Done {
-        /// This end sent it.
-        outgoing: bool,
-        /// The transfer's id (the sender's).
-        id: u64,
-        /// The request it belongs to (0: none).
-        request: u64,
-        /// Its path below the transfer's top, as sent.
-        name: String,
-        /// Its size.
-        size: u64,
-        /// SHA-256 of the whole file (hex; "" if it did not get that far).
-        sha256: String,
-        /// How it ended.
-        outcome: Outcome,
-        /// Where it was saved (the receiver's words), or "".
-        saved_as: String,
-        /// What went wrong, or "".
-        detail: String,
-    },
+    Done(Ended),
     /// Every file of a request was offered and has ended.
     Finished {
         /// The request.
@@ -105,6 +86,66 @@ pub enum Note {
         /// Files offered.
         files: u64,
     },
+}
+
+/// How a transfer ended, for the screen and the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    /// This end sent it.
+    pub outgoing: bool,
+    /// The transfer's id (the sender's).
+    pub id: u64,
+    /// The request it belongs to (0: none).
+    pub request: u64,
+    /// Its path below the transfer's top, as sent.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// SHA-256 of the whole file (hex; "" if it did not get that far).
+    pub sha256: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Where it was saved (the receiver's words), or "".
+    pub saved_as: String,
+    /// What went wrong, or "".
+    pub detail: String,
+}
+
+impl Ended {
+    /// An end with no hash and no place (yet): most of them.
+    fn new(
+        outgoing: bool,
+        id: u64,
+        request: u64,
+        name: String,
+        size: u64,
+        outcome: Outcome,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            outgoing,
+            id,
+            request,
+            name,
+            size,
+            sha256: String::new(),
+            outcome,
+            saved_as: String::new(),
+            detail: detail.into(),
+        }
+    }
+
+    /// With the whole file's hash.
+    fn hash(mut self, sha256: String) -> Self {
+        self.sha256 = sha256;
+        self
+    }
+
+    /// With where it was saved.
+    fn saved_as(mut self, saved_as: String) -> Self {
+        self.saved_as = saved_as;
+        self
+    }
 }
 
 /// A transfer's progress in words: `45% (1.2 MB of 3.4 MB, 95.0 MB/s,
@@ -359,46 +400,23 @@ impl Transfers {
                     );
                 }
                 Err(e) => {
-                    self.done(
+                    self.done(Ended::new(
                         true,
                         id,
                         q.request,
                         name,
                         0,
-                        String::new(),
                         Outcome::Failed,
-                        String::new(),
                         e.to_string(),
-                    );
+                    ));
                 }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn done(
-        &mut self,
-        outgoing: bool,
-        id: u64,
-        request: u64,
-        name: String,
-        size: u64,
-        sha256: String,
-        outcome: Outcome,
-        saved_as: String,
-        detail: String,
-    ) {
-        let _ = self.notes.send(Note::Done {
-            outgoing,
-            id,
-            request,
-            name,
-            size,
-            sha256,
-            outcome,
-            saved_as,
-            detail,
-        });
+    fn done(&mut self, ended: Ended) {
+        let (outgoing, request) = (ended.outgoing, ended.request);
+        let _ = self.notes.send(Note::Done(ended));
         if outgoing && let Some(b) = self.batches.get_mut(&request) {
             b.open = b.open.saturating_sub(1);
             self.check_finished(request);
@@ -508,15 +526,7 @@ impl Transfers {
                 p.abort();
             }
             self.done(
-                true,
-                id,
-                s.request,
-                s.name,
-                s.size,
-                s.sha256,
-                outcome,
-                String::new(),
-                detail,
+                Ended::new(true, id, s.request, s.name, s.size, outcome, detail).hash(s.sha256),
             );
         }
     }
@@ -533,15 +543,17 @@ impl Transfers {
         if let Some(s) = self.sending.remove(&id) {
             let outcome = if ok { Outcome::Saved } else { Outcome::Failed };
             self.done(
-                true,
-                id,
-                s.request,
-                s.name,
-                s.size,
-                s.sha256,
-                outcome,
-                saved_as.to_owned(),
-                detail.to_owned(),
+                Ended::new(
+                    true,
+                    id,
+                    s.request,
+                    s.name,
+                    s.size,
+                    outcome,
+                    detail.to_owned(),
+                )
+                .hash(s.sha256)
+                .saved_as(saved_as.to_owned()),
             );
         }
         self.start_queued(numbers);
@@ -659,17 +671,15 @@ impl Transfers {
                 // Kept: the same file offered again resumes from it.
                 rx.abandon();
             }
-            self.done(
+            self.done(Ended::new(
                 false,
                 id,
                 r.request,
                 r.name,
                 r.size,
-                String::new(),
                 Outcome::Stopped,
-                String::new(),
                 why.to_owned(),
-            );
+            ));
         }
     }
 
@@ -680,17 +690,15 @@ impl Transfers {
             if let Some(p) = s.pump {
                 p.abort();
             }
-            self.done(
+            self.done(Ended::new(
                 true,
                 id,
                 s.request,
                 s.name,
                 s.size,
-                String::new(),
                 Outcome::Stopped,
-                String::new(),
                 why.to_owned(),
-            );
+            ));
         }
         self.queue.clear();
         self.batches.clear();
@@ -698,17 +706,15 @@ impl Transfers {
             if let Some(rx) = r.receiver {
                 rx.abandon();
             }
-            self.done(
+            self.done(Ended::new(
                 false,
                 id,
                 r.request,
                 r.name,
                 r.size,
-                String::new(),
                 Outcome::Stopped,
-                String::new(),
                 why.to_owned(),
-            );
+            ));
         }
         self.by_channel.clear();
     }
@@ -730,17 +736,15 @@ impl Transfers {
                 reason: reason.to_owned(),
             }));
         self.out.reset(channel, reason);
-        self.done(
+        self.done(Ended::new(
             false,
             id,
             request,
             path.join("/"),
             size,
-            String::new(),
             Outcome::Refused,
-            String::new(),
             reason.to_owned(),
-        );
+        ));
     }
 
     /// Accepts an offered file into `root`: finds its place, and answers
@@ -870,17 +874,15 @@ impl Transfers {
                 if let Some(rx) = r.receiver {
                     rx.abandon();
                 }
-                self.done(
+                self.done(Ended::new(
                     false,
                     id,
                     r.request,
                     r.name,
                     r.size,
-                    String::new(),
                     Outcome::Stopped,
-                    String::new(),
                     reason.to_owned(),
-                );
+                ));
             }
             return true;
         }
@@ -911,17 +913,15 @@ impl Transfers {
                     saved_as: String::new(),
                     detail: why.clone(),
                 }));
-            self.done(
+            self.done(Ended::new(
                 false,
                 id,
                 r.request,
                 r.name,
                 r.size,
-                String::new(),
                 Outcome::Failed,
-                String::new(),
                 why,
-            );
+            ));
         }
     }
 
@@ -979,7 +979,9 @@ impl Transfers {
                 detail: detail.clone(),
             }));
         self.done(
-            false, id, r.request, r.name, r.size, sha256, outcome, saved_as, detail,
+            Ended::new(false, id, r.request, r.name, r.size, outcome, detail)
+                .hash(sha256)
+                .saved_as(saved_as),
         );
     }
 }
