@@ -325,7 +325,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
     // Remote work: its own task, fed with the session's remote-work events
     // and the end user's answers; it shows its lines through `say`.
     let (screen_tx, mut screen_rx) = mpsc::unbounded_channel::<String>();
-    let (work, prompt_open, pumped, notes) = AppletWork::new(
+    let (work, prompt_open, reports, notes) = AppletWork::new(
         Outbound::new(cmd_tx.clone()),
         body.permissions,
         Asker {
@@ -336,7 +336,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         screen_tx,
     );
     let (work_tx, work_rx) = mpsc::unbounded_channel();
-    let work_task = tokio::spawn(work.run(work_rx, pumped, notes));
+    let work_task = tokio::spawn(work.run(work_rx, reports, notes));
     tokio::spawn(async move {
         while let Some(line) = screen_rx.recv().await {
             say(line);

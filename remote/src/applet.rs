@@ -145,11 +145,11 @@ impl AppletWork {
     ) -> (
         Self,
         Arc<AtomicBool>,
-        transfer::Pumped,
+        transfer::Reports,
         mpsc::UnboundedReceiver<Note>,
     ) {
         let (notes_tx, notes) = mpsc::unbounded_channel();
-        let (transfers, pumped) = Transfers::new(out.clone(), notes_tx);
+        let (transfers, reports) = Transfers::new(out.clone(), notes_tx);
         let prompt_open = Arc::new(AtomicBool::new(false));
         (
             Self {
@@ -168,7 +168,7 @@ impl AppletWork {
                 quarters: HashMap::new(),
             },
             prompt_open,
-            pumped,
+            reports,
             notes,
         )
     }
@@ -186,7 +186,7 @@ impl AppletWork {
     pub async fn run(
         mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
-        mut pumped: transfer::Pumped,
+        mut reports: transfer::Reports,
         mut notes: mpsc::UnboundedReceiver<Note>,
     ) {
         let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
@@ -204,7 +204,7 @@ impl AppletWork {
                     Some(i) => self.on_input(i, &exits_tx).await,
                     None => break,
                 },
-                Some((id, result)) = pumped.recv() => self.transfers.pumped(id, result),
+                Some(report) = reports.recv() => self.transfers.report(report),
                 Some(note) = notes.recv() => self.on_note(note),
                 Some(exit) = exits.recv() => self.on_exit(exit),
                 () = timer => {
@@ -246,9 +246,9 @@ impl AppletWork {
                 }
             }
             Event::ChannelData { channel, data } => {
-                if self.transfers.on_data(channel, &data) {
+                let Some(data) = self.transfers.on_data(channel, data) else {
                     return;
-                }
+                };
                 self.out.consumed(channel, data.len());
                 if let Some(r) = self
                     .running

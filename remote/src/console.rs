@@ -146,9 +146,9 @@ impl ConsoleWork {
         out: Arc<Outbound>,
         notices: mpsc::UnboundedSender<Notice>,
         audit: mpsc::UnboundedSender<WorkReport>,
-    ) -> (Self, transfer::Pumped, mpsc::UnboundedReceiver<Note>) {
+    ) -> (Self, transfer::Reports, mpsc::UnboundedReceiver<Note>) {
         let (notes_tx, notes) = mpsc::unbounded_channel();
-        let (transfers, pumped) = Transfers::new(out.clone(), notes_tx);
+        let (transfers, reports) = Transfers::new(out.clone(), notes_tx);
         (
             Self {
                 out,
@@ -160,7 +160,7 @@ impl ConsoleWork {
                 asked: HashMap::new(),
                 shell: None,
             },
-            pumped,
+            reports,
             notes,
         )
     }
@@ -188,7 +188,7 @@ impl ConsoleWork {
     pub async fn run(
         mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
-        mut pumped: transfer::Pumped,
+        mut reports: transfer::Reports,
         mut notes: mpsc::UnboundedReceiver<Note>,
     ) {
         loop {
@@ -198,7 +198,7 @@ impl ConsoleWork {
                     Some(Input::Event(e)) => self.on_event(e),
                     None => break,
                 },
-                Some((id, result)) = pumped.recv() => self.transfers.pumped(id, result),
+                Some(report) = reports.recv() => self.transfers.report(report),
                 Some(note) = notes.recv() => self.on_note(note),
             }
         }
@@ -357,9 +357,9 @@ impl ConsoleWork {
                 let _ = channel;
             }
             Event::ChannelData { channel, data } => {
-                if self.transfers.on_data(channel, &data) {
+                let Some(data) = self.transfers.on_data(channel, data) else {
                     return;
-                }
+                };
                 self.out.consumed(channel, data.len());
                 let owner = self.asked.iter().find_map(|(id, a)| match a {
                     Asked::Shell { channel: c } if *c == channel => Some((*id, true)),

@@ -22,8 +22,10 @@
 //! stop (stopped, the console restarted) leaves its partial file, and the
 //! next offer of the same file resumes from it.
 
+use crate::files::disk::{Disk, Done, Job};
 use crate::files::{self, FileError};
 use crate::flow::{ChannelNumbers, Outbound};
+use bytes::Bytes;
 use lifeline_protocol::e2e::{ChannelKind, MAX_DATA};
 use lifeline_protocol::work::Work;
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +41,9 @@ pub const FIRST_ID: u64 = 1 << 40;
 pub const MAX_ACTIVE: usize = 2;
 /// How often a running transfer reports its progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Chunks a sender reads ahead of the channel (on a blocking thread, so
+/// reading and hashing overlap with sending).
+const READ_AHEAD: usize = 8;
 
 /// How a transfer ended (the audit trail's words for it).
 pub use lifeline_protocol::portal::FileOutcome as Outcome;
@@ -226,6 +231,100 @@ impl Progress {
     }
 }
 
+/// What a sender's reading thread hands the pump.
+enum Read {
+    /// Sending starts here (the receiver's partial copy matched, or 0).
+    From(u64),
+    /// The next bytes, and the position after them.
+    Chunk(Bytes, u64),
+}
+
+/// Moves one file onto its channel: a blocking thread reads and hashes
+/// up to [`READ_AHEAD`] chunks ahead while this task writes them out, so
+/// neither the disk nor SHA-256 runs on the runtime's threads.
+struct Pump {
+    id: u64,
+    channel: u32,
+    name: String,
+    size: u64,
+    out: Arc<Outbound>,
+    notes: mpsc::UnboundedSender<Note>,
+}
+
+impl Pump {
+    /// Sends from where the receiver's partial copy (`offset` bytes whose
+    /// SHA-256 is `partial`) lets it; the file's hash when every byte is
+    /// out and the channel closed.
+    async fn run(
+        self,
+        sender: files::Sender,
+        offset: u64,
+        partial: String,
+    ) -> Result<String, String> {
+        let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+        let reader = tokio::task::spawn_blocking(move || read_ahead(sender, offset, &partial, &tx));
+        let mut progress = Progress::new(offset);
+        while let Some(read) = rx.recv().await {
+            match read {
+                Read::From(start) => {
+                    self.out
+                        .command(lifeline_session::live::Command::Work(Work::From {
+                            id: self.id,
+                            offset: start,
+                        }));
+                    let _ = self.notes.send(Note::Started {
+                        outgoing: true,
+                        id: self.id,
+                        name: self.name.clone(),
+                        size: self.size,
+                        from: start,
+                    });
+                    progress = Progress::new(start);
+                }
+                Read::Chunk(chunk, position) => {
+                    if !self.out.write(self.channel, chunk).await {
+                        return Err("the transfer was stopped".into());
+                    }
+                    if let Some(n) =
+                        progress.note(true, self.id, &self.name, position, self.size, false)
+                    {
+                        let _ = self.notes.send(n);
+                    }
+                }
+            }
+        }
+        let sha256 = reader
+            .await
+            .map_err(|_| "the file could not be read".to_owned())??;
+        self.out.close(self.channel);
+        Ok(sha256)
+    }
+}
+
+/// The reading thread of a [`Pump`]: the start, then every chunk, then
+/// the hash (an error when the file cannot be read or the pump is gone).
+fn read_ahead(
+    mut sender: files::Sender,
+    offset: u64,
+    partial: &str,
+    to_pump: &mpsc::Sender<Read>,
+) -> Result<String, String> {
+    let gone = |_| "the transfer was stopped".to_owned();
+    let start = sender
+        .resume_from(offset, partial)
+        .map_err(|e| e.to_string())?;
+    to_pump.blocking_send(Read::From(start)).map_err(gone)?;
+    loop {
+        let chunk = sender.read_chunk(MAX_DATA).map_err(|e| e.to_string())?;
+        if chunk.is_empty() {
+            return Ok(sender.finish());
+        }
+        to_pump
+            .blocking_send(Read::Chunk(chunk, sender.position()))
+            .map_err(gone)?;
+    }
+}
+
 struct Sending {
     channel: u32,
     request: u64,
@@ -236,15 +335,23 @@ struct Sending {
     sha256: String,
 }
 
+/// A file coming in; its [`files::Receiver`] is on the disk thread.
 struct Receiving {
     channel: u32,
     request: u64,
+    /// Its path as offered (for a refusal).
+    path: Vec<String>,
     name: String,
     size: u64,
-    receiver: Option<files::Receiver>,
+    /// The disk thread found its place and we accepted it.
+    prepared: bool,
     begun: bool,
     closed: bool,
+    /// Handed to the disk thread to be checked and saved.
+    finishing: bool,
     sha256: Option<String>,
+    /// Bytes held: the resumed start and what arrived since.
+    received: u64,
     progress: Progress,
 }
 
@@ -273,9 +380,10 @@ pub struct Transfers {
     receiving: HashMap<u64, Receiving>,
     by_channel: HashMap<u32, u64>,
     notes: mpsc::UnboundedSender<Note>,
-    /// What the pumps report back: (id, the sender's final hash or the
-    /// failure).
-    pumped: mpsc::UnboundedSender<(u64, Result<String, String>)>,
+    /// Where the pumps and the disk thread report back.
+    reports: mpsc::UnboundedSender<Report>,
+    /// The receivers' disk work.
+    disk: Disk,
 }
 
 impl std::fmt::Debug for Transfers {
@@ -287,14 +395,29 @@ impl std::fmt::Debug for Transfers {
     }
 }
 
-/// The pumps' reports, for the owner's loop to hand back to
-/// [`Transfers::pumped`].
-pub type Pumped = mpsc::UnboundedReceiver<(u64, Result<String, String>)>;
+/// What the work off the owner's loop reports back: the owner's loop
+/// hands each to [`Transfers::report`].
+#[derive(Debug)]
+pub enum Report {
+    /// A sender's pump finished reading (the file's hash) or failed.
+    Pumped(u64, Result<String, String>),
+    /// The disk thread's answer about a file being received.
+    Disk(Done),
+}
+
+/// The reports, for the owner's loop.
+pub type Reports = mpsc::UnboundedReceiver<Report>;
 
 impl Transfers {
     /// Transfers writing through `out`, telling `notes`.
-    pub fn new(out: Arc<Outbound>, notes: mpsc::UnboundedSender<Note>) -> (Self, Pumped) {
-        let (pumped, rx) = mpsc::unbounded_channel();
+    /// Must be called on a Tokio runtime (the disk thread is on its
+    /// blocking pool).
+    pub fn new(out: Arc<Outbound>, notes: mpsc::UnboundedSender<Note>) -> (Self, Reports) {
+        let (reports, rx) = mpsc::unbounded_channel();
+        let to_owner = reports.clone();
+        let disk = Disk::start(out.clone(), move |d| {
+            let _ = to_owner.send(Report::Disk(d));
+        });
         (
             Self {
                 out,
@@ -305,7 +428,8 @@ impl Transfers {
                 receiving: HashMap::new(),
                 by_channel: HashMap::new(),
                 notes,
-                pumped,
+                reports,
+                disk,
             },
             rx,
         )
@@ -445,61 +569,38 @@ impl Transfers {
         let Some(s) = self.sending.get_mut(&id) else {
             return;
         };
-        let Some(mut sender) = s.sender.take() else {
+        let Some(sender) = s.sender.take() else {
             return;
         };
-        let start = match sender.resume_from(offset, partial_sha256) {
-            Ok(start) => start,
-            Err(e) => {
-                let channel = s.channel;
-                self.out.reset(channel, "the file could not be read");
-                return self.fail_sending(id, Outcome::Failed, e.to_string());
-            }
-        };
-        self.out
-            .command(lifeline_session::live::Command::Work(Work::From {
-                id,
-                offset: start,
-            }));
-        let _ = self.notes.send(Note::Started {
-            outgoing: true,
+        let pump = Pump {
             id,
+            channel: s.channel,
             name: s.name.clone(),
             size: s.size,
-            from: start,
-        });
-        let (out, channel, pumped, notes) = (
-            self.out.clone(),
-            s.channel,
-            self.pumped.clone(),
-            self.notes.clone(),
-        );
-        let (name, size) = (s.name.clone(), s.size);
+            out: self.out.clone(),
+            notes: self.notes.clone(),
+        };
+        let reports = self.reports.clone();
+        let partial = partial_sha256.to_owned();
         let task = tokio::spawn(async move {
-            let mut progress = Progress::new(start);
-            let result = loop {
-                let chunk = match sender.read_chunk(MAX_DATA) {
-                    Ok(c) => c,
-                    Err(e) => break Err(e.to_string()),
-                };
-                if chunk.is_empty() {
-                    out.close(channel);
-                    break Ok(sender.finish());
-                }
-                if !out.write(channel, chunk).await {
-                    break Err("the transfer was stopped".into());
-                }
-                if let Some(n) = progress.note(true, id, &name, sender.position(), size, false) {
-                    let _ = notes.send(n);
-                }
-            };
-            let _ = pumped.send((id, result));
+            let result = pump.run(sender, offset, partial).await;
+            let _ = reports.send(Report::Pumped(id, result));
         });
         s.pump = Some(task.abort_handle());
     }
 
+    /// What the pumps and the disk thread report.
+    pub fn report(&mut self, report: Report) {
+        match report {
+            Report::Pumped(id, result) => self.pumped(id, result),
+            Report::Disk(Done::Prepared { id, result }) => self.prepared(id, result),
+            Report::Disk(Done::Failed { id, why }) => self.fail_receiving(id, why),
+            Report::Disk(Done::Finished { id, result }) => self.finished(id, result),
+        }
+    }
+
     /// A pump finished reading (its hash) or failed.
-    pub fn pumped(&mut self, id: u64, result: Result<String, String>) {
+    fn pumped(&mut self, id: u64, result: Result<String, String>) {
         let Some(s) = self.sending.get_mut(&id) else {
             return;
         };
@@ -667,10 +768,9 @@ impl Transfers {
         if let Some(r) = self.receiving.remove(&id) {
             self.by_channel.remove(&r.channel);
             self.out.reset(r.channel, why);
-            if let Some(rx) = r.receiver {
-                // Kept: the same file offered again resumes from it.
-                rx.abandon();
-            }
+            // Its partial copy is kept: the same file offered again
+            // resumes from it.
+            self.disk.submit(Job::Abandon { id });
             self.done(Ended::new(
                 false,
                 id,
@@ -703,9 +803,7 @@ impl Transfers {
         self.queue.clear();
         self.batches.clear();
         for (id, r) in std::mem::take(&mut self.receiving) {
-            if let Some(rx) = r.receiver {
-                rx.abandon();
-            }
+            self.disk.submit(Job::Abandon { id });
             self.done(Ended::new(
                 false,
                 id,
@@ -747,8 +845,9 @@ impl Transfers {
         ));
     }
 
-    /// Accepts an offered file into `root`: finds its place, and answers
-    /// with what a partial copy there already holds.
+    /// Accepts an offered file into `root`: the disk thread finds its
+    /// place, and [`Report::Disk`] brings what a partial copy there holds
+    /// for the answer.
     pub fn receive(
         &mut self,
         id: u64,
@@ -758,37 +857,59 @@ impl Transfers {
         size: u64,
         root: &Path,
     ) {
-        let name = path.join("/");
-        let prepared = files::Receiver::prepare(root, path, size).and_then(|mut rx| {
-            let (offset, sha) = rx.partial()?;
-            Ok((rx, offset, sha))
+        self.disk.submit(Job::Prepare {
+            id,
+            root: root.to_path_buf(),
+            path: path.to_vec(),
+            size,
         });
-        match prepared {
-            Ok((rx, offset, partial_sha256)) => {
-                self.out.register(channel, ChannelKind::File);
+        self.by_channel.insert(channel, id);
+        self.receiving.insert(
+            id,
+            Receiving {
+                channel,
+                request,
+                path: path.to_vec(),
+                name: path.join("/"),
+                size,
+                prepared: false,
+                begun: false,
+                closed: false,
+                finishing: false,
+                sha256: None,
+                received: 0,
+                progress: Progress::new(0),
+            },
+        );
+    }
+
+    /// The disk thread prepared a file: accept it from what it holds, or
+    /// refuse it.
+    fn prepared(&mut self, id: u64, result: Result<(u64, String), String>) {
+        let Some(r) = self.receiving.get_mut(&id) else {
+            // Stopped meanwhile.
+            self.disk.submit(Job::Abandon { id });
+            return;
+        };
+        match result {
+            Ok((offset, partial_sha256)) => {
+                r.prepared = true;
+                r.received = offset;
+                r.progress = Progress::new(offset);
+                self.out.register(r.channel, ChannelKind::File);
                 self.out
                     .command(lifeline_session::live::Command::Work(Work::Accept {
                         id,
                         offset,
                         partial_sha256,
                     }));
-                self.by_channel.insert(channel, id);
-                self.receiving.insert(
-                    id,
-                    Receiving {
-                        channel,
-                        request,
-                        name,
-                        size,
-                        receiver: Some(rx),
-                        begun: false,
-                        closed: false,
-                        sha256: None,
-                        progress: Progress::new(offset),
-                    },
-                );
             }
-            Err(e) => self.refuse(id, request, channel, path, size, &e.to_string()),
+            Err(why) => {
+                if let Some(r) = self.receiving.remove(&id) {
+                    self.by_channel.remove(&r.channel);
+                    self.refuse(id, r.request, r.channel, &r.path, r.size, &why);
+                }
+            }
         }
     }
 
@@ -797,11 +918,14 @@ impl Transfers {
         let Some(r) = self.receiving.get_mut(&id) else {
             return;
         };
-        let result = match r.receiver.as_mut() {
-            Some(rx) => rx.begin(offset),
-            None => return,
-        };
+        if !r.prepared || r.begun {
+            let why = "the sender said twice where it starts".to_owned();
+            return self.fail_receiving(id, why);
+        }
+        self.disk.submit(Job::Begin { id, from: offset });
         r.begun = true;
+        // More than we hold: the disk thread refuses it.
+        r.received = offset;
         r.progress = Progress::new(offset);
         let _ = self.notes.send(Note::Started {
             outgoing: false,
@@ -810,11 +934,7 @@ impl Transfers {
             size: r.size,
             from: offset,
         });
-        if let Err(e) = result {
-            self.fail_receiving(id, e.to_string());
-        } else {
-            self.try_finish(id);
-        }
+        self.try_finish(id);
     }
 
     /// The sender's hash of the whole file.
@@ -825,34 +945,38 @@ impl Transfers {
         }
     }
 
-    /// Data on a channel: true if it was a transfer's.
-    pub fn on_data(&mut self, channel: u32, data: &[u8]) -> bool {
+    /// Data on a channel: the disk thread writes a transfer's (and only
+    /// then opens the channel's window); the data of any other channel
+    /// is handed back.
+    pub fn on_data(&mut self, channel: u32, data: Bytes) -> Option<Bytes> {
         let Some(&id) = self.by_channel.get(&channel) else {
-            return false;
+            return Some(data);
         };
-        self.out.consumed(channel, data.len());
-        let Some(r) = self.receiving.get_mut(&id) else {
-            return true;
-        };
-        let written = match (r.begun, r.receiver.as_mut()) {
-            (true, Some(rx)) => rx
-                .write(data)
-                .map(|()| rx.received())
-                .map_err(|e| e.to_string()),
-            _ => Err("the sender sent data before saying where it starts".to_owned()),
-        };
-        match written {
-            Ok(bytes) => {
-                if let Some(n) = r.progress.note(false, id, &r.name, bytes, r.size, false) {
+        let len = data.len() as u64;
+        let why = match self.receiving.get_mut(&id) {
+            Some(r) if r.begun && !r.finishing && r.received.saturating_add(len) <= r.size => {
+                self.disk.submit(Job::Write { id, channel, data });
+                r.received += len;
+                if let Some(n) = r
+                    .progress
+                    .note(false, id, &r.name, r.received, r.size, false)
+                {
                     let _ = self.notes.send(n);
                 }
-                if bytes == r.size {
+                if r.received == r.size {
                     self.try_finish(id);
                 }
+                return None;
             }
-            Err(e) => self.fail_receiving(id, e),
+            Some(r) if r.begun => FileError::TooLong { size: r.size }.to_string(),
+            Some(_) => "the sender sent data before saying where it starts".to_owned(),
+            None => String::new(),
+        };
+        self.out.consumed(channel, data.len());
+        if !why.is_empty() {
+            self.fail_receiving(id, why);
         }
-        true
+        None
     }
 
     /// The sender closed a channel: true if it was a transfer's.
@@ -871,9 +995,7 @@ impl Transfers {
     pub fn on_reset(&mut self, channel: u32, reason: &str, numbers: &mut ChannelNumbers) -> bool {
         if let Some(id) = self.by_channel.remove(&channel) {
             if let Some(r) = self.receiving.remove(&id) {
-                if let Some(rx) = r.receiver {
-                    rx.abandon();
-                }
+                self.disk.submit(Job::Abandon { id });
                 self.done(Ended::new(
                     false,
                     id,
@@ -903,9 +1025,7 @@ impl Transfers {
         if let Some(r) = self.receiving.remove(&id) {
             self.by_channel.remove(&r.channel);
             self.out.reset(r.channel, &why);
-            if let Some(rx) = r.receiver {
-                rx.abandon();
-            }
+            self.disk.submit(Job::Abandon { id });
             self.out
                 .command(lifeline_session::live::Command::Work(Work::Saved {
                     id,
@@ -925,51 +1045,43 @@ impl Transfers {
         }
     }
 
+    /// Once the sender's hash and every byte (or the close) are in, the
+    /// disk thread checks and saves the file ([`Report::Disk`] says how).
     fn try_finish(&mut self, id: u64) {
-        let Some(r) = self.receiving.get(&id) else {
+        let Some(r) = self.receiving.get_mut(&id) else {
             return;
         };
-        tracing::debug!(
-            id,
-            begun = r.begun,
-            hash = r.sha256.is_some(),
-            closed = r.closed,
-            received = r.receiver.as_ref().map(files::Receiver::received),
-            size = r.size,
-            "transfer complete?"
-        );
-        let complete = r.begun
-            && r.sha256.is_some()
-            && (r.closed
-                || r.receiver
-                    .as_ref()
-                    .is_some_and(|rx| rx.received() == r.size));
-        if !complete {
-            return;
-        }
-        let Some(mut r) = self.receiving.remove(&id) else {
+        let complete = r.begun && !r.finishing && (r.closed || r.received == r.size);
+        let Some(sha256) = r.sha256.clone().filter(|_| complete) else {
             return;
         };
+        r.finishing = true;
         self.by_channel.remove(&r.channel);
         // Our (unused) half of the channel: closing it lets both ends
         // forget the channel.
         self.out.close(r.channel);
-        let sha256 = r.sha256.take().unwrap_or_default();
-        let Some(rx) = r.receiver.take() else {
-            return;
-        };
-        let received = rx.received();
-        if let Some(n) = r.progress.note(false, id, &r.name, received, r.size, true) {
+        if let Some(n) = r
+            .progress
+            .note(false, id, &r.name, r.received, r.size, true)
+        {
             let _ = self.notes.send(n);
         }
-        let (ok, saved_as, detail, outcome) = match rx.finish(&sha256) {
+        self.disk.submit(Job::Finish { id, sha256 });
+    }
+
+    /// The disk thread checked and saved a file (or found it wrong).
+    fn finished(&mut self, id: u64, result: Result<PathBuf, String>) {
+        let Some(r) = self.receiving.remove(&id) else {
+            return;
+        };
+        let (ok, saved_as, detail, outcome) = match result {
             Ok(path) => (
                 true,
                 path.display().to_string(),
                 String::new(),
                 Outcome::Saved,
             ),
-            Err(e) => (false, String::new(), e.to_string(), Outcome::Failed),
+            Err(e) => (false, String::new(), e, Outcome::Failed),
         };
         self.out
             .command(lifeline_session::live::Command::Work(Work::Saved {
@@ -980,7 +1092,7 @@ impl Transfers {
             }));
         self.done(
             Ended::new(false, id, r.request, r.name, r.size, outcome, detail)
-                .hash(sha256)
+                .hash(r.sha256.unwrap_or_default())
                 .saved_as(saved_as),
         );
     }

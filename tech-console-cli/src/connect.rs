@@ -215,10 +215,10 @@ async fn run(
     // event, and what it records goes to the gateway's audit trail.
     let (notices_tx, mut notices) = mpsc::unbounded_channel::<Notice>();
     let (audit_tx, mut audit) = mpsc::unbounded_channel::<WorkReport>();
-    let (work, pumped, notes) =
+    let (work, reports, notes) =
         ConsoleWork::new(Outbound::new(cmd_tx.clone()), notices_tx, audit_tx);
     let (work_tx, work_rx) = mpsc::unbounded_channel();
-    let work_task = tokio::spawn(work.run(work_rx, pumped, notes));
+    let work_task = tokio::spawn(work.run(work_rx, reports, notes));
     // A remote shell on a terminal: its output goes to the screen raw (the
     // only place raw output ever goes), and its end gives the keyboard back.
     let raw_active = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

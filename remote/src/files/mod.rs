@@ -15,6 +15,9 @@
 //! * [`walk::files`] lists what a file or folder tree sends;
 //!   [`walk::list`] is a folder listing for the technician.
 //!
+//! * [`disk`] runs every `Receiver` of one end on a blocking thread of its
+//!   own, so writing and syncing never stall the session.
+//!
 //! The code is plain synchronous `std::fs`: a caller on the async side
 //! runs it on a blocking thread (or inline for small work). Every error is
 //! a [`FileError`] whose text is a sentence a person can read.
@@ -27,6 +30,7 @@
 //! `Accept`; into `From`) → [`Sender::read_chunk`] until empty →
 //! [`Sender::finish`] (into `Sent`).
 
+pub mod disk;
 mod error;
 pub mod names;
 pub mod receive;

@@ -136,6 +136,8 @@ pub struct Channel {
     recv_allowed: u64,
     /// Bytes consumed but not yet granted back.
     consumed: u32,
+    /// Bytes received and not yet consumed.
+    held: u64,
     /// Bytes we sent that the peer has not granted back yet.
     unacked: u64,
     /// Our sending side, if we send on it.
@@ -158,6 +160,7 @@ impl Channel {
             send_credit: w,
             recv_allowed: w,
             consumed: 0,
+            held: 0,
             unacked: 0,
             source: None,
             closing: false,
@@ -280,16 +283,22 @@ impl Channels {
             return Err(SessionError::Protocol("data beyond the channel's credit"));
         }
         c.recv_allowed -= n;
+        c.held += n;
         Ok(c.kind)
     }
 
     /// `n` bytes of `channel` were consumed: the credit to grant back, if
-    /// enough has accumulated.
+    /// enough has accumulated — or if everything received is consumed:
+    /// then the sender may be waiting for exactly this credit (its pacing
+    /// caps the bytes in flight over all channels, and a cap below the
+    /// sum of the channels' withheld grants would never open again).
     pub fn consumed(&mut self, channel: u32, n: usize) -> Option<u32> {
         let c = self.open.get_mut(&channel)?;
         c.consumed = c.consumed.saturating_add(n as u32);
+        c.held = c.held.saturating_sub(n as u64);
         let w = window(c.kind);
-        if c.closed_in || c.consumed < GRANT_STEP.min(w / GRANT_DIVISOR) {
+        let caught_up = c.held == 0 && c.consumed > 0;
+        if c.closed_in || (c.consumed < GRANT_STEP.min(w / GRANT_DIVISOR) && !caught_up) {
             return None;
         }
         let grant = std::mem::take(&mut c.consumed);
@@ -394,6 +403,12 @@ impl Channels {
     /// data within credit, or a close for a drained source. Bulk channels
     /// are served in turn.
     pub fn next_data(&mut self, priority: Priority) -> Option<Produced> {
+        self.next_data_within(priority, MAX_DATA)
+    }
+
+    /// [`next_data`](Self::next_data) with frames of at most `limit`
+    /// bytes (the pacing's room).
+    pub fn next_data_within(&mut self, priority: Priority, limit: usize) -> Option<Produced> {
         let ids: Vec<u32> = self
             .open
             .iter()
@@ -421,7 +436,7 @@ impl Channels {
                 c.closing = true;
                 return Some(Produced::Close(id));
             }
-            let room = c.send_credit.min(MAX_DATA as u64) as usize;
+            let room = c.send_credit.min(MAX_DATA.min(limit) as u64) as usize;
             if room == 0 {
                 continue;
             }
@@ -473,6 +488,31 @@ mod tests {
         let grant = rx.consumed(id, sent).unwrap();
         tx.credit(id, grant).unwrap();
         assert!(tx.next_data(Priority::Bulk).is_some());
+    }
+
+    #[test]
+    fn small_frames_are_granted_once_the_receiver_caught_up() {
+        let mut tx = Channels::new(1);
+        let mut rx = Channels::new(2);
+        let id = tx.open_own(ChannelKind::LinkTest, endless(3)).unwrap();
+        rx.open_remote(id, ChannelKind::LinkTest).unwrap();
+        let Some(Produced::Data { data: a, .. }) = tx.next_data_within(Priority::Bulk, 16 << 10)
+        else {
+            panic!("no data");
+        };
+        assert_eq!(a.len(), 16 << 10, "cut to the limit");
+        let Some(Produced::Data { data: b, .. }) = tx.next_data_within(Priority::Bulk, 16 << 10)
+        else {
+            panic!("no data");
+        };
+        rx.received(id, a.len()).unwrap();
+        rx.received(id, b.len()).unwrap();
+        // The second frame still waits: nothing yet (under the step).
+        assert_eq!(rx.consumed(id, a.len()), None);
+        // Everything received is consumed: all of it goes back at once,
+        // though it is less than a grant step (a paced sender may be
+        // waiting for it).
+        assert_eq!(rx.consumed(id, b.len()), Some(32 << 10));
     }
 
     #[test]

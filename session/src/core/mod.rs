@@ -647,6 +647,7 @@ impl Core {
         // Bytes of channels that are gone will never be granted back:
         // they no longer count as in flight.
         self.pacing.forgive(self.channels.take_forgiven());
+        let mut limit = lifeline_protocol::e2e::MAX_DATA;
         if self.scheduling == Scheduling::PacedPriorities {
             // A keystroke's budget while an interactive channel is open;
             // a chat line's otherwise (see `pacing`).
@@ -659,6 +660,7 @@ impl Core {
                 tracing::trace!(cap = self.pacing.cap(target), "bulk paced");
                 return None;
             }
+            limit = self.pacing.frame_limit(target);
         }
         if self.seq.full() {
             tracing::trace!("bulk waits for acknowledgements");
@@ -671,7 +673,7 @@ impl Core {
                 .channels
                 .next_data(Priority::Interactive)
                 .or_else(|| self.channels.next_data(Priority::Bulk))?,
-            _ => self.channels.next_data(Priority::Bulk)?,
+            _ => self.channels.next_data_within(Priority::Bulk, limit)?,
         };
         if let Produced::Data {
             priority: Priority::Bulk,
