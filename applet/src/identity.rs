@@ -23,6 +23,22 @@ pub enum StartError {
 }
 
 impl StartError {
+    /// What the end user is told.
+    pub fn cannot_start(&self) -> crate::words::CannotStart {
+        use crate::words::CannotStart;
+        match self {
+            StartError::ReadSelf(_) => CannotStart::CannotReadItself,
+            StartError::Build(_) => CannotStart::Misconfigured,
+            StartError::Trailer(TrailerError::Missing | TrailerError::Truncated) => {
+                CannotStart::Incomplete
+            }
+            StartError::Trailer(TrailerError::Expired { at_ms }) => {
+                CannotStart::Expired(lifeline_protocol::time::rfc3339(*at_ms as i64))
+            }
+            StartError::Trailer(_) => CannotStart::Tampered,
+        }
+    }
+
     /// Whether the program should remove itself after saying why it cannot
     /// start: it expired, or it was changed (its file still holds the
     /// session's secret). A file without any trailer — a stock applet that

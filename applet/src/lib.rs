@@ -6,10 +6,14 @@
 //! * [`gateway`] — fetches the signed directory and connects to the fastest
 //!   gateway node, falling back on failure.
 //! * [`run`] — the session: wait, pair, end-to-end TLS, chat, end, remove.
-//! * [`ui`] — what the end user reads and types.
+//! * [`ui`] — the terminal screen: what the end user reads and types.
+//! * [`words`] — every sentence the end user can see, in English, German
+//!   and Dutch; [`locale`] picks the language from the system.
 #![forbid(unsafe_code)]
 
 pub mod gateway;
 pub mod identity;
+pub mod locale;
 pub mod run;
 pub mod ui;
+pub mod words;

@@ -4,7 +4,8 @@
 use clap::Parser;
 use lifeline_applet::identity;
 use lifeline_applet::run::{self, Ending};
-use lifeline_applet::ui::{greet, say};
+use lifeline_applet::ui::{greet, offered, show};
+use lifeline_applet::words::{CannotStart, End, Line};
 use std::process::ExitCode;
 
 /// Lifeline remote support. Double-click to let your technician help you.
@@ -48,9 +49,7 @@ fn main() -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(_) => {
-            say(
-                "This support program cannot find its own file. Please ask your technician for a new one.",
-            );
+            show(&Line::CannotStart(CannotStart::CannotReadItself));
             return ExitCode::from(2);
         }
     };
@@ -60,7 +59,8 @@ fn main() -> ExitCode {
     ) {
         Ok(p) => p,
         Err(e) => {
-            say(format!("--path: {e}"));
+            tracing::info!(error = %e, "--path");
+            show(&Line::CannotStart(CannotStart::BadOption("--path".into())));
             return ExitCode::from(2);
         }
     };
@@ -68,7 +68,8 @@ fn main() -> ExitCode {
     let id = match identity::load(&exe, now) {
         Ok(id) => id,
         Err(e) => {
-            say(e.to_string());
+            tracing::info!(error = %e, "cannot start");
+            show(&Line::CannotStart(e.cannot_start()));
             // An expired or changed program is of no further use, and its
             // file holds the session's secret: it goes, like after every
             // ending. A file that never was personalized stays.
@@ -80,25 +81,18 @@ fn main() -> ExitCode {
     };
     if args.verify {
         let b = &id.body;
-        say(format!("operator:    {}", b.operator_name));
-        say(format!("technician:  {}", b.technician_name));
-        say(format!("session:     {}", b.guid));
-        if !b.label.is_empty() {
-            say(format!("label:       {}", b.label));
-        }
-        say(format!(
-            "expires:     {}",
-            lifeline_protocol::time::rfc3339(b.expires_at_ms as i64)
-        ));
-        say(format!("permissions: {}", b.permissions));
-        say(format!("gateways:    {}", b.directory_urls.join(", ")));
+        show(&Line::Verify {
+            operator: b.operator_name.clone(),
+            technician: b.technician_name.clone(),
+            session: b.guid.to_string(),
+            label: b.label.clone(),
+            expires: lifeline_protocol::time::rfc3339(b.expires_at_ms as i64),
+            offered: offered(b),
+            gateways: b.directory_urls.clone(),
+            verified: !id.development_build,
+        });
         if id.development_build {
-            say(
-                "publisher:   NOT VERIFIED (development build: it trusts the key written into this file)",
-            );
-            say(lifeline_applet::ui::UNVERIFIED_PUBLISHER);
-        } else {
-            say("publisher:   verified (signed with the operator key built into this program)");
+            show(&Line::Unverified);
         }
         return ExitCode::SUCCESS;
     }
@@ -110,7 +104,8 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            say(format!("Cannot start ({e})."));
+            tracing::info!(error = %e, "runtime");
+            show(&Line::CannotStart(CannotStart::NoResources));
             return ExitCode::FAILURE;
         }
     };
@@ -123,22 +118,22 @@ fn main() -> ExitCode {
         },
     ));
     let (code, remove) = match &ending {
-        Ending::Ended(why) => {
-            say(format!("Session ended: {why}."));
+        Ending::Ended(end) => {
+            show(&Line::Ended(end.clone()));
             (ExitCode::SUCCESS, true)
         }
         Ending::Cancelled => {
-            say("You stopped before your technician connected.");
+            show(&Line::Ended(End::BeforeConnecting));
             (ExitCode::SUCCESS, true)
         }
-        Ending::Failed(why) => {
-            say(why);
+        Ending::Failed(end) => {
+            show(&Line::Ended(end.clone()));
             (ExitCode::from(3), true)
         }
         // The session is still good: the file is kept so the user can
         // start it again (another copy may be running, say).
-        Ending::Refused(why) => {
-            say(why);
+        Ending::Refused(end) => {
+            show(&Line::Ended(end.clone()));
             (ExitCode::from(3), false)
         }
     };
@@ -151,8 +146,5 @@ fn main() -> ExitCode {
 }
 
 fn remove_self() {
-    match self_replace::self_delete() {
-        Ok(()) => say("This support program has removed itself."),
-        Err(_) => say("This support program could not remove itself; you may delete it."),
-    }
+    show(&Line::Removed(self_replace::self_delete().is_ok()));
 }

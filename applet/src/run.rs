@@ -3,7 +3,8 @@
 
 use crate::gateway;
 use crate::identity::Identity;
-use crate::ui::say;
+use crate::ui::{WorkLines, lang, show};
+use crate::words::{End, Line, Path, Refusal, Trouble};
 use lifeline_protocol::Permissions;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::relay::RefuseCode;
@@ -18,6 +19,7 @@ use lifeline_session::linktest::Direction;
 use lifeline_session::live::{self, Command, Event};
 use lifeline_session::secure::{self, SecureError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -37,15 +39,15 @@ pub const RESUME_MAX_BACKOFF: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// The session happened and ended.
-    Ended(String),
+    Ended(End),
     /// The user stopped before a technician connected.
     Cancelled,
     /// The session cannot happen (expired, ended, unknown, impostor...).
-    Failed(String),
+    Failed(End),
     /// The gateway refused this copy of the program for a reason the
     /// program cannot fix but that leaves the session good (another copy
     /// is connected): the file is kept.
-    Refused(String),
+    Refused(End),
 }
 
 /// What the user typed, read on its own task so that waiting, pairing and
@@ -76,14 +78,23 @@ pub struct Options {
 
 /// How the session meets the console again after its path died: [`reach`]
 /// once more, quietly.
-fn reconnector(body: &TrailerBody) -> live::Reconnector {
-    let body = std::sync::Arc::new(body.clone());
-    std::sync::Arc::new(move || {
+/// The ending that stopped it is kept in `last` (the session's error
+/// carries only text for the log).
+fn reconnector(body: &TrailerBody, last: Arc<Mutex<Option<End>>>) -> live::Reconnector {
+    let body = Arc::new(body.clone());
+    Arc::new(move || {
         let body = body.clone();
+        let last = last.clone();
         Box::pin(async move {
             match reach(&body, true, &AtomicBool::new(true)).await {
                 Ok(r) => Ok(live::relay_path(r.est)),
-                Err(Ending::Failed(why) | Ending::Refused(why) | Ending::Ended(why)) => Err(why),
+                Err(Ending::Failed(end) | Ending::Refused(end) | Ending::Ended(end)) => {
+                    let text = format!("{end:?}");
+                    if let Ok(mut l) = last.lock() {
+                        *l = Some(end);
+                    }
+                    Err(text)
+                }
                 Err(Ending::Cancelled) => Err("cancelled".into()),
             }
         })
@@ -170,17 +181,20 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
     };
     let mut backoff = first;
     let mut announced_wait = false;
-    let tell = |text: String| {
+    let tell = |line: Line| {
         if resuming {
-            tracing::info!(%text, "reconnecting");
+            tracing::info!(?line, "reconnecting");
         } else {
-            say(text);
+            show(&line);
         }
     };
     loop {
         let nodes = gateway::candidates(body).await;
         let retry = match gateway::connect_fastest(body, &nodes).await {
-            Err(e) => format!("Cannot reach the support service yet ({e})"),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot reach the gateway");
+                Trouble::Unreachable
+            }
             Ok((node, mut stream)) => {
                 tracing::debug!(%node, "connected");
                 let gateway_is_local = gateway_conn::gateway_is_local(&stream);
@@ -194,9 +208,11 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
                             observed = seen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
                             if resuming {
                             } else if announced_wait {
-                                say("Reconnected; still waiting for your technician…");
+                                show(&Line::WaitingAgain);
                             } else {
-                                say(format!("Waiting for {} to connect…", body.technician_name));
+                                show(&Line::Waiting {
+                                    technician: body.technician_name.clone(),
+                                });
                                 announced_wait = true;
                             }
                         }
@@ -210,14 +226,18 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
                         if !(code.is_transient()
                             || resuming && code == RefuseCode::AlreadyConnected) =>
                     {
-                        let text = refusal_text(code, &message);
+                        tracing::info!(?code, %message, "refused");
+                        let end = End::Refused(Refusal::of(code));
                         return Err(if code.session_is_over() {
-                            Ending::Failed(text)
+                            Ending::Failed(end)
                         } else {
-                            Ending::Refused(text)
+                            Ending::Refused(end)
                         });
                     }
-                    Err(e) => format!("Connection to the support service interrupted ({e})"),
+                    Err(e) => {
+                        tracing::info!(error = %e, "the gateway connection broke");
+                        Trouble::Interrupted
+                    }
                     Ok(pairing) => {
                         paired.store(true, Ordering::Relaxed);
                         match secure::applet_side(
@@ -236,14 +256,20 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
                                     gateway_is_local,
                                 });
                             }
-                            Err(e @ (SecureError::NotTheTechnician | SecureError::Refused(_))) => {
-                                return Err(Ending::Failed(e.to_string()));
+                            Err(SecureError::NotTheTechnician) => {
+                                return Err(Ending::Failed(End::NotTheTechnician));
+                            }
+                            Err(e @ SecureError::Refused(_)) => {
+                                tracing::info!(error = %e, "the console refused");
+                                return Err(Ending::Failed(End::ConsoleRefused));
                             }
                             Err(e) => {
+                                tracing::info!(error = %e, "secure channel");
                                 paired.store(false, Ordering::Relaxed);
-                                tell(format!(
-                                    "Setting up the secure connection failed ({e}); waiting again…"
-                                ));
+                                tell(Line::Retrying {
+                                    trouble: Trouble::SecureSetup,
+                                    secs: first.as_secs().max(1),
+                                });
                                 backoff = first;
                                 continue;
                             }
@@ -252,10 +278,10 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
                 }
             }
         };
-        tell(format!(
-            "{retry}; retrying in {} s…",
-            backoff.as_secs().max(1)
-        ));
+        tell(Line::Retrying {
+            trouble: retry,
+            secs: backoff.as_secs().max(1),
+        });
         if resuming {
             tokio::time::sleep(backoff + jitter(backoff / 2)).await;
             backoff = (backoff * 2).min(RESUME_MAX_BACKOFF);
@@ -290,13 +316,14 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         Ok(r) => r,
         Err(ending) => return ending,
     };
-    say(format!(
-        "Connected to {}. Verification code: {}",
-        body.technician_name, est.sas
-    ));
-    say("If your technician reads you a different code, type /end now.");
+    show(&Line::Connected {
+        technician: body.technician_name.clone(),
+        code: est.sas.to_string(),
+    });
+    show(&Line::CodeHint);
 
     // 4. Chat (and go direct) until someone ends it.
+    let last_end = Arc::new(Mutex::new(None));
     let setup = live::Setup {
         me: EndedBy::User,
         guid: body.guid,
@@ -313,7 +340,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         },
         on_path: None,
         scheduling: Default::default(),
-        reconnect: Some(reconnector(body)),
+        reconnect: Some(reconnector(body, last_end.clone())),
         dead_path: opts.dead_path,
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -324,7 +351,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     // Remote work: its own task, fed with the session's remote-work events
     // and the end user's answers; it shows its lines through `say`.
-    let (screen_tx, mut screen_rx) = mpsc::unbounded_channel::<String>();
+    let (screen_tx, mut screen_rx) = mpsc::unbounded_channel();
     let (work, prompt_open, reports, notes) = AppletWork::new(
         Outbound::new(cmd_tx.clone()),
         body.permissions,
@@ -338,23 +365,29 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
     let (work_tx, work_rx) = mpsc::unbounded_channel();
     let work_task = tokio::spawn(work.run(work_rx, reports, notes));
     tokio::spawn(async move {
-        while let Some(line) = screen_rx.recv().await {
-            say(line);
+        let mut lines = WorkLines::default();
+        while let Some(w) = screen_rx.recv().await {
+            lines.show(w);
         }
     });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
     let tech = body.technician_name.clone();
-    let status = std::sync::Mutex::new(String::from("through the support service (relay)"));
+    // The path, or none while the technician is reconnecting.
+    let status = Mutex::new(Some(Path::Relay));
+    let (yes, no) = lang().yes_no();
     // Whether the technician is away (the path died, not yet resumed).
     let away = AtomicBool::new(false);
     let pump_input = async {
         while let Some(i) = input.recv().await {
             let cmd = match i {
                 Input::Line(text) => {
-                    let answer = match text.trim().to_lowercase().as_str() {
-                        "yes" | "y" => Some(true),
-                        "no" | "n" => Some(false),
-                        _ => None,
+                    let word = text.trim().to_lowercase();
+                    let answer = if yes.contains(&word.as_str()) {
+                        Some(true)
+                    } else if no.contains(&word.as_str()) {
+                        Some(false)
+                    } else {
+                        None
                     };
                     if let Some(yes) = answer
                         && prompt_open.load(Ordering::Relaxed)
@@ -365,10 +398,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     Command::Say(text)
                 }
                 Input::Status => {
-                    say(format!(
-                        "Connection: {}",
-                        status.lock().map(|s| s.clone()).unwrap_or_default()
-                    ));
+                    show(&Line::Status(status.lock().map_or(None, |s| *s)));
                     continue;
                 }
                 Input::Grants => {
@@ -384,9 +414,7 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                         Ok(caps) => {
                             let _ = work_tx.send(WorkInput::Withdraw(caps));
                         }
-                        Err(()) => say(
-                            "Type /withdraw to take back every permission you gave, or /withdraw followed by one of: command-prompt, files, system-info.",
-                        ),
+                        Err(()) => show(&Line::WithdrawHelp),
                     }
                     continue;
                 }
@@ -400,24 +428,24 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
         std::future::pending::<()>().await
     };
     let show_events = async {
-        let mut path = PathKind::Relay;
         while let Some(ev) = ev_rx.recv().await {
             match ev {
-                Event::Chat(text) => say(format!("{tech}: {text}")),
-                Event::Rtt(kind, rtt) => {
-                    path = kind;
+                Event::Chat(text) => show(&Line::Chat {
+                    technician: tech.clone(),
+                    text,
+                }),
+                Event::Rtt(kind, _) => {
                     if let Ok(mut s) = status.lock() {
-                        *s = format!("{} ({} ms round trip)", describe(path), ms(rtt));
+                        *s = Some(plain(kind));
                     }
                 }
-                Event::PathChanged { kind, rtt, .. } => {
-                    path = kind;
-                    let rtt = rtt
-                        .map(|r| format!(", {} ms round trip", ms(r)))
-                        .unwrap_or_default();
-                    say(format!("Now connected directly to {tech} ({kind}{rtt})."));
+                Event::PathChanged { kind, .. } => {
+                    show(&Line::Direct {
+                        technician: tech.clone(),
+                        path: plain(kind),
+                    });
                     if let Ok(mut s) = status.lock() {
-                        *s = format!("{}{rtt}", describe(kind));
+                        *s = Some(plain(kind));
                     }
                 }
                 Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
@@ -432,30 +460,28 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                 Event::Reconnecting { why } => {
                     away.store(true, Ordering::Relaxed);
                     tracing::info!(%why, "reconnecting");
-                    say(format!(
-                        "The connection was interrupted; {tech} is reconnecting… (type /end to stop the session)"
-                    ));
+                    show(&Line::Reconnecting {
+                        technician: tech.clone(),
+                    });
                     if let Ok(mut s) = status.lock() {
-                        *s = "reconnecting".into();
+                        *s = None;
                     }
                 }
                 Event::Resumed { fresh } => {
                     let _ = work_tx.send(WorkInput::Event(Event::Resumed { fresh }));
                     away.store(false, Ordering::Relaxed);
-                    path = PathKind::Relay;
-                    say(if fresh {
-                        format!("{tech} is back.")
-                    } else {
-                        format!("Reconnected to {tech}.")
+                    show(&Line::Back {
+                        technician: tech.clone(),
+                        restarted: fresh,
                     });
                     if let Ok(mut s) = status.lock() {
-                        *s = describe(path).into();
+                        *s = Some(Path::Relay);
                     }
                 }
-                Event::TestStarted { bytes, .. } => say(format!(
-                    "{tech} is testing the connection ({} MiB)…",
-                    bytes >> 20
-                )),
+                Event::TestStarted { bytes, .. } => show(&Line::TestStarted {
+                    technician: tech.clone(),
+                    mib: bytes >> 20,
+                }),
                 Event::TestDone {
                     direction,
                     ok,
@@ -463,19 +489,16 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
                     secs,
                     detail,
                 } => {
-                    let way = match direction {
-                        Direction::ToUser => "from",
-                        Direction::FromUser => "to",
-                    };
-                    if ok {
-                        say(format!(
-                            "Connection test {way} {tech}: {} MiB in {secs:.1} s ({}).",
-                            bytes >> 20,
-                            describe(path)
-                        ));
-                    } else {
-                        say(format!("Connection test {way} {tech} failed: {detail}"));
+                    if !ok {
+                        tracing::info!(%detail, "connection test");
                     }
+                    show(&Line::TestDone {
+                        technician: tech.clone(),
+                        to_user: direction == Direction::ToUser,
+                        ok,
+                        mib: bytes >> 20,
+                        secs,
+                    });
                 }
             }
         }
@@ -495,18 +518,31 @@ pub async fn run(id: &Identity, opts: Options) -> Ending {
             if away.load(Ordering::Relaxed) && !gateway::leave(body, &o.reason).await {
                 tracing::info!("the gateway could not be told that the session ended");
             }
-            Ending::Ended("you ended the session".into())
+            Ending::Ended(End::ByYou)
         }
-        Ok(Ok(o)) => Ending::Ended(format!("{} ended the session ({})", tech, o.reason)),
+        Ok(Ok(o)) => {
+            tracing::info!(reason = %o.reason, "the technician ended the session");
+            Ending::Ended(End::ByTechnician { technician: tech })
+        }
         Ok(Err(SessionError::NotResumed(why))) => {
             tracing::info!(%why, "not resumed");
-            Ending::Ended(format!("the connection to {tech} could not be restored"))
+            Ending::Ended(End::NotRestored { technician: tech })
         }
         // The session ended (or cannot go on) while reconnecting: the
-        // gateway's refusal, in the words `reach` chose.
-        Ok(Err(SessionError::Over(why))) => Ending::Failed(why),
-        Ok(Err(e)) => Ending::Ended(format!("the connection to your technician was lost: {e}")),
-        Err(e) => Ending::Ended(format!("internal error: {e}")),
+        // gateway's refusal, as `reach` saw it.
+        Ok(Err(SessionError::Over(why))) => {
+            tracing::info!(%why, "over");
+            let end = last_end.lock().ok().and_then(|mut l| l.take());
+            Ending::Failed(end.unwrap_or(End::Lost))
+        }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "the session broke");
+            Ending::Ended(End::Lost)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the session task failed");
+            Ending::Ended(End::Internal)
+        }
     }
 }
 
@@ -522,30 +558,12 @@ fn withdrawn(what: &str) -> Result<Permissions, ()> {
     })
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
-fn describe(kind: PathKind) -> &'static str {
+/// The path in the end user's terms.
+fn plain(kind: PathKind) -> Path {
     match kind {
-        PathKind::Relay => "through the support service (relay)",
-        PathKind::DirectTcp => "direct (TCP)",
-        PathKind::XtcpUdp => "direct (UDP)",
-    }
-}
-
-fn refusal_text(code: RefuseCode, message: &str) -> String {
-    match code {
-        RefuseCode::Expired => "This support session has expired. Please ask your technician for a new one.".into(),
-        RefuseCode::Ended => "This support session has already ended. Please ask your technician for a new one.".into(),
-        RefuseCode::UnknownSession => "The support service does not know this session. Please ask your technician for a new one.".into(),
-        RefuseCode::AlreadyConnected => {
-            "This support program is already running for this session (maybe in another window).".into()
-        }
-        RefuseCode::NotAuthorized => {
-            "The support service could not confirm that this program belongs to your session. Please ask your technician for a new one.".into()
-        }
-        _ => format!("The support service refused the connection: {message}"),
+        PathKind::Relay => Path::Relay,
+        PathKind::DirectTcp => Path::DirectTcp,
+        PathKind::XtcpUdp => Path::DirectUdp,
     }
 }
 
@@ -562,13 +580,9 @@ async fn wait_for_end(
         match input.recv().await {
             Some(Input::End) | None => return,
             Some(Input::Line(line)) if paired.load(Ordering::Relaxed) => early.push(line),
-            Some(Input::Line(_)) => {
-                say("(Your technician is not connected yet; your message was not sent.)")
-            }
-            Some(Input::Status) => say("Connection: waiting for your technician."),
-            Some(Input::Grants | Input::Withdraw(_) | Input::Stop) => {
-                say("Your technician is not connected yet; nothing is allowed or running.")
-            }
+            Some(Input::Line(_)) => show(&Line::NotSentYet),
+            Some(Input::Status) => show(&Line::Status(None)),
+            Some(Input::Grants | Input::Withdraw(_) | Input::Stop) => show(&Line::NothingYet),
         }
     }
 }

@@ -1,14 +1,27 @@
-//! What the end user sees and types. Plain lines on stdout, so it works in
-//! any terminal and can be read by a screen reader (and by tests).
+//! The terminal screen: what the end user reads and types. Plain lines on
+//! stdout, so it works in any terminal and can be read by a screen reader
+//! (and by tests).
 //!
-//! Every line goes through [`say`], which shows control and format
-//! characters escaped ([`lifeline_protocol::text::neutralize`]): much of what
-//! is printed — chat, the technician's and operator's names, end reasons,
-//! the gateway's messages — was written by someone else, and the terminal
-//! must never obey it.
+//! What is shown is a [`Line`], put into words in the end user's language
+//! ([`crate::words`]) and printed by [`say`], which shows control and
+//! format characters escaped ([`lifeline_protocol::text::neutralize`]):
+//! much of what is printed — chat, the technician's and operator's names,
+//! file names — was written by someone else, and the terminal must never
+//! obey it.
 
+use crate::words::{Lang, Line};
+use lifeline_protocol::Permissions;
 use lifeline_protocol::trailer::TrailerBody;
+use lifeline_remote::to_user::ToUser;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::OnceLock;
+
+/// The language of this run (chosen once, from the system).
+pub fn lang() -> Lang {
+    static LANG: OnceLock<Lang> = OnceLock::new();
+    *LANG.get_or_init(crate::locale::lang)
+}
 
 /// Prints one line, neutralized, and flushes (stdout may be a pipe).
 pub fn say(line: impl AsRef<str>) {
@@ -21,54 +34,67 @@ pub fn say(line: impl AsRef<str>) {
     let _ = out.flush();
 }
 
-/// What a development build says about itself, wherever it shows who
-/// published it.
-pub const UNVERIFIED_PUBLISHER: &str = "Warning: the publisher of this program cannot be verified. \
-It is a development build that trusts whatever is written into its own file, so anyone \
-could have made it. Only continue if you expected it from your technician.";
+/// Shows `line` in the end user's language.
+pub fn show(line: &Line) {
+    for l in lang().lines(line) {
+        say(l);
+    }
+}
+
+/// What the technician may ask for that this program can do (a
+/// permission for something it does not have — seeing the screen,
+/// restarting — is never offered).
+pub fn offered(body: &TrailerBody) -> Permissions {
+    body.permissions
+        .capabilities()
+        .without(Permissions::SCREEN_VIEW)
+        .without(Permissions::REBOOT)
+}
 
 /// The greeting: who is asking to connect, and what they may do.
 pub fn greet(body: &TrailerBody, development_build: bool) {
-    say(format!(
-        "Lifeline remote support from {}",
-        body.operator_name
-    ));
+    show(&Line::Greeting {
+        operator: body.operator_name.clone(),
+        technician: body.technician_name.clone(),
+        label: body.label.clone(),
+        offered: offered(body),
+    });
     if development_build {
-        say(UNVERIFIED_PUBLISHER);
+        show(&Line::Unverified);
     }
-    let label = if body.label.is_empty() {
-        String::new()
-    } else {
-        format!(" about \"{}\"", body.label)
-    };
-    say(format!(
-        "Technician {} would like to help you{label}.",
-        body.technician_name
-    ));
-    let caps = body.permissions.capabilities();
-    // Only what this program can do: a permission for something it does
-    // not have (seeing the screen, restarting) is never offered.
-    let offered: Vec<&str> = caps
-        .each()
-        .filter(|c| {
-            !matches!(
-                *c,
-                lifeline_protocol::Permissions::SCREEN_VIEW
-                    | lifeline_protocol::Permissions::REBOOT
-            )
-        })
-        .map(lifeline_remote::applet::plain_name)
-        .collect();
-    if offered.is_empty() {
-        say("They can only chat with you.");
-    } else {
-        say(format!(
-            "They can chat with you. They may also ask for: {} — each only if you say yes.",
-            offered.join(", ")
-        ));
-        say(
-            "Type /grants to see what you allowed, /withdraw to take it back, /stop to stop what runs.",
-        );
+    show(&Line::TerminalHelp {
+        work: !offered(body).is_empty(),
+    });
+}
+
+/// The terminal's view of what the technician's work tells the end user:
+/// a transfer's progress once per quarter (the screen moves without
+/// scrolling away), the live state not at all (a window shows it).
+#[derive(Debug, Default)]
+pub struct WorkLines {
+    quarters: HashMap<u64, u64>,
+}
+
+impl WorkLines {
+    /// Shows `w` if a terminal should.
+    pub fn show(&mut self, w: ToUser) {
+        match &w {
+            ToUser::Progress(p) => {
+                let quarter = p.bytes.saturating_mul(4).checked_div(p.size).unwrap_or(4);
+                let last = self.quarters.entry(p.id).or_insert(0);
+                if quarter <= *last || quarter >= 4 {
+                    return;
+                }
+                *last = quarter;
+            }
+            ToUser::Saved { id, .. }
+            | ToUser::ReceiveFailed { id, .. }
+            | ToUser::Copied { id, .. }
+            | ToUser::CopyFailed { id, .. } => {
+                self.quarters.remove(id);
+            }
+            _ => {}
+        }
+        show(&Line::Work(w));
     }
-    say("Type a message and press Enter to chat; type /end or press Ctrl-C to end at any time.");
 }

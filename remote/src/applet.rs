@@ -9,10 +9,11 @@
 //! every decision, for its screen and the gateway's audit trail.
 
 use crate::command;
-use crate::consent::{Answered, Consent, Prompt, Verdict};
+use crate::consent::{Answered, Consent, Verdict};
 use crate::flow::{ChannelNumbers, Outbound};
 use crate::shell::Shell;
-use crate::transfer::{self, Note, Transfers, human_size, progress_words};
+use crate::to_user::{Activity, Overview, Progress, Question, ToUser};
+use crate::transfer::{self, Note, Transfers};
 use crate::{files, system, url};
 use bytes::Bytes;
 use lifeline_protocol::Permissions;
@@ -41,14 +42,7 @@ pub enum Input {
     Overview,
 }
 
-/// Who asks, for the prompts.
-#[derive(Debug, Clone)]
-pub struct Asker {
-    /// The technician's name (from the signed trailer).
-    pub technician: String,
-    /// Their company (the operator's name).
-    pub company: String,
-}
+pub use crate::to_user::Asker;
 
 /// The applet's remote work for one session.
 #[derive(Debug)]
@@ -57,7 +51,7 @@ pub struct AppletWork {
     consent: Consent,
     asker: Asker,
     downloads: PathBuf,
-    screen: mpsc::UnboundedSender<String>,
+    screen: mpsc::UnboundedSender<ToUser>,
     prompt_open: Arc<AtomicBool>,
     numbers: ChannelNumbers,
     transfers: Transfers,
@@ -70,8 +64,6 @@ pub struct AppletWork {
     opened: HashMap<u32, ChannelKind>,
     /// The request whose prompt is on the screen.
     shown_request: Option<u64>,
-    /// Transfers' progress shown so far, in quarters.
-    quarters: HashMap<u64, u64>,
 }
 
 #[derive(Debug)]
@@ -141,7 +133,7 @@ impl AppletWork {
         policy: Permissions,
         asker: Asker,
         downloads: PathBuf,
-        screen: mpsc::UnboundedSender<String>,
+        screen: mpsc::UnboundedSender<ToUser>,
     ) -> (
         Self,
         Arc<AtomicBool>,
@@ -165,7 +157,6 @@ impl AppletWork {
                 running: HashMap::new(),
                 opened: HashMap::new(),
                 shown_request: None,
-                quarters: HashMap::new(),
             },
             prompt_open,
             reports,
@@ -173,8 +164,8 @@ impl AppletWork {
         )
     }
 
-    fn say(&self, line: impl Into<String>) {
-        let _ = self.screen.send(line.into());
+    fn say(&self, what: ToUser) {
+        let _ = self.screen.send(what);
     }
 
     fn work(&self, w: Work) {
@@ -228,7 +219,7 @@ impl AppletWork {
             Input::Withdraw(caps) => self.withdraw(caps),
             Input::Stop => {
                 self.stop_everything("the end user stopped it");
-                self.say("Everything the technician had running on this computer was stopped.");
+                self.say(ToUser::StoppedEverything);
                 self.send_grants();
             }
             Input::Overview => self.overview(),
@@ -282,7 +273,7 @@ impl AppletWork {
                 self.transfers
                     .forget_all("the technician's program restarted");
                 if !self.consent.drain_prompts().is_empty() {
-                    self.say("The technician's question was withdrawn: their program restarted.");
+                    self.say(ToUser::QuestionWithdrawn);
                 }
                 self.pending.clear();
                 self.opened.clear();
@@ -541,19 +532,19 @@ impl AppletWork {
         self.decision(prompt.request, prompt.caps, decision, prompt.whole_session);
         let waiting = self.pending.remove(&prompt.request).unwrap_or_default();
         if decision == Decision::Granted {
-            self.say(match prompt.url {
-                Some(_) => "You allowed it.".to_owned(),
-                None => "You allowed it. Type /withdraw to take it back, or /end to end the session, at any time."
-                    .to_owned(),
+            self.say(ToUser::Allowed {
+                briefly: prompt.url.is_some(),
             });
             for p in waiting {
                 self.go(p, exits).await;
             }
         } else {
             self.say(if decision == Decision::TimedOut {
-                "No answer within 60 seconds: the request was refused."
+                ToUser::TimedOut {
+                    secs: crate::consent::PROMPT_TIMEOUT.as_secs(),
+                }
             } else {
-                "You refused it."
+                ToUser::Refused
             });
             let why = if decision == Decision::TimedOut {
                 "the end user did not answer within 60 seconds"
@@ -583,11 +574,17 @@ impl AppletWork {
         if self.prompt_open.swap(true, Ordering::Relaxed) && self.shown_request == Some(p.request) {
             return;
         }
-        let lines = prompt_text(p, &self.asker, &self.downloads);
+        let question = Question {
+            who: self.asker.clone(),
+            caps: p.caps,
+            whole_session: p.whole_session,
+            folder: p.folder.as_ref().map(|f| f.display().to_string()),
+            url: p.url.clone(),
+            downloads: self.downloads.display().to_string(),
+            timeout_secs: crate::consent::PROMPT_TIMEOUT.as_secs(),
+        };
         self.shown_request = Some(p.request);
-        for line in lines {
-            self.say(line);
-        }
+        self.say(ToUser::Ask(question));
     }
 
     /// Carries out a request that may go ahead.
@@ -613,10 +610,9 @@ impl AppletWork {
                 .await;
                 match listed {
                     Ok(Ok((entries, truncated))) => {
-                        self.say(format!(
-                            "The technician looked at the list of files in {}.",
-                            folder.display()
-                        ));
+                        self.say(ToUser::Listed {
+                            folder: folder.display().to_string(),
+                        });
                         self.work(listing(
                             id,
                             folder.display().to_string(),
@@ -630,17 +626,16 @@ impl AppletWork {
             }
             Pending::Fetch { id, path } => {
                 match self.transfers.send(id, &path, &mut self.numbers) {
-                    Ok(n) => self.say(format!(
-                        "Copying {} ({n} file{}) to the technician. Type /stop to stop it.",
-                        path.display(),
-                        if n == 1 { "" } else { "s" }
-                    )),
+                    Ok(files) => self.say(ToUser::Copying {
+                        path: path.display().to_string(),
+                        files,
+                    }),
                     Err(e) => self.refuse(id, &e.to_string()),
                 }
             }
             Pending::SystemInfo { id } => {
                 let info = system::collect().await;
-                self.say("The technician read this computer's system information.");
+                self.say(ToUser::ReadSystemInfo);
                 self.work(Work::SystemReport {
                     id,
                     info: Box::new(info),
@@ -648,11 +643,11 @@ impl AppletWork {
             }
             Pending::OpenUrl { id, url } => match url::open(&url).await {
                 Ok(()) => {
-                    self.say(format!("Opened {url} in your browser."));
+                    self.say(ToUser::OpenedPage { url: url.clone() });
                     self.work(Work::Opened { id });
                 }
                 Err(e) => {
-                    self.say("The web page could not be opened.");
+                    self.say(ToUser::PageFailed);
                     self.refuse(id, &e.to_string());
                 }
             },
@@ -666,12 +661,11 @@ impl AppletWork {
                 if let Err(e) = std::fs::create_dir_all(&self.downloads) {
                     tracing::info!(error = %e, "downloads folder");
                 }
-                self.say(format!(
-                    "Receiving {} ({}) from the technician into {}.",
-                    path.join("/"),
-                    human_size(size),
-                    self.downloads.display()
-                ));
+                self.say(ToUser::Receiving {
+                    name: path.join("/"),
+                    size,
+                    into: self.downloads.display().to_string(),
+                });
                 let root = self.downloads.clone();
                 self.transfers
                     .receive(id, request, channel, &path, size, &root);
@@ -705,9 +699,7 @@ impl AppletWork {
             },
         );
         self.work(Work::Started { id });
-        self.say(
-            "The technician opened a command prompt on this computer. Type /stop to close it.",
-        );
+        self.say(ToUser::ShellOpened);
         let out = self.out.clone();
         let pump = tokio::spawn(async move {
             while let Some(chunk) = output.read().await {
@@ -770,9 +762,9 @@ impl AppletWork {
             },
         );
         self.work(Work::Started { id });
-        self.say(format!(
-            "The technician is running a command on this computer: {line}"
-        ));
+        self.say(ToUser::CommandRunning {
+            line: line.to_owned(),
+        });
         let out = self.out.clone();
         let pump = tokio::spawn(async move {
             while let Some(chunk) = output.read().await {
@@ -809,7 +801,7 @@ impl AppletWork {
         self.out.close(r.channel);
         self.work(Work::Exited { id, code, detail });
         if r.shell {
-            self.say("The technician's command prompt was closed.");
+            self.say(ToUser::ShellClosed);
         }
         self.send_grants();
     }
@@ -826,18 +818,15 @@ impl AppletWork {
                 rate,
                 eta_secs,
             } => {
-                // A line per quarter: the end user sees it move without
-                // the screen scrolling away.
-                let quarter = bytes.saturating_mul(4).checked_div(size).unwrap_or(4);
-                let last = self.quarters.entry(id).or_insert(0);
-                if quarter > *last && quarter < 4 {
-                    *last = quarter;
-                    self.say(format!(
-                        "{} {name}: {}",
-                        if outgoing { "Copying" } else { "Receiving" },
-                        progress_words(bytes, size, rate, eta_secs)
-                    ));
-                }
+                self.say(ToUser::Progress(Progress {
+                    outgoing,
+                    id,
+                    name,
+                    bytes,
+                    size,
+                    rate,
+                    eta_secs,
+                }));
             }
             Note::Done(transfer::Ended {
                 outgoing,
@@ -848,16 +837,12 @@ impl AppletWork {
                 detail,
                 ..
             }) => {
-                let text = match (outgoing, outcome) {
-                    (false, transfer::Outcome::Saved) => format!("Saved {saved_as}."),
-                    (false, _) => format!("Receiving {name} did not complete: {detail}"),
-                    (true, transfer::Outcome::Saved) => format!("Copied {name} to the technician."),
-                    (true, _) => {
-                        format!("Copying {name} to the technician did not complete: {detail}")
-                    }
-                };
-                self.quarters.remove(&id);
-                self.say(text);
+                self.say(match (outgoing, outcome) {
+                    (false, transfer::Outcome::Saved) => ToUser::Saved { id, path: saved_as },
+                    (false, _) => ToUser::ReceiveFailed { id, name, detail },
+                    (true, transfer::Outcome::Saved) => ToUser::Copied { id, name },
+                    (true, _) => ToUser::CopyFailed { id, name, detail },
+                });
             }
             Note::Finished { .. } => self.send_grants(),
         }
@@ -903,28 +888,42 @@ impl AppletWork {
         });
     }
 
+    /// Tells both ends what is granted and running (whenever it may have
+    /// changed).
     fn send_grants(&self) {
+        let now = self.overview_now();
         self.work(Work::Grants {
-            granted: self.consent.granted().bits(),
-            allowed: self.consent.policy().bits(),
-            running: self.running_now(),
+            granted: now.granted.bits(),
+            allowed: now.allowed.bits(),
+            running: now.running.iter().map(Activity::for_technician).collect(),
         });
+        self.say(ToUser::State(now));
     }
 
-    fn running_now(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+    fn overview_now(&self) -> Overview {
+        let mut running: Vec<Activity> = self
             .running
             .values()
             .map(|r| {
                 if r.shell {
-                    "a command prompt".to_owned()
+                    Activity::Shell
                 } else {
-                    "a command".to_owned()
+                    Activity::Command
                 }
             })
             .collect();
-        v.extend(self.transfers.running());
-        v
+        running.extend(self.transfers.running());
+        Overview {
+            allowed: self.consent.policy(),
+            granted: self.consent.granted(),
+            folders: self
+                .consent
+                .folders()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            running,
+        }
     }
 
     /// The end user takes `caps` back; what runs under them stops at once.
@@ -944,14 +943,7 @@ impl AppletWork {
         if !taken.is_empty() {
             self.decision(0, taken, Decision::Withdrawn, false);
         }
-        self.say(if taken.is_empty() {
-            "Nothing was allowed; nothing to take back.".to_owned()
-        } else {
-            format!(
-                "You took back: {}.",
-                taken.each().map(plain_name).collect::<Vec<_>>().join(", ")
-            )
-        });
+        self.say(ToUser::Withdrew { taken });
         self.send_grants();
     }
 
@@ -967,42 +959,7 @@ impl AppletWork {
     }
 
     fn overview(&self) {
-        let allowed = self.consent.policy();
-        let granted = self.consent.granted();
-        let list = |p: Permissions| {
-            let names: Vec<_> = p.each().map(plain_name).collect();
-            if names.is_empty() {
-                "nothing".to_owned()
-            } else {
-                names.join(", ")
-            }
-        };
-        self.say(format!(
-            "Your technician's company allows them to ask for: {}.",
-            list(allowed)
-        ));
-        self.say(format!("You have allowed: {}.", list(granted)));
-        let folders: Vec<String> = self
-            .consent
-            .folders()
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect();
-        if !folders.is_empty() {
-            self.say(format!(
-                "Folders the technician may copy from: {}.",
-                folders.join(", ")
-            ));
-        }
-        let running = self.running_now();
-        self.say(if running.is_empty() {
-            "Nothing is running.".to_owned()
-        } else {
-            format!(
-                "Running now: {}. Type /stop to stop it.",
-                running.join("; ")
-            )
-        });
+        self.say(ToUser::Overview(self.overview_now()));
     }
 }
 
@@ -1038,86 +995,6 @@ fn listing(
         path,
         entries,
         truncated,
-    }
-}
-
-/// A capability in the end user's words.
-pub fn plain_name(cap: Permissions) -> &'static str {
-    match cap {
-        Permissions::RUN_COMMAND => "using a command prompt",
-        Permissions::FILE_TO_USER => "sending you files",
-        Permissions::FILE_FROM_USER => "copying files from this computer",
-        Permissions::SYSTEM_INFO => "reading system information",
-        Permissions::OPEN_URL => "opening web pages",
-        Permissions::SCREEN_VIEW => "seeing your screen",
-        Permissions::REBOOT => "restarting this computer",
-        _ => "something else",
-    }
-}
-
-/// The words of a prompt: who asks, for what, what it means, how to
-/// answer.
-fn prompt_text(p: &Prompt, asker: &Asker, downloads: &Path) -> Vec<String> {
-    let who = if asker.company.is_empty() {
-        asker.technician.clone()
-    } else {
-        format!("{} ({})", asker.technician, asker.company)
-    };
-    let mut lines = Vec::new();
-    if p.whole_session {
-        lines.push(format!(
-            "{who} asks for these permissions for the rest of this session:"
-        ));
-        for cap in p.caps.each() {
-            lines.push(format!(
-                "  - {}: {}",
-                plain_name(cap),
-                meaning(cap, p, downloads)
-            ));
-        }
-    } else {
-        let what = match p.caps {
-            Permissions::RUN_COMMAND => "use a command prompt on this computer".to_owned(),
-            Permissions::FILE_TO_USER => "send you files".to_owned(),
-            Permissions::FILE_FROM_USER => format!(
-                "see and copy the files in the folder {}",
-                p.folder
-                    .as_ref()
-                    .map_or_else(String::new, |f| f.display().to_string())
-            ),
-            Permissions::SYSTEM_INFO => "read information about this computer".to_owned(),
-            Permissions::OPEN_URL => format!(
-                "open this web page in your browser: {}",
-                p.url.as_deref().unwrap_or("")
-            ),
-            _ => "do something on this computer".to_owned(),
-        };
-        lines.push(format!("{who} asks to {what}."));
-        lines.push(meaning(p.caps, p, downloads));
-    }
-    lines.push(
-        "Allow it? Type yes or no and press Enter. No answer within 60 seconds means no."
-            .to_owned(),
-    );
-    lines
-}
-
-fn meaning(cap: Permissions, p: &Prompt, downloads: &Path) -> String {
-    match cap {
-        Permissions::RUN_COMMAND => {
-            "The technician will be able to type commands on this computer as you, and see what they print.".to_owned()
-        }
-        Permissions::FILE_TO_USER => format!(
-            "Files will be saved in {}; nothing there is replaced.",
-            downloads.display()
-        ),
-        Permissions::FILE_FROM_USER => match &p.folder {
-            Some(_) => "The technician will be able to see the files in this folder and its subfolders, and copy them.".to_owned(),
-            None => "The technician will be able to see and copy any file you can open.".to_owned(),
-        },
-        Permissions::SYSTEM_INFO => "For example the operating system, memory, disks, network addresses and running programs.".to_owned(),
-        Permissions::OPEN_URL => "Only allow it if you trust this address.".to_owned(),
-        _ => String::new(),
     }
 }
 

@@ -24,6 +24,8 @@
 //!   (applet).
 //! * [`system`] — what the machine is (applet), as a table and as JSON.
 //! * [`url`] — checking and opening a web address (applet).
+//! * [`to_user`] — what the applet's work tells the end user, as data for
+//!   the applet's words table (no sentences here).
 #![forbid(unsafe_code)]
 
 pub mod applet;
@@ -34,5 +36,6 @@ pub mod files;
 pub mod flow;
 pub mod shell;
 pub mod system;
+pub mod to_user;
 pub mod transfer;
 pub mod url;

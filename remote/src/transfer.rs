@@ -25,6 +25,7 @@
 use crate::files::disk::{Disk, Done, Job};
 use crate::files::{self, FileError};
 use crate::flow::{ChannelNumbers, Outbound};
+use crate::to_user::Activity;
 use bytes::Bytes;
 use lifeline_protocol::e2e::{ChannelKind, MAX_DATA};
 use lifeline_protocol::work::Work;
@@ -440,23 +441,20 @@ impl Transfers {
         !self.sending.is_empty() || !self.queue.is_empty() || !self.receiving.is_empty()
     }
 
-    /// What runs, in plain words, for the end user's overview.
-    pub fn running(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+    /// What runs, for the overviews of both ends.
+    pub fn running(&self) -> Vec<Activity> {
+        let mut v: Vec<Activity> = self
             .sending
             .values()
-            .map(|s| format!("sending {}", s.name))
+            .map(|s| Activity::Copying(s.name.clone()))
             .chain(
                 self.receiving
                     .values()
-                    .map(|r| format!("receiving {}", r.name)),
+                    .map(|r| Activity::Receiving(r.name.clone())),
             )
             .collect();
         if !self.queue.is_empty() {
-            v.push(format!(
-                "{} more files waiting to be sent",
-                self.queue.len()
-            ));
+            v.push(Activity::Waiting(self.queue.len() as u64));
         }
         v
     }

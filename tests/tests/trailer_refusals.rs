@@ -190,7 +190,7 @@ fn verify_shows_technician_session_and_a_valid_signature() {
     assert_eq!(field("technician"), TECH_NAME);
     assert_eq!(field("session"), guid);
     assert_eq!(field("label"), "verified");
-    assert!(field("gateways").contains(&s.gw.addr), "{text}");
+    assert!(field("service").contains(&s.gw.addr), "{text}");
     // Tests run a development build: it must not look verified.
     assert!(field("publisher").starts_with("NOT VERIFIED"), "{text}");
     assert!(text.contains("cannot be verified"), "{text}");
