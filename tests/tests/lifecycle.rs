@@ -38,7 +38,7 @@ fn restart_keeps_sessions_and_the_applet_is_matched_again() {
     applet.out.wait_for("Waiting for Ada");
 
     assert!(s.gw.terminate().success(), "a draining node exits cleanly");
-    applet.out.wait_for("reconnecting");
+    applet.out.wait_for("support service was interrupted");
     let addr = s.gw.addr.clone();
     let gw = Gateway::start_at(s.data.path(), None, &addr, &[]);
     applet.out.wait_for("still waiting for your technician");

@@ -458,7 +458,7 @@ fn applet_refuses_a_relay_that_terminates_the_inner_tls() {
         "applet said:\n{out}"
     );
     assert!(
-        out.contains("the other side is not your technician's console"),
+        out.contains("the other side is not your technician"),
         "the applet did not explain the refusal; it said:\n{out}"
     );
     assert!(
