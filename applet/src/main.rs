@@ -109,14 +109,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ending = rt.block_on(run::run(
-        &id,
-        run::Options {
-            policy,
-            tcp_port: args.tcp_port,
-            dead_path: std::time::Duration::from_secs_f64(args.dead_path.clamp(1.0, 600.0)),
-        },
-    ));
+    let opts = run::Options {
+        policy,
+        tcp_port: args.tcp_port,
+        dead_path: std::time::Duration::from_secs_f64(args.dead_path.clamp(1.0, 600.0)),
+    };
+    let ending = rt.block_on(async {
+        let (tx, rx) = run::inputs();
+        run::spawn_stdin(tx);
+        run::run(&id, opts, rx).await
+    });
     let (code, remove) = match &ending {
         Ending::Ended(end) => {
             show(&Line::Ended(end.clone()));

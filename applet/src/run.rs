@@ -50,12 +50,16 @@ pub enum Ending {
     Refused(End),
 }
 
-/// What the user typed, read on its own task so that waiting, pairing and
-/// chatting all see it.
-#[derive(Debug)]
-enum Input {
+/// What the end user does — typed in the terminal or clicked in a
+/// window — read on its own task so that waiting, pairing and chatting
+/// all see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A chat line (or, while a question is open, the answer).
     Line(String),
+    /// `/status`: how the session goes.
     Status,
+    /// End the session (`/end`, Ctrl-C, the window's stop button).
     End,
     /// `/grants`: what is allowed and running.
     Grants,
@@ -63,6 +67,17 @@ enum Input {
     Withdraw(String),
     /// `/stop`: stop what runs.
     Stop,
+}
+
+/// How many inputs may wait to be handled.
+const INPUT_QUEUE: usize = 64;
+
+/// The queue of the end user's inputs: whatever the screen is, it sends
+/// here, and so do the signals that end the session.
+pub fn inputs() -> (mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    spawn_signals(&tx);
+    (tx, rx)
 }
 
 /// The applet's own choices for going direct.
@@ -101,17 +116,16 @@ fn reconnector(body: &TrailerBody, last: Arc<Mutex<Option<End>>>) -> live::Recon
     })
 }
 
-fn spawn_input() -> mpsc::Receiver<Input> {
-    let (tx, rx) = mpsc::channel(64);
+/// Ctrl-C, a closed terminal window (SIGHUP) or a polite kill (SIGTERM)
+/// end the session as /end does: the technician is told, and the program
+/// removes itself.
+fn spawn_signals(tx: &mpsc::Sender<Input>) {
     let ctrl_c = tx.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = ctrl_c.send(Input::End).await;
         }
     });
-    // A closed terminal window (SIGHUP) or a polite kill (SIGTERM) ends
-    // the session as /end does: the technician is told, and the program
-    // removes itself.
     #[cfg(unix)]
     for kind in [
         tokio::signal::unix::SignalKind::hangup(),
@@ -126,6 +140,10 @@ fn spawn_input() -> mpsc::Receiver<Input> {
             });
         }
     }
+}
+
+/// The terminal's input: lines typed on standard input, `/` commands.
+pub fn spawn_stdin(tx: mpsc::Sender<Input>) {
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -152,7 +170,6 @@ fn spawn_input() -> mpsc::Receiver<Input> {
         // EOF on stdin: keep the session running (the user can still end
         // it with Ctrl-C or the technician can end it).
     });
-    rx
 }
 
 /// Where [`reach`] got: the end-to-end channel with the console, through a
@@ -298,9 +315,10 @@ fn jitter(max: Duration) -> Duration {
 }
 
 /// Runs the whole session.
-pub async fn run(id: &Identity, opts: Options) -> Ending {
+/// Runs the whole session with the end user's inputs from `input` (see
+/// [`inputs`]).
+pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>) -> Ending {
     let body = &id.body;
-    let mut input = spawn_input();
     let paired = AtomicBool::new(false);
     let mut early = Vec::new();
     let reached = tokio::select! {

@@ -34,10 +34,25 @@ pub fn say(line: impl AsRef<str>) {
     let _ = out.flush();
 }
 
-/// Shows `line` in the end user's language.
+/// A window that shows lines too (see [`also_show_in`]).
+type Window = Box<dyn Fn(&Line) + Send + Sync>;
+
+static WINDOW: OnceLock<Window> = OnceLock::new();
+
+/// From now on every line also goes to `window` (once per run).
+pub fn also_show_in(window: impl Fn(&Line) + Send + Sync + 'static) {
+    let _ = WINDOW.set(Box::new(window));
+}
+
+/// Shows `line` in the end user's language: on standard output always
+/// (a transcript for a terminal, a log and tests), and in the window if
+/// there is one.
 pub fn show(line: &Line) {
     for l in lang().lines(line) {
         say(l);
+    }
+    if let Some(w) = WINDOW.get() {
+        w(line);
     }
 }
 
