@@ -74,3 +74,117 @@ fn the_applet_speaks_german_dutch_or_english_by_the_locale() {
         );
     }
 }
+
+/// Everything the applet printed until it exited (it must exit by itself
+/// within `within`).
+fn run_to_exit(cmd: &mut Command, within: std::time::Duration) -> String {
+    let mut applet = Proc::spawn(cmd);
+    applet.wait_exit(within);
+    applet.rest().join("\n")
+}
+
+/// What a person must never read: a library's error text, a developer's
+/// address, a build kind.
+fn assert_plain(text: &str) {
+    for never in [
+        "os error",
+        "Connection refused",
+        "io error",
+        "tls",
+        "rustls",
+        "docs.rs",
+        "http",
+        "development build",
+        "{",
+    ] {
+        assert!(
+            !text.contains(never),
+            "{never:?} shown to the end user:\n{text}"
+        );
+    }
+}
+
+fn applet_cmd(path: &std::path::Path, lang: &str) -> Command {
+    let mut cmd = Command::new(path);
+    cmd.env("LIFELINE_LANG", lang);
+    cmd
+}
+
+/// An unreachable support service, a refused session, an ended session and
+/// a changed applet: each a plain sentence that says what to do.
+#[test]
+fn trouble_is_told_in_plain_words_with_what_to_do() {
+    let mut s = Scenario::start(&[]);
+
+    // A refused session (ended before the applet came): in each language.
+    let (path, guid) = s.session("refused");
+    let out = s.console.run(&["session", "end", &guid], "");
+    assert!(out.status.success(), "{out:?}");
+    for (lang, want) in [
+        (
+            "en",
+            "has already ended. Please ask your technician for a new one.",
+        ),
+        (
+            "de",
+            "ist bereits beendet. Bitte fragen Sie Ihren Techniker nach einer neuen.",
+        ),
+        ("nl", "is al beëindigd. Vraag uw technicus om een nieuwe."),
+    ] {
+        // The first run removes itself (the session is over): a copy each.
+        let copy = s.files.path().join(format!("refused-{lang}"));
+        std::fs::copy(&path, &copy).unwrap();
+        let text = run_to_exit(&mut applet_cmd(&copy, lang), WAIT);
+        assert!(text.contains(want), "{lang}: {text}");
+        assert_plain(&text);
+    }
+
+    // A changed applet.
+    let (path, _) = s.session("changed");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let text = run_to_exit(&mut applet_cmd(&path, "en"), WAIT);
+    assert!(
+        text.contains("has been changed since it was issued")
+            && text.contains("Please ask your technician for a new one"),
+        "{text}"
+    );
+    assert_plain(&text);
+
+    // The technician ends the session.
+    let (path, guid) = s.session("ended");
+    let mut applet = Proc::spawn(&mut applet_cmd(&path, "nl"));
+    applet.out.wait_for("Wachten tot");
+    let mut tech = s.console.connect(&guid);
+    tech.event("sas");
+    tech.send("end");
+    tech.event("ended");
+    applet.wait_exit(WAIT);
+    let text = applet.rest().join("\n");
+    assert!(
+        text.contains(&format!(
+            "Sessie beëindigd: {TECH_NAME} heeft de sessie beëindigd."
+        )),
+        "{text}"
+    );
+    assert_plain(&text);
+
+    // The support service cannot be reached (it is gone): the applet keeps
+    // trying and says so, then the end user ends it.
+    let (path, _) = s.session("unreachable");
+    s.gw.kill();
+    let mut applet = Proc::spawn(&mut applet_cmd(&path, "de"));
+    applet
+        .out
+        .wait_for("ist noch nicht erreichbar (ist dieser Computer mit dem Internet verbunden?)");
+    applet.send("/end");
+    applet.wait_exit(WAIT);
+    let text = applet.rest().join("\n");
+    assert!(
+        text.contains("Sie haben beendet, bevor Ihr Techniker sich verbunden hat."),
+        "{text}"
+    );
+    assert_plain(&text);
+}
