@@ -160,8 +160,8 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
                     "warning: the applet for {} ({}) is a development build: it does not \
                      pin this operator's key, so end users are told its publisher cannot be \
                      verified. Build a release applet with \
-                     `LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --release --bin applet` \
-                     and serve it with --applet {}=PATH.",
+                     `LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --profile applet --bin applet` \
+                     and serve it with --applet {}=target/applet/applet.",
                     c.platform,
                     c.path.display(),
                     c.platform

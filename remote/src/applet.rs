@@ -12,7 +12,7 @@ use crate::command;
 use crate::consent::{Answered, Consent, Verdict};
 use crate::flow::{ChannelNumbers, Outbound};
 use crate::shell::Shell;
-use crate::to_user::{Activity, Overview, Progress, Question, ToUser};
+use crate::to_user::{Activity, Overview, Question, ToUser};
 use crate::transfer::{self, Note, Transfers};
 use crate::{files, system, url};
 use bytes::Bytes;
@@ -809,25 +809,7 @@ impl AppletWork {
     fn on_note(&mut self, note: Note) {
         match note {
             Note::Started { .. } => {}
-            Note::Progress {
-                outgoing,
-                id,
-                name,
-                bytes,
-                size,
-                rate,
-                eta_secs,
-            } => {
-                self.say(ToUser::Progress(Progress {
-                    outgoing,
-                    id,
-                    name,
-                    bytes,
-                    size,
-                    rate,
-                    eta_secs,
-                }));
-            }
+            Note::Progress(p) => self.say(ToUser::Progress(p)),
             Note::Done(transfer::Ended {
                 outgoing,
                 id,

@@ -8,6 +8,7 @@
 //! words (which rule refused it).
 
 use crate::flow::{ChannelNumbers, Outbound};
+use crate::to_user::Progress;
 use crate::transfer::{self, Note, Transfers, human_size, progress_words};
 use bytes::Bytes;
 use lifeline_protocol::Permissions;
@@ -647,7 +648,7 @@ impl ConsoleWork {
                     ),
                 ));
             }
-            Note::Progress {
+            Note::Progress(Progress {
                 outgoing,
                 id,
                 name,
@@ -655,7 +656,7 @@ impl ConsoleWork {
                 size,
                 rate,
                 eta_secs,
-            } => {
+            }) => {
                 self.show(notice(
                     json!({"event": "transfer", "id": id, "direction": direction(outgoing), "name": name,
                            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate, "eta_s": eta_secs}),

@@ -25,7 +25,7 @@
 use crate::files::disk::{Disk, Done, Job};
 use crate::files::{self, FileError};
 use crate::flow::{ChannelNumbers, Outbound};
-use crate::to_user::Activity;
+use crate::to_user::{Activity, Progress};
 use bytes::Bytes;
 use lifeline_protocol::e2e::{ChannelKind, MAX_DATA};
 use lifeline_protocol::work::Work;
@@ -67,22 +67,7 @@ pub enum Note {
         from: u64,
     },
     /// Bytes moved so far.
-    Progress {
-        /// This end sends it.
-        outgoing: bool,
-        /// The transfer's id (the sender's).
-        id: u64,
-        /// Its path below the transfer's top, as sent.
-        name: String,
-        /// Bytes so far (a resumed transfer counts what it had).
-        bytes: u64,
-        /// Its size.
-        size: u64,
-        /// Bytes per second since it started.
-        rate: f64,
-        /// Seconds still to go at that rate.
-        eta_secs: Option<f64>,
-    },
+    Progress(Progress),
     /// It ended.
     Done(Ended),
     /// Every file of a request was offered and has ended.
@@ -183,13 +168,15 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
-struct Progress {
+/// The progress clock of one transfer: when to say how far it is, and
+/// its rate.
+struct Meter {
     started: Instant,
     from: u64,
     last: Option<Instant>,
 }
 
-impl Progress {
+impl Meter {
     fn new(from: u64) -> Self {
         Self {
             started: Instant::now(),
@@ -220,7 +207,7 @@ impl Progress {
         let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
         let rate = bytes.saturating_sub(self.from) as f64 / secs;
         let eta_secs = (rate > 0.0).then(|| size.saturating_sub(bytes) as f64 / rate);
-        Some(Note::Progress {
+        Some(Note::Progress(Progress {
             outgoing,
             id,
             name: name.to_owned(),
@@ -228,7 +215,7 @@ impl Progress {
             size,
             rate,
             eta_secs,
-        })
+        }))
     }
 }
 
@@ -264,7 +251,7 @@ impl Pump {
     ) -> Result<String, String> {
         let (tx, mut rx) = mpsc::channel(READ_AHEAD);
         let reader = tokio::task::spawn_blocking(move || read_ahead(sender, offset, &partial, &tx));
-        let mut progress = Progress::new(offset);
+        let mut progress = Meter::new(offset);
         while let Some(read) = rx.recv().await {
             match read {
                 Read::From(start) => {
@@ -280,7 +267,7 @@ impl Pump {
                         size: self.size,
                         from: start,
                     });
-                    progress = Progress::new(start);
+                    progress = Meter::new(start);
                 }
                 Read::Chunk(chunk, position) => {
                     if !self.out.write(self.channel, chunk).await {
@@ -353,7 +340,7 @@ struct Receiving {
     sha256: Option<String>,
     /// Bytes held: the resumed start and what arrived since.
     received: u64,
-    progress: Progress,
+    progress: Meter,
 }
 
 /// A file waiting for its turn to be offered.
@@ -876,7 +863,7 @@ impl Transfers {
                 finishing: false,
                 sha256: None,
                 received: 0,
-                progress: Progress::new(0),
+                progress: Meter::new(0),
             },
         );
     }
@@ -893,7 +880,7 @@ impl Transfers {
             Ok((offset, partial_sha256)) => {
                 r.prepared = true;
                 r.received = offset;
-                r.progress = Progress::new(offset);
+                r.progress = Meter::new(offset);
                 self.out.register(r.channel, ChannelKind::File);
                 self.out
                     .command(lifeline_session::live::Command::Work(Work::Accept {
@@ -924,7 +911,7 @@ impl Transfers {
         r.begun = true;
         // More than we hold: the disk thread refuses it.
         r.received = offset;
-        r.progress = Progress::new(offset);
+        r.progress = Meter::new(offset);
         let _ = self.notes.send(Note::Started {
             outgoing: false,
             id,
