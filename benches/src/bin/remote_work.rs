@@ -33,8 +33,8 @@
 //! on a 2-core machine with all three processes on it, the limiter.
 //!
 //! On loopback the link is faster than the file's own work, so as root
-//! the same steps run once more in the NAT lab (`../shared`-free: the
-//! lab script the tests use) with nat-a's WAN link limited to
+//! the same steps run once more in the NAT lab (`tests/natlab/natlab.sh`,
+//! as the tests use it) with nat-a's WAN link limited to
 //! `--lab-rate` by the kernel's token bucket, the applet behind nat-a and
 //! the console behind nat-b, on the relay and on XTCP: a path where the
 //! link is the limit, as an end user's uplink is. A last table measures
