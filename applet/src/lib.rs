@@ -6,7 +6,10 @@
 //! * [`gateway`] — fetches the signed directory and connects to the fastest
 //!   gateway node, falling back on failure.
 //! * [`run`] — the session: wait, pair, end-to-end TLS, chat, end, remove.
-//! * [`ui`] — the terminal screen: what the end user reads and types.
+//! * [`ui`] — what the end user reads: lines on the terminal, and the
+//!   same lines in the window.
+//! * [`window`] — the window, on a desktop: state, code, questions with
+//!   buttons, progress bars, messages, and the button that ends it all.
 //! * [`words`] — every sentence the end user can see, in English, German
 //!   and Dutch; [`locale`] picks the language from the system.
 #![forbid(unsafe_code)]
@@ -16,4 +19,5 @@ pub mod identity;
 pub mod locale;
 pub mod run;
 pub mod ui;
+pub mod window;
 pub mod words;

@@ -4,7 +4,8 @@
 use clap::Parser;
 use lifeline_applet::identity;
 use lifeline_applet::run::{self, Ending};
-use lifeline_applet::ui::{greet, offered, show};
+use lifeline_applet::ui::{self, greet, offered, show};
+use lifeline_applet::window;
 use lifeline_applet::words::{CannotStart, End, Line};
 use std::process::ExitCode;
 
@@ -32,6 +33,14 @@ struct Args {
     /// counts as lost and is restored through the support service.
     #[arg(long, default_value_t = 10.0, env = "LIFELINE_DEAD_PATH_SECS")]
     dead_path: f64,
+    /// Stay in the terminal: open no window, even on a desktop
+    /// (`LIFELINE_NO_WINDOW=1` does the same; `0` leaves it off).
+    #[arg(
+        long,
+        env = "LIFELINE_NO_WINDOW",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    no_window: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,45 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let windowed = !args.verify && !args.no_window && window::platform::has_display();
+    if !windowed {
+        return session(&args, None);
+    }
+    // On a desktop: the window on this (the main) thread, the session on
+    // its own; both show the same lines, and the window's clicks are the
+    // session's input as the terminal's lines are.
+    let shared = window::Shared::new(window::model::Model::new(ui::lang()));
+    ui::also_show_in({
+        let shared = shared.clone();
+        move |line| shared.apply(line)
+    });
+    let (tx, rx) = run::inputs();
+    let session_thread = {
+        let shared = shared.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let code = session(&args, Some((tx, rx)));
+            shared.finish();
+            code
+        })
+    };
+    if let Err(e) = window::run(shared, tx) {
+        // The terminal (if any) goes on; so does the session.
+        tracing::info!(error = %e, "no window could be opened");
+    }
+    session_thread.join().unwrap_or(ExitCode::FAILURE)
+}
+
+/// The applet's run on the screen `ui` shows on: verify itself, greet,
+/// run the session with the end user's inputs (`io`: the window's; else a
+/// new queue), say how it ended, and remove itself.
+fn session(
+    args: &Args,
+    io: Option<(
+        tokio::sync::mpsc::Sender<run::Input>,
+        tokio::sync::mpsc::Receiver<run::Input>,
+    )>,
+) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(_) => {
@@ -115,7 +163,8 @@ fn main() -> ExitCode {
         dead_path: std::time::Duration::from_secs_f64(args.dead_path.clamp(1.0, 600.0)),
     };
     let ending = rt.block_on(async {
-        let (tx, rx) = run::inputs();
+        let (tx, rx) = io.unwrap_or_else(run::inputs);
+        run::spawn_signals(&tx);
         run::spawn_stdin(tx);
         run::run(&id, opts, rx).await
     });

@@ -57,6 +57,8 @@ pub enum Ending {
 pub enum Input {
     /// A chat line (or, while a question is open, the answer).
     Line(String),
+    /// The answer to the open question (the window's buttons).
+    Answer(bool),
     /// `/status`: how the session goes.
     Status,
     /// End the session (`/end`, Ctrl-C, the window's stop button).
@@ -73,11 +75,10 @@ pub enum Input {
 const INPUT_QUEUE: usize = 64;
 
 /// The queue of the end user's inputs: whatever the screen is, it sends
-/// here, and so do the signals that end the session.
+/// here, and so do the signals that end the session (see
+/// [`spawn_signals`]).
 pub fn inputs() -> (mpsc::Sender<Input>, mpsc::Receiver<Input>) {
-    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-    spawn_signals(&tx);
-    (tx, rx)
+    mpsc::channel(INPUT_QUEUE)
 }
 
 /// The applet's own choices for going direct.
@@ -119,7 +120,7 @@ fn reconnector(body: &TrailerBody, last: Arc<Mutex<Option<End>>>) -> live::Recon
 /// Ctrl-C, a closed terminal window (SIGHUP) or a polite kill (SIGTERM)
 /// end the session as /end does: the technician is told, and the program
 /// removes itself.
-fn spawn_signals(tx: &mpsc::Sender<Input>) {
+pub fn spawn_signals(tx: &mpsc::Sender<Input>) {
     let ctrl_c = tx.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -415,6 +416,12 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                     }
                     Command::Say(text)
                 }
+                Input::Answer(yes) => {
+                    if prompt_open.load(Ordering::Relaxed) {
+                        let _ = work_tx.send(WorkInput::Answer(yes));
+                    }
+                    continue;
+                }
                 Input::Status => {
                     show(&Line::Status(status.lock().map_or(None, |s| *s)));
                     continue;
@@ -601,6 +608,8 @@ async fn wait_for_end(
             Some(Input::Line(_)) => show(&Line::NotSentYet),
             Some(Input::Status) => show(&Line::Status(None)),
             Some(Input::Grants | Input::Withdraw(_) | Input::Stop) => show(&Line::NothingYet),
+            // No question can be open before the session runs.
+            Some(Input::Answer(_)) => {}
         }
     }
 }

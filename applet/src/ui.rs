@@ -1,6 +1,6 @@
-//! The terminal screen: what the end user reads and types. Plain lines on
-//! stdout, so it works in any terminal and can be read by a screen reader
-//! (and by tests).
+//! What the end user reads: plain lines on stdout, so it works in any
+//! terminal and can be read by a screen reader (and by tests), and the same
+//! [`Line`]s in the window when there is one ([`crate::window`]).
 //!
 //! What is shown is a [`Line`], put into words in the end user's language
 //! ([`crate::words`]) and printed by [`say`], which shows control and
@@ -48,9 +48,19 @@ pub fn also_show_in(window: impl Fn(&Line) + Send + Sync + 'static) {
 /// (a transcript for a terminal, a log and tests), and in the window if
 /// there is one.
 pub fn show(line: &Line) {
+    print(line);
+    to_window(line);
+}
+
+/// Shows `line` on standard output only.
+fn print(line: &Line) {
     for l in lang().lines(line) {
         say(l);
     }
+}
+
+/// Shows `line` in the window only (if there is one).
+fn to_window(line: &Line) {
     if let Some(w) = WINDOW.get() {
         w(line);
     }
@@ -82,18 +92,21 @@ pub fn greet(body: &TrailerBody, development_build: bool) {
     });
 }
 
-/// The terminal's view of what the technician's work tells the end user:
-/// a transfer's progress once per quarter (the screen moves without
-/// scrolling away), the live state not at all (a window shows it).
+/// What the technician's work tells the end user: all of it to a window;
+/// to the terminal a transfer's progress once per quarter (the screen
+/// moves without scrolling away) and the live state not at all.
 #[derive(Debug, Default)]
 pub struct WorkLines {
     quarters: HashMap<u64, u64>,
 }
 
 impl WorkLines {
-    /// Shows `w` if a terminal should.
+    /// Shows `w` in the window, and on the terminal if it should be.
     pub fn show(&mut self, w: ToUser) {
-        match &w {
+        let line = Line::Work(w);
+        to_window(&line);
+        let Line::Work(w) = &line else { return };
+        match w {
             ToUser::Progress(p) => {
                 let quarter = p.bytes.saturating_mul(4).checked_div(p.size).unwrap_or(4);
                 let last = self.quarters.entry(p.id).or_insert(0);
@@ -110,6 +123,6 @@ impl WorkLines {
             }
             _ => {}
         }
-        show(&Line::Work(w));
+        print(&line);
     }
 }

@@ -15,12 +15,15 @@
 //!   its flags, log and banner), for these tests, the gateway's own and the
 //!   benchmarks.
 //! * `console` — a technician's [`Console`] profile.
+//! * `desktop` — a virtual [`Desktop`] (Xvfb, D-Bus, accessibility bus)
+//!   to open the applet's window on, read it and press its buttons.
 //! * `network` — free ports and paths made silent ([`PortBlock`]).
 //! * `scenario` — [`Scenario`] and the steps scenarios share.
 //! * [`natlab`] — the NAT lab; [`raw`] — a raw relay client for refusals.
 #![allow(clippy::unwrap_used)]
 
 mod console;
+mod desktop;
 mod gateway;
 mod launch;
 pub mod natlab;
@@ -30,6 +33,7 @@ pub mod raw;
 mod scenario;
 
 pub use console::*;
+pub use desktop::*;
 pub use gateway::*;
 pub use launch::*;
 pub use network::*;

@@ -180,8 +180,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns with piped stdin/stdout.
+    /// Spawns with piped stdin/stdout. An applet opens no window unless
+    /// the test asks for one (`LIFELINE_NO_WINDOW=0` and a display): a
+    /// developer's desktop would otherwise fill with them.
     pub fn spawn(cmd: &mut Command) -> Self {
+        if !cmd.get_envs().any(|(k, _)| k == "LIFELINE_NO_WINDOW") {
+            cmd.env("LIFELINE_NO_WINDOW", "1");
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

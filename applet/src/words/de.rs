@@ -1,6 +1,6 @@
 //! Deutsch (German).
 
-use super::{CannotStart, End, Line, Path, Refusal, Trouble, percent};
+use super::{CannotStart, End, Label, Line, Path, Refusal, Trouble, percent, transport};
 use lifeline_protocol::Permissions;
 use lifeline_remote::to_user::{Activity, Overview, Question, ToUser};
 
@@ -59,9 +59,12 @@ fn refusal(r: Refusal) -> &'static str {
     }
 }
 
-pub(super) fn lines(line: &Line) -> Vec<String> {
+pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match line {
+        // A window has buttons for these.
+        Line::TerminalHelp { .. } | Line::WithdrawHelp if window => Vec::new(),
+        Line::CodeHint if window => one(label(&Label::CodeHint)),
         Line::Greeting {
             operator,
             technician,
@@ -126,9 +129,11 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
         Line::Direct {
             technician,
             path: p,
-        } => one(format!("Jetzt direkt mit {technician} verbunden ({}).", path(*p))),
-        Line::Reconnecting { technician } => one(format!(
-            "Die Verbindung wurde unterbrochen; {technician} verbindet sich neu… (mit /end beenden Sie die Sitzung)"
+        } => one(format!("Jetzt direkt mit {technician} verbunden ({}).", transport(*p))),
+        Line::Reconnecting { technician } => one(typed(
+            window,
+            &format!("Die Verbindung wurde unterbrochen; {technician} verbindet sich neu…"),
+            " (mit /end beenden Sie die Sitzung)",
         )),
         Line::Back {
             technician,
@@ -156,7 +161,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
             "Geben Sie /withdraw ein, um jede erteilte Erlaubnis zurückzunehmen, oder /withdraw gefolgt von: command-prompt, files, system-info."
                 .into(),
         ),
-        Line::Work(w) => work(w),
+        Line::Work(w) => work(w, window),
         Line::Ended(End::BeforeConnecting) => {
             one("Sie haben beendet, bevor Ihr Techniker sich verbunden hat.".into())
         }
@@ -224,7 +229,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
     }
 }
 
-fn question(q: &Question) -> Vec<String> {
+fn question(q: &Question, window: bool) -> Vec<String> {
     let who = if q.who.company.is_empty() {
         q.who.technician.clone()
     } else {
@@ -258,10 +263,14 @@ fn question(q: &Question) -> Vec<String> {
         v.push(format!("{who} möchte {what}."));
         v.push(meaning(q.caps, q));
     }
-    v.push(format!(
-        "Erlauben? Geben Sie ja oder nein ein und drücken Sie die Eingabetaste. Keine Antwort innerhalb von {} Sekunden heißt nein.",
-        q.timeout_secs
-    ));
+    v.push(if window {
+        format!("Keine Antwort innerhalb von {} Sekunden heißt nein.", q.timeout_secs)
+    } else {
+        format!(
+            "Erlauben? Geben Sie ja oder nein ein und drücken Sie die Eingabetaste. Keine Antwort innerhalb von {} Sekunden heißt nein.",
+            q.timeout_secs
+        )
+    });
     v
 }
 
@@ -287,7 +296,7 @@ fn activity(a: &Activity) -> String {
     }
 }
 
-fn overview(o: &Overview) -> Vec<String> {
+fn overview(o: &Overview, window: bool) -> Vec<String> {
     let mut v = vec![
         format!(
             "Die Firma Ihres Technikers erlaubt, zu fragen nach: {}.",
@@ -305,23 +314,30 @@ fn overview(o: &Overview) -> Vec<String> {
         "Es läuft nichts.".to_owned()
     } else {
         let r: Vec<String> = o.running.iter().map(activity).collect();
-        format!("Läuft gerade: {}. Mit /stop beenden Sie es.", r.join("; "))
+        typed(
+            window,
+            &format!("Läuft gerade: {}.", r.join("; ")),
+            " Mit /stop beenden Sie es.",
+        )
     });
     v
 }
 
-fn work(w: &ToUser) -> Vec<String> {
+fn work(w: &ToUser, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match w {
-        ToUser::Ask(q) => question(q),
-        ToUser::QuestionWithdrawn => {
-            one("Die Frage des Technikers wurde zurückgezogen: sein Programm wurde neu gestartet.".into())
-        }
-        ToUser::Allowed { briefly: true } => one("Sie haben es erlaubt.".into()),
-        ToUser::Allowed { briefly: false } => one(
-            "Sie haben es erlaubt. Mit /withdraw nehmen Sie es zurück, mit /end beenden Sie die Sitzung — jederzeit."
+        ToUser::Ask(q) => question(q, window),
+        ToUser::QuestionWithdrawn => one(
+            "Die Frage des Technikers wurde zurückgezogen: sein Programm wurde neu gestartet."
                 .into(),
         ),
+        ToUser::Allowed { briefly: true } => one("Sie haben es erlaubt.".into()),
+        ToUser::Allowed { briefly: false } => one(if window {
+            "Sie haben es erlaubt. Sie können es jederzeit zurücknehmen oder die Sitzung beenden."
+                .into()
+        } else {
+            "Sie haben es erlaubt. Mit /withdraw nehmen Sie es zurück, mit /end beenden Sie die Sitzung — jederzeit.".into()
+        }),
         ToUser::Refused => one("Sie haben es abgelehnt.".into()),
         ToUser::TimedOut { secs } => one(format!(
             "Keine Antwort innerhalb von {secs} Sekunden: Die Anfrage wurde abgelehnt."
@@ -332,27 +348,38 @@ fn work(w: &ToUser) -> Vec<String> {
         ToUser::Listed { folder } => one(format!(
             "Der Techniker hat sich die Liste der Dateien in {folder} angesehen."
         )),
-        ToUser::Copying { path, files } => one(format!(
-            "{path} ({files} {}) wird zum Techniker kopiert. Mit /stop beenden Sie es.",
-            if *files == 1 { "Datei" } else { "Dateien" }
+        ToUser::Copying { path, files } => one(typed(
+            window,
+            &format!(
+                "{path} ({files} {}) wird zum Techniker kopiert.",
+                if *files == 1 { "Datei" } else { "Dateien" }
+            ),
+            " Mit /stop beenden Sie es.",
         )),
         ToUser::ReadSystemInfo => {
             one("Der Techniker hat die Systeminformationen dieses Computers gelesen.".into())
         }
         ToUser::OpenedPage { url } => one(format!("{url} wurde in Ihrem Browser geöffnet.")),
         ToUser::PageFailed => one("Die Webseite konnte nicht geöffnet werden.".into()),
-        ToUser::Receiving { name, size: n, into } => one(format!(
+        ToUser::Receiving {
+            name,
+            size: n,
+            into,
+        } => one(format!(
             "{name} ({}) wird vom Techniker nach {into} empfangen.",
             size(*n)
         )),
-        ToUser::ShellOpened => one(
-            "Der Techniker hat eine Eingabeaufforderung auf diesem Computer geöffnet. Mit /stop schließen Sie sie."
-                .into(),
-        ),
+        ToUser::ShellOpened => one(typed(
+            window,
+            "Der Techniker hat eine Eingabeaufforderung auf diesem Computer geöffnet.",
+            " Mit /stop schließen Sie sie.",
+        )),
         ToUser::CommandRunning { line } => one(format!(
             "Der Techniker führt einen Befehl auf diesem Computer aus: {line}"
         )),
-        ToUser::ShellClosed => one("Die Eingabeaufforderung des Technikers wurde geschlossen.".into()),
+        ToUser::ShellClosed => {
+            one("Die Eingabeaufforderung des Technikers wurde geschlossen.".into())
+        }
         ToUser::Progress(p) => {
             let eta = p
                 .eta_secs
@@ -379,7 +406,60 @@ fn work(w: &ToUser) -> Vec<String> {
             one("Nichts war erlaubt; nichts zurückzunehmen.".into())
         }
         ToUser::Withdrew { taken } => one(format!("Sie haben zurückgenommen: {}.", caps(*taken))),
-        ToUser::Overview(o) => overview(o),
+        ToUser::Overview(o) => overview(o, window),
         ToUser::State(_) => Vec::new(),
+    }
+}
+
+/// `s`, and in a terminal the instruction `hint` after it (a window has a
+/// button instead).
+fn typed(window: bool, s: &str, hint: &str) -> String {
+    if window {
+        s.to_owned()
+    } else {
+        format!("{s}{hint}")
+    }
+}
+
+pub(super) fn label(l: &Label) -> String {
+    match l {
+        Label::Title => "Fernsupport".into(),
+        Label::Looking => "Der Support-Server wird gesucht…".into(),
+        Label::ConnectedVia { technician, path } => match path {
+            Path::Relay => format!("Über den Support-Server mit {technician} verbunden."),
+            Path::DirectTcp | Path::DirectUdp => format!("Direkt mit {technician} verbunden."),
+        },
+        Label::CodeTitle => "Prüfcode".into(),
+        Label::CodeHint => {
+            "Ihr Techniker sieht denselben Code. Nennt er Ihnen einen anderen, klicken Sie jetzt auf „Sitzung beenden“."
+                .into()
+        }
+        Label::QuestionTitle => "Ihr Techniker bittet um Erlaubnis".into(),
+        Label::Allow => "Erlauben".into(),
+        Label::Deny => "Nicht erlauben".into(),
+        Label::Messages => "Nachrichten".into(),
+        Label::You => "Sie".into(),
+        Label::YourMessage => "Ihre Nachricht".into(),
+        Label::Send => "Senden".into(),
+        Label::NothingToSendYet => {
+            "Sie können schreiben, sobald Ihr Techniker verbunden ist.".into()
+        }
+        Label::Granted(p) => format!("Sie haben erlaubt: {}.", caps(*p)),
+        Label::TakeBack => "Alle Erlaubnisse zurücknehmen".into(),
+        Label::Running(r) if r.is_empty() => "Auf diesem Computer läuft nichts.".into(),
+        Label::Running(r) => {
+            let r: Vec<String> = r.iter().map(activity).collect();
+            format!("Läuft gerade auf diesem Computer: {}.", r.join("; "))
+        }
+        Label::StopRunning => "Beenden".into(),
+        Label::Files => "Dateien".into(),
+        Label::EndSession => "Sitzung beenden".into(),
+        Label::AskEnd => {
+            "Die Support-Sitzung beenden? Die Verbindung zu Ihrem Techniker wird getrennt.".into()
+        }
+        Label::AskEndYes => "Ja, beenden".into(),
+        Label::AskEndNo => "Nein, weiter".into(),
+        Label::Ending => "Die Sitzung wird beendet…".into(),
+        Label::Close => "Schließen".into(),
     }
 }

@@ -1,6 +1,6 @@
 //! English.
 
-use super::{CannotStart, End, Line, Path, Refusal, Trouble, percent};
+use super::{CannotStart, End, Label, Line, Path, Refusal, Trouble, percent, transport};
 use lifeline_protocol::Permissions;
 use lifeline_remote::to_user::{Activity, Overview, Question, ToUser};
 
@@ -59,9 +59,12 @@ fn refusal(r: Refusal) -> &'static str {
     }
 }
 
-pub(super) fn lines(line: &Line) -> Vec<String> {
+pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match line {
+        // A window has buttons for these.
+        Line::TerminalHelp { .. } | Line::WithdrawHelp if window => Vec::new(),
+        Line::CodeHint if window => one(label(&Label::CodeHint)),
         Line::Greeting {
             operator,
             technician,
@@ -126,9 +129,11 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
         Line::Direct {
             technician,
             path: p,
-        } => one(format!("Now connected directly to {technician} ({}).", path(*p))),
-        Line::Reconnecting { technician } => one(format!(
-            "The connection was interrupted; {technician} is reconnecting… (type /end to stop the session)"
+        } => one(format!("Now connected directly to {technician} ({}).", transport(*p))),
+        Line::Reconnecting { technician } => one(typed(
+            window,
+            &format!("The connection was interrupted; {technician} is reconnecting…"),
+            " (type /end to stop the session)",
         )),
         Line::Back {
             technician,
@@ -156,7 +161,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
             "Type /withdraw to take back every permission you gave, or /withdraw followed by one of: command-prompt, files, system-info."
                 .into(),
         ),
-        Line::Work(w) => work(w),
+        Line::Work(w) => work(w, window),
         Line::Ended(End::BeforeConnecting) => {
             one("You stopped before your technician connected.".into())
         }
@@ -224,7 +229,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
     }
 }
 
-fn question(q: &Question) -> Vec<String> {
+fn question(q: &Question, window: bool) -> Vec<String> {
     let who = if q.who.company.is_empty() {
         q.who.technician.clone()
     } else {
@@ -256,10 +261,14 @@ fn question(q: &Question) -> Vec<String> {
         v.push(format!("{who} asks to {what}."));
         v.push(meaning(q.caps, q));
     }
-    v.push(format!(
-        "Allow it? Type yes or no and press Enter. No answer within {} seconds means no.",
-        q.timeout_secs
-    ));
+    v.push(if window {
+        format!("No answer within {} seconds means no.", q.timeout_secs)
+    } else {
+        format!(
+            "Allow it? Type yes or no and press Enter. No answer within {} seconds means no.",
+            q.timeout_secs
+        )
+    });
     v
 }
 
@@ -285,7 +294,7 @@ fn activity(a: &Activity) -> String {
     }
 }
 
-fn overview(o: &Overview) -> Vec<String> {
+fn overview(o: &Overview, window: bool) -> Vec<String> {
     let mut v = vec![
         format!(
             "Your technician's company allows them to ask for: {}.",
@@ -303,23 +312,28 @@ fn overview(o: &Overview) -> Vec<String> {
         "Nothing is running.".to_owned()
     } else {
         let r: Vec<String> = o.running.iter().map(activity).collect();
-        format!("Running now: {}. Type /stop to stop it.", r.join("; "))
+        typed(
+            window,
+            &format!("Running now: {}.", r.join("; ")),
+            " Type /stop to stop it.",
+        )
     });
     v
 }
 
-fn work(w: &ToUser) -> Vec<String> {
+fn work(w: &ToUser, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match w {
-        ToUser::Ask(q) => question(q),
+        ToUser::Ask(q) => question(q, window),
         ToUser::QuestionWithdrawn => {
             one("The technician's question was withdrawn: their program restarted.".into())
         }
         ToUser::Allowed { briefly: true } => one("You allowed it.".into()),
-        ToUser::Allowed { briefly: false } => one(
-            "You allowed it. Type /withdraw to take it back, or /end to end the session, at any time."
-                .into(),
-        ),
+        ToUser::Allowed { briefly: false } => one(if window {
+            "You allowed it. You can take it back, or end the session, at any time.".into()
+        } else {
+            "You allowed it. Type /withdraw to take it back, or /end to end the session, at any time.".into()
+        }),
         ToUser::Refused => one("You refused it.".into()),
         ToUser::TimedOut { secs } => one(format!(
             "No answer within {secs} seconds: the request was refused."
@@ -330,23 +344,32 @@ fn work(w: &ToUser) -> Vec<String> {
         ToUser::Listed { folder } => one(format!(
             "The technician looked at the list of files in {folder}."
         )),
-        ToUser::Copying { path, files } => one(format!(
-            "Copying {path} ({files} file{}) to the technician. Type /stop to stop it.",
-            if *files == 1 { "" } else { "s" }
+        ToUser::Copying { path, files } => one(typed(
+            window,
+            &format!(
+                "Copying {path} ({files} file{}) to the technician.",
+                if *files == 1 { "" } else { "s" }
+            ),
+            " Type /stop to stop it.",
         )),
         ToUser::ReadSystemInfo => {
             one("The technician read this computer's system information.".into())
         }
         ToUser::OpenedPage { url } => one(format!("Opened {url} in your browser.")),
         ToUser::PageFailed => one("The web page could not be opened.".into()),
-        ToUser::Receiving { name, size: n, into } => one(format!(
+        ToUser::Receiving {
+            name,
+            size: n,
+            into,
+        } => one(format!(
             "Receiving {name} ({}) from the technician into {into}.",
             size(*n)
         )),
-        ToUser::ShellOpened => one(
-            "The technician opened a command prompt on this computer. Type /stop to close it."
-                .into(),
-        ),
+        ToUser::ShellOpened => one(typed(
+            window,
+            "The technician opened a command prompt on this computer.",
+            " Type /stop to close it.",
+        )),
         ToUser::CommandRunning { line } => one(format!(
             "The technician is running a command on this computer: {line}"
         )),
@@ -377,7 +400,58 @@ fn work(w: &ToUser) -> Vec<String> {
             one("Nothing was allowed; nothing to take back.".into())
         }
         ToUser::Withdrew { taken } => one(format!("You took back: {}.", caps(*taken))),
-        ToUser::Overview(o) => overview(o),
+        ToUser::Overview(o) => overview(o, window),
         ToUser::State(_) => Vec::new(),
+    }
+}
+
+/// `s`, and in a terminal the instruction `hint` after it (a window has a
+/// button instead).
+fn typed(window: bool, s: &str, hint: &str) -> String {
+    if window {
+        s.to_owned()
+    } else {
+        format!("{s}{hint}")
+    }
+}
+
+pub(super) fn label(l: &Label) -> String {
+    match l {
+        Label::Title => "Remote support".into(),
+        Label::Looking => "Looking for the support server…".into(),
+        Label::ConnectedVia { technician, path } => match path {
+            Path::Relay => format!("Connected to {technician} through the support server."),
+            Path::DirectTcp | Path::DirectUdp => format!("Connected directly to {technician}."),
+        },
+        Label::CodeTitle => "Verification code".into(),
+        Label::CodeHint => {
+            "Your technician sees the same code. If they read you a different one, press “End the session” now."
+                .into()
+        }
+        Label::QuestionTitle => "Your technician asks for permission".into(),
+        Label::Allow => "Allow".into(),
+        Label::Deny => "Don't allow".into(),
+        Label::Messages => "Messages".into(),
+        Label::You => "You".into(),
+        Label::YourMessage => "Your message".into(),
+        Label::Send => "Send".into(),
+        Label::NothingToSendYet => "You can write once your technician is connected.".into(),
+        Label::Granted(p) => format!("You have allowed: {}.", caps(*p)),
+        Label::TakeBack => "Take back all permissions".into(),
+        Label::Running(r) if r.is_empty() => "Nothing is running on this computer.".into(),
+        Label::Running(r) => {
+            let r: Vec<String> = r.iter().map(activity).collect();
+            format!("Running on this computer now: {}.", r.join("; "))
+        }
+        Label::StopRunning => "Stop it".into(),
+        Label::Files => "Files".into(),
+        Label::EndSession => "End the session".into(),
+        Label::AskEnd => {
+            "End the support session? Your technician will be disconnected.".into()
+        }
+        Label::AskEndYes => "Yes, end it".into(),
+        Label::AskEndNo => "No, go on".into(),
+        Label::Ending => "Ending the session…".into(),
+        Label::Close => "Close".into(),
     }
 }

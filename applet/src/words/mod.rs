@@ -53,13 +53,29 @@ impl Lang {
         }
     }
 
-    /// The sentences of `line` (several for a greeting or a question; none
-    /// for what only a window shows).
+    /// The sentences of `line` in a terminal (several for a greeting or a
+    /// question; none for what only a window shows).
     pub fn lines(self, line: &Line) -> Vec<String> {
+        self.lines_on(Screen::Terminal, line)
+    }
+
+    /// The sentences of `line` on `screen`: a window's words point at its
+    /// buttons where a terminal's name what to type.
+    pub fn lines_on(self, screen: Screen, line: &Line) -> Vec<String> {
+        let window = screen == Screen::Window;
         match self {
-            Lang::En => en::lines(line),
-            Lang::De => de::lines(line),
-            Lang::Nl => nl::lines(line),
+            Lang::En => en::lines(line, window),
+            Lang::De => de::lines(line, window),
+            Lang::Nl => nl::lines(line, window),
+        }
+    }
+
+    /// The window's own words: its title, headings and buttons.
+    pub fn label(self, label: &Label) -> String {
+        match self {
+            Lang::En => en::label(label),
+            Lang::De => de::label(label),
+            Lang::Nl => nl::label(label),
         }
     }
 
@@ -77,6 +93,120 @@ impl Lang {
             Lang::De => (&["ja", "j", "yes", "y"], &["nein", "n", "no"]),
             Lang::Nl => (&["ja", "j", "yes", "y"], &["nee", "n", "no"]),
         }
+    }
+}
+
+/// Where the words are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// A terminal: the end user types `/end`, `/stop`, yes or no.
+    Terminal,
+    /// A window: the end user presses buttons.
+    Window,
+}
+
+/// The window's own words (everything else it shows is a [`Line`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    /// The window's title.
+    Title,
+    /// Before the support service answered.
+    Looking,
+    /// Connected to the technician, and how.
+    ConnectedVia {
+        /// Their name.
+        technician: String,
+        /// How.
+        path: Path,
+    },
+    /// The heading over the verification code.
+    CodeTitle,
+    /// What to do with the code.
+    CodeHint,
+    /// The heading over a question.
+    QuestionTitle,
+    /// Answer yes.
+    Allow,
+    /// Answer no.
+    Deny,
+    /// The heading over the messages.
+    Messages,
+    /// The name the end user's own messages carry.
+    You,
+    /// The label of the message box.
+    YourMessage,
+    /// The send button.
+    Send,
+    /// Before the technician is there, nothing can be sent.
+    NothingToSendYet,
+    /// What the end user allowed.
+    Granted(Permissions),
+    /// The button that takes every permission back.
+    TakeBack,
+    /// What runs on this computer now.
+    Running(Vec<lifeline_remote::to_user::Activity>),
+    /// The button that stops it.
+    StopRunning,
+    /// The heading over file transfers.
+    Files,
+    /// The big button.
+    EndSession,
+    /// Closing the window or the big button asks this first.
+    AskEnd,
+    /// Yes, end it.
+    AskEndYes,
+    /// No, go on.
+    AskEndNo,
+    /// The session is being ended.
+    Ending,
+    /// The session is over: the window can be closed.
+    Close,
+}
+
+impl Label {
+    /// One of every label (for tests and translators).
+    pub fn every() -> Vec<Label> {
+        use lifeline_remote::to_user::Activity;
+        let mut v = vec![
+            Label::Title,
+            Label::Looking,
+            Label::CodeTitle,
+            Label::CodeHint,
+            Label::QuestionTitle,
+            Label::Allow,
+            Label::Deny,
+            Label::Messages,
+            Label::You,
+            Label::YourMessage,
+            Label::Send,
+            Label::NothingToSendYet,
+            Label::Granted(Permissions::default()),
+            Label::Granted(Permissions::RUN_COMMAND.union(Permissions::FILE_TO_USER)),
+            Label::TakeBack,
+            Label::Running(Vec::new()),
+            Label::Running(vec![
+                Activity::Shell,
+                Activity::Command,
+                Activity::Copying("a.txt".into()),
+                Activity::Receiving("b.txt".into()),
+                Activity::Waiting(3),
+            ]),
+            Label::StopRunning,
+            Label::Files,
+            Label::EndSession,
+            Label::AskEnd,
+            Label::AskEndYes,
+            Label::AskEndNo,
+            Label::Ending,
+            Label::Close,
+        ];
+        for path in [Path::Relay, Path::DirectTcp, Path::DirectUdp] {
+            v.push(Label::ConnectedVia {
+                technician: "Ada".into(),
+                path,
+            });
+        }
+        v
     }
 }
 
@@ -309,6 +439,16 @@ pub enum Line {
         /// The publisher is verified.
         verified: bool,
     },
+}
+
+/// The kind of a direct connection, as a technician would name it to the
+/// end user on the phone.
+fn transport(p: Path) -> &'static str {
+    match p {
+        Path::Relay => "relay",
+        Path::DirectTcp => "TCP",
+        Path::DirectUdp => "UDP",
+    }
 }
 
 /// A size as people read it (`1.5 MB`; `1,5 MB` with a decimal comma).

@@ -1,6 +1,6 @@
 //! Nederlands (Dutch).
 
-use super::{CannotStart, End, Line, Path, Refusal, Trouble, percent};
+use super::{CannotStart, End, Label, Line, Path, Refusal, Trouble, percent, transport};
 use lifeline_protocol::Permissions;
 use lifeline_remote::to_user::{Activity, Overview, Question, ToUser};
 
@@ -55,9 +55,12 @@ fn refusal(r: Refusal) -> &'static str {
     }
 }
 
-pub(super) fn lines(line: &Line) -> Vec<String> {
+pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match line {
+        // A window has buttons for these.
+        Line::TerminalHelp { .. } | Line::WithdrawHelp if window => Vec::new(),
+        Line::CodeHint if window => one(label(&Label::CodeHint)),
         Line::Greeting {
             operator,
             technician,
@@ -122,9 +125,11 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
         Line::Direct {
             technician,
             path: p,
-        } => one(format!("Nu rechtstreeks verbonden met {technician} ({}).", path(*p))),
-        Line::Reconnecting { technician } => one(format!(
-            "De verbinding is onderbroken; {technician} maakt opnieuw verbinding… (typ /end om de sessie te stoppen)"
+        } => one(format!("Nu rechtstreeks verbonden met {technician} ({}).", transport(*p))),
+        Line::Reconnecting { technician } => one(typed(
+            window,
+            &format!("De verbinding is onderbroken; {technician} maakt opnieuw verbinding…"),
+            " (typ /end om de sessie te stoppen)",
         )),
         Line::Back {
             technician,
@@ -152,7 +157,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
             "Typ /withdraw om elke toestemming in te trekken, of /withdraw gevolgd door: command-prompt, files, system-info."
                 .into(),
         ),
-        Line::Work(w) => work(w),
+        Line::Work(w) => work(w, window),
         Line::Ended(End::BeforeConnecting) => {
             one("U bent gestopt voordat uw technicus verbinding maakte.".into())
         }
@@ -220,7 +225,7 @@ pub(super) fn lines(line: &Line) -> Vec<String> {
     }
 }
 
-fn question(q: &Question) -> Vec<String> {
+fn question(q: &Question, window: bool) -> Vec<String> {
     let who = if q.who.company.is_empty() {
         q.who.technician.clone()
     } else {
@@ -254,10 +259,14 @@ fn question(q: &Question) -> Vec<String> {
         v.push(format!("{who} vraagt om {what}."));
         v.push(meaning(q.caps, q));
     }
-    v.push(format!(
-        "Toestaan? Typ ja of nee en druk op Enter. Geen antwoord binnen {} seconden betekent nee.",
-        q.timeout_secs
-    ));
+    v.push(if window {
+        format!("Geen antwoord binnen {} seconden betekent nee.", q.timeout_secs)
+    } else {
+        format!(
+            "Toestaan? Typ ja of nee en druk op Enter. Geen antwoord binnen {} seconden betekent nee.",
+            q.timeout_secs
+        )
+    });
     v
 }
 
@@ -283,7 +292,7 @@ fn activity(a: &Activity) -> String {
     }
 }
 
-fn overview(o: &Overview) -> Vec<String> {
+fn overview(o: &Overview, window: bool) -> Vec<String> {
     let mut v = vec![
         format!(
             "Het bedrijf van uw technicus staat toe te vragen om: {}.",
@@ -301,23 +310,30 @@ fn overview(o: &Overview) -> Vec<String> {
         "Er draait niets.".to_owned()
     } else {
         let r: Vec<String> = o.running.iter().map(activity).collect();
-        format!("Draait nu: {}. Typ /stop om het te stoppen.", r.join("; "))
+        typed(
+            window,
+            &format!("Draait nu: {}.", r.join("; ")),
+            " Typ /stop om het te stoppen.",
+        )
     });
     v
 }
 
-fn work(w: &ToUser) -> Vec<String> {
+fn work(w: &ToUser, window: bool) -> Vec<String> {
     let one = |s: String| vec![s];
     match w {
-        ToUser::Ask(q) => question(q),
-        ToUser::QuestionWithdrawn => {
-            one("De vraag van de technicus is ingetrokken: het programma van de technicus is herstart.".into())
-        }
-        ToUser::Allowed { briefly: true } => one("U hebt het toegestaan.".into()),
-        ToUser::Allowed { briefly: false } => one(
-            "U hebt het toegestaan. Met /withdraw trekt u het in, met /end beëindigt u de sessie — op elk moment."
+        ToUser::Ask(q) => question(q, window),
+        ToUser::QuestionWithdrawn => one(
+            "De vraag van de technicus is ingetrokken: het programma van de technicus is herstart."
                 .into(),
         ),
+        ToUser::Allowed { briefly: true } => one("U hebt het toegestaan.".into()),
+        ToUser::Allowed { briefly: false } => one(if window {
+            "U hebt het toegestaan. U kunt het op elk moment intrekken of de sessie beëindigen."
+                .into()
+        } else {
+            "U hebt het toegestaan. Met /withdraw trekt u het in, met /end beëindigt u de sessie — op elk moment.".into()
+        }),
         ToUser::Refused => one("U hebt het geweigerd.".into()),
         ToUser::TimedOut { secs } => one(format!(
             "Geen antwoord binnen {secs} seconden: het verzoek is geweigerd."
@@ -328,23 +344,32 @@ fn work(w: &ToUser) -> Vec<String> {
         ToUser::Listed { folder } => one(format!(
             "De technicus heeft de lijst met bestanden in {folder} bekeken."
         )),
-        ToUser::Copying { path, files } => one(format!(
-            "{path} ({files} {}) wordt naar de technicus gekopieerd. Typ /stop om te stoppen.",
-            if *files == 1 { "bestand" } else { "bestanden" }
+        ToUser::Copying { path, files } => one(typed(
+            window,
+            &format!(
+                "{path} ({files} {}) wordt naar de technicus gekopieerd.",
+                if *files == 1 { "bestand" } else { "bestanden" }
+            ),
+            " Typ /stop om te stoppen.",
         )),
         ToUser::ReadSystemInfo => {
             one("De technicus heeft de systeeminformatie van deze computer gelezen.".into())
         }
         ToUser::OpenedPage { url } => one(format!("{url} is geopend in uw browser.")),
         ToUser::PageFailed => one("De webpagina kon niet worden geopend.".into()),
-        ToUser::Receiving { name, size: n, into } => one(format!(
+        ToUser::Receiving {
+            name,
+            size: n,
+            into,
+        } => one(format!(
             "{name} ({}) wordt van de technicus ontvangen in {into}.",
             size(*n)
         )),
-        ToUser::ShellOpened => one(
-            "De technicus heeft een opdrachtprompt op deze computer geopend. Typ /stop om die te sluiten."
-                .into(),
-        ),
+        ToUser::ShellOpened => one(typed(
+            window,
+            "De technicus heeft een opdrachtprompt op deze computer geopend.",
+            " Typ /stop om die te sluiten.",
+        )),
         ToUser::CommandRunning { line } => one(format!(
             "De technicus voert een opdracht uit op deze computer: {line}"
         )),
@@ -375,7 +400,60 @@ fn work(w: &ToUser) -> Vec<String> {
             one("Er was niets toegestaan; er is niets in te trekken.".into())
         }
         ToUser::Withdrew { taken } => one(format!("U hebt ingetrokken: {}.", caps(*taken))),
-        ToUser::Overview(o) => overview(o),
+        ToUser::Overview(o) => overview(o, window),
         ToUser::State(_) => Vec::new(),
+    }
+}
+
+/// `s`, and in a terminal the instruction `hint` after it (a window has a
+/// button instead).
+fn typed(window: bool, s: &str, hint: &str) -> String {
+    if window {
+        s.to_owned()
+    } else {
+        format!("{s}{hint}")
+    }
+}
+
+pub(super) fn label(l: &Label) -> String {
+    match l {
+        Label::Title => "Hulp op afstand".into(),
+        Label::Looking => "De supportserver wordt gezocht…".into(),
+        Label::ConnectedVia { technician, path } => match path {
+            Path::Relay => format!("Via de supportserver verbonden met {technician}."),
+            Path::DirectTcp | Path::DirectUdp => {
+                format!("Rechtstreeks verbonden met {technician}.")
+            }
+        },
+        Label::CodeTitle => "Controlecode".into(),
+        Label::CodeHint => {
+            "Uw technicus ziet dezelfde code. Leest hij u een andere voor, klik dan nu op ‘Sessie beëindigen’."
+                .into()
+        }
+        Label::QuestionTitle => "Uw technicus vraagt om toestemming".into(),
+        Label::Allow => "Toestaan".into(),
+        Label::Deny => "Niet toestaan".into(),
+        Label::Messages => "Berichten".into(),
+        Label::You => "U".into(),
+        Label::YourMessage => "Uw bericht".into(),
+        Label::Send => "Verzenden".into(),
+        Label::NothingToSendYet => "U kunt schrijven zodra uw technicus verbonden is.".into(),
+        Label::Granted(p) => format!("U hebt toegestaan: {}.", caps(*p)),
+        Label::TakeBack => "Alle toestemmingen intrekken".into(),
+        Label::Running(r) if r.is_empty() => "Er draait niets op deze computer.".into(),
+        Label::Running(r) => {
+            let r: Vec<String> = r.iter().map(activity).collect();
+            format!("Draait nu op deze computer: {}.", r.join("; "))
+        }
+        Label::StopRunning => "Stoppen".into(),
+        Label::Files => "Bestanden".into(),
+        Label::EndSession => "Sessie beëindigen".into(),
+        Label::AskEnd => {
+            "De supportsessie beëindigen? De verbinding met uw technicus wordt verbroken.".into()
+        }
+        Label::AskEndYes => "Ja, beëindigen".into(),
+        Label::AskEndNo => "Nee, doorgaan".into(),
+        Label::Ending => "De sessie wordt beëindigd…".into(),
+        Label::Close => "Sluiten".into(),
     }
 }

@@ -288,3 +288,46 @@ fn yes_and_no_work_in_every_language_and_in_english() {
     assert!(Lang::De.yes_no().0.contains(&"ja"));
     assert!(Lang::Nl.yes_no().1.contains(&"nee"));
 }
+
+#[test]
+fn a_window_points_at_its_buttons_never_at_what_to_type() {
+    for line in &every_line() {
+        for lang in Lang::ALL {
+            let text = lang.lines_on(Screen::Window, line).join("\n");
+            for typed in ["/end", "/stop", "/withdraw", "/grants", "ctrl-c", "strg-c"] {
+                assert!(
+                    !text.to_lowercase().contains(typed),
+                    "{lang:?} window {line:?}: {text}"
+                );
+            }
+            // Only the terminal's own help is missing from a window.
+            let terminal_only = matches!(line, Line::TerminalHelp { .. } | Line::WithdrawHelp);
+            assert_eq!(
+                text.trim().is_empty(),
+                terminal_only,
+                "{lang:?} window {line:?}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_label_of_the_window_is_said_in_every_language() {
+    for label in Label::every() {
+        let en = Lang::En.label(&label);
+        for lang in Lang::ALL {
+            let text = lang.label(&label);
+            assert!(
+                !text.trim().is_empty(),
+                "{label:?} says nothing in {lang:?}"
+            );
+            assert!(
+                !text.to_lowercase().contains("lifeline") && !text.contains('/'),
+                "{lang:?} {label:?}: {text}"
+            );
+            if lang != Lang::En {
+                assert_ne!(text, en, "{lang:?} is English for {label:?}");
+            }
+        }
+    }
+}

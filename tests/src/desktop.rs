@@ -1,0 +1,299 @@
+//! A desktop of its own for a test: an X server without a screen (Xvfb),
+//! a D-Bus session and the accessibility bus on it. A window is read and
+//! driven through its accessibility tree (`tests/window/a11y.py`, AT-SPI,
+//! as a screen reader does), typed into with xdotool, and photographed
+//! with ImageMagick's `import`.
+
+use crate::TempDir;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One node of a window's accessibility tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its role (`push button`, `label`, `entry`, `progress bar`, …).
+    pub role: String,
+    /// Its accessible name (a button's or a label's text).
+    pub name: String,
+    /// Its text (a text box's content).
+    pub text: String,
+}
+
+/// Xvfb, D-Bus and the accessibility bus, stopped on drop.
+#[derive(Debug)]
+pub struct Desktop {
+    display: String,
+    bus: String,
+    children: Vec<Child>,
+    _dir: TempDir,
+}
+
+/// The tools a desktop test needs, with the Debian package of each.
+const TOOLS: [(&str, &str); 6] = [
+    ("Xvfb", "xvfb"),
+    ("dbus-daemon", "dbus"),
+    ("xdotool", "xdotool"),
+    ("import", "imagemagick"),
+    ("busctl", "systemd"),
+    ("/usr/libexec/at-spi-bus-launcher", "at-spi2-core"),
+];
+
+fn on_path(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+}
+
+impl Desktop {
+    /// Starts a desktop; panics with what to install when a tool is
+    /// missing (`.ci/run` installs them all).
+    pub fn start() -> Desktop {
+        let missing: Vec<&str> = TOOLS
+            .iter()
+            .filter(|(t, _)| !on_path(t))
+            .map(|(_, pkg)| *pkg)
+            .collect();
+        assert!(
+            missing.is_empty() && Path::new("/usr/bin/python3").exists(),
+            "the window tests need a virtual desktop: apt-get install {} python3-pyatspi",
+            missing.join(" ")
+        );
+        let dir = TempDir::new("desktop");
+        let mut children = Vec::new();
+        // Xvfb picks a free display and writes its number to the pipe.
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb");
+        let mut out = xvfb.stdout.take().unwrap();
+        children.push(xvfb);
+        let mut number = String::new();
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            number.push(byte[0] as char);
+        }
+        assert!(!number.is_empty(), "Xvfb gave no display number");
+        let display = format!(":{}", number.trim());
+        // A session bus of our own.
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let mut out = dbus.stdout.take().unwrap();
+        children.push(dbus);
+        let mut bus = String::new();
+        while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            bus.push(byte[0] as char);
+        }
+        assert!(!bus.is_empty(), "dbus-daemon gave no address");
+        // In a process group of its own: it starts the accessibility bus
+        // and its registry, which go with it on drop.
+        let atspi = Command::new("/usr/libexec/at-spi-bus-launcher")
+            .arg("--launch-immediately")
+            .process_group(0)
+            .env("DISPLAY", &display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("at-spi-bus-launcher");
+        children.push(atspi);
+        let d = Desktop {
+            display,
+            bus,
+            children,
+            _dir: dir,
+        };
+        // Programs build their accessibility tree only when a screen
+        // reader is said to run.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = ["IsEnabled", "ScreenReaderEnabled"].iter().all(|property| {
+                Command::new("busctl")
+                    .args([
+                        "--user",
+                        "set-property",
+                        "org.a11y.Bus",
+                        "/org/a11y/bus",
+                        "org.a11y.Status",
+                        property,
+                        "b",
+                        "true",
+                    ])
+                    .env("DBUS_SESSION_BUS_ADDRESS", &d.bus)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the accessibility bus did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d
+    }
+
+    /// Sets the desktop's environment on `cmd` (the program then opens its
+    /// window here).
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("NO_AT_BRIDGE", "0")
+            .env("LIFELINE_NO_WINDOW", "0")
+    }
+
+    fn helper(&self, args: &[&str]) -> std::process::Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("window/a11y.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script).args(args);
+        self.env(&mut cmd);
+        crate::run_bounded(&mut cmd, Duration::from_secs(30))
+    }
+
+    /// The accessibility tree of `pid`'s window (empty while it has none).
+    pub fn tree(&self, pid: u32) -> Vec<Node> {
+        let out = self.helper(&["dump", &pid.to_string()]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, '\t');
+                Node {
+                    role: f.next().unwrap_or("").to_owned(),
+                    name: f.next().unwrap_or("").to_owned(),
+                    text: f.next().unwrap_or("").to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until a node of `pid`'s window shows `needle` (in its name or
+    /// text); returns the tree then.
+    pub fn wait_for_text(&self, pid: u32, needle: &str, within: Duration) -> Vec<Node> {
+        let deadline = Instant::now() + within;
+        loop {
+            let tree = self.tree(pid);
+            if tree
+                .iter()
+                .any(|n| n.name.contains(needle) || n.text.contains(needle))
+            {
+                return tree;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window never showed {needle:?}; it shows:\n{}",
+                tree.iter()
+                    .map(|n| format!("  {} {:?} {:?}", n.role, n.name, n.text))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Presses the button named `name` in `pid`'s window (waiting for it).
+    pub fn press(&self, pid: u32, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.helper(&["press", &pid.to_string(), name]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no button {name:?}; the window shows {:?}",
+                self.tree(pid)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Types `text` and Enter into the text box labelled `label`.
+    pub fn type_into(&self, pid: u32, label: &str, text: &str) {
+        let out = self.helper(&["focus", &pid.to_string(), label]);
+        assert!(out.status.success(), "no text box {label:?}: {out:?}");
+        // Without a window manager the keyboard goes where X's focus is:
+        // put it on the window first.
+        let pid = pid.to_string();
+        let focus = vec![
+            "search",
+            "--onlyvisible",
+            "--pid",
+            &pid,
+            ".",
+            "windowfocus",
+            "--sync",
+            "%1",
+        ];
+        for args in [
+            focus,
+            vec!["type", "--delay", "20", text],
+            vec!["key", "Return"],
+        ] {
+            let mut cmd = Command::new("xdotool");
+            cmd.args(&args);
+            self.env(&mut cmd);
+            let out = crate::run_bounded(&mut cmd, Duration::from_secs(30));
+            assert!(out.status.success(), "xdotool {args:?}: {out:?}");
+        }
+    }
+
+    /// Closes `pid`'s window as a window manager's close button does.
+    pub fn close_window(&self, pid: u32) {
+        let out = self.helper(&["close", &pid.to_string()]);
+        assert!(out.status.success(), "no window of {pid} to close: {out:?}");
+    }
+
+    /// Whether `pid` has a visible window (mapped on the X server).
+    pub fn has_window(&self, pid: u32) -> bool {
+        let mut cmd = Command::new("xdotool");
+        cmd.args(["search", "--onlyvisible", "--pid", &pid.to_string(), "."]);
+        self.env(&mut cmd);
+        crate::run_bounded(&mut cmd, Duration::from_secs(30))
+            .status
+            .success()
+    }
+
+    /// Saves a picture of the whole screen to `path` (PNG).
+    pub fn screenshot(&self, path: &Path) -> PathBuf {
+        let mut cmd = Command::new("import");
+        cmd.args(["-window", "root"]).arg(path);
+        self.env(&mut cmd);
+        let out = crate::run_bounded(&mut cmd, Duration::from_secs(30));
+        assert!(out.status.success(), "import: {out:?}");
+        path.to_owned()
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        if let Some(launcher) = self.children.get(2) {
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", launcher.id())])
+                .status();
+        }
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
