@@ -2,9 +2,9 @@
 //!
 //! On Linux and other Unix systems it is the POSIX locale environment
 //! (`LC_ALL`, then `LC_MESSAGES`, then `LANG`; `LANGUAGE`'s first entry
-//! before those, as GNU programs do). Windows and macOS builds ask the
-//! system (the user's UI language) in their own implementation behind
-//! the same function; until that exists there they speak English.
+//! before those, as GNU programs do). Windows and macOS ask the system for
+//! the user's UI language (`sys-locale`): a program double-clicked in the
+//! Finder gets no `LANG`, and Windows has none.
 //! `LIFELINE_LANG` (`en`, `de`, `nl`) overrides it everywhere, for
 //! support staff and tests.
 
@@ -22,7 +22,7 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, not(target_os = "macos")))]
 fn system() -> Option<String> {
     // `LANGUAGE` is a list (`nl:en`); "C" and "POSIX" mean no language.
     let first = |v: String| v.split(':').next().map(str::to_owned);
@@ -34,7 +34,12 @@ fn system() -> Option<String> {
         .filter(|l| l != "C" && l != "POSIX" && !l.starts_with("C."))
 }
 
-#[cfg(not(unix))]
+#[cfg(any(windows, target_os = "macos"))]
+fn system() -> Option<String> {
+    sys_locale::get_locale()
+}
+
+#[cfg(not(any(unix, windows)))]
 fn system() -> Option<String> {
     None
 }

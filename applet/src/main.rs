@@ -1,5 +1,8 @@
 //! `applet`: the end user's program. See [`lifeline_applet`].
 #![forbid(unsafe_code)]
+// A Windows release applet is a window program: double-clicked, it opens
+// no console window next to its own.
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
 use clap::Parser;
 use lifeline_applet::identity;
@@ -46,14 +49,25 @@ struct Args {
 fn main() -> ExitCode {
     lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(lifeline_session::DEFAULT_LOG_FILTER)
-            }),
+    // A filter by target (`LIFELINE_LOG=info,lifeline_session=debug`):
+    // no regex engine in the program every end user downloads.
+    let filter = std::env::var("LIFELINE_LOG")
+        .ok()
+        .and_then(|f| f.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            lifeline_session::DEFAULT_LOG_FILTER
+                .parse()
+                .unwrap_or_default()
+        });
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
+        .with(filter)
         .init();
     let windowed = !args.verify && !args.no_window && window::platform::has_display();
     if !windowed {

@@ -167,6 +167,16 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
                     c.platform
                 );
             }
+            if c.unstripped {
+                println!(
+                    "note: the applet for {} ({}, {:.1} MiB) is not stripped, and every end user \
+                     downloads all of it; `cargo build --profile applet --bin applet` builds it \
+                     for size.",
+                    c.platform,
+                    c.path.display(),
+                    c.size as f64 / (1 << 20) as f64
+                );
+            }
             std::io::stdout().flush().ok();
         }
     });

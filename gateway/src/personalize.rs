@@ -77,6 +77,17 @@ pub struct StockCheck {
     /// operator); if not, its end users are told its publisher cannot be
     /// verified.
     pub pinned: bool,
+    /// Its size in bytes (what every end user downloads).
+    pub size: u64,
+    /// Whether it carries a symbol table (an unstripped build, several
+    /// times the size it needs; Linux executables only).
+    pub unstripped: bool,
+}
+
+/// Whether an ELF executable still has its symbol table (`.symtab` among
+/// its section names): a build not stripped for download.
+pub fn unstripped(stock: &[u8]) -> bool {
+    stock.starts_with(b"\x7fELF") && stock.windows(8).any(|w| w == b".symtab\0")
 }
 
 /// Checks every stock applet this node serves (the configured ones, and
@@ -98,13 +109,18 @@ pub async fn check_stock_applets(config: &Config, operator_key: &[u8; 32]) -> Ve
             continue;
         };
         let key = *operator_key;
-        let pinned = tokio::task::spawn_blocking(move || pins_operator_key(&bytes, &key))
-            .await
-            .unwrap_or(false);
+        let size = bytes.len() as u64;
+        let (pinned, unstripped) = tokio::task::spawn_blocking(move || {
+            (pins_operator_key(&bytes, &key), unstripped(&bytes))
+        })
+        .await
+        .unwrap_or((false, false));
         found.push(StockCheck {
             platform,
             path,
             pinned,
+            size,
+            unstripped,
         });
     }
     found
@@ -141,4 +157,19 @@ pub fn personalize(
     };
     stock.extend(body.to_trailer(|m| gw.identity.sign(m)));
     stock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_elf_with_a_symbol_table_is_unstripped_and_nothing_else_is() {
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.extend_from_slice(b"\0.text\0.shstrtab\0");
+        assert!(!unstripped(&elf));
+        elf.extend_from_slice(b".symtab\0.strtab\0");
+        assert!(unstripped(&elf));
+        assert!(!unstripped(b"MZ\x90\0.symtab\0"), "not an ELF file");
+    }
 }

@@ -37,7 +37,7 @@ const TOOLS: [(&str, &str); 6] = [
     ("dbus-daemon", "dbus"),
     ("xdotool", "xdotool"),
     ("import", "imagemagick"),
-    ("busctl", "systemd"),
+    ("dbus-send", "dbus-bin"),
     ("/usr/libexec/at-spi-bus-launcher", "at-spi2-core"),
 ];
 
@@ -126,18 +126,20 @@ impl Desktop {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let ok = ["IsEnabled", "ScreenReaderEnabled"].iter().all(|property| {
-                Command::new("busctl")
+                Command::new("dbus-send")
                     .args([
-                        "--user",
-                        "set-property",
-                        "org.a11y.Bus",
+                        "--session",
+                        "--print-reply",
+                        "--dest=org.a11y.Bus",
                         "/org/a11y/bus",
-                        "org.a11y.Status",
-                        property,
-                        "b",
-                        "true",
+                        "org.freedesktop.DBus.Properties.Set",
+                        "string:org.a11y.Status",
+                        &format!("string:{property}"),
+                        "variant:boolean:true",
                     ])
                     .env("DBUS_SESSION_BUS_ADDRESS", &d.bus)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
                     .status()
                     .is_ok_and(|s| s.success())
             });
@@ -212,7 +214,7 @@ impl Desktop {
 
     /// Presses the button named `name` in `pid`'s window (waiting for it).
     pub fn press(&self, pid: u32, name: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + crate::WAIT;
         loop {
             let out = self.helper(&["press", &pid.to_string(), name]);
             if out.status.success() {
@@ -271,6 +273,21 @@ impl Desktop {
         crate::run_bounded(&mut cmd, Duration::from_secs(30))
             .status
             .success()
+    }
+
+    /// Starts `program` with `args` on this desktop and returns the
+    /// milliseconds until its first window is mapped (from the X server's
+    /// MapNotify event), then stops it.
+    pub fn map_time_ms(&self, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<f64> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("window/a11y.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script).arg("maptime").arg(program).args(args);
+        self.env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = crate::run_bounded(&mut cmd, Duration::from_secs(60));
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
     /// Saves a picture of the whole screen to `path` (PNG).

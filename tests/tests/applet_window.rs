@@ -252,3 +252,28 @@ fn a_tampered_applet_says_so_in_its_window() {
     desk.press(pid, "Close");
     assert!(!applet.wait_exit(WAIT).success());
 }
+
+#[test]
+fn a_lost_support_server_is_told_in_the_window_with_what_to_check() {
+    let desk = Desktop::start();
+    let mut s = Scenario::start(&[]);
+    let home = TempDir::new("home");
+    let (path, _) = s.session("lost");
+    let applet = applet_on(&desk, &path, home.path(), "en_US.UTF-8");
+    let pid = applet.child.id();
+    desk.wait_for_text(pid, "Waiting for", WAIT);
+    s.gw.kill();
+    let tree = desk.wait_for_text(pid, "trying again in", WAIT);
+    assert!(
+        shows(
+            &tree,
+            "The connection to the support service was interrupted"
+        ) || shows(&tree, "is this computer connected to the internet?"),
+        "{tree:#?}"
+    );
+    snap(&desk, "trouble.png");
+    // Still one button away from stopping.
+    desk.press(pid, "End the session");
+    desk.press(pid, "Yes, end it");
+    desk.wait_for_text(pid, "You stopped before your technician connected", WAIT);
+}

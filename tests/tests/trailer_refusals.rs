@@ -248,6 +248,9 @@ fn the_gateway_says_when_it_serves_a_development_applet() {
         line.contains("LIFELINE_OPERATOR_KEY=$(gateway admin operator-key)"),
         "{line}"
     );
+    // The tests' applet is a debug build, with its symbols.
+    let line = gw.stdout.wait_for("is not stripped");
+    assert!(line.contains("--profile applet"), "{line}");
     drop(gw);
     // A stock applet carrying this operator's key, as a release build does.
     let key = admin(data.path(), None, &["operator-key"], "");

@@ -9,6 +9,11 @@ prints, and a button is pressed the way assistive software presses it.
     a11y.py close PID          asks PID's window to close, as a window
                                manager's close button does (X11
                                WM_DELETE_WINDOW; Xvfb has no window manager)
+    a11y.py maptime PROGRAM [ARG...]
+                               starts PROGRAM and prints the milliseconds
+                               until its first window is mapped (shown),
+                               from the X server's own MapNotify event; then
+                               stops it
 
 Exit status 3: no window of that process is in the tree (yet); 4: no
 such button or box.
@@ -77,7 +82,38 @@ def close(pid):
     return False
 
 
+def maptime(argv):
+    import subprocess
+    import time
+
+    from Xlib import X, display
+
+    d = display.Display()
+    root = d.screen().root
+    root.change_attributes(event_mask=X.SubstructureNotifyMask)
+    net_wm_pid = d.intern_atom("_NET_WM_PID")
+    d.sync()
+    t0 = time.monotonic()
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - t0 < 30:
+            ev = d.next_event()
+            if ev.type != X.MapNotify:
+                continue
+            p = ev.window.get_full_property(net_wm_pid, X.AnyPropertyType)
+            if p is None or p.value[0] == child.pid:
+                print(f"{(time.monotonic() - t0) * 1e3:.1f}")
+                return
+        sys.exit(5)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def main():
+    if sys.argv[1] == "maptime":
+        maptime(sys.argv[2:])
+        return
     cmd, pid = sys.argv[1], int(sys.argv[2])
     if cmd == "close":
         sys.exit(0 if close(pid) else 3)

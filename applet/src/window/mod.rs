@@ -65,6 +65,22 @@ impl Shared {
     }
 }
 
+/// The one font the window draws with (see `applet/fonts/README.md`).
+fn fonts() -> eframe::egui::FontDefinitions {
+    use eframe::egui::{FontData, FontDefinitions, FontFamily};
+    let mut fonts = FontDefinitions::empty();
+    fonts.font_data.insert(
+        "ubuntu-light".into(),
+        Arc::new(FontData::from_static(include_bytes!(
+            "../../fonts/Ubuntu-Light.ttf"
+        ))),
+    );
+    for family in [FontFamily::Proportional, FontFamily::Monospace] {
+        fonts.families.insert(family, vec!["ubuntu-light".into()]);
+    }
+    fonts
+}
+
 /// Opens the window and runs it until it is closed: when the session is
 /// over and the end user closes it, or after they asked to end the session
 /// by closing it. Clicks become `input`. An error means no window could
@@ -94,6 +110,7 @@ pub fn run(shared: Shared, input: mpsc::Sender<Input>) -> Result<(), String> {
             // Light, whatever the desktop's theme: the colours of the
             // states and the question are chosen for it.
             cc.egui_ctx.set_theme(eframe::egui::Theme::Light);
+            cc.egui_ctx.set_fonts(fonts());
             Ok(Box::new(draw::Window::new(shared, input)))
         }),
     )

@@ -18,10 +18,18 @@ pub fn has_display() -> bool {
     }
 }
 
-/// How the window is drawn: OpenGL on every desktop (on a computer without
-/// a graphics driver, Mesa's software rasterizer on Linux; Windows' own
-/// OpenGL 1.1 is too old, so a Windows build should enable eframe's `wgpu`
-/// feature, whose DirectX 12 falls back to the WARP software rasterizer).
+/// How the window is drawn: OpenGL (on a Linux computer without a graphics
+/// driver, Mesa's software rasterizer), or with the `wgpu` feature — for
+/// Windows, whose own OpenGL 1.1 is too old — DirectX 12, Metal or Vulkan,
+/// each with a software fallback where the system has one (WARP on
+/// Windows).
 pub fn renderer() -> eframe::Renderer {
-    eframe::Renderer::Glow
+    #[cfg(feature = "wgpu")]
+    {
+        eframe::Renderer::Wgpu
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        eframe::Renderer::Glow
+    }
 }
