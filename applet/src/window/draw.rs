@@ -61,8 +61,8 @@ impl Window {
 }
 
 impl eframe::App for Window {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let ctx = ui.ctx().clone();
+    fn update(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let ctx = ctx.clone();
         let Some(m) = self.shared.snapshot() else {
             return;
         };
@@ -81,9 +81,9 @@ impl eframe::App for Window {
         if m.finished && self.close_when_done && !self.asking_end {
             ctx.send_viewport_cmd(ViewportCommand::Close);
         }
-        egui::Panel::top("who").show(ui, |ui| header(ui, &m));
-        egui::Panel::bottom("end").show(ui, |ui| self.bottom(ui, &m));
-        egui::CentralPanel::default().show(ui, |ui| {
+        egui::TopBottomPanel::top("who").show(&ctx, |ui| header(ui, &m));
+        egui::TopBottomPanel::bottom("end").show(&ctx, |ui| self.bottom(ui, &m));
+        egui::CentralPanel::default().show(&ctx, |ui| {
             state(ui, &m);
             if let Some(code) = m.code.as_ref().filter(|_| !m.over()) {
                 code_box(ui, &m, code);
@@ -261,7 +261,7 @@ impl Window {
             } else {
                 m.label(&Label::NothingToSendYet)
             };
-            let send_width = 90.0;
+            let send_width = 100.0;
             let edit = ui
                 .add_enabled(
                     can,

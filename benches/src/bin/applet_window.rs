@@ -13,7 +13,10 @@
 //!   **Target:** ≤ 300 ms. The references in the same run: `xmessage` (a
 //!   plain X toolkit program: the floor of starting any window here) and
 //!   the applet with `--no-window` until its first line on the terminal
-//!   (starting the process and verifying its signed trailer).
+//!   (starting the process and verifying its signed trailer), and — the
+//!   suspected limiter alone — `glxinfo -B` (Debian's mesa-utils), which
+//!   opens the display, creates an OpenGL context (Mesa's llvmpipe, as
+//!   the applet's window gets on a machine without a GPU) and exits.
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
@@ -61,6 +64,8 @@ fn main() -> Result<()> {
     let mut window = Vec::new();
     let mut floor = Vec::new();
     let mut terminal = Vec::new();
+    let mut gl = Vec::new();
+    let glxinfo = PathBuf::from("/usr/bin/glxinfo");
     for run in 0..runs {
         // --keep: the file stays for the next run (it is killed, not
         // ended, so it would stay anyway).
@@ -68,10 +73,10 @@ fn main() -> Result<()> {
             .map_time_ms(&applet, &["--keep"], &[("LANG", "en_US.UTF-8")])
             .context("the applet's window never appeared")?;
         window.push(w);
-        if xmessage.exists() {
-            if let Some(x) = desk.map_time_ms(&xmessage, &["-timeout", "5", "Lifeline"], &[]) {
-                floor.push(x);
-            }
+        if xmessage.exists()
+            && let Some(x) = desk.map_time_ms(&xmessage, &["-timeout", "5", "Lifeline"], &[])
+        {
+            floor.push(x);
         }
         let started = Instant::now();
         let mut cmd = Command::new(&applet);
@@ -82,6 +87,18 @@ fn main() -> Result<()> {
             .context("the applet printed nothing")?;
         terminal.push(started.elapsed().as_secs_f64() * 1e3);
         drop(p);
+        if glxinfo.exists() {
+            let started = Instant::now();
+            let mut cmd = Command::new(&glxinfo);
+            cmd.arg("-B");
+            desk.env(&mut cmd);
+            if lifeline_tests::run_bounded(&mut cmd, Duration::from_secs(30))
+                .status
+                .success()
+            {
+                gl.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
         eprintln!(
             "run {run}: window {w:.0} ms, xmessage {:.0} ms, terminal {:.0} ms",
             floor.last().copied().unwrap_or(f64::NAN),
@@ -109,6 +126,9 @@ fn main() -> Result<()> {
         row(&mut t, "xmessage: window mapped", &floor, false);
     }
     row(&mut t, "applet --no-window: first line", &terminal, false);
+    if !gl.is_empty() {
+        row(&mut t, "glxinfo -B: an OpenGL context", &gl, false);
+    }
     t.print();
     Ok(())
 }
