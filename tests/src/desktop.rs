@@ -49,6 +49,23 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
 }
 
+/// Starts `cmd` (kept in `children`) and reads the first line it prints.
+fn first_line(children: &mut Vec<Child>, cmd: &mut Command) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    children.push(child);
+    let mut line = String::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    line
+}
+
 impl Desktop {
     /// Starts a desktop; panics with what to install when a tool is
     /// missing (`.ci/run` installs them all).
@@ -66,8 +83,9 @@ impl Desktop {
         let dir = TempDir::new("desktop");
         let mut children = Vec::new();
         // Xvfb picks a free display and writes its number to the pipe.
-        let mut xvfb = Command::new("Xvfb")
-            .args([
+        let number = first_line(
+            &mut children,
+            Command::new("Xvfb").args([
                 "-displayfd",
                 "1",
                 "-screen",
@@ -75,33 +93,15 @@ impl Desktop {
                 "1024x768x24",
                 "-nolisten",
                 "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb");
-        let mut out = xvfb.stdout.take().unwrap();
-        children.push(xvfb);
-        let mut number = String::new();
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-            number.push(byte[0] as char);
-        }
+            ]),
+        );
         assert!(!number.is_empty(), "Xvfb gave no display number");
         let display = format!(":{}", number.trim());
         // A session bus of our own.
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut out = dbus.stdout.take().unwrap();
-        children.push(dbus);
-        let mut bus = String::new();
-        while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-            bus.push(byte[0] as char);
-        }
+        let bus = first_line(
+            &mut children,
+            Command::new("dbus-daemon").args(["--session", "--nofork", "--print-address=1"]),
+        );
         assert!(!bus.is_empty(), "dbus-daemon gave no address");
         // In a process group of its own: it starts the accessibility bus
         // and its registry, which go with it on drop.
@@ -124,28 +124,7 @@ impl Desktop {
         // Programs build their accessibility tree only when a screen
         // reader is said to run.
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = ["IsEnabled", "ScreenReaderEnabled"].iter().all(|property| {
-                Command::new("dbus-send")
-                    .args([
-                        "--session",
-                        "--print-reply",
-                        "--dest=org.a11y.Bus",
-                        "/org/a11y/bus",
-                        "org.freedesktop.DBus.Properties.Set",
-                        "string:org.a11y.Status",
-                        &format!("string:{property}"),
-                        "variant:boolean:true",
-                    ])
-                    .env("DBUS_SESSION_BUS_ADDRESS", &d.bus)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            });
-            if ok {
-                break;
-            }
+        while !d.screen_reader(true) {
             assert!(
                 Instant::now() < deadline,
                 "the accessibility bus did not start"
@@ -153,6 +132,29 @@ impl Desktop {
             std::thread::sleep(Duration::from_millis(100));
         }
         d
+    }
+
+    /// Says that a screen reader runs (or not): programs build their
+    /// accessibility tree while one does. Whether the bus took it.
+    fn screen_reader(&self, on: bool) -> bool {
+        ["IsEnabled", "ScreenReaderEnabled"].iter().all(|property| {
+            Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.a11y.Bus",
+                    "/org/a11y/bus",
+                    "org.freedesktop.DBus.Properties.Set",
+                    "string:org.a11y.Status",
+                    &format!("string:{property}"),
+                    &format!("variant:boolean:{on}"),
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
     }
 
     /// Sets the desktop's environment on `cmd` (the program then opens its
@@ -175,6 +177,13 @@ impl Desktop {
     /// The accessibility tree of `pid`'s window (empty while it has none).
     pub fn tree(&self, pid: u32) -> Vec<Node> {
         let out = self.helper(&["dump", &pid.to_string()]);
+        if !out.status.success() {
+            eprintln!(
+                "a11y dump of {pid}: {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| {
@@ -191,9 +200,18 @@ impl Desktop {
     /// Waits until a node of `pid`'s window shows `needle` (in its name or
     /// text); returns the tree then.
     pub fn wait_for_text(&self, pid: u32, needle: &str, within: Duration) -> Vec<Node> {
-        let deadline = Instant::now() + within;
+        let start = Instant::now();
+        let deadline = start + within;
+        let mut nudged = false;
         loop {
             let tree = self.tree(pid);
+            // A program that came up while the accessibility bus was busy
+            // may have missed that a screen reader runs: say it again.
+            if tree.is_empty() && !nudged && start.elapsed() > Duration::from_secs(5) {
+                nudged = true;
+                self.screen_reader(false);
+                self.screen_reader(true);
+            }
             if tree
                 .iter()
                 .any(|n| n.name.contains(needle) || n.text.contains(needle))
@@ -202,7 +220,8 @@ impl Desktop {
             }
             assert!(
                 Instant::now() < deadline,
-                "the window never showed {needle:?}; it shows:\n{}",
+                "the window never showed {needle:?} (window mapped: {}); it shows:\n{}",
+                self.has_window(pid),
                 tree.iter()
                     .map(|n| format!("  {} {:?} {:?}", n.role, n.name, n.text))
                     .collect::<Vec<_>>()

@@ -39,8 +39,12 @@ def walk(node, depth=0):
     if node is None or depth > 60:
         return
     yield node
-    for i in range(node.childCount):
-        yield from walk(node.getChildAtIndex(i), depth + 1)
+    try:
+        children = [node.getChildAtIndex(i) for i in range(node.childCount)]
+    except Exception:
+        return
+    for child in children:
+        yield from walk(child, depth + 1)
 
 
 def text_of(node):
@@ -122,7 +126,12 @@ def main():
         sys.exit(3)
     if cmd == "dump":
         for n in walk(app):
-            print(f"{n.getRoleName()}\t{clean(n.name)}\t{clean(text_of(n))}")
+            # A node can vanish while it is read (the window redraws):
+            # leave it out; the caller reads again.
+            try:
+                print(f"{n.getRoleName()}\t{clean(n.name)}\t{clean(text_of(n))}")
+            except Exception:
+                continue
         return
     want = sys.argv[3]
     for n in walk(app):

@@ -137,7 +137,7 @@ impl Window {
     }
 
     fn ask_end(&mut self, ctx: &egui::Context, m: &Model) {
-        let modal = egui::Modal::new(egui::Id::new("ask-end")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::new("ask-end")).show(ctx, |ui| {
             ui.set_max_width(360.0);
             ui.label(RichText::new(m.label(&Label::AskEnd)).size(16.0));
             ui.add_space(12.0);
@@ -160,7 +160,10 @@ impl Window {
                 }
             });
         });
-        if modal.should_close() && self.asking_end {
+        // Escape is "no". (A click beside the question is not: the click
+        // that opened it can still count as one in the question's first
+        // frame, and would close it before anyone saw it.)
+        if self.asking_end && ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
             self.asking_end = false;
             self.close_when_done = false;
         }
