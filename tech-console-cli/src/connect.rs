@@ -627,6 +627,18 @@ fn parse_linktest(args: &str) -> Result<Vec<Command>, String> {
         .collect())
 }
 
+/// The line-mode commands, for `/help`.
+const LINE_MODE_HELP: &str = "\
+commands (anything else is chat; //text sends a line starting with /):
+  /end [REASON]      end the session (/quit too)
+  /status            the path in use and its round trip
+  /probe             measure the round trip once
+  /linktest SIZE [to_user|from_user|both]   check the link byte for byte
+  /shell             the end user's command prompt, full screen (Ctrl-] returns)
+  /ask CAPS [session], /run COMMAND, /send PATH, /fetch PATH [INTO], /ls [PATH],
+  /sysinfo, /open URL, /stop [ID]   remote work, each with the end user's consent
+  /help              this list";
+
 /// Reads stdin: batch commands or terminal chat lines.
 async fn read_commands(
     out: Out,
@@ -646,7 +658,16 @@ async fn read_commands(
             continue;
         }
         let line = line.trim_end();
-        let word = line.trim_start_matches('/');
+        // `//text` is chat that starts with a slash.
+        if !out.batch
+            && let Some(text) = line.strip_prefix("//")
+        {
+            if tx.send(Command::Say(format!("/{text}"))).is_err() {
+                return;
+            }
+            continue;
+        }
+        let word = line.strip_prefix('/').unwrap_or(line);
         let (verb, rest) = word.split_once(' ').unwrap_or((word, ""));
         let special = out.batch || line.starts_with('/');
         if special && verb == "status" {
@@ -701,13 +722,29 @@ async fn read_commands(
                     continue;
                 }
             }
-        } else if let Some(rest) = line.strip_prefix("/end") {
-            let r = rest.trim();
-            Command::End(if r.is_empty() {
-                "the technician ended the session".into()
-            } else {
-                r.to_owned()
-            })
+        } else if line.starts_with('/') {
+            // Commands are recognised exactly; anything else that starts
+            // with a slash is a typo, never chat.
+            match verb {
+                "end" | "quit" => {
+                    let r = rest.trim();
+                    Command::End(if r.is_empty() {
+                        "the technician ended the session".into()
+                    } else {
+                        r.to_owned()
+                    })
+                }
+                "help" | "?" => {
+                    println!("{LINE_MODE_HELP}");
+                    continue;
+                }
+                _ => {
+                    out.error(&format!(
+                        "unknown command /{verb} (not sent); /help lists the commands, //{verb}… sends it as chat"
+                    ));
+                    continue;
+                }
+            }
         } else if line.is_empty() {
             continue;
         } else {

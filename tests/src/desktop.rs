@@ -28,7 +28,11 @@ pub struct Desktop {
     display: String,
     bus: String,
     children: Vec<Child>,
-    _dir: TempDir,
+    /// The desktop's own runtime folder (`XDG_RUNTIME_DIR`): the
+    /// accessibility bus puts its socket there, not in the shared
+    /// `~/.cache/at-spi`, where parallel desktops would remove each
+    /// other's.
+    runtime: TempDir,
 }
 
 /// The tools a desktop test needs, with the Debian package of each.
@@ -80,7 +84,12 @@ impl Desktop {
             "the window tests need a virtual desktop: apt-get install {} python3-pyatspi",
             missing.join(" ")
         );
-        let dir = TempDir::new("desktop");
+        let runtime = TempDir::new("desktop");
+        std::fs::set_permissions(
+            runtime.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let mut children = Vec::new();
         // Xvfb picks a free display and writes its number to the pipe.
         let number = first_line(
@@ -107,6 +116,7 @@ impl Desktop {
         // and its registry, which go with it on drop.
         let atspi = Command::new("/usr/libexec/at-spi-bus-launcher")
             .arg("--launch-immediately")
+            .env("XDG_RUNTIME_DIR", runtime.path())
             .process_group(0)
             .env("DISPLAY", &display)
             .env("DBUS_SESSION_BUS_ADDRESS", &bus)
@@ -119,7 +129,7 @@ impl Desktop {
             display,
             bus,
             children,
-            _dir: dir,
+            runtime,
         };
         // Programs build their accessibility tree only when a screen
         // reader is said to run.
@@ -164,6 +174,7 @@ impl Desktop {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
             .env("NO_AT_BRIDGE", "0")
             .env("LIFELINE_NO_WINDOW", "0")
+            .env("XDG_RUNTIME_DIR", self.runtime.path())
     }
 
     fn helper(&self, args: &[&str]) -> std::process::Output {

@@ -17,6 +17,7 @@
 //! * `console` — a technician's [`Console`] profile.
 //! * `desktop` — a virtual [`Desktop`] (Xvfb, D-Bus, accessibility bus)
 //!   to open the applet's window on, read it and press its buttons.
+//! * `pty` — a program on a real terminal ([`Pty`], via `script`).
 //! * `network` — free ports and paths made silent ([`PortBlock`]).
 //! * `scenario` — [`Scenario`] and the steps scenarios share.
 //! * [`natlab`] — the NAT lab; [`raw`] — a raw relay client for refusals.
@@ -29,6 +30,7 @@ mod launch;
 pub mod natlab;
 mod network;
 mod process;
+mod pty;
 pub mod raw;
 mod scenario;
 
@@ -38,4 +40,5 @@ pub use gateway::*;
 pub use launch::*;
 pub use network::*;
 pub use process::*;
+pub use pty::*;
 pub use scenario::*;

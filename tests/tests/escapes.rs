@@ -8,9 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lifeline_tests::*;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a hostile other side sends: a fake end of session with a shell
 /// prompt, a clipboard write, a window title, a cursor jump over the
@@ -68,43 +66,10 @@ fn chat_from_the_end_user_is_shown_escaped_on_the_console_and_in_the_audit() {
         bin("tech-console").display(),
         s.console.dir.path().display()
     );
-    let mut pty = Command::new("script")
-        .args(["-qfec", &console_cmd, "/dev/null"])
-        .env("TERM", "dumb")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut pty_in = pty.stdin.take().unwrap();
-    let mut pty_out = pty.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pty_out.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = Vec::new();
-    let mut wait_screen = |what: &str, needle: &str| {
-        let deadline = Instant::now() + WAIT;
-        while !String::from_utf8_lossy(&screen).contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(b) => screen.extend(b),
-                Err(_) => panic!(
-                    "the console never showed {what}; screen:\n{}",
-                    String::from_utf8_lossy(&screen)
-                ),
-            }
-        }
-        String::from_utf8_lossy(&screen).into_owned()
-    };
-    wait_screen("the verification code", "Verification code");
+    let mut pty = Pty::spawn(&console_cmd);
+    pty.wait("the verification code", "Verification code");
     applet.send(PAYLOAD);
-    let shown = wait_screen("the end user's chat", "Session ended.");
+    let shown = pty.wait("the end user's chat", "Session ended.");
     let line = shown
         .lines()
         .find(|l| l.contains("Session ended."))
@@ -119,12 +84,10 @@ fn chat_from_the_end_user_is_shown_escaped_on_the_console_and_in_the_audit() {
     // The technician ends it with a reason carrying a forged audit row
     // (no CR: the terminal would take it for Enter).
     let reason = "done\u{1b}[2K\u{1b}[1G2026-12-01T00:00:00Z  -  admin  technician added  mallory\u{1b}]0;pwned\u{7}";
-    writeln!(pty_in, "/end {reason}").unwrap();
-    pty_in.flush().unwrap();
+    pty.type_line(&format!("/end {reason}"));
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
-    let _ = wait_timeout(&mut pty, Duration::from_secs(20));
-    drop(pty_in);
+    let _ = wait_timeout(&mut pty.child, Duration::from_secs(20));
 
     let text = s.gw.admin(&["audit", "--session", &guid], "");
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
