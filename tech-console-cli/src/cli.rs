@@ -93,6 +93,9 @@ enum SessionCmd {
         /// Session lifetime in seconds (default set by the operator).
         #[arg(long)]
         expires_in: Option<u64>,
+        /// Replace the file at --out if there is one.
+        #[arg(long)]
+        force: bool,
     },
     /// End (or cancel) a session; its applet can no longer connect.
     End {
@@ -154,9 +157,17 @@ pub fn main() -> ExitCode {
                 out,
                 platform,
                 expires_in,
+                force,
             }) => {
-                crate::commands::session_new(&profile, label, &out, platform.as_deref(), expires_in)
-                    .await?
+                crate::commands::session_new(
+                    &profile,
+                    label,
+                    &out,
+                    platform.as_deref(),
+                    expires_in,
+                    force,
+                )
+                .await?
             }
             Cmd::Session(SessionCmd::End { target, reason }) => {
                 crate::commands::session_end(&profile, &target, &reason).await?

@@ -121,14 +121,24 @@ pub async fn session_new(
     out: &Path,
     platform: Option<&str>,
     expires_in: Option<u64>,
+    force: bool,
 ) -> anyhow::Result<()> {
     let (_login, client) = portal(profile)?;
+    // The applet can be downloaded once: everything that could stop it
+    // from being saved is checked before the session exists.
     if out.is_dir() {
         bail!(
             "{} is a directory; give the file name for the applet",
             out.display()
         );
     }
+    if out.exists() && !force {
+        bail!(
+            "{} already exists; choose another name, or pass --force to replace it",
+            out.display()
+        );
+    }
+    let staged = Staged::create(out)?;
     let identity = SessionIdentity::generate("Lifeline session")?;
     let mut secret = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
@@ -157,8 +167,31 @@ pub async fn session_new(
         Some(p) => format!("/api/v1/sessions/{}/applet?platform={p}", info.guid),
         None => format!("/api/v1/sessions/{}/applet", info.guid),
     };
-    let bytes = client.download(&path).await?;
-    write_executable(out, &bytes)?;
+    let bytes = match client.download(&path).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Nothing to hand out: the session goes, so its label is free
+            // for the next try.
+            let withdrawn = client
+                .post::<_, SessionInfo>(
+                    &format!("/api/v1/sessions/{}/end", info.guid),
+                    &lifeline_protocol::portal::EndSession {
+                        reason: "the applet could not be downloaded".into(),
+                    },
+                )
+                .await
+                .is_ok();
+            profile.forget_session(&info.guid);
+            return Err(anyhow::Error::from(e).context(if withdrawn {
+                "the applet could not be downloaded; the session was withdrawn, so the \
+                 same command can be run again"
+            } else {
+                "the applet could not be downloaded, and the session could not be \
+                 withdrawn: end it with `tech-console session end`"
+            }));
+        }
+    };
+    staged.commit(&bytes)?;
     println!("session {}", info.guid);
     if !info.label.is_empty() {
         println!("label   {}", info.label);
@@ -185,17 +218,60 @@ pub async fn session_new(
     Ok(())
 }
 
-fn write_executable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o755);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+/// The applet's file, made (empty, next to where it goes) before the
+/// session exists, so a folder that is missing or not writable is found
+/// before the one-time download is spent; filled and moved into place
+/// after. Dropped unfilled, it is removed.
+struct Staged {
+    partial: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    out: std::path::PathBuf,
+}
+
+impl Staged {
+    fn create(out: &Path) -> anyhow::Result<Staged> {
+        let name = out
+            .file_name()
+            .with_context(|| format!("{} is not a file name", out.display()))?;
+        let mut partial_name = std::ffi::OsString::from(".");
+        partial_name.push(name);
+        partial_name.push(format!(".partial-{}", std::process::id()));
+        let partial = out.with_file_name(partial_name);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o755);
+        let file = opts.open(&partial).with_context(|| {
+            let folder = partial.parent().filter(|p| !p.as_os_str().is_empty());
+            match folder {
+                Some(f) if !f.is_dir() => format!("the folder {} does not exist", f.display()),
+                _ => format!("cannot write in the folder of {}", out.display()),
+            }
+        })?;
+        Ok(Staged {
+            partial,
+            file: Some(file),
+            out: out.to_owned(),
+        })
+    }
+
+    fn commit(mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut f = self.file.take().context("already saved")?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", self.partial.display()))?;
+        std::fs::rename(&self.partial, &self.out)
+            .with_context(|| format!("cannot save {}", self.out.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.partial.exists() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
 }
 
 /// `tech-console queue` and `tech-console sessions`.
