@@ -517,7 +517,7 @@ fn print_event(out: Out, status: &std::sync::Mutex<String>, ev: Event) {
         | Event::ChannelSent { .. } => {}
         Event::Chat(text) => out.emit(
             json!({"event": "chat", "from": "user", "text": text}),
-            || format!("user: {text}"),
+            || format!("end user: {text}"),
         ),
         Event::Rtt(kind, rtt) => {
             set_status(format!("{kind}, {} ms round trip", ms(rtt)));
