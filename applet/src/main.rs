@@ -44,11 +44,36 @@ struct Args {
         value_parser = clap::builder::FalseyValueParser::new()
     )]
     no_window: bool,
+    /// Print a shell completion script (bash, zsh or fish) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<lifeline_clidocs::Shell>,
+    /// Write the manual page into DIR and exit.
+    #[arg(long, value_name = "DIR")]
+    man: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        let cmd = <Args as clap::CommandFactory>::command();
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        let _ = lifeline_clidocs::completions(cmd, shell, &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(dir) = &args.man {
+        let cmd = <Args as clap::CommandFactory>::command();
+        return match lifeline_clidocs::man_pages(cmd, dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "applet: cannot write the manual page into {}: {e}",
+                    dir.display()
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
     // A filter by target (`LIFELINE_LOG=info,lifeline_session=debug`):
     // no regex engine in the program every end user downloads.
     let filter = std::env::var("LIFELINE_LOG")

@@ -23,6 +23,18 @@ enum Cmd {
     /// Operator commands on the node's store.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Print a shell completion script to standard output.
+    #[command(after_help = "Example: gateway completions bash > /etc/bash_completion.d/gateway")]
+    Completions {
+        /// bash, zsh or fish.
+        shell: lifeline_clidocs::Shell,
+    },
+    /// Write the manual pages of gateway and each of its commands into DIR.
+    #[command(after_help = "Example: gateway man /usr/local/share/man/man1")]
+    Man {
+        /// Where to write them (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Removes the password from a store URL for display.
@@ -42,6 +54,32 @@ pub fn redact(url: &str) -> String {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions and manual pages need nothing but the definitions.
+    match &cli.cmd {
+        Cmd::Completions { shell } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = lifeline_clidocs::completions(cmd, *shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match lifeline_clidocs::man_pages(cmd, dir) {
+                Ok(files) => {
+                    println!("wrote {} manual pages into {}", files.len(), dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "gateway: cannot write manual pages into {}: {e}",
+                        dir.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -67,6 +105,8 @@ pub fn main() -> ExitCode {
                 let (data_dir, store) = crate::config::resolve_store(&cli.store)?;
                 crate::admin::run(cmd, &store, &data_dir).await
             }
+            // Handled before the runtime starts.
+            Cmd::Completions { .. } | Cmd::Man { .. } => Ok(()),
         }
     });
     match result {

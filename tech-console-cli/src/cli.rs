@@ -75,6 +75,20 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         dead_path: f64,
     },
+    /// Print a shell completion script to standard output.
+    #[command(
+        after_help = "Example: tech-console completions bash > /etc/bash_completion.d/tech-console"
+    )]
+    Completions {
+        /// bash, zsh or fish.
+        shell: lifeline_clidocs::Shell,
+    },
+    /// Write the manual pages of tech-console and each of its commands into DIR.
+    #[command(after_help = "Example: tech-console man /usr/local/share/man/man1")]
+    Man {
+        /// Where to write them (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +125,32 @@ enum SessionCmd {
 pub fn main() -> ExitCode {
     lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let cli = Cli::parse();
+    // Completions and manual pages need nothing but the definitions.
+    match &cli.cmd {
+        Cmd::Completions { shell } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = lifeline_clidocs::completions(cmd, *shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match lifeline_clidocs::man_pages(cmd, dir) {
+                Ok(files) => {
+                    println!("wrote {} manual pages into {}", files.len(), dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "tech-console: cannot write manual pages into {}: {e}",
+                        dir.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
@@ -152,6 +192,8 @@ pub fn main() -> ExitCode {
                 .await?
             }
             Cmd::Logout => crate::commands::logout(&profile).await?,
+            // Handled before the runtime starts.
+            Cmd::Completions { .. } | Cmd::Man { .. } => {}
             Cmd::Session(SessionCmd::New {
                 label,
                 out,

@@ -1,0 +1,122 @@
+//! Shell completions (bash, zsh, fish) and manual pages for Lifeline's
+//! three programs, generated from their clap definitions so they can never
+//! disagree with the programs themselves. Each program has a command that
+//! calls into here (`gateway completions bash`, `tech-console man DIR`,
+//! `applet --completions bash`, …).
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A shell to complete for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Writes `cmd`'s completion script for `shell` to `out` (made whole
+/// first: a reader that stops early, as `| head` does, is no error worth
+/// more than the error it returns).
+pub fn completions(
+    mut cmd: clap::Command,
+    shell: Shell,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let name = cmd.get_name().to_owned();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    out.write_all(&script)?;
+    out.flush()
+}
+
+/// Writes a manual page (section 1) for `cmd` and one for each of its
+/// subcommands, at every depth (`gateway-admin-audit.1`), into `dir`.
+/// Returns the files written.
+pub fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut cmd = cmd;
+    cmd.build();
+    page(&cmd, cmd.get_name(), dir, &mut written)?;
+    Ok(written)
+}
+
+fn page(
+    cmd: &clap::Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    let path = dir.join(format!("{name}.1"));
+    let mut file = std::fs::File::create(&path)?;
+    clap_mangen::Man::new(cmd.clone())
+        .title(name.to_owned())
+        .render(&mut file)?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> clap::Command {
+        clap::Command::new("demo")
+            .about("A demo.")
+            .subcommand(
+                clap::Command::new("admin")
+                    .about("Admin.")
+                    .subcommand(clap::Command::new("audit").about("Audit.")),
+            )
+            .arg(
+                clap::Arg::new("listen")
+                    .long("listen")
+                    .help("Where to listen"),
+            )
+    }
+
+    #[test]
+    fn completions_name_the_program_and_its_subcommands() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            completions(demo(), shell, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                text.contains("demo") && text.contains("admin"),
+                "{shell:?}: {text}"
+            );
+            assert!(text.contains("listen"), "{shell:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_for_every_command_at_every_depth() {
+        let dir = std::env::temp_dir().join(format!("clidocs-test-{}", std::process::id()));
+        let files = man_pages(demo(), &dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["demo.1", "demo-admin.1", "demo-admin-audit.1"]);
+        let page = std::fs::read_to_string(dir.join("demo.1")).unwrap();
+        assert!(
+            page.contains(".TH demo 1") || page.contains(".TH demo"),
+            "{page}"
+        );
+        assert!(page.contains("listen"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
