@@ -14,7 +14,12 @@ use std::process::ExitCode;
 
 /// Lifeline remote support. Double-click to let your technician help you.
 #[derive(Debug, Parser)]
-#[command(name = "applet", version, about)]
+#[command(
+    name = "applet",
+    version,
+    about,
+    after_help = "Example: ./support            (as sent by the technician; on a desktop, double-click it)\n         ./support --verify   (what it is for, without connecting)"
+)]
 struct Args {
     /// Show what this program is for (technician, operator, expiry) and
     /// exit without connecting (and without removing itself).

@@ -18,6 +18,7 @@ pub enum AdminCmd {
     #[command(subcommand)]
     Group(GroupCmd),
     /// Show the audit trail (oldest first).
+    #[command(after_help = "Example: gateway admin audit --limit 50 (or --session GUID, --json)")]
     Audit {
         /// Only this session's entries.
         #[arg(long)]
@@ -31,6 +32,9 @@ pub enum AdminCmd {
     },
     /// Print the operator's Ed25519 public key (hex), to pin in release
     /// builds of the applet (LIFELINE_OPERATOR_KEY at build time).
+    #[command(
+        after_help = "Example: LIFELINE_OPERATOR_KEY=$(gateway admin operator-key) cargo build --profile applet --bin applet"
+    )]
     OperatorKey,
 }
 
@@ -38,6 +42,9 @@ pub enum AdminCmd {
 #[derive(Debug, Subcommand)]
 pub enum TechnicianCmd {
     /// Add a technician; the password is read from standard input.
+    #[command(
+        after_help = "Example: gateway admin technician add --email ada@example.com --name \"Ada Lovelace\""
+    )]
     Add {
         /// Login e-mail address.
         #[arg(long)]
@@ -54,9 +61,11 @@ pub enum TechnicianCmd {
         password_stdin: bool,
     },
     /// List technicians.
+    #[command(after_help = "Example: gateway admin technician list")]
     List,
     /// End every login of a technician at once (a lost laptop, someone
     /// who left): their consoles must log in again.
+    #[command(after_help = "Example: gateway admin technician revoke-tokens ada@example.com")]
     RevokeTokens {
         /// The technician's login e-mail address.
         email: String,
@@ -67,6 +76,9 @@ pub enum TechnicianCmd {
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
     /// Set what a group's sessions may do beyond chat.
+    #[command(
+        after_help = "Example: gateway admin group permissions default run-command,file-to-user,system-info"
+    )]
     Permissions {
         /// Group name.
         group: String,

@@ -19,6 +19,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run a gateway node (zero-config: embedded SQLite in the data dir).
+    #[command(
+        after_help = "Examples:\n  gateway serve\n  gateway serve --listen 0.0.0.0:443 --public-name support.example.com\n  gateway --store postgres://lifeline@db/lifeline serve"
+    )]
     Serve(Box<ServeArgs>),
     /// Operator commands on the node's store.
     #[command(subcommand)]

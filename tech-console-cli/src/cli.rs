@@ -20,6 +20,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Log in to a gateway (once per shift).
+    #[command(
+        after_help = "Example: tech-console login --gateway support.example.com:443 \\\n    --ca-fingerprint 60:94:4C:…:06:FD --email ada@example.com"
+    )]
     Login {
         /// Gateway `host:port`.
         #[arg(long)]
@@ -39,23 +42,27 @@ enum Cmd {
     },
     /// Log out: the gateway stops accepting this login, and it is forgotten
     /// here.
+    #[command(after_help = "Example: tech-console logout")]
     Logout,
     /// Create sessions.
     #[command(subcommand)]
     Session(SessionCmd),
     /// Your open sessions.
+    #[command(after_help = "Example: tech-console sessions --json")]
     Sessions {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
     /// End users waiting for you.
+    #[command(after_help = "Example: tech-console queue")]
     Queue {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
     /// Connect to a waiting end user and chat.
+    #[command(after_help = "Example: tech-console connect printer    (by label; a GUID works too)")]
     Connect {
         /// Session GUID or label.
         target: String,
@@ -94,6 +101,7 @@ enum Cmd {
 #[derive(Debug, Subcommand)]
 enum SessionCmd {
     /// Create a session and download its personalized applet.
+    #[command(after_help = "Example: tech-console session new --label printer --out ./support")]
     New {
         /// A label to find the session by.
         #[arg(long)]
@@ -112,6 +120,7 @@ enum SessionCmd {
         force: bool,
     },
     /// End (or cancel) a session; its applet can no longer connect.
+    #[command(after_help = "Example: tech-console session end printer --reason \"sent twice\"")]
     End {
         /// Session GUID or label.
         target: String,

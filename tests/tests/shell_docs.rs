@@ -87,3 +87,45 @@ fn each_program_writes_a_manual_page_for_itself_and_every_command() {
         );
     }
 }
+
+#[test]
+fn every_command_that_does_something_shows_an_example_and_its_defaults() {
+    let dir = TempDir::new("man");
+    let m = dir.path().to_str().unwrap();
+    run("gateway", &["man", m]);
+    run("tech-console", &["man", m]);
+    run("applet", &["--man", m]);
+    let mut checked = 0;
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let page = name.trim_end_matches(".1");
+        // `tech-console-session-new` → tech-console session new.
+        let (program, rest) = ["tech-console", "gateway", "applet"]
+            .iter()
+            .find_map(|p| page.strip_prefix(p).map(|r| (*p, r)))
+            .unwrap();
+        let mut args: Vec<&str> = rest.split('-').filter(|w| !w.is_empty()).collect();
+        // Subcommand names with a dash of their own.
+        let joined = args.join("-");
+        for two in ["operator-key", "revoke-tokens"] {
+            if joined.ends_with(two) {
+                args.truncate(args.len() - 2);
+                args.push(two);
+            }
+        }
+        args.push("--help");
+        let help = run(program, &args);
+        if help.contains("Commands:") {
+            continue; // a group: its commands have the examples
+        }
+        assert!(
+            help.contains("Example"),
+            "{program} {args:?} has no example:\n{help}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} commands checked");
+    // Defaults are shown.
+    let help = run("tech-console", &["connect", "--help"]);
+    assert!(help.contains("[default: auto]"), "{help}");
+}
