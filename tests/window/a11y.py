@@ -72,18 +72,25 @@ def close(pid):
             yield c
             yield from windows(c)
 
+    # Every viewable window of the process: a toolkit may own more than
+    # one (only its main window takes the message).
+    sent = False
     for w in windows(d.screen().root):
-        p = w.get_full_property(net_wm_pid, X.AnyPropertyType)
-        if p is not None and p.value[0] == pid:
+        try:
+            p = w.get_full_property(net_wm_pid, X.AnyPropertyType)
+            viewable = w.get_attributes().map_state == X.IsViewable
+        except Exception:
+            continue
+        if p is not None and p.value[0] == pid and viewable:
             ev = protocol.event.ClientMessage(
                 window=w,
                 client_type=protocols,
                 data=(32, [delete, X.CurrentTime, 0, 0, 0]),
             )
             w.send_event(ev)
-            d.flush()
-            return True
-    return False
+            sent = True
+    d.flush()
+    return sent
 
 
 def maptime(argv):
