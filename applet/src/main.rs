@@ -61,23 +61,13 @@ fn main() -> ExitCode {
     lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let args = Args::parse();
     if let Some(shell) = args.completions {
-        let cmd = <Args as clap::CommandFactory>::command();
-        // A closed pipe (`| head`) is the reader's choice, not an error.
-        let _ = lifeline_clidocs::completions(cmd, shell, &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        return lifeline_clidocs::print_completions(
+            <Args as clap::CommandFactory>::command(),
+            shell,
+        );
     }
     if let Some(dir) = &args.man {
-        let cmd = <Args as clap::CommandFactory>::command();
-        return match lifeline_clidocs::man_pages(cmd, dir) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!(
-                    "applet: cannot write the manual page into {}: {e}",
-                    dir.display()
-                );
-                ExitCode::FAILURE
-            }
-        };
+        return lifeline_clidocs::write_man_pages(<Args as clap::CommandFactory>::command(), dir);
     }
     // A filter by target (`LIFELINE_LOG=info,lifeline_session=debug`):
     // no regex engine in the program every end user downloads.

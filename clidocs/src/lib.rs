@@ -69,6 +69,32 @@ fn page(
     Ok(())
 }
 
+/// `PROGRAM completions SHELL`: the script on standard output (a closed
+/// pipe, as `| head` leaves, is the reader's choice, not an error).
+pub fn print_completions(cmd: clap::Command, shell: Shell) -> std::process::ExitCode {
+    let _ = completions(cmd, shell, &mut std::io::stdout());
+    std::process::ExitCode::SUCCESS
+}
+
+/// `PROGRAM man DIR`: the pages written, and a line saying how many (or
+/// why not).
+pub fn write_man_pages(cmd: clap::Command, dir: &Path) -> std::process::ExitCode {
+    let program = cmd.get_name().to_owned();
+    match man_pages(cmd, dir) {
+        Ok(files) => {
+            println!("wrote {} manual pages into {}", files.len(), dir.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "{program}: cannot write manual pages into {}: {e}",
+                dir.display()
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

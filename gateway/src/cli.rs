@@ -60,26 +60,16 @@ pub fn main() -> ExitCode {
     // Completions and manual pages need nothing but the definitions.
     match &cli.cmd {
         Cmd::Completions { shell } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            let _ = lifeline_clidocs::completions(cmd, *shell, &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            return lifeline_clidocs::print_completions(
+                <Cli as clap::CommandFactory>::command(),
+                *shell,
+            );
         }
         Cmd::Man { dir } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            return match lifeline_clidocs::man_pages(cmd, dir) {
-                Ok(files) => {
-                    println!("wrote {} manual pages into {}", files.len(), dir.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "gateway: cannot write manual pages into {}: {e}",
-                        dir.display()
-                    );
-                    ExitCode::FAILURE
-                }
-            };
+            return lifeline_clidocs::write_man_pages(
+                <Cli as clap::CommandFactory>::command(),
+                dir,
+            );
         }
         _ => {}
     }

@@ -143,6 +143,14 @@ impl Model {
         }
     }
 
+    /// A transfer not seen before (the oldest goes past the bound).
+    fn add_transfer(&mut self, t: Transfer) {
+        if self.transfers.len() >= MAX_TRANSFERS {
+            self.transfers.remove(0);
+        }
+        self.transfers.push(t);
+    }
+
     fn push(&mut self, who: Who, text: String) {
         if self.history.len() >= MAX_HISTORY {
             self.history.remove(0);
@@ -251,19 +259,14 @@ impl Model {
                         t.size = p.size;
                         t.words = words;
                     }
-                    None => {
-                        if self.transfers.len() >= MAX_TRANSFERS {
-                            self.transfers.remove(0);
-                        }
-                        self.transfers.push(Transfer {
-                            id: p.id,
-                            name: p.name.clone(),
-                            bytes: p.bytes,
-                            size: p.size,
-                            words,
-                            outcome: None,
-                        });
-                    }
+                    None => self.add_transfer(Transfer {
+                        id: p.id,
+                        name: p.name.clone(),
+                        bytes: p.bytes,
+                        size: p.size,
+                        words,
+                        outcome: None,
+                    }),
                 }
             }
             ToUser::Saved { id, .. }
@@ -283,10 +286,7 @@ impl Model {
                             | ToUser::CopyFailed { name, .. } => name.clone(),
                             _ => String::new(),
                         };
-                        if self.transfers.len() >= MAX_TRANSFERS {
-                            self.transfers.remove(0);
-                        }
-                        self.transfers.push(Transfer {
+                        self.add_transfer(Transfer {
                             id: *id,
                             name,
                             bytes: 0,
