@@ -149,8 +149,9 @@ fn the_window_takes_an_end_user_through_a_whole_session() {
     );
 
     // The big button asks, then ends everything.
-    desk.press(pid, "End the session");
-    desk.wait_for_text(pid, "End the support session?", WAIT);
+    until_asked(&desk, pid, "End the support session?", || {
+        desk.press(pid, "End the session")
+    });
     desk.press(pid, "Yes, end it");
     let ev = tech.event("ended");
     assert_eq!(ev["by"], "user", "{ev}");
@@ -166,23 +167,31 @@ fn the_window_takes_an_end_user_through_a_whole_session() {
     assert!(!path.exists(), "the applet did not remove itself");
 }
 
-/// Closes the window as a window manager's close button does and waits
-/// for the question. Once in CI (five desktops at once on two busy cores)
-/// a close went unanswered; a person would click again, and so does this,
+/// Does `act` (a close, a press of the big button) until the window asks
+/// `question`. Once in CI (five desktops at once on two busy cores) a
+/// close went unanswered; a person would click again, and so does this,
 /// saying so in the log.
-fn ask_to_close(desk: &Desktop, pid: u32) {
+fn until_asked(desk: &Desktop, pid: u32, question: &str, act: impl Fn()) {
     for attempt in 1..=3 {
-        desk.close_window(pid);
+        act();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if shows(&desk.tree(pid), "End the support session?") {
+            if shows(&desk.tree(pid), question) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        eprintln!("close request {attempt} to {pid} not answered in 10 s; closing again");
+        eprintln!("attempt {attempt} on {pid} not answered in 10 s; again");
     }
-    panic!("closing the window never asked: {:#?}", desk.tree(pid));
+    panic!("the window never asked {question:?}: {:#?}", desk.tree(pid));
+}
+
+/// Closes the window as a window manager's close button does, until it
+/// asks.
+fn ask_to_close(desk: &Desktop, pid: u32) {
+    until_asked(desk, pid, "End the support session?", || {
+        desk.close_window(pid)
+    });
 }
 
 #[test]
@@ -239,7 +248,8 @@ fn the_window_speaks_german_and_dutch_and_its_stop_button_works_before_anyone_co
         let tree = desk.wait_for_text(pid, waiting, WAIT);
         assert!(shows(&tree, TECH_NAME), "{tree:#?}");
         snap(&desk, &format!("waiting-{}.png", &lang[..2]));
-        desk.press(pid, end);
+        // The question's own button shows that it was asked.
+        until_asked(&desk, pid, yes, || desk.press(pid, end));
         desk.press(pid, yes);
         desk.wait_for_text(pid, ended, WAIT);
         desk.press(pid, close);
@@ -290,7 +300,9 @@ fn a_lost_support_server_is_told_in_the_window_with_what_to_check() {
     );
     snap(&desk, "trouble.png");
     // Still one button away from stopping.
-    desk.press(pid, "End the session");
+    until_asked(&desk, pid, "End the support session?", || {
+        desk.press(pid, "End the session")
+    });
     desk.press(pid, "Yes, end it");
     desk.wait_for_text(pid, "You stopped before your technician connected", WAIT);
 }
