@@ -7,6 +7,12 @@
 use crate::words::{End, Label, Lang, Line, Path, Screen};
 use lifeline_remote::to_user::{Overview, ToUser};
 
+/// Text as the window shows it: neutralized
+/// ([`lifeline_protocol::text::neutralize`]), as on the terminal.
+fn shown(s: &str) -> String {
+    lifeline_protocol::text::neutralize(s).into_owned()
+}
+
 /// Messages kept in the window (older ones scroll away for good).
 pub const MAX_HISTORY: usize = 500;
 /// File transfers kept in the window.
@@ -125,9 +131,16 @@ impl Model {
         }
     }
 
-    /// The words of `line` in this window.
+    /// The words of `line` in this window, neutralized as the terminal's
+    /// are: names, file names, addresses and chat came from someone else,
+    /// and a bidi override or an invisible character must not disguise
+    /// them here either.
     fn words(&self, line: &Line) -> Vec<String> {
-        self.lang.lines_on(Screen::Window, line)
+        self.lang
+            .lines_on(Screen::Window, line)
+            .iter()
+            .map(|l| shown(l))
+            .collect()
     }
 
     /// The window's own words.
@@ -155,6 +168,7 @@ impl Model {
         if self.history.len() >= MAX_HISTORY {
             self.history.remove(0);
         }
+        let text = shown(&text);
         self.history.push(Entry { who, text });
     }
 
@@ -182,8 +196,8 @@ impl Model {
                 ..
             } => {
                 self.greeting = self.words(line);
-                self.operator = operator.clone();
-                self.technician = technician.clone();
+                self.operator = shown(operator);
+                self.technician = shown(technician);
             }
             Line::Unverified => self.unverified = Some(self.words(line).join(" ")),
             // Terminal help, the code's hint (the window shows its own),
@@ -199,10 +213,10 @@ impl Model {
             Line::Retrying { .. } => self.state = State::Trouble(self.words(line).join(" ")),
             Line::Connected { code, .. } => {
                 self.state = State::Connected(Path::Relay);
-                self.code = Some(code.clone());
+                self.code = Some(shown(code));
             }
             Line::Chat { technician, text } => {
-                self.push(Who::Technician(technician.clone()), text.clone())
+                self.push(Who::Technician(shown(technician)), text.clone())
             }
             Line::Direct { path, .. } => {
                 self.state = State::Connected(*path);
@@ -261,7 +275,7 @@ impl Model {
                     }
                     None => self.add_transfer(Transfer {
                         id: p.id,
-                        name: p.name.clone(),
+                        name: shown(&p.name),
                         bytes: p.bytes,
                         size: p.size,
                         words,
@@ -279,13 +293,13 @@ impl Model {
                     Some(t) => t.outcome = Some((words, ok)),
                     // Too small or too fast for a progress report.
                     None => {
-                        let name = match w {
+                        let name = shown(&match w {
                             ToUser::Saved { path, .. } => path.clone(),
                             ToUser::Copied { name, .. }
                             | ToUser::ReceiveFailed { name, .. }
                             | ToUser::CopyFailed { name, .. } => name.clone(),
                             _ => String::new(),
-                        };
+                        });
                         self.add_transfer(Transfer {
                             id: *id,
                             name,
@@ -420,6 +434,18 @@ mod tests {
         }));
         assert_eq!(m.transfers.len(), 2);
         assert!(m.transfers[1].outcome.as_ref().is_some_and(|(_, ok)| !*ok));
+    }
+
+    #[test]
+    fn text_from_the_other_end_is_shown_neutralized() {
+        let mut m = greeted(Lang::En);
+        m.apply(&Line::Chat {
+            technician: "Ada".into(),
+            text: "open \u{202e}txt.exe".into(),
+        });
+        let shown = &m.history.last().unwrap().text;
+        assert!(!shown.contains('\u{202e}'), "{shown:?}");
+        assert!(shown.contains("txt.exe"));
     }
 
     #[test]
