@@ -361,6 +361,7 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         scheduling: Default::default(),
         reconnect: Some(reconnector(body, last_end.clone())),
         dead_path: opts.dead_path,
+        traffic: Default::default(),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     // What the user typed while the secure channel was being set up.

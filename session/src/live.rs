@@ -96,6 +96,35 @@ pub struct Setup {
     pub reconnect: Option<Reconnector>,
     /// Silence after which the path in use counts as dead.
     pub dead_path: std::time::Duration,
+    /// Where the payload moved each way is counted, for a display.
+    pub traffic: Arc<Traffic>,
+}
+
+/// The session's payload each way — chat text and the bytes of its
+/// channels (files, shells, link tests) — as frames leave for a path and
+/// arrive from one (a frame resent after a reconnect counts again).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    /// (sent, received) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.sent.load(Relaxed), self.received.load(Relaxed))
+    }
+
+    fn count(counter: &std::sync::atomic::AtomicU64, frame: &lifeline_protocol::e2e::Frame) {
+        use lifeline_protocol::e2e::{ChannelFrame, Control, Frame};
+        let n = match frame {
+            Frame::Channel(ChannelFrame::Data { data, .. }) => data.len(),
+            Frame::Control(Control::Chat { text }) => text.len(),
+            _ => return,
+        };
+        counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Setup {
@@ -172,6 +201,7 @@ where
         while let Some(action) = core.poll_action() {
             match action {
                 Action::Send { path, frame } => {
+                    Traffic::count(&setup.traffic.sent, &frame);
                     if let Some(w) = writers.get(&path)
                         && !w.send(frame).await
                     {
@@ -288,6 +318,7 @@ where
                         bulk_maybe = false;
                         break;
                     };
+                    Traffic::count(&setup.traffic.sent, &frame);
                     p.send(frame);
                     permit = writers.get(&current).and_then(PathWriter::try_bulk_room);
                 }
@@ -314,7 +345,10 @@ where
                     let mut batch = 0;
                     while let Some(msg) = next.take() {
                         match msg {
-                            Some(Inbound::Frame(f)) => core.handle_frame(now, p, f),
+                            Some(Inbound::Frame(f)) => {
+                                Traffic::count(&setup.traffic.received, &f);
+                                core.handle_frame(now, p, f)
+                            }
                             Some(Inbound::Closed) | None => core.handle_path_closed(now, p, None),
                             Some(Inbound::Failed(e)) => {
                                 core.handle_path_closed(now, p, Some(e.to_string()))

@@ -109,6 +109,7 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         scheduling: Default::default(),
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -119,6 +120,7 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         scheduling: Default::default(),
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     std::mem::forget(_atx);
     Session {

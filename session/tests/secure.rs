@@ -185,6 +185,7 @@ async fn a_session_ends_cleanly_with_the_reason() {
         scheduling: Default::default(),
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let c = tokio::spawn(live::run(
         console,

@@ -13,12 +13,19 @@ struct Cli {
     /// $LIFELINE_CONSOLE_DIR, else ~/.config/lifeline).
     #[arg(long, global = true)]
     config_dir: Option<PathBuf>,
+    /// Without a command, on a terminal: the full-screen console (`ui`).
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// The full-screen console: the waiting queue and a tab per session
+    /// (chat, remote shell, files, system information, notes).
+    #[command(
+        after_help = "Example: tech-console ui    (or just: tech-console)\nKeys: F1 shows them all; Ctrl-Q quits."
+    )]
+    Ui,
     /// Log in to a gateway (once per shift).
     #[command(
         after_help = "Example: tech-console login --gateway support.example.com:443 \\\n    --ca-fingerprint 60:94:4C:…:06:FD --email ada@example.com"
@@ -134,8 +141,20 @@ enum SessionCmd {
 pub fn main() -> ExitCode {
     lifeline_memtrim::keep_freed_memory(lifeline_session::FREED_MEMORY_KEPT);
     let cli = Cli::parse();
+    let Some(cmd) = cli.cmd else {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            return main_with(cli.config_dir, Cmd::Ui);
+        }
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::from(2);
+    };
+    main_with(cli.config_dir, cmd)
+}
+
+fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
     // Completions and manual pages need nothing but the definitions.
-    match &cli.cmd {
+    match &cmd {
         Cmd::Completions { shell } => {
             return lifeline_clidocs::print_completions(
                 <Cli as clap::CommandFactory>::command(),
@@ -171,8 +190,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let profile = Profile::locate(cli.config_dir)?;
-        match cli.cmd {
+        let profile = Profile::locate(config_dir)?;
+        match cmd {
+            Cmd::Ui => return crate::ui::run(&profile).await,
             Cmd::Login {
                 gateway,
                 ca_fingerprint,
@@ -232,10 +252,12 @@ pub fn main() -> ExitCode {
                     std::time::Duration::from_secs_f64(udp_after),
                 )
                 .map_err(|e| anyhow::anyhow!("--path: {e}"))?;
-                let start_after = std::time::Duration::from_secs_f64(direct_after);
-                let dead_path = std::time::Duration::from_secs_f64(dead_path.clamp(1.0, 600.0));
-                return crate::connect::connect(&profile, &target, policy, start_after, dead_path)
-                    .await;
+                let options = crate::drive::Options {
+                    policy,
+                    start_after: std::time::Duration::from_secs_f64(direct_after),
+                    dead_path: std::time::Duration::from_secs_f64(dead_path.clamp(1.0, 600.0)),
+                };
+                return crate::connect::connect(&profile, &target, options).await;
             }
         }
         Ok::<i32, anyhow::Error>(0)

@@ -6,9 +6,10 @@
 //! | `gateway-ca.pem` | the operator CA learned at login |
 //! | `sessions/GUID/identity.pem` | the session's private key and certificate (0600) |
 //! | `sessions/GUID/session.json` | label and applet secret (0600) |
+//! | `notes/GUID.txt` | the technician's notes on the session (0600) |
 //!
 //! A session's directory is deleted when the session ends, so its private
-//! key does not outlive it.
+//! key does not outlive it; its notes stay (they are the technician's).
 
 use anyhow::{Context, bail};
 use lifeline_protocol::SessionGuid;
@@ -170,6 +171,27 @@ impl Profile {
         })?)?;
         let id = SessionIdentity::from_pem(&std::fs::read_to_string(dir.join("identity.pem"))?)?;
         Ok((s, id))
+    }
+
+    /// The technician's notes on a session ("" if none).
+    pub fn notes(&self, guid: &SessionGuid) -> String {
+        std::fs::read_to_string(self.notes_file(guid)).unwrap_or_default()
+    }
+
+    /// Adds a line to a session's notes.
+    pub fn add_note(&self, guid: &SessionGuid, line: &str) -> anyhow::Result<()> {
+        let file = self.notes_file(guid);
+        if let Some(dir) = file.parent() {
+            create_private_dir(dir)?;
+        }
+        let mut notes = self.notes(guid);
+        notes.push_str(line.trim_end());
+        notes.push('\n');
+        write_private(&file, notes.as_bytes())
+    }
+
+    fn notes_file(&self, guid: &SessionGuid) -> PathBuf {
+        self.dir.join("notes").join(format!("{guid}.txt"))
     }
 
     /// Deletes a session's key material.

@@ -85,6 +85,7 @@ async fn session(
         scheduling,
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let applet = live::Setup {
         me: EndedBy::User,
@@ -95,6 +96,7 @@ async fn session(
         scheduling,
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let (cmd, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev) = mpsc::channel(4096);

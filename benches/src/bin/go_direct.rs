@@ -168,6 +168,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         scheduling: Default::default(),
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let applet_setup = live::Setup {
         me: EndedBy::User,
@@ -182,6 +183,7 @@ async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample
         scheduling: Default::default(),
         reconnect: None,
         dead_path: lifeline_session::core::DEAD_PATH,
+        traffic: Default::default(),
     };
     let (c_cmd, c_cmd_rx) = mpsc::unbounded_channel();
     let (c_ev_tx, mut c_ev) = mpsc::channel(4096);
