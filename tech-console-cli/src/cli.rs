@@ -169,15 +169,27 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
         }
         _ => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(lifeline_session::DEFAULT_LOG_FILTER)
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(lifeline_session::DEFAULT_LOG_FILTER)
+    });
+    // The full-screen console owns the terminal: its log goes to a file
+    // in the config directory (a line on the screen would tear it).
+    let log_file = match (&cmd, Profile::locate(config_dir.clone())) {
+        (Cmd::Ui, Ok(p)) => p.log_file().ok(),
+        _ => None,
+    };
+    match log_file {
+        Some(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,6 +7,7 @@
 //! | `sessions/GUID/identity.pem` | the session's private key and certificate (0600) |
 //! | `sessions/GUID/session.json` | label and applet secret (0600) |
 //! | `notes/GUID.txt` | the technician's notes on the session (0600) |
+//! | `console.log` | the full-screen console's log (0600) |
 //!
 //! A session's directory is deleted when the session ends, so its private
 //! key does not outlive it; its notes stay (they are the technician's).
@@ -171,6 +172,19 @@ impl Profile {
         })?)?;
         let id = SessionIdentity::from_pem(&std::fs::read_to_string(dir.join("identity.pem"))?)?;
         Ok((s, id))
+    }
+
+    /// The full-screen console's log, opened for appending (the
+    /// directory is made if missing).
+    pub fn log_file(&self) -> anyhow::Result<std::fs::File> {
+        create_private_dir(&self.dir)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let path = self.dir.join("console.log");
+        opts.open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The technician's notes on a session ("" if none).

@@ -18,6 +18,7 @@
 //! * `desktop` — a virtual [`Desktop`] (Xvfb, D-Bus, accessibility bus)
 //!   to open the applet's window on, read it and press its buttons.
 //! * `pty` — a program on a real terminal ([`Pty`], via `script`).
+//! * `tmux` — a full-screen program in tmux ([`Tmux`]): keys in, screen out.
 //! * `network` — free ports and paths made silent ([`PortBlock`]).
 //! * `scenario` — [`Scenario`] and the steps scenarios share.
 //! * [`natlab`] — the NAT lab; [`raw`] — a raw relay client for refusals.
@@ -33,6 +34,7 @@ mod process;
 mod pty;
 pub mod raw;
 mod scenario;
+mod tmux;
 
 pub use console::*;
 pub use desktop::*;
@@ -42,3 +44,4 @@ pub use network::*;
 pub use process::*;
 pub use pty::*;
 pub use scenario::*;
+pub use tmux::*;

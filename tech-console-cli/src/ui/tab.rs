@@ -94,7 +94,8 @@ pub struct Transfer {
     pub rate: f64,
     /// Seconds left, if known.
     pub eta_secs: Option<f64>,
-    /// `started`, `progress`, or how it ended (`done`, `failed`, …).
+    /// `started`, `progress`, or how it ended (`saved`, `failed`,
+    /// `refused`, `stopped`).
     pub state: String,
 }
 
@@ -102,11 +103,7 @@ impl Transfer {
     /// Done, 0.0–1.0.
     pub fn ratio(&self) -> f64 {
         if self.size == 0 {
-            if self.state == "progress" || self.state == "started" {
-                0.0
-            } else {
-                1.0
-            }
+            if self.state == "saved" { 1.0 } else { 0.0 }
         } else {
             (self.bytes as f64 / self.size as f64).clamp(0.0, 1.0)
         }
@@ -330,7 +327,7 @@ impl Tab {
                             x.eta_secs = t.eta_secs;
                         } else if state != "started" {
                             // Ended: all of it, or as far as it got.
-                            if state == "done" {
+                            if state == "saved" {
                                 x.bytes = x.size;
                             }
                             x.eta_secs = None;
