@@ -146,8 +146,21 @@ pub fn spawn_signals(tx: &mpsc::Sender<Input>) {
 /// The terminal's input: lines typed on standard input, `/` commands.
 pub fn spawn_stdin(tx: mpsc::Sender<Input>) {
     tokio::spawn(async move {
+        use std::io::IsTerminal;
+        let tty = std::io::stdin().is_terminal();
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        loop {
+            let line = match lines.next_line().await {
+                Ok(Some(line)) => line,
+                // Ctrl-D on a terminal: the end of nothing — what is typed
+                // next (`/end` too) still counts. (A pause, so a terminal
+                // that is gone for good cannot make this spin.)
+                Ok(None) if tty => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+                _ => break,
+            };
             let line = line.trim_end().to_owned();
             let msg = if line == "/end" || line == "/quit" {
                 Input::End
@@ -168,8 +181,8 @@ pub fn spawn_stdin(tx: mpsc::Sender<Input>) {
                 break;
             }
         }
-        // EOF on stdin: keep the session running (the user can still end
-        // it with Ctrl-C or the technician can end it).
+        // The end of a pipe: keep the session running (the user can
+        // still end it with Ctrl-C or the technician can end it).
     });
 }
 

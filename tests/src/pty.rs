@@ -68,6 +68,13 @@ impl Pty {
         self.text()
     }
 
+    /// Types `text` (no Enter); control characters are keys (`\x04` is
+    /// Ctrl-D, `\x1b[A` the Up arrow).
+    pub fn type_text(&mut self, text: &str) {
+        self.input.write_all(text.as_bytes()).unwrap();
+        self.input.flush().unwrap();
+    }
+
     /// Types `line` and Enter.
     pub fn type_line(&mut self, line: &str) {
         writeln!(self.input, "{line}").unwrap();
