@@ -40,17 +40,13 @@ pub enum Typed {
 /// The commands, for `/help` and the help line.
 pub const HELP: &str = "\
 commands (anything else is chat; //text sends a line starting with /):
-  /end [REASON]      end the session
-  /status            the path in use and its round trip
-  /probe             measure the round trip once
+  /end [REASON]  end the session        /status  the path and its round trip
+  /shell         the end user's prompt  /probe   measure one round trip
   /linktest SIZE [to_user|from_user|both]   check the link byte for byte
-  /shell             the end user's command prompt (Ctrl-] returns)
-  /ask CAPS [session], /run COMMAND, /send PATH, /fetch PATH [INTO], /ls [PATH],
-  /sysinfo, /open URL, /stop [ID]   remote work, each with the end user's consent
-  /note TEXT         add a line to this session's notes (kept on this computer)
-  /close             close an ended session's tab
-  /quit              leave (ends open sessions)
-  /help              this list";
+  /ask CAPS [session] · /run COMMAND · /send PATH · /fetch PATH [INTO]
+  /ls [PATH] · /sysinfo · /open URL · /stop [ID]   (each with consent)
+  /note TEXT     keep a note            /close   close an ended tab
+  /quit          leave                  /help    this list";
 
 /// Parses a typed line.
 pub fn parse(line: &str) -> Result<Typed, String> {

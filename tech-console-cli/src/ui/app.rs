@@ -600,11 +600,6 @@ impl App {
 /// The keys, for the help screen.
 pub const KEYS: &str = "\
 keys:
-  Alt-0          the waiting queue (↑ ↓ choose, Enter takes the end user)
-  Alt-1 … Alt-9  session tabs; Ctrl-N / Ctrl-P the next and previous view
-  F2             keyboard to the remote shell and back (Ctrl-] closes the shell)
-  F3             the shell on the whole screen, and back
-  F4             add a note to this session
-  PgUp / PgDn    scroll the conversation; ↑ ↓ recall earlier lines
-  F1             this help (any key closes it)
-  Ctrl-Q         quit (asks first if sessions are open)";
+  Alt-0 queue (↑↓ choose, Enter take) · Alt-1…9 tabs · Ctrl-N/P next, back
+  F2 keyboard to the shell and back (Ctrl-] closes it) · F3 shell full size
+  F4 note · PgUp/PgDn scroll · ↑↓ earlier lines · F1 help · Ctrl-Q quit";

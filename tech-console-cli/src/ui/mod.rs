@@ -15,6 +15,10 @@ pub mod app;
 pub mod tab;
 pub mod view;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
 use crate::drive::{self, Options, Update};
 use crate::portal::portal;
 use crate::profile::Profile;

@@ -171,9 +171,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
 }
 
 fn tab_bar(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
-    let mut spans = Vec::new();
     let mark = |on: bool| if on { "*" } else { "" };
-    let title = format!(" Queue {}{} ", app.queue.len(), mark(app.queue_attention));
     let style = |front: bool, attention: bool| {
         let mut s = if attention {
             look.strong().patch(look.fg(Color::Yellow))
@@ -185,21 +183,66 @@ fn tab_bar(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
         }
         s
     };
-    spans.push(Span::styled(
-        title,
+    let queue = Span::styled(
+        format!(" Queue {}{} ", app.queue.len(), mark(app.queue_attention)),
         style(app.focus == Focus::Queue, app.queue_attention),
-    ));
-    for (i, t) in app.tabs.iter().enumerate() {
-        spans.push(Span::raw("│"));
+    );
+    // Each tab in full; if they do not all fit, the ones not in front by
+    // number only; if even that is too wide, a window around the front one.
+    let label = |i: usize, t: &Tab, full: bool| {
         let ended = if t.stage.is_open() { "" } else { " (ended)" };
-        spans.push(Span::styled(
+        if full {
             format!(
                 " {} {}{}{} ",
                 i + 1,
                 clip(&t.title(), 16),
                 ended,
                 mark(t.attention)
-            ),
+            )
+        } else {
+            format!(" {}{} ", i + 1, mark(t.attention))
+        }
+    };
+    let width = r.width as usize;
+    let used = queue.content.chars().count();
+    let full: Vec<String> = app
+        .tabs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| label(i, t, true))
+        .collect();
+    let total: usize = full.iter().map(|l| l.chars().count() + 1).sum();
+    let labels: Vec<String> = if used + total <= width {
+        full
+    } else {
+        app.tabs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| label(i, t, app.focus == Focus::Tab(i)))
+            .collect()
+    };
+    let mut first = 0;
+    if let Focus::Tab(front) = app.focus {
+        let len = |a: usize, b: usize| -> usize {
+            labels[a..=b]
+                .iter()
+                .map(|l| l.chars().count() + 1)
+                .sum::<usize>()
+                + 2
+        };
+        while first < front && used + len(first, front) > width {
+            first += 1;
+        }
+    }
+    let mut spans = vec![queue];
+    if first > 0 {
+        spans.push(Span::raw("‹"));
+    }
+    for (i, l) in labels.into_iter().enumerate().skip(first) {
+        spans.push(Span::raw("│"));
+        let t = &app.tabs[i];
+        spans.push(Span::styled(
+            l,
             style(app.focus == Focus::Tab(i), t.attention),
         ));
     }
@@ -465,13 +508,13 @@ fn input(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
 fn keys(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
     let text = match (app.mode, app.focus) {
         (Mode::Shell, _) => {
-            "keys go to the shell · F2 back to the chat · F3 full screen · Ctrl-] close the shell"
+            "keys go to the shell · F2 back to the chat · F3 full screen · Ctrl-] close it"
         }
         (_, Focus::Queue) => {
-            "↑↓ choose · Enter take · Alt-1…9 tabs · Ctrl-N/P next/prev · F1 help · Ctrl-Q quit"
+            "↑↓ choose · Enter take · Alt-1…9 tabs · Ctrl-N/P next · F1 help · Ctrl-Q quit"
         }
         (_, Focus::Tab(_)) => {
-            "Enter send · /help · F2 shell · F3 full · F4 note · Alt-0 queue · Ctrl-N/P tabs · Ctrl-Q quit"
+            "Enter send · F1 help · F2 shell · F3 full · F4 note · Alt-0 queue · Ctrl-Q quit"
         }
     };
     f.render_widget(
