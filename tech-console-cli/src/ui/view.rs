@@ -367,7 +367,9 @@ fn conversation(f: &mut Frame<'_>, t: &Tab, look: &Look, r: Rect) {
             Who::Session => ("· ", look.dim()),
             Who::Console => ("! ", look.fg(Color::Yellow)),
         };
-        for (n, piece) in wrap(&format!("{who}{}", s.text), width)
+        // Continuation lines are indented by two, so all wrap two
+        // narrower.
+        for (n, piece) in wrap(&format!("{who}{}", s.text), width.saturating_sub(2))
             .into_iter()
             .enumerate()
         {
