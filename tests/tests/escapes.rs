@@ -52,9 +52,10 @@ fn chat_from_the_technician_is_shown_escaped_on_the_applet() {
 }
 
 /// The console on a real terminal (a pty, via `script`), in its
-/// line-mode chat: the end user's payload is shown escaped; and the
-/// technician's end reason is stored neutralized, so `gateway admin audit`
-/// shows it escaped too, while `--json` stays exact.
+/// line-mode chat: the end user's payload is shown escaped, and an escape
+/// typed into the line is a key, not text; an end reason with controls
+/// (`session end --reason`) is stored as given, so `gateway admin audit`
+/// shows it escaped, while `--json` stays exact.
 #[test]
 fn chat_from_the_end_user_is_shown_escaped_on_the_console_and_in_the_audit() {
     let s = Scenario::start(&[]);
@@ -75,20 +76,34 @@ fn chat_from_the_end_user_is_shown_escaped_on_the_console_and_in_the_audit() {
         .find(|l| l.contains("Session ended."))
         .unwrap()
         .to_owned();
+    // Line mode clears its prompt (`\r\e[2K`) before it prints a message
+    // above it: the console's own control, before the end user's line.
+    let line = line[line.find("end user:").unwrap()..].to_owned();
     assert!(
         raw_controls(&line).is_empty(),
         "raw controls reached the technician: {line:?}"
     );
     assert!(line.contains(r"\e]52;c;"), "{line}");
     assert!(line.contains(r"\u{202e}"), "{line}");
-    // The technician ends it with a reason carrying a forged audit row
-    // (no CR: the terminal would take it for Enter).
-    let reason = "done\u{1b}[2K\u{1b}[1G2026-12-01T00:00:00Z  -  admin  technician added  mallory\u{1b}]0;pwned\u{7}";
-    pty.type_line(&format!("/end {reason}"));
+    // Keys typed on the technician's terminal are keys: an escape typed
+    // into the line is a key press, never a control in the text sent.
+    pty.type_line("/end done\u{1b}[2K for today");
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
     let _ = wait_timeout(&mut pty.child, Duration::from_secs(20));
+    let typed = s.gw.admin(&["audit", "--session", &guid], "");
+    let typed = String::from_utf8_lossy(&typed.stdout).into_owned();
+    assert!(raw_controls(&typed).is_empty(), "{typed:?}");
+    assert!(typed.contains("ended by technician: done"), "{typed}");
 
+    // A reason carrying a forged audit row (`session end --reason`, which
+    // takes any text) is stored as given and shown escaped.
+    let (_path, guid) = s.session("forged");
+    let reason = "done\u{1b}[2K\u{1b}[1G2026-12-01T00:00:00Z  -  admin  technician added  mallory\u{1b}]0;pwned\u{7}";
+    let out = s
+        .console
+        .run(&["session", "end", "forged", "--reason", reason], "");
+    assert!(out.status.success(), "{out:?}");
     let text = s.gw.admin(&["audit", "--session", &guid], "");
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
