@@ -319,8 +319,19 @@ pub fn portal(data: &[u8]) -> bool {
     let Some((kind, rest)) = data.split_first() else {
         return false;
     };
-    match kind % 7 {
+    match kind % 8 {
         0 => serde_json::from_slice::<portal::LoginRequest>(rest).is_ok(),
+        7 => {
+            let Ok(req) = serde_json::from_slice::<portal::ReissueApplet>(rest) else {
+                return false;
+            };
+            let Ok(secret) = req.check() else {
+                return false;
+            };
+            // What is taken is 32 bytes that read back from their hex.
+            assert_eq!(hex::decode_array::<32>(&hex::encode(&secret)), Some(secret));
+            true
+        }
         1 => {
             let Ok(req) = serde_json::from_slice::<portal::CreateSession>(rest) else {
                 return false;

@@ -9,6 +9,7 @@
 //! | GET | `/api/v1/sessions/waiting` | → [`SessionList`] (the caller's waiting sessions) |
 //! | GET | `/api/v1/sessions/{guid}` | → [`SessionInfo`] |
 //! | POST | `/api/v1/sessions/{guid}/end` | [`EndSession`] → [`SessionInfo`] |
+//! | POST | `/api/v1/sessions/{guid}/reissue` | [`ReissueApplet`] → [`SessionInfo`] (only while `created`: earlier applet files stop working, the applet may be downloaded once more) |
 //! | POST | `/api/v1/sessions/{guid}/path` | [`PathReport`] → [`SessionInfo`] |
 //! | POST | `/api/v1/sessions/{guid}/work` | [`WorkReport`] → [`WorkRecorded`] |
 //! | GET | `/api/v1/sessions/{guid}/applet?platform=P` | → the personalized executable, once |
@@ -20,8 +21,8 @@
 //! with an HTTP status.
 //!
 //! The checks a gateway runs on request bodies live here with the types
-//! ([`CreateSession::check`], [`PathReport::check`], [`WorkReport::check`],
-//! [`EndSession::reason_text`]),
+//! ([`CreateSession::check`], [`ReissueApplet::check`], [`PathReport::check`],
+//! [`WorkReport::check`], [`EndSession::reason_text`]),
 //! so that they are fuzzed with the parsers (`fuzz/`, target `portal`).
 
 use crate::guid::SessionGuid;
@@ -155,6 +156,26 @@ impl CreateSession {
             applet_secret,
             ttl_secs,
         })
+    }
+}
+
+/// Fetch a session's applet again before the end user has connected: a
+/// new applet secret replaces the session's (and its admission key), so
+/// every applet file made before stops working, and the applet may be
+/// downloaded once more. Accepted only while the session is `created` and
+/// has not expired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReissueApplet {
+    /// Hex 32-byte applet secret, as in [`CreateSession::applet_secret`];
+    /// the portal keeps it until the download.
+    pub applet_secret: String,
+}
+
+impl ReissueApplet {
+    /// Decodes and checks the request: the secret is 64 hex digits.
+    pub fn check(&self) -> Result<[u8; 32], BadRequest> {
+        crate::hex::decode_array::<32>(&self.applet_secret)
+            .ok_or_else(|| BadRequest("applet_secret must be 64 hex digits".into()))
     }
 }
 
@@ -654,6 +675,20 @@ mod tests {
         let mut short_pin = create(None, None);
         short_pin.console_pin = "11".into();
         assert!(short_pin.check(60).is_err());
+    }
+
+    #[test]
+    fn reissue_checks() {
+        let r = |secret: &str| {
+            serde_json::from_str::<ReissueApplet>(&format!(r#"{{"applet_secret":"{secret}"}}"#))
+                .unwrap()
+                .check()
+        };
+        assert_eq!(r(&"2a".repeat(32)), Ok([0x2a; 32]));
+        for bad in ["", "2a", &"2a".repeat(33), &"zz".repeat(32)] {
+            assert!(r(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<ReissueApplet>("{}").is_err());
     }
 
     #[test]

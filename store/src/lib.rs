@@ -21,7 +21,7 @@
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
 //! * `sessions` — session rows and the created → waiting → paired (→
 //!   direct) → ended state machine, the reported path, the one-time applet
-//!   secret, relayed byte counts;
+//!   secret (and issuing it again), relayed byte counts;
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
@@ -45,7 +45,7 @@ pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
-pub use sessions::{NewSession, RelayClosed, SessionPath, SessionRecord, SessionState};
+pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{MAX_EMAIL, NewTechnician, Technician};
 
 use sqlx::any::AnyPoolOptions;

@@ -17,6 +17,11 @@
 //! the console ends it or it expires. A `direct` session whose relay has
 //! closed cannot go back to `paired` — there is no relay left to carry it.
 //!
+//! A `created` session's applet can be issued again
+//! ([`Store::reissue_applet`]): a new applet secret and admission key
+//! replace the old ones, so an applet file made before can no longer
+//! connect, and the one-time download is possible once more.
+//!
 //! Every transition is a single conditional `UPDATE ... WHERE state = ...`,
 //! so two gateway nodes racing on one session cannot both win: the database
 //! decides, and the loser sees `false`.
@@ -128,6 +133,18 @@ pub enum RelayClosed {
     Direct,
     /// The session had already ended (or does not exist): nothing changed.
     AlreadyEnded,
+}
+
+/// What [`Store::reissue_applet`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reissue {
+    /// The new applet secret and admission key are stored and the applet
+    /// may be downloaded once more: the session as it is now.
+    Reissued(SessionRecord),
+    /// Nothing changed: the session is no longer `created` (an applet has
+    /// connected, or it ended) or has expired. The session as it is, so
+    /// the caller can say which.
+    Refused(SessionRecord),
 }
 
 /// A session as stored, with its technician's e-mail and name. The applet
@@ -408,14 +425,18 @@ impl Store {
             return Ok(None);
         };
         let secret = rows::hash32("sessions.applet_secret", &text)?;
-        // Conditional on the secret still being there: of two concurrent
-        // downloads on PostgreSQL (READ COMMITTED, both may have read it),
-        // the second re-checks after the first commits and erases nothing.
+        // Conditional on the secret read still being there: of two
+        // concurrent downloads on PostgreSQL (READ COMMITTED, both may have
+        // read it), the second re-checks after the first commits and erases
+        // nothing; and a secret replaced meanwhile by
+        // [`Store::reissue_applet`] is not erased for an applet made with
+        // the old one.
         let erased = sqlx::query(
             "UPDATE sessions SET applet_secret = NULL, downloaded = 1 \
-             WHERE guid = $1 AND applet_secret IS NOT NULL",
+             WHERE guid = $1 AND applet_secret = $2",
         )
         .bind(&guid)
+        .bind(&text)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -434,6 +455,9 @@ impl Store {
     /// direct path died; the interruption starts now) or `paired` with its
     /// relay closed (interrupted) — also → `waiting`. Returns `false`
     /// (changing nothing) otherwise; expiry is the caller's check.
+    ///
+    /// This does not look at the admission key; a gateway admitting an
+    /// applet uses [`Store::mark_waiting_admitted`].
     pub async fn mark_waiting(
         &self,
         guid: &SessionGuid,
@@ -442,24 +466,116 @@ impl Store {
         from: &str,
         now_ms: i64,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, waiting_from = $3, \
-             waiting_node = $4, waiting_node_addr = $5, \
-             relay_closed_at_ms = CASE WHEN state = 'direct' THEN $2 ELSE relay_closed_at_ms END \
-             WHERE guid = $1 \
-             AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4) \
-                  OR state = 'direct' \
-                  OR (state = 'paired' AND relay_closed_at_ms IS NOT NULL))",
-        )
+        self.mark_waiting_if(guid, node, node_addr, from, None, now_ms)
+            .await
+    }
+
+    /// [`Store::mark_waiting`] for an applet admitted with `admitted_with`
+    /// (the admission key its proof was checked against; `None` for a
+    /// session that had none): only if that is still the session's key.
+    /// An applet checked against a key that [`Store::reissue_applet`]
+    /// replaced in the meantime (on any node) is not registered.
+    pub async fn mark_waiting_admitted(
+        &self,
+        guid: &SessionGuid,
+        node: &str,
+        node_addr: &str,
+        from: &str,
+        admitted_with: Option<&[u8; 32]>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        // "" stands for no key: stored keys are 64 hex digits.
+        let key = admitted_with.map_or_else(String::new, |k| hex::encode(k));
+        self.mark_waiting_if(guid, node, node_addr, from, Some(key), now_ms)
+            .await
+    }
+
+    async fn mark_waiting_if(
+        &self,
+        guid: &SessionGuid,
+        node: &str,
+        node_addr: &str,
+        from: &str,
+        key: Option<String>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        macro_rules! waiting_update {
+            ($extra:literal) => {
+                concat!(
+                    "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, \
+                     waiting_from = $3, waiting_node = $4, waiting_node_addr = $5, \
+                     relay_closed_at_ms = CASE WHEN state = 'direct' THEN $2 \
+                     ELSE relay_closed_at_ms END \
+                     WHERE guid = $1 \
+                     AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4) \
+                          OR state = 'direct' \
+                          OR (state = 'paired' AND relay_closed_at_ms IS NOT NULL))",
+                    $extra
+                )
+            };
+        }
+        let query = match &key {
+            None => sqlx::query(waiting_update!("")),
+            Some(_) => sqlx::query(waiting_update!(" AND COALESCE(admission_key, '') = $6")),
+        }
         .bind(guid.to_string())
         .bind(now_ms)
         .bind(from)
         .bind(node)
-        .bind(node_addr)
-        .execute(self.pool())
+        .bind(node_addr);
+        let query = match key {
+            None => query,
+            Some(k) => query.bind(k),
+        };
+        let done = query.execute(self.pool()).await?.rows_affected();
+        Ok(done == 1)
+    }
+
+    /// The technician fetches the session's applet again before the end
+    /// user has connected: `applet_secret` and `admission_key` (derived
+    /// from it, as at creation) replace the stored ones, and the one-time
+    /// download is possible once more (`downloaded` cleared). Every applet
+    /// file made before holds the old secret, so the gateway no longer
+    /// admits it. Only for a `created` session that has not expired at
+    /// `now_ms`, decided by one conditional `UPDATE` (an applet arriving
+    /// on another node at the same moment either comes first, and this is
+    /// refused, or finds the new key and is refused itself: see
+    /// [`Store::mark_waiting_admitted`]). The secret is kept as at
+    /// creation: in the clear until the download, which erases it.
+    ///
+    /// [`StoreError::NotFound`] if there is no such session.
+    pub async fn reissue_applet(
+        &self,
+        guid: &SessionGuid,
+        applet_secret: &[u8; 32],
+        admission_key: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Reissue> {
+        let text = guid.to_string();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET applet_secret = $2, admission_key = $3, downloaded = 0 \
+             WHERE guid = $1 AND state = 'created' AND expires_at_ms > $4",
+        )
+        .bind(&text)
+        .bind(hex::encode(applet_secret))
+        .bind(hex::encode(admission_key))
+        .bind(now_ms)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(done == 1)
+        let row = sqlx::query(concat!(session_select!(), " WHERE s.guid = $1"))
+            .bind(&text)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Err(StoreError::NotFound(format!("there is no session {text}")));
+        };
+        if done != 1 {
+            return Ok(Reissue::Refused(record));
+        }
+        tx.commit().await?;
+        Ok(Reissue::Reissued(record))
     }
 
     /// The applet whose connection came from `from` left before pairing:
@@ -721,5 +837,203 @@ impl Store {
             .iter()
             .map(|t| rows::guid("sessions.guid", t))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Issuing an applet again, on SQLite and PostgreSQL (the store suite
+    //! in `store/tests/` covers the rest of the state machine).
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::NewTechnician;
+    use sqlx::Connection;
+
+    const T0: i64 = 1_700_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn guid() -> SessionGuid {
+        SessionGuid::random(&ring::rand::SystemRandom::new()).unwrap()
+    }
+
+    async fn reissue_scenario(url: &str) {
+        let store = Store::open(url).await.unwrap();
+        let t = store
+            .add_technician(
+                NewTechnician {
+                    email: "reissue@example.com".into(),
+                    name: "R".into(),
+                    password_hash: "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA".into(),
+                    group: "support".into(),
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let new = |expires_at_ms| NewSession {
+            guid: guid(),
+            technician_id: t.id,
+            label: String::new(),
+            console_pin: [0xc0; 32],
+            applet_secret: [1; 32],
+            admission_key: [0xa1; 32],
+            permissions: Permissions::NONE,
+            created_at_ms: T0,
+            expires_at_ms,
+        };
+        let s = new(T0 + HOUR);
+        let g = s.guid;
+        store.create_session(s).await.unwrap();
+        assert_eq!(store.take_applet_secret(&g).await.unwrap(), Some([1; 32]));
+
+        // Downloaded once: issued again with a new secret and key, the
+        // download is possible once more and yields the new secret.
+        let Reissue::Reissued(r) = store
+            .reissue_applet(&g, &[2; 32], &[0xa2; 32], T0 + 1)
+            .await
+            .unwrap()
+        else {
+            panic!("a created session is reissued")
+        };
+        assert_eq!((r.state, r.downloaded), (SessionState::Created, false));
+        assert_eq!(r.admission_key, Some([0xa2; 32]));
+        assert_eq!(store.take_applet_secret(&g).await.unwrap(), Some([2; 32]));
+        assert_eq!(store.take_applet_secret(&g).await.unwrap(), None);
+        assert!(store.session(&g).await.unwrap().unwrap().downloaded);
+
+        // An applet admitted with the old key is not registered; one with
+        // the current key is.
+        for (key, ok) in [
+            (None, false),
+            (Some(&[0xa1; 32]), false),
+            (Some(&[0xa2; 32]), true),
+        ] {
+            assert_eq!(
+                store
+                    .mark_waiting_admitted(&g, "n1", "n1:443", "198.51.100.1:1", key, T0 + 2)
+                    .await
+                    .unwrap(),
+                ok,
+                "{key:?}"
+            );
+        }
+        // Waiting: refused, nothing changed.
+        let Reissue::Refused(r) = store
+            .reissue_applet(&g, &[3; 32], &[0xa3; 32], T0 + 3)
+            .await
+            .unwrap()
+        else {
+            panic!("a waiting session is not reissued")
+        };
+        assert_eq!(r.state, SessionState::Waiting);
+        assert_eq!(r.admission_key, Some([0xa2; 32]));
+        // Paired: refused too.
+        assert!(store.mark_paired(&g, T0 + 4).await.unwrap());
+        assert!(matches!(
+            store.reissue_applet(&g, &[3; 32], &[0xa3; 32], T0 + 5).await.unwrap(),
+            Reissue::Refused(r) if r.state == SessionState::Paired
+        ));
+        // Ended: refused, and nothing is left to download.
+        assert!(store.end_session(&g, "done", T0 + 6).await.unwrap());
+        assert!(matches!(
+            store.reissue_applet(&g, &[3; 32], &[0xa3; 32], T0 + 7).await.unwrap(),
+            Reissue::Refused(r) if r.state == SessionState::Ended
+        ));
+        assert_eq!(store.take_applet_secret(&g).await.unwrap(), None);
+
+        // Expired: refused.
+        let late = new(T0 + 10);
+        let lg = late.guid;
+        store.create_session(late).await.unwrap();
+        assert!(matches!(
+            store.reissue_applet(&lg, &[3; 32], &[0xa3; 32], T0 + 10).await.unwrap(),
+            Reissue::Refused(r) if r.state == SessionState::Created && r.admission_key == Some([0xa1; 32])
+        ));
+        // A session without an admission key (made before they existed)
+        // gets one; its unproven applets are then no longer registered.
+        let old = new(T0 + HOUR);
+        let og = old.guid;
+        store.create_session(old).await.unwrap();
+        let mut raw = sqlx::AnyConnection::connect(url).await.unwrap();
+        sqlx::query("UPDATE sessions SET admission_key = NULL WHERE guid = $1")
+            .bind(og.to_string())
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        raw.close().await.unwrap();
+        assert!(matches!(
+            store.reissue_applet(&og, &[4; 32], &[0xa4; 32], T0 + 1).await.unwrap(),
+            Reissue::Reissued(r) if r.admission_key == Some([0xa4; 32])
+        ));
+        assert!(
+            !store
+                .mark_waiting_admitted(&og, "n1", "n1:443", "x", None, T0 + 2)
+                .await
+                .unwrap()
+        );
+        // Unknown.
+        assert!(matches!(
+            store
+                .reissue_applet(&guid(), &[3; 32], &[0xa3; 32], T0)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.close().await;
+    }
+
+    fn nanos() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    }
+
+    #[tokio::test]
+    async fn reissue_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!(
+            "lifeline-store-reissue-{}-{}",
+            std::process::id(),
+            nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", dir.join("s.db").display());
+        reissue_scenario(&url).await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// PostgreSQL at `LIFELINE_TEST_PG` (default the machine's own), a
+    /// database of our own, dropped afterwards; an unreachable server
+    /// fails the test.
+    #[tokio::test]
+    async fn reissue_on_postgres() {
+        let admin = std::env::var("LIFELINE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("lifeline_store_reissue_{}", nanos());
+        let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
+        let base = base.rfind('/').map_or(base, |i| &base[..i]);
+        let url = if query.is_empty() {
+            format!("{base}/{name}")
+        } else {
+            format!("{base}/{name}?{query}")
+        };
+        sqlx::any::install_default_drivers();
+        let result = tokio::spawn(async move { reissue_scenario(&url).await }).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic.into_panic());
+        }
     }
 }

@@ -126,6 +126,24 @@ enum SessionCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Fetch a session's applet again, until its end user connects: a
+    /// new one-time download, and the previous applet file stops working.
+    #[command(
+        after_help = "Example: tech-console session applet printer --out ./support-2\n    (the file sent before can no longer connect; send this one)"
+    )]
+    Applet {
+        /// Session GUID or label.
+        target: String,
+        /// Where to save the applet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Applet platform (default: the gateway's own).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Replace the file at --out if there is one.
+        #[arg(long)]
+        force: bool,
+    },
     /// End (or cancel) a session; its applet can no longer connect.
     #[command(after_help = "Example: tech-console session end printer --reason \"sent twice\"")]
     End {
@@ -241,6 +259,15 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                     force,
                 )
                 .await?
+            }
+            Cmd::Session(SessionCmd::Applet {
+                target,
+                out,
+                platform,
+                force,
+            }) => {
+                crate::commands::session_applet(&profile, &target, &out, platform.as_deref(), force)
+                    .await?
             }
             Cmd::Session(SessionCmd::End { target, reason }) => {
                 crate::commands::session_end(&profile, &target, &reason).await?

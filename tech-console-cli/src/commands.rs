@@ -1,10 +1,11 @@
-//! `login`, `logout`, `session new`, `sessions`, `queue`.
+//! `login`, `logout`, `session new`, `session applet`, `session end`,
+//! `sessions`, `queue`.
 
 use crate::portal::portal;
 use crate::profile::{LocalSession, Login, Profile};
 use anyhow::{Context, bail};
 use lifeline_protocol::portal::{
-    CreateSession, LoginRequest, LoginResponse, SessionInfo, SessionList,
+    CreateSession, LoginRequest, LoginResponse, ReissueApplet, SessionInfo, SessionList,
 };
 use lifeline_protocol::text::Shown;
 use lifeline_protocol::{ALPN_HTTP1, hex};
@@ -126,23 +127,9 @@ pub async fn session_new(
     let (_login, client) = portal(profile)?;
     // The applet can be downloaded once: everything that could stop it
     // from being saved is checked before the session exists.
-    if out.is_dir() {
-        bail!(
-            "{} is a directory; give the file name for the applet",
-            out.display()
-        );
-    }
-    if out.exists() && !force {
-        bail!(
-            "{} already exists; choose another name, or pass --force to replace it",
-            out.display()
-        );
-    }
-    let staged = Staged::create(out)?;
+    let staged = Staged::check_and_create(out, force)?;
     let identity = SessionIdentity::generate("Lifeline session")?;
-    let mut secret = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
+    let secret = new_applet_secret()?;
     let info: SessionInfo = client
         .post(
             "/api/v1/sessions",
@@ -192,9 +179,16 @@ pub async fn session_new(
         }
     };
     staged.commit(&bytes)?;
+    print_saved(&info, out, bytes.len(), None);
+    Ok(())
+}
+
+/// What `session new` and `session applet` print once the applet is
+/// saved; `note` goes below the file's line.
+fn print_saved(info: &SessionInfo, out: &Path, len: usize, note: Option<&str>) {
     println!("session {}", info.guid);
     if !info.label.is_empty() {
-        println!("label   {}", info.label);
+        println!("label   {}", Shown(&info.label));
     }
     println!(
         "expires {}",
@@ -203,8 +197,11 @@ pub async fn session_new(
     println!(
         "applet  {} ({:.1} MiB)",
         out.display(),
-        bytes.len() as f64 / (1024.0 * 1024.0)
+        len as f64 / (1024.0 * 1024.0)
     );
+    if let Some(note) = note {
+        println!("        {note}");
+    }
     println!();
     println!("Send this file to the end user and ask them to run it. When they appear in");
     println!(
@@ -212,8 +209,88 @@ pub async fn session_new(
         if info.label.is_empty() {
             info.guid.to_string()
         } else {
-            info.label.clone()
+            Shown(&info.label).to_string()
         }
+    );
+}
+
+/// A fresh random 32-byte applet secret.
+fn new_applet_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
+    Ok(secret)
+}
+
+/// `tech-console session applet`: the applet of a session whose end user
+/// has not connected yet, fetched again. The gateway replaces the session's
+/// applet secret with a new one, so every applet file made before can no
+/// longer connect, and the applet may be downloaded once more. Where it
+/// goes is checked first, and the session must be this machine's (its key
+/// and secret are here), so a refusal spends nothing and the old file
+/// still works.
+pub async fn session_applet(
+    profile: &Profile,
+    target: &str,
+    out: &Path,
+    platform: Option<&str>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let (_login, client) = portal(profile)?;
+    let staged = Staged::check_and_create(out, force)?;
+    let info = crate::portal::resolve(&client, target).await?;
+    if let Err(e) = profile.load_session(&info.guid) {
+        if info.state == "ended" {
+            bail!(
+                "session {} has ended; its applet cannot be fetched again: create a new \
+                 session with `tech-console session new`",
+                info.guid
+            );
+        }
+        return Err(e);
+    }
+    let secret = new_applet_secret()?;
+    let reissued: SessionInfo = client
+        .post(
+            &format!("/api/v1/sessions/{}/reissue", info.guid),
+            &ReissueApplet {
+                applet_secret: hex::encode(&secret),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            // Refused: nothing changed, the previous applet still works.
+            PortalError::Api { .. } => anyhow::Error::from(e),
+            e => anyhow::Error::from(e).context(
+                "could not reach the gateway to fetch the applet again; if it took the \
+                 request, the previous applet file no longer works: run the same command again",
+            ),
+        })?;
+    // Only now: the gateway accepted the new secret. The console needs it
+    // to check the new applet when it connects.
+    profile
+        .replace_applet_secret(&info.guid, &hex::encode(&secret))
+        .context(
+            "the gateway took the new applet secret, but it could not be saved here; the \
+             previous applet file no longer works: run the same command again",
+        )?;
+    eprintln!("downloading the personalized applet…");
+    let path = match platform {
+        Some(p) => format!("/api/v1/sessions/{}/applet?platform={p}", info.guid),
+        None => format!("/api/v1/sessions/{}/applet", info.guid),
+    };
+    let bytes = client.download(&path).await.map_err(|e| {
+        anyhow::Error::from(e).context(
+            "the applet could not be downloaded; the previous applet file no longer works, \
+             and the same command can be run again",
+        )
+    })?;
+    staged.commit(&bytes)?;
+    print_saved(
+        &reissued,
+        out,
+        bytes.len(),
+        Some("the previous applet file of this session no longer works"),
     );
     Ok(())
 }
@@ -229,6 +306,24 @@ struct Staged {
 }
 
 impl Staged {
+    /// Refuses a directory, and an existing file unless `force`; then
+    /// [`Staged::create`].
+    fn check_and_create(out: &Path, force: bool) -> anyhow::Result<Staged> {
+        if out.is_dir() {
+            bail!(
+                "{} is a directory; give the file name for the applet",
+                out.display()
+            );
+        }
+        if out.exists() && !force {
+            bail!(
+                "{} already exists; choose another name, or pass --force to replace it",
+                out.display()
+            );
+        }
+        Staged::create(out)
+    }
+
     fn create(out: &Path) -> anyhow::Result<Staged> {
         let name = out
             .file_name()

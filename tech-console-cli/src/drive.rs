@@ -171,10 +171,8 @@ async fn run(profile: &Profile, target: &str, options: Options, w: Wiring) -> an
         guid,
         label: info.label.clone(),
     });
-    let (local, identity) = profile.load_session(&guid)?;
-    let identity = Arc::new(identity);
-    let secret =
-        hex::decode_array::<32>(&local.applet_secret).context("stored applet secret is damaged")?;
+    // A session not created here cannot be joined: said before waiting.
+    profile.load_session(&guid)?;
 
     // The applet waits on one node; connect there (the portal says which).
     let node_addr = match &info.waiting_node_addr {
@@ -197,6 +195,12 @@ async fn run(profile: &Profile, target: &str, options: Options, w: Wiring) -> an
         guid,
         node: node_addr.to_string(),
     });
+    // Read now, not before waiting: the applet may have been fetched
+    // again meanwhile (`session applet`), with a new secret.
+    let (local, identity) = profile.load_session(&guid)?;
+    let identity = Arc::new(identity);
+    let secret =
+        hex::decode_array::<32>(&local.applet_secret).context("stored applet secret is damaged")?;
     let portals = Portals::discover(profile, &login, &client).await?;
     let est = match secure::console_side(stream, guid, &identity, secret).await {
         Ok(e) => e,

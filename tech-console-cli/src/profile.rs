@@ -174,6 +174,24 @@ impl Profile {
         Ok((s, id))
     }
 
+    /// Replaces the applet secret of a session created on this machine
+    /// (its applet was issued again); its identity stays. The file is
+    /// replaced whole (written beside it, then renamed), so it holds the
+    /// old secret or the new one, never half of each.
+    pub fn replace_applet_secret(
+        &self,
+        guid: &SessionGuid,
+        applet_secret_hex: &str,
+    ) -> anyhow::Result<()> {
+        let (mut s, _identity) = self.load_session(guid)?;
+        s.applet_secret = applet_secret_hex.to_owned();
+        let dir = self.session_dir(guid);
+        let fresh = dir.join("session.json.new");
+        write_private(&fresh, &serde_json::to_vec_pretty(&s)?)?;
+        std::fs::rename(&fresh, dir.join("session.json"))
+            .with_context(|| format!("cannot save {}", dir.join("session.json").display()))
+    }
+
     /// The full-screen console's log, opened for appending (the
     /// directory is made if missing).
     pub fn log_file(&self) -> anyhow::Result<std::fs::File> {

@@ -132,6 +132,10 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
                     Ok(b) => sessions::end(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
+                (&Method::POST, [guid, "reissue"]) => match body(gw, req).await {
+                    Ok(b) => sessions::reissue(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
                 (&Method::POST, [guid, "interrupted"]) => match body(gw, req).await {
                     Ok(b) => sessions::interrupted(gw, &tech, guid, &b).await,
                     Err(r) => r,

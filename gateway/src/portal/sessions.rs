@@ -1,6 +1,6 @@
 //! Session endpoints: create, list, show, end, the console's path and
-//! remote-work reports, and the one-time download of the personalized
-//! applet.
+//! remote-work reports, the one-time download of the personalized applet,
+//! and issuing that applet again before the end user has connected.
 
 use super::{Resp, error, json, parse, store_error};
 use crate::state::Gateway;
@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use lifeline_protocol::portal::{
-    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, SessionInfo, SessionList,
-    WorkRecorded, WorkReport,
+    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, ReissueApplet, SessionInfo,
+    SessionList, WorkRecorded, WorkReport,
 };
 use lifeline_protocol::{SessionGuid, hex};
-use lifeline_store::{NewSession, SessionPath, SessionRecord, SessionState, Technician};
+use lifeline_store::{NewSession, Reissue, SessionPath, SessionRecord, SessionState, Technician};
 
 /// The portal's view of a stored session.
 pub fn info(r: &SessionRecord) -> SessionInfo {
@@ -165,6 +165,86 @@ pub(super) async fn end(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]
         Err(e) => return store_error(e),
     }
     session_now(gw, &rec.guid).await
+}
+
+/// `POST /api/v1/sessions/{guid}/reissue`: the technician fetches the
+/// applet of a session whose end user has not connected yet, again. The
+/// new applet secret (and the admission key derived from it) replace the
+/// stored ones, so every applet file made before is refused when it
+/// connects, and the one-time download is possible once more. Audited as
+/// `applet reissued` (without the secret). Only while the session is
+/// `created` and unexpired: otherwise 409 with `already_connected` (its
+/// applet has connected: `waiting`, `paired`, `direct`), `ended` or
+/// `expired`; 404 for a session that is not the technician's. A console
+/// already waiting for the applet reads the session's secret only once it
+/// is paired, so it meets the new applet.
+pub(super) async fn reissue(gw: &Gateway, tech: &Technician, guid: &str, body: &[u8]) -> Resp {
+    let req: ReissueApplet = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let secret = match req.check() {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
+    };
+    let rec = match own(gw, tech, guid).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = lifeline_protocol::time::now_ms();
+    let key = lifeline_protocol::proof::admission_public_key(&secret);
+    match gw.store.reissue_applet(&rec.guid, &secret, &key, now).await {
+        Ok(Reissue::Reissued(updated)) => {
+            crate::relay::audit(
+                gw,
+                Some(&rec.guid),
+                &tech.email,
+                "applet reissued",
+                &format!(
+                    "new applet secret; earlier applet files can no longer connect; the applet \
+                     may be downloaded once more (before: {})",
+                    if rec.downloaded {
+                        "downloaded"
+                    } else {
+                        "not downloaded"
+                    }
+                ),
+            )
+            .await;
+            tracing::info!(guid = %rec.guid, technician = %tech.email, "applet reissued");
+            json(StatusCode::OK, &info(&updated))
+        }
+        Ok(Reissue::Refused(now_rec)) => reissue_refused(&now_rec, now),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Why a session's applet cannot be issued again (see [`reissue`]).
+fn reissue_refused(r: &SessionRecord, now_ms: i64) -> Resp {
+    let (code, message) = match r.state {
+        SessionState::Ended => (
+            "ended",
+            "this session has ended; create a new session for the end user".to_owned(),
+        ),
+        SessionState::Waiting | SessionState::Paired | SessionState::Direct => (
+            "already_connected",
+            format!(
+                "the end user's applet has already connected to this session (it is {}); \
+                 its applet can no longer be replaced",
+                r.state
+            ),
+        ),
+        SessionState::Created if now_ms >= r.expires_at_ms => (
+            "expired",
+            "this session has expired; create a new session for the end user".to_owned(),
+        ),
+        // Changed between the update and the read: say so plainly.
+        SessionState::Created => (
+            "conflict",
+            "the session changed meanwhile; try again".to_owned(),
+        ),
+    };
+    error(StatusCode::CONFLICT, code, &message)
 }
 
 /// The session as it is now, after a change: 200 with it.
@@ -410,7 +490,9 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
             return error(
                 StatusCode::GONE,
                 "already_downloaded",
-                "the applet for this session was already downloaded; create a new session",
+                "the applet for this session was already downloaded; fetch it again with \
+                 `tech-console session applet` (until the end user connects), or create a new \
+                 session",
             );
         }
         Err(e) => return store_error(e),
@@ -442,6 +524,68 @@ pub(super) async fn download(gw: &Gateway, tech: &Technician, guid: &str, query:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reissue_refusals_say_why() {
+        use http_body_util::BodyExt;
+        let rec = |state| SessionRecord {
+            guid: SessionGuid::from_bytes([7; 16]),
+            technician_id: 1,
+            technician_email: "ada@example.com".into(),
+            technician_name: "Ada".into(),
+            label: String::new(),
+            console_pin: [0; 32],
+            downloaded: true,
+            permissions: lifeline_protocol::Permissions::NONE,
+            state,
+            created_at_ms: 0,
+            expires_at_ms: 100,
+            waiting_since_ms: None,
+            waiting_from: None,
+            waiting_node: None,
+            waiting_node_addr: None,
+            paired_at_ms: None,
+            ended_at_ms: None,
+            ended_reason: None,
+            bytes_applet_to_console: 0,
+            bytes_console_to_applet: 0,
+            path: None,
+            relay_closed_at_ms: None,
+            admission_key: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (state, now, code, words) in [
+            (
+                SessionState::Waiting,
+                1,
+                "already_connected",
+                "(it is waiting)",
+            ),
+            (
+                SessionState::Paired,
+                1,
+                "already_connected",
+                "(it is paired)",
+            ),
+            (
+                SessionState::Direct,
+                1,
+                "already_connected",
+                "(it is direct)",
+            ),
+            (SessionState::Ended, 1, "ended", "has ended"),
+            (SessionState::Created, 100, "expired", "has expired"),
+        ] {
+            let r = reissue_refused(&rec(state), now);
+            assert_eq!(r.status(), StatusCode::CONFLICT);
+            let body = rt.block_on(r.into_body().collect()).unwrap().to_bytes();
+            let e: lifeline_protocol::portal::ApiError = serde_json::from_slice(&body).unwrap();
+            assert_eq!(e.code, code);
+            assert!(e.error.contains(words), "{}", e.error);
+        }
+    }
 
     #[test]
     fn path_audit_details() {

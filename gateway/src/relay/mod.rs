@@ -261,13 +261,34 @@ async fn applet(
     };
     let now = lifeline_protocol::time::now_ms();
     let from = peer.to_string();
+    // Registered only while the key the proof was checked against is
+    // still the session's: a technician who fetched the applet again
+    // (`reissue`) meanwhile has made this copy's file obsolete.
     match gw
         .store
-        .mark_waiting(&guid, &gw.node_name, &gw.advertise, &from, now)
+        .mark_waiting_admitted(
+            &guid,
+            &gw.node_name,
+            &gw.advertise,
+            &from,
+            rec.admission_key.as_ref(),
+            now,
+        )
         .await
     {
         Ok(true) => {}
-        Ok(false) => return Err((tls, already())),
+        Ok(false) => {
+            if let Ok(Some(now_rec)) = gw.store.session(&guid).await
+                && now_rec.admission_key != rec.admission_key
+            {
+                let r = Refusal::new(
+                    RefuseCode::NotAuthorized,
+                    "this copy of the support program could not prove it belongs to this session",
+                );
+                return Err((tls, bad_attempt(&gw.budgets.unknown_session, peer, r)));
+            }
+            return Err((tls, already()));
+        }
         Err(e) => return Err((tls, internal(e))),
     }
     // Tell the applet first; the audit row is not on its critical path.
