@@ -2,7 +2,8 @@
 //! three programs, generated from their clap definitions so they can never
 //! disagree with the programs themselves. Each program has a command that
 //! calls into here (`gateway completions bash`, `tech-console man DIR`,
-//! `applet --completions bash`, …).
+//! `applet --completions bash`, …) — and [`one_line`], how the three
+//! print an error.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -144,5 +145,47 @@ mod tests {
         );
         assert!(page.contains("listen"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// An error and its causes as one line, each cause once: a cause whose
+/// words the line already holds (an error that prints its source, as many
+/// do) is not repeated.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot reach gateway x: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_said_is_not_said_twice() {
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(
+            super::one_line(&e),
+            "cannot reach gateway x: connection refused"
+        );
     }
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use lifeline_protocol::text::{self, Shown};
 use lifeline_protocol::{Permissions, SessionGuid};
 use lifeline_store::{NewTechnician, Store};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 /// Admin subcommands.
 #[derive(Debug, Subcommand)]
@@ -93,18 +93,19 @@ pub enum GroupCmd {
 /// Minimum password length.
 pub const MIN_PASSWORD: usize = 8;
 
-fn read_password(no_prompt: bool) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if !no_prompt && stdin.is_terminal() {
-        eprint!("Password for the new technician (input is visible): ");
-        std::io::stderr().flush().ok();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password")?;
-    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let pw = if !from_stdin && std::io::stdin().is_terminal() {
+        // Read from the terminal with echo off.
+        rpassword::prompt_password("Password for the new technician: ")
+            .context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
     if pw.chars().count() < MIN_PASSWORD {
         bail!("the password must be at least {MIN_PASSWORD} characters");
     }
@@ -114,18 +115,34 @@ fn read_password(no_prompt: bool) -> anyhow::Result<String> {
 /// Runs an admin command against `store_url`.
 pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
     if let AdminCmd::OperatorKey = cmd {
+        // Never made here: only `serve` makes a node's data directory.
+        if !data_dir.join("operator.toml").is_file() {
+            bail!(
+                "there is no gateway data directory at {}: `gateway serve` makes it; pass \
+                 --data-dir DIR for another",
+                data_dir.display()
+            );
+        }
         let (id, _) = crate::datadir::open(data_dir, None, &[])?;
         println!("{}", lifeline_protocol::hex::encode(&id.operator_key()));
         return Ok(());
     }
-    if store_url.starts_with("sqlite:") {
-        // The embedded default lives in the data directory, which may not
-        // exist yet if no node has run here.
-        crate::datadir::ensure_dir(data_dir)?;
-    }
-    let store = Store::open(store_url)
-        .await
-        .with_context(|| format!("opening the store {}", crate::cli::redact(store_url)))?;
+    // Only `serve` makes a store: an admin command on a store that is not
+    // there says which one it looked for.
+    let store = match Store::open_existing(store_url).await {
+        Ok(s) => s,
+        Err(lifeline_store::StoreError::NoStore(why)) => bail!(
+            "{why} ({}): `gateway admin` works on the store a `gateway serve` made — start the \
+             node once, or pass --data-dir DIR or --store URL for the right one",
+            crate::cli::redact(store_url)
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "opening the store {}",
+                crate::cli::redact(store_url)
+            )));
+        }
+    };
     let now = lifeline_protocol::time::now_ms();
     match cmd {
         AdminCmd::Technician(TechnicianCmd::Add {

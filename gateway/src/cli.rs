@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gateway: {e:#}");
+            eprintln!("gateway: {}", lifeline_clidocs::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -213,30 +213,47 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
             std::io::stdout().flush().ok();
         }
     });
-    node.serve(listener, shutdown_signal()).await?;
+    let signals = stop_signals();
+    let (mut first, mut second) = (signals.clone(), signals);
+    node.serve(
+        listener,
+        async move {
+            let _ = first.wait_for(|n| *n >= 1).await;
+        },
+        async move {
+            let _ = second.wait_for(|n| *n >= 2).await;
+        },
+    )
+    .await?;
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Counts Ctrl-C and SIGTERM: the first drains the node, the second stops
+/// it at once.
+fn stop_signals() -> tokio::sync::watch::Receiver<u32> {
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                loop {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    tx.send_modify(|n| *n += 1);
+                }
             }
-            Err(_) => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    rx
 }
 
 #[cfg(test)]

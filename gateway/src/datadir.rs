@@ -32,6 +32,18 @@ pub enum DataDirError {
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Cert(#[from] rcgen::Error),
+    /// Another node runs on this data directory.
+    #[error(
+        "another gateway is already running on the data directory {dir}{holder}: one data \
+         directory is one node — give this one a --data-dir of its own (nodes share a \
+         PostgreSQL --store, not a directory)"
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// ` (process N)`, when known.
+        holder: String,
+    },
     /// A stored file is damaged.
     #[error("{path} is damaged: {why}")]
     Damaged {
@@ -40,6 +52,50 @@ pub enum DataDirError {
         /// What is wrong.
         why: String,
     },
+}
+
+/// A data directory held by this process, until dropped. The lock is the
+/// kernel's (`flock` on `gateway.lock`), so it goes with the process: a
+/// node that crashed leaves nothing behind that blocks its restart.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir` for this process (made if missing), or says which process
+/// has it.
+pub fn lock(dir: &Path) -> Result<DirLock, DataDirError> {
+    ensure_dir(dir)?;
+    let path = dir.join("gateway.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut pid);
+            let pid = pid.trim();
+            return Err(DataDirError::Locked {
+                dir: dir.to_owned(),
+                holder: if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (process {pid})")
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+    }
+    // Who holds it, for the message above (advice only: the lock is the
+    // kernel's).
+    let _ = file.set_len(0);
+    let _ = std::io::Write::write_all(&mut file, format!("{}\n", std::process::id()).as_bytes());
+    Ok(DirLock { _file: file })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

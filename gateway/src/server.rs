@@ -87,6 +87,8 @@ pub struct Node {
     stop_tx: watch::Sender<bool>,
     /// Whether the data directory was created by this start.
     pub first_run: bool,
+    /// The data directory is this node's while it runs.
+    _lock: datadir::DirLock,
 }
 
 impl Node {
@@ -101,6 +103,7 @@ impl Node {
         stun: Option<UdpSocket>,
         health: Option<TcpListener>,
     ) -> Result<Self, StartError> {
+        let lock = datadir::lock(&config.data_dir)?;
         let (identity, first_run) = datadir::open(
             &config.data_dir,
             config.operator_name.as_deref(),
@@ -171,6 +174,7 @@ impl Node {
             phase_tx,
             stop_tx,
             first_run,
+            _lock: lock,
         })
     }
 
@@ -181,11 +185,14 @@ impl Node {
 
     /// Serves until `shutdown` completes, then drains: stops accepting,
     /// releases waiting applets, gives relayed sessions the drain timeout
-    /// to finish, and closes the store.
+    /// to finish — or less, if `hurry` completes first (a second Ctrl-C):
+    /// what is still relayed then is cut and recorded as such — and closes
+    /// the store.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
+        hurry: impl Future<Output = ()>,
     ) -> Result<(), StartError> {
         let gw = self.gw.clone();
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
@@ -249,20 +256,34 @@ impl Node {
             }
         }
         drop(listener);
+        let relaying = gw.stats.relaying.load(Ordering::Relaxed);
         tracing::info!(
-            relaying = gw.stats.relaying.load(Ordering::Relaxed),
+            relaying,
             drain_secs = gw.config.drain_timeout.as_secs(),
-            "shutting down: no new connections; letting relayed sessions finish"
+            "shutting down: no new connections; waiting up to {} s for {relaying} relayed \
+             session(s) to finish (a second Ctrl-C or SIGTERM stops at once)",
+            gw.config.drain_timeout.as_secs()
         );
         let _ = self.phase_tx.send(Phase::Draining);
         if let Some(stun) = stun {
             let _ = stun.await;
         }
         let deadline = tokio::time::Instant::now() + gw.config.drain_timeout;
+        tokio::pin!(hurry);
         while gw.stats.relaying.load(Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = &mut hurry => {
+                    tracing::warn!(
+                        relaying = gw.stats.relaying.load(Ordering::Relaxed),
+                        "stopping at once: the sessions still relayed are cut (recorded; their \
+                         ends can resume them on another node)"
+                    );
+                    break;
+                }
+            }
         }
         let _ = self.stop_tx.send(true);
         // Give stopped relays, and the released waiting applets, a moment

@@ -1,5 +1,6 @@
-//! The `gateway` binary's command line: first-run data directory, admin
-//! commands without a running node, and clear errors for bad input.
+//! The `gateway` binary's command line: the data directory and store made
+//! by `serve` only (never by an admin command), admin commands without a
+//! running node, and clear errors for bad input.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -18,13 +19,31 @@ fn tempdir(tag: &str) -> PathBuf {
     p
 }
 
+/// A data directory and store as `gateway serve` makes them (the node is
+/// started until it serves, then stopped).
+fn served(dir: &std::path::Path) {
+    drop(lifeline_tests::Gateway::start(dir, None, &[]));
+}
+
 #[test]
-fn admin_creates_the_data_dir_with_private_key_files() {
+fn admin_commands_never_make_a_data_dir_or_a_store_serve_does() {
     let dir = tempdir("datadir");
-    let out = gateway(
-        &["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"],
-        "",
-    );
+    let d = dir.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["admin", "operator-key"],
+            "there is no gateway data directory at",
+        ),
+        (vec!["admin", "technician", "list"], "there is no store at"),
+    ] {
+        let out = gateway(&[&["--data-dir", d][..], &args].concat(), "");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} worked without a store");
+        assert!(err.contains(says) && err.contains(d), "{err}");
+        assert!(!dir.exists(), "{args:?} made {d}");
+    }
+    served(&dir);
+    let out = gateway(&["--data-dir", d, "admin", "operator-key"], "");
     assert!(
         out.status.success(),
         "{}",
@@ -45,17 +64,41 @@ fn admin_creates_the_data_dir_with_private_key_files() {
         }
     }
     // A second run reuses the same operator key.
-    let again = gateway(
-        &["--data-dir", dir.to_str().unwrap(), "admin", "operator-key"],
-        "",
-    );
+    let again = gateway(&["--data-dir", d, "admin", "operator-key"], "");
     assert_eq!(String::from_utf8(again.stdout).unwrap(), key);
+    let list = gateway(&["--data-dir", d, "admin", "technician", "list"], "");
+    assert!(list.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn admin_never_makes_a_store_in_an_empty_postgres_database() {
+    let db = lifeline_tests::TestStore::new(lifeline_tests::StoreKind::Postgres);
+    let url = db.url.clone().unwrap();
+    let out = gateway(&["--store", &url, "admin", "technician", "list"], "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the database has no Lifeline store in it"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "{err}");
+    // Still empty: `serve` makes the store, and then admin works.
+    let dir = tempdir("pg");
+    drop(lifeline_tests::Gateway::start(&dir, Some(&url), &[]));
+    let out = gateway(&["--store", &url, "admin", "technician", "list"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn technician_add_refuses_short_passwords_and_duplicates() {
     let dir = tempdir("tech");
+    served(&dir);
     let d = dir.to_str().unwrap();
     let short = gateway(
         &[

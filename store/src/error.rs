@@ -16,6 +16,9 @@ pub enum StoreError {
     /// The schema could not be brought up to date, or is newer than this build.
     #[error("database schema: {0}")]
     Migration(String),
+    /// There is no store there (`Store::open_existing`): nothing was made.
+    #[error("{0}")]
+    NoStore(String),
     /// The change clashes with existing data (a unique constraint).
     #[error("{0}")]
     Conflict(String),

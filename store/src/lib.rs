@@ -267,6 +267,49 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a store that a node made before — for `gateway admin`, which
+    /// must never make one: a missing SQLite file, or a PostgreSQL database
+    /// without Lifeline's tables, is [`StoreError::NoStore`] and nothing is
+    /// created. (Pending migrations of an existing store still run.)
+    pub async fn open_existing(url: &str) -> Result<Store> {
+        let target = parse_url(url)?;
+        match target.dialect {
+            Dialect::Sqlite if !target.in_memory => {
+                let raw = url.trim();
+                let rest = raw
+                    .strip_prefix("sqlite://")
+                    .or_else(|| raw.strip_prefix("sqlite:"))
+                    .unwrap_or(raw);
+                let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+                if !std::path::Path::new(path).is_file() {
+                    return Err(StoreError::NoStore(format!("there is no store at {path}")));
+                }
+            }
+            Dialect::Postgres => {
+                static DRIVERS: std::sync::Once = std::sync::Once::new();
+                DRIVERS.call_once(sqlx::any::install_default_drivers);
+                let mut conn =
+                    tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(&target.url))
+                        .await
+                        .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))??;
+                let tables: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_name = 'schema_migrations' AND table_schema = current_schema()",
+                )
+                .fetch_one(&mut conn)
+                .await?;
+                let _ = conn.close().await;
+                if tables == 0 {
+                    return Err(StoreError::NoStore(
+                        "the database has no Lifeline store in it".into(),
+                    ));
+                }
+            }
+            Dialect::Sqlite => {}
+        }
+        Self::open(url).await
+    }
+
     /// Which database this store talks to.
     pub fn dialect(&self) -> Dialect {
         self.dialect

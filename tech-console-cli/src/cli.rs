@@ -28,21 +28,22 @@ enum Cmd {
     Ui,
     /// Log in to a gateway (once per shift).
     #[command(
-        after_help = "Example: tech-console login --gateway support.example.com:443 \\\n    --ca-fingerprint 60:94:4C:…:06:FD --email ada@example.com"
+        after_help = "Example: tech-console login --gateway support.example.com:443 \\\n    --ca-fingerprint 60:94:4C:…:06:FD --email ada@example.com\nAgain later (the next shift, an expired login): tech-console login"
     )]
     Login {
-        /// Gateway `host:port`.
+        /// Gateway `host:port` (default: the one of the last login here).
         #[arg(long)]
-        gateway: String,
-        /// The operator CA's SHA-256 fingerprint as the gateway prints it.
+        gateway: Option<String>,
+        /// The operator CA's SHA-256 fingerprint as the gateway prints it
+        /// (not needed again for the gateway of the last login).
         #[arg(long, conflicts_with = "ca")]
         ca_fingerprint: Option<String>,
         /// The operator CA certificate (PEM).
         #[arg(long)]
         ca: Option<PathBuf>,
-        /// Your e-mail address.
+        /// Your e-mail address (default: the one of the last login here).
         #[arg(long)]
-        email: String,
+        email: Option<String>,
         /// Read the password from standard input without prompting.
         #[arg(long)]
         password_stdin: bool,
@@ -232,11 +233,13 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
             } => {
                 crate::commands::login(
                     &profile,
-                    &gateway,
-                    ca_fingerprint.as_deref(),
-                    ca.as_deref(),
-                    &email,
-                    password_stdin,
+                    crate::commands::LoginArgs {
+                        gateway,
+                        ca_fingerprint,
+                        ca,
+                        email,
+                        password_stdin,
+                    },
                 )
                 .await?
             }
@@ -312,7 +315,7 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
             // obey them.
             eprintln!(
                 "tech-console: {}",
-                lifeline_protocol::text::neutralize(&format!("{e:#}"))
+                lifeline_protocol::text::neutralize(&lifeline_clidocs::one_line(e.as_ref()))
             );
             ExitCode::FAILURE
         }

@@ -19,24 +19,54 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-/// `tech-console login`.
-pub async fn login(
-    profile: &Profile,
-    gateway: &str,
-    ca_fingerprint: Option<&str>,
-    ca_file: Option<&Path>,
-    email: &str,
-    password_stdin: bool,
-) -> anyhow::Result<()> {
-    let addr = HostPort::parse(gateway, 8443)?;
-    let trust = match (ca_fingerprint, ca_file) {
+/// What `tech-console login` was given.
+#[derive(Debug, Default)]
+pub struct LoginArgs {
+    /// `--gateway`.
+    pub gateway: Option<String>,
+    /// `--ca-fingerprint`.
+    pub ca_fingerprint: Option<String>,
+    /// `--ca`.
+    pub ca: Option<std::path::PathBuf>,
+    /// `--email`.
+    pub email: Option<String>,
+    /// `--password-stdin`.
+    pub password_stdin: bool,
+}
+
+/// `tech-console login`. What is not given comes from the last login on
+/// this machine (gateway, e-mail, and the operator CA learned then), so
+/// logging in again takes only the password.
+pub async fn login(profile: &Profile, args: LoginArgs) -> anyhow::Result<()> {
+    let last = profile.last_login();
+    let (gateway, email) = match (args.gateway, args.email, &last) {
+        (Some(g), Some(e), _) => (g, e),
+        (g, e, Some(l)) => (
+            g.unwrap_or_else(|| l.gateway.clone()),
+            e.unwrap_or_else(|| l.email.clone()),
+        ),
+        (_, _, None) => bail!(
+            "first login on this machine: give --gateway HOST:PORT, --ca-fingerprint (as the gateway \
+             printed it) and --email"
+        ),
+    };
+    let addr = HostPort::parse(&gateway, 8443)?;
+    let same_gateway = last
+        .as_ref()
+        .and_then(|l| HostPort::parse(&l.gateway, 8443).ok())
+        .is_some_and(|g| g == addr);
+    let trust = match (args.ca_fingerprint.as_deref(), args.ca.as_deref()) {
         (Some(fp), None) => GatewayTrust::CaFingerprint(hex::decode_array::<32>(fp).with_context(|| {
             format!("--ca-fingerprint {fp:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
         })?),
         (None, Some(path)) => GatewayTrust::Ca(
             CertificateDer::from_pem_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         ),
-        _ => bail!("give exactly one of --ca-fingerprint (as printed by the gateway) or --ca FILE"),
+        (None, None) if same_gateway => GatewayTrust::Ca(profile.gateway_ca()?),
+        _ => bail!(
+            "{addr} is a gateway this machine has not logged in to: give --ca-fingerprint (as the \
+             gateway printed it) or --ca FILE"
+        ),
     };
     // Learn the CA certificate itself, so later connections trust it as a
     // root (and a changed CA is noticed rather than silently re-pinned).
@@ -46,7 +76,8 @@ pub async fn login(
             let tls = gateway_client_config(&trust, &[ALPN_HTTP1])?;
             let stream =
                 lifeline_session::gateway_conn::connect(&addr, tls, Duration::from_secs(15))
-                    .await?;
+                    .await
+                    .map_err(|e| explain_unreached(&addr, e))?;
             stream
                 .get_ref()
                 .1
@@ -56,11 +87,14 @@ pub async fn login(
                 .into_owned()
         }
     };
-    let password = read_password(password_stdin)?;
+    if !args.password_stdin && std::io::stdin().is_terminal() {
+        eprintln!("logging in to {addr} as {}", Shown(&email));
+    }
+    let password = read_password(args.password_stdin)?;
     let tls = gateway_client_config(&GatewayTrust::Ca(ca.clone()), &[ALPN_HTTP1])?;
     let client = PortalClient::new(addr.clone(), tls);
     let request = LoginRequest {
-        email: email.to_owned(),
+        email: email.clone(),
         password,
     };
     // A gateway checking many logins at once answers "busy" with a short
@@ -75,6 +109,7 @@ pub async fn login(
                 let wait = error.retry_after_secs.unwrap_or(1).clamp(1, 5);
                 tokio::time::sleep(Duration::from_secs(wait)).await;
             }
+            Err(PortalError::Link(e)) => return Err(explain_unreached(&addr, e)),
             r => break r?,
         }
     };
@@ -97,18 +132,61 @@ pub async fn login(
     Ok(())
 }
 
-fn read_password(no_prompt: bool) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if !no_prompt && stdin.is_terminal() {
-        eprint!("Password (input is visible): ");
-        std::io::stderr().flush().ok();
+/// A gateway that could not be reached, or not trusted, in one line that
+/// says what to check.
+fn explain_unreached(
+    addr: &HostPort,
+    e: lifeline_session::gateway_conn::LinkError,
+) -> anyhow::Error {
+    use lifeline_session::gateway_conn::LinkError;
+    match e {
+        LinkError::Connect { source, .. } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => "nothing answers on that port".to_owned(),
+                std::io::ErrorKind::TimedOut => "no answer".to_owned(),
+                _ => source.to_string(),
+            };
+            anyhow::anyhow!(
+                "cannot reach the gateway at {addr} ({why}): check the address and port, and that \
+                 the gateway runs and can be reached from this computer"
+            )
+        }
+        LinkError::Tls { source, .. }
+            if source
+                .to_string()
+                .contains("does not match the fingerprint") =>
+        {
+            anyhow::anyhow!(
+                "the gateway at {addr} has a different operator CA than the fingerprint you gave: \
+                 check the fingerprint (the gateway prints it when it starts, as \
+                 \"operator CA fingerprint (SHA-256)\") and the address"
+            )
+        }
+        LinkError::Tls { .. } => anyhow::anyhow!(
+            "the gateway at {addr} could not prove it is the operator's gateway this computer \
+             trusts: check the address; if the operator's CA changed, log in with its new \
+             --ca-fingerprint"
+        ),
+        LinkError::Timeout(_) => anyhow::anyhow!(
+            "the gateway at {addr} did not answer in time: check the address and port, and any \
+             firewall in between"
+        ),
+        other => anyhow::anyhow!("{other}"),
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password")?;
-    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let pw = if !from_stdin && std::io::stdin().is_terminal() {
+        // Read from the terminal with echo off.
+        rpassword::prompt_password("Password: ").context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
     if pw.is_empty() {
         bail!("no password given");
     }

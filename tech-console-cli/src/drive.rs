@@ -143,7 +143,7 @@ pub fn start(
             updates: up_tx.clone(),
         };
         if let Err(e) = run(&profile, &target, options, wiring).await {
-            let _ = up_tx.send(Update::Failed(format!("{e:#}")));
+            let _ = up_tx.send(Update::Failed(lifeline_clidocs::one_line(e.as_ref())));
         }
     });
     (controls, up_rx)

@@ -8,6 +8,7 @@
 //! | `sessions/GUID/session.json` | label and applet secret (0600) |
 //! | `notes/GUID.txt` | the technician's notes on the session (0600) |
 //! | `console.log` | the full-screen console's log (0600) |
+//! | `last-login.json` | gateway and e-mail of the last login, kept at logout for the next (0600) |
 //!
 //! A session's directory is deleted when the session ends, so its private
 //! key does not outlive it; its notes stay (they are the technician's).
@@ -35,6 +36,15 @@ pub struct Login {
     pub email: String,
     /// Technician display name.
     pub name: String,
+}
+
+/// Where and as whom the last login was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastLogin {
+    /// Gateway `host:port`.
+    pub gateway: String,
+    /// Technician e-mail.
+    pub email: String,
 }
 
 /// A session created on this machine.
@@ -108,6 +118,23 @@ impl Profile {
         write_private(&self.dir.join("gateway-ca.pem"), pem.as_bytes())
     }
 
+    /// Where and as whom this machine last logged in (whether or not that
+    /// login is still valid, or was logged out).
+    pub fn last_login(&self) -> Option<LastLogin> {
+        if let Some(l) = std::fs::read(self.dir.join("login.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<Login>(&t).ok())
+        {
+            return Some(LastLogin {
+                gateway: l.gateway,
+                email: l.email,
+            });
+        }
+        std::fs::read(self.dir.join("last-login.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+    }
+
     /// The saved login, refusing an expired one with a clear message.
     pub fn login(&self) -> anyhow::Result<Login> {
         let path = self.dir.join("login.json");
@@ -117,7 +144,7 @@ impl Profile {
             .with_context(|| format!("{} is damaged; log in again", path.display()))?;
         if login.expires_at_ms <= lifeline_session::now_ms() {
             bail!(
-                "your login expired at {}; run `tech-console login` again",
+                "your login expired at {}; run `tech-console login` again (only the password is asked)",
                 lifeline_protocol::time::rfc3339(login.expires_at_ms)
             );
         }
@@ -127,6 +154,16 @@ impl Profile {
     /// Forgets the login.
     pub fn logout(&self) -> anyhow::Result<bool> {
         let path = self.dir.join("login.json");
+        if let Some(last) = self.last_login() {
+            // Where and as whom, for the next `tech-console login`.
+            write_private(
+                &self.dir.join("last-login.json"),
+                &serde_json::to_vec_pretty(&LastLogin {
+                    gateway: last.gateway,
+                    email: last.email,
+                })?,
+            )?;
+        }
         if path.exists() {
             std::fs::remove_file(&path)?;
             return Ok(true);

@@ -183,7 +183,14 @@ impl Gateway {
             .expect("gateway did not exit after SIGTERM")
     }
 
-    /// The OS process id.
+    /// Waits (up to `within`) for the gateway to exit on its own (after
+    /// a signal sent some other way).
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("gateway already stopped");
+        wait_timeout(&mut child, within).expect("gateway did not exit")
+    }
+
+    /// Its process id (0 once stopped).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
