@@ -38,9 +38,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LIFELINE_STUN_LISTEN")]
     pub stun_listen: Option<ListenAddr>,
     /// TCP address of the plain-HTTP health and metrics endpoints
-    /// (`/health`, `/metrics`; default 127.0.0.1:9464, keep it on
-    /// loopback or a private network), or `off`.
-    #[arg(long, env = "LIFELINE_HEALTH_LISTEN")]
+    /// (`/healthz`, `/readyz`, `/health`, `/metrics`; default
+    /// 127.0.0.1:9464, keep it on loopback or a private network), or `off`.
+    #[arg(long, visible_alias = "metrics-listen", env = "LIFELINE_HEALTH_LISTEN")]
     pub health_listen: Option<ListenAddr>,
     /// Extra DNS names or IPs for the node certificate (repeatable).
     #[arg(
@@ -111,6 +111,7 @@ struct FileConfig {
     store: Option<String>,
     listen: Option<SocketAddr>,
     stun_listen: Option<ListenAddr>,
+    #[serde(alias = "metrics_listen")]
     health_listen: Option<ListenAddr>,
     public_names: Option<Vec<String>>,
     advertise: Option<String>,

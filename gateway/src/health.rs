@@ -2,11 +2,12 @@
 //! (`--health-listen`, default 127.0.0.1:9464), apart from the public TLS
 //! port.
 //!
+//! * `GET /healthz` — 200 while the process runs (liveness);
+//! * `GET /readyz` — 200 when the node should get traffic: listening, not
+//!   draining, its store answering within 2 s; else 503 with the reason;
 //! * `GET /health` — the node's [`Health`] as JSON (200 while serving,
-//!   503 while draining), for a load balancer or systemd watchdog on the
-//!   same host;
-//! * `GET /metrics` — the same counters and a few more in Prometheus text
-//!   format.
+//!   503 while draining), for a load balancer on the same host;
+//! * `GET /metrics` — [`crate::metrics`] in Prometheus' text format.
 //!
 //! It is a separate listener so that it keeps answering when the public
 //! port is flooded: the public port stops taking connections at its cap
@@ -43,64 +44,112 @@ pub fn health(gw: &Gateway) -> Health {
     }
 }
 
-/// Prometheus text exposition of the node's counters.
-pub fn metrics(gw: &Gateway) -> String {
+/// How long a readiness or scrape query may take before the store counts
+/// as not answering.
+const STORE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The Prometheus page: the node's values, the store's sessions by state
+/// (when it answers in time), and the rest of [`crate::metrics`].
+pub async fn metrics(gw: &Gateway) -> String {
     let s = &gw.stats;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        let _ = writeln!(out, "{name} {value}");
+    let started = std::time::Instant::now();
+    let sessions = match tokio::time::timeout(STORE_DEADLINE, gw.store.session_counts()).await {
+        Ok(Ok(rows)) => {
+            gw.metrics
+                .store_query("sessions_by_state", started.elapsed());
+            rows
+        }
+        _ => Vec::new(),
     };
-    metric(
-        "lifeline_connections_open",
-        "gauge",
-        "Connections open on the public port (handshaking, waiting, relaying, portal).",
-        s.connections.load(Ordering::Relaxed),
-    );
-    metric(
-        "lifeline_connections_cap",
-        "gauge",
-        "Connections the public port takes at most (the open-file limit less a reserve).",
-        s.connection_cap.load(Ordering::Relaxed),
-    );
-    metric(
-        "lifeline_connections_shed_total",
-        "counter",
+    let node = crate::metrics::NodeValues {
+        connections_open: s.connections.load(Ordering::Relaxed),
+        connections_cap: s.connection_cap.load(Ordering::Relaxed),
+        applets_waiting: gw.registry.waiting() as u64,
+        relays_active: s.relaying.load(Ordering::Relaxed),
+        draining: u64::from(gw.draining()),
+    };
+    let mut out = gw.metrics.render(node, &sessions);
+    // The counters kept before the metrics module, in the same page.
+    let eof = out.rfind("# EOF").unwrap_or(out.len());
+    let mut extra = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(extra, "# HELP {name} {help}");
+        let _ = writeln!(extra, "# TYPE {name} counter");
+        let _ = writeln!(extra, "{name}_total {value}");
+    };
+    counter(
+        "lifeline_connections_shed",
         "Connections closed at once because the public port was at its cap.",
         s.shed.load(Ordering::Relaxed),
     );
-    metric(
-        "lifeline_applets_waiting",
-        "gauge",
-        "Applets waiting for their technician on this node.",
-        gw.registry.waiting() as u64,
-    );
-    metric(
-        "lifeline_relays_active",
-        "gauge",
-        "Sessions this node relays now.",
-        s.relaying.load(Ordering::Relaxed),
-    );
-    metric(
-        "lifeline_password_checks_total",
-        "counter",
+    counter(
+        "lifeline_password_checks",
         "Password checks (scrypt) run for portal logins, decoys for unknown e-mails included.",
         gw.hasher.checks(),
     );
-    metric(
-        "lifeline_work_reports_total",
-        "counter",
+    counter(
+        "lifeline_work_reports",
         "Remote-work reports (consent, files, actions) recorded in the audit trail.",
         s.work_reports.load(Ordering::Relaxed),
     );
-    metric(
-        "lifeline_draining",
-        "gauge",
-        "1 while the node shuts down and drains.",
-        u64::from(gw.draining()),
-    );
+    out.insert_str(eof, &extra);
+    classic(&out)
+}
+
+/// The OpenMetrics page in Prometheus' classic text format (0.0.4), which
+/// every Prometheus and `promtool check metrics` read: a counter's HELP and
+/// TYPE name its `_total` sample, and there are no `# UNIT` or `# EOF`
+/// lines.
+fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((tag, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    let _ = writeln!(out, "{tag}{name}_total {tail}");
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
     out
+}
+
+/// Whether the node should get traffic: listening, not draining, and its
+/// store answering. `Err` says why not.
+pub async fn ready(gw: &Gateway) -> Result<(), String> {
+    if gw.draining() {
+        return Err("draining: the node is shutting down".into());
+    }
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(STORE_DEADLINE, gw.store.ping()).await {
+        Ok(Ok(())) => {
+            gw.metrics.store_query("ping", started.elapsed());
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("the store does not answer: {e}")),
+        Err(_) => Err(format!(
+            "the store did not answer within {} s",
+            STORE_DEADLINE.as_secs()
+        )),
+    }
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -117,8 +166,17 @@ fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Res
     r
 }
 
-fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", b"alive\n".to_vec()),
+        (&Method::GET, "/readyz") => match ready(gw).await {
+            Ok(()) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+            Err(why) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n").into_bytes(),
+            ),
+        },
         (&Method::GET, "/health") => {
             let h = health(gw);
             let status = if gw.draining() {
@@ -134,18 +192,19 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (&Method::GET, "/metrics") => respond(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics(gw).into_bytes(),
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics(gw).await.into_bytes(),
         ),
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            b"not found: try /health or /metrics\n".to_vec(),
+            b"not found: try /healthz, /readyz, /health or /metrics\n".to_vec(),
         ),
     }
 }
 
-/// Serves `/health` and `/metrics` on `listener` until `stop` completes.
+/// Serves `/healthz`, `/readyz`, `/health` and `/metrics` on `listener`
+/// until `stop` completes.
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, stop: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
@@ -167,8 +226,8 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, stop: impl Future<Ou
         let gw = gw.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let r = route(&gw, &req);
-                async move { Ok::<_, std::convert::Infallible>(r) }
+                let gw = gw.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&gw, &req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -18,7 +18,9 @@
 //! * [`limits`] — per-source connection limits and failed-attempt budgets.
 //! * [`refusals`] — relay refusals logged once per reason per minute.
 //! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
-//! * [`health`] — `/health` and `/metrics` on a loopback port of their own.
+//! * [`health`] — `/healthz`, `/readyz`, `/health` and `/metrics` on a
+//!   loopback port of their own; [`metrics`] — the Prometheus metrics;
+//!   [`process`] — the process's CPU, memory and file descriptors.
 //!
 //! The store lives in its own crate, `lifeline-store`.
 #![forbid(unsafe_code)]
@@ -30,8 +32,10 @@ pub mod config;
 pub mod datadir;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod personalize;
 pub mod portal;
+pub mod process;
 pub mod refusals;
 pub mod registry;
 pub mod relay;

@@ -150,6 +150,7 @@ impl Node {
             hasher: crate::auth::PasswordHasher::new(HASH_CONCURRENCY, HASH_QUEUE),
             registry: Registry::new(),
             stats: Stats::default(),
+            metrics: crate::metrics::Metrics::new(),
             work_capped: Default::default(),
             config,
             identity,
@@ -202,9 +203,14 @@ impl Node {
         // node restarted in the meantime can bind the port at once.
         let stun = self.stun.map(|socket| {
             let mut phase = gw.phase.clone();
-            tokio::spawn(crate::stun::serve(socket, async move {
-                let _ = phase.wait_for(|p| *p == Phase::Draining).await;
-            }))
+            let counted = gw.clone();
+            tokio::spawn(crate::stun::serve(
+                socket,
+                move || counted.metrics.stun_request(),
+                async move {
+                    let _ = phase.wait_for(|p| *p == Phase::Draining).await;
+                },
+            ))
         });
 
         // Health and metrics answer until the very end, draining included.
@@ -225,6 +231,7 @@ impl Node {
                 res = listener.accept() => match res {
                     Ok((tcp, peer)) => {
                         if gw.stats.connections.load(Ordering::Relaxed) >= cap {
+                            gw.metrics.refused(crate::metrics::Refusal::AtCap);
                             // Closed at once: the descriptor goes back now,
                             // and the reserve stays for the store, STUN and
                             // health.
@@ -441,8 +448,10 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
     loop {
         tick.tick().await;
         let now = lifeline_protocol::time::now_ms();
-        if let Err(e) = gw.store.heartbeat(&gw.node_name, &gw.advertise, now).await {
-            tracing::warn!(error = %e, "heartbeat failed");
+        let started = std::time::Instant::now();
+        match gw.store.heartbeat(&gw.node_name, &gw.advertise, now).await {
+            Ok(()) => gw.metrics.store_query("heartbeat", started.elapsed()),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
         if let Err(e) = gw.store.purge_expired_tokens(now).await {
             tracing::warn!(error = %e, "token purge failed");
@@ -467,6 +476,8 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
 
 /// One TCP connection: per-source limit, TLS within the handshake
 /// deadline, then the relay protocol or the portal by ALPN.
+use crate::metrics::Refusal;
+
 async fn handle_connection(
     open: Open,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -476,6 +487,7 @@ async fn handle_connection(
     let gw = open.0.clone();
     let open = Some(open);
     let Some(_slot) = gw.conns.acquire(peer.ip()) else {
+        gw.metrics.refused(Refusal::PerIpLimit);
         tracing::debug!(%peer, "too many connections from this address");
         return;
     };
@@ -489,6 +501,7 @@ async fn handle_connection(
         Ok(Ok(n)) if n > 0 => {}
         Ok(_) => return,
         Err(_) => {
+            gw.metrics.refused(Refusal::HandshakeDeadline);
             tracing::debug!(%peer, "nothing sent within the handshake deadline");
             return;
         }
@@ -501,35 +514,42 @@ async fn handle_connection(
     // that neither the TLS stream nor the unboxed handler keeps space in
     // this task's future while the handler runs.
     let serve: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = match handshake.await {
-        Ok(Ok(tls)) => match tls.get_ref().1.alpn_protocol() {
-            Some(ALPN_RELAY) => Some(Box::pin(crate::relay::handle(
-                gw.clone(),
-                tls,
-                peer,
-                deadline,
-                open,
-            ))),
-            Some(ALPN_H2) => Some(Box::pin(crate::portal::serve_connection(
-                gw.clone(),
-                tls,
-                peer,
-                true,
-                deadline,
-            ))),
-            Some(ALPN_HTTP1) | None => Some(Box::pin(crate::portal::serve_connection(
-                gw.clone(),
-                tls,
-                peer,
-                false,
-                deadline,
-            ))),
-            Some(_) => None,
-        },
+        Ok(Ok(tls)) => {
+            let protocol = match tls.get_ref().1.alpn_protocol() {
+                Some(ALPN_RELAY) => Some("relay"),
+                Some(ALPN_H2) => Some("portal_h2"),
+                Some(ALPN_HTTP1) | None => Some("portal_http1"),
+                Some(_) => None,
+            };
+            match protocol {
+                Some(p) => gw.metrics.accepted(p),
+                None => gw.metrics.refused(Refusal::BadAlpn),
+            }
+            match protocol {
+                Some("relay") => Some(Box::pin(crate::relay::handle(
+                    gw.clone(),
+                    tls,
+                    peer,
+                    deadline,
+                    open,
+                ))),
+                Some(p) => Some(Box::pin(crate::portal::serve_connection(
+                    gw.clone(),
+                    tls,
+                    peer,
+                    p == "portal_h2",
+                    deadline,
+                ))),
+                None => None,
+            }
+        }
         Ok(Err(e)) => {
+            gw.metrics.refused(Refusal::TlsFailed);
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             None
         }
         Err(_) => {
+            gw.metrics.refused(Refusal::HandshakeDeadline);
             tracing::debug!(%peer, "handshake deadline passed");
             None
         }

@@ -125,6 +125,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     /// Counters.
     pub stats: Stats,
+    /// The Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     /// Sessions at their cap of work records.
     pub work_capped: WorkCapped,
     /// Shutdown phase.

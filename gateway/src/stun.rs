@@ -190,8 +190,9 @@ pub fn advertised(advertise: &str, port: u16) -> String {
     }
 }
 
-/// Answers STUN on `socket` until `stop` completes.
-pub async fn serve(socket: UdpSocket, stop: impl Future<Output = ()>) {
+/// Answers STUN on `socket` until `stop` completes; `answered` is told of
+/// each answer (the metrics count them).
+pub async fn serve(socket: UdpSocket, answered: impl Fn(), stop: impl Future<Output = ()>) {
     let mut limiter = RateLimiter::new(Instant::now());
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     tokio::pin!(stop);
@@ -223,8 +224,9 @@ pub async fn serve(socket: UdpSocket, stop: impl Future<Output = ()>) {
         if !limiter.allow(from.ip(), Instant::now()) {
             continue;
         }
-        if let Err(e) = socket.send_to(&reply, from).await {
-            tracing::debug!(%from, error = %e, "STUN send failed");
+        match socket.send_to(&reply, from).await {
+            Ok(_) => answered(),
+            Err(e) => tracing::debug!(%from, error = %e, "STUN send failed"),
         }
     }
 }

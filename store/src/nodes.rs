@@ -79,4 +79,20 @@ impl Store {
         .map(from_row)
         .collect()
     }
+
+    /// Whether the store answers (a trivial query).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Open sessions by state (every node's), for the metrics.
+    pub async fn session_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM sessions WHERE state <> 'ended' GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
 }

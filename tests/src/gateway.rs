@@ -22,7 +22,8 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn pg_exec(sql: &str) {
+/// Runs `sql` as the PostgreSQL admin.
+pub fn pg_exec(sql: &str) {
     let url = pg_admin_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -89,6 +90,8 @@ pub struct Gateway {
     pub store: Option<String>,
     /// Its stdout.
     pub stdout: Lines,
+    /// Where `/healthz`, `/readyz` and `/metrics` answer, if on.
+    pub health: Option<std::net::SocketAddr>,
 }
 
 impl Gateway {
@@ -140,6 +143,7 @@ impl Gateway {
             data_dir,
             store,
             stdout: l.stdout,
+            health: l.banner.health,
         }
     }
 

@@ -99,7 +99,55 @@ pub async fn serve_connection(
     }
 }
 
+/// Answers a request, counted in the metrics by route and status.
 async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let name = route_name(req.method(), req.uri().path());
+    let resp = answer(gw, req, peer).await;
+    let status = resp.status().as_u16();
+    gw.metrics.portal_request(name, status);
+    if name == "login" {
+        // Each refusal of a login has a status of its own (see `login`).
+        gw.metrics.login(match status {
+            200 => "ok",
+            400 => "bad_request",
+            401 => "bad_credentials",
+            403 => "locked",
+            429 => "rate_limited",
+            503 => "busy",
+            _ => "error",
+        });
+    }
+    resp
+}
+
+/// The route a request asks for, as the metrics name it: a closed set,
+/// never the path itself (a GUID in it would make every session a series
+/// of its own).
+fn route_name(method: &Method, path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        (&Method::GET, ["api", "v1", "health"]) => "health",
+        (&Method::GET, ["api", "v1", "directory"]) => "directory",
+        (&Method::POST, ["api", "v1", "login"]) => "login",
+        (&Method::POST, ["api", "v1", "logout"]) => "logout",
+        (_, ["api", "v1", "sessions", rest @ ..]) => match (method, rest) {
+            (&Method::GET, []) => "sessions_list",
+            (&Method::GET, ["waiting"]) => "sessions_waiting",
+            (&Method::POST, []) => "session_create",
+            (&Method::GET, [_]) => "session_show",
+            (&Method::POST, [_, "end"]) => "session_end",
+            (&Method::POST, [_, "reissue"]) => "session_reissue",
+            (&Method::POST, [_, "interrupted"]) => "session_interrupted",
+            (&Method::POST, [_, "path"]) => "session_path",
+            (&Method::POST, [_, "work"]) => "session_work",
+            (&Method::GET, [_, "applet"]) => "session_applet",
+            _ => "unknown",
+        },
+        _ => "unknown",
+    }
+}
+
+async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();

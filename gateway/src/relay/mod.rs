@@ -128,6 +128,7 @@ pub async fn handle(
         Role::Console => console(&gw, tls, peer, hello).await,
     };
     if let Err((mut tls, r)) = result {
+        gw.metrics.refused(crate::metrics::Refusal::Relay(r.0));
         gw.refusals.refused(r.0, peer, &r.1);
         refuse(&mut tls, r).await;
     }
@@ -545,6 +546,9 @@ async fn console(
             ),
         ));
     };
+    // Both ends are here: what follows, to both told, is the pairing's
+    // latency.
+    let pairing = Instant::now();
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
     let paired = match pair_tx.send(registry::PairRequest { reply: reply_tx }) {
         Ok(()) => reply_rx.await.ok(),
@@ -574,6 +578,7 @@ async fn console(
         let _ = gw.store.clear_waiting(&guid, &applet_addr).await;
         return Ok(());
     }
+    gw.metrics.paired(pairing.elapsed());
     let now = lifeline_protocol::time::now_ms();
     // Read again, not taken from the record read at the hello: the
     // applet's arrival may have just set the interruption's time (a
@@ -627,15 +632,23 @@ async fn console(
         // The byte counters reach the store while the relay runs, so a
         // node that dies mid-session (kill -9, power) still has them.
         let mut persisted = (0, 0);
+        // And the metrics, at the same pace.
+        let mut counted = (0, 0);
+        let mut count = |now: (u64, u64)| {
+            gw.metrics.relayed(now.0 - counted.0, now.1 - counted.1);
+            counted = now;
+        };
         let mut tick = tokio::time::interval_at(Instant::now() + COUNTER_FLUSH, COUNTER_FLUSH);
         let report = loop {
             tokio::select! {
                 report = &mut pump => break report,
                 _ = tick.tick() => {
+                    count(counters.get());
                     persisted = persist_counters(gw, &guid, persisted, counters.get()).await;
                 }
             }
         };
+        count(counters.get());
         persist_counters(
             gw,
             &guid,
