@@ -237,6 +237,25 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
             std::io::stdout().flush().ok();
         }
     });
+    // SIGHUP: the web certificate is read again (an ACME client renewed
+    // it); connections already made keep theirs.
+    #[cfg(unix)]
+    {
+        let certificates = node.certificates.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match certificates.reload() {
+                        Ok(what) => tracing::info!("SIGHUP: {what}"),
+                        Err(why) => tracing::warn!(
+                            "SIGHUP: the web certificate was not reloaded, the one in use stays: {why}"
+                        ),
+                    }
+                }
+            });
+        }
+    }
     let signals = stop_signals();
     let (mut first, mut second) = (signals.clone(), signals);
     node.serve(

@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// Operator display name shown to end users.
     #[arg(long, env = "LIFELINE_OPERATOR_NAME")]
     pub operator_name: Option<String>,
+    /// A browser-trusted certificate chain (PEM) for web pages, served to
+    /// TLS clients asking for one of its names (say, one an ACME client
+    /// keeps current; read again on SIGHUP). Applets and consoles keep
+    /// pinning the operator CA: give them other names.
+    #[arg(long, env = "LIFELINE_WEB_CERT", requires = "web_key")]
+    pub web_cert: Option<PathBuf>,
+    /// The web certificate's private key (PEM).
+    #[arg(long, env = "LIFELINE_WEB_KEY", requires = "web_cert")]
+    pub web_key: Option<PathBuf>,
     /// Stock applet per platform, `PLATFORM=PATH` (repeatable); default: the
     /// `applet` next to this executable for this platform.
     #[arg(long = "applet", env = "LIFELINE_APPLETS", value_delimiter = ',')]
@@ -117,6 +126,8 @@ struct FileConfig {
     advertise: Option<String>,
     node_name: Option<String>,
     operator_name: Option<String>,
+    web_cert: Option<PathBuf>,
+    web_key: Option<PathBuf>,
     applets: Option<Vec<String>>,
     handshake_timeout: Option<u64>,
     body_timeout: Option<u64>,
@@ -195,6 +206,8 @@ pub struct Config {
     pub node_name: Option<String>,
     /// Operator display name.
     pub operator_name: Option<String>,
+    /// The web certificate's chain and key files, if any.
+    pub web_cert: Option<(PathBuf, PathBuf)>,
     /// `(platform, path)` of stock applets.
     pub applets: Vec<(String, PathBuf)>,
     /// TLS + hello deadline.
@@ -349,6 +362,18 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
         advertise: serve.advertise.clone().or(file.advertise.clone()),
         node_name: serve.node_name.clone().or(file.node_name.clone()),
         operator_name: serve.operator_name.clone().or(file.operator_name.clone()),
+        web_cert: match (
+            serve.web_cert.clone().or(file.web_cert.clone()),
+            serve.web_key.clone().or(file.web_key.clone()),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "web_cert and web_key go together: give both or neither".into(),
+                ));
+            }
+        },
         applets,
         handshake_timeout: secs(serve.handshake_timeout, file.handshake_timeout, 10),
         body_timeout: secs(serve.body_timeout, file.body_timeout, 10),

@@ -18,6 +18,8 @@
 //! * [`limits`] — per-source connection limits and failed-attempt budgets.
 //! * [`refusals`] — relay refusals logged once per reason per minute.
 //! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
+//! * [`webcert`] — the node's certificate, or the operator's web
+//!   certificate for browsers, by SNI (reloaded on SIGHUP).
 //! * [`health`] — `/healthz`, `/readyz`, `/health` and `/metrics` on a
 //!   loopback port of their own; [`metrics`] — the Prometheus metrics;
 //!   [`process`] — the process's CPU, memory and file descriptors.
@@ -42,3 +44,4 @@ pub mod relay;
 pub mod server;
 pub mod state;
 pub mod stun;
+pub mod webcert;

@@ -59,6 +59,9 @@ pub enum StartError {
     /// Listener problem.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The web certificate cannot be used.
+    #[error("web certificate: {0}")]
+    WebCert(String),
 }
 
 /// File descriptors the public port leaves free for everything else.
@@ -89,6 +92,8 @@ pub struct Node {
     pub first_run: bool,
     /// The data directory is this node's while it runs.
     _lock: datadir::DirLock,
+    /// The certificates TLS clients get (the web one reloads on SIGHUP).
+    pub certificates: Arc<crate::webcert::Certificates>,
 }
 
 impl Node {
@@ -132,10 +137,20 @@ impl Node {
             Some(s) => crate::stun::advertised(&advertise, s.local_addr()?.port()),
             None => String::new(),
         };
-        let mut tls = ServerConfig::builder_with_provider(lifeline_tls::outer_provider())
+        let provider = lifeline_tls::outer_provider();
+        let certificates = Arc::new(
+            crate::webcert::Certificates::new(
+                identity.chain.clone(),
+                identity.node_key.clone_key(),
+                config.web_cert.clone(),
+                provider.clone(),
+            )
+            .map_err(StartError::WebCert)?,
+        );
+        let mut tls = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
-            .with_single_cert(identity.chain.clone(), identity.node_key.clone_key())?;
+            .with_cert_resolver(certificates.clone());
         tls.alpn_protocols = vec![ALPN_RELAY.to_vec(), ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
         // Waiting applets are the bulk of connections; no session tickets
         // or resumption state need to be held for them.
@@ -176,6 +191,7 @@ impl Node {
             stop_tx,
             first_run,
             _lock: lock,
+            certificates,
         })
     }
 
