@@ -171,6 +171,28 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         },
     };
     let node = crate::server::Node::prepare(config, local, stun_socket, health_listener).await?;
+    // The signals are ours before the banner says the node is up: a
+    // SIGTERM right after it drains rather than kills.
+    let signals = stop_signals();
+    // SIGHUP: the web certificate is read again (an ACME client renewed
+    // it); connections already made keep theirs.
+    #[cfg(unix)]
+    {
+        let certificates = node.certificates.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match certificates.reload() {
+                        Ok(what) => tracing::info!("SIGHUP: {what}"),
+                        Err(why) => tracing::warn!(
+                            "SIGHUP: the web certificate was not reloaded, the one in use stays: {why}"
+                        ),
+                    }
+                }
+            });
+        }
+    }
     let gw = node.gateway().clone();
     if node.first_run {
         println!("created data directory {}", gw.config.data_dir.display());
@@ -237,26 +259,6 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
             std::io::stdout().flush().ok();
         }
     });
-    // SIGHUP: the web certificate is read again (an ACME client renewed
-    // it); connections already made keep theirs.
-    #[cfg(unix)]
-    {
-        let certificates = node.certificates.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    match certificates.reload() {
-                        Ok(what) => tracing::info!("SIGHUP: {what}"),
-                        Err(why) => tracing::warn!(
-                            "SIGHUP: the web certificate was not reloaded, the one in use stays: {why}"
-                        ),
-                    }
-                }
-            });
-        }
-    }
-    let signals = stop_signals();
     let (mut first, mut second) = (signals.clone(), signals);
     node.serve(
         listener,
