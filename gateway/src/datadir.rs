@@ -230,10 +230,22 @@ pub fn open(
         op
     } else {
         let text = std::fs::read_to_string(&op_path).map_err(io_err(&op_path))?;
-        toml::from_str(&text).map_err(|e| DataDirError::Damaged {
+        let op: OperatorFile = toml::from_str(&text).map_err(|e| DataDirError::Damaged {
             path: op_path.clone(),
             why: e.to_string(),
-        })?
+        })?;
+        // The operator's name is the CA's: it is chosen once, when the
+        // data directory is made, and a different one later is not taken.
+        if let Some(asked) = operator_name
+            && asked != op.operator_name
+        {
+            tracing::warn!(
+                "operator name {asked:?} is not used: this data directory's operator is {:?} \
+                 (it names the operator CA; changing it means a new CA and data directory)",
+                op.operator_name
+            );
+        }
+        op
     };
 
     // Operator CA. Its subject is derived from the operator name, so the

@@ -114,6 +114,11 @@ impl Node {
             config.operator_name.as_deref(),
             &config.public_names,
         )?;
+        // The embedded store's file is the operator's alone, as the keys
+        // next to it are (SQLite would create it with the umask's mode).
+        if let Some(path) = sqlite_file(&config.store_url) {
+            private_file(&path)?;
+        }
         let store = Store::open(&config.store_url).await?;
         let node_name = config
             .node_name
@@ -329,6 +334,31 @@ impl Node {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The file of a `sqlite:` store URL (not an in-memory one).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    (path != ":memory:" && !path.is_empty()).then(|| path.into())
+}
+
+/// Makes `path` (created empty if missing) readable by its owner only.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    drop(f);
+    Ok(())
 }
 
 /// Gives the memory of a burst of connections back to the system once the

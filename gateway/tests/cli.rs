@@ -58,7 +58,7 @@ fn admin_commands_never_make_a_data_dir_or_a_store_serve_does() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for f in ["operator-ca.key.pem", "operator-signing.pk8"] {
+        for f in ["operator-ca.key.pem", "operator-signing.pk8", "gateway.db"] {
             let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{f} must be private");
         }

@@ -104,7 +104,8 @@ pub struct CreateSession {
     pub console_pin: String,
     /// Hex 32-byte applet secret; the portal keeps it until the download.
     pub applet_secret: String,
-    /// Lifetime in seconds (default and maximum set by the operator).
+    /// Lifetime in seconds (default set by the operator, `session_ttl`; at
+    /// most [`MAX_SESSION_TTL_SECS`], 7 days).
     #[serde(default)]
     pub expires_in_secs: Option<u64>,
 }
