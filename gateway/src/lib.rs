@@ -14,7 +14,8 @@
 //! * [`registry`] — which sessions have an applet or a console on this node.
 //! * [`portal`] — the HTTP API: login, sessions, applet download, directory.
 //! * [`personalize`] — appends the signed trailer to the stock applet.
-//! * [`auth`] — scrypt passwords, bearer tokens.
+//! * [`auth`] — scrypt passwords, bearer tokens; [`totp`] — one-time
+//!   codes (RFC 6238) and recovery codes for two-factor logins.
 //! * [`limits`] — per-source connection limits and failed-attempt budgets.
 //! * [`refusals`] — relay refusals logged once per reason per minute.
 //! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
@@ -44,4 +45,5 @@ pub mod relay;
 pub mod server;
 pub mod state;
 pub mod stun;
+pub mod totp;
 pub mod webcert;
