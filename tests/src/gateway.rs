@@ -194,6 +194,16 @@ impl Gateway {
         wait_timeout(&mut child, within).expect("gateway did not exit")
     }
 
+    /// Sends it a signal (`TERM`, `HUP`, …), as an operator's `kill`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {} failed", self.pid());
+    }
+
     /// Its process id (0 once stopped).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)

@@ -194,17 +194,7 @@ fn a_second_stop_signal_ends_the_drain_at_once() {
     applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
     let mut tech = console.connect_with(&guid, &["--path", "relay"]);
     tech.event("sas");
-    let pid = gw.pid().to_string();
-    let signal = || {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    signal();
+    gw.signal("TERM");
     // The drain says how long it will wait, and how to stop it.
     wait_until("the drain's message", WAIT, || {
         std::fs::read_to_string(&log)
@@ -212,7 +202,7 @@ fn a_second_stop_signal_ends_the_drain_at_once() {
             .filter(|l| l.contains("waiting up to 120 s") && l.contains("second Ctrl-C"))
     });
     let second = Instant::now();
-    signal();
+    gw.signal("TERM");
     let status = gw.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(

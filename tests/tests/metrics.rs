@@ -7,25 +7,12 @@
 
 use lifeline_protocol::relay::Role;
 use lifeline_tests::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_owned(),
-    )
+    http_get(addr, path)
 }
 
 /// The value of the sample `series` (name and labels as on the page).
@@ -159,13 +146,7 @@ fn readyz_is_503_while_the_node_drains() {
         &["--path", "relay"],
     );
     assert_eq!(get(m, "/readyz").0, 200);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &s.gw.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.gw.signal("TERM");
     let (status, body) = wait_until("readyz to turn", WAIT, || {
         let r = get(m, "/readyz");
         (r.0 == 503).then_some(r)

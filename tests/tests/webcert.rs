@@ -8,7 +8,6 @@ use lifeline_tests::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 const WEB_NAME: &str = "support.lifeline.test";
@@ -125,13 +124,7 @@ fn browsers_get_the_web_certificate_by_name_and_a_reload_keeps_sessions() {
 
     // Renewed (as an ACME client would), then SIGHUP.
     let second = ca.issue(&cert, &key);
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &s.gw.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.gw.signal("HUP");
     wait_until("the renewed certificate", WAIT, || {
         visit(&s.gw, ca.browser(), WEB_NAME)
             .ok()
@@ -141,13 +134,7 @@ fn browsers_get_the_web_certificate_by_name_and_a_reload_keeps_sessions() {
     chat_both_ways(&mut tech, &mut applet, "after the renewal", "still here");
     // A broken renewal keeps the certificate in use.
     std::fs::write(&key, "not a key").unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &s.gw.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.gw.signal("HUP");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let (still, _) = visit(&s.gw, ca.browser(), WEB_NAME).unwrap();
     assert_eq!(still, second);

@@ -104,20 +104,7 @@ impl Node {
 
     /// `GET PATH` on the health and metrics port: `(status, body)`.
     pub fn health_get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let addr = self.health.expect("health is on");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, body.to_owned())
+        lifeline_tests::http_get(self.health.expect("health is on"), path)
     }
 
     /// The value of the counter or gauge `name` on `/metrics`.
