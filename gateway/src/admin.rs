@@ -1,12 +1,25 @@
 //! `gateway admin ...`: operator commands that work on the same store a
 //! node uses, whether or not the node is running.
+//!
+//! Every command that changes something writes one audit record (actor
+//! `admin`; never a password or a token): `technician added`, `technician
+//! disabled`, `technician enabled`, `technician removed` (and `ended` for
+//! each session of theirs it ended), `password reset`, `technician moved`,
+//! `tokens revoked`, `group added`, `group removed`, `group permissions`,
+//! `ended` (`session end`) and `pruned`.
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use lifeline_protocol::text::{self, Shown};
+use lifeline_protocol::time::rfc3339;
 use lifeline_protocol::{Permissions, SessionGuid};
-use lifeline_store::{NewTechnician, Store};
+use lifeline_store::{
+    GroupRemoval, NewTechnician, Removal, SessionState, Store, StoreError, Technician,
+};
 use std::io::{BufRead, IsTerminal};
+
+/// The actor of every audit record an admin command writes.
+const ACTOR: &str = "admin";
 
 /// Admin subcommands.
 #[derive(Debug, Subcommand)]
@@ -17,6 +30,27 @@ pub enum AdminCmd {
     /// Manage technician groups.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Manage sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Delete ended sessions and audit records older than a given age.
+    /// Sessions that have not ended are never deleted. Runs in batches of
+    /// 1000 rows with a pause between them, so a running node's own
+    /// writes are never held up for long.
+    #[command(
+        after_help = "Example: gateway admin prune --older-than 90d --dry-run \
+                            (units: d, h, m; at least 1h)"
+    )]
+    Prune {
+        /// Delete what ended (sessions) or was written (audit records)
+        /// longer ago than this: a number and d, h or m (90d, 12h, 90m); at
+        /// least 1h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_older_than)]
+        older_than: Age,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show the audit trail (oldest first).
     #[command(after_help = "Example: gateway admin audit --limit 50 (or --session GUID, --json)")]
     Audit {
@@ -63,6 +97,51 @@ pub enum TechnicianCmd {
     /// List technicians.
     #[command(after_help = "Example: gateway admin technician list")]
     List,
+    /// Disable a technician: logins are refused and every login they have
+    /// ends at once. Their sessions stay (`session end` ends one).
+    #[command(after_help = "Example: gateway admin technician disable ada@example.com")]
+    Disable {
+        /// The technician's login e-mail address.
+        email: String,
+    },
+    /// Enable a disabled technician: they may log in again.
+    #[command(after_help = "Example: gateway admin technician enable ada@example.com")]
+    Enable {
+        /// The technician's login e-mail address.
+        email: String,
+    },
+    /// Remove a technician: their sessions not yet joined by an end user
+    /// are ended, then their sessions' records, logins and account go (the
+    /// audit trail keeps everything, naming them by e-mail). Refused while
+    /// an end user is in one of their sessions.
+    #[command(after_help = "Example: gateway admin technician remove ada@example.com")]
+    Remove {
+        /// The technician's login e-mail address.
+        email: String,
+    },
+    /// Set a new password (read as `technician add` reads it), lift a
+    /// lockout, and end every login of the technician.
+    #[command(
+        after_help = "Example: gateway admin technician reset-password ada@example.com (or with --password-stdin)"
+    )]
+    ResetPassword {
+        /// The technician's login e-mail address.
+        email: String,
+        /// Read the password from the first line of standard input without
+        /// prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Move a technician to another group: sessions they create from now
+    /// on get its permissions.
+    #[command(after_help = "Example: gateway admin technician move ada@example.com --group night")]
+    Move {
+        /// The technician's login e-mail address.
+        email: String,
+        /// The group (it must exist: `gateway admin group add`).
+        #[arg(long)]
+        group: String,
+    },
     /// End every login of a technician at once (a lost laptop, someone
     /// who left): their consoles must log in again.
     #[command(after_help = "Example: gateway admin technician revoke-tokens ada@example.com")]
@@ -75,6 +154,27 @@ pub enum TechnicianCmd {
 /// `gateway admin group ...`
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
+    /// List groups: name, permissions and technicians.
+    #[command(after_help = "Example: gateway admin group list")]
+    List,
+    /// Add a group.
+    #[command(
+        after_help = "Example: gateway admin group add night --permissions system-info,run-command"
+    )]
+    Add {
+        /// Group name.
+        name: String,
+        /// What its sessions may do beyond chat, as for `group
+        /// permissions`.
+        #[arg(long, default_value = "all")]
+        permissions: String,
+    },
+    /// Remove a group; refused while technicians are in it.
+    #[command(after_help = "Example: gateway admin group remove night")]
+    Remove {
+        /// Group name.
+        name: String,
+    },
     /// Set what a group's sessions may do beyond chat.
     #[command(
         after_help = "Example: gateway admin group permissions default run-command,file-to-user,system-info"
@@ -90,14 +190,95 @@ pub enum GroupCmd {
     },
 }
 
+/// `gateway admin session ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// End a session, whoever's it is. An applet waiting in it is told and
+    /// closes; a session whose two ends are connected cannot be resumed
+    /// or reconnected from now on.
+    #[command(
+        after_help = "Example: gateway admin session end 0f8e2c1a-6b3d-4e5f-8a9b-1c2d3e4f5a6b --reason \"left the company\""
+    )]
+    End {
+        /// The session's GUID (`gateway admin audit` and the console's
+        /// queue show it).
+        guid: SessionGuid,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
 /// Minimum password length.
 pub const MIN_PASSWORD: usize = 8;
 
-fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+/// The least `prune --older-than`: anything shorter is more likely a slip
+/// (`30m` meant as months) than a retention period.
+const MIN_AGE_MS: i64 = 3_600_000;
+
+/// How long after a session ended `technician remove` waits before it
+/// deletes the session's record: an applet waiting in the session learns
+/// of the end from that record (on SQLite, where another process's
+/// endings are not announced, within the waiting connection's keepalive).
+const REMOVE_SETTLE_MS: i64 = crate::relay::WAIT_PING.as_millis() as i64 + 5_000;
+
+/// An age for `prune --older-than`, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age {
+    /// In milliseconds.
+    pub ms: i64,
+    /// The number given.
+    count: i64,
+    /// Its unit: `d`, `h` or `m`.
+    unit: char,
+}
+
+impl std::fmt::Display for Age {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.count, self.unit)
+    }
+}
+
+/// Parses a duration: a whole number and a unit, `d` (days), `h` (hours)
+/// or `m` (minutes): `90d`, `12h`, `30m`.
+pub fn parse_duration(s: &str) -> Result<Age, String> {
+    let s = s.trim();
+    let expected = "a number and a unit: d (days), h (hours) or m (minutes), as in 90d, 12h, 30m";
+    let Some(unit) = s.chars().last() else {
+        return Err(format!("no duration given: {expected}"));
+    };
+    let per_unit: i64 = match unit {
+        'd' => 86_400_000,
+        'h' => 3_600_000,
+        'm' => 60_000,
+        _ => return Err(format!("{s:?} is not a duration: {expected}")),
+    };
+    let digits = &s[..s.len() - 1];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a duration: {expected}"));
+    }
+    let too_long = || format!("{s:?} is too long a duration");
+    let count: i64 = digits.parse().map_err(|_| too_long())?;
+    let ms = count.checked_mul(per_unit).ok_or_else(too_long)?;
+    Ok(Age { ms, count, unit })
+}
+
+/// [`parse_duration`], refusing less than an hour.
+fn parse_older_than(s: &str) -> Result<Age, String> {
+    let age = parse_duration(s)?;
+    if age.ms < MIN_AGE_MS {
+        return Err(format!(
+            "{age} is less than an hour: refused, to avoid deleting recent records by a slip \
+             (give 1h or more)"
+        ));
+    }
+    Ok(age)
+}
+
+fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     let pw = if !from_stdin && std::io::stdin().is_terminal() {
         // Read from the terminal with echo off.
-        rpassword::prompt_password("Password for the new technician: ")
-            .context("reading the password")?
+        rpassword::prompt_password(prompt).context("reading the password")?
     } else {
         let mut line = String::new();
         std::io::stdin()
@@ -110,6 +291,29 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the password must be at least {MIN_PASSWORD} characters");
     }
     Ok(pw)
+}
+
+/// The technician with this e-mail address, or an error saying there is
+/// none.
+async fn technician(store: &Store, email: &str) -> anyhow::Result<Technician> {
+    match store.technician_by_email(email).await? {
+        Some(t) => Ok(t),
+        None => bail!(
+            "there is no technician with e-mail {:?} (`gateway admin technician list` shows them)",
+            Shown(email.trim()).to_string()
+        ),
+    }
+}
+
+/// A group name as given on the command line, checked as `technician add`
+/// checks it.
+fn group_name(name: &str) -> anyhow::Result<String> {
+    Ok(text::check_name("the group name", name, 64)?.to_owned())
+}
+
+/// "1 login" / "2 logins".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Runs an admin command against `store_url`.
@@ -143,14 +347,72 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
             )));
         }
     };
+    let result = run_on(cmd, &store).await;
+    store.close().await;
+    result
+}
+
+async fn run_on(cmd: AdminCmd, store: &Store) -> anyhow::Result<()> {
     let now = lifeline_protocol::time::now_ms();
     match cmd {
-        AdminCmd::Technician(TechnicianCmd::Add {
+        AdminCmd::Technician(cmd) => technician_cmd(cmd, store, now).await,
+        AdminCmd::Group(cmd) => group_cmd(cmd, store).await,
+        AdminCmd::Session(SessionCmd::End { guid, reason }) => {
+            end_session(store, guid, reason, now).await
+        }
+        AdminCmd::Prune {
+            older_than,
+            dry_run,
+        } => prune(store, older_than, dry_run, now).await,
+        AdminCmd::Audit {
+            session,
+            limit,
+            json,
+        } => {
+            let log = store.audit_log(session.as_ref(), limit.max(1)).await?;
+            for e in log {
+                let session = e
+                    .session
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into());
+                if json {
+                    // Exact, and safe on a terminal: what serde_json leaves
+                    // as it is (C1 controls, bidi overrides, separators)
+                    // is written as \u escapes too.
+                    let line = serde_json::json!({
+                        "at": rfc3339(e.at_ms),
+                        "session": session, "actor": e.actor, "event": e.event, "detail": e.detail,
+                    })
+                    .to_string();
+                    println!("{}", text::safe_json(&line));
+                } else {
+                    // Rows written by older builds (or by hand) may hold
+                    // escape sequences; the operator's terminal never
+                    // obeys them.
+                    println!(
+                        "{}  {:<36}  {:<24} {:<18} {}",
+                        rfc3339(e.at_ms),
+                        session,
+                        Shown(&e.actor).to_string(),
+                        Shown(&e.event).to_string(),
+                        Shown(&e.detail)
+                    );
+                }
+            }
+            Ok(())
+        }
+        AdminCmd::OperatorKey => unreachable!("handled before the store is opened"),
+    }
+}
+
+async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        TechnicianCmd::Add {
             email,
             name,
             group,
             password_stdin,
-        }) => {
+        } => {
             let email = email.trim().to_lowercase();
             if !email.contains('@')
                 || email.len() > lifeline_store::MAX_EMAIL
@@ -162,8 +424,8 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
             }
             // End users read these names in the applet: plain text only.
             let name = text::check_name("the name", &name, 128)?.to_owned();
-            let group = text::check_name("the group name", &group, 64)?.to_owned();
-            let pw = read_password(password_stdin)?;
+            let group = group_name(&group)?;
+            let pw = read_password(password_stdin, "Password for the new technician: ")?;
             let hash =
                 tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
             let t = store
@@ -181,7 +443,7 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 .audit(
                     now,
                     None,
-                    "admin",
+                    ACTOR,
                     "technician added",
                     &format!("{} ({}), group {}", t.email, t.name, t.group),
                 )
@@ -191,19 +453,14 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 t.email, t.name, t.group, t.permissions
             );
         }
-        AdminCmd::Technician(TechnicianCmd::RevokeTokens { email }) => {
-            let Some(t) = store.technician_by_email(&email).await? else {
-                bail!(
-                    "there is no technician with e-mail {:?}",
-                    Shown(email.trim()).to_string()
-                );
-            };
+        TechnicianCmd::RevokeTokens { email } => {
+            let t = technician(store, &email).await?;
             let n = store.revoke_tokens(t.id).await?;
             store
                 .audit(
                     now,
                     None,
-                    "admin",
+                    ACTOR,
                     "tokens revoked",
                     &format!("{}: {n} logins ended", t.email),
                 )
@@ -213,81 +470,479 @@ pub async fn run(cmd: AdminCmd, store_url: &str, data_dir: &std::path::Path) -> 
                 t.email
             );
         }
-        AdminCmd::Technician(TechnicianCmd::List) => {
+        TechnicianCmd::List => {
             let list = store.list_technicians().await?;
             println!(
-                "{:<32} {:<24} {:<12} {:<20} permissions",
-                "EMAIL", "NAME", "GROUP", "LOCKED UNTIL"
+                "{:<32} {:<24} {:<12} {:<9} {:<20} permissions",
+                "EMAIL", "NAME", "GROUP", "STATE", "LOCKED UNTIL"
             );
             for t in list {
                 let locked = t
                     .locked_until_ms
                     .filter(|u| *u > now)
-                    .map(lifeline_protocol::time::rfc3339)
+                    .map(rfc3339)
                     .unwrap_or_else(|| "-".into());
+                let state = if t.disabled_at_ms.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                };
                 println!(
-                    "{:<32} {:<24} {:<12} {:<20} {}",
+                    "{:<32} {:<24} {:<12} {:<9} {:<20} {}",
                     Shown(&t.email).to_string(),
                     Shown(&t.name).to_string(),
                     Shown(&t.group).to_string(),
+                    state,
                     locked,
                     t.permissions
                 );
             }
         }
-        AdminCmd::Group(GroupCmd::Permissions { group, permissions }) => {
-            let group = text::check_name("the group name", &group, 64)?.to_owned();
+        TechnicianCmd::Disable { email } => {
+            let t = technician(store, &email).await?;
+            if let Some(since) = t.disabled_at_ms {
+                println!(
+                    "{} is already disabled (since {}); nothing changed",
+                    t.email,
+                    rfc3339(since)
+                );
+                return Ok(());
+            }
+            let n = store.disable_technician(t.id, now).await?;
+            let logins = count(n, "login", "logins");
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "technician disabled",
+                    &format!("{}: logins refused; {logins} ended", t.email),
+                )
+                .await?;
+            println!(
+                "disabled {}: logins are refused, and {logins} ended; their sessions stay \
+                 (`gateway admin session end GUID` ends one)",
+                t.email
+            );
+        }
+        TechnicianCmd::Enable { email } => {
+            let t = technician(store, &email).await?;
+            if t.disabled_at_ms.is_none() {
+                println!("{} is not disabled; nothing changed", t.email);
+                return Ok(());
+            }
+            store.enable_technician(t.id).await?;
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "technician enabled",
+                    &format!("{}: may log in again", t.email),
+                )
+                .await?;
+            println!("enabled {}: they may log in again", t.email);
+        }
+        TechnicianCmd::ResetPassword {
+            email,
+            password_stdin,
+        } => {
+            // Looked up first: an unknown address fails before any prompt.
+            let t = technician(store, &email).await?;
+            let pw = read_password(password_stdin, &format!("New password for {}: ", t.email))?;
+            let hash =
+                tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
+            let n = store.reset_password(t.id, &hash).await?;
+            let was_locked = t.locked_until_ms.is_some_and(|u| u > now);
+            let logins = count(n, "login", "logins");
+            let mut detail = format!("{}: new password set; {logins} ended", t.email);
+            if was_locked {
+                detail.push_str("; lockout lifted");
+            }
+            store
+                .audit(now, None, ACTOR, "password reset", &detail)
+                .await?;
+            println!(
+                "new password set for {}{}; {logins} ended: their consoles must log in again",
+                t.email,
+                if was_locked { "; lockout lifted" } else { "" }
+            );
+            if t.disabled_at_ms.is_some() {
+                println!(
+                    "{} is still disabled: `gateway admin technician enable {}` lets them log in",
+                    t.email, t.email
+                );
+            }
+        }
+        TechnicianCmd::Move { email, group } => {
+            let t = technician(store, &email).await?;
+            let group = group_name(&group)?;
+            if t.group == group {
+                println!("{} is already in group {group}; nothing changed", t.email);
+                return Ok(());
+            }
+            let moved = match store.move_technician(t.id, &group).await {
+                Ok(m) => m,
+                Err(StoreError::NotFound(_)) if store.group(&group).await?.is_none() => bail!(
+                    "there is no group named {group:?} (`gateway admin group list` shows them, \
+                     `gateway admin group add` makes one)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "technician moved",
+                    &format!(
+                        "{}: group {} → {}; permissions: {} → {}",
+                        t.email, t.group, moved.group, t.permissions, moved.permissions
+                    ),
+                )
+                .await?;
+            println!(
+                "moved {} from group {} to {} [{}]: sessions they create from now on get these \
+                 permissions (open sessions keep theirs)",
+                t.email, t.group, moved.group, moved.permissions
+            );
+        }
+        TechnicianCmd::Remove { email } => {
+            let t = technician(store, &email).await?;
+            let reason = format!(
+                "ended by the administrator: the technician {} was removed",
+                t.email
+            );
+            match store
+                .remove_technician(t.id, &reason, now, REMOVE_SETTLE_MS)
+                .await?
+            {
+                Removal::Removed {
+                    ended,
+                    sessions_deleted,
+                    tokens_revoked,
+                } => {
+                    for guid in &ended {
+                        store
+                            .audit(now, Some(guid), ACTOR, "ended", &reason)
+                            .await?;
+                    }
+                    let summary = format!(
+                        "{} ended, {} deleted, {} ended",
+                        count(ended.len() as u64, "open session", "open sessions"),
+                        count(sessions_deleted, "session record", "session records"),
+                        count(tokens_revoked, "login", "logins"),
+                    );
+                    store
+                        .audit(
+                            now,
+                            None,
+                            ACTOR,
+                            "technician removed",
+                            &format!("{} ({}), group {}: {summary}", t.email, t.name, t.group),
+                        )
+                        .await?;
+                    println!(
+                        "removed {} ({}): {summary}; the audit trail keeps their records",
+                        t.email, t.name
+                    );
+                }
+                Removal::Connected(sessions) => {
+                    let list = sessions
+                        .iter()
+                        .map(|(g, s)| format!("{g} ({})", connected_state(*s)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    bail!(
+                        "{} was not removed: an end user is in {} of theirs right now: {list}. \
+                         Removing deletes their sessions' records, so an end user still in one \
+                         would not be told that it ended (and the gateway cannot cut a session \
+                         whose two ends are connected: its traffic may not pass through it). \
+                         End each with `gateway admin session end GUID` (a waiting end user is \
+                         told) or let it end, then remove again; meanwhile `gateway admin \
+                         technician disable {}` stops their logins",
+                        t.email,
+                        count(sessions.len() as u64, "session", "sessions"),
+                        t.email
+                    );
+                }
+                Removal::RecentlyEnded(sessions) => {
+                    let last = sessions.iter().map(|(_, at)| *at).max().unwrap_or(now);
+                    let wait = ((last + REMOVE_SETTLE_MS - now).max(1_000) + 999) / 1_000;
+                    bail!(
+                        "{} was not removed yet: their session {} ended moments ago, and an \
+                         applet waiting in it learns that from the session's record, which \
+                         removing deletes; try again in {wait} s",
+                        t.email,
+                        sessions[0].0
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a session an end user is in is described.
+fn connected_state(s: SessionState) -> &'static str {
+    match s {
+        SessionState::Waiting => "the end user is waiting",
+        SessionState::Paired | SessionState::Direct => "connected",
+        SessionState::Created | SessionState::Ended => s.as_str(),
+    }
+}
+
+async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
+    let now = lifeline_protocol::time::now_ms();
+    match cmd {
+        GroupCmd::List => {
+            let groups = store.list_groups().await?;
+            let shown: Vec<(String, String, String)> = groups
+                .iter()
+                .map(|g| {
+                    let people = if g.technicians.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        g.technicians
+                            .iter()
+                            .map(|e| Shown(e).to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    (
+                        Shown(&g.name).to_string(),
+                        g.permissions.to_string(),
+                        people,
+                    )
+                })
+                .collect();
+            let w_name = shown
+                .iter()
+                .map(|r| r.0.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(12);
+            let w_perm = shown
+                .iter()
+                .map(|r| r.1.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(11);
+            println!(
+                "{:<w_name$} {:<w_perm$} TECHNICIANS",
+                "GROUP", "PERMISSIONS"
+            );
+            for (name, perms, people) in shown {
+                println!("{name:<w_name$} {perms:<w_perm$} {people}");
+            }
+        }
+        GroupCmd::Add { name, permissions } => {
+            let name = group_name(&name)?;
             let p = Permissions::parse_list(&permissions).map_err(anyhow::Error::msg)?;
+            let g = store.add_group(&name, p).await?;
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group added",
+                    &format!("{}: permissions: {}", g.name, g.permissions),
+                )
+                .await?;
+            println!("added group {} [{}]", g.name, g.permissions);
+        }
+        GroupCmd::Remove { name } => {
+            let name = group_name(&name)?;
+            let Some(g) = store.group(&name).await? else {
+                bail!("there is no group named {name:?} (`gateway admin group list` shows them)");
+            };
+            match store.remove_group(&name).await? {
+                GroupRemoval::Removed => {
+                    store
+                        .audit(
+                            now,
+                            None,
+                            ACTOR,
+                            "group removed",
+                            &format!("{}: permissions were {}", g.name, g.permissions),
+                        )
+                        .await?;
+                    println!("removed group {}", g.name);
+                }
+                GroupRemoval::NotEmpty(people) => bail!(
+                    "group {name} was not removed: {} in it ({}); move them first with `gateway \
+                     admin technician move EMAIL --group OTHER`",
+                    count(people.len() as u64, "technician is", "technicians are"),
+                    people.join(", ")
+                ),
+            }
+        }
+        GroupCmd::Permissions { group, permissions } => {
+            let group = group_name(&group)?;
+            let p = Permissions::parse_list(&permissions).map_err(anyhow::Error::msg)?;
+            let Some(before) = store.group(&group).await? else {
+                bail!("there is no group named {group:?} (`gateway admin group list` shows them)");
+            };
             store.set_group_permissions(&group, p).await?;
             store
                 .audit(
                     now,
                     None,
-                    "admin",
+                    ACTOR,
                     "group permissions",
-                    &format!("{group}: {p}"),
+                    &format!("{group}: permissions: {} → {p}", before.permissions),
                 )
                 .await?;
             println!("group {group}: {p}");
         }
-        AdminCmd::Audit {
-            session,
-            limit,
-            json,
-        } => {
-            let log = store.audit_log(session.as_ref(), limit.max(1)).await?;
-            for e in log {
-                let session = e
-                    .session
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "-".into());
-                if json {
-                    // Exact, and safe on a terminal: what serde_json leaves
-                    // as it is (C1 controls, bidi overrides, separators)
-                    // is written as \u escapes too.
-                    let line = serde_json::json!({
-                        "at": lifeline_protocol::time::rfc3339(e.at_ms),
-                        "session": session, "actor": e.actor, "event": e.event, "detail": e.detail,
-                    })
-                    .to_string();
-                    println!("{}", text::safe_json(&line));
-                } else {
-                    // Rows written by older builds (or by hand) may hold
-                    // escape sequences; the operator's terminal never
-                    // obeys them.
-                    println!(
-                        "{}  {:<36}  {:<24} {:<18} {}",
-                        lifeline_protocol::time::rfc3339(e.at_ms),
-                        session,
-                        Shown(&e.actor).to_string(),
-                        Shown(&e.event).to_string(),
-                        Shown(&e.detail)
-                    );
-                }
-            }
-        }
-        AdminCmd::OperatorKey => unreachable!("handled above"),
     }
-    store.close().await;
     Ok(())
+}
+
+async fn end_session(
+    store: &Store,
+    guid: SessionGuid,
+    reason: Option<String>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Some(rec) = store.session(&guid).await? else {
+        bail!("there is no session {guid} (`gateway admin audit` names sessions)");
+    };
+    let already = |at: Option<i64>, why: Option<&str>| {
+        println!(
+            "session {guid} had already ended{}{}; nothing changed",
+            at.map(|t| format!(" at {}", rfc3339(t)))
+                .unwrap_or_default(),
+            why.map(|w| format!(" ({})", Shown(w))).unwrap_or_default()
+        );
+    };
+    if rec.state == SessionState::Ended {
+        already(rec.ended_at_ms, rec.ended_reason.as_deref());
+        return Ok(());
+    }
+    // Stored as the portal stores a technician's reason: trimmed, bounded,
+    // neutralized (the audit trail is read on terminals).
+    let given = lifeline_protocol::portal::EndSession {
+        reason: reason.unwrap_or_default(),
+    }
+    .reason_text();
+    let reason = match given {
+        Some(r) => format!("ended by the administrator: {r}"),
+        None => "ended by the administrator".to_owned(),
+    };
+    // The store's one way to end a session, as the portal's: on
+    // PostgreSQL its trigger tells every node at once; a node on SQLite
+    // finds the ending at its waiting applet's next keepalive.
+    if !store.end_session(&guid, &reason, now).await? {
+        let r = store.session(&guid).await?;
+        already(
+            r.as_ref().and_then(|r| r.ended_at_ms),
+            r.as_ref().and_then(|r| r.ended_reason.as_deref()),
+        );
+        return Ok(());
+    }
+    store
+        .audit(now, Some(&guid), ACTOR, "ended", &reason)
+        .await?;
+    let whose = format!("{}'s session {guid}", rec.technician_email);
+    match rec.state {
+        SessionState::Created => println!("ended {whose}: its applet can no longer connect"),
+        SessionState::Waiting => println!(
+            "ended {whose}: the applet waiting in it is told and closes ({})",
+            match store.dialect() {
+                // Every node LISTENs for the trigger's NOTIFY.
+                lifeline_store::Dialect::Postgres => "at once".to_owned(),
+                // The node hears its own endings only; the waiting
+                // connection's keepalive reads the session's row.
+                lifeline_store::Dialect::Sqlite => format!(
+                    "within {} s, at the waiting connection's next check",
+                    crate::relay::WAIT_PING.as_secs()
+                ),
+            }
+        ),
+        SessionState::Paired | SessionState::Direct => println!(
+            "ended {whose}: it can no longer be resumed or reconnected; the end user and the \
+             technician are connected to each other right now, which the gateway cannot cut \
+             (the traffic may not pass through it): they see the end when either side ends it \
+             or their connection is next interrupted"
+        ),
+        SessionState::Ended => {}
+    }
+    Ok(())
+}
+
+async fn prune(store: &Store, age: Age, dry_run: bool, now: i64) -> anyhow::Result<()> {
+    let before = now.saturating_sub(age.ms);
+    let when = rfc3339(before);
+    if dry_run {
+        let n = store.count_prunable(before).await?;
+        println!(
+            "would delete {} and {} (older than {age}: before {when}); nothing was deleted \
+             (--dry-run)",
+            count(n.sessions, "ended session", "ended sessions"),
+            count(n.audit, "audit record", "audit records"),
+        );
+        return Ok(());
+    }
+    let n = store.prune(before).await?;
+    let what = format!(
+        "{} and {} older than {age} (before {when})",
+        count(n.sessions, "ended session", "ended sessions"),
+        count(n.audit, "audit record", "audit records"),
+    );
+    store
+        .audit(now, None, ACTOR, "pruned", &format!("deleted {what}"))
+        .await?;
+    println!("deleted {what}; sessions that have not ended were kept");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, ms, shown) in [
+            ("90d", 90 * 86_400_000, "90d"),
+            ("12h", 12 * 3_600_000, "12h"),
+            ("30m", 30 * 60_000, "30m"),
+            (" 1h ", 3_600_000, "1h"),
+            ("0d", 0, "0d"),
+            ("007h", 7 * 3_600_000, "7h"),
+        ] {
+            let age = parse_duration(text).unwrap();
+            assert_eq!((age.ms, age.to_string().as_str()), (ms, shown), "{text}");
+        }
+        for bad in [
+            "",
+            "d",
+            "90",
+            "90s",
+            "90 d",
+            "-1d",
+            "+1d",
+            "1.5h",
+            "1d2h",
+            "h1",
+            "٣d",
+            "99999999999999999999d",
+            "106751991168d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_duration("90x").unwrap_err().contains("90d, 12h, 30m"));
+    }
+
+    #[test]
+    fn prune_refuses_less_than_an_hour() {
+        for short in ["59m", "0h", "0d", "30m"] {
+            let e = parse_older_than(short).unwrap_err();
+            assert!(e.contains("less than an hour"), "{short}: {e}");
+        }
+        for ok in ["60m", "1h", "90d"] {
+            assert!(parse_older_than(ok).is_ok(), "{ok}");
+        }
+    }
 }

@@ -2,9 +2,10 @@
 //! to a session (created, waiting, paired, transport changes, consent
 //! decisions, files, commands, how it ended, bytes relayed).
 //!
-//! Rows are never updated or deleted by the store. Order is by id, which
-//! both dialects assign increasingly per insert, so entries written in the
-//! same millisecond keep their order.
+//! Rows are never updated, and deleted only by retention
+//! ([`Store::prune`]: those older than the operator's cutoff). Order is by
+//! id, which both dialects assign increasingly per insert, so entries
+//! written in the same millisecond keep their order.
 
 use crate::rows::{self, get};
 use crate::{Result, SessionGuid, Store};

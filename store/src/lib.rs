@@ -17,7 +17,8 @@
 //! * `migrations` — the versioned schema and its runner ([`SCHEMA_VERSION`]);
 //! * `rows` — decoding stored values, mapping bad ones to
 //!   [`StoreError::Corrupt`];
-//! * `technicians` — technicians, groups, login attempts and lockout;
+//! * `technicians` — technicians (enabled or disabled, moved, removed),
+//!   groups, login attempts and lockout;
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
 //! * `sessions` — session rows and the created → waiting → paired (→
 //!   direct) → ended state machine, the reported path, the one-time applet
@@ -25,7 +26,9 @@
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
-//! * `audit` — the append-only audit trail.
+//! * `audit` — the append-only audit trail;
+//! * `retention` — deleting ended sessions and audit records older than a
+//!   cutoff, in bounded batches ([`Store::prune`]).
 
 #![forbid(unsafe_code)]
 
@@ -34,10 +37,14 @@ mod endings;
 mod error;
 mod migrations;
 mod nodes;
+mod retention;
 mod rows;
 mod sessions;
 mod technicians;
 mod tokens;
+
+#[cfg(test)]
+mod admin_tests;
 
 pub use audit::AuditRecord;
 pub use endings::Endings;
@@ -45,8 +52,9 @@ pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
+pub use retention::{PRUNE_BATCH, Pruned};
 pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
-pub use technicians::{MAX_EMAIL, NewTechnician, Technician};
+pub use technicians::{Group, GroupRemoval, MAX_EMAIL, NewTechnician, Removal, Technician};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};

@@ -85,7 +85,7 @@ impl SessionState {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         [
             Self::Created,
             Self::Waiting,

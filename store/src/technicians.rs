@@ -6,7 +6,7 @@
 
 use crate::error::conflict_on_unique;
 use crate::rows::{self, get};
-use crate::{Permissions, Result, Store, StoreError};
+use crate::{Permissions, Result, SessionGuid, SessionState, Store, StoreError};
 use sqlx::Any;
 use sqlx::any::AnyRow;
 
@@ -44,6 +44,9 @@ pub struct Technician {
     pub locked_until_ms: Option<i64>,
     /// When the account was added.
     pub created_at_ms: i64,
+    /// Since when the account is disabled (`gateway admin technician
+    /// disable`): no login, no token works. `None` while enabled.
+    pub disabled_at_ms: Option<i64>,
 }
 
 /// The columns every technician query selects, joined with the group.
@@ -51,7 +54,8 @@ pub struct Technician {
 macro_rules! technician_select {
     () => {
         "SELECT t.id, t.email, t.name, g.name AS group_name, g.permissions, \
-         t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms \
+         t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
+         t.disabled_at_ms \
          FROM technicians t JOIN groups g ON g.id = t.group_id"
     };
 }
@@ -69,6 +73,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
         failed_logins: get(row, "failed_logins")?,
         locked_until_ms: get(row, "locked_until_ms")?,
         created_at_ms: get(row, "created_at_ms")?,
+        disabled_at_ms: get(row, "disabled_at_ms")?,
     })
 }
 
@@ -305,5 +310,379 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM login_attempts")
             .fetch_one(self.pool())
             .await?)
+    }
+}
+
+/// A group of technicians: what their sessions may do, and who is in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// What sessions created by its technicians may do.
+    pub permissions: Permissions,
+    /// Its technicians' e-mail addresses, in order.
+    pub technicians: Vec<String>,
+}
+
+/// What [`Store::remove_group`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRemoval {
+    /// The group is gone.
+    Removed,
+    /// Nothing changed: these technicians are in it.
+    NotEmpty(Vec<String>),
+}
+
+/// What [`Store::remove_technician`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// The technician is gone, with their tokens and their session rows
+    /// (the audit trail keeps every session's records, and their e-mail
+    /// as text).
+    Removed {
+        /// Their sessions that were still open (not yet connected to an
+        /// end user) and were ended first, with the reason given.
+        ended: Vec<SessionGuid>,
+        /// How many session rows of theirs were deleted (the ones just
+        /// ended included).
+        sessions_deleted: u64,
+        /// How many logins (tokens) of theirs were ended.
+        tokens_revoked: u64,
+    },
+    /// Nothing changed: an end user is connected to these sessions of
+    /// theirs, or waiting or reconnecting in them (`waiting`, `paired`,
+    /// `direct`).
+    Connected(Vec<(SessionGuid, SessionState)>),
+    /// Nothing changed: these sessions of theirs ended less than the
+    /// settling time ago (with when), and an applet still waiting in one
+    /// may not have been told yet — it learns it from the session's row,
+    /// which removing would delete.
+    RecentlyEnded(Vec<(SessionGuid, i64)>),
+}
+
+/// Decodes `(name, permissions)` rows and `(group, email)` rows into groups.
+fn groups_from(groups: Vec<(i64, String, i64)>, members: Vec<(i64, String)>) -> Result<Vec<Group>> {
+    groups
+        .into_iter()
+        .map(|(id, name, bits)| {
+            Ok(Group {
+                name,
+                permissions: rows::permissions("groups.permissions", bits)?,
+                technicians: members
+                    .iter()
+                    .filter(|(g, _)| *g == id)
+                    .map(|(_, e)| e.clone())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    /// Every group with its technicians, ordered by name (`gateway admin
+    /// group list`).
+    pub async fn list_groups(&self) -> Result<Vec<Group>> {
+        let groups: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, name, permissions FROM groups ORDER BY name")
+                .fetch_all(self.pool())
+                .await?;
+        let members: Vec<(i64, String)> =
+            sqlx::query_as("SELECT group_id, email FROM technicians ORDER BY email")
+                .fetch_all(self.pool())
+                .await?;
+        groups_from(groups, members)
+    }
+
+    /// One group by name, with its technicians.
+    pub async fn group(&self, name: &str) -> Result<Option<Group>> {
+        let groups: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, name, permissions FROM groups WHERE name = $1")
+                .bind(name.trim())
+                .fetch_all(self.pool())
+                .await?;
+        let members: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT t.group_id, t.email FROM technicians t JOIN groups g ON g.id = t.group_id \
+             WHERE g.name = $1 ORDER BY t.email",
+        )
+        .bind(name.trim())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(groups_from(groups, members)?.pop())
+    }
+
+    /// Adds an empty group. [`StoreError::Conflict`] if one of that name
+    /// exists.
+    pub async fn add_group(&self, name: &str, p: Permissions) -> Result<Group> {
+        let name = name.trim();
+        sqlx::query("INSERT INTO groups (name, permissions) VALUES ($1, $2)")
+            .bind(name)
+            .bind(i64::from(p.bits()))
+            .execute(self.pool())
+            .await
+            .map_err(|e| {
+                conflict_on_unique(e, || format!("there is already a group named {name:?}"))
+            })?;
+        Ok(Group {
+            name: name.to_owned(),
+            permissions: p,
+            technicians: Vec::new(),
+        })
+    }
+
+    /// Removes a group that has no technicians; [`GroupRemoval::NotEmpty`]
+    /// (nothing changed) otherwise. [`StoreError::NotFound`] if there is no
+    /// such group. (Sessions keep the permissions they were created with,
+    /// not a reference to the group.)
+    pub async fn remove_group(&self, name: &str) -> Result<GroupRemoval> {
+        let name = name.trim();
+        let mut tx = self.begin_write().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!(
+                "there is no group named {name:?}"
+            )));
+        };
+        let members: Vec<String> =
+            sqlx::query_scalar("SELECT email FROM technicians WHERE group_id = $1 ORDER BY email")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !members.is_empty() {
+            return Ok(GroupRemoval::NotEmpty(members));
+        }
+        // A technician moved into it meanwhile (PostgreSQL) makes this fail
+        // on the foreign key: nothing is removed under anyone's feet.
+        sqlx::query("DELETE FROM groups WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(GroupRemoval::Removed)
+    }
+
+    /// Moves a technician to another (existing) group: sessions they create
+    /// from now on get its permissions. [`StoreError::NotFound`] if the
+    /// technician or the group does not exist.
+    pub async fn move_technician(&self, technician_id: i64, group: &str) -> Result<Technician> {
+        let group = group.trim();
+        let mut tx = self.begin_write().await?;
+        let group_id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(group_id) = group_id else {
+            return Err(StoreError::NotFound(format!(
+                "there is no group named {group:?}"
+            )));
+        };
+        let row = sqlx::query("UPDATE technicians SET group_id = $2 WHERE id = $1 RETURNING id")
+            .bind(technician_id)
+            .bind(group_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if row.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "there is no technician with id {technician_id}"
+            )));
+        }
+        let row = sqlx::query(concat!(technician_select!(), " WHERE t.id = $1"))
+            .bind(technician_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let technician = from_row(&row)?;
+        tx.commit().await?;
+        Ok(technician)
+    }
+
+    /// Disables a technician from `now_ms` (kept if already disabled):
+    /// logins are refused and every token of theirs is deleted in the same
+    /// transaction. Returns how many tokens there were.
+    /// [`StoreError::NotFound`] if there is no such technician.
+    pub async fn disable_technician(&self, technician_id: i64, now_ms: i64) -> Result<u64> {
+        self.set_disabled(technician_id, Some(now_ms)).await
+    }
+
+    /// Enables a disabled technician: they may log in again. Tokens are
+    /// deleted here too: one issued by a login that raced the disabling
+    /// must not come back to life. Returns how many there were.
+    pub async fn enable_technician(&self, technician_id: i64) -> Result<u64> {
+        self.set_disabled(technician_id, None).await
+    }
+
+    async fn set_disabled(&self, technician_id: i64, since: Option<i64>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = match since {
+            Some(at) => sqlx::query(
+                "UPDATE technicians SET disabled_at_ms = COALESCE(disabled_at_ms, $2) WHERE id = $1",
+            )
+            .bind(technician_id)
+            .bind(at),
+            None => sqlx::query("UPDATE technicians SET disabled_at_ms = NULL WHERE id = $1")
+                .bind(technician_id),
+        }
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!(
+                "there is no technician with id {technician_id}"
+            )));
+        }
+        let tokens = sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Sets a new password hash, clears the failure count and any lockout,
+    /// and deletes every token of the technician, in one transaction.
+    /// Returns how many tokens there were. [`StoreError::NotFound`] if
+    /// there is no such technician.
+    pub async fn reset_password(&self, technician_id: i64, password_hash: &str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE technicians SET password_hash = $2, failed_logins = 0, \
+             locked_until_ms = NULL WHERE id = $1",
+        )
+        .bind(technician_id)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!(
+                "there is no technician with id {technician_id}"
+            )));
+        }
+        let tokens = sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Removes a technician, in one transaction: their sessions that are
+    /// still open are ended (`reason`, at `now_ms`), then every session row
+    /// of theirs, their tokens and the technician are deleted. The audit
+    /// trail is not touched: it names people by e-mail, as text.
+    ///
+    /// Nothing changes, and the answer says why, while an end user is
+    /// connected to one of their sessions, waiting in it or reconnecting
+    /// to it ([`Removal::Connected`]: ending it in the store would not cut
+    /// a live session, whose traffic may not even pass the gateway), or
+    /// while one of their sessions ended less than `settle_ms` ago
+    /// ([`Removal::RecentlyEnded`]: an applet waiting in it learns of the
+    /// end from its row, on SQLite within the waiting connection's
+    /// keepalive). [`StoreError::NotFound`] if there is no such technician.
+    pub async fn remove_technician(
+        &self,
+        technician_id: i64,
+        reason: &str,
+        now_ms: i64,
+        settle_ms: i64,
+    ) -> Result<Removal> {
+        let mut tx = self.begin_write().await?;
+        // Takes the technician's row lock on PostgreSQL first, as
+        // `create_session` does: no session of theirs can be created while
+        // this runs (SQLite's IMMEDIATE transaction serialises anyway).
+        let exists =
+            sqlx::query("UPDATE technicians SET failed_logins = failed_logins WHERE id = $1")
+                .bind(technician_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if !exists {
+            return Err(StoreError::NotFound(format!(
+                "there is no technician with id {technician_id}"
+            )));
+        }
+        let connected: Vec<(String, String)> = sqlx::query_as(
+            "SELECT guid, state FROM sessions WHERE technician_id = $1 \
+             AND state IN ('waiting', 'paired', 'direct') ORDER BY created_at_ms",
+        )
+        .bind(technician_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !connected.is_empty() {
+            return connected
+                .iter()
+                .map(|(g, s)| {
+                    let state = SessionState::parse(s).ok_or_else(|| {
+                        StoreError::Corrupt(format!("sessions.state holds unknown state {s:?}"))
+                    })?;
+                    Ok((rows::guid("sessions.guid", g)?, state))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Removal::Connected);
+        }
+        let recent: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT guid, ended_at_ms FROM sessions WHERE technician_id = $1 \
+             AND state = 'ended' AND ended_at_ms > $2 ORDER BY ended_at_ms",
+        )
+        .bind(technician_id)
+        .bind(now_ms.saturating_sub(settle_ms))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !recent.is_empty() {
+            return recent
+                .iter()
+                .map(|(g, at)| Ok((rows::guid("sessions.guid", g)?, *at)))
+                .collect::<Result<Vec<_>>>()
+                .map(Removal::RecentlyEnded);
+        }
+        // What is left open is `created` (no applet connected). Ended like
+        // any session — on PostgreSQL the trigger tells every node, should
+        // an applet have arrived meanwhile.
+        let ended: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET state = 'ended', ended_at_ms = $2, ended_reason = $3, \
+             applet_secret = NULL, waiting_since_ms = NULL, waiting_from = NULL, \
+             waiting_node = NULL, waiting_node_addr = NULL \
+             WHERE technician_id = $1 AND state <> 'ended' RETURNING guid",
+        )
+        .bind(technician_id)
+        .bind(now_ms)
+        .bind(reason)
+        .fetch_all(&mut *tx)
+        .await?;
+        let sessions_deleted = sqlx::query("DELETE FROM sessions WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let tokens_revoked = sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM technicians WHERE id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?;
+        let ended = ended
+            .iter()
+            .map(|g| rows::guid("sessions.guid", g))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(Removal::Removed {
+            ended,
+            sessions_deleted,
+            tokens_revoked,
+        })
+    }
+
+    /// Records, in the login history, a login refused although the
+    /// password was right (a disabled account): the account's failure
+    /// count is not touched.
+    pub async fn record_login_refused(&self, email: &str, source: &str, now_ms: i64) -> Result<()> {
+        insert_attempt(self.pool(), email, source, false, now_ms).await
     }
 }

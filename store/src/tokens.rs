@@ -35,7 +35,9 @@ impl Store {
     }
 
     /// The technician a token belongs to, if the token exists and has not
-    /// expired at `now_ms`.
+    /// expired at `now_ms`, and the technician is not disabled (disabling
+    /// deletes their tokens too; this also covers one issued by a login
+    /// that raced the disabling).
     pub async fn technician_by_token(
         &self,
         token_hash: &[u8; 32],
@@ -44,7 +46,7 @@ impl Store {
         sqlx::query(concat!(
             technician_select!(),
             " JOIN tokens k ON k.technician_id = t.id",
-            " WHERE k.token_hash = $1 AND k.expires_at_ms > $2"
+            " WHERE k.token_hash = $1 AND k.expires_at_ms > $2 AND t.disabled_at_ms IS NULL"
         ))
         .bind(hex::encode(token_hash))
         .bind(now_ms)

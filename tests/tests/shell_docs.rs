@@ -107,7 +107,7 @@ fn every_command_that_does_something_shows_an_example_and_its_defaults() {
         let mut args: Vec<&str> = rest.split('-').filter(|w| !w.is_empty()).collect();
         // Subcommand names with a dash of their own.
         let joined = args.join("-");
-        for two in ["operator-key", "revoke-tokens"] {
+        for two in ["operator-key", "revoke-tokens", "reset-password"] {
             if joined.ends_with(two) {
                 args.truncate(args.len() - 2);
                 args.push(two);

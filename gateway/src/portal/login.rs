@@ -1,4 +1,5 @@
-//! `POST /api/v1/login`: password check, lockout, token issue.
+//! `POST /api/v1/login`: password check, lockout, disabled accounts, token
+//! issue.
 
 use super::{Resp, error, error_retry, json, parse, store_error};
 use crate::auth::AuthError;
@@ -126,6 +127,31 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             Ok(None) => bad(),
             Err(e) => store_error(e),
         };
+    }
+    if tech.disabled_at_ms.is_some() {
+        // Said only to someone who knows the password: a wrong one above
+        // got "wrong e-mail or password" and counted towards the lockout,
+        // exactly as for an enabled account, after the same scrypt work —
+        // so nobody without the password learns that the account exists,
+        // let alone that it is disabled. The attempt keeps its place in
+        // the source's budget (a refusal), and touches no failure count.
+        let _ = gw
+            .store
+            .record_login_refused(&tech.email, &source, now)
+            .await;
+        crate::relay::audit(
+            gw,
+            None,
+            &tech.email,
+            "login refused",
+            &format!("the account is disabled; from {source}"),
+        )
+        .await;
+        return error(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "this account is disabled: ask the gateway's administrator to enable it",
+        );
     }
     gw.budgets.login.refund(ip);
     if let Err(e) = gw

@@ -106,14 +106,16 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
     let status = resp.status().as_u16();
     gw.metrics.portal_request(name, status);
     if name == "login" {
-        // Each refusal of a login has a status of its own (see `login`).
-        gw.metrics.login(match status {
-            200 => "ok",
-            400 => "bad_request",
-            401 => "bad_credentials",
-            403 => "locked",
-            429 => "rate_limited",
-            503 => "busy",
+        // By the refusal's code (a closed set: anything else is "error").
+        let code = resp.extensions().get::<ErrorCode>().map(|c| c.0.as_str());
+        gw.metrics.login(match (status, code) {
+            (200, _) => "ok",
+            (_, Some("bad_credentials")) => "bad_credentials",
+            (_, Some("locked")) => "locked",
+            (_, Some("disabled")) => "disabled",
+            (_, Some("rate_limited")) => "rate_limited",
+            (_, Some("busy")) => "busy",
+            (_, Some("bad_request")) => "bad_request",
             _ => "error",
         });
     }
@@ -302,6 +304,10 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Resp {
     error_retry(status, code, message, None)
 }
 
+/// The `code` of an error response, kept beside it for the metrics.
+#[derive(Debug, Clone)]
+struct ErrorCode(String);
+
 /// An [`ApiError`] response with a retry hint.
 pub fn error_retry(
     status: StatusCode,
@@ -317,6 +323,8 @@ pub fn error_retry(
             retry_after_secs,
         },
     );
+    // For the metrics, which count some refusals by their code.
+    r.extensions_mut().insert(ErrorCode(code.to_owned()));
     if let Some(v) =
         retry_after_secs.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok())
     {
