@@ -263,8 +263,9 @@ pub fn parse_duration(s: &str) -> Result<Age, String> {
     Ok(Age { ms, count, unit })
 }
 
-/// [`parse_duration`], refusing less than an hour.
-fn parse_older_than(s: &str) -> Result<Age, String> {
+/// [`parse_duration`], refusing less than an hour (`prune --older-than`,
+/// `serve --retention`).
+pub fn parse_older_than(s: &str) -> Result<Age, String> {
     let age = parse_duration(s)?;
     if age.ms < MIN_AGE_MS {
         return Err(format!(
@@ -871,6 +872,24 @@ async fn end_session(
     Ok(())
 }
 
+/// Deletes ended sessions and audit records older than `age`, and records
+/// that it did as `actor` (the admin's command, or the node's retention).
+/// Says what it deleted.
+pub async fn prune_now(store: &Store, age: Age, now: i64, actor: &str) -> anyhow::Result<String> {
+    let before = now.saturating_sub(age.ms);
+    let n = store.prune(before).await?;
+    let what = format!(
+        "{} and {} older than {age} (before {})",
+        count(n.sessions, "ended session", "ended sessions"),
+        count(n.audit, "audit record", "audit records"),
+        rfc3339(before)
+    );
+    store
+        .audit(now, None, actor, "pruned", &format!("deleted {what}"))
+        .await?;
+    Ok(what)
+}
+
 async fn prune(store: &Store, age: Age, dry_run: bool, now: i64) -> anyhow::Result<()> {
     let before = now.saturating_sub(age.ms);
     let when = rfc3339(before);
@@ -884,15 +903,7 @@ async fn prune(store: &Store, age: Age, dry_run: bool, now: i64) -> anyhow::Resu
         );
         return Ok(());
     }
-    let n = store.prune(before).await?;
-    let what = format!(
-        "{} and {} older than {age} (before {when})",
-        count(n.sessions, "ended session", "ended sessions"),
-        count(n.audit, "audit record", "audit records"),
-    );
-    store
-        .audit(now, None, ACTOR, "pruned", &format!("deleted {what}"))
-        .await?;
+    let what = prune_now(store, age, now, ACTOR).await?;
     println!("deleted {what}; sessions that have not ended were kept");
     Ok(())
 }

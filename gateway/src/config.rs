@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// The web certificate's private key (PEM).
     #[arg(long, env = "LIFELINE_WEB_KEY", requires = "web_cert")]
     pub web_key: Option<PathBuf>,
+    /// Delete ended sessions and audit records older than this (`90d`,
+    /// `12h`; 1 hour at least), at start and then hourly (default: keep
+    /// everything; `gateway admin prune` does it by hand).
+    #[arg(long, env = "LIFELINE_RETENTION")]
+    pub retention: Option<String>,
     /// Stock applet per platform, `PLATFORM=PATH` (repeatable); default: the
     /// `applet` next to this executable for this platform.
     #[arg(long = "applet", env = "LIFELINE_APPLETS", value_delimiter = ',')]
@@ -128,6 +133,7 @@ struct FileConfig {
     operator_name: Option<String>,
     web_cert: Option<PathBuf>,
     web_key: Option<PathBuf>,
+    retention: Option<String>,
     applets: Option<Vec<String>>,
     handshake_timeout: Option<u64>,
     body_timeout: Option<u64>,
@@ -208,6 +214,8 @@ pub struct Config {
     pub operator_name: Option<String>,
     /// The web certificate's chain and key files, if any.
     pub web_cert: Option<(PathBuf, PathBuf)>,
+    /// Ended sessions and audit records older than this are deleted.
+    pub retention: Option<crate::admin::Age>,
     /// `(platform, path)` of stock applets.
     pub applets: Vec<(String, PathBuf)>,
     /// TLS + hello deadline.
@@ -373,6 +381,13 @@ pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigErr
                     "web_cert and web_key go together: give both or neither".into(),
                 ));
             }
+        },
+        retention: match serve.retention.clone().or(file.retention.clone()) {
+            Some(r) => Some(
+                crate::admin::parse_older_than(&r)
+                    .map_err(|e| ConfigError::Invalid(format!("retention: {e}")))?,
+            ),
+            None => None,
         },
         applets,
         handshake_timeout: secs(serve.handshake_timeout, file.handshake_timeout, 10),

@@ -488,6 +488,9 @@ async fn hear_endings(gw: Arc<Gateway>) {
     }
 }
 
+/// Heartbeats between two retention runs (an hour).
+const RETENTION_EVERY: u64 = 3600 / HEARTBEAT.as_secs();
+
 async fn heartbeat_loop(gw: Arc<Gateway>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut beats: u64 = 0;
@@ -504,6 +507,15 @@ async fn heartbeat_loop(gw: Arc<Gateway>) {
         }
         end_unresumed(&gw, now).await;
         release_memory_after_a_burst(&gw.stats);
+        // Retention: at start, then once an hour.
+        if let Some(age) = gw.config.retention
+            && beats.is_multiple_of(RETENTION_EVERY)
+        {
+            match crate::admin::prune_now(&gw.store, age, now, "retention").await {
+                Ok(what) => tracing::info!("retention: deleted {what}"),
+                Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
+            }
+        }
         // Once a minute: refusal summaries, and the login history trimmed.
         if beats.is_multiple_of(6) {
             gw.refusals.flush();

@@ -5,7 +5,7 @@
 //! audit trail (never with a password in it).
 #![allow(clippy::unwrap_used)]
 
-use lifeline_tests::{Console, Gateway, Proc, StoreKind, TempDir, TestStore};
+use lifeline_tests::{Console, Gateway, Proc, StoreKind, TempDir, TestStore, WAIT, wait_until};
 use serde_json::Value;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -647,4 +647,71 @@ fn prune_deletes_old_ended_sessions_and_audit_records_and_keeps_open_sessions() 
         out.contains("deleted 0 ended sessions and 0 audit records"),
         "{out}"
     );
+}
+
+#[test]
+fn serve_with_retention_prunes_at_start_on_its_own() {
+    let mut s = setup(StoreKind::Sqlite);
+    let old = s.console.session_new("old", &s.files.path().join("old"));
+    let open = s.console.session_new("open", &s.files.path().join("open"));
+    let out = s.console.run(&["session", "end", &old], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    const DAYS_100: i64 = 100 * 86_400_000;
+    sql(
+        &s.gw,
+        &format!(
+            "UPDATE sessions SET created_at_ms = created_at_ms - {DAYS_100}, \
+             expires_at_ms = expires_at_ms - {DAYS_100}, \
+             ended_at_ms = ended_at_ms - {DAYS_100} WHERE guid IN ('{old}', '{open}')"
+        ),
+    );
+    sql(
+        &s.gw,
+        &format!("UPDATE audit SET at_ms = at_ms - {DAYS_100} WHERE session_guid = '{old}'"),
+    );
+    // A retention too short is refused before the node starts.
+    let data_dir = s.gw.data_dir.clone();
+    let short = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["serve", "--retention", "5m", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(
+        text(&short.stderr).contains("less than an hour"),
+        "{}",
+        text(&short.stderr)
+    );
+    // Restarted with a retention of 90 days: the old ended session and its
+    // records go, the open session stays, and the deletion is recorded.
+    assert!(s.gw.terminate().success());
+    s.gw = Gateway::start(&data_dir, None, &["--retention", "90d"]);
+    wait_until("the retention run", WAIT, || {
+        (count(
+            &s.gw,
+            &format!("SELECT COUNT(*) FROM sessions WHERE guid = '{old}'"),
+        ) == 0)
+            .then_some(())
+    });
+    assert_eq!(
+        count(
+            &s.gw,
+            &format!("SELECT COUNT(*) FROM sessions WHERE guid = '{open}'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &s.gw,
+            &format!("SELECT COUNT(*) FROM audit WHERE session_guid = '{old}'")
+        ),
+        0
+    );
+    let pruned = count(
+        &s.gw,
+        "SELECT COUNT(*) FROM audit WHERE actor = 'retention' AND event = 'pruned' \
+         AND detail LIKE 'deleted 1 ended session and %'",
+    );
+    assert_eq!(pruned, 1);
 }
