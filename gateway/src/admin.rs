@@ -157,6 +157,15 @@ pub enum GroupCmd {
     /// List groups: name, permissions and technicians.
     #[command(after_help = "Example: gateway admin group list")]
     List,
+    /// End a group's logins after this long unused (inactivity logout),
+    /// besides their lifetime.
+    #[command(after_help = "Example: gateway admin group idle default 30m    (or: off)")]
+    Idle {
+        /// Group name.
+        group: String,
+        /// How long unused (`30m`, `2h`; at least 1 minute), or `off`.
+        idle: String,
+    },
     /// Add a group.
     #[command(
         after_help = "Example: gateway admin group add night --permissions system-info,run-command"
@@ -777,6 +786,39 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                     people.join(", ")
                 ),
             }
+        }
+        GroupCmd::Idle { group, idle } => {
+            let group = group_name(&group)?;
+            let secs = if idle.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let age = parse_duration(&idle).map_err(anyhow::Error::msg)?;
+                if age.ms < 60_000 {
+                    bail!("{age} is less than a minute: give 1m or more, or off");
+                }
+                Some(age.ms / 1000)
+            };
+            let before = match store.set_group_idle(&group, secs).await {
+                Ok(b) => b,
+                Err(lifeline_store::StoreError::NotFound(_)) => bail!(
+                    "there is no group named {group:?} (`gateway admin group list` shows them)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let words = |s: Option<i64>| match s {
+                Some(s) => format!("after {} min unused", s / 60),
+                None => "only when they expire".to_owned(),
+            };
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group idle logout",
+                    &format!("{group}: {} → {}", words(before), words(secs)),
+                )
+                .await?;
+            println!("group {group}: logins end {}", words(secs));
         }
         GroupCmd::Permissions { group, permissions } => {
             let group = group_name(&group)?;

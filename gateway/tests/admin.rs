@@ -715,3 +715,49 @@ fn serve_with_retention_prunes_at_start_on_its_own() {
     );
     assert_eq!(pruned, 1);
 }
+
+#[test]
+fn a_group_s_idle_time_ends_unused_logins() {
+    let s = setup(StoreKind::Sqlite);
+    let err = refused(&s.gw, &["group", "idle", "default", "30s"], "");
+    assert!(err.contains("is not a duration"), "{err}");
+    let out = ok(&s.gw, &["group", "idle", "default", "30m"], "");
+    assert!(out.contains("logins end after 30 min unused"), "{out}");
+    // In use: the login goes on (its last use is now).
+    let queue = s.console.run(&["queue"], "");
+    assert!(queue.status.success(), "{}", text(&queue.stderr));
+    // Unused for 31 minutes (the clock moved by aging the token's times).
+    const MIN_31: i64 = 31 * 60_000;
+    sql(
+        &s.gw,
+        &format!(
+            "UPDATE tokens SET created_at_ms = created_at_ms - {MIN_31}, \
+             last_used_ms = COALESCE(last_used_ms, created_at_ms) - {MIN_31}"
+        ),
+    );
+    let queue = s.console.run(&["queue"], "");
+    assert!(!queue.status.success());
+    let err = text(&queue.stderr);
+    assert!(
+        err.contains("unused longer than your group allows"),
+        "{err}"
+    );
+    // Logging in again works; with the limit off, an old login lives on.
+    s.console.login(&s.gw, ADA, PASSWORD);
+    ok(&s.gw, &["group", "idle", "default", "off"], "");
+    sql(
+        &s.gw,
+        &format!(
+            "UPDATE tokens SET created_at_ms = created_at_ms - {MIN_31}, \
+             last_used_ms = COALESCE(last_used_ms, created_at_ms) - {MIN_31}"
+        ),
+    );
+    let queue = s.console.run(&["queue"], "");
+    assert!(queue.status.success(), "{}", text(&queue.stderr));
+    let audit = ok(&s.gw, &["audit"], "");
+    assert!(
+        audit.contains("group idle logout")
+            && audit.contains("default: only when they expire → after 30 min unused"),
+        "{audit}"
+    );
+}

@@ -316,6 +316,18 @@ CREATE INDEX sessions_ended ON sessions(ended_at_ms);
 CREATE INDEX audit_at ON audit(at_ms);
 ",
     },
+    Migration {
+        version: 6,
+        name: "inactivity logout: a group's idle time, a token's last use",
+        sqlite: r"
+ALTER TABLE groups ADD COLUMN idle_secs BIGINT;
+ALTER TABLE tokens ADD COLUMN last_used_ms BIGINT;
+",
+        postgres: r"
+ALTER TABLE groups ADD COLUMN idle_secs BIGINT;
+ALTER TABLE tokens ADD COLUMN last_used_ms BIGINT;
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

@@ -410,6 +410,29 @@ impl Store {
         Ok(groups_from(groups, members)?.pop())
     }
 
+    /// Sets how long a technician of `group` may leave a login unused
+    /// before it ends (`None`: only its lifetime ends it). Returns what it
+    /// was.
+    pub async fn set_group_idle(&self, group: &str, idle_secs: Option<i64>) -> Result<Option<i64>> {
+        let group = group.trim();
+        let before: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT idle_secs FROM groups WHERE name = $1")
+                .bind(group)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some((before,)) = before else {
+            return Err(StoreError::NotFound(format!(
+                "there is no group named {group:?}"
+            )));
+        };
+        sqlx::query("UPDATE groups SET idle_secs = $2 WHERE name = $1")
+            .bind(group)
+            .bind(idle_secs)
+            .execute(self.pool())
+            .await?;
+        Ok(before)
+    }
+
     /// Adds an empty group. [`StoreError::Conflict`] if one of that name
     /// exists.
     pub async fn add_group(&self, name: &str, p: Permissions) -> Result<Group> {

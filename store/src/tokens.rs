@@ -9,6 +9,10 @@ use crate::technicians::{from_row, technician_select};
 use crate::{Result, Store, Technician};
 use lifeline_protocol::hex;
 
+/// How stale a token's recorded last use may be before a use writes it
+/// again (the idle limit is minutes: half a minute of slack is nothing).
+pub const TOUCH_EVERY_MS: i64 = 30_000;
+
 impl Store {
     /// Stores a new token's hash for `technician_id`, valid until
     /// `expires_at_ms` (exclusive).
@@ -38,23 +42,43 @@ impl Store {
     /// expired at `now_ms`, and the technician is not disabled (disabling
     /// deletes their tokens too; this also covers one issued by a login
     /// that raced the disabling).
+    ///
+    /// A token unused for longer than its technician's group allows
+    /// (`groups.idle_secs`) is refused as well; a token that is taken
+    /// counts as used now (written at most every [`TOUCH_EVERY_MS`], so a
+    /// busy console costs no write per request).
     pub async fn technician_by_token(
         &self,
         token_hash: &[u8; 32],
         now_ms: i64,
     ) -> Result<Option<Technician>> {
-        sqlx::query(concat!(
+        let hash = hex::encode(token_hash);
+        let found = sqlx::query(concat!(
             technician_select!(),
             " JOIN tokens k ON k.technician_id = t.id",
-            " WHERE k.token_hash = $1 AND k.expires_at_ms > $2 AND t.disabled_at_ms IS NULL"
+            " WHERE k.token_hash = $1 AND k.expires_at_ms > $2 AND t.disabled_at_ms IS NULL",
+            " AND (g.idle_secs IS NULL",
+            " OR COALESCE(k.last_used_ms, k.created_at_ms) > $2 - g.idle_secs * 1000)"
         ))
-        .bind(hex::encode(token_hash))
+        .bind(&hash)
         .bind(now_ms)
         .fetch_optional(self.pool())
         .await?
         .as_ref()
         .map(from_row)
-        .transpose()
+        .transpose()?;
+        if found.is_some() {
+            sqlx::query(
+                "UPDATE tokens SET last_used_ms = $2 WHERE token_hash = $1 \
+                 AND COALESCE(last_used_ms, created_at_ms) < $3",
+            )
+            .bind(&hash)
+            .bind(now_ms)
+            .bind(now_ms - TOUCH_EVERY_MS)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(found)
     }
 
     /// Forgets one token (log-out). Returns whether it existed.

@@ -261,7 +261,8 @@ async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<(Technici
         error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "not logged in, or the login has expired; run `tech-console login` again",
+            "not logged in, or the login has ended (expired, logged out, or unused longer than \
+             your group allows); run `tech-console login` again",
         )
     };
     let token = req
