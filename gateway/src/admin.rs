@@ -157,6 +157,17 @@ pub enum GroupCmd {
     /// List groups: name, permissions and technicians.
     #[command(after_help = "Example: gateway admin group list")]
     List,
+    /// The networks a group's technicians may log in and connect consoles
+    /// from (CIDRs), or `any`.
+    #[command(
+        after_help = "Example: gateway admin group networks default 10.0.0.0/8,2001:db8::/32    (or: any)"
+    )]
+    Networks {
+        /// Group name.
+        group: String,
+        /// Comma-separated CIDR blocks (an address alone is one), or `any`.
+        networks: String,
+    },
     /// End a group's logins after this long unused (inactivity logout),
     /// besides their lifetime.
     #[command(after_help = "Example: gateway admin group idle default 30m    (or: off)")]
@@ -786,6 +797,46 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                     people.join(", ")
                 ),
             }
+        }
+        GroupCmd::Networks { group, networks } => {
+            let group = group_name(&group)?;
+            let list = if networks.trim().eq_ignore_ascii_case("any") {
+                None
+            } else {
+                let blocks = crate::networks::parse(&networks).map_err(anyhow::Error::msg)?;
+                Some(
+                    blocks
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            };
+            let before = match store.set_group_networks(&group, list.as_deref()).await {
+                Ok(b) => b,
+                Err(lifeline_store::StoreError::NotFound(_)) => bail!(
+                    "there is no group named {group:?} (`gateway admin group list` shows them)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let words = |n: Option<&str>| n.unwrap_or("any").to_owned();
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group networks",
+                    &format!(
+                        "{group}: {} → {}",
+                        words(before.as_deref()),
+                        words(list.as_deref())
+                    ),
+                )
+                .await?;
+            println!(
+                "group {group}: logins and consoles from {}",
+                words(list.as_deref())
+            );
         }
         GroupCmd::Idle { group, idle } => {
             let group = group_name(&group)?;

@@ -16,7 +16,8 @@
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens; [`totp`] — one-time
 //!   codes (RFC 6238) and recovery codes for two-factor logins.
-//! * [`limits`] — per-source connection limits and failed-attempt budgets.
+//! * [`limits`] — per-source connection limits and failed-attempt budgets;
+//!   [`networks`] — the networks a group's technicians may use.
 //! * [`refusals`] — relay refusals logged once per reason per minute.
 //! * [`stun`] — the STUN server (UDP) the ends' ICE agents use to go direct.
 //! * [`webcert`] — the node's certificate, or the operator's web
@@ -36,6 +37,7 @@ pub mod datadir;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod networks;
 pub mod personalize;
 pub mod portal;
 pub mod process;

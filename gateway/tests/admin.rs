@@ -761,3 +761,77 @@ fn a_group_s_idle_time_ends_unused_logins() {
         "{audit}"
     );
 }
+
+/// `POST /api/v1/login` over TLS from the source address `from` (a
+/// loopback address of its own): the HTTP status and body.
+fn login_from(gw: &Gateway, from: &str, email: &str, password: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    sock.connect(&gw.socket_addr().into()).unwrap();
+    let mut tcp: std::net::TcpStream = sock.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(gw.client_config(&[b"http/1.1"]), name).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    write!(
+        tls,
+        "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn a_group_s_networks_refuse_and_accept_by_source_address() {
+    let s = setup(StoreKind::Sqlite);
+    let err = refused(&s.gw, &["group", "networks", "default", "127.0.0.1/8"], "");
+    assert!(err.contains("did you mean 127.0.0.0/8"), "{err}");
+    let out = ok(&s.gw, &["group", "networks", "default", "127.0.0.2/32"], "");
+    assert!(out.contains("from 127.0.0.2/32"), "{out}");
+    // The console on 127.0.0.1: its login no longer works here, and a new
+    // one is refused, each saying why.
+    let queue = s.console.run(&["queue"], "");
+    assert!(!queue.status.success());
+    let err = text(&queue.stderr);
+    assert!(err.contains("127.0.0.1 is not one of them"), "{err}");
+    let again = s.console.try_login(&s.gw, ADA, PASSWORD);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("only from its own networks"),
+        "{}",
+        text(&again.stderr)
+    );
+    // From 127.0.0.2: accepted. A wrong password from outside says only
+    // that.
+    let (status, body) = login_from(&s.gw, "127.0.0.2", ADA, PASSWORD);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = login_from(&s.gw, "127.0.0.3", ADA, "wrong password");
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("network"), "{body}");
+    // Any again: the console works.
+    ok(&s.gw, &["group", "networks", "default", "any"], "");
+    s.console.login(&s.gw, ADA, PASSWORD);
+    assert!(s.console.run(&["queue"], "").status.success());
+    let audit = ok(&s.gw, &["audit"], "");
+    for needle in [
+        "group networks",
+        "default: any → 127.0.0.2/32",
+        "request refused",
+        "login refused",
+        "outside the networks of group default",
+    ] {
+        assert!(audit.contains(needle), "{needle:?} not in:\n{audit}");
+    }
+}

@@ -328,6 +328,16 @@ ALTER TABLE groups ADD COLUMN idle_secs BIGINT;
 ALTER TABLE tokens ADD COLUMN last_used_ms BIGINT;
 ",
     },
+    Migration {
+        version: 7,
+        name: "the networks a group's technicians may log in and connect from",
+        sqlite: r"
+ALTER TABLE groups ADD COLUMN networks TEXT;
+",
+        postgres: r"
+ALTER TABLE groups ADD COLUMN networks TEXT;
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

@@ -47,6 +47,9 @@ pub struct Technician {
     /// Since when the account is disabled (`gateway admin technician
     /// disable`): no login, no token works. `None` while enabled.
     pub disabled_at_ms: Option<i64>,
+    /// The networks (comma-separated CIDRs) the technician's group may log
+    /// in and connect from; `None`: any.
+    pub networks: Option<String>,
 }
 
 /// The columns every technician query selects, joined with the group.
@@ -55,7 +58,7 @@ macro_rules! technician_select {
     () => {
         "SELECT t.id, t.email, t.name, g.name AS group_name, g.permissions, \
          t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
-         t.disabled_at_ms \
+         t.disabled_at_ms, g.networks \
          FROM technicians t JOIN groups g ON g.id = t.group_id"
     };
 }
@@ -74,6 +77,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
         locked_until_ms: get(row, "locked_until_ms")?,
         created_at_ms: get(row, "created_at_ms")?,
         disabled_at_ms: get(row, "disabled_at_ms")?,
+        networks: get(row, "networks")?,
     })
 }
 
@@ -428,6 +432,32 @@ impl Store {
         sqlx::query("UPDATE groups SET idle_secs = $2 WHERE name = $1")
             .bind(group)
             .bind(idle_secs)
+            .execute(self.pool())
+            .await?;
+        Ok(before)
+    }
+
+    /// Sets the networks `group`'s technicians may log in and connect
+    /// from (comma-separated CIDRs; `None`: any). Returns what it was.
+    pub async fn set_group_networks(
+        &self,
+        group: &str,
+        networks: Option<&str>,
+    ) -> Result<Option<String>> {
+        let group = group.trim();
+        let before: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT networks FROM groups WHERE name = $1")
+                .bind(group)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some((before,)) = before else {
+            return Err(StoreError::NotFound(format!(
+                "there is no group named {group:?}"
+            )));
+        };
+        sqlx::query("UPDATE groups SET networks = $2 WHERE name = $1")
+            .bind(group)
+            .bind(networks)
             .execute(self.pool())
             .await?;
         Ok(before)

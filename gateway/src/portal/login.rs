@@ -153,6 +153,22 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
             "this account is disabled: ask the gateway's administrator to enable it",
         );
     }
+    // The group's networks: said, like "disabled", only to someone who
+    // knows the password.
+    if !crate::networks::allows(tech.networks.as_deref(), ip) {
+        crate::relay::audit(
+            gw,
+            None,
+            &tech.email,
+            "login refused",
+            &format!(
+                "from {source}, outside the networks of group {}",
+                tech.group
+            ),
+        )
+        .await;
+        return crate::portal::outside_networks(ip);
+    }
     gw.budgets.login.refund(ip);
     if let Err(e) = gw
         .store

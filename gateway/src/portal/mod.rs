@@ -113,6 +113,7 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
             (_, Some("bad_credentials")) => "bad_credentials",
             (_, Some("locked")) => "locked",
             (_, Some("disabled")) => "disabled",
+            (_, Some("network")) => "network",
             (_, Some("rate_limited")) => "rate_limited",
             (_, Some("busy")) => "busy",
             (_, Some("bad_request")) => "bad_request",
@@ -161,12 +162,12 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
             Ok(b) => login::login(gw, &b, peer).await,
             Err(r) => r,
         },
-        (&Method::POST, ["api", "v1", "logout"]) => match authenticate(gw, &req).await {
+        (&Method::POST, ["api", "v1", "logout"]) => match authenticate(gw, &req, peer).await {
             Ok((tech, token)) => login::logout(gw, &tech, &token).await,
             Err(r) => r,
         },
         (_, ["api", "v1", "sessions", ..]) => {
-            let tech = match authenticate(gw, &req).await {
+            let tech = match authenticate(gw, &req, peer).await {
                 Ok((t, _)) => t,
                 Err(r) => return r,
             };
@@ -256,7 +257,23 @@ fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Resp> {
 }
 
 /// The technician behind the request's bearer token, and the token.
-async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<(Technician, String), Resp> {
+/// The refusal of a technician outside their group's networks.
+pub(crate) fn outside_networks(ip: std::net::IpAddr) -> Resp {
+    error(
+        StatusCode::FORBIDDEN,
+        "network",
+        &format!(
+            "your group may log in and work only from its own networks, and {ip} is not one of \
+             them: connect from there, or ask the gateway's administrator"
+        ),
+    )
+}
+
+async fn authenticate(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(Technician, String), Resp> {
     let unauthorized = || {
         error(
             StatusCode::UNAUTHORIZED,
@@ -278,6 +295,17 @@ async fn authenticate(gw: &Gateway, req: &Request<Incoming>) -> Result<(Technici
         )
         .await
     {
+        Ok(Some(t)) if !crate::networks::allows(t.networks.as_deref(), peer.ip()) => {
+            crate::relay::audit(
+                gw,
+                None,
+                &t.email,
+                "request refused",
+                &format!("from {peer}, outside the networks of group {}", t.group),
+            )
+            .await;
+            Err(outside_networks(peer.ip()))
+        }
         Ok(Some(t)) => Ok((t, token.to_owned())),
         Ok(None) => Err(unauthorized()),
         Err(e) => Err(store_error(e)),

@@ -501,6 +501,24 @@ async fn console(
         }
         Err(e) => return Err((tls, internal(e))),
     };
+    if !crate::networks::allows(tech.networks.as_deref(), peer.ip()) {
+        audit(
+            gw,
+            Some(&guid),
+            &tech.email,
+            "console refused",
+            &format!("from {peer}, outside the networks of group {}", tech.group),
+        )
+        .await;
+        let r = Refusal::new(
+            RefuseCode::NotAuthorized,
+            format!(
+                "your group may connect consoles only from its own networks, and {} is not one of them",
+                peer.ip()
+            ),
+        );
+        return Err((tls, r));
+    }
     let rec = match live_session(gw, &guid, peer).await {
         Ok(r) => r,
         Err(r) => return Err((tls, r)),
