@@ -718,9 +718,16 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
     match cmd {
         GroupCmd::List => {
             let groups = store.list_groups().await?;
-            let shown: Vec<(String, String, String)> = groups
+            let shown: Vec<(String, String, String, String)> = groups
                 .iter()
                 .map(|g| {
+                    let mut policy = Vec::new();
+                    if let Some(secs) = g.idle_secs {
+                        policy.push(format!("logins end after {} min unused", secs / 60));
+                    }
+                    if let Some(n) = &g.networks {
+                        policy.push(format!("only from {}", Shown(n)));
+                    }
                     let people = if g.technicians.is_empty() {
                         "(none)".to_owned()
                     } else {
@@ -734,6 +741,7 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                         Shown(&g.name).to_string(),
                         g.permissions.to_string(),
                         people,
+                        policy.join("; "),
                     )
                 })
                 .collect();
@@ -753,8 +761,11 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                 "{:<w_name$} {:<w_perm$} TECHNICIANS",
                 "GROUP", "PERMISSIONS"
             );
-            for (name, perms, people) in shown {
+            for (name, perms, people, policy) in shown {
                 println!("{name:<w_name$} {perms:<w_perm$} {people}");
+                if !policy.is_empty() {
+                    println!("{:<w_name$}   {policy}", "");
+                }
             }
         }
         GroupCmd::Add { name, permissions } => {

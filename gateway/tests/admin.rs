@@ -800,6 +800,12 @@ fn a_group_s_networks_refuse_and_accept_by_source_address() {
     assert!(err.contains("did you mean 127.0.0.0/8"), "{err}");
     let out = ok(&s.gw, &["group", "networks", "default", "127.0.0.2/32"], "");
     assert!(out.contains("from 127.0.0.2/32"), "{out}");
+    ok(&s.gw, &["group", "idle", "default", "45m"], "");
+    let list = ok(&s.gw, &["group", "list"], "");
+    assert!(
+        list.contains("logins end after 45 min unused; only from 127.0.0.2/32"),
+        "{list}"
+    );
     // The console on 127.0.0.1: its login no longer works here, and a new
     // one is refused, each saying why.
     let queue = s.console.run(&["queue"], "");

@@ -326,6 +326,10 @@ pub struct Group {
     pub permissions: Permissions,
     /// Its technicians' e-mail addresses, in order.
     pub technicians: Vec<String>,
+    /// Logins unused this long end (seconds); `None`: only their lifetime.
+    pub idle_secs: Option<i64>,
+    /// The networks its technicians may use (CIDRs); `None`: any.
+    pub networks: Option<String>,
 }
 
 /// What [`Store::remove_group`] did.
@@ -364,12 +368,17 @@ pub enum Removal {
     RecentlyEnded(Vec<(SessionGuid, i64)>),
 }
 
-/// Decodes `(name, permissions)` rows and `(group, email)` rows into groups.
-fn groups_from(groups: Vec<(i64, String, i64)>, members: Vec<(i64, String)>) -> Result<Vec<Group>> {
+/// A group's row: id, name, permissions, idle seconds, networks.
+type GroupRow = (i64, String, i64, Option<i64>, Option<String>);
+
+/// Decodes group rows and `(group, email)` rows into groups.
+fn groups_from(groups: Vec<GroupRow>, members: Vec<(i64, String)>) -> Result<Vec<Group>> {
     groups
         .into_iter()
-        .map(|(id, name, bits)| {
+        .map(|(id, name, bits, idle_secs, networks)| {
             Ok(Group {
+                idle_secs,
+                networks,
                 name,
                 permissions: rows::permissions("groups.permissions", bits)?,
                 technicians: members
@@ -386,10 +395,11 @@ impl Store {
     /// Every group with its technicians, ordered by name (`gateway admin
     /// group list`).
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
-        let groups: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT id, name, permissions FROM groups ORDER BY name")
-                .fetch_all(self.pool())
-                .await?;
+        let groups: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, name, permissions, idle_secs, networks FROM groups ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let members: Vec<(i64, String)> =
             sqlx::query_as("SELECT group_id, email FROM technicians ORDER BY email")
                 .fetch_all(self.pool())
@@ -399,11 +409,12 @@ impl Store {
 
     /// One group by name, with its technicians.
     pub async fn group(&self, name: &str) -> Result<Option<Group>> {
-        let groups: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT id, name, permissions FROM groups WHERE name = $1")
-                .bind(name.trim())
-                .fetch_all(self.pool())
-                .await?;
+        let groups: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, name, permissions, idle_secs, networks FROM groups WHERE name = $1",
+        )
+        .bind(name.trim())
+        .fetch_all(self.pool())
+        .await?;
         let members: Vec<(i64, String)> = sqlx::query_as(
             "SELECT t.group_id, t.email FROM technicians t JOIN groups g ON g.id = t.group_id \
              WHERE g.name = $1 ORDER BY t.email",
@@ -479,6 +490,8 @@ impl Store {
             name: name.to_owned(),
             permissions: p,
             technicians: Vec::new(),
+            idle_secs: None,
+            networks: None,
         })
     }
 
