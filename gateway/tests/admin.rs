@@ -92,8 +92,9 @@ fn assert_no_password(gw: &Gateway, passwords: &[&str]) {
     }
 }
 
-/// Runs SQL on the node's store beside it (to make rows old).
-fn sql(gw: &Gateway, statement: &str) -> u64 {
+/// Runs `f` on a connection of its own to the node's store, beside the
+/// node.
+fn on_store<T>(gw: &Gateway, f: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> T) -> T {
     let url = gw
         .store
         .clone()
@@ -106,37 +107,31 @@ fn sql(gw: &Gateway, statement: &str) -> u64 {
             use sqlx::Connection;
             sqlx::any::install_default_drivers();
             let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
-            let n = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap()
-                .rows_affected();
+            let v = f(&mut c).await;
             let _ = c.close().await;
-            n
+            v
         })
+}
+
+/// Runs SQL on the node's store beside it (to make rows old).
+fn sql(gw: &Gateway, statement: &str) -> u64 {
+    on_store(gw, async |c| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(c)
+            .await
+            .unwrap()
+            .rows_affected()
+    })
 }
 
 /// One number from the node's store.
 fn count(gw: &Gateway, query: &str) -> i64 {
-    let url = gw
-        .store
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:{}", gw.data_dir.join("gateway.db").display()));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            use sqlx::Connection;
-            sqlx::any::install_default_drivers();
-            let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
-            let _ = c.close().await;
-            n
-        })
+    on_store(gw, async |c| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+            .fetch_one(c)
+            .await
+            .unwrap()
+    })
 }
 
 /// The technician's open sessions (`tech-console sessions --json`).

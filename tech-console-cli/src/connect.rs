@@ -64,6 +64,22 @@ pub struct PathStatus {
     pub rtt: Option<Duration>,
 }
 
+impl PathStatus {
+    /// The path and the payload moved, as `/status` says them.
+    pub fn with_payload(&self, (sent, received): (u64, u64)) -> String {
+        format!(
+            "{}; {} sent, {} received",
+            if self.words.is_empty() {
+                "no path yet"
+            } else {
+                &self.words
+            },
+            lifeline_remote::transfer::human_size(sent),
+            lifeline_remote::transfer::human_size(received)
+        )
+    }
+}
+
 /// Milliseconds with one decimal.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e4).round() / 10.0

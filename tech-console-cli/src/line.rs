@@ -233,12 +233,9 @@ fn typed(
             controls.command(Command::End("the technician ended the session".into()));
         }
         Typed::Status => {
-            let (sent, received) = controls.traffic.get();
             lines.say(&format!(
-                "path: {}; {} sent, {} received",
-                status.words,
-                lifeline_remote::transfer::human_size(sent),
-                lifeline_remote::transfer::human_size(received)
+                "path: {}",
+                status.with_payload(controls.traffic.get())
             ));
         }
         Typed::Probe => {

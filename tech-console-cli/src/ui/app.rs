@@ -517,17 +517,10 @@ impl App {
             }
             Typed::Quit => return self.ask_quit(),
             Typed::Status => {
-                let (sent, received) = t.controls.traffic.get();
                 let line = format!(
-                    "{}: {}; {} sent, {} received",
+                    "{}: {}",
                     t.stage.words(),
-                    if t.path.words.is_empty() {
-                        "no path yet"
-                    } else {
-                        &t.path.words
-                    },
-                    lifeline_remote::transfer::human_size(sent),
-                    lifeline_remote::transfer::human_size(received)
+                    t.path.with_payload(t.controls.traffic.get())
                 );
                 t.say(Who::Console, &line);
             }

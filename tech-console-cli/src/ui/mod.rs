@@ -112,11 +112,8 @@ pub async fn run(profile: &Profile) -> anyhow::Result<i32> {
                 }
             }
             Some(q) = queue.recv() => app.set_queue(q),
-            _ = tick.tick() => {
-                for t in &mut app.tabs {
-                    t.traffic = t.controls.traffic.get();
-                }
-            }
+            // Redrawn each second: waiting times and payload counters move.
+            _ = tick.tick() => {}
             () = &mut terminated, if quit_by.is_none() => actions.push(Action::Quit),
             () = async { match quit_by { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => break,
         }

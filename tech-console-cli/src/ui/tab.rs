@@ -155,8 +155,6 @@ pub struct Tab {
     pub scroll: usize,
     /// The path in use.
     pub path: PathStatus,
-    /// Payload sent and received.
-    pub traffic: (u64, u64),
     /// What the end user granted, by name.
     pub granted: Vec<String>,
     /// What runs on the end user's machine, as the applet says.
@@ -190,7 +188,6 @@ impl Tab {
             chat: VecDeque::new(),
             scroll: 0,
             path: PathStatus::default(),
-            traffic: (0, 0),
             granted: Vec::new(),
             running: Vec::new(),
             shell: None,
@@ -237,9 +234,7 @@ impl Tab {
     /// Takes in an update. Returns whether it needs the technician's
     /// attention (a chat line, a consent answer, the end).
     pub fn apply(&mut self, u: Update) -> bool {
-        let traffic = self.controls.traffic.get();
-        self.traffic = traffic;
-        let said = describe(&u, &mut self.path, traffic);
+        let said = describe(&u, &mut self.path, self.controls.traffic.get());
         let mut attention = false;
         match &u {
             Update::Found { guid, label } => {

@@ -324,11 +324,8 @@ fn status(f: &mut Frame<'_>, t: &Tab, look: &Look, r: Rect) {
             t.path.kind.map_or("?", |k| path_name(k.as_str()))
         ));
     }
-    parts.push(format!(
-        "↑ {} ↓ {}",
-        human_size(t.traffic.0),
-        human_size(t.traffic.1)
-    ));
+    let (sent, received) = t.controls.traffic.get();
+    parts.push(format!("↑ {} ↓ {}", human_size(sent), human_size(received)));
     if let Some(sas) = &t.sas {
         parts.push(format!("code {sas}"));
     }
