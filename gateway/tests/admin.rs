@@ -682,13 +682,19 @@ fn serve_with_retention_prunes_at_start_on_its_own() {
     // records go, the open session stays, and the deletion is recorded.
     assert!(s.gw.terminate().success());
     s.gw = Gateway::start(&data_dir, None, &["--retention", "90d"]);
+    // Its record is written once both deletions are done.
+    let pruned = "SELECT COUNT(*) FROM audit WHERE actor = 'retention' AND event = 'pruned' \
+         AND detail LIKE 'deleted 1 ended session and %'";
     wait_until("the retention run", WAIT, || {
-        (count(
-            &s.gw,
-            &format!("SELECT COUNT(*) FROM sessions WHERE guid = '{old}'"),
-        ) == 0)
-            .then_some(())
+        (count(&s.gw, pruned) == 1).then_some(())
     });
+    assert_eq!(
+        count(
+            &s.gw,
+            &format!("SELECT COUNT(*) FROM sessions WHERE guid = '{old}'")
+        ),
+        0
+    );
     assert_eq!(
         count(
             &s.gw,
@@ -703,12 +709,7 @@ fn serve_with_retention_prunes_at_start_on_its_own() {
         ),
         0
     );
-    let pruned = count(
-        &s.gw,
-        "SELECT COUNT(*) FROM audit WHERE actor = 'retention' AND event = 'pruned' \
-         AND detail LIKE 'deleted 1 ended session and %'",
-    );
-    assert_eq!(pruned, 1);
+    assert_eq!(count(&s.gw, pruned), 1);
 }
 
 #[test]
