@@ -561,7 +561,7 @@ impl Throttle {
         let thread = std::thread::spawn(move || {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 signal(pid, "STOP");
-                std::thread::sleep(Duration::from_millis(40));
+                std::thread::sleep(Duration::from_millis(60));
                 signal(pid, "CONT");
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -675,13 +675,15 @@ fn a_transfer_survives_a_path_change_and_a_resumption() {
     let big = w.s.files.path().join("moving.bin");
     random_file(&big, 200 << 20, 6);
     tech.send(&format!("send {}", big.display()));
+    // A slow end-user machine from the first byte on: the transfer is
+    // still running when the session goes direct, 3 s after pairing.
+    // (Throttled only once the transfer had started, a fast run once
+    // finished all 200 MiB before the cutover.)
+    let slow = Throttle::new(&applet);
     answer(&mut applet, true);
     until(&mut tech, "started", WAIT, |v| {
         v["event"] == "transfer" && v["state"] == "started"
     });
-    // A slow end-user machine: the transfer is still running when the
-    // session goes direct, 3 s after it started.
-    let slow = Throttle::new(&applet);
     let path = until(&mut tech, "the direct path", Duration::from_secs(60), |v| {
         v["event"] == "path" || (v["event"] == "transfer" && v["state"] == "saved")
     });
