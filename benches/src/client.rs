@@ -189,6 +189,7 @@ pub async fn login(
             &LoginRequest {
                 email: email.into(),
                 password: password.into(),
+                code: None,
             },
         )
         .await

@@ -93,6 +93,10 @@ pub enum TechnicianCmd {
         /// prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Require a second factor (an authenticator app), set up at the
+        /// first login.
+        #[arg(long)]
+        require_2fa: bool,
     },
     /// List technicians.
     #[command(after_help = "Example: gateway admin technician list")]
@@ -142,6 +146,32 @@ pub enum TechnicianCmd {
         #[arg(long)]
         group: String,
     },
+    /// Forget a technician's second factor (a lost phone): their app's
+    /// codes and recovery codes stop working and every login of theirs
+    /// ends; where a second factor is required, the next login sets up a
+    /// new one.
+    #[command(
+        name = "reset-2fa",
+        after_help = "Example: gateway admin technician reset-2fa ada@example.com"
+    )]
+    Reset2fa {
+        /// The technician's login e-mail address.
+        email: String,
+    },
+    /// Require a second factor of a technician (set up at their next
+    /// login), or with --off stop requiring it (one already set up stays
+    /// in use until `reset-2fa`).
+    #[command(
+        name = "require-2fa",
+        after_help = "Example: gateway admin technician require-2fa ada@example.com    (or: --off)"
+    )]
+    Require2fa {
+        /// The technician's login e-mail address.
+        email: String,
+        /// Stop requiring it.
+        #[arg(long)]
+        off: bool,
+    },
     /// End every login of a technician at once (a lost laptop, someone
     /// who left): their consoles must log in again.
     #[command(after_help = "Example: gateway admin technician revoke-tokens ada@example.com")]
@@ -176,6 +206,20 @@ pub enum GroupCmd {
         group: String,
         /// How long unused (`30m`, `2h`; at least 1 minute), or `off`.
         idle: String,
+    },
+    /// Require a second factor (an authenticator app) of a group's
+    /// technicians, set up at each one's next login; or with --off stop
+    /// requiring it.
+    #[command(
+        name = "require-2fa",
+        after_help = "Example: gateway admin group require-2fa default    (or: --off)"
+    )]
+    Require2fa {
+        /// Group name.
+        group: String,
+        /// Stop requiring it.
+        #[arg(long)]
+        off: bool,
     },
     /// Add a group.
     #[command(
@@ -433,6 +477,7 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
             name,
             group,
             password_stdin,
+            require_2fa,
         } => {
             let email = email.trim().to_lowercase();
             if !email.contains('@')
@@ -460,19 +505,83 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
                     now,
                 )
                 .await?;
+            if require_2fa {
+                store.set_technician_totp_required(t.id, true).await?;
+            }
+            let second = if require_2fa {
+                "; second factor required"
+            } else {
+                ""
+            };
             store
                 .audit(
                     now,
                     None,
                     ACTOR,
                     "technician added",
-                    &format!("{} ({}), group {}", t.email, t.name, t.group),
+                    &format!("{} ({}), group {}{second}", t.email, t.name, t.group),
                 )
                 .await?;
             println!(
-                "added technician {} ({}) in group {} [{}]",
+                "added technician {} ({}) in group {} [{}]{second}",
                 t.email, t.name, t.group, t.permissions
             );
+        }
+        TechnicianCmd::Reset2fa { email } => {
+            let t = technician(store, &email).await?;
+            if t.two_factor.secret.is_none() {
+                println!("{} has no second factor set up; nothing changed", t.email);
+                return Ok(());
+            }
+            let n = store.reset_totp(t.id).await?;
+            let logins = count(n, "login", "logins");
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "second factor reset",
+                    &format!(
+                        "{}: app and recovery codes forgotten; {logins} ended",
+                        t.email
+                    ),
+                )
+                .await?;
+            let next = if t.two_factor.required_for_account || t.two_factor.required_by_group {
+                "their next login sets up a new one"
+            } else {
+                "they log in with the password alone"
+            };
+            println!(
+                "reset the second factor of {}: {logins} ended; {next}",
+                t.email
+            );
+        }
+        TechnicianCmd::Require2fa { email, off } => {
+            let t = technician(store, &email).await?;
+            store.set_technician_totp_required(t.id, !off).await?;
+            let words = |on: bool| if on { "required" } else { "not required" };
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "technician second factor",
+                    &format!(
+                        "{}: {} → {}",
+                        t.email,
+                        words(t.two_factor.required_for_account),
+                        words(!off)
+                    ),
+                )
+                .await?;
+            let also = match (off, t.two_factor.enrolled(), t.two_factor.required_by_group) {
+                (true, _, true) => " (their group still requires one)",
+                (true, true, false) => " (the one set up stays in use until `reset-2fa`)",
+                (false, false, _) => " (set up at their next login)",
+                _ => "",
+            };
+            println!("{}: second factor {}{also}", t.email, words(!off));
         }
         TechnicianCmd::RevokeTokens { email } => {
             let t = technician(store, &email).await?;
@@ -494,8 +603,8 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
         TechnicianCmd::List => {
             let list = store.list_technicians().await?;
             println!(
-                "{:<32} {:<24} {:<12} {:<9} {:<20} permissions",
-                "EMAIL", "NAME", "GROUP", "STATE", "LOCKED UNTIL"
+                "{:<32} {:<24} {:<12} {:<9} {:<9} {:<20} permissions",
+                "EMAIL", "NAME", "GROUP", "STATE", "2FA", "LOCKED UNTIL"
             );
             for t in list {
                 let locked = t
@@ -509,11 +618,12 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
                     "enabled"
                 };
                 println!(
-                    "{:<32} {:<24} {:<12} {:<9} {:<20} {}",
+                    "{:<32} {:<24} {:<12} {:<9} {:<9} {:<20} {}",
                     Shown(&t.email).to_string(),
                     Shown(&t.name).to_string(),
                     Shown(&t.group).to_string(),
                     state,
+                    t.two_factor.describe(),
                     locked,
                     t.permissions
                 );
@@ -728,6 +838,9 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                     if let Some(n) = &g.networks {
                         policy.push(format!("only from {}", Shown(n)));
                     }
+                    if g.totp_required {
+                        policy.push("second factor required".to_owned());
+                    }
                     let people = if g.technicians.is_empty() {
                         "(none)".to_owned()
                     } else {
@@ -848,6 +961,32 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                 "group {group}: logins and consoles from {}",
                 words(list.as_deref())
             );
+        }
+        GroupCmd::Require2fa { group, off } => {
+            let group = group_name(&group)?;
+            let before = match store.set_group_totp_required(&group, !off).await {
+                Ok(b) => b,
+                Err(lifeline_store::StoreError::NotFound(_)) => bail!(
+                    "there is no group named {group:?} (`gateway admin group list` shows them)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let words = |on: bool| if on { "required" } else { "not required" };
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group second factor",
+                    &format!("{group}: {} → {}", words(before), words(!off)),
+                )
+                .await?;
+            let also = if off {
+                " (technicians who set one up keep using it until `technician reset-2fa`)"
+            } else {
+                " (each technician sets it up at their next login)"
+            };
+            println!("group {group}: second factor {}{also}", words(!off));
         }
         GroupCmd::Idle { group, idle } => {
             let group = group_name(&group)?;

@@ -40,6 +40,26 @@ impl Secret {
         Ok(Self(b))
     }
 
+    /// A secret from its base32 form (as an app is given it: any case,
+    /// spaces and padding ignored); `None` unless it is 20 bytes.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
+        for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
+            let v = match c.to_ascii_uppercase() {
+                c @ 'A'..='Z' => c as u32 - 'A' as u32,
+                c @ '2'..='7' => c as u32 - '2' as u32 + 26,
+                _ => return None,
+            };
+            buf = (buf << 5) | v;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buf >> bits) as u8);
+            }
+        }
+        out.try_into().ok().map(Self)
+    }
+
     /// The secret in base32 (RFC 4648, no padding), as apps take it.
     pub fn base32(&self) -> String {
         base32(&self.0)
@@ -185,6 +205,17 @@ mod tests {
         assert_eq!(
             Secret(*b"12345678901234567890").base32(),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
+        let s = Secret::generate().unwrap();
+        assert_eq!(Secret::from_base32(&s.base32()), Some(s.clone()));
+        assert_eq!(
+            Secret::from_base32(&s.base32().to_lowercase().replace("", " ")),
+            Some(s)
+        );
+        assert_eq!(Secret::from_base32("MZXW6YTBOI"), None, "not 20 bytes");
+        assert_eq!(
+            Secret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1"),
+            None
         );
     }
 

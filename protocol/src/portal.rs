@@ -3,6 +3,7 @@
 //! | method | path | body → answer |
 //! |---|---|---|
 //! | POST | `/api/v1/login` | [`LoginRequest`] → [`LoginResponse`] |
+//! | POST | `/api/v1/login/enroll` | [`LoginRequest`] → [`TotpEnrollment`] (a second factor required and not yet enrolled: a new pending secret) |
 //! | POST | `/api/v1/logout` | → `{"logged_out": true}` (the token stops working) |
 //! | POST | `/api/v1/sessions` | [`CreateSession`] → [`SessionInfo`] |
 //! | GET | `/api/v1/sessions` | → [`SessionList`] (the caller's sessions, newest first) |
@@ -63,12 +64,45 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Technician login.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     /// E-mail address.
     pub email: String,
     /// Password.
     pub password: String,
+    /// The second factor, where the account has one: a 6-digit code from
+    /// the authenticator app, or one of the recovery codes. Without it, an
+    /// account that needs one is answered `code_required` (enrolled) or
+    /// `enroll_required` (then [`TotpEnrollment`] from
+    /// `/api/v1/login/enroll`, and a login with the app's first code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    // Neither the password nor the code ever reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("email", &self.email)
+            .field("password", &"…")
+            .field("code", &self.code.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// A second factor to enroll: what the authenticator app is given.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TotpEnrollment {
+    /// The `otpauth://totp/…` URI (a QR code of it is what apps scan).
+    pub uri: String,
+    /// The secret in base32, for typing into an app by hand.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrollment(…)")
+    }
 }
 
 /// A technician as shown to clients.
@@ -91,6 +125,13 @@ pub struct LoginResponse {
     pub expires_at_ms: i64,
     /// Who logged in.
     pub technician: TechnicianInfo,
+    /// The recovery codes, given once, when this login confirmed a new
+    /// second factor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
+    /// How many recovery codes are left, when this login used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<i64>,
 }
 
 /// Create a session.

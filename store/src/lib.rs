@@ -20,6 +20,8 @@
 //! * `technicians` — technicians (enabled or disabled, moved, removed),
 //!   groups, login attempts and lockout;
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
+//! * `two_factor` — TOTP enrollment, the last step accepted (no replay),
+//!   recovery codes (hashes only), 2FA required per account or group;
 //! * `sessions` — session rows and the created → waiting → paired (→
 //!   direct) → ended state machine, the reported path, the one-time applet
 //!   secret (and issuing it again), relayed byte counts;
@@ -42,6 +44,7 @@ mod rows;
 mod sessions;
 mod technicians;
 mod tokens;
+mod two_factor;
 
 #[cfg(test)]
 mod admin_tests;
@@ -55,6 +58,7 @@ pub use nodes::NodeRecord;
 pub use retention::{PRUNE_BATCH, Pruned};
 pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{Group, GroupRemoval, MAX_EMAIL, NewTechnician, Removal, Technician};
+pub use two_factor::TwoFactor;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};

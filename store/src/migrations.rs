@@ -338,6 +338,36 @@ ALTER TABLE groups ADD COLUMN networks TEXT;
 ALTER TABLE groups ADD COLUMN networks TEXT;
 ",
     },
+    Migration {
+        version: 8,
+        name: "two-factor login: TOTP secrets, the last step used, recovery codes",
+        // A recovery code is kept only as its SHA-256; using one deletes
+        // its row, so "used once" is one atomic DELETE on any node.
+        sqlite: r"
+ALTER TABLE technicians ADD COLUMN totp_secret TEXT;
+ALTER TABLE technicians ADD COLUMN totp_enrolled_at_ms BIGINT;
+ALTER TABLE technicians ADD COLUMN totp_last_step BIGINT;
+ALTER TABLE technicians ADD COLUMN totp_required BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN totp_required BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE recovery_codes (
+    technician_id BIGINT NOT NULL REFERENCES technicians(id),
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (technician_id, code_hash)
+);
+",
+        postgres: r"
+ALTER TABLE technicians ADD COLUMN totp_secret TEXT;
+ALTER TABLE technicians ADD COLUMN totp_enrolled_at_ms BIGINT;
+ALTER TABLE technicians ADD COLUMN totp_last_step BIGINT;
+ALTER TABLE technicians ADD COLUMN totp_required BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN totp_required BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE recovery_codes (
+    technician_id BIGINT NOT NULL REFERENCES technicians(id),
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (technician_id, code_hash)
+);
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

@@ -6,6 +6,7 @@
 
 use crate::error::conflict_on_unique;
 use crate::rows::{self, get};
+use crate::two_factor::TwoFactor;
 use crate::{Permissions, Result, SessionGuid, SessionState, Store, StoreError};
 use sqlx::Any;
 use sqlx::any::AnyRow;
@@ -50,6 +51,9 @@ pub struct Technician {
     /// The networks (comma-separated CIDRs) the technician's group may log
     /// in and connect from; `None`: any.
     pub networks: Option<String>,
+    /// Their second factor: whether one is required, and where enrollment
+    /// stands.
+    pub two_factor: TwoFactor,
 }
 
 /// The columns every technician query selects, joined with the group.
@@ -58,7 +62,8 @@ macro_rules! technician_select {
     () => {
         "SELECT t.id, t.email, t.name, g.name AS group_name, g.permissions, \
          t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
-         t.disabled_at_ms, g.networks \
+         t.disabled_at_ms, g.networks, t.totp_secret, t.totp_enrolled_at_ms, \
+         t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required \
          FROM technicians t JOIN groups g ON g.id = t.group_id"
     };
 }
@@ -78,6 +83,13 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
         created_at_ms: get(row, "created_at_ms")?,
         disabled_at_ms: get(row, "disabled_at_ms")?,
         networks: get(row, "networks")?,
+        two_factor: TwoFactor {
+            required_for_account: get::<i64>(row, "totp_required")? != 0,
+            required_by_group: get::<i64>(row, "group_totp_required")? != 0,
+            secret: get(row, "totp_secret")?,
+            enrolled_at_ms: get(row, "totp_enrolled_at_ms")?,
+            last_step: get(row, "totp_last_step")?,
+        },
     })
 }
 
@@ -330,6 +342,8 @@ pub struct Group {
     pub idle_secs: Option<i64>,
     /// The networks its technicians may use (CIDRs); `None`: any.
     pub networks: Option<String>,
+    /// Its technicians log in with a second factor.
+    pub totp_required: bool,
 }
 
 /// What [`Store::remove_group`] did.
@@ -368,17 +382,19 @@ pub enum Removal {
     RecentlyEnded(Vec<(SessionGuid, i64)>),
 }
 
-/// A group's row: id, name, permissions, idle seconds, networks.
-type GroupRow = (i64, String, i64, Option<i64>, Option<String>);
+/// A group's row: id, name, permissions, idle seconds, networks, 2FA
+/// required.
+type GroupRow = (i64, String, i64, Option<i64>, Option<String>, i64);
 
 /// Decodes group rows and `(group, email)` rows into groups.
 fn groups_from(groups: Vec<GroupRow>, members: Vec<(i64, String)>) -> Result<Vec<Group>> {
     groups
         .into_iter()
-        .map(|(id, name, bits, idle_secs, networks)| {
+        .map(|(id, name, bits, idle_secs, networks, totp_required)| {
             Ok(Group {
                 idle_secs,
                 networks,
+                totp_required: totp_required != 0,
                 name,
                 permissions: rows::permissions("groups.permissions", bits)?,
                 technicians: members
@@ -396,7 +412,7 @@ impl Store {
     /// group list`).
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, permissions, idle_secs, networks FROM groups ORDER BY name",
+            "SELECT id, name, permissions, idle_secs, networks, totp_required FROM groups ORDER BY name",
         )
         .fetch_all(self.pool())
         .await?;
@@ -410,7 +426,7 @@ impl Store {
     /// One group by name, with its technicians.
     pub async fn group(&self, name: &str) -> Result<Option<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, permissions, idle_secs, networks FROM groups WHERE name = $1",
+            "SELECT id, name, permissions, idle_secs, networks, totp_required FROM groups WHERE name = $1",
         )
         .bind(name.trim())
         .fetch_all(self.pool())
@@ -492,6 +508,7 @@ impl Store {
             technicians: Vec::new(),
             idle_secs: None,
             networks: None,
+            totp_required: false,
         })
     }
 
@@ -729,6 +746,10 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM recovery_codes WHERE technician_id = $1")
+            .bind(technician_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM technicians WHERE id = $1")
             .bind(technician_id)
             .execute(&mut *tx)

@@ -47,6 +47,10 @@ enum Cmd {
         /// Read the password from standard input without prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Read the second factor's code from standard input (the line
+        /// after the password with --password-stdin), for scripts.
+        #[arg(long)]
+        totp_stdin: bool,
     },
     /// Log out: the gateway stops accepting this login, and it is forgotten
     /// here.
@@ -230,6 +234,7 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                 ca,
                 email,
                 password_stdin,
+                totp_stdin,
             } => {
                 crate::commands::login(
                     &profile,
@@ -239,6 +244,7 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                         ca,
                         email,
                         password_stdin,
+                        totp_stdin,
                     },
                 )
                 .await?

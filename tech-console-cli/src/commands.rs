@@ -6,6 +6,7 @@ use crate::profile::{LocalSession, Login, Profile};
 use anyhow::{Context, bail};
 use lifeline_protocol::portal::{
     CreateSession, LoginRequest, LoginResponse, ReissueApplet, SessionInfo, SessionList,
+    TotpEnrollment,
 };
 use lifeline_protocol::text::Shown;
 use lifeline_protocol::{ALPN_HTTP1, hex};
@@ -32,6 +33,8 @@ pub struct LoginArgs {
     pub email: Option<String>,
     /// `--password-stdin`.
     pub password_stdin: bool,
+    /// `--totp-stdin`.
+    pub totp_stdin: bool,
 }
 
 /// `tech-console login`. What is not given comes from the last login on
@@ -93,26 +96,42 @@ pub async fn login(profile: &Profile, args: LoginArgs) -> anyhow::Result<()> {
     let password = read_password(args.password_stdin)?;
     let tls = gateway_client_config(&GatewayTrust::Ca(ca.clone()), &[ALPN_HTTP1])?;
     let client = PortalClient::new(addr.clone(), tls);
-    let request = LoginRequest {
+    let mut request = LoginRequest {
         email: email.clone(),
         password,
+        code: None,
     };
-    // A gateway checking many logins at once answers "busy" with a short
-    // Retry-After instead of queueing without bound: wait and try again.
-    let mut tries = 0;
+    // An account with a second factor is asked for its code; one that
+    // must have one and has none sets it up here, on the way.
     let resp: LoginResponse = loop {
-        match client.post("/api/v1/login", &request).await {
-            Err(PortalError::Api { status, error })
-                if status.as_u16() == 503 && error.code == "busy" && tries < 5 =>
+        match post_login(&client, "/api/v1/login", &request).await {
+            Err(PortalError::Api { error, .. })
+                if error.code == "code_required" && request.code.is_none() =>
             {
-                tries += 1;
-                let wait = error.retry_after_secs.unwrap_or(1).clamp(1, 5);
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                request.code = Some(crate::second_factor::read_code(
+                    args.totp_stdin,
+                    "Code from your authenticator app (or a recovery code): ",
+                )?);
+            }
+            Err(PortalError::Api { error, .. })
+                if error.code == "enroll_required" && request.code.is_none() =>
+            {
+                let enrollment: TotpEnrollment =
+                    match post_login(&client, "/api/v1/login/enroll", &request).await {
+                        Err(PortalError::Link(e)) => return Err(explain_unreached(&addr, e)),
+                        r => r?,
+                    };
+                crate::second_factor::show_enrollment(&enrollment)?;
+                request.code = Some(crate::second_factor::read_code(
+                    args.totp_stdin,
+                    "Code the app shows now: ",
+                )?);
             }
             Err(PortalError::Link(e)) => return Err(explain_unreached(&addr, e)),
             r => break r?,
         }
     };
+    crate::second_factor::show_after_login(&resp);
     profile.save_login(
         &Login {
             gateway: addr.to_string(),
@@ -130,6 +149,29 @@ pub async fn login(profile: &Profile, args: LoginArgs) -> anyhow::Result<()> {
         lifeline_protocol::time::rfc3339(resp.expires_at_ms)
     );
     Ok(())
+}
+
+/// Posts a login (or enrollment) request. A gateway checking many logins
+/// at once answers "busy" with a short Retry-After instead of queueing
+/// without bound: wait and try again, a few times.
+async fn post_login<T: serde::de::DeserializeOwned>(
+    client: &PortalClient,
+    path: &str,
+    request: &LoginRequest,
+) -> Result<T, PortalError> {
+    let mut tries = 0;
+    loop {
+        match client.post(path, request).await {
+            Err(PortalError::Api { status, error })
+                if status.as_u16() == 503 && error.code == "busy" && tries < 5 =>
+            {
+                tries += 1;
+                let wait = error.retry_after_secs.unwrap_or(1).clamp(1, 5);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// A gateway that could not be reached, or not trusted, in one line that

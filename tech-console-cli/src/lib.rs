@@ -33,6 +33,7 @@ pub mod keys;
 pub mod line;
 pub mod portal;
 pub mod profile;
+pub mod second_factor;
 pub mod terminal;
 pub mod typed;
 pub mod ui;

@@ -107,7 +107,13 @@ fn every_command_that_does_something_shows_an_example_and_its_defaults() {
         let mut args: Vec<&str> = rest.split('-').filter(|w| !w.is_empty()).collect();
         // Subcommand names with a dash of their own.
         let joined = args.join("-");
-        for two in ["operator-key", "revoke-tokens", "reset-password"] {
+        for two in [
+            "operator-key",
+            "revoke-tokens",
+            "reset-password",
+            "reset-2fa",
+            "require-2fa",
+        ] {
             if joined.ends_with(two) {
                 args.truncate(args.len() - 2);
                 args.push(two);

@@ -111,6 +111,9 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
         gw.metrics.login(match (status, code) {
             (200, _) => "ok",
             (_, Some("bad_credentials")) => "bad_credentials",
+            (_, Some("bad_code")) => "bad_code",
+            (_, Some("code_required")) => "code_required",
+            (_, Some("enroll_required")) => "enroll_required",
             (_, Some("locked")) => "locked",
             (_, Some("disabled")) => "disabled",
             (_, Some("network")) => "network",
@@ -132,6 +135,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (&Method::GET, ["api", "v1", "health"]) => "health",
         (&Method::GET, ["api", "v1", "directory"]) => "directory",
         (&Method::POST, ["api", "v1", "login"]) => "login",
+        (&Method::POST, ["api", "v1", "login", "enroll"]) => "login_enroll",
         (&Method::POST, ["api", "v1", "logout"]) => "logout",
         (_, ["api", "v1", "sessions", rest @ ..]) => match (method, rest) {
             (&Method::GET, []) => "sessions_list",
@@ -160,6 +164,10 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
         (&Method::GET, ["api", "v1", "directory"]) => public::directory(gw).await,
         (&Method::POST, ["api", "v1", "login"]) => match body(gw, req).await {
             Ok(b) => login::login(gw, &b, peer).await,
+            Err(r) => r,
+        },
+        (&Method::POST, ["api", "v1", "login", "enroll"]) => match body(gw, req).await {
+            Ok(b) => login::enroll(gw, &b, peer).await,
             Err(r) => r,
         },
         (&Method::POST, ["api", "v1", "logout"]) => match authenticate(gw, &req, peer).await {
