@@ -221,6 +221,27 @@ pub enum GroupCmd {
         #[arg(long)]
         off: bool,
     },
+    /// What a group asks of its technicians' passwords: least length,
+    /// least strength (0–4, as zxcvbn rates how guessable a password is),
+    /// and greatest age (an older password must be changed at the next
+    /// login). Each is a number or `off`; what is not given stays.
+    #[command(
+        after_help = "Example: gateway admin group password-policy default --min-length 12 --min-strength 3 --max-age 180d"
+    )]
+    PasswordPolicy {
+        /// Group name.
+        group: String,
+        /// At least this many characters, or `off`.
+        #[arg(long)]
+        min_length: Option<String>,
+        /// At least this strength (0–4), or `off`.
+        #[arg(long)]
+        min_strength: Option<String>,
+        /// Changed at least this often (`90d`, `12h`; a day at least), or
+        /// `off`.
+        #[arg(long)]
+        max_age: Option<String>,
+    },
     /// Add a group.
     #[command(
         after_help = "Example: gateway admin group add night --permissions system-info,run-command"
@@ -272,9 +293,6 @@ pub enum SessionCmd {
         reason: Option<String>,
     },
 }
-
-/// Minimum password length.
-pub const MIN_PASSWORD: usize = 8;
 
 /// The least `prune --older-than`: anything shorter is more likely a slip
 /// (`30m` meant as months) than a retention period.
@@ -352,9 +370,7 @@ fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
             .context("reading the password")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    if pw.chars().count() < MIN_PASSWORD {
-        bail!("the password must be at least {MIN_PASSWORD} characters");
-    }
+    // Judged (length included) against the group's policy before hashing.
     Ok(pw)
 }
 
@@ -374,6 +390,47 @@ async fn technician(store: &Store, email: &str) -> anyhow::Result<Technician> {
 /// checks it.
 fn group_name(name: &str) -> anyhow::Result<String> {
     Ok(text::check_name("the group name", name, 64)?.to_owned())
+}
+
+/// A policy number as given: `off`, or a number `check` accepts.
+fn off_or(
+    given: &str,
+    flag: &str,
+    check: impl Fn(i64) -> Result<i64, &'static str>,
+) -> anyhow::Result<Option<i64>> {
+    let given = given.trim();
+    if given.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let n: i64 = given
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag} {given:?}: give a number, or off"))?;
+    check(n)
+        .map(Some)
+        .map_err(|want| anyhow::anyhow!("{flag} {n}: give {want}, or off"))
+}
+
+/// A password an administrator sets, judged by the group's policy as the
+/// technician's own would be, then hashed.
+async fn policy_hash(
+    store: &Store,
+    group: &str,
+    email: &str,
+    name: &str,
+    password: String,
+) -> anyhow::Result<String> {
+    let policy = store
+        .group(group)
+        .await?
+        .map(|g| g.password_policy)
+        .unwrap_or_default();
+    let inputs = [email.to_owned(), name.to_owned(), group.to_owned()];
+    tokio::task::spawn_blocking(move || {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        crate::passwords::judge(&policy, &password, &inputs).map_err(anyhow::Error::msg)?;
+        Ok(crate::auth::hash_password(&password)?)
+    })
+    .await?
 }
 
 /// "1 login" / "2 logins".
@@ -492,8 +549,7 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
             let name = text::check_name("the name", &name, 128)?.to_owned();
             let group = group_name(&group)?;
             let pw = read_password(password_stdin, "Password for the new technician: ")?;
-            let hash =
-                tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
+            let hash = policy_hash(store, &group, &email, &name, pw).await?;
             let t = store
                 .add_technician(
                     NewTechnician {
@@ -681,9 +737,8 @@ async fn technician_cmd(cmd: TechnicianCmd, store: &Store, now: i64) -> anyhow::
             // Looked up first: an unknown address fails before any prompt.
             let t = technician(store, &email).await?;
             let pw = read_password(password_stdin, &format!("New password for {}: ", t.email))?;
-            let hash =
-                tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
-            let n = store.reset_password(t.id, &hash).await?;
+            let hash = policy_hash(store, &t.group, &t.email, &t.name, pw).await?;
+            let n = store.reset_password(t.id, &hash, now).await?;
             let was_locked = t.locked_until_ms.is_some_and(|u| u > now);
             let logins = count(n, "login", "logins");
             let mut detail = format!("{}: new password set; {logins} ended", t.email);
@@ -841,6 +896,9 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                     if g.totp_required {
                         policy.push("second factor required".to_owned());
                     }
+                    if !g.password_policy.is_empty() {
+                        policy.push(g.password_policy.to_string());
+                    }
                     let people = if g.technicians.is_empty() {
                         "(none)".to_owned()
                     } else {
@@ -961,6 +1019,62 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                 "group {group}: logins and consoles from {}",
                 words(list.as_deref())
             );
+        }
+        GroupCmd::PasswordPolicy {
+            group,
+            min_length,
+            min_strength,
+            max_age,
+        } => {
+            let group = group_name(&group)?;
+            let Some(g) = store.group(&group).await? else {
+                bail!("there is no group named {group:?} (`gateway admin group list` shows them)");
+            };
+            let before = g.password_policy;
+            let mut policy = before;
+            if let Some(v) = min_length {
+                policy.min_length = off_or(&v, "--min-length", |n| {
+                    (1..=1024)
+                        .contains(&n)
+                        .then_some(n)
+                        .ok_or("a number of characters from 1 to 1024")
+                })?;
+            }
+            if let Some(v) = min_strength {
+                policy.min_strength = off_or(&v, "--min-strength", |n| {
+                    (0..=4)
+                        .contains(&n)
+                        .then_some(n)
+                        .ok_or("a strength from 0 to 4")
+                })?;
+            }
+            if let Some(v) = max_age {
+                policy.max_age_secs = if v.trim().eq_ignore_ascii_case("off") {
+                    None
+                } else {
+                    let age = parse_duration(&v).map_err(anyhow::Error::msg)?;
+                    if age.ms < 86_400_000 {
+                        bail!("--max-age {age} is less than a day: give 1d or more, or off");
+                    }
+                    Some(age.ms / 1000)
+                };
+            }
+            store.set_group_password_policy(&group, policy).await?;
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group password policy",
+                    &format!("{group}: {before} → {policy}"),
+                )
+                .await?;
+            let when = if policy.max_age_secs.is_some() {
+                "; passwords older than that are changed at the next login"
+            } else {
+                ""
+            };
+            println!("group {group}: {policy}{when}");
         }
         GroupCmd::Require2fa { group, off } => {
             let group = group_name(&group)?;

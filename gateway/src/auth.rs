@@ -125,14 +125,23 @@ impl PasswordHasher {
     /// [`verify_password`] off the async runtime, or [`AuthError::Busy`]
     /// at once if the queue is full.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool, AuthError> {
+        self.checked.fetch_add(1, Ordering::Relaxed);
+        self.run(move || verify_password(&password, &stored)).await
+    }
+
+    /// Password work of another kind (hashing a new password, judging its
+    /// strength) under the same bounds as the checks.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
         let _admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| AuthError::Busy)?;
         let _running = self.running.acquire().await.map_err(|_| AuthError::Join)?;
-        self.checked.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || verify_password(&password, &stored))
+        tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| AuthError::Join)?
     }

@@ -12,10 +12,12 @@
 //! * [`relay`] — the `lifeline/1` handshake and the byte pump (the gateway
 //!   never holds a session key).
 //! * [`registry`] — which sessions have an applet or a console on this node.
-//! * [`portal`] — the HTTP API: login, sessions, applet download, directory.
+//! * [`portal`] — the HTTP API: login (two-factor, password changes),
+//!   sessions, applet download, directory.
 //! * [`personalize`] — appends the signed trailer to the stock applet.
 //! * [`auth`] — scrypt passwords, bearer tokens; [`totp`] — one-time
-//!   codes (RFC 6238) and recovery codes for two-factor logins.
+//!   codes (RFC 6238) and recovery codes for two-factor logins;
+//!   [`passwords`] — a group's password policy (length, strength, age).
 //! * [`limits`] — per-source connection limits and failed-attempt budgets;
 //!   [`networks`] — the networks a group's technicians may use.
 //! * [`refusals`] — relay refusals logged once per reason per minute.
@@ -38,6 +40,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod networks;
+pub mod passwords;
 pub mod personalize;
 pub mod portal;
 pub mod process;

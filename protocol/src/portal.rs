@@ -3,6 +3,7 @@
 //! | method | path | body → answer |
 //! |---|---|---|
 //! | POST | `/api/v1/login` | [`LoginRequest`] → [`LoginResponse`] |
+//! | POST | `/api/v1/password` | [`PasswordChange`] → [`LoginResponse`] (the group's policy applies to the new password; a password past its age is changed here) |
 //! | POST | `/api/v1/login/enroll` | [`LoginRequest`] → [`TotpEnrollment`] (a second factor required and not yet enrolled: a new pending secret) |
 //! | POST | `/api/v1/logout` | → `{"logged_out": true}` (the token stops working) |
 //! | POST | `/api/v1/sessions` | [`CreateSession`] → [`SessionInfo`] |
@@ -86,6 +87,27 @@ impl std::fmt::Debug for LoginRequest {
             .field("email", &self.email)
             .field("password", &"…")
             .field("code", &self.code.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// A technician changing their password: the whole login (password and,
+/// where needed, code) and the new password. Answered like a login, with
+/// a new token; every earlier login of theirs ends.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasswordChange {
+    /// The login, with the current password.
+    #[serde(flatten)]
+    pub login: LoginRequest,
+    /// The new password.
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("login", &self.login)
+            .field("new_password", &"…")
             .finish()
     }
 }

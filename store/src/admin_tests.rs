@@ -109,7 +109,13 @@ async fn lifecycle(url: &str) {
         .unwrap();
     let t = store.technician_by_id(ada.id).await.unwrap().unwrap();
     assert_eq!((t.locked_until_ms, t.failed_logins), (Some(T0 + HOUR), 1));
-    assert_eq!(store.reset_password(ada.id, "scrypt$new").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .reset_password(ada.id, "scrypt$new", T0)
+            .await
+            .unwrap(),
+        1
+    );
     let t = store.technician_by_id(ada.id).await.unwrap().unwrap();
     assert_eq!(
         (t.password_hash.as_str(), t.locked_until_ms, t.failed_logins),

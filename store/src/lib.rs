@@ -19,6 +19,7 @@
 //!   [`StoreError::Corrupt`];
 //! * `technicians` — technicians (enabled or disabled, moved, removed),
 //!   groups, login attempts and lockout;
+//! * `passwords` — a group's password policy, a technician's own change;
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
 //! * `two_factor` — TOTP enrollment, the last step accepted (no replay),
 //!   recovery codes (hashes only), 2FA required per account or group;
@@ -39,6 +40,7 @@ mod endings;
 mod error;
 mod migrations;
 mod nodes;
+mod passwords;
 mod retention;
 mod rows;
 mod sessions;
@@ -55,6 +57,7 @@ pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
+pub use passwords::PasswordPolicy;
 pub use retention::{PRUNE_BATCH, Pruned};
 pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{Group, GroupRemoval, MAX_EMAIL, NewTechnician, Removal, Technician};

@@ -368,6 +368,22 @@ CREATE TABLE recovery_codes (
 );
 ",
     },
+    Migration {
+        version: 9,
+        name: "password policy per group; when each password was set",
+        sqlite: r"
+ALTER TABLE groups ADD COLUMN password_min_length BIGINT;
+ALTER TABLE groups ADD COLUMN password_min_strength BIGINT;
+ALTER TABLE groups ADD COLUMN password_max_age_secs BIGINT;
+ALTER TABLE technicians ADD COLUMN password_set_at_ms BIGINT;
+",
+        postgres: r"
+ALTER TABLE groups ADD COLUMN password_min_length BIGINT;
+ALTER TABLE groups ADD COLUMN password_min_strength BIGINT;
+ALTER TABLE groups ADD COLUMN password_max_age_secs BIGINT;
+ALTER TABLE technicians ADD COLUMN password_set_at_ms BIGINT;
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

@@ -5,6 +5,7 @@
 //! comparison does not depend on each database's idea of case folding.
 
 use crate::error::conflict_on_unique;
+use crate::passwords::PasswordPolicy;
 use crate::rows::{self, get};
 use crate::two_factor::TwoFactor;
 use crate::{Permissions, Result, SessionGuid, SessionState, Store, StoreError};
@@ -54,6 +55,10 @@ pub struct Technician {
     /// Their second factor: whether one is required, and where enrollment
     /// stands.
     pub two_factor: TwoFactor,
+    /// Their group's password policy.
+    pub password_policy: PasswordPolicy,
+    /// When their password was set (by them, or by an administrator).
+    pub password_set_at_ms: i64,
 }
 
 /// The columns every technician query selects, joined with the group.
@@ -63,7 +68,9 @@ macro_rules! technician_select {
         "SELECT t.id, t.email, t.name, g.name AS group_name, g.permissions, \
          t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
          t.disabled_at_ms, g.networks, t.totp_secret, t.totp_enrolled_at_ms, \
-         t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required \
+         t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required, \
+         g.password_min_length, g.password_min_strength, g.password_max_age_secs, \
+         COALESCE(t.password_set_at_ms, t.created_at_ms) AS password_set_at_ms \
          FROM technicians t JOIN groups g ON g.id = t.group_id"
     };
 }
@@ -90,6 +97,12 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
             enrolled_at_ms: get(row, "totp_enrolled_at_ms")?,
             last_step: get(row, "totp_last_step")?,
         },
+        password_policy: PasswordPolicy {
+            min_length: get(row, "password_min_length")?,
+            min_strength: get(row, "password_min_strength")?,
+            max_age_secs: get(row, "password_max_age_secs")?,
+        },
+        password_set_at_ms: get(row, "password_set_at_ms")?,
     })
 }
 
@@ -344,6 +357,8 @@ pub struct Group {
     pub networks: Option<String>,
     /// Its technicians log in with a second factor.
     pub totp_required: bool,
+    /// What it asks of its technicians' passwords.
+    pub password_policy: PasswordPolicy,
 }
 
 /// What [`Store::remove_group`] did.
@@ -383,27 +398,45 @@ pub enum Removal {
 }
 
 /// A group's row: id, name, permissions, idle seconds, networks, 2FA
-/// required.
-type GroupRow = (i64, String, i64, Option<i64>, Option<String>, i64);
+/// required, password policy (least length, least strength, greatest
+/// age).
+type GroupRow = (
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Decodes group rows and `(group, email)` rows into groups.
 fn groups_from(groups: Vec<GroupRow>, members: Vec<(i64, String)>) -> Result<Vec<Group>> {
     groups
         .into_iter()
-        .map(|(id, name, bits, idle_secs, networks, totp_required)| {
-            Ok(Group {
-                idle_secs,
-                networks,
-                totp_required: totp_required != 0,
-                name,
-                permissions: rows::permissions("groups.permissions", bits)?,
-                technicians: members
-                    .iter()
-                    .filter(|(g, _)| *g == id)
-                    .map(|(_, e)| e.clone())
-                    .collect(),
-            })
-        })
+        .map(
+            |(id, name, bits, idle_secs, networks, totp, min_len, min_strength, max_age)| {
+                Ok(Group {
+                    idle_secs,
+                    networks,
+                    totp_required: totp != 0,
+                    password_policy: PasswordPolicy {
+                        min_length: min_len,
+                        min_strength,
+                        max_age_secs: max_age,
+                    },
+                    name,
+                    permissions: rows::permissions("groups.permissions", bits)?,
+                    technicians: members
+                        .iter()
+                        .filter(|(g, _)| *g == id)
+                        .map(|(_, e)| e.clone())
+                        .collect(),
+                })
+            },
+        )
         .collect()
 }
 
@@ -412,7 +445,8 @@ impl Store {
     /// group list`).
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, permissions, idle_secs, networks, totp_required FROM groups ORDER BY name",
+            "SELECT id, name, permissions, idle_secs, networks, totp_required, \
+             password_min_length, password_min_strength, password_max_age_secs FROM groups ORDER BY name",
         )
         .fetch_all(self.pool())
         .await?;
@@ -426,7 +460,8 @@ impl Store {
     /// One group by name, with its technicians.
     pub async fn group(&self, name: &str) -> Result<Option<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, permissions, idle_secs, networks, totp_required FROM groups WHERE name = $1",
+            "SELECT id, name, permissions, idle_secs, networks, totp_required, \
+             password_min_length, password_min_strength, password_max_age_secs FROM groups WHERE name = $1",
         )
         .bind(name.trim())
         .fetch_all(self.pool())
@@ -509,6 +544,7 @@ impl Store {
             idle_secs: None,
             networks: None,
             totp_required: false,
+            password_policy: PasswordPolicy::default(),
         })
     }
 
@@ -627,14 +663,20 @@ impl Store {
     /// and deletes every token of the technician, in one transaction.
     /// Returns how many tokens there were. [`StoreError::NotFound`] if
     /// there is no such technician.
-    pub async fn reset_password(&self, technician_id: i64, password_hash: &str) -> Result<u64> {
+    pub async fn reset_password(
+        &self,
+        technician_id: i64,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE technicians SET password_hash = $2, failed_logins = 0, \
-             locked_until_ms = NULL WHERE id = $1",
+             locked_until_ms = NULL, password_set_at_ms = $3 WHERE id = $1",
         )
         .bind(technician_id)
         .bind(password_hash)
+        .bind(now_ms)
         .execute(&mut *tx)
         .await?
         .rows_affected();

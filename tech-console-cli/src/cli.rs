@@ -52,6 +52,21 @@ enum Cmd {
         #[arg(long)]
         totp_stdin: bool,
     },
+    /// Change your password (on the gateway of the last login here); every
+    /// earlier login of yours ends, and this one goes on.
+    #[command(
+        after_help = "Example: tech-console password\nScripts: printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | tech-console password --password-stdin"
+    )]
+    Password {
+        /// Read the current password, then the new one, from standard
+        /// input (a line each) without prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Read the second factor's code from standard input (after the
+        /// passwords), for scripts.
+        #[arg(long)]
+        totp_stdin: bool,
+    },
     /// Log out: the gateway stops accepting this login, and it is forgotten
     /// here.
     #[command(after_help = "Example: tech-console logout")]
@@ -236,9 +251,9 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                 password_stdin,
                 totp_stdin,
             } => {
-                crate::commands::login(
+                crate::login::login(
                     &profile,
-                    crate::commands::LoginArgs {
+                    crate::login::LoginArgs {
                         gateway,
                         ca_fingerprint,
                         ca,
@@ -249,6 +264,10 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                 )
                 .await?
             }
+            Cmd::Password {
+                password_stdin,
+                totp_stdin,
+            } => crate::login::password(&profile, password_stdin, totp_stdin).await?,
             Cmd::Logout => crate::commands::logout(&profile).await?,
             // Handled before the runtime starts.
             Cmd::Completions { .. } | Cmd::Man { .. } => {}

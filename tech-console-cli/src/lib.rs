@@ -6,7 +6,9 @@
 //! * [`cli`] — the `tech-console` command line.
 //! * [`profile`] — the login (token, gateway, CA), per-session secrets and
 //!   notes, kept in the user's config directory with 0600 permissions.
-//! * [`commands`] — `login`, `session new`, `queue`, `sessions`, `logout`.
+//! * [`login`] — `login` and `password`, with [`second_factor`]: the code,
+//!   or setting up an authenticator app (a QR code in the terminal).
+//! * [`commands`] — `session new`, `queue`, `sessions`, `logout`.
 //! * [`portal`] — a portal client for the saved login; sessions by GUID or
 //!   label.
 //! * [`drive`] — one session: pair through the gateway, end-to-end TLS,
@@ -31,6 +33,7 @@ pub mod drive;
 pub mod editor;
 pub mod keys;
 pub mod line;
+pub mod login;
 pub mod portal;
 pub mod profile;
 pub mod second_factor;

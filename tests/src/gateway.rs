@@ -152,6 +152,31 @@ impl Gateway {
         admin(&self.data_dir, self.store.as_deref(), args, stdin)
     }
 
+    /// Runs one SQL statement on the node's store beside it (to make rows
+    /// old, as time would); returns the rows it changed.
+    pub fn store_exec(&self, statement: &str) -> u64 {
+        let url = self
+            .store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("gateway.db").display()));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                sqlx::any::install_default_drivers();
+                let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+                let done = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected();
+                let _ = c.close().await;
+                done
+            })
+    }
+
     /// Adds a technician (panics on failure).
     pub fn add_technician(&self, email: &str, name: &str, password: &str) {
         technician_add(

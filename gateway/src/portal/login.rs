@@ -38,7 +38,7 @@ fn locked(until_ms: i64, now: i64) -> Resp {
 /// budget, lockout, the password, disabled accounts, the group's
 /// networks. On success the attempt still holds its place in the source's
 /// budget; the caller gives it back once the whole login succeeds.
-async fn check_password(
+pub(super) async fn check_password(
     gw: &Gateway,
     req: &LoginRequest,
     peer: SocketAddr,
@@ -200,7 +200,7 @@ async fn count_failure(
 }
 
 /// What the second factor of a successful login was.
-enum SecondFactor {
+pub(super) enum SecondFactor {
     /// None needed.
     None,
     /// A code from the app.
@@ -213,7 +213,7 @@ enum SecondFactor {
 }
 
 /// Checks the second factor of a login whose password was right.
-async fn second_factor(
+pub(super) async fn second_factor(
     gw: &Gateway,
     tech: &Technician,
     code: Option<&str>,
@@ -400,7 +400,6 @@ pub(super) async fn enroll(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp 
 }
 
 pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
-    let ip = peer.ip();
     let req: LoginRequest = match parse(body) {
         Ok(r) => r,
         Err(r) => return r,
@@ -410,12 +409,48 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
         Err(r) => return r,
     };
     let now = lifeline_protocol::time::now_ms();
-    let source = peer.to_string();
+    // Before the second factor, so that no code is spent on a login that
+    // cannot finish: the change (`/api/v1/password`) takes the code.
+    if let Some(days) = crate::passwords::expired(&tech, now) {
+        gw.budgets.login.refund(peer.ip());
+        crate::relay::audit(
+            gw,
+            None,
+            &tech.email,
+            "login refused",
+            &format!(
+                "the password is older than group {} allows; from {peer}",
+                tech.group
+            ),
+        )
+        .await;
+        return error(
+            StatusCode::FORBIDDEN,
+            "password_expired",
+            &format!(
+                "your password is older than your group allows ({days} days): choose a new one"
+            ),
+        );
+    }
     let second = match second_factor(gw, &tech, req.code.as_deref(), peer, now).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    gw.budgets.login.refund(ip);
+    finish(gw, tech, second, peer, now, "").await
+}
+
+/// Ends a successful login: the source's budget back, the success
+/// recorded, a new token.
+pub(super) async fn finish(
+    gw: &Gateway,
+    tech: Technician,
+    second: SecondFactor,
+    peer: SocketAddr,
+    now: i64,
+    what_else: &str,
+) -> Resp {
+    let source = peer.to_string();
+    gw.budgets.login.refund(peer.ip());
     if let Err(e) = gw
         .store
         .record_login_success(tech.id, &tech.email, &source, now)
@@ -449,7 +484,7 @@ pub(super) async fn login(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp {
         None,
         &tech.email,
         "login",
-        &format!("from {source}{how}"),
+        &format!("from {source}{how}{what_else}"),
     )
     .await;
     let (recovery_codes, recovery_codes_left) = match second {

@@ -1,7 +1,8 @@
 //! The portal HTTP API (ALPN `h2` or `http/1.1` on the gateway's TLS port).
 //!
 //! Routing is a `match` on method and path segments; handlers live in
-//! [`sessions`], [`login`] and [`public`]. Request bodies are capped at
+//! [`sessions`], [`login`], [`password`] and [`public`]. Request bodies are
+//! capped at
 //! [`MAX_BODY`] and must arrive within the body timeout once the headers
 //! have (a client that stalls mid-body gets 408 and loses its slot);
 //! headers must arrive within the handshake timeout; a connection lives at
@@ -12,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 mod login;
+mod password;
 mod public;
 mod sessions;
 
@@ -114,6 +116,7 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
             (_, Some("bad_code")) => "bad_code",
             (_, Some("code_required")) => "code_required",
             (_, Some("enroll_required")) => "enroll_required",
+            (_, Some("password_expired")) => "password_expired",
             (_, Some("locked")) => "locked",
             (_, Some("disabled")) => "disabled",
             (_, Some("network")) => "network",
@@ -136,6 +139,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (&Method::GET, ["api", "v1", "directory"]) => "directory",
         (&Method::POST, ["api", "v1", "login"]) => "login",
         (&Method::POST, ["api", "v1", "login", "enroll"]) => "login_enroll",
+        (&Method::POST, ["api", "v1", "password"]) => "password_change",
         (&Method::POST, ["api", "v1", "logout"]) => "logout",
         (_, ["api", "v1", "sessions", rest @ ..]) => match (method, rest) {
             (&Method::GET, []) => "sessions_list",
@@ -168,6 +172,10 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
         },
         (&Method::POST, ["api", "v1", "login", "enroll"]) => match body(gw, req).await {
             Ok(b) => login::enroll(gw, &b, peer).await,
+            Err(r) => r,
+        },
+        (&Method::POST, ["api", "v1", "password"]) => match body(gw, req).await {
+            Ok(b) => password::change(gw, &b, peer).await,
             Err(r) => r,
         },
         (&Method::POST, ["api", "v1", "logout"]) => match authenticate(gw, &req, peer).await {
