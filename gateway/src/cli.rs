@@ -158,7 +158,9 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
                 let bound = l.local_addr()?;
                 (
                     Some(l),
-                    format!("health and metrics on http://{bound}/health and /metrics"),
+                    format!(
+                        "health and metrics on http://{bound}/metrics (alive: /healthz, ready: /readyz)"
+                    ),
                 )
             }
             Err(e) => {

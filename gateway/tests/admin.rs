@@ -794,8 +794,29 @@ fn a_group_s_networks_refuse_and_accept_by_source_address() {
     let s = setup(StoreKind::Sqlite);
     let err = refused(&s.gw, &["group", "networks", "default", "127.0.0.1/8"], "");
     assert!(err.contains("did you mean 127.0.0.0/8"), "{err}");
+    // A session made while any network would do, and the login's token.
+    let guid = s
+        .console
+        .session_new("outside", &s.files.path().join("outside"));
+    let login: Value =
+        serde_json::from_slice(&std::fs::read(s.console.dir.path().join("login.json")).unwrap())
+            .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
     let out = ok(&s.gw, &["group", "networks", "default", "127.0.0.2/32"], "");
     assert!(out.contains("from 127.0.0.2/32"), "{out}");
+    // A console connecting to the relay from 127.0.0.1 is refused there
+    // too, and says why.
+    match lifeline_tests::raw::RawClient::ask(
+        &s.gw,
+        lifeline_protocol::relay::Role::Console,
+        guid.parse().unwrap(),
+        &token,
+    ) {
+        lifeline_protocol::relay::ServerMsg::Refused { message, .. } => {
+            assert!(message.contains("only from its own networks"), "{message}")
+        }
+        other => panic!("a console from outside the networks got {other:?}"),
+    }
     ok(&s.gw, &["group", "idle", "default", "45m"], "");
     let list = ok(&s.gw, &["group", "list"], "");
     assert!(
@@ -832,6 +853,7 @@ fn a_group_s_networks_refuse_and_accept_by_source_address() {
         "default: any → 127.0.0.2/32",
         "request refused",
         "login refused",
+        "console refused",
         "outside the networks of group default",
     ] {
         assert!(audit.contains(needle), "{needle:?} not in:\n{audit}");
