@@ -24,7 +24,7 @@ fn code(secret: &Secret, step: i64) -> String {
 /// A gateway with one technician; `require` adds them with --require-2fa.
 fn gateway(require: bool) -> (TempDir, Gateway) {
     let data = TempDir::new("gw");
-    let gw = Gateway::start(data.path(), None, &[]);
+    let gw = Gateway::start_logged(data.path(), &[], &data.path().join("gateway.log"));
     let mut args = vec![
         "technician",
         "add",
@@ -150,7 +150,7 @@ fn a_required_second_factor_is_set_up_at_the_first_login_on_a_terminal() {
 
 #[test]
 fn each_code_and_each_recovery_code_works_once_and_a_reset_starts_over() {
-    let (_data, gw) = gateway(true);
+    let (data, gw) = gateway(true);
     let console = Console::new();
     let (secret, recovery) = enroll(&console, &gw);
 
@@ -206,8 +206,22 @@ fn each_code_and_each_recovery_code_works_once_and_a_reset_starts_over() {
     let out = login_with(&console, &gw, &recovery[1]);
     assert!(!out.status.success());
     assert!(stdout(&out).contains("otpauth://"), "asked to set up again");
-    let (_new, _) = enroll(&console, &gw);
+    let (new, codes) = enroll(&console, &gw);
     assert!(logged_in(&console));
+
+    // No secret of the second factor is in the gateway's log (the codes
+    // themselves are six digits, which any number in a log could hold).
+    let log = std::fs::read_to_string(data.path().join("gateway.log")).unwrap();
+    assert!(log.lines().count() >= 3, "the log is nearly empty: {log}");
+    for s in [&secret, &new] {
+        assert!(!log.contains(&s.base32()), "a TOTP secret is in the log");
+        let hex = lifeline_protocol::hex::encode(&s.0);
+        assert!(!log.contains(&hex), "a TOTP secret is in the log");
+    }
+    for c in recovery.iter().chain(&codes) {
+        assert!(!log.contains(c.as_str()), "a recovery code is in the log");
+    }
+    assert!(!log.contains(PASSWORD), "the password is in the log");
 }
 
 #[test]
