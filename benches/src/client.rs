@@ -225,6 +225,7 @@ pub async fn create_session(
                 console_pin: hex::encode(&pin),
                 applet_secret: hex::encode(&secret),
                 expires_in_secs: Some(3600),
+                pin: false,
             },
         )
         .await

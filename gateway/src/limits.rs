@@ -173,7 +173,19 @@ pub struct Budgets {
     pub login: Budget,
     /// Relay hellos from a console whose token is not valid.
     pub console_token: Budget,
+    /// Wrong PINs on the end user's web page, per source.
+    pub pin: Budget,
+    /// Wrong PINs on the web page from everywhere together (one key): what
+    /// bounds a guesser with many addresses.
+    pub pin_global: Budget,
 }
+
+/// Wrong PINs one source may type per minute.
+pub const PIN_PER_SOURCE: u32 = 5;
+/// Wrong PINs a node accepts per minute from all sources together. With
+/// N live PINs (of a million), a guesser who spends all of it for a PIN's
+/// whole 20 minutes hits one with a chance of about 20 × this × N / 10⁶.
+pub const PIN_GLOBAL: u32 = 20;
 
 impl Budgets {
     /// Each kind allows `per_minute` attempts per source per minute.
@@ -182,6 +194,8 @@ impl Budgets {
             unknown_session: Budget::new(per_minute),
             login: Budget::new(per_minute),
             console_token: Budget::new(per_minute),
+            pin: Budget::new(PIN_PER_SOURCE),
+            pin_global: Budget::new(PIN_GLOBAL),
         }
     }
 }

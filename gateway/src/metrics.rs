@@ -87,6 +87,7 @@ pub struct Metrics {
     relay_bytes: Family<Labels, Counter>,
     portal: Family<Labels, Counter>,
     logins: Family<Labels, Counter>,
+    pin_attempts: Family<Labels, Counter>,
     stun: Counter,
     store_seconds: Timings,
     /// Read at scrape time: connections open, the cap, applets waiting,
@@ -162,6 +163,13 @@ impl Metrics {
             "lifeline_portal_requests",
             "Portal requests, by route and HTTP status",
             portal.clone(),
+        );
+        let pin_attempts = Family::<Labels, Counter>::default();
+        r.register(
+            "lifeline_pin_attempts",
+            "PINs typed on the end user's web page, by result (ok, wrong, rate_limited, \
+             busy, bad_request)",
+            pin_attempts.clone(),
         );
         let logins = Family::<Labels, Counter>::default();
         r.register(
@@ -255,6 +263,7 @@ impl Metrics {
             relay_bytes,
             portal,
             logins,
+            pin_attempts,
             stun,
             store_seconds,
             gauges,
@@ -314,6 +323,13 @@ impl Metrics {
     /// A login's result (`ok`, or the refusal's code).
     pub fn login(&self, result: &'static str) {
         self.logins
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    /// A PIN typed on the web page, by result.
+    pub fn pin_attempt(&self, result: &'static str) {
+        self.pin_attempts
             .get_or_create(&labels(&[("result", result)]))
             .inc();
     }

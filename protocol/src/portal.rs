@@ -171,6 +171,10 @@ pub struct CreateSession {
     /// most [`MAX_SESSION_TTL_SECS`], 7 days).
     #[serde(default)]
     pub expires_in_secs: Option<u64>,
+    /// Give the session a 6-digit PIN ([`SessionInfo::pin`]) with which
+    /// the end user downloads the applet from the gateway's web page.
+    #[serde(default)]
+    pub pin: bool,
 }
 
 /// A [`CreateSession`] that passed [`CreateSession::check`].
@@ -646,6 +650,13 @@ pub struct SessionInfo {
     /// The path last reported by the console (`relay`, `tcp`, `udp`).
     #[serde(default)]
     pub path: Option<String>,
+    /// The session's PIN for the web page, in the answer that created it
+    /// (shown once: the store keeps it only until it is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// Until when the PIN works (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_expires_at_ms: Option<i64>,
 }
 
 /// A list of sessions.
@@ -717,6 +728,7 @@ mod tests {
             console_pin: "11".repeat(32),
             applet_secret: "22".repeat(32),
             expires_in_secs: ttl,
+            pin: false,
         }
     }
 

@@ -19,6 +19,8 @@
 //!   [`StoreError::Corrupt`];
 //! * `technicians` — technicians (enabled or disabled, moved, removed),
 //!   groups, login attempts and lockout;
+//! * `pins` — a session's 6-digit PIN for the web page (unique while
+//!   live, used once);
 //! * `passwords` — a group's password policy, a technician's own change;
 //! * `tokens` — bearer tokens (stored as SHA-256 hashes only);
 //! * `two_factor` — TOTP enrollment, the last step accepted (no replay),
@@ -41,6 +43,7 @@ mod error;
 mod migrations;
 mod nodes;
 mod passwords;
+mod pins;
 mod retention;
 mod rows;
 mod sessions;

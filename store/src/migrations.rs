@@ -384,6 +384,22 @@ ALTER TABLE groups ADD COLUMN password_max_age_secs BIGINT;
 ALTER TABLE technicians ADD COLUMN password_set_at_ms BIGINT;
 ",
     },
+    Migration {
+        version: 10,
+        name: "a session's 6-digit PIN for the web page, unique among live PINs",
+        sqlite: r"
+ALTER TABLE sessions ADD COLUMN pin TEXT;
+ALTER TABLE sessions ADD COLUMN pin_expires_at_ms BIGINT;
+CREATE UNIQUE INDEX sessions_pin ON sessions(pin);
+CREATE INDEX sessions_pin_expiry ON sessions(pin_expires_at_ms);
+",
+        postgres: r"
+ALTER TABLE sessions ADD COLUMN pin TEXT;
+ALTER TABLE sessions ADD COLUMN pin_expires_at_ms BIGINT;
+CREATE UNIQUE INDEX sessions_pin ON sessions(pin);
+CREATE INDEX sessions_pin_expiry ON sessions(pin_expires_at_ms);
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

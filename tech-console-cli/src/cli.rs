@@ -127,15 +127,23 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum SessionCmd {
-    /// Create a session and download its personalized applet.
-    #[command(after_help = "Example: tech-console session new --label printer --out ./support")]
+    /// Create a session and download its personalized applet, or give it
+    /// a 6-digit PIN the end user types on the gateway's web page.
+    #[command(
+        after_help = "Example: tech-console session new --label printer --out ./support\n    or: tech-console session new --label printer --pin    (read the PIN to the end user)"
+    )]
     New {
         /// A label to find the session by.
         #[arg(long)]
         label: Option<String>,
         /// Where to save the applet.
+        #[arg(long, required_unless_present = "pin", conflicts_with = "pin")]
+        out: Option<PathBuf>,
+        /// Instead of a file: a 6-digit PIN (valid 20 minutes, once) with
+        /// which the end user downloads the applet from the gateway's web
+        /// page.
         #[arg(long)]
-        out: PathBuf,
+        pin: bool,
         /// Applet platform (default: the gateway's own).
         #[arg(long)]
         platform: Option<String>,
@@ -273,10 +281,17 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
             Cmd::Completions { .. } | Cmd::Man { .. } => {}
             Cmd::Session(SessionCmd::New {
                 label,
-                out,
+                out: None,
+                expires_in,
+                ..
+            }) => crate::commands::session_new_pin(&profile, label, expires_in).await?,
+            Cmd::Session(SessionCmd::New {
+                label,
+                out: Some(out),
                 platform,
                 expires_in,
                 force,
+                ..
             }) => {
                 crate::commands::session_new(
                     &profile,

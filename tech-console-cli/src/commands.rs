@@ -35,6 +35,7 @@ pub async fn session_new(
                 console_pin: hex::encode(&identity.pin()),
                 applet_secret: hex::encode(&secret),
                 expires_in_secs: expires_in,
+                pin: false,
             },
         )
         .await?;
@@ -82,6 +83,65 @@ pub async fn session_new(
 
 /// What `session new` and `session applet` print once the applet is
 /// saved; `note` goes below the file's line.
+/// `tech-console session new --pin`: a session whose applet the end
+/// user downloads from the gateway's web page with a 6-digit PIN.
+pub async fn session_new_pin(
+    profile: &Profile,
+    label: Option<String>,
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    let (login, client) = portal(profile)?;
+    let identity = SessionIdentity::generate("Lifeline session")?;
+    let secret = new_applet_secret()?;
+    let info: SessionInfo = client
+        .post(
+            "/api/v1/sessions",
+            &CreateSession {
+                label,
+                console_pin: hex::encode(&identity.pin()),
+                applet_secret: hex::encode(&secret),
+                expires_in_secs: expires_in,
+                pin: true,
+            },
+        )
+        .await?;
+    profile.save_session(
+        &LocalSession {
+            guid: info.guid,
+            label: info.label.clone(),
+            applet_secret: hex::encode(&secret),
+        },
+        &identity,
+    )?;
+    let (Some(pin), Some(until)) = (&info.pin, info.pin_expires_at_ms) else {
+        bail!("the gateway created the session but gave no PIN; it may be older than this console");
+    };
+    println!("session {}", info.guid);
+    if !info.label.is_empty() {
+        println!("label   {}", Shown(&info.label));
+    }
+    println!(
+        "PIN     {} {}   (valid once, until {})",
+        &pin[..3],
+        &pin[3..],
+        lifeline_protocol::time::rfc3339(until)
+    );
+    println!();
+    println!(
+        "Ask the end user to open https://{}/ in a browser and type the PIN; the support",
+        login.gateway
+    );
+    println!(
+        "program downloads at once. When they appear in `tech-console queue`, run `tech-console connect {}`.",
+        if info.label.is_empty() {
+            info.guid.to_string()
+        } else {
+            Shown(&info.label).to_string()
+        }
+    );
+    Ok(())
+}
+
 fn print_saved(info: &SessionInfo, out: &Path, len: usize, note: Option<&str>) {
     println!("session {}", info.guid);
     if !info.label.is_empty() {

@@ -11,6 +11,8 @@
 //!   output line by line ([`Lines`]), [`Proc`], deadlines.
 //! * `gateway` — a [`Gateway`] process on SQLite or a PostgreSQL database
 //!   of its own ([`TestStore`]), and its `admin` commands.
+//! * [`https`] — one HTTPS request to a gateway's port (h2 or HTTP/1.1,
+//!   from a chosen loopback address), as a browser or the console makes it.
 //! * `launch` — the one way a `gateway serve` is started ([`GatewayLaunch`]:
 //!   its flags, log and banner), for these tests, the gateway's own and the
 //!   benchmarks.
@@ -27,6 +29,7 @@
 mod console;
 mod desktop;
 mod gateway;
+pub mod https;
 mod launch;
 pub mod natlab;
 mod network;

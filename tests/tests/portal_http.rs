@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lifeline_protocol::directory::SignedDirectory;
 use lifeline_protocol::relay::{RefuseCode, ServerMsg};
@@ -25,50 +24,14 @@ fn request(
     token: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<u8>, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let fp = lifeline_protocol::hex::decode_array::<32>(&gw.fingerprint).unwrap();
-        let tls = gateway_client_config(&GatewayTrust::CaFingerprint(fp), &[alpn]).unwrap();
-        let addr = HostPort::parse(&gw.addr, 0).unwrap();
-        let stream = lifeline_session::gateway_conn::connect(&addr, tls, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let negotiated =
-            String::from_utf8_lossy(stream.get_ref().1.alpn_protocol().unwrap()).into_owned();
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("https://{}{path}", gw.addr));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
-        let resp = if alpn == ALPN_H2 {
-            let (mut s, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            s.send_request(req).await.unwrap()
-        } else {
-            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            s.send_request(req).await.unwrap()
-        };
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        (status, body, negotiated)
-    })
+    let mut req = https::Request::new(method, path);
+    req.alpn = alpn;
+    req.body = body.to_vec();
+    if let Some(t) = token {
+        req.headers.push(("authorization", format!("Bearer {t}")));
+    }
+    let a = https::https(gw, &req);
+    (a.status, a.body, a.alpn)
 }
 
 fn json(b: &[u8]) -> serde_json::Value {

@@ -1,9 +1,8 @@
 //! The portal HTTP API (ALPN `h2` or `http/1.1` on the gateway's TLS port).
 //!
 //! Routing is a `match` on method and path segments; handlers live in
-//! [`sessions`], [`login`], [`password`] and [`public`]. Request bodies are
-//! capped at
-//! [`MAX_BODY`] and must arrive within the body timeout once the headers
+//! [`sessions`], [`login`], [`password`] and [`public`], and the end
+//! user's PIN page in `web`. Request bodies are capped at [`MAX_BODY`] and must arrive within the body timeout once the headers
 //! have (a client that stalls mid-body gets 408 and loses its slot);
 //! headers must arrive within the handshake timeout; a connection lives at
 //! most [`MAX_CONNECTION`].
@@ -16,6 +15,8 @@ mod login;
 mod password;
 mod public;
 mod sessions;
+mod web;
+mod web_text;
 
 use crate::state::Gateway;
 use bytes::Bytes;
@@ -135,6 +136,9 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
 fn route_name(method: &Method, path: &str) -> &'static str {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segs.as_slice()) {
+        (&Method::GET, [""]) => "web_page",
+        (&Method::GET, ["style.css"]) => "web_style",
+        (&Method::POST, [""]) => "web_pin",
         (&Method::GET, ["api", "v1", "health"]) => "health",
         (&Method::GET, ["api", "v1", "directory"]) => "directory",
         (&Method::POST, ["api", "v1", "login"]) => "login",
@@ -164,6 +168,15 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
     let query = req.uri().query().unwrap_or("").to_owned();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let resp = match (&method, segs.as_slice()) {
+        (&Method::GET, [""]) => web::page(gw, req.headers()).await,
+        (&Method::GET, ["style.css"]) => web::style(gw),
+        (&Method::POST, [""]) => {
+            let headers = req.headers().clone();
+            match body(gw, req).await {
+                Ok(b) => web::pin(gw, &headers, &b, peer).await,
+                Err(r) => r,
+            }
+        }
         (&Method::GET, ["api", "v1", "health"]) => public::health(gw),
         (&Method::GET, ["api", "v1", "directory"]) => public::directory(gw).await,
         (&Method::POST, ["api", "v1", "login"]) => match body(gw, req).await {

@@ -37,6 +37,8 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
         waiting_node_addr: r.waiting_node_addr.clone(),
         ended_reason: r.ended_reason.clone(),
         path: r.path.map(|p| p.as_str().to_owned()),
+        pin: None,
+        pin_expires_at_ms: None,
     }
 }
 
@@ -101,7 +103,66 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
         ),
     )
     .await;
-    json(StatusCode::CREATED, &info(&rec))
+    let mut answer = info(&rec);
+    if req.pin {
+        let until = (now + PIN_TTL_MS).min(rec.expires_at_ms);
+        let pin = match assign_pin(gw, &guid, until, now).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        // The PIN itself is not written down: it is a secret while it lives.
+        crate::relay::audit(
+            gw,
+            Some(&guid),
+            &tech.email,
+            "PIN issued",
+            &format!(
+                "for the web page, until {}",
+                lifeline_protocol::time::rfc3339(until)
+            ),
+        )
+        .await;
+        answer.pin = Some(pin);
+        answer.pin_expires_at_ms = Some(until);
+    }
+    json(StatusCode::CREATED, &answer)
+}
+
+/// How long a session's PIN works (at most the session's own life).
+pub const PIN_TTL_MS: i64 = 20 * 60 * 1000;
+
+/// A random 6-digit PIN no other live session holds, given to `guid`.
+async fn assign_pin(
+    gw: &Gateway,
+    guid: &SessionGuid,
+    until: i64,
+    now: i64,
+) -> Result<String, Resp> {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    for _ in 0..50 {
+        let mut b = [0u8; 4];
+        if rng.fill(&mut b).is_err() {
+            break;
+        }
+        // Uniform over a million: draws from the top, incomplete million
+        // of the u32 range are thrown away.
+        let n = u32::from_be_bytes(b);
+        if n >= 4_294_000_000 {
+            continue;
+        }
+        let pin = format!("{:06}", n % 1_000_000);
+        match gw.store.set_session_pin(guid, &pin, until, now).await {
+            Ok(true) => return Ok(pin),
+            Ok(false) => continue,
+            Err(e) => return Err(store_error(e)),
+        }
+    }
+    Err(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "no free PIN could be found right now; try again",
+    ))
 }
 
 pub(super) async fn list(gw: &Gateway, tech: &Technician, waiting_only: bool) -> Resp {

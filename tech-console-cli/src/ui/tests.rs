@@ -62,6 +62,8 @@ fn waiting(n: u8, label: &str, ago_ms: i64, from: &str) -> SessionInfo {
         waiting_node_addr: None,
         ended_reason: None,
         path: None,
+        pin: None,
+        pin_expires_at_ms: None,
     }
 }
 

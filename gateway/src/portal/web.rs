@@ -1,0 +1,383 @@
+//! The end user's web page on the gateway's own port: `GET /` is a form
+//! for the 6-digit PIN their technician reads to them
+//! (`tech-console session new --pin`); `POST /` with a live PIN answers
+//! with the session's personalized applet — the same one-time download,
+//! and the same audit record, as the console's.
+//!
+//! No JavaScript, no inline style (the page's CSP forbids both), one
+//! stylesheet; labels, a described input, an alert for errors, large
+//! targets, usable on a phone. English, German or Dutch by the browser's
+//! `Accept-Language`.
+//!
+//! Guessing: PINs are random, so a guesser is bounded by budgets of wrong
+//! PINs, per source ([`crate::limits::PIN_PER_SOURCE`] a minute) and for
+//! the node ([`crate::limits::PIN_GLOBAL`]); every wrong PIN is audited and
+//! counted, and every refusal takes the same time ([`REFUSAL_TIME`]) and
+//! says nothing about which part failed.
+
+use super::web_text::{self, Words};
+use super::{Resp, store_error};
+use crate::state::Gateway;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use lifeline_protocol::hex;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Every refused PIN is answered this long after it arrived, whatever the
+/// reason: the answer's timing says nothing about the store's work.
+pub const REFUSAL_TIME: Duration = Duration::from_millis(300);
+
+/// The key of the node-wide PIN budget.
+const EVERYONE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+const STYLE: &str = include_str!("web.css");
+
+/// The page's security headers: nothing but this origin's stylesheet and
+/// form, never framed, no referrer, not cached; HSTS once the operator
+/// gave a browser-trusted certificate.
+fn secure(r: &mut Response<Full<Bytes>>, gw: &Gateway) {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if gw.config.web_cert.is_some() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+fn respond(gw: &Gateway, status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    secure(&mut r, gw);
+    r
+}
+
+/// `GET /style.css`.
+pub(super) fn style(gw: &Gateway) -> Resp {
+    respond(
+        gw,
+        StatusCode::OK,
+        "text/css; charset=utf-8",
+        STYLE.as_bytes().to_vec(),
+    )
+}
+
+/// `GET /`: the PIN form.
+pub(super) async fn page(gw: &Gateway, headers: &HeaderMap) -> Resp {
+    let words = words(headers);
+    let html = render(gw, words, headers, None).await;
+    respond(gw, StatusCode::OK, "text/html; charset=utf-8", html)
+}
+
+fn words(headers: &HeaderMap) -> &'static Words {
+    web_text::for_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The platforms this node has a stock applet for, in the page's order.
+async fn offered(gw: &Gateway, words: &Words) -> Vec<(String, String)> {
+    let mut ids: Vec<String> = gw.config.applets.iter().map(|(p, _)| p.clone()).collect();
+    let own = crate::config::this_platform();
+    if !ids.contains(&own) {
+        ids.push(own);
+    }
+    let mut out = Vec::new();
+    for (id, name) in words.platforms {
+        if ids.iter().any(|i| i == id) {
+            out.push((id.to_string(), name.to_string()));
+        }
+    }
+    for id in ids {
+        if !out.iter().any(|(i, _)| *i == id) {
+            out.push((id.clone(), id));
+        }
+    }
+    let mut available = Vec::new();
+    for (id, name) in out {
+        let there = match crate::personalize::stock_path(&gw.config, &id) {
+            Some(p) => tokio::fs::metadata(&p).await.is_ok_and(|m| m.is_file()),
+            None => false,
+        };
+        if there {
+            available.push((id, name));
+        }
+    }
+    available
+}
+
+/// Text made safe inside HTML (the page holds only its own words, but the
+/// platform names come from the operator's configuration).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn render(gw: &Gateway, w: &Words, headers: &HeaderMap, problem: Option<&str>) -> Vec<u8> {
+    let platforms = offered(gw, w).await;
+    let guess = web_text::platform_of(
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let chosen = guess
+        .filter(|g| platforms.iter().any(|(id, _)| id == g))
+        .map(str::to_owned)
+        .or_else(|| platforms.first().map(|(id, _)| id.clone()));
+    let options: String = platforms
+        .iter()
+        .map(|(id, name)| {
+            let selected = if Some(id) == chosen.as_ref() {
+                " selected"
+            } else {
+                ""
+            };
+            format!(
+                "<option value=\"{}\"{selected}>{}</option>",
+                escape(id),
+                escape(name)
+            )
+        })
+        .collect();
+    let problem = problem.or((platforms.is_empty()).then_some(w.no_program));
+    let (alert, described) = match problem {
+        Some(p) => (
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"problem\">{}</p>",
+                escape(p)
+            ),
+            "pin-hint problem",
+        ),
+        None => (String::new(), "pin-hint"),
+    };
+    let steps: String = w
+        .steps
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n</head>\n\
+         <body>\n<main>\n<h1>{heading}</h1>\n<p>{intro}</p>\n{alert}\n\
+         <form method=\"post\" action=\"/\">\n\
+         <label for=\"pin\">{pin_label}</label>\n\
+         <input id=\"pin\" name=\"pin\" type=\"text\" inputmode=\"numeric\" \
+         autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" minlength=\"6\" maxlength=\"6\" \
+         required aria-describedby=\"{described}\">\n\
+         <p class=\"hint\" id=\"pin-hint\">{pin_hint}</p>\n\
+         <label for=\"platform\">{platform_label}</label>\n\
+         <select id=\"platform\" name=\"platform\">{options}</select>\n\
+         <button type=\"submit\">{download}</button>\n</form>\n\
+         <h2>{then}</h2>\n<ol>{steps}</ol>\n</main>\n</body>\n</html>\n",
+        lang = w.lang,
+        title = escape(w.title),
+        heading = escape(w.heading),
+        intro = escape(w.intro),
+        pin_label = escape(w.pin_label),
+        pin_hint = escape(w.pin_hint),
+        platform_label = escape(w.platform_label),
+        download = escape(w.download),
+        then = escape(w.then),
+    )
+    .into_bytes()
+}
+
+/// A form field's value (`application/x-www-form-urlencoded`): only what a
+/// PIN or a platform name can hold is accepted, so nothing needs decoding
+/// beyond that.
+fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .filter(|v| {
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Why a PIN was not taken.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    NotAPin,
+    Wrong,
+    TooMany,
+    Busy,
+    NoProgram,
+}
+
+/// `POST /`: a PIN (and the platform): the applet, or the page again with
+/// what went wrong.
+pub(super) async fn pin(gw: &Gateway, headers: &HeaderMap, body: &[u8], peer: SocketAddr) -> Resp {
+    let started = Instant::now();
+    let w = words(headers);
+    let ip = peer.ip();
+    let form = std::str::from_utf8(body).unwrap_or("");
+    let outcome = take(gw, form, ip, headers).await;
+    let refused = match outcome {
+        Ok(file) => {
+            gw.metrics.pin_attempt("ok");
+            return file;
+        }
+        Err(Err(resp)) => return resp,
+        Err(Ok(why)) => why,
+    };
+    let (status, words, result) = match refused {
+        Refused::NotAPin => (StatusCode::BAD_REQUEST, w.not_a_pin, "bad_request"),
+        Refused::Wrong => (StatusCode::BAD_REQUEST, w.wrong_pin, "wrong"),
+        Refused::TooMany => (StatusCode::TOO_MANY_REQUESTS, w.too_many, "rate_limited"),
+        Refused::Busy => (StatusCode::SERVICE_UNAVAILABLE, w.busy, "busy"),
+        Refused::NoProgram => (StatusCode::SERVICE_UNAVAILABLE, w.no_program, "no_applet"),
+    };
+    gw.metrics.pin_attempt(result);
+    if matches!(refused, Refused::Wrong) {
+        crate::relay::audit(gw, None, "web page", "PIN refused", &format!("from {peer}")).await;
+    }
+    let html = render(gw, w, headers, Some(words)).await;
+    tokio::time::sleep(REFUSAL_TIME.saturating_sub(started.elapsed())).await;
+    respond(gw, status, "text/html; charset=utf-8", html)
+}
+
+/// The applet for a live PIN; `Err(Ok(why))` for a refusal the page
+/// explains, `Err(Err(resp))` for a store failure.
+async fn take(
+    gw: &Gateway,
+    form: &str,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Resp, Result<Refused, Resp>> {
+    let Some(pin) = field(form, "pin")
+        .map(str::trim)
+        .filter(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return Err(Ok(Refused::NotAPin));
+    };
+    // Both budgets are taken before the store is asked; a right PIN gives
+    // them back.
+    if gw.budgets.pin.reserve(ip).is_err() {
+        return Err(Ok(Refused::TooMany));
+    }
+    if gw.budgets.pin_global.reserve(EVERYONE).is_err() {
+        gw.budgets.pin.refund(ip);
+        return Err(Ok(Refused::Busy));
+    }
+    let give_back = || {
+        gw.budgets.pin.refund(ip);
+        gw.budgets.pin_global.refund(EVERYONE);
+    };
+    let platform = field(form, "platform")
+        .map(str::to_owned)
+        .or_else(|| {
+            web_text::platform_of(
+                headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            )
+            .map(str::to_owned)
+        })
+        .unwrap_or_else(crate::config::this_platform);
+    // Read before the PIN is used: a missing applet does not burn it.
+    let Ok(stock) = crate::personalize::stock_applet(&gw.config, &platform).await else {
+        give_back();
+        return Err(Ok(Refused::NoProgram));
+    };
+    let now = lifeline_protocol::time::now_ms();
+    let guid = match gw.store.take_session_pin(pin, now).await {
+        Ok(Some(g)) => g,
+        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Err(e) => {
+            give_back();
+            return Err(Err(store_error(e)));
+        }
+    };
+    let rec = match gw.store.session(&guid).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Err(e) => return Err(Err(store_error(e))),
+    };
+    let nodes = match gw.directory_nodes().await {
+        Ok(n) => n,
+        Err(e) => return Err(Err(store_error(e))),
+    };
+    let secret = match gw.store.take_applet_secret(&guid).await {
+        Ok(Some(s)) => s,
+        // Downloaded meanwhile by the technician's console: the PIN has
+        // nothing left to give.
+        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Err(e) => return Err(Err(store_error(e))),
+    };
+    give_back();
+    let file = crate::personalize::personalize(gw, &rec, secret, &nodes, stock);
+    let digest = hex::encode(&lifeline_tls::sha256(&file));
+    crate::relay::audit(
+        gw,
+        Some(&guid),
+        "web page",
+        "applet downloaded",
+        &format!(
+            "with the PIN, from {ip}; platform {platform}, {} bytes, sha256 {digest}",
+            file.len()
+        ),
+    )
+    .await;
+    let name = if platform.starts_with("windows") {
+        "lifeline-support.exe"
+    } else {
+        "lifeline-support"
+    };
+    let mut r = respond(gw, StatusCode::OK, "application/octet-stream", file);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_hold_only_what_a_pin_or_platform_can() {
+        let body = "pin=123456&platform=linux-x86_64";
+        assert_eq!(field(body, "pin"), Some("123456"));
+        assert_eq!(field(body, "platform"), Some("linux-x86_64"));
+        assert_eq!(field("pin=12%3C&x=1", "pin"), None);
+        assert_eq!(field("platform=x", "pin"), None);
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
