@@ -226,6 +226,7 @@ pub async fn create_session(
                 applet_secret: hex::encode(&secret),
                 expires_in_secs: Some(3600),
                 pin: false,
+                link: false,
             },
         )
         .await

@@ -175,6 +175,10 @@ pub struct CreateSession {
     /// the end user downloads the applet from the gateway's web page.
     #[serde(default)]
     pub pin: bool,
+    /// Give the session a one-time link ([`SessionInfo::link`]) to the
+    /// gateway's web page, from which the end user downloads the applet.
+    #[serde(default)]
+    pub link: bool,
 }
 
 /// A [`CreateSession`] that passed [`CreateSession::check`].
@@ -657,6 +661,12 @@ pub struct SessionInfo {
     /// Until when the PIN works (Unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_expires_at_ms: Option<i64>,
+    /// The path of the session's one-time link on the gateway's web page
+    /// (`/s/TOKEN`), in the answer that created it (shown once: the store
+    /// keeps only the token's hash). It works until used or the session
+    /// expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// A list of sessions.
@@ -729,6 +739,7 @@ mod tests {
             applet_secret: "22".repeat(32),
             expires_in_secs: ttl,
             pin: false,
+            link: false,
         }
     }
 

@@ -400,6 +400,18 @@ CREATE UNIQUE INDEX sessions_pin ON sessions(pin);
 CREATE INDEX sessions_pin_expiry ON sessions(pin_expires_at_ms);
 ",
     },
+    Migration {
+        version: 11,
+        name: "a session's one-time link (its token's SHA-256)",
+        sqlite: r"
+ALTER TABLE sessions ADD COLUMN link_hash TEXT;
+CREATE UNIQUE INDEX sessions_link ON sessions(link_hash);
+",
+        postgres: r"
+ALTER TABLE sessions ADD COLUMN link_hash TEXT;
+CREATE UNIQUE INDEX sessions_link ON sessions(link_hash);
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

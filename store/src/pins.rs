@@ -1,5 +1,9 @@
 //! The 6-digit PIN an end user types on the gateway's web page to
-//! download a session's applet (`tech-console session new --pin`).
+//! download a session's applet (`tech-console session new --pin`), and
+//! the one-time link that does the same from an e-mail (`--link`).
+//!
+//! A link's token is 128 random bits, kept only as its SHA-256 (hex); it
+//! works until it is used or the session expires.
 //!
 //! A PIN lives in its session's row until it is used (once) or expires; a
 //! unique index keeps live PINs distinct. Expired PINs are cleared before a
@@ -58,6 +62,62 @@ impl Store {
              WHERE pin = $1 AND pin_expires_at_ms > $2 AND state = 'created' RETURNING guid",
         )
         .bind(pin)
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        guid.map(|g| crate::rows::guid("sessions.guid", &g))
+            .transpose()
+    }
+
+    /// Gives `guid` a one-time link, by its token's hash.
+    pub async fn set_session_link(&self, guid: &SessionGuid, token_hash: &str) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE sessions SET link_hash = $2 WHERE guid = $1 AND state = 'created'")
+                .bind(guid.to_string())
+                .bind(token_hash)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        if done != 1 {
+            return Err(StoreError::NotFound(format!(
+                "there is no session {guid} waiting for its applet"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The session a link is for, if the link still works (not used, the
+    /// session neither joined nor expired, its applet not downloaded);
+    /// the link is not used up.
+    pub async fn session_by_link(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<SessionGuid>> {
+        let guid: Option<String> = sqlx::query_scalar(
+            "SELECT guid FROM sessions WHERE link_hash = $1 AND state = 'created' \
+             AND expires_at_ms > $2 AND downloaded = 0",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        guid.map(|g| crate::rows::guid("sessions.guid", &g))
+            .transpose()
+    }
+
+    /// Uses a link: its session, if the link still works; it stops
+    /// working either way it is found.
+    pub async fn take_session_link(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<SessionGuid>> {
+        let guid: Option<String> = sqlx::query_scalar(
+            "UPDATE sessions SET link_hash = NULL WHERE link_hash = $1 AND state = 'created' \
+             AND expires_at_ms > $2 RETURNING guid",
+        )
+        .bind(token_hash)
         .bind(now_ms)
         .fetch_optional(self.pool())
         .await?;
@@ -140,5 +200,34 @@ mod tests {
             "used"
         );
         assert_eq!(store.live_pins(2_500).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_link_works_once_and_only_while_its_session_waits_for_its_applet() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let t = store
+            .add_technician(
+                NewTechnician {
+                    email: "ada@example.com".into(),
+                    name: "Ada".into(),
+                    password_hash: "x".into(),
+                    group: "default".into(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        let a = session(&store, t.id, 1).await;
+        store.set_session_link(&a, "h").await.unwrap();
+        assert_eq!(store.session_by_link("h", 5).await.unwrap(), Some(a));
+        assert_eq!(
+            store.session_by_link("h", 10_000_000).await.unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(store.session_by_link("nope", 5).await.unwrap(), None);
+        assert_eq!(store.take_session_link("h", 5).await.unwrap(), Some(a));
+        assert_eq!(store.take_session_link("h", 5).await.unwrap(), None, "used");
+        assert_eq!(store.session_by_link("h", 5).await.unwrap(), None);
     }
 }

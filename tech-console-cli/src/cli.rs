@@ -128,22 +128,27 @@ enum Cmd {
 #[derive(Debug, Subcommand)]
 enum SessionCmd {
     /// Create a session and download its personalized applet, or give it
-    /// a 6-digit PIN the end user types on the gateway's web page.
+    /// a 6-digit PIN or a one-time link for the gateway's web page.
     #[command(
-        after_help = "Example: tech-console session new --label printer --out ./support\n    or: tech-console session new --label printer --pin    (read the PIN to the end user)"
+        after_help = "Example: tech-console session new --label printer --out ./support\n    or: tech-console session new --label printer --pin    (read the PIN to the end user)\n    or: tech-console session new --label printer --link   (send the link by e-mail)"
     )]
     New {
         /// A label to find the session by.
         #[arg(long)]
         label: Option<String>,
         /// Where to save the applet.
-        #[arg(long, required_unless_present = "pin", conflicts_with = "pin")]
+        #[arg(long, required_unless_present_any = ["pin", "link"], conflicts_with_all = ["pin", "link"])]
         out: Option<PathBuf>,
         /// Instead of a file: a 6-digit PIN (valid 20 minutes, once) with
         /// which the end user downloads the applet from the gateway's web
         /// page.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "link")]
         pin: bool,
+        /// Instead of a file: a one-time link (to send by e-mail) to a page
+        /// on the gateway that downloads the applet; it works until used
+        /// or the session expires.
+        #[arg(long)]
+        link: bool,
         /// Applet platform (default: the gateway's own).
         #[arg(long)]
         platform: Option<String>,
@@ -283,8 +288,16 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                 label,
                 out: None,
                 expires_in,
+                link,
                 ..
-            }) => crate::commands::session_new_pin(&profile, label, expires_in).await?,
+            }) => {
+                let way = if link {
+                    crate::commands::WebWay::Link
+                } else {
+                    crate::commands::WebWay::Pin
+                };
+                crate::commands::session_new_web(&profile, label, expires_in, way).await?
+            }
             Cmd::Session(SessionCmd::New {
                 label,
                 out: Some(out),

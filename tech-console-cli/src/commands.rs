@@ -36,6 +36,7 @@ pub async fn session_new(
                 applet_secret: hex::encode(&secret),
                 expires_in_secs: expires_in,
                 pin: false,
+                link: false,
             },
         )
         .await?;
@@ -83,12 +84,22 @@ pub async fn session_new(
 
 /// What `session new` and `session applet` print once the applet is
 /// saved; `note` goes below the file's line.
-/// `tech-console session new --pin`: a session whose applet the end
-/// user downloads from the gateway's web page with a 6-digit PIN.
-pub async fn session_new_pin(
+/// How the end user of a `session new` without a file gets the applet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebWay {
+    /// A 6-digit PIN read to them, typed on the gateway's web page.
+    Pin,
+    /// A one-time link sent to them (by e-mail).
+    Link,
+}
+
+/// `tech-console session new --pin` or `--link`: a session whose applet
+/// the end user downloads from the gateway's web page.
+pub async fn session_new_web(
     profile: &Profile,
     label: Option<String>,
     expires_in: Option<u64>,
+    way: WebWay,
 ) -> anyhow::Result<()> {
     let (login, client) = portal(profile)?;
     let identity = SessionIdentity::generate("Lifeline session")?;
@@ -101,7 +112,8 @@ pub async fn session_new_pin(
                 console_pin: hex::encode(&identity.pin()),
                 applet_secret: hex::encode(&secret),
                 expires_in_secs: expires_in,
-                pin: true,
+                pin: way == WebWay::Pin,
+                link: way == WebWay::Link,
             },
         )
         .await?;
@@ -113,26 +125,48 @@ pub async fn session_new_pin(
         },
         &identity,
     )?;
-    let (Some(pin), Some(until)) = (&info.pin, info.pin_expires_at_ms) else {
-        bail!("the gateway created the session but gave no PIN; it may be older than this console");
+    let old = || {
+        anyhow::anyhow!(
+            "the gateway created the session but gave no {}; it may be older than this console",
+            if way == WebWay::Pin { "PIN" } else { "link" }
+        )
     };
     println!("session {}", info.guid);
     if !info.label.is_empty() {
         println!("label   {}", Shown(&info.label));
     }
+    match way {
+        WebWay::Pin => {
+            let (Some(pin), Some(until)) = (&info.pin, info.pin_expires_at_ms) else {
+                return Err(old());
+            };
+            println!(
+                "PIN     {} {}   (valid once, until {})",
+                &pin[..3],
+                &pin[3..],
+                lifeline_protocol::time::rfc3339(until)
+            );
+            println!();
+            println!(
+                "Ask the end user to open https://{}/ in a browser and type the PIN; the support",
+                login.gateway
+            );
+            println!("program downloads at once.");
+        }
+        WebWay::Link => {
+            let link = info.link.as_ref().ok_or_else(old)?;
+            println!("link    https://{}{link}", login.gateway);
+            println!(
+                "        (valid once, until {})",
+                lifeline_protocol::time::rfc3339(info.expires_at_ms)
+            );
+            println!();
+            println!("Send the end user this link (by e-mail): it opens a page with a button that");
+            println!("downloads the support program.");
+        }
+    }
     println!(
-        "PIN     {} {}   (valid once, until {})",
-        &pin[..3],
-        &pin[3..],
-        lifeline_protocol::time::rfc3339(until)
-    );
-    println!();
-    println!(
-        "Ask the end user to open https://{}/ in a browser and type the PIN; the support",
-        login.gateway
-    );
-    println!(
-        "program downloads at once. When they appear in `tech-console queue`, run `tech-console connect {}`.",
+        "When they appear in `tech-console queue`, run `tech-console connect {}`.",
         if info.label.is_empty() {
             info.guid.to_string()
         } else {

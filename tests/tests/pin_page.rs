@@ -1,7 +1,8 @@
-//! The end user's way in by PIN: the technician reads a 6-digit PIN from
+//! The end user's way in by PIN or link: the technician reads a 6-digit PIN from
 //! `tech-console session new --pin`; the end user types it on the
 //! gateway's web page, which answers with the personalized applet; the
-//! applet runs, pairs and chats. A wrong, used or malformed PIN gets the
+//! applet runs, pairs and chats. A one-time link from `--link` opens a
+//! page whose button downloads it, once. A wrong, used or malformed PIN gets the
 //! page again with what to do; guessing from many addresses is throttled
 //! per source and for the node, every refusal taking the same time.
 #![allow(clippy::unwrap_used)]
@@ -210,5 +211,82 @@ fn guessing_from_twenty_addresses_is_throttled_and_finds_nothing() {
         busy.text().contains("try again in a minute"),
         "{}",
         busy.text()
+    );
+}
+
+#[test]
+fn a_one_time_link_opens_a_page_whose_button_downloads_the_applet_once() {
+    let s = Scenario::start(&[]);
+    let out = s
+        .console
+        .run(&["session", "new", "--label", "by link", "--link"], "");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("link"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .to_owned();
+    let path = url
+        .strip_prefix(&format!("https://{}", s.gw.addr))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_owned();
+    // Opening it (as a mail scanner might, twice) uses nothing.
+    for _ in 0..2 {
+        let page = https(&s.gw, &Request::new("GET", &path));
+        assert_eq!(page.status, 200, "{}", page.text());
+        assert!(page.text().contains("Your technician sent you this link"));
+        assert!(page.text().contains(&format!("action=\"{path}\"")));
+    }
+    // The button downloads the applet.
+    let mut post = Request::new("POST", &path);
+    post.headers.push(("content-type", FORM.into()));
+    post.body = format!("platform={}", this_platform()).into_bytes();
+    let got = https(&s.gw, &post);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("content-type"), "application/octet-stream");
+    let file = s.files.path().join("from-link");
+    std::fs::write(&file, &got.body).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let verify = std::process::Command::new(&file)
+        .arg("--verify")
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    // Used: the page and the button say so, and so does a made-up link.
+    let page = https(&s.gw, &Request::new("GET", &path));
+    assert_eq!(page.status, 404);
+    assert!(
+        page.text().contains("This link does not work any more"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(https(&s.gw, &post).status, 404);
+    let made_up = https(
+        &s.gw,
+        &Request::new("GET", "/s/00112233445566778899aabbccddeeff"),
+    );
+    assert_eq!(made_up.status, 404);
+    let audit = s.gw.audit(None);
+    let has = |event: &str, detail: &str| {
+        audit.iter().any(|e| {
+            e["event"] == event && e["detail"].as_str().is_some_and(|d| d.contains(detail))
+        })
+    };
+    assert!(has("link issued", "one-time link"), "{audit:#?}");
+    assert!(has("applet downloaded", "with the link"), "{audit:#?}");
+    assert!(has("link refused", "from 127.0.0.1"), "{audit:#?}");
+    let token = path.trim_start_matches("/s/");
+    assert!(
+        !audit.iter().any(|e| e.to_string().contains(token)),
+        "the token is in the audit"
     );
 }

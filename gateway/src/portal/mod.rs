@@ -138,6 +138,8 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     match (method, segs.as_slice()) {
         (&Method::GET, [""]) => "web_page",
         (&Method::GET, ["style.css"]) => "web_style",
+        (&Method::GET, ["s", _]) => "web_link",
+        (&Method::POST, ["s", _]) => "web_link_download",
         (&Method::POST, [""]) => "web_pin",
         (&Method::GET, ["api", "v1", "health"]) => "health",
         (&Method::GET, ["api", "v1", "directory"]) => "directory",
@@ -170,6 +172,15 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
     let resp = match (&method, segs.as_slice()) {
         (&Method::GET, [""]) => web::page(gw, req.headers()).await,
         (&Method::GET, ["style.css"]) => web::style(gw),
+        (&Method::GET, ["s", token]) => web::link_page(gw, req.headers(), token, peer).await,
+        (&Method::POST, ["s", token]) => {
+            let headers = req.headers().clone();
+            let token = (*token).to_owned();
+            match body(gw, req).await {
+                Ok(b) => web::link_download(gw, &headers, &token, &b, peer).await,
+                Err(r) => r,
+            }
+        }
         (&Method::POST, [""]) => {
             let headers = req.headers().clone();
             match body(gw, req).await {

@@ -39,6 +39,7 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
         path: r.path.map(|p| p.as_str().to_owned()),
         pin: None,
         pin_expires_at_ms: None,
+        link: None,
     }
 }
 
@@ -125,7 +126,38 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
         answer.pin = Some(pin);
         answer.pin_expires_at_ms = Some(until);
     }
+    if req.link {
+        let mut raw = [0u8; 16];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "no randomness",
+            );
+        }
+        let token = hex::encode(&raw);
+        if let Err(e) = gw.store.set_session_link(&guid, &link_hash(&token)).await {
+            return store_error(e);
+        }
+        crate::relay::audit(
+            gw,
+            Some(&guid),
+            &tech.email,
+            "link issued",
+            &format!(
+                "one-time link to the web page, until {}",
+                lifeline_protocol::time::rfc3339(rec.expires_at_ms)
+            ),
+        )
+        .await;
+        answer.link = Some(format!("/s/{token}"));
+    }
     json(StatusCode::CREATED, &answer)
+}
+
+/// What the store keeps of a link's token: its SHA-256, hex.
+pub(super) fn link_hash(token: &str) -> String {
+    hex::encode(&lifeline_tls::sha256(token.as_bytes()))
 }
 
 /// How long a session's PIN works (at most the session's own life).

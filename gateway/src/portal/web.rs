@@ -86,7 +86,7 @@ pub(super) fn style(gw: &Gateway) -> Resp {
 /// `GET /`: the PIN form.
 pub(super) async fn page(gw: &Gateway, headers: &HeaderMap) -> Resp {
     let words = words(headers);
-    let html = render(gw, words, headers, None).await;
+    let html = render(gw, words, headers, None, Form::Pin).await;
     respond(gw, StatusCode::OK, "text/html; charset=utf-8", html)
 }
 
@@ -146,7 +146,24 @@ fn escape(s: &str) -> String {
     out
 }
 
-async fn render(gw: &Gateway, w: &Words, headers: &HeaderMap, problem: Option<&str>) -> Vec<u8> {
+/// Which form the page holds.
+#[derive(Debug, Clone, Copy)]
+enum Form<'a> {
+    /// The PIN form (`/`).
+    Pin,
+    /// A one-time link's download button (`/s/TOKEN`).
+    Link(&'a str),
+    /// Nothing to offer: a link that no longer works.
+    None,
+}
+
+async fn render(
+    gw: &Gateway,
+    w: &Words,
+    headers: &HeaderMap,
+    problem: Option<&str>,
+    form: Form<'_>,
+) -> Vec<u8> {
     let platforms = offered(gw, w).await;
     let guess = web_text::platform_of(
         headers
@@ -188,29 +205,43 @@ async fn render(gw: &Gateway, w: &Words, headers: &HeaderMap, problem: Option<&s
         .iter()
         .map(|s| format!("<li>{}</li>", escape(s)))
         .collect();
+    let platform = format!(
+        "<label for=\"platform\">{}</label>\n<select id=\"platform\" name=\"platform\">{options}</select>\n\
+         <button type=\"submit\">{}</button>\n",
+        escape(w.platform_label),
+        escape(w.download)
+    );
+    let (intro, form) = match form {
+        Form::Pin => (
+            w.intro,
+            format!(
+                "<form method=\"post\" action=\"/\">\n\
+                 <label for=\"pin\">{pin_label}</label>\n\
+                 <input id=\"pin\" name=\"pin\" type=\"text\" inputmode=\"numeric\" \
+                 autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" minlength=\"6\" maxlength=\"6\" \
+                 required aria-describedby=\"{described}\">\n\
+                 <p class=\"hint\" id=\"pin-hint\">{pin_hint}</p>\n{platform}</form>\n",
+                pin_label = escape(w.pin_label),
+                pin_hint = escape(w.pin_hint),
+            ),
+        ),
+        // The token is checked to be hex before a page holds it.
+        Form::Link(token) => (
+            w.link_intro,
+            format!("<form method=\"post\" action=\"/s/{token}\">\n{platform}</form>\n"),
+        ),
+        Form::None => (w.title, String::new()),
+    };
     format!(
         "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n</head>\n\
-         <body>\n<main>\n<h1>{heading}</h1>\n<p>{intro}</p>\n{alert}\n\
-         <form method=\"post\" action=\"/\">\n\
-         <label for=\"pin\">{pin_label}</label>\n\
-         <input id=\"pin\" name=\"pin\" type=\"text\" inputmode=\"numeric\" \
-         autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" minlength=\"6\" maxlength=\"6\" \
-         required aria-describedby=\"{described}\">\n\
-         <p class=\"hint\" id=\"pin-hint\">{pin_hint}</p>\n\
-         <label for=\"platform\">{platform_label}</label>\n\
-         <select id=\"platform\" name=\"platform\">{options}</select>\n\
-         <button type=\"submit\">{download}</button>\n</form>\n\
+         <body>\n<main>\n<h1>{heading}</h1>\n<p>{intro}</p>\n{alert}\n{form}\
          <h2>{then}</h2>\n<ol>{steps}</ol>\n</main>\n</body>\n</html>\n",
         lang = w.lang,
         title = escape(w.title),
         heading = escape(w.heading),
-        intro = escape(w.intro),
-        pin_label = escape(w.pin_label),
-        pin_hint = escape(w.pin_hint),
-        platform_label = escape(w.platform_label),
-        download = escape(w.download),
+        intro = escape(intro),
         then = escape(w.then),
     )
     .into_bytes()
@@ -228,76 +259,99 @@ fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
         })
 }
 
-/// Why a PIN was not taken.
+/// Why a PIN or link was not taken.
 #[derive(Debug, Clone, Copy)]
 enum Refused {
     NotAPin,
     Wrong,
+    DeadLink,
     TooMany,
     Busy,
     NoProgram,
+}
+
+/// A refusal: the page again with what went wrong, counted, audited if
+/// it was a guess, and answered [`REFUSAL_TIME`] after the request came.
+async fn refuse(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    why: Refused,
+    form: Form<'_>,
+    peer: SocketAddr,
+    started: Instant,
+) -> Resp {
+    let w = words(headers);
+    let (status, words, result) = match why {
+        Refused::NotAPin => (StatusCode::BAD_REQUEST, w.not_a_pin, "bad_request"),
+        Refused::Wrong => (StatusCode::BAD_REQUEST, w.wrong_pin, "wrong"),
+        Refused::DeadLink => (StatusCode::NOT_FOUND, w.dead_link, "dead_link"),
+        Refused::TooMany => (StatusCode::TOO_MANY_REQUESTS, w.too_many, "rate_limited"),
+        Refused::Busy => (StatusCode::SERVICE_UNAVAILABLE, w.busy, "busy"),
+        Refused::NoProgram => (StatusCode::SERVICE_UNAVAILABLE, w.no_program, "no_applet"),
+    };
+    gw.metrics.pin_attempt(result);
+    match why {
+        Refused::Wrong => {
+            crate::relay::audit(gw, None, "web page", "PIN refused", &format!("from {peer}")).await;
+        }
+        Refused::DeadLink => {
+            crate::relay::audit(
+                gw,
+                None,
+                "web page",
+                "link refused",
+                &format!("from {peer}"),
+            )
+            .await;
+        }
+        _ => {}
+    }
+    let form = if matches!(why, Refused::DeadLink) {
+        Form::None
+    } else {
+        form
+    };
+    let html = render(gw, w, headers, Some(words), form).await;
+    tokio::time::sleep(REFUSAL_TIME.saturating_sub(started.elapsed())).await;
+    respond(gw, status, "text/html; charset=utf-8", html)
 }
 
 /// `POST /`: a PIN (and the platform): the applet, or the page again with
 /// what went wrong.
 pub(super) async fn pin(gw: &Gateway, headers: &HeaderMap, body: &[u8], peer: SocketAddr) -> Resp {
     let started = Instant::now();
-    let w = words(headers);
-    let ip = peer.ip();
     let form = std::str::from_utf8(body).unwrap_or("");
-    let outcome = take(gw, form, ip, headers).await;
-    let refused = match outcome {
-        Ok(file) => {
-            gw.metrics.pin_attempt("ok");
-            return file;
-        }
-        Err(Err(resp)) => return resp,
-        Err(Ok(why)) => why,
-    };
-    let (status, words, result) = match refused {
-        Refused::NotAPin => (StatusCode::BAD_REQUEST, w.not_a_pin, "bad_request"),
-        Refused::Wrong => (StatusCode::BAD_REQUEST, w.wrong_pin, "wrong"),
-        Refused::TooMany => (StatusCode::TOO_MANY_REQUESTS, w.too_many, "rate_limited"),
-        Refused::Busy => (StatusCode::SERVICE_UNAVAILABLE, w.busy, "busy"),
-        Refused::NoProgram => (StatusCode::SERVICE_UNAVAILABLE, w.no_program, "no_applet"),
-    };
-    gw.metrics.pin_attempt(result);
-    if matches!(refused, Refused::Wrong) {
-        crate::relay::audit(gw, None, "web page", "PIN refused", &format!("from {peer}")).await;
+    match take_pin(gw, form, peer, headers).await {
+        Ok(file) => file,
+        Err(Err(resp)) => resp,
+        Err(Ok(why)) => refuse(gw, headers, why, Form::Pin, peer, started).await,
     }
-    let html = render(gw, w, headers, Some(words)).await;
-    tokio::time::sleep(REFUSAL_TIME.saturating_sub(started.elapsed())).await;
-    respond(gw, status, "text/html; charset=utf-8", html)
 }
 
-/// The applet for a live PIN; `Err(Ok(why))` for a refusal the page
-/// explains, `Err(Err(resp))` for a store failure.
-async fn take(
-    gw: &Gateway,
-    form: &str,
-    ip: IpAddr,
-    headers: &HeaderMap,
-) -> Result<Resp, Result<Refused, Resp>> {
-    let Some(pin) = field(form, "pin")
-        .map(str::trim)
-        .filter(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()))
-    else {
-        return Err(Ok(Refused::NotAPin));
-    };
-    // Both budgets are taken before the store is asked; a right PIN gives
-    // them back.
+/// What a refused download is: one the page explains, or a store failure.
+type Refusal = Result<Refused, Resp>;
+
+/// Takes one attempt from the source's and the node's budgets of
+/// guesses; [`give_back`] returns them when the guess was right.
+fn spend(gw: &Gateway, ip: IpAddr) -> Result<(), Refused> {
     if gw.budgets.pin.reserve(ip).is_err() {
-        return Err(Ok(Refused::TooMany));
+        return Err(Refused::TooMany);
     }
     if gw.budgets.pin_global.reserve(EVERYONE).is_err() {
         gw.budgets.pin.refund(ip);
-        return Err(Ok(Refused::Busy));
+        return Err(Refused::Busy);
     }
-    let give_back = || {
-        gw.budgets.pin.refund(ip);
-        gw.budgets.pin_global.refund(EVERYONE);
-    };
-    let platform = field(form, "platform")
+    Ok(())
+}
+
+fn give_back(gw: &Gateway, ip: IpAddr) {
+    gw.budgets.pin.refund(ip);
+    gw.budgets.pin_global.refund(EVERYONE);
+}
+
+/// The platform a form asks for, else the browser's, else the gateway's.
+fn platform(form: &str, headers: &HeaderMap) -> String {
+    field(form, "platform")
         .map(str::to_owned)
         .or_else(|| {
             web_text::platform_of(
@@ -307,10 +361,29 @@ async fn take(
             )
             .map(str::to_owned)
         })
-        .unwrap_or_else(crate::config::this_platform);
+        .unwrap_or_else(crate::config::this_platform)
+}
+
+async fn take_pin(
+    gw: &Gateway,
+    form: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Resp, Refusal> {
+    let ip = peer.ip();
+    let Some(pin) = field(form, "pin")
+        .map(str::trim)
+        .filter(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return Err(Ok(Refused::NotAPin));
+    };
+    // Both budgets are taken before the store is asked; a right PIN gives
+    // them back.
+    spend(gw, ip).map_err(Ok)?;
+    let platform = platform(form, headers);
     // Read before the PIN is used: a missing applet does not burn it.
     let Ok(stock) = crate::personalize::stock_applet(&gw.config, &platform).await else {
-        give_back();
+        give_back(gw, ip);
         return Err(Ok(Refused::NoProgram));
     };
     let now = lifeline_protocol::time::now_ms();
@@ -318,13 +391,133 @@ async fn take(
         Ok(Some(g)) => g,
         Ok(None) => return Err(Ok(Refused::Wrong)),
         Err(e) => {
-            give_back();
+            give_back(gw, ip);
             return Err(Err(store_error(e)));
         }
     };
+    give_back(gw, ip);
+    deliver(
+        gw,
+        guid,
+        &platform,
+        stock,
+        "with the PIN",
+        ip,
+        Refused::Wrong,
+    )
+    .await
+}
+
+/// A link's token as it may appear in a path: 32 hex digits.
+fn token_ok(token: &str) -> bool {
+    token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /s/TOKEN`: a one-time link's page. Opening it uses nothing (mail
+/// scanners open links): the download is the button's `POST`.
+pub(super) async fn link_page(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    token: &str,
+    peer: SocketAddr,
+) -> Resp {
+    let started = Instant::now();
+    let now = lifeline_protocol::time::now_ms();
+    let alive = if token_ok(token) {
+        match gw
+            .store
+            .session_by_link(&super::sessions::link_hash(token), now)
+            .await
+        {
+            Ok(found) => found.is_some(),
+            Err(e) => return store_error(e),
+        }
+    } else {
+        false
+    };
+    if !alive {
+        if let Err(why) = spend(gw, peer.ip()) {
+            return refuse(gw, headers, why, Form::None, peer, started).await;
+        }
+        return refuse(gw, headers, Refused::DeadLink, Form::None, peer, started).await;
+    }
+    gw.metrics.pin_attempt("link_opened");
+    let w = words(headers);
+    let html = render(gw, w, headers, None, Form::Link(token)).await;
+    respond(gw, StatusCode::OK, "text/html; charset=utf-8", html)
+}
+
+/// `POST /s/TOKEN`: the link's download (once).
+pub(super) async fn link_download(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    token: &str,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Resp {
+    let started = Instant::now();
+    let form = std::str::from_utf8(body).unwrap_or("");
+    match take_link(gw, form, token, peer, headers).await {
+        Ok(file) => file,
+        Err(Err(resp)) => resp,
+        Err(Ok(why)) => refuse(gw, headers, why, Form::Link(token), peer, started).await,
+    }
+}
+
+async fn take_link(
+    gw: &Gateway,
+    form: &str,
+    token: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Resp, Refusal> {
+    let ip = peer.ip();
+    spend(gw, ip).map_err(Ok)?;
+    if !token_ok(token) {
+        return Err(Ok(Refused::DeadLink));
+    }
+    let platform = platform(form, headers);
+    let Ok(stock) = crate::personalize::stock_applet(&gw.config, &platform).await else {
+        give_back(gw, ip);
+        return Err(Ok(Refused::NoProgram));
+    };
+    let now = lifeline_protocol::time::now_ms();
+    let hash = super::sessions::link_hash(token);
+    let guid = match gw.store.take_session_link(&hash, now).await {
+        Ok(Some(g)) => g,
+        Ok(None) => return Err(Ok(Refused::DeadLink)),
+        Err(e) => {
+            give_back(gw, ip);
+            return Err(Err(store_error(e)));
+        }
+    };
+    give_back(gw, ip);
+    deliver(
+        gw,
+        guid,
+        &platform,
+        stock,
+        "with the link",
+        ip,
+        Refused::DeadLink,
+    )
+    .await
+}
+
+/// The personalized applet of `guid`, taken once, audited with `how`;
+/// `gone` if it was taken meanwhile (by the technician's console).
+async fn deliver(
+    gw: &Gateway,
+    guid: lifeline_protocol::SessionGuid,
+    platform: &str,
+    stock: Vec<u8>,
+    how: &str,
+    ip: IpAddr,
+    gone: Refused,
+) -> Result<Resp, Refusal> {
     let rec = match gw.store.session(&guid).await {
         Ok(Some(r)) => r,
-        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Ok(None) => return Err(Ok(gone)),
         Err(e) => return Err(Err(store_error(e))),
     };
     let nodes = match gw.directory_nodes().await {
@@ -333,12 +526,9 @@ async fn take(
     };
     let secret = match gw.store.take_applet_secret(&guid).await {
         Ok(Some(s)) => s,
-        // Downloaded meanwhile by the technician's console: the PIN has
-        // nothing left to give.
-        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Ok(None) => return Err(Ok(gone)),
         Err(e) => return Err(Err(store_error(e))),
     };
-    give_back();
     let file = crate::personalize::personalize(gw, &rec, secret, &nodes, stock);
     let digest = hex::encode(&lifeline_tls::sha256(&file));
     crate::relay::audit(
@@ -347,11 +537,12 @@ async fn take(
         "web page",
         "applet downloaded",
         &format!(
-            "with the PIN, from {ip}; platform {platform}, {} bytes, sha256 {digest}",
+            "{how}, from {ip}; platform {platform}, {} bytes, sha256 {digest}",
             file.len()
         ),
     )
     .await;
+    gw.metrics.pin_attempt("ok");
     let name = if platform.starts_with("windows") {
         "lifeline-support.exe"
     } else {

@@ -20,6 +20,8 @@ pub struct Words {
     pub too_many: &'static str,
     pub busy: &'static str,
     pub no_program: &'static str,
+    pub link_intro: &'static str,
+    pub dead_link: &'static str,
     pub platforms: [(&'static str, &'static str); 5],
 }
 
@@ -47,6 +49,10 @@ const EN: Words = Words {
     busy: "The service is busy. Please try again in a minute.",
     no_program: "The support program for this computer is not available here. Ask your \
                  technician.",
+    link_intro: "Your technician sent you this link. Choose your computer and download the \
+                 support program.",
+    dead_link: "This link does not work any more: it works once, and only for a while. Ask \
+                your technician for a new one.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple chip)"),
@@ -82,6 +88,10 @@ const DE: Words = Words {
     busy: "Der Dienst ist ausgelastet. Bitte versuchen Sie es in einer Minute erneut.",
     no_program: "Das Hilfeprogramm für diesen Computer ist hier nicht verfügbar. Fragen Sie \
                  Ihren Techniker.",
+    link_intro: "Ihr Techniker hat Ihnen diesen Link geschickt. Wählen Sie Ihren Computer und \
+                 laden Sie das Hilfeprogramm herunter.",
+    dead_link: "Dieser Link funktioniert nicht mehr: Er gilt einmal und nur eine Zeit lang. \
+                Bitten Sie Ihren Techniker um einen neuen.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple-Chip)"),
@@ -115,6 +125,10 @@ const NL: Words = Words {
     busy: "De dienst is druk. Probeer het over een minuut opnieuw.",
     no_program: "Het hulpprogramma voor deze computer is hier niet beschikbaar. Vraag het uw \
                  technicus.",
+    link_intro: "Uw technicus heeft u deze link gestuurd. Kies uw computer en download het \
+                 hulpprogramma.",
+    dead_link: "Deze link werkt niet meer: hij werkt één keer, en maar een tijdje. Vraag uw \
+                technicus om een nieuwe.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple-chip)"),

@@ -64,6 +64,7 @@ fn waiting(n: u8, label: &str, ago_ms: i64, from: &str) -> SessionInfo {
         path: None,
         pin: None,
         pin_expires_at_ms: None,
+        link: None,
     }
 }
 
