@@ -233,7 +233,7 @@ async fn render(
         Form::None => (w.title, String::new()),
     };
     format!(
-        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n</head>\n\
          <body>\n<main>\n<h1>{heading}</h1>\n<p>{intro}</p>\n{alert}\n{form}\
