@@ -198,6 +198,18 @@ pub enum GroupCmd {
         /// Comma-separated CIDR blocks (an address alone is one), or `any`.
         networks: String,
     },
+    /// How long the PINs of a group's sessions work (`session new --pin`),
+    /// or `default` (20 minutes).
+    #[command(
+        name = "pin-time",
+        after_help = "Example: gateway admin group pin-time default 45m    (or: default)"
+    )]
+    PinTime {
+        /// Group name.
+        group: String,
+        /// How long (`10m`, `2h`; 1 minute to 24 hours), or `default`.
+        time: String,
+    },
     /// End a group's logins after this long unused (inactivity logout),
     /// besides their lifetime.
     #[command(after_help = "Example: gateway admin group idle default 30m    (or: off)")]
@@ -896,6 +908,9 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                     if g.totp_required {
                         policy.push("second factor required".to_owned());
                     }
+                    if let Some(secs) = g.pin_secs {
+                        policy.push(format!("PINs work {} min", secs / 60));
+                    }
                     if !g.password_policy.is_empty() {
                         policy.push(g.password_policy.to_string());
                     }
@@ -1101,6 +1116,39 @@ async fn group_cmd(cmd: GroupCmd, store: &Store) -> anyhow::Result<()> {
                 " (each technician sets it up at their next login)"
             };
             println!("group {group}: second factor {}{also}", words(!off));
+        }
+        GroupCmd::PinTime { group, time } => {
+            let group = group_name(&group)?;
+            let secs = if time.trim().eq_ignore_ascii_case("default") {
+                None
+            } else {
+                let age = parse_duration(&time).map_err(anyhow::Error::msg)?;
+                if !(60_000..=86_400_000).contains(&age.ms) {
+                    bail!("{age}: give 1m to 24h, or default");
+                }
+                Some(age.ms / 1000)
+            };
+            let before = match store.set_group_pin_secs(&group, secs).await {
+                Ok(b) => b,
+                Err(lifeline_store::StoreError::NotFound(_)) => bail!(
+                    "there is no group named {group:?} (`gateway admin group list` shows them)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let words = |s: Option<i64>| match s {
+                Some(s) => format!("{} min", s / 60),
+                None => format!("{} min (the default)", crate::portal::PIN_TTL_MS / 60_000),
+            };
+            store
+                .audit(
+                    now,
+                    None,
+                    ACTOR,
+                    "group PIN time",
+                    &format!("{group}: {} → {}", words(before), words(secs)),
+                )
+                .await?;
+            println!("group {group}: PINs work {}", words(secs));
         }
         GroupCmd::Idle { group, idle } => {
             let group = group_name(&group)?;

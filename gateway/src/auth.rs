@@ -125,8 +125,13 @@ impl PasswordHasher {
     /// [`verify_password`] off the async runtime, or [`AuthError::Busy`]
     /// at once if the queue is full.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool, AuthError> {
-        self.checked.fetch_add(1, Ordering::Relaxed);
-        self.run(move || verify_password(&password, &stored)).await
+        // Counted when it runs: a check refused as busy hashed nothing.
+        let checked = self.checked.clone();
+        self.run(move || {
+            checked.fetch_add(1, Ordering::Relaxed);
+            verify_password(&password, &stored)
+        })
+        .await
     }
 
     /// Password work of another kind (hashing a new password, judging its

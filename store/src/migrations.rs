@@ -412,6 +412,16 @@ ALTER TABLE sessions ADD COLUMN link_hash TEXT;
 CREATE UNIQUE INDEX sessions_link ON sessions(link_hash);
 ",
     },
+    Migration {
+        version: 12,
+        name: "how long a group's PINs work",
+        sqlite: r"
+ALTER TABLE groups ADD COLUMN pin_secs BIGINT;
+",
+        postgres: r"
+ALTER TABLE groups ADD COLUMN pin_secs BIGINT;
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

@@ -59,6 +59,8 @@ pub struct Technician {
     pub password_policy: PasswordPolicy,
     /// When their password was set (by them, or by an administrator).
     pub password_set_at_ms: i64,
+    /// How long their sessions' PINs work (their group's; seconds).
+    pub pin_secs: Option<i64>,
 }
 
 /// The columns every technician query selects, joined with the group.
@@ -70,7 +72,8 @@ macro_rules! technician_select {
          t.disabled_at_ms, g.networks, t.totp_secret, t.totp_enrolled_at_ms, \
          t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required, \
          g.password_min_length, g.password_min_strength, g.password_max_age_secs, \
-         COALESCE(t.password_set_at_ms, t.created_at_ms) AS password_set_at_ms \
+         COALESCE(t.password_set_at_ms, t.created_at_ms) AS password_set_at_ms, \
+         g.pin_secs \
          FROM technicians t JOIN groups g ON g.id = t.group_id"
     };
 }
@@ -103,6 +106,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
             max_age_secs: get(row, "password_max_age_secs")?,
         },
         password_set_at_ms: get(row, "password_set_at_ms")?,
+        pin_secs: get(row, "pin_secs")?,
     })
 }
 
@@ -357,6 +361,8 @@ pub struct Group {
     pub networks: Option<String>,
     /// Its technicians log in with a second factor.
     pub totp_required: bool,
+    /// How long its sessions' PINs work (seconds); `None`: the default.
+    pub pin_secs: Option<i64>,
     /// What it asks of its technicians' passwords.
     pub password_policy: PasswordPolicy,
 }
@@ -397,6 +403,14 @@ pub enum Removal {
     RecentlyEnded(Vec<(SessionGuid, i64)>),
 }
 
+/// A group's setting in seconds (the column is chosen from these, never
+/// from input).
+#[derive(Debug, Clone, Copy)]
+enum GroupSeconds {
+    Idle,
+    Pin,
+}
+
 /// A group's row: id, name, permissions, idle seconds, networks, 2FA
 /// required, password policy (least length, least strength, greatest
 /// age).
@@ -410,6 +424,7 @@ type GroupRow = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
 );
 
 /// Decodes group rows and `(group, email)` rows into groups.
@@ -417,9 +432,21 @@ fn groups_from(groups: Vec<GroupRow>, members: Vec<(i64, String)>) -> Result<Vec
     groups
         .into_iter()
         .map(
-            |(id, name, bits, idle_secs, networks, totp, min_len, min_strength, max_age)| {
+            |(
+                id,
+                name,
+                bits,
+                idle_secs,
+                networks,
+                totp,
+                min_len,
+                min_strength,
+                max_age,
+                pin_secs,
+            )| {
                 Ok(Group {
                     idle_secs,
+                    pin_secs,
                     networks,
                     totp_required: totp != 0,
                     password_policy: PasswordPolicy {
@@ -446,7 +473,7 @@ impl Store {
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
             "SELECT id, name, permissions, idle_secs, networks, totp_required, \
-             password_min_length, password_min_strength, password_max_age_secs FROM groups ORDER BY name",
+             password_min_length, password_min_strength, password_max_age_secs, pin_secs FROM groups ORDER BY name",
         )
         .fetch_all(self.pool())
         .await?;
@@ -461,7 +488,7 @@ impl Store {
     pub async fn group(&self, name: &str) -> Result<Option<Group>> {
         let groups: Vec<GroupRow> = sqlx::query_as(
             "SELECT id, name, permissions, idle_secs, networks, totp_required, \
-             password_min_length, password_min_strength, password_max_age_secs FROM groups WHERE name = $1",
+             password_min_length, password_min_strength, password_max_age_secs, pin_secs FROM groups WHERE name = $1",
         )
         .bind(name.trim())
         .fetch_all(self.pool())
@@ -480,22 +507,47 @@ impl Store {
     /// before it ends (`None`: only its lifetime ends it). Returns what it
     /// was.
     pub async fn set_group_idle(&self, group: &str, idle_secs: Option<i64>) -> Result<Option<i64>> {
+        self.set_group_seconds(group, GroupSeconds::Idle, idle_secs)
+            .await
+    }
+
+    /// Sets how long the PINs of `group`'s sessions work (`None`: the
+    /// gateway's default). Returns what it was.
+    pub async fn set_group_pin_secs(&self, group: &str, secs: Option<i64>) -> Result<Option<i64>> {
+        self.set_group_seconds(group, GroupSeconds::Pin, secs).await
+    }
+
+    async fn set_group_seconds(
+        &self,
+        group: &str,
+        which: GroupSeconds,
+        secs: Option<i64>,
+    ) -> Result<Option<i64>> {
         let group = group.trim();
-        let before: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT idle_secs FROM groups WHERE name = $1")
-                .bind(group)
-                .fetch_optional(self.pool())
-                .await?;
+        let column = match which {
+            GroupSeconds::Idle => "idle_secs",
+            GroupSeconds::Pin => "pin_secs",
+        };
+        let mut tx = self.begin_write().await?;
+        let before: Option<(Option<i64>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} FROM groups WHERE name = $1"
+        )))
+        .bind(group)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((before,)) = before else {
             return Err(StoreError::NotFound(format!(
                 "there is no group named {group:?}"
             )));
         };
-        sqlx::query("UPDATE groups SET idle_secs = $2 WHERE name = $1")
-            .bind(group)
-            .bind(idle_secs)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE groups SET {column} = $2 WHERE name = $1"
+        )))
+        .bind(group)
+        .bind(secs)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(before)
     }
 
@@ -542,6 +594,7 @@ impl Store {
             permissions: p,
             technicians: Vec::new(),
             idle_secs: None,
+            pin_secs: None,
             networks: None,
             totp_required: false,
             password_policy: PasswordPolicy::default(),

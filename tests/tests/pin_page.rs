@@ -290,3 +290,54 @@ fn a_one_time_link_opens_a_page_whose_button_downloads_the_applet_once() {
         "the token is in the audit"
     );
 }
+
+#[test]
+fn a_group_sets_how_long_its_pins_work() {
+    let s = Scenario::start(&[]);
+    let out = s.gw.admin(&["group", "pin-time", "default", "45m"], "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PINs work 45 min"));
+    let out = s
+        .console
+        .run(&["session", "new", "--label", "slow", "--pin"], "");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let guid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("session "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let issued =
+        s.gw.audit(Some(&guid))
+            .into_iter()
+            .find(|e| e["event"] == "PIN issued")
+            .unwrap();
+    let created =
+        s.gw.audit(Some(&guid))
+            .into_iter()
+            .find(|e| e["event"] == "created")
+            .unwrap();
+    // Times as the audit writes them (RFC 3339), read by date(1).
+    let secs = |t: &str| -> i64 {
+        let out = std::process::Command::new("date")
+            .args(["-d", t, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let until = issued["detail"]
+        .as_str()
+        .unwrap()
+        .rsplit("until ")
+        .next()
+        .unwrap();
+    let minutes = (secs(until) - secs(created["at"].as_str().unwrap())) / 60;
+    assert!((44..=45).contains(&minutes), "{issued} {created}");
+    assert!(
+        s.gw.audit(None)
+            .iter()
+            .any(|e| e["event"] == "group PIN time"
+                && e["detail"] == "default: 20 min (the default) → 45 min")
+    );
+}

@@ -114,6 +114,7 @@ fn every_command_that_does_something_shows_an_example_and_its_defaults() {
             "reset-2fa",
             "require-2fa",
             "password-policy",
+            "pin-time",
         ] {
             if joined.ends_with(two) {
                 args.truncate(args.len() - 2);

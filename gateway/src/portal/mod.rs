@@ -15,6 +15,7 @@ mod login;
 mod password;
 mod public;
 mod sessions;
+pub use sessions::PIN_TTL_MS;
 mod web;
 mod web_text;
 

@@ -106,7 +106,8 @@ pub(super) async fn create(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp
     .await;
     let mut answer = info(&rec);
     if req.pin {
-        let until = (now + PIN_TTL_MS).min(rec.expires_at_ms);
+        let ttl = tech.pin_secs.map_or(PIN_TTL_MS, |s| s.saturating_mul(1000));
+        let until = (now + ttl).min(rec.expires_at_ms);
         let pin = match assign_pin(gw, &guid, until, now).await {
             Ok(p) => p,
             Err(r) => return r,
@@ -160,7 +161,8 @@ pub(super) fn link_hash(token: &str) -> String {
     hex::encode(&lifeline_tls::sha256(token.as_bytes()))
 }
 
-/// How long a session's PIN works (at most the session's own life).
+/// How long a session's PIN works unless its group says otherwise (`gateway
+/// admin group pin-time`), and at most the session's own life.
 pub const PIN_TTL_MS: i64 = 20 * 60 * 1000;
 
 /// A random 6-digit PIN no other live session holds, given to `guid`.

@@ -32,7 +32,7 @@ const EN: Words = Words {
     intro: "Your technician tells you a 6-digit code. Type it here to download the support \
             program.",
     pin_label: "6-digit code",
-    pin_hint: "The code works once, for 20 minutes.",
+    pin_hint: "The code works once, for a short time.",
     platform_label: "Your computer",
     download: "Download",
     then: "Then",
@@ -43,7 +43,7 @@ const EN: Words = Words {
         "You can end the session at any time. Afterwards the program removes itself.",
     ],
     wrong_pin: "This code does not work. Check the 6 digits with your technician: each code \
-                works once, for 20 minutes.",
+                works once, for a short time.",
     not_a_pin: "Please type the 6 digits of the code.",
     too_many: "Too many tries. Please wait a minute, then try again.",
     busy: "The service is busy. Please try again in a minute.",
@@ -69,7 +69,7 @@ const DE: Words = Words {
     intro: "Ihr Techniker nennt Ihnen einen 6-stelligen Code. Geben Sie ihn hier ein, um das \
             Hilfeprogramm herunterzuladen.",
     pin_label: "6-stelliger Code",
-    pin_hint: "Der Code gilt einmal, für 20 Minuten.",
+    pin_hint: "Der Code gilt einmal und nur kurze Zeit.",
     platform_label: "Ihr Computer",
     download: "Herunterladen",
     then: "Danach",
@@ -81,7 +81,7 @@ const DE: Words = Words {
         "Sie können die Sitzung jederzeit beenden. Danach entfernt sich das Programm selbst.",
     ],
     wrong_pin: "Dieser Code funktioniert nicht. Prüfen Sie die 6 Ziffern mit Ihrem Techniker: \
-                Jeder Code gilt einmal, für 20 Minuten.",
+                Jeder Code gilt einmal und nur kurze Zeit.",
     not_a_pin: "Bitte geben Sie die 6 Ziffern des Codes ein.",
     too_many: "Zu viele Versuche. Bitte warten Sie eine Minute und versuchen Sie es dann \
                erneut.",
@@ -108,7 +108,7 @@ const NL: Words = Words {
     intro: "Uw technicus geeft u een code van 6 cijfers. Typ die hier om het hulpprogramma te \
             downloaden.",
     pin_label: "Code van 6 cijfers",
-    pin_hint: "De code werkt één keer, 20 minuten lang.",
+    pin_hint: "De code werkt één keer, en maar korte tijd.",
     platform_label: "Uw computer",
     download: "Downloaden",
     then: "Daarna",
@@ -119,7 +119,7 @@ const NL: Words = Words {
         "U kunt de sessie op elk moment beëindigen. Daarna verwijdert het programma zichzelf.",
     ],
     wrong_pin: "Deze code werkt niet. Controleer de 6 cijfers met uw technicus: elke code werkt \
-                één keer, 20 minuten lang.",
+                één keer, en maar korte tijd.",
     not_a_pin: "Typ de 6 cijfers van de code.",
     too_many: "Te veel pogingen. Wacht een minuut en probeer het dan opnieuw.",
     busy: "De dienst is druk. Probeer het over een minuut opnieuw.",
