@@ -54,6 +54,25 @@ mod two_factor;
 #[cfg(test)]
 mod admin_tests;
 
+/// For unit tests: an in-memory store with one technician (its id).
+#[cfg(test)]
+pub(crate) async fn test_store_with_technician() -> (Store, i64) {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let t = store
+        .add_technician(
+            NewTechnician {
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                password_hash: "x".into(),
+                group: "default".into(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    (store, t.id)
+}
+
 pub use audit::AuditRecord;
 pub use endings::Endings;
 pub use error::{Result, StoreError};

@@ -1,5 +1,6 @@
-//! Passwords: a group's policy (least length and strength, greatest age)
-//! and a technician changing their own password.
+//! Passwords: a group's policy (least length and strength, greatest age).
+//! A new password, the technician's own or an administrator's, is stored
+//! by [`Store::reset_password`].
 //!
 //! The store keeps the policy and when each password was set; the
 //! gateway judges passwords against it (it holds the strength estimator
@@ -86,37 +87,5 @@ impl Store {
             min_strength,
             max_age_secs,
         })
-    }
-
-    /// A technician's new password (their own change): stored with the
-    /// time, and every login of theirs ends. Returns how many ended.
-    pub async fn change_password(
-        &self,
-        technician_id: i64,
-        password_hash: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE technicians SET password_hash = $2, password_set_at_ms = $3 WHERE id = $1",
-        )
-        .bind(technician_id)
-        .bind(password_hash)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done == 0 {
-            return Err(StoreError::NotFound(format!(
-                "there is no technician with id {technician_id}"
-            )));
-        }
-        let tokens = sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
-            .bind(technician_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(tokens)
     }
 }

@@ -138,7 +138,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewSession, NewTechnician, Permissions, SessionGuid, Store};
+    use crate::{NewSession, Permissions, SessionGuid, Store};
 
     async fn session(store: &Store, tech: i64, n: u8) -> SessionGuid {
         let guid = SessionGuid::from_bytes([n; 16]);
@@ -161,22 +161,10 @@ mod tests {
 
     #[tokio::test]
     async fn live_pins_are_distinct_used_once_and_freed_when_expired() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let t = store
-            .add_technician(
-                NewTechnician {
-                    email: "ada@example.com".into(),
-                    name: "Ada".into(),
-                    password_hash: "x".into(),
-                    group: "default".into(),
-                },
-                0,
-            )
-            .await
-            .unwrap();
+        let (store, tech) = crate::test_store_with_technician().await;
         let (a, b) = (
-            session(&store, t.id, 1).await,
-            session(&store, t.id, 2).await,
+            session(&store, tech, 1).await,
+            session(&store, tech, 2).await,
         );
         assert!(store.set_session_pin(&a, "123456", 1_000, 0).await.unwrap());
         // Taken by a live PIN: choose another.
@@ -204,20 +192,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_link_works_once_and_only_while_its_session_waits_for_its_applet() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let t = store
-            .add_technician(
-                NewTechnician {
-                    email: "ada@example.com".into(),
-                    name: "Ada".into(),
-                    password_hash: "x".into(),
-                    group: "default".into(),
-                },
-                0,
-            )
-            .await
-            .unwrap();
-        let a = session(&store, t.id, 1).await;
+        let (store, tech) = crate::test_store_with_technician().await;
+        let a = session(&store, tech, 1).await;
         store.set_session_link(&a, "h").await.unwrap();
         assert_eq!(store.session_by_link("h", 5).await.unwrap(), Some(a));
         assert_eq!(

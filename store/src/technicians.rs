@@ -712,9 +712,10 @@ impl Store {
         Ok(tokens)
     }
 
-    /// Sets a new password hash, clears the failure count and any lockout,
-    /// and deletes every token of the technician, in one transaction.
-    /// Returns how many tokens there were. [`StoreError::NotFound`] if
+    /// Sets a new password hash (an administrator's reset, or the
+    /// technician's own change after a full login) with its time, clears
+    /// the failure count and any lockout, and deletes every token of the
+    /// technician, in one transaction. Returns how many tokens there were. [`StoreError::NotFound`] if
     /// there is no such technician.
     pub async fn reset_password(
         &self,

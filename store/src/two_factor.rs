@@ -248,28 +248,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewTechnician, Store};
-
-    async fn store_with_ada() -> (Store, i64) {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let t = store
-            .add_technician(
-                NewTechnician {
-                    email: "ada@example.com".into(),
-                    name: "Ada".into(),
-                    password_hash: "x".into(),
-                    group: "default".into(),
-                },
-                1,
-            )
-            .await
-            .unwrap();
-        (store, t.id)
-    }
 
     #[tokio::test]
     async fn enrollment_steps_and_recovery_codes_are_each_taken_once() {
-        let (store, id) = store_with_ada().await;
+        let (store, id) = crate::test_store_with_technician().await;
         let t = store.technician_by_id(id).await.unwrap().unwrap();
         assert!(!t.two_factor.needed());
         store

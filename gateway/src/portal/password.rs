@@ -62,7 +62,7 @@ pub(super) async fn change(gw: &Gateway, body: &[u8], peer: SocketAddr) -> Resp 
             return refused(gw, &tech.email, Refusal::Internal, peer).await;
         }
     };
-    let ended = match gw.store.change_password(tech.id, &hash, now).await {
+    let ended = match gw.store.reset_password(tech.id, &hash, now).await {
         Ok(n) => n,
         Err(e) => return store_error(e),
     };

@@ -370,42 +370,66 @@ async fn take_pin(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<Resp, Refusal> {
-    let ip = peer.ip();
     let Some(pin) = field(form, "pin")
         .map(str::trim)
         .filter(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()))
     else {
         return Err(Ok(Refused::NotAPin));
     };
-    // Both budgets are taken before the store is asked; a right PIN gives
-    // them back.
+    redeem(gw, Key::Pin(pin), form, peer.ip(), headers).await
+}
+
+/// What an end user presents for a download.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Pin(&'a str),
+    Link(&'a str),
+}
+
+/// The download a PIN or link is for, once: both budgets are taken
+/// before the store is asked (a right key gives them back), and the stock
+/// applet is read before the key is used (a missing applet does not burn
+/// it).
+async fn redeem(
+    gw: &Gateway,
+    key: Key<'_>,
+    form: &str,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Resp, Refusal> {
     spend(gw, ip).map_err(Ok)?;
+    let (wrong, how) = match key {
+        Key::Pin(_) => (Refused::Wrong, "with the PIN"),
+        Key::Link(_) => (Refused::DeadLink, "with the link"),
+    };
+    if let Key::Link(token) = key
+        && !token_ok(token)
+    {
+        return Err(Ok(wrong));
+    }
     let platform = platform(form, headers);
-    // Read before the PIN is used: a missing applet does not burn it.
     let Ok(stock) = crate::personalize::stock_applet(&gw.config, &platform).await else {
         give_back(gw, ip);
         return Err(Ok(Refused::NoProgram));
     };
     let now = lifeline_protocol::time::now_ms();
-    let guid = match gw.store.take_session_pin(pin, now).await {
+    let taken = match key {
+        Key::Pin(pin) => gw.store.take_session_pin(pin, now).await,
+        Key::Link(token) => {
+            let hash = super::sessions::link_hash(token);
+            gw.store.take_session_link(&hash, now).await
+        }
+    };
+    let guid = match taken {
         Ok(Some(g)) => g,
-        Ok(None) => return Err(Ok(Refused::Wrong)),
+        Ok(None) => return Err(Ok(wrong)),
         Err(e) => {
             give_back(gw, ip);
             return Err(Err(store_error(e)));
         }
     };
     give_back(gw, ip);
-    deliver(
-        gw,
-        guid,
-        &platform,
-        stock,
-        "with the PIN",
-        ip,
-        Refused::Wrong,
-    )
-    .await
+    deliver(gw, guid, &platform, stock, how, ip, wrong).await
 }
 
 /// A link's token as it may appear in a path: 32 hex digits.
@@ -457,51 +481,11 @@ pub(super) async fn link_download(
 ) -> Resp {
     let started = Instant::now();
     let form = std::str::from_utf8(body).unwrap_or("");
-    match take_link(gw, form, token, peer, headers).await {
+    match redeem(gw, Key::Link(token), form, peer.ip(), headers).await {
         Ok(file) => file,
         Err(Err(resp)) => resp,
         Err(Ok(why)) => refuse(gw, headers, why, Form::Link(token), peer, started).await,
     }
-}
-
-async fn take_link(
-    gw: &Gateway,
-    form: &str,
-    token: &str,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<Resp, Refusal> {
-    let ip = peer.ip();
-    spend(gw, ip).map_err(Ok)?;
-    if !token_ok(token) {
-        return Err(Ok(Refused::DeadLink));
-    }
-    let platform = platform(form, headers);
-    let Ok(stock) = crate::personalize::stock_applet(&gw.config, &platform).await else {
-        give_back(gw, ip);
-        return Err(Ok(Refused::NoProgram));
-    };
-    let now = lifeline_protocol::time::now_ms();
-    let hash = super::sessions::link_hash(token);
-    let guid = match gw.store.take_session_link(&hash, now).await {
-        Ok(Some(g)) => g,
-        Ok(None) => return Err(Ok(Refused::DeadLink)),
-        Err(e) => {
-            give_back(gw, ip);
-            return Err(Err(store_error(e)));
-        }
-    };
-    give_back(gw, ip);
-    deliver(
-        gw,
-        guid,
-        &platform,
-        stock,
-        "with the link",
-        ip,
-        Refused::DeadLink,
-    )
-    .await
 }
 
 /// The personalized applet of `guid`, taken once, audited with `how`;
