@@ -75,6 +75,16 @@ impl Pty {
         self.input.flush().unwrap();
     }
 
+    /// Types `line` and Enter at a password prompt that was just shown:
+    /// a moment later, as a person would. A prompt is printed just before
+    /// the program turns the terminal's echo off, and keys that arrive in
+    /// between are echoed by the terminal itself — a race no typist wins,
+    /// but a test typing within microseconds of the prompt can.
+    pub fn type_secret(&mut self, line: &str) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.type_line(line);
+    }
+
     /// Types `line` and Enter.
     pub fn type_line(&mut self, line: &str) {
         writeln!(self.input, "{line}").unwrap();

@@ -22,7 +22,7 @@ fn passwords_typed_at_a_prompt_are_not_shown() {
         data.path().display()
     ));
     admin.wait("the password prompt", "Password for the new technician:");
-    admin.type_line(secret);
+    admin.type_secret(secret);
     let screen = admin.wait("the technician added", "added technician");
     assert!(
         !screen.contains(secret),
@@ -38,7 +38,7 @@ fn passwords_typed_at_a_prompt_are_not_shown() {
         gw.fingerprint
     ));
     login.wait("the password prompt", "Password:");
-    login.type_line(secret);
+    login.type_secret(secret);
     let screen = login.wait("the login", "logged in as Ada");
     assert!(
         !screen.contains(secret),

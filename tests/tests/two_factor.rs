@@ -121,7 +121,7 @@ fn a_required_second_factor_is_set_up_at_the_first_login_on_a_terminal() {
         gw.fingerprint
     ));
     term.wait("the password prompt", "Password:");
-    term.type_line(PASSWORD);
+    term.type_secret(PASSWORD);
     let screen = term.wait("the code prompt", "Code the app shows now:");
     assert!(
         screen.contains("authenticator app") && (screen.contains('▀') || screen.contains('▄')),
