@@ -56,7 +56,7 @@ impl TwoFactor {
         match (self.enrolled(), self.needed()) {
             (true, _) => "enrolled",
             (false, true) => "required",
-            (false, false) => "-",
+            (false, false) => "off",
         }
     }
 }
