@@ -8,7 +8,7 @@ use lifeline_protocol::hex;
 use lifeline_protocol::portal::{CreateSession, ReissueApplet, SessionInfo, SessionList};
 use lifeline_protocol::text::Shown;
 use lifeline_session::identity::SessionIdentity;
-use lifeline_session::portal::PortalError;
+use lifeline_session::portal::{PortalClient, PortalError};
 use std::io::Write;
 use std::path::Path;
 
@@ -25,29 +25,7 @@ pub async fn session_new(
     // The applet can be downloaded once: everything that could stop it
     // from being saved is checked before the session exists.
     let staged = Staged::check_and_create(out, force)?;
-    let identity = SessionIdentity::generate("Lifeline session")?;
-    let secret = new_applet_secret()?;
-    let info: SessionInfo = client
-        .post(
-            "/api/v1/sessions",
-            &CreateSession {
-                label: label.clone(),
-                console_pin: hex::encode(&identity.pin()),
-                applet_secret: hex::encode(&secret),
-                expires_in_secs: expires_in,
-                pin: false,
-                link: false,
-            },
-        )
-        .await?;
-    profile.save_session(
-        &LocalSession {
-            guid: info.guid,
-            label: info.label.clone(),
-            applet_secret: hex::encode(&secret),
-        },
-        &identity,
-    )?;
+    let info = create_session(profile, &client, label, expires_in, None).await?;
     eprintln!("downloading the personalized applet…");
     let path = match platform {
         Some(p) => format!("/api/v1/sessions/{}/applet?platform={p}", info.guid),
@@ -84,6 +62,42 @@ pub async fn session_new(
 
 /// What `session new` and `session applet` print once the applet is
 /// saved; `note` goes below the file's line.
+/// Creates a session with a fresh console identity and applet secret, and
+/// keeps both in the profile for `connect`; `web` asks the gateway for a
+/// PIN or link as well.
+async fn create_session(
+    profile: &Profile,
+    client: &PortalClient,
+    label: Option<String>,
+    expires_in: Option<u64>,
+    web: Option<WebWay>,
+) -> anyhow::Result<SessionInfo> {
+    let identity = SessionIdentity::generate("Lifeline session")?;
+    let secret = new_applet_secret()?;
+    let info: SessionInfo = client
+        .post(
+            "/api/v1/sessions",
+            &CreateSession {
+                label,
+                console_pin: hex::encode(&identity.pin()),
+                applet_secret: hex::encode(&secret),
+                expires_in_secs: expires_in,
+                pin: web == Some(WebWay::Pin),
+                link: web == Some(WebWay::Link),
+            },
+        )
+        .await?;
+    profile.save_session(
+        &LocalSession {
+            guid: info.guid,
+            label: info.label.clone(),
+            applet_secret: hex::encode(&secret),
+        },
+        &identity,
+    )?;
+    Ok(info)
+}
+
 /// How the end user of a `session new` without a file gets the applet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebWay {
@@ -102,29 +116,7 @@ pub async fn session_new_web(
     way: WebWay,
 ) -> anyhow::Result<()> {
     let (login, client) = portal(profile)?;
-    let identity = SessionIdentity::generate("Lifeline session")?;
-    let secret = new_applet_secret()?;
-    let info: SessionInfo = client
-        .post(
-            "/api/v1/sessions",
-            &CreateSession {
-                label,
-                console_pin: hex::encode(&identity.pin()),
-                applet_secret: hex::encode(&secret),
-                expires_in_secs: expires_in,
-                pin: way == WebWay::Pin,
-                link: way == WebWay::Link,
-            },
-        )
-        .await?;
-    profile.save_session(
-        &LocalSession {
-            guid: info.guid,
-            label: info.label.clone(),
-            applet_secret: hex::encode(&secret),
-        },
-        &identity,
-    )?;
+    let info = create_session(profile, &client, label, expires_in, Some(way)).await?;
     let old = || {
         anyhow::anyhow!(
             "the gateway created the session but gave no {}; it may be older than this console",
