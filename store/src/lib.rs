@@ -28,6 +28,8 @@
 //! * `sessions` — session rows and the created → waiting → paired (→
 //!   direct) → ended state machine, the reported path, the one-time applet
 //!   secret (and issuing it again), relayed byte counts;
+//! * `channels` — channels (stable web addresses into a group's queue),
+//!   the queue, and picking from it atomically ([`Pick`]);
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
@@ -38,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod channels;
 mod endings;
 mod error;
 mod migrations;
@@ -74,6 +77,7 @@ pub(crate) async fn test_store_with_technician() -> (Store, i64) {
 }
 
 pub use audit::AuditRecord;
+pub use channels::{Channel, NewChannelSession, Pick};
 pub use endings::Endings;
 pub use error::{Result, StoreError};
 pub use lifeline_protocol::{Permissions, SessionGuid};

@@ -153,16 +153,19 @@ pub enum Reissue {
 pub struct SessionRecord {
     /// The session's GUID.
     pub guid: SessionGuid,
-    /// Who created it.
-    pub technician_id: i64,
-    /// The creator's e-mail.
-    pub technician_email: String,
-    /// The creator's display name.
-    pub technician_name: String,
-    /// The label (`""` for none).
+    /// Whose it is: who created it, or who picked it from a channel's
+    /// queue; `None` while a channel's session waits to be picked.
+    pub technician_id: Option<i64>,
+    /// That technician's e-mail.
+    pub technician_email: Option<String>,
+    /// That technician's display name.
+    pub technician_name: Option<String>,
+    /// The label (`""` for none); for a channel's session, the name the
+    /// end user gave on the web page.
     pub label: String,
-    /// SHA-256 of the console certificate's SPKI.
-    pub console_pin: [u8; 32],
+    /// SHA-256 of the console certificate's SPKI; `None` until a
+    /// technician picks a channel's session.
+    pub console_pin: Option<[u8; 32]>,
     /// Whether the applet was downloaded (and the secret erased).
     pub downloaded: bool,
     /// What the session may do.
@@ -199,6 +202,13 @@ pub struct SessionRecord {
     /// sessions created before it existed (their applets are admitted on
     /// the GUID alone).
     pub admission_key: Option<[u8; 32]>,
+    /// The group whose queue a channel's session waits in (`None` for a
+    /// technician's own session).
+    pub queue_group_id: Option<i64>,
+    /// The channel it came through.
+    pub channel: Option<String>,
+    /// What the end user wrote about their problem on the channel's page.
+    pub problem: String,
 }
 
 /// The `UPDATE` that ends a session (`$1` guid, `$2` time, `$3` reason);
@@ -229,12 +239,14 @@ macro_rules! session_select {
          s.state, s.created_at_ms, s.expires_at_ms, s.waiting_since_ms, s.waiting_from, \
          s.waiting_node, s.waiting_node_addr, s.paired_at_ms, s.ended_at_ms, s.ended_reason, \
          s.bytes_applet_to_console, s.bytes_console_to_applet, s.path, s.relay_closed_at_ms, \
-         s.admission_key \
-         FROM sessions s JOIN technicians t ON t.id = s.technician_id"
+         s.admission_key, s.queue_group_id, s.channel, s.problem \
+         FROM sessions s LEFT JOIN technicians t ON t.id = s.technician_id"
     };
 }
 
-fn from_row(row: &AnyRow) -> Result<SessionRecord> {
+pub(crate) use session_select;
+
+pub(crate) fn from_row(row: &AnyRow) -> Result<SessionRecord> {
     let state: String = get(row, "state")?;
     let path: Option<String> = get(row, "path")?;
     Ok(SessionRecord {
@@ -243,7 +255,9 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
         technician_email: get(row, "technician_email")?,
         technician_name: get(row, "technician_name")?,
         label: get(row, "label")?,
-        console_pin: rows::hash32("sessions.console_pin", &get::<String>(row, "console_pin")?)?,
+        console_pin: get::<Option<String>>(row, "console_pin")?
+            .map(|p| rows::hash32("sessions.console_pin", &p))
+            .transpose()?,
         downloaded: rows::flag("sessions.downloaded", get(row, "downloaded")?)?,
         permissions: rows::permissions("sessions.permissions", get(row, "permissions")?)?,
         state: SessionState::parse(&state).ok_or_else(|| {
@@ -271,6 +285,9 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
         admission_key: get::<Option<String>>(row, "admission_key")?
             .map(|k| rows::hash32("sessions.admission_key", &k))
             .transpose()?,
+        queue_group_id: get(row, "queue_group_id")?,
+        channel: get(row, "channel")?,
+        problem: get(row, "problem")?,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct Technician {
     pub name: String,
     /// Group name.
     pub group: String,
+    /// The group's id (whose channels' queue the technician sees).
+    pub group_id: i64,
     /// What sessions created by this technician may do.
     pub permissions: Permissions,
     /// PHC password hash.
@@ -67,7 +69,7 @@ pub struct Technician {
 /// A macro so that `concat!` can build `'static` SQL from it.
 macro_rules! technician_select {
     () => {
-        "SELECT t.id, t.email, t.name, g.name AS group_name, g.permissions, \
+        "SELECT t.id, t.email, t.name, t.group_id, g.name AS group_name, g.permissions, \
          t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
          t.disabled_at_ms, g.networks, t.totp_secret, t.totp_enrolled_at_ms, \
          t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required, \
@@ -86,6 +88,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {
         email: get(row, "email")?,
         name: get(row, "name")?,
         group: get(row, "group_name")?,
+        group_id: get(row, "group_id")?,
         permissions: rows::permissions("groups.permissions", get(row, "permissions")?)?,
         password_hash: get(row, "password_hash")?,
         failed_logins: get(row, "failed_logins")?,
@@ -625,6 +628,23 @@ impl Store {
         if !members.is_empty() {
             return Ok(GroupRemoval::NotEmpty(members));
         }
+        let channels: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM channels WHERE group_id = $1 ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !channels.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "channel(s) {} put end users into group {name:?}'s queue: remove them first",
+                channels.join(", ")
+            )));
+        }
+        // Its queue's sessions outlive it (they are history, or were
+        // picked by a technician now in another group).
+        sqlx::query("UPDATE sessions SET queue_group_id = NULL WHERE queue_group_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // A technician moved into it meanwhile (PostgreSQL) makes this fail
         // on the foreign key: nothing is removed under anyone's feet.
         sqlx::query("DELETE FROM groups WHERE id = $1")

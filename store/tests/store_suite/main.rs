@@ -221,6 +221,7 @@ fn new_session(technician_id: i64, label: &str, created_at_ms: i64) -> NewSessio
     }
 }
 
+mod channels;
 mod nodes_audit;
 mod paths;
 mod schema;

@@ -49,11 +49,11 @@ async fn session_create_and_labels(db: &TestDb) {
     let s = new_session(t.id, "printer", T0);
     let rec = store.create_session(s.clone()).await.unwrap();
     assert_eq!(rec.guid, s.guid);
-    assert_eq!(rec.technician_id, t.id);
-    assert_eq!(rec.technician_email, t.email);
-    assert_eq!(rec.technician_name, t.name);
+    assert_eq!(rec.technician_id, Some(t.id));
+    assert_eq!(rec.technician_email, Some(t.email.clone()));
+    assert_eq!(rec.technician_name, Some(t.name.clone()));
     assert_eq!(rec.label, "printer");
-    assert_eq!(rec.console_pin, s.console_pin);
+    assert_eq!(rec.console_pin, Some(s.console_pin));
     assert!(!rec.downloaded);
     assert_eq!(rec.permissions, s.permissions);
     assert_eq!(rec.state, SessionState::Created);
