@@ -114,7 +114,7 @@ mod tests {
             directory_urls: vec!["https://127.0.0.1:1/api/v1/directory".into()],
             operator_ca_der: vec![1, 2, 3],
             operator_key: pk,
-            console_pin: [2; 32],
+            console_pin: Some([2; 32]),
             applet_secret: [3; 32],
             expires_at_ms: 10_000,
             permissions: Permissions::NONE,

@@ -1,6 +1,7 @@
 //! The applet's session: wait at a gateway (reconnecting as needed), pair,
 //! establish the end-to-end channel, chat, and end.
 
+use lifeline_protocol::relay::PickedBy;
 use crate::gateway;
 use crate::identity::Identity;
 use crate::ui::{WorkLines, lang, show};
@@ -271,10 +272,21 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
                     }
                     Ok(pairing) => {
                         paired.store(true, Ordering::Relaxed);
+                        // A channel's file names no console: the gateway
+                        // names the one that picked the session, and only
+                        // until the first handshake succeeds (resumptions
+                        // run with the key learned then: see `run`).
+                        let Some(console_pin) = body
+                            .console_pin
+                            .or(pairing.picked_by.as_ref().map(|p| p.console_pin))
+                        else {
+                            tracing::info!("paired, but no console key to expect");
+                            return Err(Ending::Failed(End::NotTheTechnician));
+                        };
                         match secure::applet_side(
                             stream,
                             body.guid,
-                            body.console_pin,
+                            console_pin,
                             body.applet_secret,
                         )
                         .await
@@ -323,6 +335,19 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
     }
 }
 
+/// The trailer's body as the session goes on: a channel's applet takes
+/// the console key and technician the gateway named when first paired.
+fn with_console(body: &TrailerBody, picked_by: Option<&PickedBy>) -> TrailerBody {
+    let mut body = body.clone();
+    if body.console_pin.is_none()
+        && let Some(p) = picked_by
+    {
+        body.console_pin = Some(p.console_pin);
+        body.technician_name = lifeline_protocol::text::neutralize(&p.technician_name).into();
+    }
+    body
+}
+
 /// A random pause of at most `max`.
 fn jitter(max: Duration) -> Duration {
     max.mul_f64((live::random_u64() >> 11) as f64 / (1u64 << 53) as f64)
@@ -348,6 +373,10 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         Ok(r) => r,
         Err(ending) => return ending,
     };
+    // From here on the session's console is fixed: a channel's applet
+    // keeps the technician the gateway named at this first pairing, and
+    // its resumptions accept no other.
+    let body = &with_console(body, pairing.picked_by.as_ref());
     show(&Line::Connected {
         technician: body.technician_name.clone(),
         code: est.sas.to_string(),
@@ -360,7 +389,7 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         me: EndedBy::User,
         guid: body.guid,
         side: Side::Applet {
-            console_pin: body.console_pin,
+            console_pin: body.console_pin.unwrap_or_default(),
         },
         direct: Settings {
             policy: opts.policy,

@@ -1250,7 +1250,11 @@ async fn end_session(
     store
         .audit(now, Some(&guid), ACTOR, "ended", &reason)
         .await?;
-    let whose = format!("{}'s session {guid}", rec.technician_email);
+    let whose = match (&rec.technician_email, &rec.channel) {
+        (Some(email), _) => format!("{email}'s session {guid}"),
+        (None, Some(channel)) => format!("channel {channel}'s session {guid}"),
+        (None, None) => format!("session {guid}"),
+    };
     match rec.state {
         SessionState::Created => println!("ended {whose}: its applet can no longer connect"),
         SessionState::Waiting => println!(

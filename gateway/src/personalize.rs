@@ -150,7 +150,7 @@ pub fn personalize(
         applet_secret,
         expires_at_ms: rec.expires_at_ms.max(0) as u64,
         permissions: rec.permissions,
-        technician_name: rec.technician_name.clone(),
+        technician_name: rec.technician_name.clone().unwrap_or_default(),
         label: rec.label.clone(),
         // The signature covers the program it is attached to.
         image_sha256: lifeline_tls::sha256(&stock),

@@ -26,6 +26,9 @@ use crate::state::ServerStream;
 pub struct PairRequest {
     /// Where the applet's task sends its connection after writing `Paired`.
     pub reply: oneshot::Sender<Handover>,
+    /// For a channel's session: who picked it, for its applet (whose file
+    /// names no console).
+    pub picked_by: Option<lifeline_protocol::relay::PickedBy>,
 }
 
 /// A waiting applet's connection, handed to the console's task.

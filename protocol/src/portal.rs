@@ -667,6 +667,13 @@ pub struct SessionInfo {
     /// expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The channel a session came through (it waits in the group's queue
+    /// until a technician picks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// What the end user wrote about their problem on the channel's page.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub problem: String,
 }
 
 /// A list of sessions.

@@ -5,7 +5,7 @@
 //!   Hello{version, role, guid, credential} ──▶
 //!                                      ◀──────  Waiting{observed, node}   (applet only)
 //!                                      ◀──────  Ping                      (while waiting)
-//!                                      ◀──────  Paired{stun}
+//!                                      ◀──────  Paired{stun, console?}
 //!   ═══════════ opaque bytes both ways (the end-to-end TLS) ═══════════
 //!                                      ◀──────  Refused{code, message}    (instead, then close)
 //!   Leave{reason}                      ──▶          (applet, instead of waiting on:
@@ -203,6 +203,10 @@ pub enum ServerMsg {
         /// This node's STUN server (`host:port`) for the ends' ICE, or
         /// empty when it runs none.
         stun: String,
+        /// To the applet of a channel's session (whose file names no
+        /// console): who picked it and their console's key. `None`
+        /// otherwise; an applet that already knows its console ignores it.
+        console: Option<PickedBy>,
     },
     /// The gateway refuses; it closes the connection after this.
     Refused {
@@ -211,6 +215,16 @@ pub enum ServerMsg {
         /// Human-readable reason.
         message: String,
     },
+}
+
+/// The technician who picked a channel's session, as the gateway tells
+/// its applet at pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickedBy {
+    /// SHA-256 of their console session certificate's SPKI.
+    pub console_pin: [u8; 32],
+    /// Their display name (at most 256 bytes).
+    pub technician_name: String,
 }
 
 fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
@@ -343,8 +357,15 @@ impl ServerMsg {
                 WAITING
             }
             ServerMsg::Ping => PING,
-            ServerMsg::Paired { stun } => {
+            ServerMsg::Paired { stun, console } => {
                 w.str16(clamp_str(stun, 128));
+                if let Some(c) = console {
+                    w.u8(1)
+                        .put(&c.console_pin)
+                        .str16(clamp_str(&c.technician_name, 256));
+                } else {
+                    w.u8(0);
+                }
                 PAIRED
             }
             ServerMsg::Refused { code, message } => {
@@ -376,6 +397,17 @@ impl ServerMsg {
                     .str16("stun", 128)
                     .map_err(truncated("paired"))?
                     .to_owned(),
+                console: match r.u8().map_err(truncated("paired"))? {
+                    0 => None,
+                    1 => Some(PickedBy {
+                        console_pin: r.array().map_err(truncated("paired"))?,
+                        technician_name: r
+                            .str16("technician name", 256)
+                            .map_err(truncated("paired"))?
+                            .to_owned(),
+                    }),
+                    _ => return Err(DecodeError::invalid("paired", "bad console flag")),
+                },
             },
             REFUSED => ServerMsg::Refused {
                 code: RefuseCode::from_code(r.u16().map_err(truncated("refused"))?),
@@ -453,9 +485,14 @@ mod tests {
             ServerMsg::Ping,
             ServerMsg::Paired {
                 stun: "203.0.113.10:3478".into(),
+                console: None,
             },
             ServerMsg::Paired {
                 stun: String::new(),
+                console: Some(PickedBy {
+                    console_pin: [3; 32],
+                    technician_name: "Ada".into(),
+                }),
             },
             ServerMsg::Refused {
                 code: RefuseCode::Expired,

@@ -30,7 +30,7 @@ pub const MAX_DIRECTORY_URLS: usize = 8;
 /// Largest operator CA certificate (DER).
 pub const MAX_CA_DER: usize = 8192;
 
-const BODY_VERSION: u8 = 2;
+const BODY_VERSION: u8 = 3;
 
 /// What a personalized applet knows about its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +46,11 @@ pub struct TrailerBody {
     /// The operator's Ed25519 public key (trusted only by development builds;
     /// release builds pin it at build time).
     pub operator_key: [u8; 32],
-    /// SHA-256 of the console session certificate's SubjectPublicKeyInfo.
-    pub console_pin: [u8; 32],
+    /// SHA-256 of the console session certificate's SubjectPublicKeyInfo;
+    /// `None` for a channel's session, whose technician is not known when
+    /// the applet is made: the gateway names the picking console's key
+    /// when it pairs them ([`crate::relay::ServerMsg::Paired`]), once.
+    pub console_pin: Option<[u8; 32]>,
     /// Secret the applet proves it holds, inside the end-to-end TLS.
     pub applet_secret: [u8; 32],
     /// Unix milliseconds after which the applet refuses to run.
@@ -128,7 +131,8 @@ impl TrailerBody {
         assert!(self.operator_ca_der.len() <= MAX_CA_DER, "CA too large");
         w.bytes16(&self.operator_ca_der)
             .put(&self.operator_key)
-            .put(&self.console_pin)
+            .u8(u8::from(self.console_pin.is_some()))
+            .put(self.console_pin.as_ref().map_or(&[][..], |p| &p[..]))
             .put(&self.applet_secret)
             .u64(self.expires_at_ms)
             .u32(self.permissions.bits())
@@ -166,7 +170,11 @@ impl TrailerBody {
             directory_urls,
             operator_ca_der: r.bytes16("operator CA", MAX_CA_DER)?.to_vec(),
             operator_key: r.array()?,
-            console_pin: r.array()?,
+            console_pin: match r.u8()? {
+                0 => None,
+                1 => Some(r.array()?),
+                _ => return Err(DecodeError::invalid("trailer", "bad console key flag")),
+            },
             applet_secret: r.array()?,
             expires_at_ms: r.u64()?,
             permissions: Permissions::from_bits(r.u32()?),
@@ -280,7 +288,7 @@ mod tests {
             directory_urls: vec!["https://127.0.0.1:8443/api/v1/directory".into()],
             operator_ca_der: vec![0x30, 0x03, 1, 2, 3],
             operator_key: [0; 32],
-            console_pin: [2; 32],
+            console_pin: Some([2; 32]),
             applet_secret: [3; 32],
             expires_at_ms: 2_000,
             permissions: Permissions::ALL,

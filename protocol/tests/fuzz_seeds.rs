@@ -44,7 +44,7 @@ fn trailer_body() -> TrailerBody {
         ],
         operator_ca_der: vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00],
         operator_key: checks::public_key(),
-        console_pin: [0xc0; 32],
+        console_pin: Some([0xc0; 32]),
         applet_secret: [0x5e; 32],
         // 2100-01-01: after checks::NOW_MS, so the signed seed verifies.
         expires_at_ms: 4_102_444_800_000,
@@ -110,6 +110,10 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "seed-paired",
             ServerMsg::Paired {
                 stun: "203.0.113.10:3478".into(),
+                console: Some(lifeline_protocol::relay::PickedBy {
+                    console_pin: [0xc0; 32],
+                    technician_name: "Ada Lovelace".into(),
+                }),
             }
             .encode(),
         ),

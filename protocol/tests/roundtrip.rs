@@ -65,7 +65,17 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![
         (text(128), text(128)).prop_map(|(observed, node)| ServerMsg::Waiting { observed, node }),
         Just(ServerMsg::Ping),
-        text(128).prop_map(|stun| ServerMsg::Paired { stun }),
+        (
+            text(128),
+            proptest::option::of((any::<[u8; 32]>(), text(256)))
+        )
+            .prop_map(|(stun, console)| ServerMsg::Paired {
+                stun,
+                console: console.map(|(console_pin, technician_name)| relay::PickedBy {
+                    console_pin,
+                    technician_name,
+                }),
+            }),
         // `from_code` gives the canonical variant: `Other(1)` would decode
         // as `UnknownSession`.
         (any::<u16>(), text(relay::MAX_TEXT)).prop_map(|(c, message)| ServerMsg::Refused {
@@ -214,7 +224,7 @@ fn trailer_body() -> impl Strategy<Value = TrailerBody> {
                 directory_urls,
                 operator_ca_der,
                 operator_key,
-                console_pin,
+                console_pin: (console_pin != [0; 32]).then_some(console_pin),
                 applet_secret,
                 expires_at_ms,
                 permissions,

@@ -160,6 +160,8 @@ pub fn gateway_is_local(stream: &GatewayStream) -> bool {
 pub struct Pairing {
     /// The node's STUN server (`host:port`), if it runs one.
     pub stun: Option<String>,
+    /// For a channel's applet: who picked the session, and their key.
+    pub picked_by: Option<lifeline_protocol::relay::PickedBy>,
 }
 
 /// Reads gateway messages until `Paired` (returns) or `Refused` (error),
@@ -170,9 +172,10 @@ pub async fn await_pairing<S: AsyncRead + Unpin>(
 ) -> Result<Pairing, LinkError> {
     loop {
         match read_server_msg(s).await? {
-            ServerMsg::Paired { stun } => {
+            ServerMsg::Paired { stun, console } => {
                 return Ok(Pairing {
                     stun: (!stun.is_empty()).then_some(stun),
+                    picked_by: console,
                 });
             }
             ServerMsg::Ping => {}

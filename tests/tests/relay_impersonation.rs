@@ -295,8 +295,14 @@ async fn play_gateway(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> R
             observed: "127.0.0.1:1".into(),
             node: "evil".into(),
         },
+        // Naming a console of its own changes nothing for an applet whose
+        // file names its technician's.
         ServerMsg::Paired {
             stun: String::new(),
+            console: Some(lifeline_protocol::relay::PickedBy {
+                console_pin: [0xee; 32],
+                technician_name: "Mallory".into(),
+            }),
         },
     ] {
         tls.write_all(&msg.encode())
@@ -486,7 +492,7 @@ fn console_refuses_a_relay_that_poses_as_the_applet() {
     evil.run(
         listener,
         Mode::Applet {
-            console_pin: body.console_pin,
+            console_pin: body.console_pin.expect("a technician's session names its console"),
         },
     );
     let s = &evil.s;

@@ -78,7 +78,11 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             };
             let mut v = vec![
                 format!("Fernwartung von {operator}"),
-                format!("Techniker {technician} möchte Ihnen helfen{about}."),
+                if technician.is_empty() {
+                    format!("Der nächste freie Techniker hilft Ihnen{about}.")
+                } else {
+                    format!("Techniker {technician} möchte Ihnen helfen{about}.")
+                },
             ];
             v.push(if offered.is_empty() {
                 "Er oder sie kann nur mit Ihnen chatten.".to_owned()
@@ -101,6 +105,9 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             }
             v.push("Schreiben Sie eine Nachricht und drücken Sie die Eingabetaste, um zu chatten; mit /end oder Strg-C beenden Sie jederzeit.".to_owned());
             v
+        }
+        Line::Waiting { technician } if technician.is_empty() => {
+            one("Warten auf den nächsten freien Techniker…".into())
         }
         Line::Waiting { technician } => one(format!("Warten, bis {technician} sich verbindet…")),
         Line::WaitingAgain => one("Wieder verbunden; warte weiter auf Ihren Techniker…".into()),

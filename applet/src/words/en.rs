@@ -78,7 +78,11 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             };
             let mut v = vec![
                 format!("Remote support from {operator}"),
-                format!("Technician {technician} would like to help you{about}."),
+                if technician.is_empty() {
+                    format!("The next free technician will help you{about}.")
+                } else {
+                    format!("Technician {technician} would like to help you{about}.")
+                },
             ];
             v.push(if offered.is_empty() {
                 "They can only chat with you.".to_owned()
@@ -101,6 +105,9 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             }
             v.push("Type a message and press Enter to chat; type /end or press Ctrl-C to end at any time.".to_owned());
             v
+        }
+        Line::Waiting { technician } if technician.is_empty() => {
+            one("Waiting for the next free technician…".into())
         }
         Line::Waiting { technician } => one(format!("Waiting for {technician} to connect…")),
         Line::WaitingAgain => one("Reconnected; still waiting for your technician…".into()),

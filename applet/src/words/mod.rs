@@ -337,7 +337,8 @@ pub enum Line {
     },
     /// Waiting for the technician.
     Waiting {
-        /// Their name.
+        /// Their name; empty for a channel's session, which waits for the
+        /// next free technician of a group.
         technician: String,
     },
     /// Reconnected to the service; still waiting.

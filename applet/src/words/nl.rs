@@ -74,7 +74,11 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             };
             let mut v = vec![
                 format!("Hulp op afstand van {operator}"),
-                format!("Technicus {technician} wil u helpen{about}."),
+                if technician.is_empty() {
+                    format!("De eerstvolgende vrije technicus helpt u{about}.")
+                } else {
+                    format!("Technicus {technician} wil u helpen{about}.")
+                },
             ];
             v.push(if offered.is_empty() {
                 "De technicus kan alleen met u chatten.".to_owned()
@@ -97,6 +101,9 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             }
             v.push("Typ een bericht en druk op Enter om te chatten; met /end of Ctrl-C stopt u op elk moment.".to_owned());
             v
+        }
+        Line::Waiting { technician } if technician.is_empty() => {
+            one("Wachten op de eerstvolgende vrije technicus…".into())
         }
         Line::Waiting { technician } => one(format!("Wachten tot {technician} verbinding maakt…")),
         Line::WaitingAgain => one("Opnieuw verbonden; nog steeds wachten op uw technicus…".into()),

@@ -25,7 +25,7 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
     SessionInfo {
         guid: r.guid,
         label: r.label.clone(),
-        technician: r.technician_email.clone(),
+        technician: r.technician_email.clone().unwrap_or_default(),
         state: state.into(),
         created_at_ms: r.created_at_ms,
         expires_at_ms: r.expires_at_ms,
@@ -40,6 +40,8 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
         pin: None,
         pin_expires_at_ms: None,
         link: None,
+        channel: r.channel.clone(),
+        problem: r.problem.clone(),
     }
 }
 
@@ -51,7 +53,7 @@ async fn own(gw: &Gateway, tech: &Technician, guid: &str) -> Result<SessionRecor
         .parse()
         .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"))?;
     match gw.store.session(&guid).await {
-        Ok(Some(r)) if r.technician_id == tech.id => Ok(r),
+        Ok(Some(r)) if r.technician_id == Some(tech.id) => Ok(r),
         Ok(_) => Err(not_found()),
         Err(e) => Err(store_error(e)),
     }
@@ -625,11 +627,11 @@ mod tests {
         use http_body_util::BodyExt;
         let rec = |state| SessionRecord {
             guid: SessionGuid::from_bytes([7; 16]),
-            technician_id: 1,
-            technician_email: "ada@example.com".into(),
-            technician_name: "Ada".into(),
+            technician_id: Some(1),
+            technician_email: Some("ada@example.com".into()),
+            technician_name: Some("Ada".into()),
             label: String::new(),
-            console_pin: [0; 32],
+            console_pin: Some([0; 32]),
             downloaded: true,
             permissions: lifeline_protocol::Permissions::NONE,
             state,
@@ -647,6 +649,9 @@ mod tests {
             path: None,
             relay_closed_at_ms: None,
             admission_key: None,
+            queue_group_id: None,
+            channel: None,
+            problem: String::new(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -328,7 +328,7 @@ async fn applet(
                         evicted = wait.evicted.try_recv().ok();
                         break;
                     };
-                    if send(&mut tls, &paired_msg(gw)).await.is_err() {
+                    if send(&mut tls, &paired_msg(gw, req.picked_by)).await.is_err() {
                         break;
                     }
                     // Hand stream and claim to the console's task, which
@@ -468,10 +468,12 @@ async fn read_leave(tls: &mut ServerStream) -> Option<relay::Leave> {
         .flatten()
 }
 
-/// `Paired`, with this node's STUN server for the ends' ICE.
-fn paired_msg(gw: &Gateway) -> ServerMsg {
+/// `Paired`, with this node's STUN server for the ends' ICE (and, to a
+/// channel's applet, who picked it).
+fn paired_msg(gw: &Gateway, picked_by: Option<relay::PickedBy>) -> ServerMsg {
     ServerMsg::Paired {
         stun: gw.stun.clone(),
+        console: picked_by,
     }
 }
 
@@ -523,7 +525,7 @@ async fn console(
         Ok(r) => r,
         Err(r) => return Err((tls, r)),
     };
-    if rec.technician_id != tech.id {
+    if rec.technician_id != Some(tech.id) {
         audit(
             gw,
             Some(&guid),
@@ -568,7 +570,19 @@ async fn console(
     // latency.
     let pairing = Instant::now();
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-    let paired = match pair_tx.send(registry::PairRequest { reply: reply_tx }) {
+    // A channel's applet learns here whom to expect: the console key its
+    // technician registered when picking it (see `store::channels`).
+    let picked_by = rec
+        .queue_group_id
+        .and(rec.console_pin)
+        .map(|console_pin| relay::PickedBy {
+            console_pin,
+            technician_name: tech.name.clone(),
+        });
+    let paired = match pair_tx.send(registry::PairRequest {
+        reply: reply_tx,
+        picked_by,
+    }) {
         Ok(()) => reply_rx.await.ok(),
         Err(_) => None,
     };
@@ -592,7 +606,7 @@ async fn console(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    if send(&mut tls, &paired_msg(gw)).await.is_err() {
+    if send(&mut tls, &paired_msg(gw, None)).await.is_err() {
         let _ = gw.store.clear_waiting(&guid, &applet_addr).await;
         return Ok(());
     }

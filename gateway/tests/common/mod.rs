@@ -366,12 +366,12 @@ pub async fn pair(node: &Node, guid: SessionGuid, token: &str) -> (Tls, Tls, Str
     let mut applet = waiting_applet(node, guid).await;
     let mut console = node.hello(Role::Console, guid, token).await;
     let for_console = match read_msg(&mut console).await {
-        ServerMsg::Paired { stun } => stun,
+        ServerMsg::Paired { stun, .. } => stun,
         other => panic!("console: expected Paired, got {other:?}"),
     };
     let for_applet = loop {
         match read_msg(&mut applet).await {
-            ServerMsg::Paired { stun } => break stun,
+            ServerMsg::Paired { stun, .. } => break stun,
             ServerMsg::Ping => {}
             other => panic!("applet: expected Paired, got {other:?}"),
         }

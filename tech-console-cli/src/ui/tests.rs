@@ -65,6 +65,8 @@ fn waiting(n: u8, label: &str, ago_ms: i64, from: &str) -> SessionInfo {
         pin: None,
         pin_expires_at_ms: None,
         link: None,
+        channel: None,
+        problem: String::new(),
     }
 }
 
