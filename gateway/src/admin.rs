@@ -6,7 +6,10 @@
 //! disabled`, `technician enabled`, `technician removed` (and `ended` for
 //! each session of theirs it ended), `password reset`, `technician moved`,
 //! `tokens revoked`, `group added`, `group removed`, `group permissions`,
-//! `ended` (`session end`) and `pruned`.
+//! `ended` (`session end`), `channel added`, `channel removed` and
+//! `pruned`.
+
+mod channels;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -33,6 +36,9 @@ pub enum AdminCmd {
     /// Manage sessions.
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Manage channels (stable web addresses into a group's queue).
+    #[command(subcommand)]
+    Channel(channels::ChannelCmd),
     /// Delete ended sessions and audit records older than a given age.
     /// Sessions that have not ended are never deleted. Runs in batches of
     /// 1000 rows with a pause between them, so a running node's own
@@ -491,6 +497,7 @@ async fn run_on(cmd: AdminCmd, store: &Store) -> anyhow::Result<()> {
     match cmd {
         AdminCmd::Technician(cmd) => technician_cmd(cmd, store, now).await,
         AdminCmd::Group(cmd) => group_cmd(cmd, store).await,
+        AdminCmd::Channel(cmd) => channels::run(cmd, store, now).await,
         AdminCmd::Session(SessionCmd::End { guid, reason }) => {
             end_session(store, guid, reason, now).await
         }

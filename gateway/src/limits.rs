@@ -178,7 +178,13 @@ pub struct Budgets {
     /// Wrong PINs on the web page from everywhere together (one key): what
     /// bounds a guesser with many addresses.
     pub pin_global: Budget,
+    /// Visits to channels' pages that download a program (each creates a
+    /// session), per source: counted whether they succeed or not.
+    pub channel_visits: Budget,
 }
+
+/// Sessions one source may create through channels per ten minutes.
+pub const CHANNEL_VISITS: u32 = 5;
 
 /// Wrong PINs one source may type per minute.
 pub const PIN_PER_SOURCE: u32 = 5;
@@ -196,6 +202,7 @@ impl Budgets {
             console_token: Budget::new(per_minute),
             pin: Budget::new(PIN_PER_SOURCE),
             pin_global: Budget::new(PIN_GLOBAL),
+            channel_visits: Budget::with_window(CHANNEL_VISITS, Duration::from_secs(600)),
         }
     }
 }

@@ -151,7 +151,13 @@ pub fn personalize(
         expires_at_ms: rec.expires_at_ms.max(0) as u64,
         permissions: rec.permissions,
         technician_name: rec.technician_name.clone().unwrap_or_default(),
-        label: rec.label.clone(),
+        // What the session is about: a technician's label, or what the
+        // end user wrote on a channel's page (whose label is their name).
+        label: if rec.channel.is_some() {
+            rec.problem.clone()
+        } else {
+            rec.label.clone()
+        },
         // The signature covers the program it is attached to.
         image_sha256: lifeline_tls::sha256(&stock),
     };

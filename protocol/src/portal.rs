@@ -251,6 +251,30 @@ impl ReissueApplet {
     }
 }
 
+/// Pick an end user from the technician's group queue (sessions that came
+/// through a channel): the session becomes theirs, with this console key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PickSession {
+    /// The session to pick; `None`: the one that has waited longest.
+    #[serde(default)]
+    pub guid: Option<SessionGuid>,
+    /// Hex SHA-256 of the console session certificate's SPKI, as in
+    /// [`CreateSession::console_pin`].
+    pub console_pin: String,
+}
+
+impl PickSession {
+    /// The console key, checked to be 64 hex digits.
+    pub fn check(&self) -> Result<[u8; 32], BadRequest> {
+        crate::hex::decode_array::<32>(&self.console_pin).ok_or_else(|| {
+            BadRequest(
+                "console_pin must be 64 hex digits (SHA-256 of the session certificate's SPKI)"
+                    .into(),
+            )
+        })
+    }
+}
+
 /// End a session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EndSession {

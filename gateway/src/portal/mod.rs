@@ -1,8 +1,10 @@
 //! The portal HTTP API (ALPN `h2` or `http/1.1` on the gateway's TLS port).
 //!
 //! Routing is a `match` on method and path segments; handlers live in
-//! [`sessions`], [`login`], [`password`] and [`public`], and the end
-//! user's PIN page in `web`. Request bodies are capped at [`MAX_BODY`] and must arrive within the body timeout once the headers
+//! [`sessions`], [`login`], [`password`] and [`public`]; the end user's
+//! web page (PIN form, one-time links) in `web`, its words in `web_text`,
+//! and channels' pages in `channel_page`. Request bodies are capped at
+//! [`MAX_BODY`] and must arrive within the body timeout once the headers
 //! have (a client that stalls mid-body gets 408 and loses its slot);
 //! headers must arrive within the handshake timeout; a connection lives at
 //! most [`MAX_CONNECTION`].
@@ -11,6 +13,7 @@
 // a response is built once per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod channel_page;
 mod login;
 mod password;
 mod public;
@@ -140,6 +143,8 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (&Method::GET, [""]) => "web_page",
         (&Method::GET, ["style.css"]) => "web_style",
         (&Method::GET, ["s", _]) => "web_link",
+        (&Method::GET, ["c", _]) => "web_channel",
+        (&Method::POST, ["c", _]) => "web_channel_visit",
         (&Method::POST, ["s", _]) => "web_link_download",
         (&Method::POST, [""]) => "web_pin",
         (&Method::GET, ["api", "v1", "health"]) => "health",
@@ -151,6 +156,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (_, ["api", "v1", "sessions", rest @ ..]) => match (method, rest) {
             (&Method::GET, []) => "sessions_list",
             (&Method::GET, ["waiting"]) => "sessions_waiting",
+            (&Method::POST, ["pick"]) => "session_pick",
             (&Method::POST, []) => "session_create",
             (&Method::GET, [_]) => "session_show",
             (&Method::POST, [_, "end"]) => "session_end",
@@ -179,6 +185,17 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
             let token = (*token).to_owned();
             match body(gw, req).await {
                 Ok(b) => web::link_download(gw, &headers, &token, &b, peer).await,
+                Err(r) => r,
+            }
+        }
+        (&Method::GET, ["c", token]) => {
+            channel_page::page(gw, req.headers(), token, peer).await
+        }
+        (&Method::POST, ["c", token]) => {
+            let headers = req.headers().clone();
+            let token = (*token).to_owned();
+            match body(gw, req).await {
+                Ok(b) => channel_page::visit(gw, &headers, &token, &b, peer).await,
                 Err(r) => r,
             }
         }
@@ -215,6 +232,10 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
             match (&method, &segs[3..]) {
                 (&Method::GET, []) => sessions::list(gw, &tech, false).await,
                 (&Method::GET, ["waiting"]) => sessions::list(gw, &tech, true).await,
+                (&Method::POST, ["pick"]) => match body(gw, req).await {
+                    Ok(b) => sessions::pick(gw, &tech, &b).await,
+                    Err(r) => r,
+                },
                 (&Method::POST, []) => match body(gw, req).await {
                     Ok(b) => sessions::create(gw, &tech, &b).await,
                     Err(r) => r,

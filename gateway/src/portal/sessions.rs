@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use lifeline_protocol::portal::{
-    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, ReissueApplet, SessionInfo,
+    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, ReissueApplet, SessionInfo,
     SessionList, WorkRecorded, WorkReport,
 };
 use lifeline_protocol::{SessionGuid, hex};
-use lifeline_store::{NewSession, Reissue, SessionPath, SessionRecord, SessionState, Technician};
+use lifeline_store::{NewSession, Pick, Reissue, SessionPath, SessionRecord, SessionState, Technician};
 
 /// The portal's view of a stored session.
 pub fn info(r: &SessionRecord) -> SessionInfo {
@@ -201,20 +201,98 @@ async fn assign_pin(
     ))
 }
 
+/// The technician's own sessions, then their group's queue (end users who
+/// came through a channel and wait for whoever picks them first).
 pub(super) async fn list(gw: &Gateway, tech: &Technician, waiting_only: bool) -> Resp {
-    match gw.store.sessions_of(tech.id, false).await {
-        Ok(recs) => json(
-            StatusCode::OK,
-            &SessionList {
-                sessions: recs
-                    .iter()
-                    .filter(|r| !waiting_only || r.state == SessionState::Waiting)
-                    .map(info)
-                    .collect(),
-            },
+    let now = lifeline_protocol::time::now_ms();
+    let own = match gw.store.sessions_of(tech.id, false).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let queue = match gw.store.group_queue(tech.group_id, now).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    json(
+        StatusCode::OK,
+        &SessionList {
+            sessions: own
+                .iter()
+                .filter(|r| !waiting_only || r.state == SessionState::Waiting)
+                .chain(&queue)
+                .map(info)
+                .collect(),
+        },
+    )
+}
+
+/// `POST /api/v1/sessions/pick`: takes an end user from the group's queue
+/// (the one named, or the one waiting longest) for this technician's
+/// console key. Of consoles racing for one end user, on any node, one
+/// wins; the others hear `taken`.
+pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
+    let req: PickSession = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let console_pin = match req.check() {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
+    };
+    let now = lifeline_protocol::time::now_ms();
+    let store = &gw.store;
+    let picked = match req.guid {
+        Some(guid) => match store
+            .pick_session(&guid, tech.id, tech.group_id, &console_pin, now)
+            .await
+        {
+            Ok(Pick::Picked(r)) => r,
+            Ok(Pick::Taken) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "taken",
+                    "another technician has just taken this end user",
+                );
+            }
+            Ok(Pick::NotInQueue) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "this end user is not (or no longer) waiting in your group's queue",
+                );
+            }
+            Err(e) => return store_error(e),
+        },
+        None => match store
+            .pick_next(tech.id, tech.group_id, &console_pin, now)
+            .await
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "queue_empty",
+                    "nobody is waiting in your group's queue",
+                );
+            }
+            Err(e) => return store_error(e),
+        },
+    };
+    crate::relay::audit(
+        gw,
+        Some(&picked.guid),
+        &tech.email,
+        "picked",
+        &format!(
+            "from channel {}'s queue, waiting since {}",
+            picked.channel.as_deref().unwrap_or("?"),
+            picked
+                .waiting_since_ms
+                .map_or_else(|| "?".into(), lifeline_protocol::time::rfc3339)
         ),
-        Err(e) => store_error(e),
-    }
+    )
+    .await;
+    json(StatusCode::OK, &info(&picked))
 }
 
 pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {

@@ -64,7 +64,7 @@ fn secure(r: &mut Response<Full<Bytes>>, gw: &Gateway) {
     }
 }
 
-fn respond(gw: &Gateway, status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
+pub(super) fn respond(gw: &Gateway, status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
@@ -90,7 +90,7 @@ pub(super) async fn page(gw: &Gateway, headers: &HeaderMap) -> Resp {
     respond(gw, StatusCode::OK, "text/html; charset=utf-8", html)
 }
 
-fn words(headers: &HeaderMap) -> &'static Words {
+pub(super) fn words(headers: &HeaderMap) -> &'static Words {
     web_text::for_accept_language(
         headers
             .get(header::ACCEPT_LANGUAGE)
@@ -131,7 +131,7 @@ async fn offered(gw: &Gateway, words: &Words) -> Vec<(String, String)> {
 
 /// Text made safe inside HTML (the page holds only its own words, but the
 /// platform names come from the operator's configuration).
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -148,16 +148,25 @@ fn escape(s: &str) -> String {
 
 /// Which form the page holds.
 #[derive(Debug, Clone, Copy)]
-enum Form<'a> {
+pub(super) enum Form<'a> {
     /// The PIN form (`/`).
     Pin,
     /// A one-time link's download button (`/s/TOKEN`).
     Link(&'a str),
+    /// A channel's download button (`/c/TOKEN`), with the end user's name
+    /// and problem when the channel asks for them (as typed, when the page
+    /// comes back with a problem).
+    Channel {
+        token: &'a str,
+        ask_details: bool,
+        name: &'a str,
+        problem: &'a str,
+    },
     /// Nothing to offer: a link that no longer works.
     None,
 }
 
-async fn render(
+pub(super) async fn render(
     gw: &Gateway,
     w: &Words,
     headers: &HeaderMap,
@@ -230,18 +239,49 @@ async fn render(
             w.link_intro,
             format!("<form method=\"post\" action=\"/s/{token}\">\n{platform}</form>\n"),
         ),
-        Form::None => (w.title, String::new()),
+        Form::Channel {
+            token,
+            ask_details,
+            name,
+            problem,
+        } => {
+            let details = if ask_details {
+                format!(
+                    "<label for=\"name\">{name_label} <span class=\"hint\">{optional}</span></label>\n\
+                     <input id=\"name\" name=\"name\" type=\"text\" autocomplete=\"name\" \
+                     maxlength=\"60\" value=\"{name}\">\n\
+                     <label for=\"problem\">{problem_label} <span class=\"hint\">{optional}</span></label>\n\
+                     <textarea id=\"problem\" name=\"problem\" rows=\"3\" maxlength=\"300\">{problem}</textarea>\n",
+                    name_label = escape(w.name_label),
+                    problem_label = escape(w.problem_label),
+                    optional = escape(w.optional),
+                    name = escape(name),
+                    problem = escape(problem),
+                )
+            } else {
+                String::new()
+            };
+            (
+                w.channel_intro,
+                format!("<form method=\"post\" action=\"/c/{token}\">\n{details}{platform}</form>\n"),
+            )
+        }
+        Form::None => ("", String::new()),
+    };
+    let intro = if intro.is_empty() {
+        String::new()
+    } else {
+        format!("<p>{}</p>\n", escape(intro))
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n</head>\n\
-         <body>\n<main>\n<h1>{heading}</h1>\n<p>{intro}</p>\n{alert}\n{form}\
+         <body>\n<main>\n<h1>{heading}</h1>\n{intro}{alert}\n{form}\
          <h2>{then}</h2>\n<ol>{steps}</ol>\n</main>\n</body>\n</html>\n",
         lang = w.lang,
         title = escape(w.title),
         heading = escape(w.heading),
-        intro = escape(intro),
         then = escape(w.then),
     )
     .into_bytes()
@@ -259,12 +299,14 @@ fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
         })
 }
 
-/// Why a PIN or link was not taken.
+/// Why a PIN, link or channel visit was not taken.
 #[derive(Debug, Clone, Copy)]
-enum Refused {
+pub(super) enum Refused {
     NotAPin,
     Wrong,
     DeadLink,
+    DeadChannel,
+    TooLong,
     TooMany,
     Busy,
     NoProgram,
@@ -272,7 +314,7 @@ enum Refused {
 
 /// A refusal: the page again with what went wrong, counted, audited if
 /// it was a guess, and answered [`REFUSAL_TIME`] after the request came.
-async fn refuse(
+pub(super) async fn refuse(
     gw: &Gateway,
     headers: &HeaderMap,
     why: Refused,
@@ -285,6 +327,8 @@ async fn refuse(
         Refused::NotAPin => (StatusCode::BAD_REQUEST, w.not_a_pin, "bad_request"),
         Refused::Wrong => (StatusCode::BAD_REQUEST, w.wrong_pin, "wrong"),
         Refused::DeadLink => (StatusCode::NOT_FOUND, w.dead_link, "dead_link"),
+        Refused::DeadChannel => (StatusCode::NOT_FOUND, w.dead_channel, "dead_channel"),
+        Refused::TooLong => (StatusCode::BAD_REQUEST, w.too_long, "bad_request"),
         Refused::TooMany => (StatusCode::TOO_MANY_REQUESTS, w.too_many, "rate_limited"),
         Refused::Busy => (StatusCode::SERVICE_UNAVAILABLE, w.busy, "busy"),
         Refused::NoProgram => (StatusCode::SERVICE_UNAVAILABLE, w.no_program, "no_applet"),
@@ -306,7 +350,7 @@ async fn refuse(
         }
         _ => {}
     }
-    let form = if matches!(why, Refused::DeadLink) {
+    let form = if matches!(why, Refused::DeadLink | Refused::DeadChannel) {
         Form::None
     } else {
         form
@@ -329,7 +373,7 @@ pub(super) async fn pin(gw: &Gateway, headers: &HeaderMap, body: &[u8], peer: So
 }
 
 /// What a refused download is: one the page explains, or a store failure.
-type Refusal = Result<Refused, Resp>;
+pub(super) type Refusal = Result<Refused, Resp>;
 
 /// Takes one attempt from the source's and the node's budgets of
 /// guesses; [`give_back`] returns them when the guess was right.
@@ -350,7 +394,7 @@ fn give_back(gw: &Gateway, ip: IpAddr) {
 }
 
 /// The platform a form asks for, else the browser's, else the gateway's.
-fn platform(form: &str, headers: &HeaderMap) -> String {
+pub(super) fn platform(form: &str, headers: &HeaderMap) -> String {
     field(form, "platform")
         .map(str::to_owned)
         .or_else(|| {
@@ -433,7 +477,7 @@ async fn redeem(
 }
 
 /// A link's token as it may appear in a path: 32 hex digits.
-fn token_ok(token: &str) -> bool {
+pub(super) fn token_ok(token: &str) -> bool {
     token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -490,7 +534,7 @@ pub(super) async fn link_download(
 
 /// The personalized applet of `guid`, taken once, audited with `how`;
 /// `gone` if it was taken meanwhile (by the technician's console).
-async fn deliver(
+pub(super) async fn deliver(
     gw: &Gateway,
     guid: lifeline_protocol::SessionGuid,
     platform: &str,

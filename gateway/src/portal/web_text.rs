@@ -22,6 +22,12 @@ pub struct Words {
     pub no_program: &'static str,
     pub link_intro: &'static str,
     pub dead_link: &'static str,
+    pub channel_intro: &'static str,
+    pub name_label: &'static str,
+    pub problem_label: &'static str,
+    pub optional: &'static str,
+    pub dead_channel: &'static str,
+    pub too_long: &'static str,
     pub platforms: [(&'static str, &'static str); 5],
 }
 
@@ -53,6 +59,14 @@ const EN: Words = Words {
                  support program.",
     dead_link: "This link does not work any more: it works once, and only for a while. Ask \
                 your technician for a new one.",
+    channel_intro: "Download the support program. When you run it, you wait for the next \
+                    free technician, who then connects to you.",
+    name_label: "Your name",
+    problem_label: "What do you need help with?",
+    optional: "(optional)",
+    too_long: "Please shorten your name or your description.",
+    dead_channel: "This support address does not work any more. Please ask your support \
+                   team for the right one.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple chip)"),
@@ -92,6 +106,14 @@ const DE: Words = Words {
                  laden Sie das Hilfeprogramm herunter.",
     dead_link: "Dieser Link funktioniert nicht mehr: Er gilt einmal und nur eine Zeit lang. \
                 Bitten Sie Ihren Techniker um einen neuen.",
+    channel_intro: "Laden Sie das Hilfeprogramm herunter. Wenn Sie es starten, warten Sie \
+                    auf den nächsten freien Techniker, der sich dann mit Ihnen verbindet.",
+    name_label: "Ihr Name",
+    problem_label: "Wobei brauchen Sie Hilfe?",
+    optional: "(freiwillig)",
+    too_long: "Bitte kürzen Sie Ihren Namen oder Ihre Beschreibung.",
+    dead_channel: "Diese Hilfe-Adresse funktioniert nicht mehr. Bitte fragen Sie Ihr \
+                   Support-Team nach der richtigen.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple-Chip)"),
@@ -129,6 +151,13 @@ const NL: Words = Words {
                  hulpprogramma.",
     dead_link: "Deze link werkt niet meer: hij werkt één keer, en maar een tijdje. Vraag uw \
                 technicus om een nieuwe.",
+    channel_intro: "Download het hulpprogramma. Als u het start, wacht u op de eerstvolgende \
+                    vrije technicus, die dan verbinding met u maakt.",
+    name_label: "Uw naam",
+    problem_label: "Waarmee heeft u hulp nodig?",
+    optional: "(niet verplicht)",
+    too_long: "Maak uw naam of uw beschrijving korter.",
+    dead_channel: "Dit hulpadres werkt niet meer. Vraag uw supportteam naar het juiste adres.",
     platforms: [
         ("windows-x86_64", "Windows"),
         ("macos-aarch64", "Mac (Apple-chip)"),
