@@ -275,6 +275,18 @@ impl PickSession {
     }
 }
 
+/// The answer to a [`PickSession`]: the session, now the technician's,
+/// and the applet secret its console checks the end user's program by
+/// (the gateway made that program on the channel's page; it forgets the
+/// secret once it is handed over).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PickedSession {
+    /// The session.
+    pub session: SessionInfo,
+    /// Hex 32-byte applet secret.
+    pub applet_secret: String,
+}
+
 /// End a session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EndSession {

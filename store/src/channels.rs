@@ -175,7 +175,10 @@ impl Store {
     }
 
     /// Creates a session for a visit to a channel's page: no technician
-    /// yet, in the channel's group queue once its applet connects.
+    /// yet, in the channel's group queue once its applet connects. Its
+    /// applet is downloaded in the same visit (`downloaded`); the applet
+    /// secret stays until a technician picks the session, whose console
+    /// needs it ([`Store::take_applet_secret`] after the pick).
     /// [`StoreError::NotFound`] if the channel is gone.
     pub async fn create_channel_session(&self, s: NewChannelSession) -> Result<SessionRecord> {
         let mut tx = self.begin_write().await?;
@@ -192,7 +195,7 @@ impl Store {
             "INSERT INTO sessions (guid, label, applet_secret, downloaded, permissions, state, \
              created_at_ms, expires_at_ms, bytes_applet_to_console, bytes_console_to_applet, \
              admission_key, queue_group_id, channel, problem) \
-             VALUES ($1, $2, $3, 0, $4, 'created', $5, $6, 0, 0, $7, $8, $9, $10)",
+             VALUES ($1, $2, $3, 1, $4, 'created', $5, $6, 0, 0, $7, $8, $9, $10)",
         )
         .bind(&guid)
         .bind(&s.name)

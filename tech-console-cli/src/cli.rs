@@ -88,11 +88,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Connect to a waiting end user and chat.
-    #[command(after_help = "Example: tech-console connect printer    (by label; a GUID works too)")]
+    /// Connect to a waiting end user and chat: one of your sessions, or
+    /// one waiting in your group's queue (a channel's), which you take.
+    #[command(
+        after_help = "Example: tech-console connect printer    (by label; a GUID works too; --next: the group queue's longest waiting)"
+    )]
     Connect {
         /// Session GUID or label.
-        target: String,
+        #[arg(required_unless_present = "next")]
+        target: Option<String>,
+        /// Take the end user who has waited longest in your group's queue.
+        #[arg(long, conflicts_with = "target")]
+        next: bool,
         /// Which path to move the session to: `auto` (direct TCP, then
         /// XTCP over UDP), `tcp`, `udp`, or `relay` (stay on the gateway).
         #[arg(long, default_value = "auto")]
@@ -332,6 +339,7 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
             Cmd::Queue { json } => crate::commands::list(&profile, true, json).await?,
             Cmd::Connect {
                 target,
+                next,
                 path,
                 udp_after,
                 direct_after,
@@ -352,7 +360,11 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
                     start_after: std::time::Duration::from_secs_f64(direct_after),
                     dead_path: std::time::Duration::from_secs_f64(dead_path.clamp(1.0, 600.0)),
                 };
-                return crate::connect::connect(&profile, &target, options).await;
+                let target = match (next, target) {
+                    (true, _) | (false, None) => crate::drive::Target::Next,
+                    (false, Some(t)) => crate::drive::Target::Session(t),
+                };
+                return crate::connect::connect(&profile, target, options).await;
             }
         }
         Ok::<i32, anyhow::Error>(0)

@@ -397,6 +397,18 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
             Shown(s.waiting_from.as_deref().unwrap_or("-")).to_string(),
             Shown(s.waiting_node.as_deref().unwrap_or("-"))
         );
+        if let Some(channel) = &s.channel {
+            let about = if s.problem.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.problem)
+            };
+            println!(
+                "  ↳ channel {}{} (your group's queue: `connect --next` takes the longest waiting)",
+                Shown(channel),
+                Shown(&about)
+            );
+        }
     }
     Ok(())
 }

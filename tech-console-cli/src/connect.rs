@@ -35,8 +35,12 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 /// Runs `connect`. Returns the process exit code.
-pub async fn connect(profile: &Profile, target: &str, options: Options) -> anyhow::Result<i32> {
-    let (controls, updates) = drive::start(profile.clone(), target.to_owned(), options);
+pub async fn connect(
+    profile: &Profile,
+    target: drive::Target,
+    options: Options,
+) -> anyhow::Result<i32> {
+    let (controls, updates) = drive::start(profile.clone(), target, options);
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         return crate::line::run(profile, controls, updates).await;
     }

@@ -8,7 +8,9 @@ use crate::portal::{Portals, portal, resolve};
 use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
-use lifeline_protocol::portal::{EndSession, PathReport, SessionInfo, WorkReport};
+use lifeline_protocol::portal::{
+    EndSession, PathReport, PickSession, PickedSession, SessionInfo, WorkReport,
+};
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
 use lifeline_remote::console::{ConsoleWork, Input as WorkInput, Notice, Request};
@@ -121,7 +123,7 @@ impl Controls {
 /// [`Update::Failed`], which is the last.
 pub fn start(
     profile: Profile,
-    target: String,
+    target: Target,
     options: Options,
 ) -> (Controls, mpsc::UnboundedReceiver<Update>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -159,13 +161,71 @@ struct Wiring {
     updates: mpsc::UnboundedSender<Update>,
 }
 
-async fn run(profile: &Profile, target: &str, options: Options, w: Wiring) -> anyhow::Result<()> {
+/// Which session to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One of the technician's sessions, or one in their group's queue
+    /// (which this picks), by GUID or label.
+    Session(String),
+    /// The end user who has waited longest in the group's queue.
+    Next,
+}
+
+/// The session `target` names, picked from the group's queue first if it
+/// is there (a channel's end user).
+async fn find(
+    profile: &Profile,
+    client: &lifeline_session::portal::PortalClient,
+    target: &Target,
+) -> anyhow::Result<SessionInfo> {
+    match target {
+        Target::Next => pick(profile, client, None).await,
+        Target::Session(t) => {
+            let info = resolve(client, t).await?;
+            if info.channel.is_some() && info.technician.is_empty() {
+                pick(profile, client, Some(info.guid)).await
+            } else {
+                Ok(info)
+            }
+        }
+    }
+}
+
+/// Takes an end user from the group's queue with a fresh console identity,
+/// kept in the profile as `session new` keeps its own.
+async fn pick(
+    profile: &Profile,
+    client: &lifeline_session::portal::PortalClient,
+    guid: Option<SessionGuid>,
+) -> anyhow::Result<SessionInfo> {
+    let identity = lifeline_session::identity::SessionIdentity::generate("Lifeline session")?;
+    let picked: PickedSession = client
+        .post(
+            "/api/v1/sessions/pick",
+            &PickSession {
+                guid,
+                console_pin: hex::encode(&identity.pin()),
+            },
+        )
+        .await?;
+    profile.save_session(
+        &crate::profile::LocalSession {
+            guid: picked.session.guid,
+            label: picked.session.label.clone(),
+            applet_secret: picked.applet_secret,
+        },
+        &identity,
+    )?;
+    Ok(picked.session)
+}
+
+async fn run(profile: &Profile, target: &Target, options: Options, w: Wiring) -> anyhow::Result<()> {
     let up = w.updates.clone();
     let say = move |u: Update| {
         let _ = up.send(u);
     };
     let (login, client) = portal(profile)?;
-    let info = resolve(&client, target).await?;
+    let info = find(profile, &client, target).await?;
     let guid = info.guid;
     say(Update::Found {
         guid,

@@ -26,15 +26,19 @@ pub async fn resolve(
     client: &lifeline_session::portal::PortalClient,
     target: &str,
 ) -> anyhow::Result<SessionInfo> {
-    if let Ok(guid) = target.parse::<SessionGuid>() {
-        return Ok(client.get(&format!("/api/v1/sessions/{guid}")).await?);
-    }
+    // The list holds the technician's open sessions and the group's queue
+    // (whose sessions `GET /sessions/GUID` does not show until picked).
     let list: SessionList = client.get("/api/v1/sessions").await?;
+    let guid = target.parse::<SessionGuid>().ok();
     let mut matches: Vec<_> = list
         .sessions
         .into_iter()
-        .filter(|s| s.label == target)
+        .filter(|s| Some(s.guid) == guid || s.label == target)
         .collect();
+    if let (Some(guid), true) = (guid, matches.is_empty()) {
+        // Ended or expired: the session itself says so.
+        return Ok(client.get(&format!("/api/v1/sessions/{guid}")).await?);
+    }
     match matches.len() {
         0 => anyhow::bail!("no open session with GUID or label {target:?}"),
         1 => Ok(matches.remove(0)),

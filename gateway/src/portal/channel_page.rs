@@ -158,11 +158,11 @@ async fn create(
             expires_at_ms: now.saturating_add(ttl_ms),
         })
         .await;
-    match created {
-        Ok(_) => {}
+    let rec = match created {
+        Ok(r) => r,
         Err(lifeline_store::StoreError::NotFound(_)) => return Err(Ok(Refused::DeadChannel)),
         Err(e) => return Err(Err(store_error(e))),
-    }
+    };
     crate::relay::audit(
         gw,
         Some(&guid),
@@ -181,6 +181,7 @@ async fn create(
         ),
     )
     .await;
+    let nodes = gw.directory_nodes().await.map_err(|e| Err(store_error(e)))?;
     let how = format!("through channel {}", ch.name);
-    web::deliver(gw, guid, &platform, stock, &how, peer.ip(), Refused::DeadChannel).await
+    Ok(web::send_applet(gw, &rec, applet_secret, &nodes, &platform, stock, &how, peer.ip()).await)
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use lifeline_protocol::portal::{
-    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, ReissueApplet, SessionInfo,
+    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, PickedSession, ReissueApplet, SessionInfo,
     SessionList, WorkRecorded, WorkReport,
 };
 use lifeline_protocol::{SessionGuid, hex};
@@ -278,6 +278,20 @@ pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
             Err(e) => return store_error(e),
         },
     };
+    // Only the winner gets here: the secret goes to its console, and the
+    // gateway keeps no copy.
+    let applet_secret = match store.take_applet_secret(&picked.guid).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "this end user's program can no longer be checked; they should open the \
+                 support address again",
+            );
+        }
+        Err(e) => return store_error(e),
+    };
     crate::relay::audit(
         gw,
         Some(&picked.guid),
@@ -292,7 +306,13 @@ pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
         ),
     )
     .await;
-    json(StatusCode::OK, &info(&picked))
+    json(
+        StatusCode::OK,
+        &PickedSession {
+            session: info(&picked),
+            applet_secret: hex::encode(&applet_secret),
+        },
+    )
 }
 
 pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {

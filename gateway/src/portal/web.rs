@@ -557,7 +557,23 @@ pub(super) async fn deliver(
         Ok(None) => return Err(Ok(gone)),
         Err(e) => return Err(Err(store_error(e))),
     };
-    let file = crate::personalize::personalize(gw, &rec, secret, &nodes, stock);
+    Ok(send_applet(gw, &rec, secret, &nodes, platform, stock, how, ip).await)
+}
+
+/// The personalized applet as a download, audited with `how`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_applet(
+    gw: &Gateway,
+    rec: &lifeline_store::SessionRecord,
+    secret: [u8; 32],
+    nodes: &[lifeline_protocol::directory::DirectoryNode],
+    platform: &str,
+    stock: Vec<u8>,
+    how: &str,
+    ip: IpAddr,
+) -> Resp {
+    let guid = rec.guid;
+    let file = crate::personalize::personalize(gw, rec, secret, nodes, stock);
     let digest = hex::encode(&lifeline_tls::sha256(&file));
     crate::relay::audit(
         gw,
@@ -580,7 +596,7 @@ pub(super) async fn deliver(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(r)
+    r
 }
 
 #[cfg(test)]

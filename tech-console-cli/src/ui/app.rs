@@ -65,7 +65,7 @@ pub struct App {
     seen_waiting: HashSet<SessionGuid>,
     /// The queue has someone new the technician has not looked at.
     pub queue_attention: bool,
-    /// The queue's own input line (for `/connect`, `/quit`, `/help`).
+    /// The queue's own input line (for `/connect`, `/next`, `/quit`, `/help`).
     pub queue_editor: crate::editor::Editor,
     /// A message under the queue (a refusal, a hint).
     pub queue_message: Option<String>,
@@ -396,6 +396,20 @@ impl App {
     /// A line typed in the queue's input.
     fn queue_line(&mut self, line: &str) -> Vec<Action> {
         let line = line.trim();
+        if line == "/next" {
+            // The group queue's longest waiting end user (the gateway
+            // decides, atomically, whether this console gets them).
+            let oldest = self
+                .queue
+                .iter()
+                .filter(|s| s.channel.is_some())
+                .min_by_key(|s| s.waiting_since_ms.unwrap_or(i64::MAX));
+            let Some(s) = oldest else {
+                self.queue_message = Some("nobody is waiting in your group's queue".into());
+                return Vec::new();
+            };
+            return self.connect(s.guid.to_string());
+        }
         if let Some(target) = line.strip_prefix("/connect") {
             let target = target.trim();
             if target.is_empty() {
@@ -593,6 +607,7 @@ impl App {
 /// The keys, for the help screen.
 pub const KEYS: &str = "\
 keys:
-  Alt-0 queue (↑↓ choose, Enter take) · Alt-1…9 tabs · Ctrl-N/P next, back
+  Alt-0 queue (↑↓ choose, Enter take; /next: longest waiting of the group)
+  Alt-1…9 tabs · Ctrl-N/P next, back
   F2 keyboard to the shell and back (Ctrl-] closes it) · F3 shell full size
   F4 note · PgUp/PgDn scroll · ↑↓ earlier lines · F1 help · Ctrl-Q quit";

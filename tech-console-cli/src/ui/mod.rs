@@ -121,7 +121,7 @@ pub async fn run(profile: &Profile) -> anyhow::Result<i32> {
             match a {
                 Action::Connect(target) => {
                     let (controls, mut rx) =
-                        drive::start(profile.clone(), target.clone(), Options::default());
+                        drive::start(profile.clone(), drive::Target::Session(target.clone()), Options::default());
                     let id = next_id;
                     next_id += 1;
                     let tx = up_tx.clone();

@@ -151,21 +151,31 @@ fn typed(app: &mut App, text: &str) -> Vec<Action> {
 #[test]
 fn the_queue_at_80_by_24() {
     let mut a = app();
+    let from_channel = |n, name: &str, ago, problem: &str| SessionInfo {
+        technician: String::new(),
+        channel: Some("front desk".into()),
+        problem: problem.into(),
+        ..waiting(n, name, ago, "192.0.2.44:40001")
+    };
     a.set_queue(Ok(vec![
         waiting(1, "printer", 125_000, "203.0.113.7:50312"),
         waiting(2, "laptop", 20_000, "198.51.100.20:41000"),
+        from_channel(3, "Grace", 90_000, "the scanner says E42"),
+        from_channel(4, "", 300_000, ""),
     ]));
     snapshot("queue_80x24", &screen(&a, 80, 24));
     // Enter takes the one chosen: the first to wait, then ↓ the next.
     assert_eq!(
         a.key(key(KeyCode::Enter)),
-        vec![Action::Connect(guid(1).to_string())]
+        vec![Action::Connect(guid(4).to_string())]
     );
     a.key(key(KeyCode::Down));
     assert_eq!(
         a.key(key(KeyCode::Enter)),
-        vec![Action::Connect(guid(2).to_string())]
+        vec![Action::Connect(guid(1).to_string())]
     );
+    // /next takes the group queue's longest waiting (not the own ones).
+    assert_eq!(typed(&mut a, "/next"), vec![Action::Connect(guid(4).to_string())]);
     // Chat in the queue goes nowhere, and says so.
     typed(&mut a, "hello");
     assert!(screen(&a, 80, 24).contains("pick a session first"));

@@ -285,6 +285,18 @@ fn queue(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
             Style::default()
         };
         lines.push(Line::styled(row, style));
+        // A channel's end user: anyone in the group may take them.
+        if let Some(channel) = &s.channel {
+            let about = if s.problem.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.problem)
+            };
+            lines.push(Line::styled(
+                clip(&shown(&format!("  ↳ channel {channel}{about}")), 78),
+                look.dim(),
+            ));
+        }
     }
     lines.push(Line::raw(""));
     if let Some(e) = &app.queue_error {
