@@ -1,13 +1,13 @@
 //! The applet's session: wait at a gateway (reconnecting as needed), pair,
 //! establish the end-to-end channel, chat, and end.
 
-use lifeline_protocol::relay::PickedBy;
 use crate::gateway;
 use crate::identity::Identity;
 use crate::ui::{WorkLines, lang, show};
 use crate::words::{End, Line, Path, Refusal, Trouble};
 use lifeline_protocol::Permissions;
 use lifeline_protocol::e2e::EndedBy;
+use lifeline_protocol::relay::PickedBy;
 use lifeline_protocol::relay::RefuseCode;
 use lifeline_protocol::trailer::TrailerBody;
 use lifeline_remote::applet::{AppletWork, Asker, Input as WorkInput};

@@ -219,7 +219,12 @@ async fn pick(
     Ok(picked.session)
 }
 
-async fn run(profile: &Profile, target: &Target, options: Options, w: Wiring) -> anyhow::Result<()> {
+async fn run(
+    profile: &Profile,
+    target: &Target,
+    options: Options,
+    w: Wiring,
+) -> anyhow::Result<()> {
     let up = w.updates.clone();
     let say = move |u: Update| {
         let _ = up.send(u);

@@ -492,7 +492,9 @@ fn console_refuses_a_relay_that_poses_as_the_applet() {
     evil.run(
         listener,
         Mode::Applet {
-            console_pin: body.console_pin.expect("a technician's session names its console"),
+            console_pin: body
+                .console_pin
+                .expect("a technician's session names its console"),
         },
     );
     let s = &evil.s;

@@ -78,7 +78,11 @@ pub(super) async fn run(cmd: ChannelCmd, store: &Store, now: i64) -> anyhow::Res
                     "channel added",
                     &format!(
                         "{name} into group {group}'s queue{}",
-                        if ask_details { ", asking name and problem" } else { "" }
+                        if ask_details {
+                            ", asking name and problem"
+                        } else {
+                            ""
+                        }
                     ),
                 )
                 .await?;
@@ -100,18 +104,27 @@ pub(super) async fn run(cmd: ChannelCmd, store: &Store, now: i64) -> anyhow::Res
                     c.name,
                     c.group,
                     address(&c.token),
-                    if c.ask_details { "asks name and problem" } else { "" }
+                    if c.ask_details {
+                        "asks name and problem"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
         ChannelCmd::Remove { name } => {
             if !store.remove_channel(name.trim()).await? {
-                bail!("there is no channel named {name:?} (`gateway admin channel list` shows them)");
+                bail!(
+                    "there is no channel named {name:?} (`gateway admin channel list` shows them)"
+                );
             }
             store
                 .audit(now, None, ACTOR, "channel removed", name.trim())
                 .await?;
-            println!("channel {}: removed; its address no longer works", name.trim());
+            println!(
+                "channel {}: removed; its address no longer works",
+                name.trim()
+            );
         }
     }
     Ok(())

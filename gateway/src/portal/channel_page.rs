@@ -181,7 +181,20 @@ async fn create(
         ),
     )
     .await;
-    let nodes = gw.directory_nodes().await.map_err(|e| Err(store_error(e)))?;
+    let nodes = gw
+        .directory_nodes()
+        .await
+        .map_err(|e| Err(store_error(e)))?;
     let how = format!("through channel {}", ch.name);
-    Ok(web::send_applet(gw, &rec, applet_secret, &nodes, &platform, stock, &how, peer.ip()).await)
+    Ok(web::send_applet(
+        gw,
+        &rec,
+        applet_secret,
+        &nodes,
+        &platform,
+        stock,
+        &how,
+        peer.ip(),
+    )
+    .await)
 }

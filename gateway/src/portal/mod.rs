@@ -188,9 +188,7 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
                 Err(r) => r,
             }
         }
-        (&Method::GET, ["c", token]) => {
-            channel_page::page(gw, req.headers(), token, peer).await
-        }
+        (&Method::GET, ["c", token]) => channel_page::page(gw, req.headers(), token, peer).await,
         (&Method::POST, ["c", token]) => {
             let headers = req.headers().clone();
             let token = (*token).to_owned();

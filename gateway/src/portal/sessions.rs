@@ -8,11 +8,13 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use lifeline_protocol::portal::{
-    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, PickedSession, ReissueApplet, SessionInfo,
-    SessionList, WorkRecorded, WorkReport,
+    CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, PickedSession,
+    ReissueApplet, SessionInfo, SessionList, WorkRecorded, WorkReport,
 };
 use lifeline_protocol::{SessionGuid, hex};
-use lifeline_store::{NewSession, Pick, Reissue, SessionPath, SessionRecord, SessionState, Technician};
+use lifeline_store::{
+    NewSession, Pick, Reissue, SessionPath, SessionRecord, SessionState, Technician,
+};
 
 /// The portal's view of a stored session.
 pub fn info(r: &SessionRecord) -> SessionInfo {

@@ -64,7 +64,12 @@ fn secure(r: &mut Response<Full<Bytes>>, gw: &Gateway) {
     }
 }
 
-pub(super) fn respond(gw: &Gateway, status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
+pub(super) fn respond(
+    gw: &Gateway,
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
@@ -263,7 +268,9 @@ pub(super) async fn render(
             };
             (
                 w.channel_intro,
-                format!("<form method=\"post\" action=\"/c/{token}\">\n{details}{platform}</form>\n"),
+                format!(
+                    "<form method=\"post\" action=\"/c/{token}\">\n{details}{platform}</form>\n"
+                ),
             )
         }
         Form::None => ("", String::new()),

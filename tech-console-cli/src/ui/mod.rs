@@ -120,8 +120,11 @@ pub async fn run(profile: &Profile) -> anyhow::Result<i32> {
         for a in actions {
             match a {
                 Action::Connect(target) => {
-                    let (controls, mut rx) =
-                        drive::start(profile.clone(), drive::Target::Session(target.clone()), Options::default());
+                    let (controls, mut rx) = drive::start(
+                        profile.clone(),
+                        drive::Target::Session(target.clone()),
+                        Options::default(),
+                    );
                     let id = next_id;
                     next_id += 1;
                     let tx = up_tx.clone();

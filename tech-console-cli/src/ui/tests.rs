@@ -175,7 +175,10 @@ fn the_queue_at_80_by_24() {
         vec![Action::Connect(guid(1).to_string())]
     );
     // /next takes the group queue's longest waiting (not the own ones).
-    assert_eq!(typed(&mut a, "/next"), vec![Action::Connect(guid(4).to_string())]);
+    assert_eq!(
+        typed(&mut a, "/next"),
+        vec![Action::Connect(guid(4).to_string())]
+    );
     // Chat in the queue goes nowhere, and says so.
     typed(&mut a, "hello");
     assert!(screen(&a, 80, 24).contains("pick a session first"));
