@@ -59,7 +59,7 @@ pub struct NewChannelSession {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pick {
     /// The session is now the technician's, with their console's key.
-    Picked(SessionRecord),
+    Picked(Box<SessionRecord>),
     /// Another technician picked it first.
     Taken,
     /// It is not in the technician's group queue (no such session, or
@@ -265,7 +265,7 @@ impl Store {
             > 0;
         let now = self.session(guid).await?;
         Ok(match now {
-            Some(r) if won => Pick::Picked(r),
+            Some(r) if won => Pick::Picked(Box::new(r)),
             Some(r) if r.queue_group_id == Some(group_id) && r.technician_id.is_some() => {
                 Pick::Taken
             }
@@ -304,7 +304,7 @@ impl Store {
                     .pick_session(&guid, technician_id, group_id, console_pin, now_ms)
                     .await?
                 {
-                    return Ok(Some(r));
+                    return Ok(Some(*r));
                 }
             }
         }

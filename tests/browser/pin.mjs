@@ -2,16 +2,18 @@
 // driven by Playwright's client): its markup checked by html-validate,
 // its accessibility by axe-core, its layout at a phone's width, then a
 // wrong PIN and the right one typed as a person would, and the download
-// saved. Prints one JSON object for tests/tests/browser.rs to judge.
+// saved. Then, given a channel's address, the same checks of the
+// channel's page, a name and a problem typed, and its download saved.
+// Prints one JSON object for tests/tests/browser.rs to judge.
 //
-// Usage: node pin.mjs URL WRONG_PIN PIN SAVE_AS
+// Usage: node pin.mjs URL WRONG_PIN PIN SAVE_AS [CHANNEL_URL CHANNEL_SAVE_AS]
 
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 import { HtmlValidate } from "html-validate";
 
 const require = createRequire(import.meta.url);
-const [url, wrong, pin, saveAs] = process.argv.slice(2);
+const [url, wrong, pin, saveAs, channelUrl, channelSaveAs] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   // As root, in a closed network: no sandbox, nothing fetched in the
@@ -27,25 +29,47 @@ const browser = await chromium.launch({
   ],
 });
 const result = {};
-try {
-  // First as it is served: the CSP in force, nothing refused, the
-  // stylesheet applied.
+
+// A page as it is served: the CSP in force, nothing refused, the
+// stylesheet applied, the markup valid.
+async function asServed(address) {
   const plain = await browser.newContext({ ignoreHTTPSErrors: true, locale: "nl-NL" });
-  const first = await plain.newPage();
+  const page = await plain.newPage();
   const refused = [];
-  first.on("console", (m) => {
+  page.on("console", (m) => {
     if (m.text().includes("Content Security Policy")) refused.push(m.text());
   });
-  const response = await first.goto(url);
-  result.status = response.status();
-  result.csp_refusals = refused;
-  result.button_colour = await first.$eval("button", (b) => getComputedStyle(b).backgroundColor);
+  const response = await page.goto(address);
+  const seen = {
+    status: response.status(),
+    csp_refusals: refused,
+    button_colour: await page.$eval("button", (b) => getComputedStyle(b).backgroundColor),
+  };
   const validator = new HtmlValidate({ extends: ["html-validate:recommended"] });
   const report = await validator.validateString(await response.text());
-  result.markup = report.results.flatMap((r) =>
+  seen.markup = report.results.flatMap((r) =>
     r.messages.map((m) => `${m.ruleId}: ${m.message} (line ${m.line})`),
   );
   await plain.close();
+  return seen;
+}
+
+// axe-core's findings on a page (injected: the CSP would rightly refuse it
+// unless bypassed).
+async function axe(page) {
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  return page.evaluate(async () =>
+    (await window.axe.run()).violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.length,
+    })),
+  );
+}
+try {
+  // First as it is served.
+  Object.assign(result, await asServed(url));
 
   // Then as a Dutch visitor on a phone, with axe injected (which the CSP
   // would rightly refuse).
@@ -63,15 +87,7 @@ try {
   result.overflows = await page.evaluate(
     () => document.documentElement.scrollWidth > window.innerWidth,
   );
-  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
-  result.axe = await page.evaluate(async () =>
-    (await window.axe.run()).violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.length,
-    })),
-  );
+  result.axe = await axe(page);
 
   // A wrong PIN: the page again, with what to do.
   await page.fill("#pin", wrong);
@@ -87,6 +103,26 @@ try {
   ]);
   await download.saveAs(saveAs);
   result.download = download.suggestedFilename();
+
+  // A channel's page: checked the same way, then a name and a problem
+  // typed, and the download.
+  if (channelUrl) {
+    const channel = await asServed(channelUrl);
+    await page.goto(channelUrl);
+    channel.axe = await axe(page);
+    channel.overflows = await page.evaluate(
+      () => document.documentElement.scrollWidth > window.innerWidth,
+    );
+    await page.fill("#name", "Grace Hopper");
+    await page.fill("#problem", "De scanner zegt E42");
+    const [got] = await Promise.all([
+      page.waitForEvent("download"),
+      page.click("button[type=submit]"),
+    ]);
+    await got.saveAs(channelSaveAs);
+    channel.download = got.suggestedFilename();
+    result.channel = channel;
+  }
   await context.close();
 } finally {
   await browser.close();

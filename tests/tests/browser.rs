@@ -3,7 +3,9 @@
 //! page as a Dutch visitor on a phone, checks its markup (html-validate)
 //! and accessibility (axe-core), types a wrong PIN and the right one, and
 //! saves the download; the downloaded applet then runs, pairs with the
-//! technician and chats. `.ci/run` installs Chromium and the node
+//! technician and chats. A channel's page gets the same checks, a name
+//! and a problem typed, and its download waits for the next free
+//! technician, who takes it with `connect --next`. `.ci/run` installs Chromium and the node
 //! packages; without them this test fails and says what is missing.
 #![allow(clippy::unwrap_used)]
 
@@ -49,6 +51,25 @@ fn an_end_user_types_the_pin_in_a_browser_and_runs_what_it_downloads() {
         .collect();
     let wrong = format!("{:06}", (pin.parse::<u32>().unwrap() + 1) % 1_000_000);
     let saved = s.files.path().join("downloaded-by-browser");
+    // And a channel that asks for a name and the problem.
+    let added = s.gw.admin(
+        &[
+            "channel",
+            "add",
+            "front desk",
+            "--group",
+            "default",
+            "--ask-details",
+        ],
+        "",
+    );
+    let added = String::from_utf8_lossy(&added.stdout).into_owned();
+    let channel = added[added.find("/c/").unwrap()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let from_channel = s.files.path().join("downloaded-from-channel");
     let run = Command::new("node")
         .current_dir(browser_dir())
         .arg("pin.mjs")
@@ -56,6 +77,8 @@ fn an_end_user_types_the_pin_in_a_browser_and_runs_what_it_downloads() {
         .arg(&wrong)
         .arg(&pin)
         .arg(&saved)
+        .arg(format!("https://{}{channel}", s.gw.addr))
+        .arg(&from_channel)
         .output()
         .expect("node (apt-get install nodejs)");
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
@@ -66,22 +89,10 @@ fn an_end_user_types_the_pin_in_a_browser_and_runs_what_it_downloads() {
     );
     let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     eprintln!("browser: {r:#}");
-    assert_eq!(r["status"], 200, "{r:#}");
-    assert_eq!(r["csp_refusals"], serde_json::json!([]), "{r:#}");
-    // The stylesheet applied under the CSP (the button's own blue).
-    assert_eq!(r["button_colour"], "rgb(11, 92, 173)", "{r:#}");
-    assert_eq!(
-        r["markup"],
-        serde_json::json!([]),
-        "the page's markup: {r:#}"
-    );
-    let serious: Vec<_> = r["axe"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
-        .collect();
-    assert!(serious.is_empty(), "accessibility: {serious:#?}");
+    served_well(&r);
+    served_well(&r["channel"]);
+    assert_eq!(r["channel"]["overflows"], false, "{r:#}");
+    assert_eq!(r["channel"]["download"], "lifeline-support");
     assert_eq!(r["lang"], "nl");
     assert_eq!(r["heading"], "Hulp van uw technicus");
     assert_eq!(r["overflows"], false, "the page is wider than a phone");
@@ -111,4 +122,44 @@ fn an_end_user_types_the_pin_in_a_browser_and_runs_what_it_downloads() {
     );
     chat_both_ways(&mut tech, &mut applet, "hallo", "dank u");
     end_session(&mut tech, &mut applet);
+
+    // What the channel's page gave waits for the next free technician,
+    // with the problem typed in the browser.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&from_channel, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut applet = Proc::applet(&from_channel, &[]);
+    applet.out.wait_for("with \"De scanner zegt E42\"");
+    applet.out.wait_for("Waiting for the next free technician");
+    let mut tech = Proc::spawn(
+        s.console
+            .command()
+            .args(["connect", "--next", "--path", "relay"]),
+    );
+    let sas = tech.event("sas")["code"].as_str().unwrap().to_owned();
+    applet.out.wait_for(&format!("Verification code: {sas}"));
+    chat_both_ways(&mut tech, &mut applet, "hallo Grace", "dank u");
+    end_session(&mut tech, &mut applet);
+}
+
+/// What every page must be as served: found, its CSP refusing nothing
+/// of its own, its stylesheet applied (the button's own blue), valid
+/// markup, and no serious accessibility finding.
+fn served_well(r: &serde_json::Value) {
+    assert_eq!(r["status"], 200, "{r:#}");
+    assert_eq!(r["csp_refusals"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["button_colour"], "rgb(11, 92, 173)", "{r:#}");
+    assert_eq!(
+        r["markup"],
+        serde_json::json!([]),
+        "the page's markup: {r:#}"
+    );
+    let serious: Vec<_> = r["axe"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    assert!(serious.is_empty(), "accessibility: {serious:#?}");
 }

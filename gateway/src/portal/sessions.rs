@@ -248,7 +248,7 @@ pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
             .pick_session(&guid, tech.id, tech.group_id, &console_pin, now)
             .await
         {
-            Ok(Pick::Picked(r)) => r,
+            Ok(Pick::Picked(r)) => *r,
             Ok(Pick::Taken) => {
                 return error(
                     StatusCode::CONFLICT,
