@@ -196,26 +196,6 @@ fn visits_are_limited_per_source_and_a_removed_channel_stops_at_once() {
         "{audit:?}"
     );
 }
-
-/// Two nodes of one operator on one PostgreSQL database.
-fn two_nodes() -> (TestStore, [TempDir; 2], Gateway, Gateway) {
-    let store = TestStore::new(StoreKind::Postgres);
-    let url = store.url.as_deref();
-    let dir_a = TempDir::new("node-a");
-    let a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
-    let dir_b = TempDir::new("node-b");
-    for f in [
-        "operator.toml",
-        "operator-ca.pem",
-        "operator-ca.key.pem",
-        "operator-signing.pk8",
-    ] {
-        std::fs::copy(dir_a.path().join(f), dir_b.path().join(f)).unwrap();
-    }
-    let b = Gateway::start(dir_b.path(), url, &["--node-name", "node-b"]);
-    (store, [dir_a, dir_b], a, b)
-}
-
 #[test]
 fn two_technicians_on_two_nodes_race_for_one_end_user_and_one_wins() {
     let (_store, _dirs, a, b) = two_nodes();

@@ -5,27 +5,6 @@
 
 use lifeline_tests::*;
 
-/// Two nodes of one operator (same CA and signing key) on a PostgreSQL
-/// database of their own: the store, their data directories, node-a and
-/// node-b.
-fn two_nodes() -> (TestStore, [TempDir; 2], Gateway, Gateway) {
-    let store = TestStore::new(StoreKind::Postgres);
-    let url = store.url.as_deref();
-    let dir_a = TempDir::new("node-a");
-    let a = Gateway::start(dir_a.path(), url, &["--node-name", "node-a"]);
-    let dir_b = TempDir::new("node-b");
-    for f in [
-        "operator.toml",
-        "operator-ca.pem",
-        "operator-ca.key.pem",
-        "operator-signing.pk8",
-    ] {
-        std::fs::copy(dir_a.path().join(f), dir_b.path().join(f)).unwrap();
-    }
-    let b = Gateway::start(dir_b.path(), url, &["--node-name", "node-b"]);
-    (store, [dir_a, dir_b], a, b)
-}
-
 /// Ada, logged in at a node, and the applet of a new session of hers
 /// waiting on whichever node it chose.
 struct Waiting {
