@@ -106,10 +106,17 @@ impl Desktop {
         );
         assert!(!number.is_empty(), "Xvfb gave no display number");
         let display = format!(":{}", number.trim());
-        // A session bus of our own.
+        // A session bus of our own. It starts a service a client asks for
+        // by name with its own environment: were the accessibility bus
+        // asked for before our launcher below took its name, the launcher
+        // it starts must also put its socket in this desktop's folder (in
+        // the shared `~/.cache/at-spi` a parallel desktop removes it).
         let bus = first_line(
             &mut children,
-            Command::new("dbus-daemon").args(["--session", "--nofork", "--print-address=1"]),
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--print-address=1"])
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .env("DISPLAY", format!(":{}", number.trim())),
         );
         assert!(!bus.is_empty(), "dbus-daemon gave no address");
         // In a process group of its own: it starts the accessibility bus
