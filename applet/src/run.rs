@@ -97,12 +97,15 @@ pub struct Options {
 /// once more, quietly.
 /// The ending that stopped it is kept in `last` (the session's error
 /// carries only text for the log).
-fn reconnector(body: &TrailerBody, last: Arc<Mutex<Option<End>>>) -> live::Reconnector {
-    let body = Arc::new(body.clone());
+fn reconnector(body: Arc<Mutex<TrailerBody>>, last: Arc<Mutex<Option<End>>>) -> live::Reconnector {
     Arc::new(move || {
-        let body = body.clone();
+        // As it is now: a handover changes the console to expect.
+        let body = body.lock().ok().map(|b| b.clone());
         let last = last.clone();
         Box::pin(async move {
+            let Some(body) = body else {
+                return Err("the session's state is broken".into());
+            };
             match reach(&body, true, &AtomicBool::new(true)).await {
                 Ok(r) => Ok(live::relay_path(r.est)),
                 Err(Ending::Failed(end) | Ending::Refused(end) | Ending::Ended(end)) => {
@@ -385,6 +388,9 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
 
     // 4. Chat (and go direct) until someone ends it.
     let last_end = Arc::new(Mutex::new(None));
+    // The session as it goes on: a handover changes its console and
+    // technician (see `Event::Handover`).
+    let current = Arc::new(Mutex::new(body.clone()));
     let setup = live::Setup {
         me: EndedBy::User,
         guid: body.guid,
@@ -401,7 +407,7 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         },
         on_path: None,
         scheduling: Default::default(),
-        reconnect: Some(reconnector(body, last_end.clone())),
+        reconnect: Some(reconnector(current.clone(), last_end.clone())),
         dead_path: opts.dead_path,
         traffic: Default::default(),
     };
@@ -433,7 +439,10 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         }
     });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
-    let tech = body.technician_name.clone();
+    let tech_name = Mutex::new(body.technician_name.clone());
+    let tech = || tech_name.lock().map(|t| t.clone()).unwrap_or_default();
+    // Whom the session was handed to, until they connect.
+    let handed_to: Mutex<Option<String>> = Mutex::new(None);
     // The path, or none while the technician is reconnecting.
     let status = Mutex::new(Some(Path::Relay));
     let (yes, no) = lang().yes_no();
@@ -499,7 +508,7 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         while let Some(ev) = ev_rx.recv().await {
             match ev {
                 Event::Chat(text) => show(&Line::Chat {
-                    technician: tech.clone(),
+                    technician: tech(),
                     text,
                 }),
                 Event::Rtt(kind, _) => {
@@ -509,14 +518,38 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                 }
                 Event::PathChanged { kind, .. } => {
                     show(&Line::Direct {
-                        technician: tech.clone(),
+                        technician: tech(),
                         path: plain(kind),
                     });
                     if let Ok(mut s) = status.lock() {
                         *s = Some(plain(kind));
                     }
                 }
-                Event::StaysOnRelay { .. } | Event::ProbeRtt(_) => {}
+                Event::StaysOnRelay { .. } | Event::ProbeRtt(_) | Event::HandedOver => {}
+                Event::Handover {
+                    console_pin,
+                    technician,
+                } => {
+                    // The console we trust introduces its successor: from
+                    // now on only that key is accepted. Nothing the end
+                    // user allowed carries over to someone else.
+                    let to = lifeline_protocol::text::neutralize(&technician).into_owned();
+                    let from = tech();
+                    if let Ok(mut b) = current.lock() {
+                        b.console_pin = Some(console_pin);
+                        b.technician_name = to.clone();
+                    }
+                    if let Ok(mut t) = tech_name.lock() {
+                        *t = to.clone();
+                    }
+                    if let Ok(mut h) = handed_to.lock() {
+                        *h = Some(to.clone());
+                    }
+                    let _ = work_tx.send(WorkInput::HandedOver);
+                    tracing::info!("the session is handed over to another technician");
+                    show(&Line::HandedOver { from, to });
+                    let _ = cmd_tx.send(Command::TookHandover);
+                }
                 ev @ (Event::Work(_)
                 | Event::ChannelOpened { .. }
                 | Event::ChannelData { .. }
@@ -528,9 +561,11 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                 Event::Reconnecting { why } => {
                     away.store(true, Ordering::Relaxed);
                     tracing::info!(%why, "reconnecting");
-                    show(&Line::Reconnecting {
-                        technician: tech.clone(),
-                    });
+                    // After a handover the old console leaves: the end
+                    // user already reads that the next one is awaited.
+                    if handed_to.lock().is_ok_and(|h| h.is_none()) {
+                        show(&Line::Reconnecting { technician: tech() });
+                    }
                     if let Ok(mut s) = status.lock() {
                         *s = None;
                     }
@@ -538,16 +573,19 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                 Event::Resumed { fresh } => {
                     let _ = work_tx.send(WorkInput::Event(Event::Resumed { fresh }));
                     away.store(false, Ordering::Relaxed);
-                    show(&Line::Back {
-                        technician: tech.clone(),
-                        restarted: fresh,
-                    });
+                    match handed_to.lock().ok().and_then(|mut h| h.take()) {
+                        Some(technician) => show(&Line::TakenOver { technician }),
+                        None => show(&Line::Back {
+                            technician: tech(),
+                            restarted: fresh,
+                        }),
+                    }
                     if let Ok(mut s) = status.lock() {
                         *s = Some(Path::Relay);
                     }
                 }
                 Event::TestStarted { bytes, .. } => show(&Line::TestStarted {
-                    technician: tech.clone(),
+                    technician: tech(),
                     mib: bytes >> 20,
                 }),
                 Event::TestDone {
@@ -561,7 +599,7 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                         tracing::info!(%detail, "connection test");
                     }
                     show(&Line::TestDone {
-                        technician: tech.clone(),
+                        technician: tech(),
                         to_user: direction == Direction::ToUser,
                         ok,
                         mib: bytes >> 20,
@@ -590,11 +628,11 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         }
         Ok(Ok(o)) => {
             tracing::info!(reason = %o.reason, "the technician ended the session");
-            Ending::Ended(End::ByTechnician { technician: tech })
+            Ending::Ended(End::ByTechnician { technician: tech() })
         }
         Ok(Err(SessionError::NotResumed(why))) => {
             tracing::info!(%why, "not resumed");
-            Ending::Ended(End::NotRestored { technician: tech })
+            Ending::Ended(End::NotRestored { technician: tech() })
         }
         // The session ended (or cannot go on) while reconnecting: the
         // gateway's refusal, as `reach` saw it.

@@ -73,6 +73,8 @@ const CHANNEL_RESET: u8 = 19;
 const RESUME: u8 = 20;
 const ACK: u8 = 21;
 const WORK: u8 = 22;
+const HANDOVER: u8 = 23;
+const HANDED_OVER: u8 = 24;
 
 /// Which traffic class a channel's data belongs to. The sender's scheduler
 /// sends control frames first, then interactive channels' data, then bulk
@@ -257,6 +259,19 @@ pub enum Control {
         /// Sequenced frames processed so far, per lane.
         next: [u64; 2],
     },
+    /// Console → applet: the technician hands the session to a colleague
+    /// whose console will prove this key. From now on the applet accepts
+    /// only that key (the console it already trusts introduced it; the
+    /// gateway never can), and answers [`Control::HandedOver`].
+    Handover {
+        /// SHA-256 of the new console certificate's SPKI.
+        console_pin: [u8; 32],
+        /// The new technician's display name.
+        technician: String,
+    },
+    /// Applet → console: the [`Control::Handover`] is taken; the handing
+    /// console may leave.
+    HandedOver,
 }
 
 /// Going direct (the exchange drawn in the module doc).
@@ -416,7 +431,13 @@ impl Frame {
     pub fn is_sequenced(&self) -> bool {
         match self {
             Frame::Channel(_) | Frame::Test(_) | Frame::Work(_) => true,
-            Frame::Control(c) => matches!(c, Control::Chat { .. } | Control::End { .. }),
+            Frame::Control(c) => matches!(
+                c,
+                Control::Chat { .. }
+                    | Control::End { .. }
+                    | Control::Handover { .. }
+                    | Control::HandedOver
+            ),
             Frame::Handshake(_) | Frame::Negotiation(_) => false,
         }
     }
@@ -500,6 +521,14 @@ impl Frame {
                 w.put(path);
                 SWITCH
             }
+            Frame::Control(Control::Handover {
+                console_pin,
+                technician,
+            }) => {
+                w.put(console_pin).str16(clamp_str(technician, MAX_REASON));
+                HANDOVER
+            }
+            Frame::Control(Control::HandedOver) => HANDED_OVER,
             Frame::Channel(ChannelFrame::Data { channel, data }) => {
                 assert!(data.len() <= MAX_DATA, "data frame too large");
                 w.u32(*channel).put(data);
@@ -628,6 +657,11 @@ impl Frame {
             SWITCH => Frame::Control(Control::Switch {
                 path: p.array().map_err(short)?,
             }),
+            HANDOVER => Frame::Control(Control::Handover {
+                console_pin: p.array().map_err(short)?,
+                technician: p.str16("technician", MAX_REASON).map_err(short)?.to_owned(),
+            }),
+            HANDED_OVER => Frame::Control(Control::HandedOver),
             CHANNEL_DATA => {
                 let channel = p.u32().map_err(short)?;
                 if p.remaining() > MAX_DATA {
@@ -726,6 +760,24 @@ mod tests {
             want.extend(f.encode());
         }
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn a_handover_and_its_answer_round_trip_and_are_sequenced() {
+        for f in [
+            Frame::Control(Control::Handover {
+                console_pin: [7; 32],
+                technician: "Grace".into(),
+            }),
+            Frame::Control(Control::HandedOver),
+        ] {
+            let enc = f.encode();
+            assert_eq!(Frame::decode(&enc), Ok((f.clone(), enc.len())));
+            assert!(f.is_sequenced(), "{f:?} must survive a path change");
+            for n in 0..enc.len() {
+                assert_eq!(Frame::decode(&enc[..n]), Err(DecodeError::Incomplete));
+            }
+        }
     }
 
     #[test]

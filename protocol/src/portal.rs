@@ -287,6 +287,67 @@ pub struct PickedSession {
     pub applet_secret: String,
 }
 
+/// Offer a running session to another technician of the holder's group
+/// (or withdraw the offer). The holder's console sends the session's
+/// applet secret along: the accepting console needs it to check the end
+/// user's program, and the gateway keeps it only until then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OfferTransfer {
+    /// The e-mail of the technician to hand the session to; `None`
+    /// withdraws an offer.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Hex 32-byte applet secret (with `to`).
+    #[serde(default)]
+    pub applet_secret: Option<String>,
+}
+
+impl OfferTransfer {
+    /// The applet secret, checked to be 64 hex digits (required with `to`).
+    pub fn check(&self) -> Result<Option<[u8; 32]>, BadRequest> {
+        match (&self.to, &self.applet_secret) {
+            (None, _) => Ok(None),
+            (Some(_), Some(s)) => crate::hex::decode_array::<32>(s)
+                .map(Some)
+                .ok_or_else(|| BadRequest("applet_secret must be 64 hex digits".into())),
+            (Some(_), None) => Err(BadRequest(
+                "applet_secret is required to offer a session".into(),
+            )),
+        }
+    }
+}
+
+/// Accept a session offered to this technician: their console will prove
+/// this key. The answer is a [`PickedSession`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptTransfer {
+    /// Hex SHA-256 of the new console session certificate's SPKI.
+    pub console_pin: String,
+}
+
+impl AcceptTransfer {
+    /// The console key, checked to be 64 hex digits.
+    pub fn check(&self) -> Result<[u8; 32], BadRequest> {
+        PickSession {
+            guid: None,
+            console_pin: self.console_pin.clone(),
+        }
+        .check()
+    }
+}
+
+/// Where a session's transfer is, in its [`SessionInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// The e-mail of the technician it is offered to.
+    pub to: String,
+    /// Their display name.
+    pub to_name: String,
+    /// Hex key their console will prove, once they accepted.
+    #[serde(default)]
+    pub console_pin: Option<String>,
+}
+
 /// End a session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EndSession {
@@ -710,6 +771,12 @@ pub struct SessionInfo {
     /// What the end user wrote about their problem on the channel's page.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub problem: String,
+    /// The holder's display name.
+    #[serde(default)]
+    pub technician_name: String,
+    /// An offer to hand the session to another technician.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferInfo>,
 }
 
 /// A list of sessions.

@@ -223,6 +223,15 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         (
             "e2e_frame",
+            "seed-handover",
+            Frame::Control(Control::Handover {
+                console_pin: [0x42; 32],
+                technician: "Grace Hopper".into(),
+            })
+            .encode(),
+        ),
+        (
+            "e2e_frame",
             "seed-data",
             Frame::Channel(ChannelFrame::Data {
                 channel: 3,

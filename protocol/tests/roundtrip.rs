@@ -164,6 +164,13 @@ fn frame() -> impl Strategy<Value = Frame> {
         (any::<u64>(), any::<[u64; 2]>())
             .prop_map(|(incarnation, next)| Frame::Control(Control::Resume { incarnation, next })),
         any::<[u64; 2]>().prop_map(|next| Frame::Control(Control::Ack { next })),
+        (any::<[u8; 32]>(), text(e2e::MAX_REASON)).prop_map(|(console_pin, technician)| {
+            Frame::Control(Control::Handover {
+                console_pin,
+                technician,
+            })
+        }),
+        Just(Frame::Control(Control::HandedOver)),
         (any::<u64>(), any::<u32>(), text(256), any::<u64>()).prop_map(
             |(id, channel, name, size)| Frame::Work(Work::Offer {
                 id,

@@ -40,6 +40,9 @@ pub enum Input {
     Stop,
     /// The end user asks what is granted and running.
     Overview,
+    /// The technician handed the session to a colleague: what the end
+    /// user allowed the one who left ends, and everything stops.
+    HandedOver,
 }
 
 pub use crate::to_user::Asker;
@@ -223,6 +226,16 @@ impl AppletWork {
                 self.send_grants();
             }
             Input::Overview => self.overview(),
+            Input::HandedOver => {
+                // Consent was given to a person: none carries over to the
+                // colleague, who asks again.
+                self.stop_everything("the session was handed to another technician");
+                let taken = self.consent.withdraw(Permissions::ALL);
+                if !taken.is_empty() {
+                    self.decision(0, taken, Decision::Withdrawn, false);
+                }
+                self.send_grants();
+            }
         }
     }
 

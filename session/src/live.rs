@@ -155,7 +155,7 @@ enum Happened {
 /// Runs the session until either end ends it or it is lost.
 pub async fn run<S>(
     est: Established<S>,
-    setup: Setup,
+    mut setup: Setup,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
 ) -> Result<Outcome, SessionError>
@@ -241,6 +241,15 @@ where
                     None => core.handle_reported(Instant::now(), report),
                 },
                 Action::Event(e) => {
+                    // A handed-over session's next console proves the new
+                    // key, on the relay and on any direct path.
+                    if let (Event::Handover { console_pin, .. }, Side::Applet { .. }) =
+                        (&e, &setup.side)
+                    {
+                        setup.side = Side::Applet {
+                            console_pin: *console_pin,
+                        };
+                    }
                     let _ = events.send(e).await;
                 }
                 Action::Reconnect => match &setup.reconnect {

@@ -30,6 +30,8 @@
 //!   secret (and issuing it again), relayed byte counts;
 //! * `channels` — channels (stable web addresses into a group's queue),
 //!   the queue, and picking from it atomically ([`Pick`]);
+//! * `transfers` — handing a session to another technician: offer,
+//!   accept with the new console's key, complete ([`Transfer`]);
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
@@ -52,6 +54,7 @@ mod rows;
 mod sessions;
 mod technicians;
 mod tokens;
+mod transfers;
 mod two_factor;
 
 #[cfg(test)]
@@ -87,6 +90,7 @@ pub use passwords::PasswordPolicy;
 pub use retention::{PRUNE_BATCH, Pruned};
 pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{Group, GroupRemoval, MAX_EMAIL, NewTechnician, Removal, Technician};
+pub use transfers::Transfer;
 pub use two_factor::TwoFactor;
 
 use sqlx::any::AnyPoolOptions;

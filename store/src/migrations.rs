@@ -506,6 +506,20 @@ CREATE TABLE channels (
 CREATE INDEX sessions_queue ON sessions(queue_group_id, state);
 ",
     },
+    Migration {
+        version: 14,
+        name: "session transfer: the technician a session is offered to, and their console key",
+        sqlite: r"
+ALTER TABLE sessions ADD COLUMN transfer_to BIGINT REFERENCES technicians(id);
+ALTER TABLE sessions ADD COLUMN transfer_pin TEXT;
+CREATE INDEX sessions_transfer ON sessions(transfer_to);
+",
+        postgres: r"
+ALTER TABLE sessions ADD COLUMN transfer_to BIGINT REFERENCES technicians(id);
+ALTER TABLE sessions ADD COLUMN transfer_pin TEXT;
+CREATE INDEX sessions_transfer ON sessions(transfer_to);
+",
+    },
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.

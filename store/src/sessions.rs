@@ -209,6 +209,14 @@ pub struct SessionRecord {
     pub channel: Option<String>,
     /// What the end user wrote about their problem on the channel's page.
     pub problem: String,
+    /// The technician the session is offered to (a transfer), if any.
+    pub transfer_to: Option<i64>,
+    /// That technician's e-mail.
+    pub transfer_to_email: Option<String>,
+    /// That technician's display name.
+    pub transfer_to_name: Option<String>,
+    /// The key their console will prove, once they accepted the offer.
+    pub transfer_pin: Option<[u8; 32]>,
 }
 
 /// The `UPDATE` that ends a session (`$1` guid, `$2` time, `$3` reason);
@@ -239,8 +247,10 @@ macro_rules! session_select {
          s.state, s.created_at_ms, s.expires_at_ms, s.waiting_since_ms, s.waiting_from, \
          s.waiting_node, s.waiting_node_addr, s.paired_at_ms, s.ended_at_ms, s.ended_reason, \
          s.bytes_applet_to_console, s.bytes_console_to_applet, s.path, s.relay_closed_at_ms, \
-         s.admission_key, s.queue_group_id, s.channel, s.problem \
-         FROM sessions s LEFT JOIN technicians t ON t.id = s.technician_id"
+         s.admission_key, s.queue_group_id, s.channel, s.problem, s.transfer_to, \
+         x.email AS transfer_to_email, x.name AS transfer_to_name, s.transfer_pin \
+         FROM sessions s LEFT JOIN technicians t ON t.id = s.technician_id \
+         LEFT JOIN technicians x ON x.id = s.transfer_to"
     };
 }
 
@@ -288,6 +298,12 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<SessionRecord> {
         queue_group_id: get(row, "queue_group_id")?,
         channel: get(row, "channel")?,
         problem: get(row, "problem")?,
+        transfer_to: get(row, "transfer_to")?,
+        transfer_to_email: get(row, "transfer_to_email")?,
+        transfer_to_name: get(row, "transfer_to_name")?,
+        transfer_pin: get::<Option<String>>(row, "transfer_pin")?
+            .map(|p| rows::hash32("sessions.transfer_pin", &p))
+            .transpose()?,
     })
 }
 
@@ -375,7 +391,8 @@ impl Store {
             .transpose()
     }
 
-    /// A technician's sessions, newest first; ended ones only if asked.
+    /// A technician's sessions, and those offered to them, newest first;
+    /// ended ones only if asked.
     pub async fn sessions_of(
         &self,
         technician_id: i64,
@@ -384,12 +401,13 @@ impl Store {
         let query = if include_ended {
             sqlx::query(concat!(
                 session_select!(),
-                " WHERE s.technician_id = $1 ORDER BY s.created_at_ms DESC, s.guid"
+                " WHERE (s.technician_id = $1 OR s.transfer_to = $1)",
+                " ORDER BY s.created_at_ms DESC, s.guid"
             ))
         } else {
             sqlx::query(concat!(
                 session_select!(),
-                " WHERE s.technician_id = $1 AND s.state <> 'ended'",
+                " WHERE (s.technician_id = $1 OR s.transfer_to = $1) AND s.state <> 'ended'",
                 " ORDER BY s.created_at_ms DESC, s.guid"
             ))
         };

@@ -857,6 +857,13 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // Offers made to them lapse; the sessions stay with whoever holds them.
+        sqlx::query(
+            "UPDATE sessions SET transfer_to = NULL, transfer_pin = NULL WHERE transfer_to = $1",
+        )
+        .bind(technician_id)
+        .execute(&mut *tx)
+        .await?;
         let tokens_revoked = sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
             .bind(technician_id)
             .execute(&mut *tx)

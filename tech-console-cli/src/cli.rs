@@ -184,6 +184,22 @@ enum SessionCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Hand a connected session to a colleague of your group: they take
+    /// it with `connect`, and your console hands the end user over (the
+    /// end user is told; nothing they allowed you carries over).
+    #[command(
+        after_help = "Example: tech-console session transfer printer --to grace@example.com\n    or: tech-console session transfer printer --cancel"
+    )]
+    Transfer {
+        /// Session GUID or label.
+        target: String,
+        /// The colleague's e-mail.
+        #[arg(long, required_unless_present = "cancel", conflicts_with = "cancel")]
+        to: Option<String>,
+        /// Withdraw the offer: the session stays yours.
+        #[arg(long)]
+        cancel: bool,
+    },
     /// End (or cancel) a session; its applet can no longer connect.
     #[command(after_help = "Example: tech-console session end printer --reason \"sent twice\"")]
     End {
@@ -331,6 +347,9 @@ fn main_with(config_dir: Option<PathBuf>, cmd: Cmd) -> ExitCode {
             }) => {
                 crate::commands::session_applet(&profile, &target, &out, platform.as_deref(), force)
                     .await?
+            }
+            Cmd::Session(SessionCmd::Transfer { target, to, .. }) => {
+                crate::commands::session_transfer(&profile, &target, to.as_deref()).await?
             }
             Cmd::Session(SessionCmd::End { target, reason }) => {
                 crate::commands::session_end(&profile, &target, &reason).await?

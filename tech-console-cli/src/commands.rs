@@ -354,7 +354,7 @@ impl Drop for Staged {
 
 /// `tech-console queue` and `tech-console sessions`.
 pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::Result<()> {
-    let (_login, client) = portal(profile)?;
+    let (login, client) = portal(profile)?;
     let path = if waiting_only {
         "/api/v1/sessions/waiting"
     } else {
@@ -409,6 +409,55 @@ pub async fn list(profile: &Profile, waiting_only: bool, json: bool) -> anyhow::
                 Shown(&about)
             );
         }
+        if let Some(offer) = &s.transfer {
+            if offer.to == login.email {
+                println!(
+                    "  ↳ offered to you by {} ({}): `connect {}` takes it over",
+                    Shown(&s.technician_name),
+                    Shown(&s.technician),
+                    s.guid
+                );
+            } else {
+                println!("  ↳ offered to {}", Shown(&offer.to));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tech-console session transfer`: offers a connected session to a
+/// colleague of the group (or withdraws the offer); the console that
+/// holds the session hands it over once they accept.
+pub async fn session_transfer(
+    profile: &Profile,
+    target: &str,
+    to: Option<&str>,
+) -> anyhow::Result<()> {
+    let (_login, client) = portal(profile)?;
+    let info = crate::portal::resolve(&client, target).await?;
+    let to = match to {
+        Some(t) => crate::typed::parse_transfer(t).map_err(anyhow::Error::msg)?,
+        None => None,
+    };
+    // The colleague's console checks the end user's program with the
+    // session's applet secret: only this profile has it.
+    let (local, _identity) = profile.load_session(&info.guid)?;
+    let offered: SessionInfo = client
+        .post(
+            &format!("/api/v1/sessions/{}/transfer", info.guid),
+            &lifeline_protocol::portal::OfferTransfer {
+                applet_secret: to.as_ref().map(|_| local.applet_secret.clone()),
+                to: to.clone(),
+            },
+        )
+        .await?;
+    match to {
+        Some(to) => println!(
+            "session {} offered to {to}: they take it with `tech-console connect {}`; your \
+             connected console then hands the end user over",
+            offered.guid, offered.guid
+        ),
+        None => println!("session {}: the offer is withdrawn", offered.guid),
     }
     Ok(())
 }

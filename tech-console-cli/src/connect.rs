@@ -25,7 +25,7 @@
 //!
 //! SIZE takes a `K`, `M` or `G` suffix (powers of 1024).
 
-use crate::drive::{self, Controls, Options, Update};
+use crate::drive::{self, Controls, Handing, Options, Update};
 use crate::profile::Profile;
 use lifeline_session::link::PathKind;
 use lifeline_session::live::{Command, Event};
@@ -136,6 +136,38 @@ pub fn describe(u: &Update, status: &mut PathStatus, traffic: (u64, u64)) -> Opt
             format!("error: {message}"),
         ),
         Update::Event(ev) => describe_event(ev, status, traffic),
+        Update::Handing(h) => Some(describe_handing(h)),
+    }
+}
+
+fn describe_handing(h: &Handing) -> Said {
+    let (json, human) = match h {
+        Handing::Offered(to) => (
+            json!({"event": "transfer", "state": "offered", "to": to}),
+            format!(
+                "offered the session to {to}; it is handed over once they accept from their console (/transfer cancel withdraws it)"
+            ),
+        ),
+        Handing::Withdrawn => (
+            json!({"event": "transfer", "state": "withdrawn"}),
+            "the offer is withdrawn; the session stays yours".to_owned(),
+        ),
+        Handing::Accepted(to) => (
+            json!({"event": "transfer", "state": "accepted", "to": to}),
+            format!("{to} accepted: handing the end user over to their console…"),
+        ),
+        Handing::Refused(why) => (
+            json!({"event": "transfer", "state": "refused", "message": why}),
+            format!("handing over did not work: {why}"),
+        ),
+        Handing::Taking(from) => (
+            json!({"event": "transfer", "state": "taking", "from": from}),
+            format!("accepted the session from {from}; waiting for their console to hand it over…"),
+        ),
+    };
+    Said {
+        json,
+        human: Some(human),
     }
 }
 
@@ -303,6 +335,13 @@ async fn read_batch(controls: Controls, status: std::sync::Arc<std::sync::Mutex<
                 true
             }
             "probe" => controls.command(Command::Probe),
+            "transfer" => match crate::typed::parse_transfer(rest) {
+                Ok(to) => controls.hand_to(to),
+                Err(e) => {
+                    error(&e);
+                    true
+                }
+            },
             "linktest" => match crate::typed::parse_linktest(rest) {
                 Ok(cmds) => cmds.into_iter().all(|c| controls.command(c)),
                 Err(e) => {
@@ -318,7 +357,7 @@ async fn read_batch(controls: Controls, status: std::sync::Arc<std::sync::Mutex<
                 }
                 None => {
                     error(&format!(
-                        "unknown command {line:?}; use `say TEXT`, `end [REASON]`, `linktest SIZE [to_user|from_user|both]`, `status`, `probe`, or remote work: {}",
+                        "unknown command {line:?}; use `say TEXT`, `end [REASON]`, `linktest SIZE [to_user|from_user|both]`, `status`, `probe`, `transfer EMAIL|cancel`, or remote work: {}",
                         crate::work::VERBS
                     ));
                     true

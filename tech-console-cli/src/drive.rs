@@ -9,7 +9,8 @@ use crate::profile::Profile;
 use anyhow::Context;
 use lifeline_protocol::e2e::EndedBy;
 use lifeline_protocol::portal::{
-    EndSession, PathReport, PickSession, PickedSession, SessionInfo, WorkReport,
+    AcceptTransfer, EndSession, OfferTransfer, PathReport, PickSession, PickedSession, SessionInfo,
+    WorkReport,
 };
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
@@ -92,6 +93,24 @@ pub enum Update {
     },
     /// It could not start (the session is unknown, the gateway refused…).
     Failed(String),
+    /// Handing the session to a colleague, or taking it from one.
+    Handing(Handing),
+}
+
+/// Where handing a session over got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handing {
+    /// Offered to this colleague (e-mail); they accept from their console.
+    Offered(String),
+    /// The offer was withdrawn.
+    Withdrawn,
+    /// The colleague accepted: the end user's program is told their key.
+    Accepted(String),
+    /// An offer could not be made or completed (why).
+    Refused(String),
+    /// This console accepted the session from a colleague (e-mail): it
+    /// waits until their console has handed it over.
+    Taking(String),
 }
 
 /// The technician's hands on the session. Commands sent before
@@ -104,6 +123,8 @@ pub struct Controls {
     pub work: mpsc::UnboundedSender<WorkInput>,
     /// Payload moved each way.
     pub traffic: Arc<Traffic>,
+    /// Offers to hand the session to a colleague (`None`: withdraw).
+    pub handing: mpsc::UnboundedSender<Option<String>>,
 }
 
 impl Controls {
@@ -115,6 +136,12 @@ impl Controls {
     /// Sends a remote-work request; false if the session is over.
     pub fn request(&self, r: Request) -> bool {
         self.work.send(WorkInput::Request(r)).is_ok()
+    }
+
+    /// Offers the session to the colleague with this e-mail (`None`
+    /// withdraws the offer); false if the session is over.
+    pub fn hand_to(&self, to: Option<String>) -> bool {
+        self.handing.send(to).is_ok()
     }
 }
 
@@ -130,10 +157,12 @@ pub fn start(
     let (work_tx, work_rx) = mpsc::unbounded_channel();
     let (up_tx, up_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
+    let (handing_tx, handing_rx) = mpsc::unbounded_channel();
     let controls = Controls {
         session: cmd_tx.clone(),
         work: work_tx.clone(),
         traffic: traffic.clone(),
+        handing: handing_tx,
     };
     tokio::spawn(async move {
         let wiring = Wiring {
@@ -142,6 +171,7 @@ pub fn start(
             work_tx,
             work_rx,
             traffic,
+            handing: handing_rx,
             updates: up_tx.clone(),
         };
         if let Err(e) = run(&profile, &target, options, wiring).await {
@@ -158,6 +188,7 @@ struct Wiring {
     work_tx: mpsc::UnboundedSender<WorkInput>,
     work_rx: mpsc::UnboundedReceiver<WorkInput>,
     traffic: Arc<Traffic>,
+    handing: mpsc::UnboundedReceiver<Option<String>>,
     updates: mpsc::UnboundedSender<Update>,
 }
 
@@ -175,6 +206,7 @@ pub enum Target {
 /// is there (a channel's end user).
 async fn find(
     profile: &Profile,
+    login: &crate::profile::Login,
     client: &lifeline_session::portal::PortalClient,
     target: &Target,
 ) -> anyhow::Result<SessionInfo> {
@@ -184,8 +216,147 @@ async fn find(
             let info = resolve(client, t).await?;
             if info.channel.is_some() && info.technician.is_empty() {
                 pick(profile, client, Some(info.guid)).await
+            } else if info.technician != login.email
+                && info.transfer.as_ref().is_some_and(|o| o.to == login.email)
+            {
+                accept(profile, client, &info).await
             } else {
                 Ok(info)
+            }
+        }
+    }
+}
+
+/// Accepts a session a colleague offers this technician, with a fresh
+/// console identity (never the colleague's), kept like `session new`'s.
+async fn accept(
+    profile: &Profile,
+    client: &lifeline_session::portal::PortalClient,
+    info: &SessionInfo,
+) -> anyhow::Result<SessionInfo> {
+    let identity = lifeline_session::identity::SessionIdentity::generate("Lifeline session")?;
+    let accepted: PickedSession = client
+        .post(
+            &format!("/api/v1/sessions/{}/accept", info.guid),
+            &AcceptTransfer {
+                console_pin: hex::encode(&identity.pin()),
+            },
+        )
+        .await?;
+    profile.save_session(
+        &crate::profile::LocalSession {
+            guid: accepted.session.guid,
+            label: accepted.session.label.clone(),
+            applet_secret: accepted.applet_secret,
+        },
+        &identity,
+    )?;
+    Ok(accepted.session)
+}
+
+/// How often a console looks for the colleague's answer to its offer, and
+/// for an offer made from another command (`session transfer`).
+const HANDING_POLL: Duration = Duration::from_secs(1);
+const OFFER_POLL: Duration = Duration::from_secs(3);
+/// How long a console that accepted a session waits for it to be handed.
+const TAKING_WAIT: Duration = Duration::from_secs(600);
+
+/// Waits until the colleague's console has handed the session over and
+/// the end user's program is back at the gateway, waiting for us.
+async fn await_handover(
+    client: &lifeline_session::portal::PortalClient,
+    login: &crate::profile::Login,
+    guid: SessionGuid,
+) -> anyhow::Result<SessionInfo> {
+    let deadline = tokio::time::Instant::now() + TAKING_WAIT;
+    loop {
+        let info: SessionInfo = client.get(&format!("/api/v1/sessions/{guid}")).await?;
+        let ours = info.technician == login.email;
+        if info.state == "ended" {
+            anyhow::bail!("the session ended before it was handed over");
+        }
+        if ours && info.state == "waiting" {
+            return Ok(info);
+        }
+        if !ours && info.transfer.as_ref().is_none_or(|o| o.to != login.email) {
+            anyhow::bail!("the colleague withdrew the offer");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the colleague's console did not hand the session over within 10 minutes"
+            );
+        }
+        tokio::time::sleep(HANDING_POLL).await;
+    }
+}
+
+/// The holder's side of handing over: makes the technician's offers, and
+/// once the colleague accepted (seen at the portal, whichever command
+/// made the offer) tells the end user's program their key inside the
+/// end-to-end channel.
+async fn offer_and_watch(
+    portals: Portals,
+    guid: SessionGuid,
+    secret: [u8; 32],
+    mut asks: mpsc::UnboundedReceiver<Option<String>>,
+    session: mpsc::UnboundedSender<Command>,
+    say: impl Fn(Update),
+) {
+    let path = format!("/api/v1/sessions/{guid}");
+    let mut told: Option<String> = None;
+    let mut offered: Option<String> = None;
+    let mut asks_open = true;
+    loop {
+        let wait = if offered.is_some() {
+            HANDING_POLL
+        } else {
+            OFFER_POLL
+        };
+        tokio::select! {
+            ask = asks.recv(), if asks_open => {
+                let Some(to) = ask else {
+                    asks_open = false;
+                    continue;
+                };
+                let offer = OfferTransfer {
+                    applet_secret: to.as_ref().map(|_| hex::encode(&secret)),
+                    to: to.clone(),
+                };
+                let r: Result<SessionInfo, _> =
+                    portals.post(&format!("{path}/transfer"), &offer).await;
+                match (r, to) {
+                    (Ok(_), Some(to)) => {
+                        offered = Some(to.clone());
+                        told = None;
+                        say(Update::Handing(Handing::Offered(to)));
+                    }
+                    (Ok(_), None) => {
+                        offered = None;
+                        say(Update::Handing(Handing::Withdrawn));
+                    }
+                    (Err(e), _) => say(Update::Handing(Handing::Refused(e.to_string()))),
+                }
+            }
+            () = tokio::time::sleep(wait) => {
+                let Ok((_, info)) = portals.get::<SessionInfo>(&path).await else {
+                    continue;
+                };
+                offered = info.transfer.as_ref().map(|o| o.to.clone());
+                let Some(offer) = info.transfer else { continue };
+                let Some(pin) = offer.console_pin.as_deref().and_then(hex::decode_array::<32>) else {
+                    continue;
+                };
+                // Once per accepted key (accepted again from another
+                // console of theirs: that one's key is told).
+                if told.as_deref() == offer.console_pin.as_deref() {
+                    continue;
+                }
+                told = offer.console_pin.clone();
+                say(Update::Handing(Handing::Accepted(offer.to.clone())));
+                let _ = session.send(Command::Handover {
+                    console_pin: pin,
+                    technician: if offer.to_name.is_empty() { offer.to } else { offer.to_name },
+                });
             }
         }
     }
@@ -230,7 +401,7 @@ async fn run(
         let _ = up.send(u);
     };
     let (login, client) = portal(profile)?;
-    let info = find(profile, &client, target).await?;
+    let mut info = find(profile, &login, &client, target).await?;
     let guid = info.guid;
     say(Update::Found {
         guid,
@@ -238,6 +409,10 @@ async fn run(
     });
     // A session not created here cannot be joined: said before waiting.
     profile.load_session(&guid)?;
+    if info.technician != login.email && info.transfer.is_some() {
+        say(Update::Handing(Handing::Taking(info.technician.clone())));
+        info = await_handover(&client, &login, guid).await?;
+    }
 
     // The applet waits on one node; connect there (the portal says which).
     let node_addr = match &info.waiting_node_addr {
@@ -325,7 +500,20 @@ async fn run(
             let _ = crate::portal::report_work(&audit_portals, &guid, &a).await;
         }
     });
-    let session = tokio::spawn(live::run(est, setup, w.cmd_rx, ev_tx));
+    let mut session = tokio::spawn(live::run(est, setup, w.cmd_rx, ev_tx));
+    let up = w.updates.clone();
+    let handing = tokio::spawn(offer_and_watch(
+        portals.clone(),
+        guid,
+        secret,
+        w.handing,
+        w.cmd_tx.clone(),
+        move |u| {
+            let _ = up.send(u);
+        },
+    ));
+    let (handed_tx, handed_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut handed_tx = Some(handed_tx);
     let (up, work_tx) = (w.updates.clone(), w.work_tx);
     let router = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
@@ -338,6 +526,11 @@ async fn run(
                 | Event::ChannelSent { .. }) => {
                     let _ = work_tx.send(WorkInput::Event(ev));
                 }
+                Event::HandedOver => {
+                    if let Some(tx) = handed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 ev => {
                     if let Event::Resumed { fresh } = ev {
                         let _ = work_tx.send(WorkInput::Event(Event::Resumed { fresh }));
@@ -347,7 +540,34 @@ async fn run(
             }
         }
     });
-    let result = session.await;
+    let result = tokio::select! {
+        r = &mut session => r,
+        Ok(()) = handed_rx => {
+            // The end user's program took the colleague's key: the
+            // session is theirs once the gateway records it, and this
+            // console leaves without ending it.
+            let done = complete_handover(&portals, guid).await;
+            handing.abort();
+            match done {
+                Ok(to) => {
+                    session.abort();
+                    let _ = router.await;
+                    profile.forget_session(&guid);
+                    say(Update::Ended {
+                        by: "handover".into(),
+                        reason: format!("handed over to {to}"),
+                        clean: true,
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    say(Update::Handing(Handing::Refused(e)));
+                    session.await
+                }
+            }
+        }
+    };
+    handing.abort();
     let _ = router.await;
     // What remote work still had to say and record goes out first.
     let _ = tokio::time::timeout(Duration::from_secs(2), work_task).await;
@@ -485,6 +705,24 @@ async fn rejoin_once(r: &Rejoin) -> Result<live::RelayPath, Rejoined> {
         .await
         .map_err(|e| retry(&e))?;
     Ok(live::relay_path(est))
+}
+
+/// Records at the gateway that the session is handed over (a few tries:
+/// the end user's program already expects the colleague). The new
+/// holder's e-mail, or why it could not be recorded.
+async fn complete_handover(portals: &Portals, guid: SessionGuid) -> Result<String, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let r: Result<SessionInfo, _> = portals
+            .post(&format!("/api/v1/sessions/{guid}/handed-over"), &())
+            .await;
+        match r {
+            Ok(info) => return Ok(info.technician),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!("the handover could not be recorded: {last}"))
 }
 
 async fn end_in_portal(client: &Portals, guid: &SessionGuid, reason: &str) {

@@ -257,6 +257,9 @@ fn typed(
         Typed::Work(r) => {
             controls.request(r);
         }
+        Typed::Transfer(to) => {
+            controls.hand_to(to);
+        }
         Typed::Note(text) => match guid {
             Some(g) => match profile.add_note(&g, &note_line(&text)) {
                 Ok(()) => lines.say("(noted)"),

@@ -35,6 +35,9 @@ pub enum Typed {
     Note(String),
     /// Close an ended session's tab (full-screen console).
     Close,
+    /// Hand the session to the colleague with this e-mail (`None`:
+    /// withdraw the offer).
+    Transfer(Option<String>),
 }
 
 /// The commands, for `/help` and the help line.
@@ -46,6 +49,7 @@ commands (anything else is chat; //text sends a line starting with /):
   /ask CAPS [session] · /run COMMAND · /send PATH · /fetch PATH [INTO]
   /ls [PATH] · /sysinfo · /open URL · /stop [ID]   (each with consent)
   /note TEXT     keep a note            /close   close an ended tab
+  /transfer EMAIL  hand to a colleague  /transfer cancel  keep it
   /quit          leave                  /help    this list";
 
 /// Parses a typed line.
@@ -77,6 +81,7 @@ pub fn parse(line: &str) -> Result<Typed, String> {
         "note" if rest_trimmed.is_empty() => return Err("/note needs the text to keep".into()),
         "note" => Typed::Note(rest_trimmed.to_owned()),
         "close" => Typed::Close,
+        "transfer" => Typed::Transfer(parse_transfer(rest)?),
         "linktest" => Typed::Session(parse_linktest(rest)?),
         _ => match crate::work::parse(verb, rest) {
             Some(r) => Typed::Work(r?),
@@ -87,6 +92,16 @@ pub fn parse(line: &str) -> Result<Typed, String> {
             }
         },
     })
+}
+
+/// `EMAIL` or `cancel` of the transfer command.
+pub fn parse_transfer(args: &str) -> Result<Option<String>, String> {
+    match args.trim() {
+        "" => Err("transfer needs a colleague's e-mail (or `cancel`)".into()),
+        "cancel" => Ok(None),
+        to if to.contains('@') && !to.contains(char::is_whitespace) => Ok(Some(to.to_lowercase())),
+        other => Err(format!("{other:?} is not an e-mail address")),
+    }
 }
 
 /// `SIZE [to_user|from_user|both]` of the link test command.
@@ -157,6 +172,13 @@ mod tests {
             Typed::Session(parse_linktest("1M both").unwrap())
         );
         assert!(parse("/linktest 5G").is_err());
+        assert_eq!(
+            parse("/transfer Grace@Example.com"),
+            Ok(Typed::Transfer(Some("grace@example.com".into())))
+        );
+        assert_eq!(parse("/transfer cancel"), Ok(Typed::Transfer(None)));
+        assert!(parse("/transfer").is_err());
+        assert!(parse("/transfer grace").is_err());
         assert!(matches!(
             parse("/run ls -l"),
             Ok(Typed::Work(Request::Run(_)))

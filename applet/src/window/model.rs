@@ -231,6 +231,18 @@ impl Model {
                 self.state = State::Connected(Path::Relay);
                 self.notice(line);
             }
+            // Another technician takes over: the window names them, and
+            // their code is not the one shown before.
+            Line::HandedOver { to, .. } => {
+                self.technician = shown(to);
+                self.code = None;
+                self.state = State::Waiting(self.words(line).join(" "));
+                self.notice(line);
+            }
+            Line::TakenOver { .. } => {
+                self.state = State::Connected(Path::Relay);
+                self.notice(line);
+            }
             Line::NotSentYet
             | Line::NothingYet
             | Line::TestStarted { .. }
@@ -332,6 +344,30 @@ mod tests {
             offered: Permissions::RUN_COMMAND,
         });
         m
+    }
+
+    #[test]
+    fn a_handover_names_the_new_technician_and_forgets_the_old_code() {
+        let mut m = greeted(Lang::En);
+        m.apply(&Line::Connected {
+            technician: "Ada".into(),
+            code: "123 456".into(),
+        });
+        m.apply(&Line::HandedOver {
+            from: "Ada".into(),
+            to: "Grace".into(),
+        });
+        assert_eq!(m.technician, "Grace");
+        assert_eq!(m.code, None);
+        assert!(
+            matches!(&m.state, State::Waiting(w) if w.contains("Waiting for Grace")),
+            "{:?}",
+            m.state
+        );
+        m.apply(&Line::TakenOver {
+            technician: "Grace".into(),
+        });
+        assert_eq!(m.state, State::Connected(Path::Relay));
     }
 
     #[test]

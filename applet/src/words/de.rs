@@ -142,6 +142,13 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             &format!("Die Verbindung wurde unterbrochen; {technician} verbindet sich neu…"),
             " (mit /end beenden Sie die Sitzung)",
         )),
+        Line::HandedOver { from, to } => one(format!(
+            "{from} hat Ihre Sitzung an {to} übergeben. Was Sie {from} erlaubt haben, ist \
+             beendet; {to} fragt Sie, wenn etwas gebraucht wird. Warten auf {to}…"
+        )),
+        Line::TakenOver { technician } => {
+            one(format!("{technician} ist jetzt verbunden und hilft Ihnen weiter."))
+        }
         Line::Back {
             technician,
             restarted: true,

@@ -142,6 +142,13 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             &format!("The connection was interrupted; {technician} is reconnecting…"),
             " (type /end to stop the session)",
         )),
+        Line::HandedOver { from, to } => one(format!(
+            "{from} has handed your session over to {to}. What you allowed {from} has \
+             ended; {to} will ask you if they need anything. Waiting for {to}…"
+        )),
+        Line::TakenOver { technician } => {
+            one(format!("{technician} is now connected and helping you."))
+        }
         Line::Back {
             technician,
             restarted: true,

@@ -384,6 +384,19 @@ pub enum Line {
         /// Their name.
         technician: String,
     },
+    /// The technician handed the session to a colleague; what the end
+    /// user allowed has ended.
+    HandedOver {
+        /// Who handed it over.
+        from: String,
+        /// Who takes it.
+        to: String,
+    },
+    /// The colleague a session was handed to is connected.
+    TakenOver {
+        /// Their name.
+        technician: String,
+    },
     /// The technician is back (`restarted`: their program restarted).
     Back {
         /// Their name.

@@ -138,6 +138,13 @@ pub(super) fn lines(line: &Line, window: bool) -> Vec<String> {
             &format!("De verbinding is onderbroken; {technician} maakt opnieuw verbinding…"),
             " (typ /end om de sessie te stoppen)",
         )),
+        Line::HandedOver { from, to } => one(format!(
+            "{from} heeft uw sessie overgedragen aan {to}. Wat u {from} had toegestaan, is \
+             beëindigd; {to} vraagt het u als er iets nodig is. Wachten op {to}…"
+        )),
+        Line::TakenOver { technician } => {
+            one(format!("{technician} is nu verbonden en helpt u verder."))
+        }
         Line::Back {
             technician,
             restarted: true,

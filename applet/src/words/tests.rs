@@ -135,6 +135,11 @@ fn every_line() -> Vec<Line> {
         Line::Status(None),
         Line::WithdrawHelp,
         Line::Reconnecting { technician: tech() },
+        Line::HandedOver {
+            from: tech(),
+            to: tech(),
+        },
+        Line::TakenOver { technician: tech() },
         Line::Back {
             technician: tech(),
             restarted: true,

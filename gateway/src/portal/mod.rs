@@ -1,7 +1,8 @@
 //! The portal HTTP API (ALPN `h2` or `http/1.1` on the gateway's TLS port).
 //!
 //! Routing is a `match` on method and path segments; handlers live in
-//! [`sessions`], [`login`], [`password`] and [`public`]; the end user's
+//! [`sessions`] (handing one over in [`transfers`]), [`login`],
+//! [`password`] and [`public`]; the end user's
 //! web page (PIN form, one-time links) in `web`, its words in `web_text`,
 //! and channels' pages in `channel_page`. Request bodies are capped at
 //! [`MAX_BODY`] and must arrive within the body timeout once the headers
@@ -19,6 +20,7 @@ mod password;
 mod public;
 mod sessions;
 pub use sessions::PIN_TTL_MS;
+mod transfers;
 mod web;
 mod web_text;
 
@@ -164,6 +166,9 @@ fn route_name(method: &Method, path: &str) -> &'static str {
             (&Method::POST, [_, "interrupted"]) => "session_interrupted",
             (&Method::POST, [_, "path"]) => "session_path",
             (&Method::POST, [_, "work"]) => "session_work",
+            (&Method::POST, [_, "transfer"]) => "session_transfer",
+            (&Method::POST, [_, "accept"]) => "session_accept",
+            (&Method::POST, [_, "handed-over"]) => "session_handed_over",
             (&Method::GET, [_, "applet"]) => "session_applet",
             _ => "unknown",
         },
@@ -255,6 +260,17 @@ async fn answer(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> 
                     Ok(b) => sessions::path(gw, &tech, guid, &b).await,
                     Err(r) => r,
                 },
+                (&Method::POST, [guid, "transfer"]) => match body(gw, req).await {
+                    Ok(b) => transfers::offer(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
+                (&Method::POST, [guid, "accept"]) => match body(gw, req).await {
+                    Ok(b) => transfers::accept(gw, &tech, guid, &b).await,
+                    Err(r) => r,
+                },
+                (&Method::POST, [guid, "handed-over"]) => {
+                    transfers::handed_over(gw, &tech, guid).await
+                }
                 (&Method::POST, [guid, "work"]) => match body(gw, req).await {
                     Ok(b) => sessions::work(gw, &tech, guid, &b).await,
                     Err(r) => r,

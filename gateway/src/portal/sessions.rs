@@ -9,7 +9,7 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use lifeline_protocol::portal::{
     CreateSession, EndSession, MAX_WORK_RECORDS, PathReport, PickSession, PickedSession,
-    ReissueApplet, SessionInfo, SessionList, WorkRecorded, WorkReport,
+    ReissueApplet, SessionInfo, SessionList, TransferInfo, WorkRecorded, WorkReport,
 };
 use lifeline_protocol::{SessionGuid, hex};
 use lifeline_store::{
@@ -44,6 +44,12 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
         link: None,
         channel: r.channel.clone(),
         problem: r.problem.clone(),
+        technician_name: r.technician_name.clone().unwrap_or_default(),
+        transfer: r.transfer_to_email.as_ref().map(|to| TransferInfo {
+            to: to.clone(),
+            to_name: r.transfer_to_name.clone().unwrap_or_default(),
+            console_pin: r.transfer_pin.map(|p| hex::encode(&p)),
+        }),
     }
 }
 
@@ -220,7 +226,11 @@ pub(super) async fn list(gw: &Gateway, tech: &Technician, waiting_only: bool) ->
         &SessionList {
             sessions: own
                 .iter()
-                .filter(|r| !waiting_only || r.state == SessionState::Waiting)
+                .filter(|r| {
+                    !waiting_only
+                        || r.state == SessionState::Waiting
+                        || r.transfer_to == Some(tech.id)
+                })
                 .chain(&queue)
                 .map(info)
                 .collect(),
@@ -318,9 +328,17 @@ pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
 }
 
 pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {
-    match own(gw, tech, guid).await {
-        Ok(r) => json(StatusCode::OK, &info(&r)),
-        Err(r) => r,
+    // A session offered to the technician is theirs to see too.
+    let guid: SessionGuid = match guid.parse() {
+        Ok(g) => g,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"),
+    };
+    match gw.store.session(&guid).await {
+        Ok(Some(r)) if r.technician_id == Some(tech.id) || r.transfer_to == Some(tech.id) => {
+            json(StatusCode::OK, &info(&r))
+        }
+        Ok(_) => error(StatusCode::NOT_FOUND, "not_found", "no such session"),
+        Err(e) => store_error(e),
     }
 }
 
@@ -752,6 +770,10 @@ mod tests {
             queue_group_id: None,
             channel: None,
             problem: String::new(),
+            transfer_to: None,
+            transfer_to_email: None,
+            transfer_to_name: None,
+            transfer_pin: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -170,6 +170,16 @@ pub enum Command {
         /// Bytes.
         bytes: u32,
     },
+    /// Console: hand the session to a colleague's console, which will
+    /// prove `console_pin` ([`Event::HandedOver`] when the applet took it).
+    Handover {
+        /// SHA-256 of the new console certificate's SPKI.
+        console_pin: [u8; 32],
+        /// The colleague's display name.
+        technician: String,
+    },
+    /// Applet: the [`Event::Handover`] is applied; tell the console.
+    TookHandover,
 }
 
 /// What happened on the session.
@@ -223,6 +233,17 @@ pub enum Event {
     },
     /// The peer sent a remote-work message.
     Work(Work),
+    /// Applet: the technician hands the session to a colleague, whose
+    /// console will prove `console_pin`; apply it, then
+    /// [`Command::TookHandover`].
+    Handover {
+        /// SHA-256 of the new console certificate's SPKI.
+        console_pin: [u8; 32],
+        /// The colleague's display name.
+        technician: String,
+    },
+    /// Console: the applet took the handover; this console may leave.
+    HandedOver,
     /// The peer opened an application channel.
     ChannelOpened {
         /// Its number.
@@ -1010,6 +1031,25 @@ impl Core {
                 }));
             }
             Control::Switch { path } => self.on_peer_switch(now, path)?,
+            // Only a console hands over, and only an applet answers.
+            Control::Handover {
+                console_pin,
+                technician,
+            } => {
+                if self.role != Role::Applet {
+                    return Err(SessionError::Protocol("the applet sent a handover"));
+                }
+                self.event(Event::Handover {
+                    console_pin,
+                    technician,
+                });
+            }
+            Control::HandedOver => {
+                if self.role != Role::Console {
+                    return Err(SessionError::Protocol("the console answered a handover"));
+                }
+                self.event(Event::HandedOver);
+            }
             Control::Resume { incarnation, next } => self.on_resume(now, incarnation, next)?,
             Control::Ack { next } => self
                 .seq
@@ -1370,7 +1410,9 @@ impl Core {
                 | Command::Write { .. }
                 | Command::Close { .. }
                 | Command::Reset { .. }
-                | Command::Consumed { .. },
+                | Command::Consumed { .. }
+                | Command::Handover { .. }
+                | Command::TookHandover,
             ) => {}
             (Phase::Reconnecting { .. }, Command::End(reason)) => {
                 let by = self.role.ended_by();
@@ -1384,6 +1426,17 @@ impl Core {
         }
         match cmd {
             Command::Say(text) => self.send(Frame::Control(Control::Chat { text })),
+            Command::Handover {
+                console_pin,
+                technician,
+            } if self.role == Role::Console => self.send(Frame::Control(Control::Handover {
+                console_pin,
+                technician,
+            })),
+            Command::TookHandover if self.role == Role::Applet => {
+                self.send(Frame::Control(Control::HandedOver));
+            }
+            Command::Handover { .. } | Command::TookHandover => {}
             Command::Work(w) => self.send(Frame::Work(w)),
             Command::Open { channel, kind } => {
                 let refused = if !channels::is_app(kind) {

@@ -413,6 +413,77 @@ fn chat_ping_and_a_clean_end() {
     assert!(matches!(s.cores[1].finished(), Some(Ok(o)) if o.local));
 }
 
+/// A handover goes console → applet and its answer back; neither end may
+/// send the other's (an applet cannot name a console to itself).
+#[test]
+fn a_handover_reaches_the_applet_and_its_answer_the_console() {
+    let mut s = Sim::new(Duration::from_millis(5), 100_000);
+    // An applet cannot hand over, and a console cannot answer: ignored.
+    s.command(
+        1,
+        Command::Handover {
+            console_pin: [1; 32],
+            technician: "Mallory".into(),
+        },
+    );
+    s.command(0, Command::TookHandover);
+    s.command(
+        0,
+        Command::Handover {
+            console_pin: [7; 32],
+            technician: "Grace".into(),
+        },
+    );
+    s.run_until(Duration::from_secs(1), |s| {
+        s.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::Handover { .. }))
+    });
+    let handovers: Vec<&Event> = s.events[1]
+        .iter()
+        .filter(|e| matches!(e, Event::Handover { .. }))
+        .collect();
+    assert_eq!(
+        handovers,
+        [&Event::Handover {
+            console_pin: [7; 32],
+            technician: "Grace".into()
+        }]
+    );
+    assert!(
+        !s.events[0]
+            .iter()
+            .any(|e| matches!(e, Event::Handover { .. }))
+    );
+    assert!(!s.events[0].contains(&Event::HandedOver));
+    s.command(1, Command::TookHandover);
+    s.run_until(Duration::from_secs(1), |s| {
+        s.events[0].contains(&Event::HandedOver)
+    });
+    assert!(s.live());
+
+    // A handover arriving at a console, or its answer at an applet, breaks
+    // the protocol.
+    for (end, frame) in [
+        (
+            0,
+            Frame::Control(Control::Handover {
+                console_pin: [1; 32],
+                technician: "Mallory".into(),
+            }),
+        ),
+        (1, Frame::Control(Control::HandedOver)),
+    ] {
+        let mut s = Sim::new(Duration::from_millis(1), 50_000);
+        let now = s.now;
+        s.cores[end].handle_frame(now, RELAY, frame);
+        assert!(matches!(
+            s.cores[end].finished(),
+            Some(Err(SessionError::Protocol(_)))
+        ));
+    }
+}
+
 /// A link test each way while the console moves the session to a direct
 /// path: every byte arrives once and in order, both directions switch, and
 /// the old path closes on both ends.

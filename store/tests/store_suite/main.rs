@@ -227,6 +227,7 @@ mod paths;
 mod schema;
 mod sessions;
 mod technicians;
+mod transfers;
 
 #[tokio::test]
 async fn bad_urls_are_refused() {

@@ -566,6 +566,9 @@ impl App {
             Typed::Work(r) => {
                 t.controls.request(r);
             }
+            Typed::Transfer(to) => {
+                t.controls.hand_to(to);
+            }
             Typed::Note(text) => {
                 let line = crate::line::note_line(&text);
                 t.notes.push_str(&line);

@@ -23,19 +23,23 @@ struct Hands {
     controls: Controls,
     session: mpsc::UnboundedReceiver<lifeline_session::live::Command>,
     work: mpsc::UnboundedReceiver<lifeline_remote::console::Input>,
+    handing: mpsc::UnboundedReceiver<Option<String>>,
 }
 
 fn hands() -> Hands {
     let (s, session) = mpsc::unbounded_channel();
     let (w, work) = mpsc::unbounded_channel();
+    let (h, handing) = mpsc::unbounded_channel();
     Hands {
         controls: Controls {
             session: s,
             work: w,
             traffic: Arc::new(Default::default()),
+            handing: h,
         },
         session,
         work,
+        handing,
     }
 }
 
@@ -67,6 +71,8 @@ fn waiting(n: u8, label: &str, ago_ms: i64, from: &str) -> SessionInfo {
         link: None,
         channel: None,
         problem: String::new(),
+        technician_name: "Ada Lovelace".into(),
+        transfer: None,
     }
 }
 
@@ -350,4 +356,33 @@ fn commands_are_exact_and_an_ended_session_says_so() {
     typed(&mut a, "/close");
     assert!(a.tabs.is_empty());
     assert_eq!(a.focus, Focus::Queue);
+}
+
+#[test]
+fn a_session_handed_over_shows_in_the_queue_and_transfer_is_asked_for() {
+    let mut a = app();
+    a.set_queue(Ok(vec![SessionInfo {
+        state: "paired".into(),
+        waiting_since_ms: None,
+        transfer: Some(lifeline_protocol::portal::TransferInfo {
+            to: "grace@example.com".into(),
+            to_name: "Grace Hopper".into(),
+            console_pin: None,
+        }),
+        ..waiting(5, "printer", 0, "203.0.113.7:50312")
+    }]));
+    let shown = screen(&a, 80, 24);
+    assert!(shown.contains("↳ handed over by Ada Lovelace"), "{shown}");
+    assert_eq!(
+        a.key(key(KeyCode::Enter)),
+        vec![Action::Connect(guid(5).to_string())]
+    );
+
+    let mut h = hands();
+    let mut a = app();
+    a.open_tab(live_tab(0, "printer", h.controls.clone()));
+    assert!(typed(&mut a, "/transfer Grace@Example.com").is_empty());
+    assert_eq!(h.handing.try_recv(), Ok(Some("grace@example.com".into())));
+    assert!(typed(&mut a, "/transfer cancel").is_empty());
+    assert_eq!(h.handing.try_recv(), Ok(None));
 }

@@ -297,6 +297,18 @@ fn queue(f: &mut Frame<'_>, app: &App, look: &Look, r: Rect) {
                 look.dim(),
             ));
         }
+        // A colleague hands this end user over: Enter takes them.
+        if s.transfer.is_some() {
+            let from = if s.technician_name.is_empty() {
+                &s.technician
+            } else {
+                &s.technician_name
+            };
+            lines.push(Line::styled(
+                clip(&shown(&format!("  ↳ handed over by {from}")), 78),
+                look.dim(),
+            ));
+        }
     }
     lines.push(Line::raw(""));
     if let Some(e) = &app.queue_error {
