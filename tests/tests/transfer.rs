@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lifeline_tests::*;
+use serde_json::Value;
 use std::time::Duration;
 
 const GRACE: &str = "grace@example.com";
@@ -15,6 +16,23 @@ const GRACE_NAME: &str = "Grace Hopper";
 
 fn offer_events(tech: &mut Proc) -> serde_json::Value {
     tech.event("transfer")
+}
+
+/// The next console event matching `f`; fails on the session's end.
+fn until(tech: &mut Proc, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let line = tech
+            .out
+            .next(WAIT)
+            .unwrap_or_else(|| panic!("no {what}; console output:\n{}", tech.out.seen.join("\n")));
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        assert!(v["event"] != "ended", "ended while waiting for {what}: {v}");
+        if f(&v) {
+            return v;
+        }
+    }
 }
 
 #[test]
@@ -39,6 +57,16 @@ fn a_technician_hands_a_running_session_to_a_colleague() {
     assert!(out.status.success(), "{out:?}");
     let grace = Console::new();
     grace.login(&s.gw, GRACE, TECH_PASSWORD);
+    let out = s.gw.admin(
+        &[
+            "group",
+            "permissions",
+            "default",
+            "system-info,single-prompt",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
 
     let (path, guid) = s.session("printer");
     let mut applet = Proc::applet(&path, &[]);
@@ -51,6 +79,14 @@ fn a_technician_hands_a_running_session_to_a_colleague() {
         &["--path", "relay"],
     );
     chat_both_ways(&mut ada, &mut applet, "let me look", "thanks");
+    // The end user allows Ada system information for the whole session.
+    ada.send("ask system-info session");
+    applet.out.wait_for("Allow it?");
+    applet.send("yes");
+    let granted = until(&mut ada, "consent granted", |v| {
+        v["event"] == "consent" && v["decision"] == "granted"
+    });
+    assert_eq!(granted["whole_session"], true, "{granted}");
 
     // Clear refusals, and the session stays Ada's.
     ada.send("transfer nobody@example.com");
@@ -125,6 +161,15 @@ fn a_technician_hands_a_running_session_to_a_colleague() {
         .wait_for("Grace Hopper: Grace here, I take it from here");
     applet.send("hello Grace");
     assert_eq!(taker.event("chat")["text"], "hello Grace");
+    // What the end user allowed Ada is not Grace's: she is asked again.
+    taker.send("sysinfo");
+    until(&mut taker, "consent asked", |v| {
+        assert_ne!(v["event"], "system_info", "Ada's grant carried over: {v}");
+        v["event"] == "consent" && v["decision"] == "asked"
+    });
+    applet.out.wait_for("Allow it?");
+    applet.send("yes");
+    until(&mut taker, "system_info", |v| v["event"] == "system_info");
 
     // Ada's console cannot come back to it; the trail tells the story.
     let again = s.console.run(&["connect", &guid], "");
@@ -147,6 +192,37 @@ fn a_technician_hands_a_running_session_to_a_colleague() {
     taker.send("end done");
     assert_eq!(taker.event("ended")["by"], "technician");
     assert!(taker.wait_exit(Duration::from_secs(20)).success());
+    applet.out.wait_for("Session ended");
+    assert!(applet.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// A session on a direct path is handed over as well: the applet meets
+/// the colleague through the gateway, and goes direct again with them —
+/// its direct path now checks the colleague's key.
+#[test]
+fn a_session_on_a_direct_path_is_handed_over_and_goes_direct_again() {
+    let s = Scenario::start(&[]);
+    s.gw.add_technician(GRACE, GRACE_NAME, TECH_PASSWORD);
+    let grace = Console::new();
+    grace.login(&s.gw, GRACE, TECH_PASSWORD);
+    let (mut applet, mut ada, guid, _port) = on_direct_tcp(&s, "laptop", "3");
+    ada.send(&format!("transfer {GRACE}"));
+    assert_eq!(offer_events(&mut ada)["state"], "offered");
+    let mut taker = grace.connect_with(&guid, &["--path", "tcp", "--dead-path", "3"]);
+    assert_eq!(offer_events(&mut taker)["state"], "taking");
+    assert_eq!(ada.event("ended")["by"], "handover");
+    assert!(ada.wait_exit(Duration::from_secs(20)).success());
+    applet
+        .out
+        .wait_for("has handed your session over to Grace Hopper");
+    taker.event("sas");
+    applet.out.wait_for("Grace Hopper is now connected");
+    let path = taker.event("path");
+    assert_eq!(path["path"], "tcp", "{path}");
+    taker.send("say on a direct path again");
+    applet.out.wait_for("Grace Hopper: on a direct path again");
+    taker.send("end done");
+    assert_eq!(taker.event("ended")["by"], "technician");
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
 }
