@@ -143,25 +143,25 @@ pub fn describe(u: &Update, status: &mut PathStatus, traffic: (u64, u64)) -> Opt
 fn describe_handing(h: &Handing) -> Said {
     let (json, human) = match h {
         Handing::Offered(to) => (
-            json!({"event": "transfer", "state": "offered", "to": to}),
+            json!({"event": "handover", "state": "offered", "to": to}),
             format!(
                 "offered the session to {to}; it is handed over once they accept from their console (/transfer cancel withdraws it)"
             ),
         ),
         Handing::Withdrawn => (
-            json!({"event": "transfer", "state": "withdrawn"}),
+            json!({"event": "handover", "state": "withdrawn"}),
             "the offer is withdrawn; the session stays yours".to_owned(),
         ),
         Handing::Accepted(to) => (
-            json!({"event": "transfer", "state": "accepted", "to": to}),
+            json!({"event": "handover", "state": "accepted", "to": to}),
             format!("{to} accepted: handing the end user over to their console…"),
         ),
         Handing::Refused(why) => (
-            json!({"event": "transfer", "state": "refused", "message": why}),
+            json!({"event": "handover", "state": "refused", "message": why}),
             format!("handing over did not work: {why}"),
         ),
         Handing::Taking(from) => (
-            json!({"event": "transfer", "state": "taking", "from": from}),
+            json!({"event": "handover", "state": "taking", "from": from}),
             format!("accepted the session from {from}; waiting for their console to hand it over…"),
         ),
     };

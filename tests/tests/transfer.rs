@@ -15,7 +15,7 @@ const GRACE: &str = "grace@example.com";
 const GRACE_NAME: &str = "Grace Hopper";
 
 fn offer_events(tech: &mut Proc) -> serde_json::Value {
-    tech.event("transfer")
+    tech.event("handover")
 }
 
 /// The next console event matching `f`; fails on the session's end.
