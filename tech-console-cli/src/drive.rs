@@ -228,30 +228,41 @@ async fn find(
 }
 
 /// Accepts a session a colleague offers this technician, with a fresh
-/// console identity (never the colleague's), kept like `session new`'s.
+/// console identity (never the colleague's).
 async fn accept(
     profile: &Profile,
     client: &lifeline_session::portal::PortalClient,
     info: &SessionInfo,
 ) -> anyhow::Result<SessionInfo> {
+    let path = format!("/api/v1/sessions/{}/accept", info.guid);
+    take_with_fresh_key(profile, client, &path, |console_pin| AcceptTransfer {
+        console_pin,
+    })
+    .await
+}
+
+/// Takes a session with a fresh console identity: `body` carries its key
+/// (hex) to `path`, whose answer is the session and its applet secret;
+/// both are kept in the profile as `session new` keeps its own.
+async fn take_with_fresh_key<B: serde::Serialize>(
+    profile: &Profile,
+    client: &lifeline_session::portal::PortalClient,
+    path: &str,
+    body: impl FnOnce(String) -> B,
+) -> anyhow::Result<SessionInfo> {
     let identity = lifeline_session::identity::SessionIdentity::generate("Lifeline session")?;
-    let accepted: PickedSession = client
-        .post(
-            &format!("/api/v1/sessions/{}/accept", info.guid),
-            &AcceptTransfer {
-                console_pin: hex::encode(&identity.pin()),
-            },
-        )
+    let taken: PickedSession = client
+        .post(path, &body(hex::encode(&identity.pin())))
         .await?;
     profile.save_session(
         &crate::profile::LocalSession {
-            guid: accepted.session.guid,
-            label: accepted.session.label.clone(),
-            applet_secret: accepted.applet_secret,
+            guid: taken.session.guid,
+            label: taken.session.label.clone(),
+            applet_secret: taken.applet_secret,
         },
         &identity,
     )?;
-    Ok(accepted.session)
+    Ok(taken.session)
 }
 
 /// How often a console looks for the colleague's answer to its offer, and
@@ -369,25 +380,10 @@ async fn pick(
     client: &lifeline_session::portal::PortalClient,
     guid: Option<SessionGuid>,
 ) -> anyhow::Result<SessionInfo> {
-    let identity = lifeline_session::identity::SessionIdentity::generate("Lifeline session")?;
-    let picked: PickedSession = client
-        .post(
-            "/api/v1/sessions/pick",
-            &PickSession {
-                guid,
-                console_pin: hex::encode(&identity.pin()),
-            },
-        )
-        .await?;
-    profile.save_session(
-        &crate::profile::LocalSession {
-            guid: picked.session.guid,
-            label: picked.session.label.clone(),
-            applet_secret: picked.applet_secret,
-        },
-        &identity,
-    )?;
-    Ok(picked.session)
+    take_with_fresh_key(profile, client, "/api/v1/sessions/pick", |console_pin| {
+        PickSession { guid, console_pin }
+    })
+    .await
 }
 
 async fn run(
