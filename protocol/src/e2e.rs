@@ -19,6 +19,7 @@
 //!   PathPolicy{tcp, udp, udp_after_ms}  ──────▶              (relay)
 //!                                       ◀──────  PathOffer{tcp addrs, udp, note}
 //!   ── dials the addresses ──── TCP + TLS ────▶  (or, later, ICE:)
+//!   UdpNow (every dial failed: no wait) ──────▶              (relay)
 //!                                       ◀──────  IceOffer{…}   (relay)
 //!   IceOffer{…}                         ──────▶              (relay)
 //!   Bind{mac}   ◀══════ on the new path ══════▶  Bind{mac}
@@ -75,6 +76,7 @@ const ACK: u8 = 21;
 const WORK: u8 = 22;
 const HANDOVER: u8 = 23;
 const HANDED_OVER: u8 = 24;
+const UDP_NOW: u8 = 25;
 
 /// Which traffic class a channel's data belongs to. The sender's scheduler
 /// sends control frames first, then interactive channels' data, then bulk
@@ -299,6 +301,9 @@ pub enum Negotiation {
     },
     /// Either way: ICE credentials and candidates.
     IceOffer(IceOffer),
+    /// Console → applet: every direct TCP attempt has failed, so the
+    /// applet starts ICE now instead of waiting out TCP's head start.
+    UdpNow,
 }
 
 /// The channels: numbered streams of one [`ChannelKind`] each, with
@@ -529,6 +534,7 @@ impl Frame {
                 HANDOVER
             }
             Frame::Control(Control::HandedOver) => HANDED_OVER,
+            Frame::Negotiation(Negotiation::UdpNow) => UDP_NOW,
             Frame::Channel(ChannelFrame::Data { channel, data }) => {
                 assert!(data.len() <= MAX_DATA, "data frame too large");
                 w.u32(*channel).put(data);
@@ -662,6 +668,7 @@ impl Frame {
                 technician: p.str16("technician", MAX_REASON).map_err(short)?.to_owned(),
             }),
             HANDED_OVER => Frame::Control(Control::HandedOver),
+            UDP_NOW => Frame::Negotiation(Negotiation::UdpNow),
             CHANNEL_DATA => {
                 let channel = p.u32().map_err(short)?;
                 if p.remaining() > MAX_DATA {

@@ -223,6 +223,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         (
             "e2e_frame",
+            "seed-udp-now",
+            Frame::Negotiation(Negotiation::UdpNow).encode(),
+        ),
+        (
+            "e2e_frame",
             "seed-handover",
             Frame::Control(Control::Handover {
                 console_pin: [0x42; 32],

@@ -171,6 +171,7 @@ fn frame() -> impl Strategy<Value = Frame> {
             })
         }),
         Just(Frame::Control(Control::HandedOver)),
+        Just(Frame::Negotiation(Negotiation::UdpNow)),
         (any::<u64>(), any::<u32>(), text(256), any::<u64>()).prop_map(
             |(id, channel, name, size)| Frame::Work(Work::Offer {
                 id,

@@ -97,14 +97,16 @@ pub fn chat_both_ways(tech: &mut Proc, applet: &mut Proc, from_tech: &str, from_
 
 /// Waits (up to `within`) for the console's `path` event and both
 /// directions of a `linktest … both` of `bytes`; checks every byte arrived
-/// (the receivers verify each one). Returns the `path` event.
+/// (the receivers verify each one). Returns the `path` event, with
+/// `seen_after_secs`: how long after this call it came.
 pub fn await_path_and_linktests(
     tech: &mut Proc,
     applet: &Proc,
     bytes: u64,
     within: Duration,
 ) -> Value {
-    let deadline = Instant::now() + within;
+    let started = Instant::now();
+    let deadline = started + within;
     let (mut path, mut done) = (None, Vec::new());
     while path.is_none() || done.len() < 2 {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -119,7 +121,11 @@ pub fn await_path_and_linktests(
             continue;
         };
         match v["event"].as_str() {
-            Some("path") => path = Some(v),
+            Some("path") => {
+                let mut v = v;
+                v["seen_after_secs"] = serde_json::json!((Instant::now() - started).as_secs_f64());
+                path = Some(v);
+            }
             Some("linktest") if v["state"] == "done" => done.push(v),
             Some("error" | "ended") => panic!("session failed: {v}"),
             _ => {}

@@ -68,14 +68,22 @@ where
         };
         let mut reader = FrameReader::new(r);
         let mut writer = FrameWriter::new(w);
-        prove(&mut reader, &mut writer, ends, &exporter).await?;
+        let rtt = prove(
+            &mut reader,
+            &mut writer,
+            ends,
+            &exporter,
+            Exchange::ConsoleFirst,
+        )
+        .await?;
+        tracing::debug!(took = ?t0.elapsed(), ?rtt, "direct path secured");
         Ok(Path {
             kind,
             reader,
             writer,
             id: proof::path_id(&exporter),
             detail,
-            rtt: Some(t0.elapsed()),
+            rtt,
         })
     })
     .await
@@ -97,20 +105,54 @@ fn export<D>(
     Ok(exporter)
 }
 
+/// How the two proofs cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// Both send at once (a stream the applet must write to first for the
+    /// console to see it, as XTCP's).
+    Together,
+    /// The console's proof first, the applet's as its answer: the console
+    /// times one round trip of the path itself (not its setup).
+    ConsoleFirst,
+}
+
 /// Sends this end's binding proof and checks the peer's. The proof is the
-/// first frame each way on a new path; anything else is refused.
+/// first frame each way on a new path; anything else is refused. With
+/// [`Exchange::ConsoleFirst`] the console returns the round trip from its
+/// proof to the applet's.
 pub async fn prove(
     reader: &mut FrameReader<BoxRead>,
     writer: &mut FrameWriter<BoxWrite>,
     ends: &Ends,
     path_exporter: &[u8; EXPORTER_LEN],
-) -> Result<(), DirectError> {
-    let (mine, theirs) = roles(&ends.side);
+    exchange: Exchange,
+) -> Result<Option<std::time::Duration>, DirectError> {
+    let answer_first =
+        exchange == Exchange::ConsoleFirst && matches!(ends.side, Side::Applet { .. });
+    if answer_first {
+        read_proof(reader, ends, path_exporter).await?;
+    }
+    let (mine, _) = roles(&ends.side);
     let mac = proof::binding_proof(&ends.relayed_exporter, &ends.guid, mine, path_exporter);
+    let sent = std::time::Instant::now();
     writer
         .write_frame(&Frame::Handshake(Handshake::Bind { mac }))
         .await
         .map_err(|e| DirectError::Refused(format!("sending the binding proof: {e}")))?;
+    if answer_first {
+        return Ok(None);
+    }
+    read_proof(reader, ends, path_exporter).await?;
+    Ok((exchange == Exchange::ConsoleFirst).then(|| sent.elapsed()))
+}
+
+/// Reads the peer's binding proof and checks it.
+async fn read_proof(
+    reader: &mut FrameReader<BoxRead>,
+    ends: &Ends,
+    path_exporter: &[u8; EXPORTER_LEN],
+) -> Result<(), DirectError> {
+    let (_, theirs) = roles(&ends.side);
     match reader.read_frame().await {
         Ok(Some(Frame::Handshake(Handshake::Bind { mac }))) => {
             if proof::verify_binding_proof(

@@ -18,9 +18,11 @@
 //! Timeline with the default policy: right after the end-to-end TLS, the
 //! console sends its [`Policy`]; the applet listens and offers its TCP
 //! addresses; the console dials them. If no direct TCP path is up
-//! [`Policy::udp_after`] (10 s) after the offer, the applet gathers ICE
-//! candidates and sends its offer; the console answers with its own and
-//! both run ICE; XTCP runs over the selected pair.
+//! [`Policy::udp_after`] (10 s) after the offer — or sooner, as soon as
+//! every TCP attempt has failed and the console says so
+//! ([`Negotiation::UdpNow`]) — the applet gathers ICE candidates and
+//! sends its offer; the console answers with its own and both run ICE;
+//! XTCP runs over the selected pair.
 
 pub mod bind;
 pub mod ice;
@@ -214,6 +216,8 @@ pub struct Negotiator {
     agent: Arc<Mutex<Option<IceAgent>>>,
     /// Console: whether the applet's ICE offer came.
     ice_offer_seen: Arc<std::sync::atomic::AtomicBool>,
+    /// Applet: the console said every TCP attempt failed (start ICE now).
+    udp_now: Arc<tokio::sync::Notify>,
     stopped: bool,
 }
 
@@ -248,6 +252,7 @@ impl Negotiator {
             tasks: Vec::new(),
             agent: Arc::new(Mutex::new(None)),
             ice_offer_seen: Arc::default(),
+            udp_now: Arc::default(),
             stopped: false,
         }
     }
@@ -323,6 +328,8 @@ impl Negotiator {
             (Side::Console { .. }, Negotiation::PathOffer { tcp, udp, note }) => {
                 self.console_on_offer(tcp, udp, note);
             }
+            // Kept if ICE is not scheduled yet: it then starts at once.
+            (Side::Applet { .. }, Negotiation::UdpNow) => self.udp_now.notify_one(),
             (Side::Console { .. }, Negotiation::IceOffer(remote)) => {
                 self.ice_offer_seen
                     .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -405,8 +412,16 @@ impl Negotiator {
                 policy.udp_after
             };
             let (tx, slot, settings) = (self.tx.clone(), self.agent.clone(), self.settings.clone());
+            let udp_now = self.udp_now.clone();
             self.spawn(async move {
-                tokio::time::sleep(head_start).await;
+                // TCP's head start ends early when every TCP attempt has
+                // already failed: nothing is gained by waiting it out.
+                tokio::select! {
+                    () = tokio::time::sleep(head_start) => {}
+                    () = udp_now.notified() => {
+                        tracing::info!("direct TCP failed everywhere: starting ICE now");
+                    }
+                }
                 let frame = match udp::gather(settings.stun, settings.loopback).await {
                     Ok((agent, offer)) => {
                         if let Ok(mut s) = slot.lock() {
@@ -456,8 +471,14 @@ impl Negotiator {
             );
         } else {
             let (ends, tx) = (self.ends.clone(), self.tx.clone());
+            let udp_follows = mine.udp && udp;
             self.spawn(async move {
                 let r = tcp::dial(tcp, ends).await;
+                if r.is_err() && udp_follows {
+                    // Tell the applet before reporting: UDP need not wait
+                    // out a head start TCP can no longer use.
+                    let _ = tx.send(DirectEvent::Send(Negotiation::UdpNow)).await;
+                }
                 let _ = tx.send(ready_or_failed(PathKind::DirectTcp, r)).await;
             });
         }

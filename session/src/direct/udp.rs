@@ -6,7 +6,7 @@
 //! presents the session certificate, as on every path); the applet is
 //! ICE-controlled and XTCP's connecting end (it pins the certificate).
 
-use super::bind::prove;
+use super::bind::{Exchange, prove};
 use super::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use super::{DirectError, Ends, Side};
 use crate::channel::{FrameReader, FrameWriter};
@@ -73,7 +73,15 @@ pub async fn connect(agent: IceAgent, remote: &IceOffer, ends: &Ends) -> Result<
         let (r, w) = tokio::io::split(stream);
         let mut reader = FrameReader::new(Box::new(r) as BoxRead);
         let mut writer = FrameWriter::new(Box::new(w) as BoxWrite);
-        prove(&mut reader, &mut writer, ends, &exporter).await?;
+        // XTCP's own estimate is the path's round trip already.
+        prove(
+            &mut reader,
+            &mut writer,
+            ends,
+            &exporter,
+            Exchange::Together,
+        )
+        .await?;
         Ok(Path {
             kind: PathKind::XtcpUdp,
             reader,
