@@ -101,9 +101,33 @@ fn finish(mut s: LabSession) -> Value {
         audit.iter().any(|e| e["event"] == "path"),
         "the path is in the audit trail: {audit:?}"
     );
+    // No path here uses an address inside a LAN: neither end's private
+    // address reaches the other's screen or the audit trail.
+    for (what, lines, private) in [
+        ("the console's screen", s.tech.out.seen.clone(), HOST_A_LAN),
+        ("the applet's screen", s.applet.out.seen.clone(), HOST_B_LAN),
+        (
+            "the audit trail",
+            audit.iter().map(ToString::to_string).collect(),
+            HOST_A_LAN,
+        ),
+        (
+            "the audit trail",
+            audit.iter().map(ToString::to_string).collect(),
+            HOST_B_LAN,
+        ),
+    ] {
+        let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(private)).collect();
+        assert!(leaked.is_empty(), "{private}… shown on {what}: {leaked:#?}");
+    }
     let _ = &s.lab;
     path
 }
+
+/// The two LANs behind the NATs (`natlab.sh`): host-a is 10.0.1.100,
+/// host-b 10.0.2.100.
+const HOST_A_LAN: &str = "10.0.1.";
+const HOST_B_LAN: &str = "10.0.2.";
 
 /// Direct TCP cannot cross nat-a, so UDP is tried — at once when every
 /// TCP attempt has failed (each gives up after 3 s), not after TCP's head

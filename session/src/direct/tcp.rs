@@ -163,13 +163,14 @@ pub async fn dial(addrs: Vec<SocketAddr>, ends: Arc<Ends>) -> Result<Path, Direc
     let result = loop {
         match rx.recv().await {
             Some((_, Ok(path))) => break Ok(path),
-            Some((addr, Err(e))) => failures.push(format!("{addr}: {e}")),
-            None => {
-                break Err(DirectError::Unavailable(format!(
-                    "no direct TCP connection ({})",
-                    failures.join("; ")
-                )));
+            Some((addr, Err(e))) => {
+                // Which address failed how stays in this end's log: the
+                // reason is shown to the technician and audited, and the
+                // end user's private addresses are not theirs to read.
+                tracing::info!(%addr, error = %e, "direct TCP attempt failed");
+                failures.push(e.to_string());
             }
+            None => break Err(DirectError::Unavailable(failed_attempts(&failures))),
         }
     };
     // The losers' connections close as their tasks go.
@@ -179,6 +180,34 @@ pub async fn dial(addrs: Vec<SocketAddr>, ends: Arc<Ends>) -> Result<Path, Direc
     result
 }
 
+/// "no direct TCP connection (3 addresses tried: timed out ×2, connection
+/// refused)" — how the attempts failed, without the addresses.
+fn failed_attempts(failures: &[String]) -> String {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for f in failures {
+        match kinds.iter_mut().find(|(k, _)| *k == f.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((f, 1)),
+        }
+    }
+    let kinds: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| {
+            if *n > 1 {
+                format!("{k} ×{n}")
+            } else {
+                (*k).to_owned()
+            }
+        })
+        .collect();
+    let n = failures.len();
+    format!(
+        "no direct TCP connection ({n} address{} tried: {})",
+        if n == 1 { "" } else { "es" },
+        kinds.join(", ")
+    )
+}
+
 async fn attempt(addr: SocketAddr, ends: &Ends) -> Result<Path, DirectError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -186,4 +215,23 @@ async fn attempt(addr: SocketAddr, ends: &Ends) -> Result<Path, DirectError> {
         .map_err(|e| DirectError::Unavailable(e.kind().to_string()))?;
     let _ = stream.set_nodelay(true);
     secure_stream(stream, ends, PathKind::DirectTcp, addr.to_string()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_attempts_are_counted_by_kind_without_addresses() {
+        let f =
+            |v: &[&str]| failed_attempts(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            f(&["timed out", "connection refused", "timed out"]),
+            "no direct TCP connection (3 addresses tried: timed out ×2, connection refused)"
+        );
+        assert_eq!(
+            f(&["timed out"]),
+            "no direct TCP connection (1 address tried: timed out)"
+        );
+    }
 }
