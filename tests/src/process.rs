@@ -221,6 +221,33 @@ impl Proc {
         serde_json::from_str(&line).unwrap()
     }
 
+    /// The next JSON event matching `f` within `within` (the others are
+    /// kept in `seen`); fails on the session's end (`ended`) meanwhile.
+    pub fn event_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.out.next(left).unwrap_or_else(|| {
+                panic!("no {what}; output so far:\n{}", self.out.seen.join("\n"))
+            });
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            assert!(
+                v["event"] != "ended",
+                "the session ended while waiting for {what}: {v}"
+            );
+            if f(&v) {
+                return v;
+            }
+        }
+    }
+
     /// The next JSON event, whichever it is (within [`WAIT`]).
     pub fn event_any(&mut self) -> Value {
         let line = self.out.wait("an event", WAIT, |l| {

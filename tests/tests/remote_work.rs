@@ -81,24 +81,7 @@ impl Work {
 /// The next console event matching `f` (others are kept in `seen`);
 /// fails on an error or the end.
 fn until(tech: &mut Proc, what: &str, within: Duration, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = tech
-            .out
-            .next(left)
-            .unwrap_or_else(|| panic!("no {what}; console output:\n{}", tech.out.seen.join("\n")));
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        assert!(
-            v["event"] != "ended",
-            "session ended while waiting for {what}: {v}"
-        );
-        if f(&v) {
-            return v;
-        }
-    }
+    tech.event_until(what, within, f)
 }
 
 fn consent(tech: &mut Proc, decision: &str) -> Value {

@@ -20,19 +20,7 @@ fn offer_events(tech: &mut Proc) -> serde_json::Value {
 
 /// The next console event matching `f`; fails on the session's end.
 fn until(tech: &mut Proc, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let line = tech
-            .out
-            .next(WAIT)
-            .unwrap_or_else(|| panic!("no {what}; console output:\n{}", tech.out.seen.join("\n")));
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        assert!(v["event"] != "ended", "ended while waiting for {what}: {v}");
-        if f(&v) {
-            return v;
-        }
-    }
+    tech.event_until(what, WAIT, f)
 }
 
 #[test]
