@@ -439,8 +439,12 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
         }
     });
     let session = tokio::spawn(live::run(est, setup, cmd_rx, ev_tx));
-    let tech_name = Mutex::new(body.technician_name.clone());
-    let tech = || tech_name.lock().map(|t| t.clone()).unwrap_or_default();
+    let tech = || {
+        current
+            .lock()
+            .map(|b| b.technician_name.clone())
+            .unwrap_or_default()
+    };
     // Whom the session was handed to, until they connect.
     let handed_to: Mutex<Option<String>> = Mutex::new(None);
     // The path, or none while the technician is reconnecting.
@@ -538,9 +542,6 @@ pub async fn run(id: &Identity, opts: Options, mut input: mpsc::Receiver<Input>)
                     if let Ok(mut b) = current.lock() {
                         b.console_pin = Some(console_pin);
                         b.technician_name = to.clone();
-                    }
-                    if let Ok(mut t) = tech_name.lock() {
-                        *t = to.clone();
                     }
                     if let Ok(mut h) = handed_to.lock() {
                         *h = Some(to.clone());

@@ -16,8 +16,15 @@ struct Setup {
 }
 
 fn setup(extra: &[&str]) -> Setup {
+    setup_with(|data, _| Gateway::start(data, None, extra))
+}
+
+/// A gateway started by `start` (on its data directory, with the scratch
+/// directory at hand), with Ada added and logged in.
+fn setup_with(start: impl FnOnce(&std::path::Path, &std::path::Path) -> Gateway) -> Setup {
     let data = TempDir::new("gw");
-    let gw = Gateway::start(data.path(), None, extra);
+    let files = TempDir::new("files");
+    let gw = start(data.path(), files.path());
     gw.add_technician("ada@example.com", "Ada", "correct horse battery");
     let console = Console::new();
     console.login(&gw, "ada@example.com", "correct horse battery");
@@ -25,7 +32,7 @@ fn setup(extra: &[&str]) -> Setup {
         data,
         gw,
         console,
-        files: TempDir::new("files"),
+        files,
     }
 }
 
@@ -117,19 +124,10 @@ fn sigterm_lets_a_relayed_session_finish_and_refuses_new_connections() {
 #[test]
 fn a_session_longer_than_the_drain_timeout_is_cut_recorded_and_resumed() {
     // Logged, so a slow exit shows where the time went.
-    let files = TempDir::new("files");
-    let log = files.path().join("gateway.log");
-    let data = TempDir::new("gw");
-    let gw = Gateway::start_logged(data.path(), &["--drain-timeout", "1"], &log);
-    gw.add_technician("ada@example.com", "Ada", "correct horse battery");
-    let console = Console::new();
-    console.login(&gw, "ada@example.com", "correct horse battery");
-    let mut s = Setup {
-        data,
-        gw,
-        console,
-        files,
-    };
+    let mut s = setup_with(|data, files| {
+        Gateway::start_logged(data, &["--drain-timeout", "1"], &files.join("gateway.log"))
+    });
+    let log = s.files.path().join("gateway.log");
     let path = s.files.path().join("applet");
     let guid = s.console.session_new("cut", &path);
     let mut applet = Proc::applet(&path, &[]);

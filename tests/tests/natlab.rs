@@ -41,21 +41,7 @@ fn start(
 ) -> LabSession {
     let lab = Lab::up(prefix);
     setup_lab(&lab);
-    let data = TempDir::new("lab-gw");
-    let gw = Gateway::start_in_netns(
-        &lab.ns("gw"),
-        data.path(),
-        &format!("{GW_IP}:8443"),
-        &[
-            "--stun-listen",
-            &format!("{GW_IP}:3478"),
-            "--public-name",
-            GW_IP,
-        ],
-    );
-    gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
-    let console = Console::in_netns(&lab.ns("host-b"));
-    console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+    let (gw, data, console) = lab_gateway(&lab, &["--stun-listen", &format!("{GW_IP}:3478")]);
     let files = TempDir::new("lab-files");
     let applet_path = files.path().join("support");
     let guid = console.session_new("lab", &applet_path);
@@ -82,6 +68,19 @@ fn start(
         lab,
         guid,
     }
+}
+
+/// The lab's gateway (with `extra` flags) and a technician logged in
+/// from host-b.
+fn lab_gateway(lab: &Lab, extra: &[&str]) -> (Gateway, TempDir, Console) {
+    let data = TempDir::new("lab-gw");
+    let mut args = vec!["--public-name", GW_IP];
+    args.extend(extra);
+    let gw = Gateway::start_in_netns(&lab.ns("gw"), data.path(), &format!("{GW_IP}:8443"), &args);
+    gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
+    let console = Console::in_netns(&lab.ns("host-b"));
+    console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+    (gw, data, console)
 }
 
 /// Waits for the path event and both link tests; ends the session;
@@ -286,16 +285,7 @@ fn a_direct_tcp_path_reports_its_own_round_trip() {
     let lab = Lab::up("ll6-");
     lab.sh(&["forward", "nat-a", "tcp", port]);
     lab.sh(&["impair", "nat-a", "20", "0"]);
-    let data = TempDir::new("lab-gw");
-    let gw = Gateway::start_in_netns(
-        &lab.ns("gw"),
-        data.path(),
-        &format!("{GW_IP}:8443"),
-        &["--public-name", GW_IP],
-    );
-    gw.add_technician(TECH_EMAIL, TECH_NAME, TECH_PASSWORD);
-    let console = Console::in_netns(&lab.ns("host-b"));
-    console.login(&gw, TECH_EMAIL, TECH_PASSWORD);
+    let (gw, _data, console) = lab_gateway(&lab, &[]);
     let files = TempDir::new("lab-files");
     let applet_path = files.path().join("support");
     let guid = console.session_new("rtt", &applet_path);

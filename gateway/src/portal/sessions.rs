@@ -53,13 +53,17 @@ pub fn info(r: &SessionRecord) -> SessionInfo {
     }
 }
 
+/// A session GUID from a request path; 400 if it is not one.
+pub(super) fn guid_of(text: &str) -> Result<SessionGuid, Resp> {
+    text.parse()
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"))
+}
+
 /// Finds one of `tech`'s sessions by GUID text; 404 otherwise (also for
 /// other technicians' sessions, which are not theirs to know about).
 async fn own(gw: &Gateway, tech: &Technician, guid: &str) -> Result<SessionRecord, Resp> {
     let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such session");
-    let guid: SessionGuid = guid
-        .parse()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"))?;
+    let guid = guid_of(guid)?;
     match gw.store.session(&guid).await {
         Ok(Some(r)) if r.technician_id == Some(tech.id) => Ok(r),
         Ok(_) => Err(not_found()),
@@ -329,9 +333,9 @@ pub(super) async fn pick(gw: &Gateway, tech: &Technician, body: &[u8]) -> Resp {
 
 pub(super) async fn show(gw: &Gateway, tech: &Technician, guid: &str) -> Resp {
     // A session offered to the technician is theirs to see too.
-    let guid: SessionGuid = match guid.parse() {
+    let guid = match guid_of(guid) {
         Ok(g) => g,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"),
+        Err(r) => return r,
     };
     match gw.store.session(&guid).await {
         Ok(Some(r)) if r.technician_id == Some(tech.id) || r.transfer_to == Some(tech.id) => {

@@ -8,18 +8,13 @@
 //! The gateway never vouches for the new key to the applet: only the
 //! console the applet already trusts introduces it (see ARCHITECTURE.md).
 
-use super::sessions::info;
+use super::sessions::{guid_of, info};
 use super::{Resp, error, json, parse, store_error};
 use crate::state::Gateway;
 use http::StatusCode;
+use lifeline_protocol::hex;
 use lifeline_protocol::portal::{AcceptTransfer, OfferTransfer, PickedSession};
-use lifeline_protocol::{SessionGuid, hex};
-use lifeline_store::{SessionState, Technician, Transfer};
-
-fn guid_of(text: &str) -> Result<SessionGuid, Resp> {
-    text.parse()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_request", "not a session GUID"))
-}
+use lifeline_store::{Technician, Transfer};
 
 /// `POST …/transfer`: offers the holder's running session to a technician
 /// of the same group (by e-mail), or withdraws the offer (`to` absent).
@@ -152,7 +147,7 @@ pub(super) async fn handed_over(gw: &Gateway, tech: &Technician, guid: &str) -> 
         Err(r) => return r,
     };
     match gw.store.complete_transfer(&guid, tech.id).await {
-        Ok(Transfer::Done(r)) if r.state != SessionState::Ended => {
+        Ok(Transfer::Done(r)) => {
             let to = r.technician_email.as_deref().unwrap_or("?");
             crate::relay::audit(
                 gw,
@@ -164,7 +159,7 @@ pub(super) async fn handed_over(gw: &Gateway, tech: &Technician, guid: &str) -> 
             .await;
             json(StatusCode::OK, &info(&r))
         }
-        Ok(_) => error(
+        Ok(Transfer::NotYours) => error(
             StatusCode::CONFLICT,
             "not_accepted",
             "this session is not yours, or its offer has not been accepted",
