@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// What carries the bytes.
@@ -28,13 +28,19 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 pub enum Transport {
     /// XTCP over a connected UDP socket ([`UdpPath`]).
     XtcpUdp,
-    /// XTCP over a webrtc-ice connection (host candidates).
+    /// XTCP on the UDP path a webrtc-ice run found (host candidates), as
+    /// a session's direct path does: ICE, then each end's own socket.
     XtcpIce,
     /// quinn with its default transport settings on its own UDP socket
     /// (GSO/GRO), one bidirectional stream, the same TLS as XTCP.
     Quinn,
     /// Kernel TCP with a congestion controller (`cubic`, `bbr`).
     Tcp(&'static str),
+    /// No transport: the sender writes `max_datagram`-byte UDP datagrams
+    /// as fast as its socket takes them and the receiver counts what
+    /// arrives. Through the NAT lab's delay/loss relay this is the most
+    /// the relay forwards, so a transport row can be read against it.
+    UdpFlood,
 }
 
 impl Transport {
@@ -46,6 +52,7 @@ impl Transport {
             Transport::Quinn => "quinn-udp",
             Transport::Tcp("cubic") => "tcp-cubic",
             Transport::Tcp(_) => "tcp-bbr",
+            Transport::UdpFlood => "udp-flood",
         }
     }
 
@@ -56,6 +63,7 @@ impl Transport {
             "xtcp-ice" => Transport::XtcpIce,
             "quinn-udp" => Transport::Quinn,
             "tcp-cubic" => Transport::Tcp("cubic"),
+            "udp-flood" => Transport::UdpFlood,
             "tcp-bbr" => Transport::Tcp("bbr"),
             _ => bail!("unknown transport {s:?}"),
         })
@@ -179,6 +187,8 @@ enum Data {
     Xtcp(lifeline_xtcp::XtcpStream),
     Quinn(quinn::SendStream, quinn::RecvStream, quinn::Connection),
     Tcp(TcpStream),
+    /// A connected UDP socket and the datagram size the sender uses.
+    Udp(UdpSocket, usize),
 }
 
 impl Data {
@@ -187,23 +197,30 @@ impl Data {
             Data::Xtcp(x) => x.stats(),
             Data::Quinn(_, _, c) => c.stats(),
             Data::Tcp(_) => return (0, 0),
+            Data::Udp(_, size) => return (u16::try_from(*size).unwrap_or(u16::MAX), 0),
         };
         (s.path.current_mtu, s.path.lost_packets)
     }
 
-    fn reader(&mut self) -> &mut (dyn AsyncRead + Unpin + Send) {
+    /// Reads some bytes (one datagram for UDP).
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Data::Xtcp(x) => x,
-            Data::Quinn(_, r, _) => r,
-            Data::Tcp(t) => t,
+            Data::Xtcp(x) => x.read(buf).await,
+            Data::Quinn(_, r, _) => AsyncReadExt::read(r, buf).await,
+            Data::Tcp(t) => t.read(buf).await,
+            Data::Udp(s, _) => s.recv(buf).await,
         }
     }
 
-    fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+    /// Writes all of `chunk` (UDP: one datagram of the flood's size).
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         match self {
-            Data::Xtcp(x) => x,
-            Data::Quinn(w, _, _) => w,
-            Data::Tcp(t) => t,
+            Data::Xtcp(x) => x.write_all(chunk).await,
+            Data::Quinn(w, _, _) => AsyncWriteExt::write_all(w, chunk).await,
+            Data::Tcp(t) => t.write_all(chunk).await,
+            // A full path refuses a datagram (ENOBUFS, ECONNREFUSED while
+            // the far end is not yet up): the flood goes on, as UDP does.
+            Data::Udp(s, size) => s.send(&chunk[..*size]).await.map(drop).or(Ok(())),
         }
     }
 }
@@ -245,7 +262,8 @@ pub async fn receive(setup: &Setup, control: TcpListener, secs: f64) -> Result<R
             };
             let path = agent
                 .connect(IceRole::Controlled, &remote, Duration::from_secs(15))
-                .await?;
+                .await?
+                .path;
             Data::Xtcp(lifeline_xtcp::accept(path, id.cert.clone(), id.key(), &cfg).await?)
         }
         Transport::Quinn => {
@@ -262,6 +280,19 @@ pub async fn receive(setup: &Setup, control: TcpListener, secs: f64) -> Result<R
             let (w, r) = conn.accept_bi().await?;
             Data::Quinn(w, r, conn)
         }
+        Transport::UdpFlood => {
+            let sock = UdpSocket::bind((ip, 0)).await?;
+            let _ = socket2::SockRef::from(&sock)
+                .set_recv_buffer_size(lifeline_xtcp::path::SOCKET_BUFFER);
+            ctl.send(&hello(&id, sock.local_addr()?.port(), None))
+                .await?;
+            let mut b = [0u8; 2048];
+            let (_, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut b))
+                .await
+                .context("no UDP datagram from the sender")??;
+            sock.connect(from).await?;
+            Data::Udp(sock, setup.max_datagram)
+        }
         Transport::Tcp(_) => {
             let l = TcpListener::bind((ip, 0)).await?;
             ctl.send(&hello(&id, l.local_addr()?.port(), None)).await?;
@@ -270,7 +301,7 @@ pub async fn receive(setup: &Setup, control: TcpListener, secs: f64) -> Result<R
         }
     };
     let mut buf = vec![0u8; 256 * 1024];
-    let first = data.reader().read(&mut buf).await?;
+    let first = data.read(&mut buf).await?;
     if first == 0 {
         bail!("sender sent nothing");
     }
@@ -284,7 +315,7 @@ pub async fn receive(setup: &Setup, control: TcpListener, secs: f64) -> Result<R
         if left.is_zero() {
             break;
         }
-        match tokio::time::timeout(left, data.reader().read(&mut buf)).await {
+        match tokio::time::timeout(left, data.read(&mut buf)).await {
             Err(_) => break,
             Ok(Ok(0)) => bail!("sender stopped early"),
             Ok(Ok(n)) => bytes += n as u64,
@@ -382,7 +413,8 @@ pub async fn send(setup: &Setup, control: SocketAddr, local: IpAddr) -> Result<(
             };
             let path = agent
                 .connect(IceRole::Controlling, &remote, Duration::from_secs(15))
-                .await?;
+                .await?
+                .path;
             Data::Xtcp(lifeline_xtcp::connect(path, pin, &cfg).await?)
         }
         Transport::Quinn => {
@@ -395,6 +427,11 @@ pub async fn send(setup: &Setup, control: SocketAddr, local: IpAddr) -> Result<(
                 .await?;
             let (w, r) = conn.open_bi().await?;
             Data::Quinn(w, r, conn)
+        }
+        Transport::UdpFlood => {
+            let sock = UdpSocket::bind((local, 0)).await?;
+            sock.connect(data_addr).await?;
+            Data::Udp(sock, setup.max_datagram.min(65_507))
         }
         Transport::Tcp(cc) => {
             let sock = socket2::Socket::new(
@@ -414,7 +451,7 @@ pub async fn send(setup: &Setup, control: SocketAddr, local: IpAddr) -> Result<(
     let mut cpu0 = None;
     let cpu = loop {
         tokio::select! {
-            r = data.writer().write_all(&chunk) => {
+            r = data.write(&chunk) => {
                 r.context("sending")?;
             }
             m = ctl.recv::<Ctl>() => match m? {

@@ -6,9 +6,8 @@ use lifeline_session::direct::ice::{
     IceAgent, IceError, IceOffer, IceOptions, IceRole, check_offer,
 };
 use lifeline_session::identity::SessionIdentity;
-use lifeline_xtcp::{DatagramPath, XtcpConfig, XtcpStream};
+use lifeline_xtcp::{UdpPath, XtcpConfig, XtcpStream};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,7 +33,7 @@ async fn xtcp_runs_over_a_real_ice_connection_on_loopback() {
         a.connect(IceRole::Controlling, &offer_b, timeout),
         b.connect(IceRole::Controlled, &offer_a, timeout),
     );
-    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    let (pa, pb) = (pa.unwrap().path, pb.unwrap().path);
 
     let (client, server) = pair_over(pa, pb).await;
     // 8 MiB each way at once, byte-exact.
@@ -48,7 +47,7 @@ async fn xtcp_runs_over_a_real_ice_connection_on_loopback() {
 }
 
 /// An XTCP connection over the two ends of a datagram path.
-async fn pair_over(a: Arc<dyn DatagramPath>, b: Arc<dyn DatagramPath>) -> (XtcpStream, XtcpStream) {
+async fn pair_over(a: UdpPath, b: UdpPath) -> (XtcpStream, XtcpStream) {
     let id = SessionIdentity::generate("ice test").unwrap();
     let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
     let cfg = XtcpConfig::default();

@@ -100,11 +100,13 @@ enum Cmd {
         /// Take the end user who has waited longest in your group's queue.
         #[arg(long, conflicts_with = "target")]
         next: bool,
-        /// Which path to move the session to: `auto` (direct TCP, then
-        /// XTCP over UDP), `tcp`, `udp`, or `relay` (stay on the gateway).
+        /// Which path to move the session to: `auto` (direct TCP and XTCP
+        /// over UDP race; TCP is preferred), `tcp`, `udp`, or `relay` (stay
+        /// on the gateway).
         #[arg(long, default_value = "auto")]
         path: String,
-        /// Seconds direct TCP gets before UDP hole punching starts.
+        /// Seconds direct TCP is preferred: a UDP path found sooner waits
+        /// this long for TCP, unless every TCP attempt has failed.
         #[arg(long, default_value_t = 10.0)]
         udp_after: f64,
         /// Seconds to stay on the relay before trying to go direct at all

@@ -91,6 +91,21 @@ impl Lab {
     pub fn ns(&self, ns: &str) -> String {
         format!("{}{ns}", self.prefix)
     }
+
+    /// Runs `cmd` inside the lab's namespace `ns`; returns its stdout.
+    pub fn exec(&self, ns: &str, cmd: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns)])
+            .args(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?} in {ns}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {ns} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for Lab {

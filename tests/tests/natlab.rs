@@ -6,7 +6,7 @@
 //!   listener, so direct TCP fails and the session ends up on XTCP over
 //!   UDP (ICE with the gateway's STUN server punches the hole).
 //! * The applet's port forwarded on nat-a: direct TCP to nat-a's public
-//!   address.
+//!   address, although UDP raced it and would have worked too.
 //! * UDP blocked by nat-a: no direct path; the session stays on the relay.
 //!
 //! Each case asserts the path the session ended on and runs a link test
@@ -123,22 +123,51 @@ fn finish(mut s: LabSession) -> Value {
     path
 }
 
+/// STUN binding requests the lab's gateway has answered (its metrics,
+/// read inside the lab): as soon as there are two, or after a minute.
+fn stun_requests(lab: &Lab, gw: &Gateway) -> f64 {
+    let health = gw.health.expect("the gateway serves metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = lab.exec(
+            "gw",
+            &[
+                "python3",
+                "-c",
+                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+                &format!("http://{health}/metrics"),
+            ],
+        );
+        let n = page
+            .lines()
+            .find_map(|l| l.strip_prefix("lifeline_stun_requests_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no STUN counter in the metrics: {page}"));
+        if n >= 2.0 || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The two LANs behind the NATs (`natlab.sh`): host-a is 10.0.1.100,
 /// host-b 10.0.2.100.
 const HOST_A_LAN: &str = "10.0.1.";
 const HOST_B_LAN: &str = "10.0.2.";
 
-/// Direct TCP cannot cross nat-a, so UDP is tried — at once when every
-/// TCP attempt has failed (each gives up after 3 s), not after TCP's head
-/// start, which is a minute here so that only that can explain a UDP path
-/// within half of it.
+/// Direct TCP cannot cross nat-a, so the session ends on UDP, which raced
+/// it from the start: it is taken as soon as every TCP attempt has failed
+/// (each gives up after 3 s), not after TCP's head start, which is a
+/// minute here so that only that can explain a UDP path within half of it.
 #[test]
 fn port_restricted_cone_nats_end_on_xtcp_over_udp() {
     let s = start("ll1-", |_| {}, &[], &["--udp-after", "60"]);
     let path = finish(s);
     // `start` returns once the secure channel is up.
     let took = path["seen_after_secs"].as_f64().unwrap();
-    eprintln!("UDP path {took:.1} s after the secure channel (TCP's head start: 60 s)");
+    eprintln!(
+        "UDP path {took:.1} s after the secure channel (TCP gives up after 3 s; its head start: 60 s)"
+    );
     assert!(took < 30.0, "UDP waited for TCP's head start: {path}");
     assert_eq!(path["path"], "udp", "{path}");
     assert!(
@@ -147,6 +176,10 @@ fn port_restricted_cone_nats_end_on_xtcp_over_udp() {
     );
 }
 
+/// Both direct TCP (to the forwarded port) and UDP (both NATs are
+/// port-restricted cones) can work here. They race, and TCP is preferred:
+/// the session ends on TCP although ICE ran too — both ends asked the
+/// gateway's STUN server for their public address while TCP was dialled.
 #[test]
 fn a_forwarded_applet_port_ends_on_direct_tcp() {
     let port = "47001";
@@ -156,8 +189,13 @@ fn a_forwarded_applet_port_ends_on_direct_tcp() {
         &["--tcp-port", port],
         &[],
     );
+    let stun = stun_requests(&s.lab, &s.gw);
     let path = finish(s);
     assert_eq!(path["path"], "tcp", "{path}");
+    assert!(
+        stun >= 2.0,
+        "ICE did not race direct TCP: {stun} STUN requests at the gateway"
+    );
     assert_eq!(
         path["detail"],
         format!("{}:{port}", natlab::NAT_A_IP),

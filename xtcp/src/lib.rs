@@ -9,8 +9,10 @@
 //! that keeps a lossy Wi-Fi or mobile path usable.
 //!
 //! # Layout
-//! * [`path`] — the [`DatagramPath`] trait and its UDP-socket implementation
-//!   (the session's direct-path code implements it over an ICE connection).
+//! * [`path`] — what XTCP runs over, a [`Carrier`]: a [`UdpPath`] (a real
+//!   socket that quinn drives with batched system calls: the session's
+//!   direct path once hole punching found it) or any [`DatagramPath`]
+//!   (the simulator, tests).
 //! * [`sim`] — a deterministic, seeded impairment simulator: delay, jitter,
 //!   loss, burst loss, reordering, duplication, a bottleneck with a finite
 //!   queue, MTU, a process restart. Public so other crates' tests can use it.
@@ -38,5 +40,5 @@ pub mod stream;
 pub mod tls;
 
 pub use config::{Congestion, XtcpConfig};
-pub use path::{DatagramPath, UdpPath};
+pub use path::{Carrier, DatagramPath, UdpPath};
 pub use stream::{XtcpError, XtcpStream, accept, connect};

@@ -1,6 +1,7 @@
-//! quinn's `AsyncUdpSocket` over a [`DatagramPath`].
+//! quinn's `AsyncUdpSocket`s: [`NativeSocket`], quinn's own UDP layer on a
+//! real socket, and [`PathSocket`], over any [`DatagramPath`].
 //!
-//! One datagram per transmit (no GSO: most paths cannot segment), no
+//! Over a path: one datagram per transmit (no GSO: most paths cannot segment), no
 //! fragmentation (so quinn runs path MTU discovery), and the path's own
 //! backpressure surfaces as `WouldBlock` + a writable poller, which is what
 //! stops quinn from outrunning a path that has no kernel buffer under it.
@@ -105,5 +106,67 @@ impl AsyncUdpSocket for PathSocket {
 
     fn may_fragment(&self) -> bool {
         false
+    }
+}
+
+/// quinn's own socket (its UDP layer: GSO/GRO, `sendmmsg`/`recvmmsg`) with
+/// one bound added: a GSO batch is one kernel buffer of at most 64 KiB, so
+/// with large datagrams (loopback carries 64 KiB) fewer may go together
+/// than quinn would put in one batch. quinn does not know this: a batch
+/// over the limit fails with `EMSGSIZE`, which its UDP layer drops
+/// silently, and path MTU discovery reads that as a black hole.
+#[derive(Debug)]
+pub struct NativeSocket {
+    inner: Arc<dyn AsyncUdpSocket>,
+    max_segments: usize,
+}
+
+/// The most payload one GSO batch carries (the kernel's 64 KiB, less the
+/// IP and UDP headers).
+const GSO_BATCH_BYTES: usize = 65_000;
+
+impl NativeSocket {
+    /// Wraps `socket` for datagrams of at most `max_datagram` bytes.
+    pub fn new(socket: std::net::UdpSocket, max_datagram: usize) -> io::Result<Arc<Self>> {
+        use quinn::Runtime;
+        Ok(Arc::new(Self {
+            inner: quinn::TokioRuntime.wrap_udp_socket(socket)?,
+            max_segments: (GSO_BATCH_BYTES / max_datagram.max(1)).max(1),
+        }))
+    }
+}
+
+impl AsyncUdpSocket for NativeSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        self.inner.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.inner.try_send(transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_recv(cx, bufs, meta)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.inner.max_transmit_segments().min(self.max_segments)
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.inner.max_receive_segments()
     }
 }

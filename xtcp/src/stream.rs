@@ -2,7 +2,7 @@
 //!
 //! | TCP | XTCP |
 //! |---|---|
-//! | connect / accept | [`connect`] / [`accept`] over a [`DatagramPath`] |
+//! | connect / accept | [`connect`] / [`accept`] over a [`Carrier`] |
 //! | ordered bytes, flow and congestion control | one bidirectional QUIC stream |
 //! | `shutdown(SHUT_WR)` → peer reads EOF | `poll_shutdown` finishes the stream |
 //! | RST → `ECONNRESET` | [`XtcpStream::abort`] → peer's I/O fails with `ConnectionReset` |
@@ -10,8 +10,8 @@
 //! | close with data in flight is delivered (linger) | dropping the stream finishes it and keeps the connection until the peer has everything |
 
 use crate::config::XtcpConfig;
-use crate::path::DatagramPath;
-use crate::socket::PathSocket;
+use crate::path::Carrier;
+use crate::socket::{NativeSocket, PathSocket};
 use quinn::{ConnectionError, Endpoint, EndpointConfig, ReadError, VarInt, WriteError};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io;
@@ -94,7 +94,7 @@ fn derived_key(label: &[u8], secret: &[u8]) -> [u8; 32] {
 /// ours-but-forgotten and answered with a stateless reset: the peer learns
 /// at once instead of after the dead-path timeout.
 fn endpoint(
-    path: Arc<dyn DatagramPath>,
+    carrier: Carrier,
     server: Option<quinn::ServerConfig>,
     secret: Option<&[u8]>,
 ) -> io::Result<Endpoint> {
@@ -119,32 +119,37 @@ fn endpoint(
     // What we advertise as the largest datagram we take: quinn's default
     // (1472) would cap the peer's path MTU discovery below what the path
     // carries (8 KiB over ICE, 64 KiB on loopback).
-    let max_payload =
-        path.max_datagram_size()
-            .clamp(crate::config::MIN_DATAGRAM, crate::config::MAX_DATAGRAM) as u16;
+    let max_payload = carrier
+        .max_datagram_size()
+        .clamp(crate::config::MIN_DATAGRAM, crate::config::MAX_DATAGRAM)
+        as u16;
     config
         .max_udp_payload_size(max_payload)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    Endpoint::new_with_abstract_socket(
-        config,
-        server,
-        PathSocket::new(path),
-        Arc::new(quinn::TokioRuntime),
-    )
+    let socket: Arc<dyn quinn::AsyncUdpSocket> = match carrier {
+        Carrier::Udp(u) => {
+            let max = u.max_datagram_size();
+            NativeSocket::new(u.into_socket(), max)?
+        }
+        Carrier::Path(p) => PathSocket::new(p),
+    };
+    Endpoint::new_with_abstract_socket(config, server, socket, Arc::new(quinn::TokioRuntime))
 }
 
-/// Connects over `path` to an accepting end whose certificate's SPKI
+/// Connects over `carrier` to an accepting end whose certificate's SPKI
 /// hashes to `pin`.
 pub async fn connect(
-    path: Arc<dyn DatagramPath>,
+    carrier: impl Into<Carrier>,
     pin: [u8; 32],
     config: &XtcpConfig,
 ) -> Result<XtcpStream, XtcpError> {
-    let endpoint = endpoint(path.clone(), None, None)?;
+    let carrier = carrier.into();
+    let (peer, max_datagram) = (carrier.peer_addr(), carrier.max_datagram_size());
+    let endpoint = endpoint(carrier, None, None)?;
     let mut client = quinn::ClientConfig::new(Arc::new(crate::tls::client_config(pin)?));
-    client.transport_config(Arc::new(config.transport(path.max_datagram_size())));
+    client.transport_config(Arc::new(config.transport(max_datagram)));
     let conn = endpoint
-        .connect_with(client, path.peer_addr(), lifeline_tls::E2E_SERVER_NAME)?
+        .connect_with(client, peer, lifeline_tls::E2E_SERVER_NAME)?
         .await?;
     let (mut send, recv) = conn.open_bi().await?;
     send.write_all(&[STREAM_HELLO])
@@ -160,20 +165,21 @@ pub async fn connect(
     })
 }
 
-/// Accepts one XTCP connection over `path`, presenting `cert`.
+/// Accepts one XTCP connection over `carrier`, presenting `cert`.
 pub async fn accept(
-    path: Arc<dyn DatagramPath>,
+    carrier: impl Into<Carrier>,
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
     config: &XtcpConfig,
 ) -> Result<XtcpStream, XtcpError> {
+    let carrier = carrier.into();
     let secret = key.secret_der().to_vec();
     let mut server =
         quinn::ServerConfig::with_crypto(Arc::new(crate::tls::server_config(cert, key)?));
-    server.transport_config(Arc::new(config.transport(path.max_datagram_size())));
+    server.transport_config(Arc::new(config.transport(carrier.max_datagram_size())));
     // The path is fixed; the peer's address never legitimately changes.
     server.migration(false);
-    let endpoint = endpoint(path, Some(server), Some(&secret))?;
+    let endpoint = endpoint(carrier, Some(server), Some(&secret))?;
     let incoming = endpoint.accept().await.ok_or(XtcpError::Closed)?;
     let conn = incoming.await?;
     // One connection per endpoint, as one TCP accept: refuse the rest.

@@ -40,3 +40,51 @@ async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
     let mtu = client.stats().path.current_mtu;
     assert!(mtu > 8192, "path MTU discovery stopped at {mtu}");
 }
+
+/// On a real socket at an internet-sized MTU, quinn sends the bulk in
+/// batches through its own UDP layer (GSO, or `sendmmsg`): many datagrams
+/// per system call, not one per call and task hop as over a
+/// [`lifeline_xtcp::DatagramPath`]. (quinn counts received datagrams per
+/// packet, not per call, so its statistics cannot show GRO.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_path_sends_datagrams_in_batches() {
+    let sa = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sb = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sa.connect(sb.local_addr().unwrap()).await.unwrap();
+    sb.connect(sa.local_addr().unwrap()).await.unwrap();
+    let (pa, pb) = (
+        UdpPath::new(sa, 1472).unwrap(),
+        UdpPath::new(sb, 1472).unwrap(),
+    );
+    let (mut client, mut server) = pair_over(pa, pb, &XtcpConfig::default()).await;
+    let data = common::data(16 << 20, 7);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
+        client.shutdown().await.unwrap();
+        client
+    });
+    let mut got = Vec::with_capacity(data.len());
+    tokio::time::timeout(Duration::from_secs(60), server.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        got == data,
+        "bytes differ ({} of {})",
+        got.len(),
+        data.len()
+    );
+    let client = writer.await.unwrap();
+    let tx = client.stats().udp_tx;
+    assert!(
+        client.stats().path.current_mtu <= 1472,
+        "the path MTU went past its bound"
+    );
+    assert!(
+        tx.datagrams >= 4 * tx.ios,
+        "sent {} datagrams in {} system calls",
+        tx.datagrams,
+        tx.ios
+    );
+}

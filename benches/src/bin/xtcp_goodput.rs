@@ -1,6 +1,10 @@
 //! XTCP goodput and CPU per GiB, next to raw quinn and kernel TCP measured
 //! in the same run: on loopback (clean), over the seeded link simulator,
-//! and through the NAT lab's impaired router link (as root).
+//! and through the NAT lab's router link with its real 1500-byte MTU (as
+//! root): unimpaired, where the kernel forwards, and impaired, where the
+//! lab's user-space delay/loss relay does. Each lab profile has a UDP
+//! flood row (no transport: what the path itself carries) and the relay's
+//! share of a core, so a transport row is not read as the relay's ceiling.
 //!
 //! `xtcp_goodput [--secs 5] [--runs 3] [--lab-secs 20] [--lab-runs 2]
 //! [--natlab PATH] [--no-lab] [--congestion tolerant|bbr|cubic]`
@@ -24,9 +28,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The impaired profiles: name, one-way delay on the lab's router link
-/// (ping RTT = 2×), loss per direction.
-const LAB_PROFILES: [(&str, u64, f64); 2] = [
+/// The lab profiles: name, one-way delay on the lab's router link
+/// (ping RTT = 2×), loss per direction. The first has no impairment: the
+/// kernel forwards at its own speed, with no user-space relay in the way.
+const LAB_PROFILES: [(&str, u64, f64); 3] = [
+    ("no impairment", 0, 0.0),
     ("40 ms RTT + 1% loss", 20, 1.0),
     ("100 ms RTT + 5% loss", 50, 5.0),
 ];
@@ -241,6 +247,10 @@ struct Row {
     profile: String,
     what: String,
     runs: Vec<Report>,
+    /// The lab relay's share of one core while the row ran (impaired lab
+    /// rows only): near 100% means the relay, not the transport, was the
+    /// ceiling.
+    relay_cpu: Option<f64>,
 }
 
 fn summarize(table: &mut Table, row: &Row, reference: Option<f64>) -> f64 {
@@ -267,6 +277,8 @@ fn summarize(table: &mut Table, row: &Row, reference: Option<f64>) -> f64 {
         } else {
             mtu.to_string()
         },
+        row.relay_cpu
+            .map_or("—".into(), |c| format!("{:.0}%", c * 100.0)),
     ]);
     m
 }
@@ -291,14 +303,25 @@ fn orchestrate() -> Result<()> {
         "of reference",
         "CPU s/GiB",
         "path MTU",
+        "lab relay CPU",
     ]);
 
     // Clean loopback. Reference: raw quinn on a plain UDP socket.
     let lo = (None, "127.0.0.1");
     let clean: Vec<(&str, Transport, usize)> = vec![
         ("raw quinn, UDP socket (reference)", Transport::Quinn, 1472),
-        ("XTCP over webrtc-ice Conn", Transport::XtcpIce, 8192),
+        (
+            "XTCP after ICE (the session's UDP path)",
+            Transport::XtcpIce,
+            65_527,
+        ),
+        ("XTCP after ICE, 1500-byte MTU", Transport::XtcpIce, 1472),
         ("XTCP over UDP socket", Transport::XtcpUdp, 65_527),
+        (
+            "XTCP over UDP socket, 1500-byte MTU",
+            Transport::XtcpUdp,
+            1472,
+        ),
         ("kernel TCP (CUBIC)", Transport::Tcp("cubic"), 0),
         ("kernel TCP (BBR)", Transport::Tcp("bbr"), 0),
     ];
@@ -308,6 +331,7 @@ fn orchestrate() -> Result<()> {
             profile: "clean loopback".into(),
             what: what.into(),
             runs: Vec::new(),
+            relay_cpu: None,
         };
         for i in 0..runs {
             eprintln!("clean loopback: {what}, run {}/{runs}", i + 1);
@@ -320,6 +344,7 @@ fn orchestrate() -> Result<()> {
         profile: "clean loopback".into(),
         what: "XTCP over simulator (one process)".into(),
         runs: Vec::new(),
+        relay_cpu: None,
     };
     for i in 0..runs {
         eprintln!("clean: simulator, run {}/{runs}", i + 1);
@@ -390,6 +415,17 @@ fn lab_ready(natlab: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The pid of the lab's delay/loss relay on nat-a's link, from the pid
+/// file `natlab.sh impair` writes.
+fn relay_pid() -> Option<u32> {
+    let run = std::env::var("NATLAB_RUN").unwrap_or_else(|_| "/tmp/natlab/run".into());
+    std::fs::read_to_string(format!("{run}/relay-nat-a.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn lab(natlab: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("bash").arg(natlab).args(args).output()?;
     if !out.status.success() {
@@ -423,22 +459,35 @@ fn lab_rows(natlab: &Path, table: &mut Table, secs: f64, runs: usize, cc: &str) 
     let rows: Vec<(&str, Transport)> = vec![
         ("kernel TCP (CUBIC) (reference)", Transport::Tcp("cubic")),
         ("XTCP over UDP socket", Transport::XtcpUdp),
-        ("XTCP over webrtc-ice Conn", Transport::XtcpIce),
+        (
+            "XTCP after ICE (the session's UDP path)",
+            Transport::XtcpIce,
+        ),
         ("raw quinn, UDP socket", Transport::Quinn),
         ("kernel TCP (BBR)", Transport::Tcp("bbr")),
+        (
+            "UDP flood, a datagram per call, no transport",
+            Transport::UdpFlood,
+        ),
     ];
     for (profile, delay, loss) in LAB_PROFILES {
-        lab(
-            natlab,
-            &["impair", "nat-a", &delay.to_string(), &loss.to_string()],
-        )?;
+        let impaired = delay > 0 || loss > 0.0;
+        if impaired {
+            lab(
+                natlab,
+                &["impair", "nat-a", &delay.to_string(), &loss.to_string()],
+            )?;
+        }
         let mut reference = None;
         for (what, t) in &rows {
             let mut row = Row {
                 profile: format!("{profile} (NAT lab)"),
                 what: (*what).into(),
                 runs: Vec::new(),
+                relay_cpu: None,
             };
+            let relay = impaired.then(relay_pid).flatten();
+            let (cpu0, t0) = (relay.and_then(|p| process_cpu(p).ok()), Instant::now());
             for i in 0..runs {
                 eprintln!("{profile}: {what}, run {}/{runs}", i + 1);
                 row.runs.push(pair_run(
@@ -449,8 +498,17 @@ fn lab_rows(natlab: &Path, table: &mut Table, secs: f64, runs: usize, cc: &str) 
                     (Some("host-a"), HOST_A_IP),
                 )?);
             }
+            if let (Some(p), Some(c0)) = (relay, cpu0)
+                && let Ok(c1) = process_cpu(p)
+            {
+                let used = c1 - c0;
+                row.relay_cpu = Some((used.user + used.sys) / t0.elapsed().as_secs_f64());
+            }
             let m = summarize(table, &row, reference);
             reference.get_or_insert(m);
+        }
+        if !impaired {
+            continue;
         }
         // The simulator rows run with the lab's relay stopped, so it takes
         // no CPU from them.
@@ -459,6 +517,7 @@ fn lab_rows(natlab: &Path, table: &mut Table, secs: f64, runs: usize, cc: &str) 
             profile: format!("{profile} (simulator)"),
             what: "XTCP over simulator (one process)".into(),
             runs: Vec::new(),
+            relay_cpu: None,
         };
         for i in 0..runs {
             eprintln!("{profile}: simulator, run {}/{runs}", i + 1);

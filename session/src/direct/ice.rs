@@ -1,23 +1,33 @@
-//! ICE (webrtc-ice) as XTCP's [`DatagramPath`]: gather candidates, exchange an
-//! [`IceOffer`] with the peer over any signalling channel, connect, and get
-//! the agent's selected candidate pair as an [`IcePath`].
+//! ICE (webrtc-ice) finds the UDP path; then the ends leave it: gather
+//! candidates, exchange an [`IceOffer`] with the peer over any signalling
+//! channel, run the connectivity checks, and hand the selected pair to
+//! XTCP as a plain UDP socket ([`UdpPath`]) that quinn drives itself.
 //!
-//! The ICE `Conn` has only async `send`/`recv` and no backpressure of its
-//! own: a sender that outruns the socket just piles up futures. Here a
-//! bounded queue sits in front of it, drained by one task that awaits each
-//! `send`; when the queue is full, `try_send` says `WouldBlock` and quinn
-//! waits on `writable`, exactly as with a full kernel socket buffer. On the
-//! receive side one task reads the `Conn` into a bounded queue, so a slow
-//! reader slows the reads instead of growing memory (webrtc-ice drops what
-//! does not fit its own 1 MB buffer, which the transport sees as loss).
+//! # Why the ICE connection is left
+//! webrtc-ice's `Conn` carries one datagram per `send`/`recv` future, with
+//! a copy and a task hop each way and no backpressure, and it owns the
+//! socket. XTCP over it moved 20–35 MB/s where the relay moved 100–200.
+//! So once a pair is selected, each end closes its agent and binds a
+//! socket of its own to the same local port ([`leave_ice`]): the NATs on
+//! the way keep their mappings (they are keyed by addresses and ports,
+//! not by sockets), and quinn batches datagrams through it (GSO/GRO).
+//! ICE's consent checks end with the agent; XTCP's authenticated
+//! keepalives and dead-path timeout do that job from then on (a peer that
+//! stops answering ends the path within [`XtcpConfig::dead_after`]).
+//!
+//! Leaving is a two-step handshake, because an end must not close its
+//! agent while the peer still needs its answers to finish ICE: each end
+//! says DONE through its agent until it hears DONE (or UP) from the peer;
+//! then it rebinds and says UP from its own socket until it hears UP.
+//! Both waits are bounded; QUIC's handshake retries cover a lost marker.
+//!
+//! [`XtcpConfig::dead_after`]: lifeline_xtcp::XtcpConfig::dead_after
 
-use bytes::Bytes;
-use lifeline_xtcp::path::{BoxFuture, DatagramPath};
+use lifeline_xtcp::UdpPath;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc_ice::agent::Agent;
@@ -29,12 +39,23 @@ use webrtc_ice::network_type::NetworkType;
 use webrtc_ice::url::Url;
 use webrtc_util::Conn;
 
-/// Datagrams queued per direction.
-pub const QUEUE: usize = 512;
+/// The largest datagram a direct UDP path probes for: 64 KiB, the most
+/// a UDP datagram carries (XTCP caps its own use below that).
+pub const MAX_DATAGRAM: usize = 65_527;
 
-/// The largest datagram webrtc-ice delivers whole: its receive loop reads
-/// into an 8 KiB buffer, so anything larger would arrive truncated.
-pub const ICE_MAX_DATAGRAM: usize = 8192;
+/// "My ICE is done": sent through the agent. Its first byte is 0, so it is
+/// neither STUN (no magic cookie at bytes 4–8) nor QUIC (the fixed bit is
+/// clear): the agent hands it to its reader, and quinn drops it.
+const DONE: &[u8; 16] = b"\0lifeline ice ok";
+/// "My own socket is up": sent from the rebound socket.
+const UP: &[u8; 16] = b"\0lifeline-own-up";
+/// How often the markers repeat while unanswered.
+const MARK_EVERY: Duration = Duration::from_millis(20);
+/// How long each step of leaving ICE waits for the peer's marker.
+const LEAVE_WAIT: Duration = Duration::from_secs(1);
+/// How long a closed agent's port may take to come free (its tasks let
+/// go of the socket as they see the close).
+const REBIND_WAIT: Duration = Duration::from_secs(2);
 
 /// Most candidates an offer may carry (a host has few interfaces; this
 /// bounds what a peer can make us parse and probe).
@@ -76,7 +97,7 @@ pub struct IceOptions {
     /// How long gathering may take (STUN answers that never come).
     pub gather_timeout: Duration,
     /// Bound for path MTU discovery over the selected pair (at most
-    /// [`ICE_MAX_DATAGRAM`]).
+    /// [`MAX_DATAGRAM`]).
     pub max_datagram: usize,
 }
 
@@ -90,6 +111,17 @@ impl Default for IceOptions {
             max_datagram: 1452,
         }
     }
+}
+
+/// The UDP path ICE found, on a socket of this end's own.
+#[derive(Debug)]
+pub struct IcePath {
+    /// The socket on the selected pair's local port, connected to the
+    /// peer's address on the pair.
+    pub path: UdpPath,
+    /// Our address as the peer sees it: the selected local candidate (a
+    /// host address, or the NAT's mapping of one).
+    pub local: SocketAddr,
 }
 
 /// An ICE agent that has gathered its candidates. Dropping it unused
@@ -179,7 +211,7 @@ impl IceAgent {
         Ok((
             Self {
                 agent: Some(agent),
-                max_datagram: opts.max_datagram.clamp(1200, ICE_MAX_DATAGRAM),
+                max_datagram: opts.max_datagram.clamp(1200, MAX_DATAGRAM),
             },
             IceOffer {
                 ufrag,
@@ -190,34 +222,37 @@ impl IceAgent {
     }
 
     /// Runs connectivity checks against the peer's offer until a pair is
-    /// selected, and returns it as a datagram path.
+    /// selected, leaves ICE, and returns the pair as a UDP socket of this
+    /// end's own on the same port, connected to the peer.
     pub async fn connect(
         mut self,
         role: IceRole,
         remote: &IceOffer,
         timeout: Duration,
-    ) -> Result<Arc<IcePath>, IceError> {
+    ) -> Result<IcePath, IceError> {
         // Taken out, so that this value's drop does not close it: on
         // success the path owns it, on failure it is closed here.
         let agent = self
             .agent
             .take()
             .ok_or_else(|| IceError::BadOffer("agent already used".into()))?;
-        let result = connect_agent(&agent, self.max_datagram, role, remote, timeout).await;
-        if result.is_err() {
-            let _ = agent.close().await;
+        let result = connect_agent(&agent, role, remote, timeout).await;
+        match result {
+            Ok(conn) => leave_ice(agent, conn, self.max_datagram).await,
+            Err(e) => {
+                let _ = agent.close().await;
+                Err(e)
+            }
         }
-        result
     }
 }
 
 async fn connect_agent(
     agent: &Arc<Agent>,
-    max_datagram: usize,
     role: IceRole,
     remote: &IceOffer,
     timeout: Duration,
-) -> Result<Arc<IcePath>, IceError> {
+) -> Result<Arc<dyn Conn + Send + Sync>, IceError> {
     check_offer(remote)?;
     for line in &remote.candidates {
         let c = unmarshal_candidate(line)
@@ -236,7 +271,121 @@ async fn connect_agent(
             .await
             .map_err(|_| IceError::Timeout(timeout))??,
     };
-    Ok(IcePath::new(conn, Some(agent.clone()), max_datagram)?)
+    Ok(conn)
+}
+
+/// Leaves ICE for a socket of our own on the selected pair's local port
+/// (see the module's doc). Closes the agent in every case.
+async fn leave_ice(
+    agent: Arc<Agent>,
+    conn: Arc<dyn Conn + Send + Sync>,
+    max_datagram: usize,
+) -> Result<IcePath, IceError> {
+    let selected = agent
+        .get_selected_candidate_pair()
+        .map(|pair| {
+            let base = base_address(&*pair.local)?;
+            Ok::<_, IceError>((base, pair.remote.addr(), pair.local.addr()))
+        })
+        .transpose();
+    // Step 1: keep the agent answering until the peer's ICE is done too.
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let heard = tokio::time::timeout(LEAVE_WAIT, async {
+        let mut tick = tokio::time::interval(MARK_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { let _ = conn.send(DONE).await; }
+                r = conn.recv(&mut buf) => match r {
+                    Ok(n) if &buf[..n] == DONE || &buf[..n] == UP => return,
+                    Ok(_) => {}
+                    // The agent closed under us: nothing more to hear.
+                    Err(_) => return,
+                },
+            }
+        }
+    })
+    .await;
+    if heard.is_err() {
+        tracing::debug!("the peer's ICE-done marker never came; leaving ICE anyway");
+    }
+    // The socket closes when the last reference to it goes: the agent's,
+    // its connection's (through the selected pair) and its tasks' (which
+    // end on close). `rebind` waits for that.
+    drop(conn);
+    let _ = agent.close().await;
+    drop(agent);
+    let (base, peer, local) =
+        selected?.ok_or_else(|| IceError::Io(io::ErrorKind::NotConnected.into()))?;
+    // Step 2: our own socket on the same port; say so until the peer does.
+    let socket = rebind(base).await?;
+    socket.connect(peer).await?;
+    let heard = tokio::time::timeout(LEAVE_WAIT, async {
+        let mut tick = tokio::time::interval(MARK_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { let _ = socket.send(UP).await; }
+                // Errors (an ICMP refusal while the peer's socket was not
+                // yet bound) and stray ICE checks are ignored.
+                r = socket.recv(&mut buf) => match r {
+                    Ok(n) if &buf[..n] == UP => {
+                        // Ours may all have gone before its socket was up.
+                        let _ = socket.send(UP).await;
+                        return;
+                    }
+                    // QUIC (the first byte's fixed or long-header bit):
+                    // the peer heard us and has started XTCP already. This
+                    // packet is lost; QUIC sends it again.
+                    Ok(n) if n > 0 && buf[0] & 0xc0 != 0 => return,
+                    _ => {}
+                },
+            }
+        }
+    })
+    .await;
+    if heard.is_err() {
+        tracing::debug!("the peer's socket-up marker never came; starting XTCP anyway");
+    }
+    tracing::debug!(%base, %peer, "left ICE for our own socket");
+    Ok(IcePath {
+        path: UdpPath::new(socket, max_datagram)?,
+        local,
+    })
+}
+
+/// The address our side of the pair was bound to: a host candidate's own
+/// address; a server-reflexive candidate's base (webrtc-ice binds those to
+/// the unspecified address and records the port as the related address).
+fn base_address(local: &(dyn Candidate + Send + Sync)) -> Result<SocketAddr, IceError> {
+    match local.candidate_type() {
+        CandidateType::Host => Ok(local.addr()),
+        _ => {
+            let rel = local.related_address().ok_or_else(|| {
+                IceError::BadOffer("the selected local candidate has no base".into())
+            })?;
+            let ip = rel
+                .address
+                .parse()
+                .map_err(|_| IceError::BadOffer(format!("base address {:?}", rel.address)))?;
+            Ok(SocketAddr::new(ip, rel.port))
+        }
+    }
+}
+
+/// Binds `addr` once the closed agent has let go of it.
+async fn rebind(addr: SocketAddr) -> Result<tokio::net::UdpSocket, IceError> {
+    let deadline = tokio::time::Instant::now() + REBIND_WAIT;
+    loop {
+        match tokio::net::UdpSocket::bind(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// UDP over IPv4, and over IPv6 when this host has a routable IPv6
@@ -272,141 +421,4 @@ pub fn local_ips() -> Vec<std::net::IpAddr> {
 /// [`IceOffer::check`]).
 pub fn check_offer(offer: &IceOffer) -> Result<(), IceError> {
     offer.check().map_err(|e| IceError::BadOffer(e.to_string()))
-}
-
-/// An ICE connection (the selected candidate pair) as a datagram path.
-pub struct IcePath {
-    tx: mpsc::Sender<Bytes>,
-    rx: Mutex<mpsc::Receiver<Bytes>>,
-    local: SocketAddr,
-    peer: SocketAddr,
-    max_datagram: usize,
-    tasks: [tokio::task::AbortHandle; 2],
-    /// Kept alive while the path is: closing the agent closes its sockets.
-    agent: Option<Arc<Agent>>,
-}
-
-impl fmt::Debug for IcePath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IcePath")
-            .field("local", &self.local)
-            .field("peer", &self.peer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IcePath {
-    /// Wraps a connected ICE `Conn`. `max_datagram` bounds path MTU
-    /// discovery (1452 for the internet; at most [`ICE_MAX_DATAGRAM`]).
-    /// `agent`, if given, is closed when the path is dropped.
-    pub fn new(
-        conn: Arc<dyn Conn + Send + Sync>,
-        agent: Option<Arc<Agent>>,
-        max_datagram: usize,
-    ) -> io::Result<Arc<Self>> {
-        let local = conn.local_addr().map_err(io::Error::other)?;
-        let peer = conn.remote_addr().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotConnected,
-                "ICE conn has no remote address",
-            )
-        })?;
-        let (tx, mut out_rx) = mpsc::channel::<Bytes>(QUEUE);
-        let (in_tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-        let sender = {
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                while let Some(d) = out_rx.recv().await {
-                    if let Err(e) = conn.send(&d).await {
-                        tracing::debug!(error = %e, "ICE send failed");
-                    }
-                }
-            })
-        };
-        let receiver = tokio::spawn(async move {
-            let mut buf = vec![0u8; ICE_MAX_DATAGRAM];
-            loop {
-                match conn.recv(&mut buf).await {
-                    Ok(n) => {
-                        if in_tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "ICE recv ended");
-                        break;
-                    }
-                }
-            }
-        });
-        Ok(Arc::new(Self {
-            tx,
-            rx: Mutex::new(rx),
-            local,
-            peer,
-            max_datagram: max_datagram.clamp(1200, ICE_MAX_DATAGRAM),
-            tasks: [sender.abort_handle(), receiver.abort_handle()],
-            agent,
-        }))
-    }
-}
-
-impl Drop for IcePath {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        if let (Some(agent), Ok(rt)) = (self.agent.take(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(async move {
-                let _ = agent.close().await;
-            });
-        }
-    }
-}
-
-impl DatagramPath for IcePath {
-    fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
-        match self.tx.try_send(Bytes::copy_from_slice(datagram)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    fn writable(self: Arc<Self>) -> BoxFuture<io::Result<()>> {
-        Box::pin(async move {
-            // A reserved slot is released on drop; the next try_send takes
-            // it (or another task did, and quinn simply waits again).
-            self.tx
-                .reserve()
-                .await
-                .map(drop)
-                .map_err(|_| io::ErrorKind::NotConnected.into())
-        })
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-        match rx.poll_recv(cx) {
-            Poll::Ready(Some(d)) => {
-                let n = d.len().min(buf.len());
-                buf[..n].copy_from_slice(&d[..n]);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(None) => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn max_datagram_size(&self) -> usize {
-        self.max_datagram
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    fn peer_addr(&self) -> SocketAddr {
-        self.peer
-    }
 }

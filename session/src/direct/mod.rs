@@ -3,8 +3,8 @@
 //! session. The cutover itself is the session core's ([`crate::core`]).
 //!
 //! * [`tcp`] — the applet listens and offers addresses; the console dials.
-//! * [`ice`] — the ICE agent (webrtc-ice) and its selected pair as XTCP's
-//!   datagram path, with the bounded queues that give it backpressure.
+//! * [`ice`] — the ICE agent (webrtc-ice) finds a UDP pair; then each end
+//!   leaves it for a socket of its own on the same port, which quinn drives.
 //! * [`udp`] — ICE with the gateway as STUN server, then XTCP.
 //! * [`bind`] — TLS on the new path and the binding proofs.
 //!
@@ -17,12 +17,16 @@
 //!
 //! Timeline with the default policy: right after the end-to-end TLS, the
 //! console sends its [`Policy`]; the applet listens and offers its TCP
-//! addresses; the console dials them. If no direct TCP path is up
-//! [`Policy::udp_after`] (10 s) after the offer — or sooner, as soon as
-//! every TCP attempt has failed and the console says so
-//! ([`Negotiation::UdpNow`]) — the applet gathers ICE candidates and
-//! sends its offer; the console answers with its own and both run ICE;
-//! XTCP runs over the selected pair.
+//! addresses, and at once gathers ICE candidates and sends its ICE offer.
+//! The console dials the TCP addresses and, in parallel, answers the ICE
+//! offer; both run ICE and XTCP over the selected pair. The two attempts
+//! race, and TCP is preferred: a UDP path that is ready first is held
+//! until every TCP attempt has failed or TCP's head start
+//! ([`Policy::udp_after`], 10 s from the offer) is over, and dropped if
+//! TCP wins. So a session is on UDP the moment TCP is known to fail,
+//! with ICE already done. (An applet from before the race waits out the
+//! head start before ICE, or until the console says every TCP attempt
+//! failed, [`Negotiation::UdpNow`], which the console still sends.)
 
 pub mod bind;
 pub mod ice;
@@ -216,8 +220,8 @@ pub struct Negotiator {
     agent: Arc<Mutex<Option<IceAgent>>>,
     /// Console: whether the applet's ICE offer came.
     ice_offer_seen: Arc<std::sync::atomic::AtomicBool>,
-    /// Applet: the console said every TCP attempt failed (start ICE now).
-    udp_now: Arc<tokio::sync::Notify>,
+    /// Console: how direct TCP is doing, and when its head start ends.
+    tcp: tokio::sync::watch::Sender<TcpAttempt>,
     stopped: bool,
 }
 
@@ -244,6 +248,7 @@ impl Negotiator {
     /// A negotiator for `ends` with this end's `settings`.
     pub fn new(ends: Arc<Ends>, settings: Settings) -> Self {
         let (tx, rx) = mpsc::channel(16);
+        let head_start = settings.policy.udp_after;
         Self {
             ends,
             settings,
@@ -252,7 +257,9 @@ impl Negotiator {
             tasks: Vec::new(),
             agent: Arc::new(Mutex::new(None)),
             ice_offer_seen: Arc::default(),
-            udp_now: Arc::default(),
+            tcp: tokio::sync::watch::Sender::new(TcpAttempt::Trying {
+                until: tokio::time::Instant::now() + head_start,
+            }),
             stopped: false,
         }
     }
@@ -328,8 +335,9 @@ impl Negotiator {
             (Side::Console { .. }, Negotiation::PathOffer { tcp, udp, note }) => {
                 self.console_on_offer(tcp, udp, note);
             }
-            // Kept if ICE is not scheduled yet: it then starts at once.
-            (Side::Applet { .. }, Negotiation::UdpNow) => self.udp_now.notify_one(),
+            // For an applet from before the race, which waits for it; this
+            // one has started ICE already.
+            (Side::Applet { .. }, Negotiation::UdpNow) => {}
             (Side::Console { .. }, Negotiation::IceOffer(remote)) => {
                 self.ice_offer_seen
                     .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -342,6 +350,7 @@ impl Negotiator {
                 }
                 let (ends, tx, settings) =
                     (self.ends.clone(), self.tx.clone(), self.settings.clone());
+                let tcp = self.tcp.subscribe();
                 self.spawn(async move {
                     let r = async {
                         let (agent, offer) = udp::gather(settings.stun, settings.loopback).await?;
@@ -351,7 +360,17 @@ impl Negotiator {
                         udp::connect(agent, &remote, &ends).await
                     }
                     .await;
-                    let _ = tx.send(ready_or_failed(PathKind::XtcpUdp, r)).await;
+                    let event = match r {
+                        Ok(path) => match prefer_tcp(path, tcp).await {
+                            Some(path) => DirectEvent::Ready(path),
+                            None => {
+                                tracing::info!("direct TCP won the race; the UDP path is closed");
+                                return;
+                            }
+                        },
+                        Err(e) => DirectEvent::Failed(PathKind::XtcpUdp, e.to_string()),
+                    };
+                    let _ = tx.send(event).await;
                 });
             }
             (Side::Applet { .. }, Negotiation::IceOffer(remote)) => {
@@ -406,22 +425,10 @@ impl Negotiator {
             }))
             .await;
         if policy.udp {
-            let head_start = if addrs.is_empty() {
-                Duration::ZERO
-            } else {
-                policy.udp_after
-            };
+            // ICE starts at once, racing TCP: the console, which decides,
+            // prefers TCP (see the module's doc).
             let (tx, slot, settings) = (self.tx.clone(), self.agent.clone(), self.settings.clone());
-            let udp_now = self.udp_now.clone();
             self.spawn(async move {
-                // TCP's head start ends early when every TCP attempt has
-                // already failed: nothing is gained by waiting it out.
-                tokio::select! {
-                    () = tokio::time::sleep(head_start) => {}
-                    () = udp_now.notified() => {
-                        tracing::info!("direct TCP failed everywhere: starting ICE now");
-                    }
-                }
                 let frame = match udp::gather(settings.stun, settings.loopback).await {
                     Ok((agent, offer)) => {
                         if let Ok(mut s) = slot.lock() {
@@ -462,21 +469,30 @@ impl Negotiator {
                 format!("{what} ({note})")
             }
         };
+        self.tcp.send_replace(TcpAttempt::Trying {
+            until: tokio::time::Instant::now() + mine.udp_after,
+        });
         if !mine.tcp {
+            self.tcp.send_replace(TcpAttempt::Failed);
             self.fail(PathKind::DirectTcp, "direct TCP not tried (path policy)");
         } else if tcp.is_empty() {
+            self.tcp.send_replace(TcpAttempt::Failed);
             self.fail(
                 PathKind::DirectTcp,
                 because("the end user's side offered no TCP address"),
             );
         } else {
-            let (ends, tx) = (self.ends.clone(), self.tx.clone());
+            let (ends, tx, state) = (self.ends.clone(), self.tx.clone(), self.tcp.clone());
             let udp_follows = mine.udp && udp;
             self.spawn(async move {
                 let r = tcp::dial(tcp, ends).await;
+                state.send_replace(if r.is_ok() {
+                    TcpAttempt::Won
+                } else {
+                    TcpAttempt::Failed
+                });
                 if r.is_err() && udp_follows {
-                    // Tell the applet before reporting: UDP need not wait
-                    // out a head start TCP can no longer use.
+                    // An applet from before the race starts ICE only now.
                     let _ = tx.send(DirectEvent::Send(Negotiation::UdpNow)).await;
                 }
                 let _ = tx.send(ready_or_failed(PathKind::DirectTcp, r)).await;
@@ -505,6 +521,41 @@ impl Negotiator {
                         .await;
                 }
             });
+        }
+    }
+}
+
+/// Console: where direct TCP stands, for the UDP attempt racing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpAttempt {
+    /// Still dialling; TCP is preferred until `until` (its head start).
+    Trying { until: tokio::time::Instant },
+    /// Every TCP attempt failed, or none was made.
+    Failed,
+    /// A TCP path is ready: the session takes it.
+    Won,
+}
+
+/// Console: holds a ready UDP path while direct TCP may still win. `None`
+/// if it did (the path is dropped, which closes it).
+async fn prefer_tcp(path: Path, mut tcp: tokio::sync::watch::Receiver<TcpAttempt>) -> Option<Path> {
+    loop {
+        let state = *tcp.borrow_and_update();
+        match state {
+            TcpAttempt::Won => return None,
+            TcpAttempt::Failed => return Some(path),
+            TcpAttempt::Trying { until } => {
+                if tokio::time::Instant::now() >= until {
+                    return Some(path);
+                }
+                tracing::info!("UDP path ready while direct TCP is still trying: held");
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => return Some(path),
+                    r = tcp.changed() => if r.is_err() {
+                        return Some(path);
+                    },
+                }
+            }
         }
     }
 }

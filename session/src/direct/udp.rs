@@ -50,11 +50,8 @@ pub async fn connect(agent: IceAgent, remote: &IceOffer, ends: &Ends) -> Result<
         .connect(role, remote, ICE_TIMEOUT)
         .await
         .map_err(|e| DirectError::Unavailable(e.to_string()))?;
-    let detail = format!(
-        "{} ↔ {}",
-        lifeline_xtcp::DatagramPath::local_addr(&*ice),
-        lifeline_xtcp::DatagramPath::peer_addr(&*ice)
-    );
+    let detail = format!("{} ↔ {}", ice.local, ice.path.peer_addr());
+    let ice = ice.path;
     tracing::info!(path = %detail, took = ?t0.elapsed(), "ICE connected");
     let cfg = XtcpConfig::default();
     tokio::time::timeout(XTCP_TIMEOUT, async {

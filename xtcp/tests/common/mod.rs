@@ -3,17 +3,17 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use lifeline_tls::identity::SessionIdentity;
-use lifeline_xtcp::{DatagramPath, XtcpConfig, XtcpStream, accept, connect};
-use std::sync::Arc;
+use lifeline_xtcp::{Carrier, XtcpConfig, XtcpStream, accept, connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An XTCP connection over `a` (connecting end) and `b` (accepting end,
 /// with a fresh session certificate the connecting end pins).
 pub async fn pair_over(
-    a: Arc<dyn DatagramPath>,
-    b: Arc<dyn DatagramPath>,
+    a: impl Into<Carrier>,
+    b: impl Into<Carrier>,
     cfg: &XtcpConfig,
 ) -> (XtcpStream, XtcpStream) {
+    let b: Carrier = b.into();
     let id = SessionIdentity::generate("xtcp test").unwrap();
     let (cert, key, pin) = (id.cert.clone(), id.key(), id.pin());
     let server_cfg = cfg.clone();
