@@ -190,38 +190,88 @@ pub fn advertised(advertise: &str, port: u16) -> String {
     }
 }
 
-/// Answers STUN on `socket` until `stop` completes; `answered` is told of
-/// each answer (the metrics count them).
-pub async fn serve(socket: UdpSocket, answered: impl Fn(), stop: impl Future<Output = ()>) {
-    let mut limiter = RateLimiter::new(Instant::now());
+/// Answers STUN on `socket`, and on the port after it (the alternate port,
+/// [`lifeline_protocol::stun::alternate_port`]: an end that asks both from
+/// one socket learns whether its NAT maps anew per destination) if that
+/// port is free, until `stop` completes; `answered` is told of each answer
+/// (the metrics count them). One rate limiter serves both ports, so the
+/// second doubles no one's budget.
+pub async fn serve(socket: UdpSocket, answered: impl Fn() + Sync, stop: impl Future<Output = ()>) {
+    let alternate = bind_alternate(&socket).await;
+    let limiter = std::sync::Mutex::new(RateLimiter::new(Instant::now()));
+    let all = async {
+        match &alternate {
+            Some(alt) => {
+                tokio::join!(
+                    answer_on(&socket, &limiter, &answered),
+                    answer_on(alt, &limiter, &answered)
+                );
+            }
+            None => answer_on(&socket, &limiter, &answered).await,
+        }
+    };
+    tokio::select! {
+        () = all => {}
+        () = stop => {}
+    }
+}
+
+/// Binds the alternate port on the same address, or says why not (the
+/// node then serves one port; hard NATs are not told apart).
+async fn bind_alternate(socket: &UdpSocket) -> Option<UdpSocket> {
+    let main = socket.local_addr().ok()?;
+    let port = lifeline_protocol::stun::alternate_port(main.port())?;
+    let addr = SocketAddr::new(main.ip(), port);
+    match UdpSocket::bind(addr).await {
+        Ok(s) => {
+            tracing::info!(%addr, "STUN also answers on the alternate port");
+            Some(s)
+        }
+        Err(error) => {
+            tracing::warn!(%addr, %error, "cannot listen on STUN's alternate port; symmetric NATs will not be told apart");
+            None
+        }
+    }
+}
+
+/// Answers STUN on one socket, forever.
+async fn answer_on(
+    socket: &UdpSocket,
+    limiter: &std::sync::Mutex<RateLimiter>,
+    answered: &impl Fn(),
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    tokio::pin!(stop);
     loop {
-        let (n, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(v) => v,
-                // ICMP errors from earlier answers surface here on some
-                // systems; they concern one peer, not the socket.
-                Err(e) if matches!(
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(v) => v,
+            // ICMP errors from earlier answers surface here on some
+            // systems; they concern one peer, not the socket.
+            Err(e)
+                if matches!(
                     e.kind(),
                     std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
-                ) => continue,
-                Err(e) => {
-                    // Anything else (out of buffers...): back off instead
-                    // of spinning, as the TCP accept loop does.
-                    tracing::warn!(error = %e, "STUN receive failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // Anything else (out of buffers...): back off instead
+                // of spinning, as the TCP accept loop does.
+                tracing::warn!(error = %e, "STUN receive failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Some(reply) = answer(&buf[..n], from) else {
             continue;
         };
         // Limit only what we would answer: garbage costs the sender
         // nothing and us nothing, and must not use up a real client's budget.
-        if !limiter.allow(from.ip(), Instant::now()) {
+        let allowed = limiter
+            .lock()
+            .map(|mut l| l.allow(from.ip(), Instant::now()))
+            .unwrap_or(false);
+        if !allowed {
             continue;
         }
         match socket.send_to(&reply, from).await {

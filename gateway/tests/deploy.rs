@@ -475,7 +475,7 @@ fn the_containerfile_copies_every_workspace_member_and_exposes_the_ports() {
         "    && cargo build --profile applet --locked --bin applet",
         "FROM docker.io/library/debian:bookworm-slim",
         "VOLUME /var/lib/lifeline-gateway",
-        "EXPOSE 8443/tcp 3478/udp",
+        "EXPOSE 8443/tcp 3478/udp 3479/udp",
         "USER lifeline",
     ] {
         assert!(
@@ -483,7 +483,8 @@ fn the_containerfile_copies_every_workspace_member_and_exposes_the_ports() {
             "{line:?} not in deploy/Containerfile"
         );
     }
-    // The ports it exposes are the gateway's defaults.
+    // The ports it exposes are the gateway's defaults (STUN and its
+    // alternate port, the next one).
     assert!(CONFIG_RS.contains("SocketAddr::from(([0, 0, 0, 0], 8443))"));
     assert!(CONFIG_RS.contains("Ipv4Addr::UNSPECIFIED), 3478)"));
 }

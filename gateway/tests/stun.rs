@@ -1,6 +1,7 @@
 //! The gateway's STUN server over real UDP sockets on loopback: Binding
 //! requests are answered with the requester's own address, everything else
-//! is ignored, bursts are limited per source address, and a node whose
+//! is ignored, bursts are limited per source address (over the main and
+//! the alternate port together), and a node whose
 //! STUN port is taken starts anyway and tells the ends it has no STUN.
 #![allow(clippy::unwrap_used)]
 
@@ -148,6 +149,63 @@ fn a_burst_is_limited_per_source() {
     m.unmarshal_binary(&recv(&other).expect("the second source is answered"))
         .unwrap();
     assert_eq!(m.transaction_id, tid);
+}
+
+/// The port after STUN's answers too, with the same mapped address (an
+/// end compares the two to tell a symmetric NAT), and both ports spend
+/// one budget: a second port doubles no one's answers.
+#[test]
+fn the_alternate_port_answers_too_from_the_same_budget() {
+    let dir = TempDir::new("stun-alternate");
+    // A port whose next one is free, too.
+    let port = (0..50)
+        .find_map(|_| {
+            let a = UdpSocket::bind("127.0.0.1:0").ok()?;
+            let p = a.local_addr().ok()?.port();
+            UdpSocket::bind(("127.0.0.1", p.checked_add(1)?)).ok()?;
+            Some(p)
+        })
+        .expect("a free pair of ports");
+    let node = Node::start(dir.path(), &["--stun-listen", &format!("127.0.0.1:{port}")]);
+    let (main, _) = node.stun.clone().expect("STUN is on");
+    let alternate = SocketAddr::new(main.ip(), main.port() + 1);
+    let c = client("127.0.0.1", Duration::from_millis(500));
+    let mapped_by = |to: SocketAddr| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (req, tid) = message(BINDING_REQUEST);
+            c.send_to(&req, to).unwrap();
+            if let Some(resp) = recv(&c) {
+                let mut m = Message::new();
+                m.unmarshal_binary(&resp).unwrap();
+                assert_eq!(m.transaction_id, tid);
+                let mut mapped = XorMappedAddress::default();
+                mapped.get_from(&m).unwrap();
+                return SocketAddr::new(mapped.ip, mapped.port);
+            }
+            assert!(Instant::now() < deadline, "{to} never answered");
+        }
+    };
+    assert_eq!(mapped_by(main), c.local_addr().unwrap());
+    assert_eq!(mapped_by(alternate), c.local_addr().unwrap());
+    // A burst split over both ports gets one budget's worth of answers.
+    let flood = client("127.0.0.3", Duration::from_millis(500));
+    let started = Instant::now();
+    for i in 0..200 {
+        let to = if i % 2 == 0 { main } else { alternate };
+        flood.send_to(&message(BINDING_REQUEST).0, to).unwrap();
+    }
+    let mut answered = 0;
+    while recv(&flood).is_some() {
+        answered += 1;
+    }
+    let burst = lifeline_gateway::stun::BURST as usize;
+    let refill =
+        (started.elapsed().as_secs_f64() + 0.5) * f64::from(lifeline_gateway::stun::RATE_PER_SEC);
+    assert!(
+        answered >= burst / 2 && answered <= burst + refill as usize + 1,
+        "{answered} of 200 answered over two ports"
+    );
 }
 
 /// 10,000 source addresses (all of 127/8 is this host's), each asking every

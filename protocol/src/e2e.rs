@@ -22,6 +22,8 @@
 //!   UdpNow (every dial failed: no wait) ──────▶              (relay)
 //!                                       ◀──────  IceOffer{…}   (relay)
 //!   IceOffer{…}                         ──────▶              (relay)
+//!   NatKind{hard, addr}                 ◀─────▶  NatKind{hard, addr}
+//!     (one hard, one easy: the birthday punch, besides ICE)
 //!   Bind{mac}   ◀══════ on the new path ══════▶  Bind{mac}
 //!   Switch{path id} (last on the relay) ──────▶
 //!                                       ◀──────  Switch{path id} (last on the relay)
@@ -77,6 +79,7 @@ const WORK: u8 = 22;
 const HANDOVER: u8 = 23;
 const HANDED_OVER: u8 = 24;
 const UDP_NOW: u8 = 25;
+const NAT_KIND: u8 = 26;
 
 /// Which traffic class a channel's data belongs to. The sender's scheduler
 /// sends control frames first, then interactive channels' data, then bulk
@@ -304,6 +307,17 @@ pub enum Negotiation {
     /// Console → applet: every direct TCP attempt has failed, so the
     /// applet starts ICE now instead of waiting out TCP's head start.
     UdpNow,
+    /// Either way, when both do UDP: how this end's NAT maps. One socket
+    /// asked the gateway's STUN server on its two ports; `hard` if the
+    /// mapped ports differed (a new mapping per destination: a symmetric
+    /// NAT), and `addr` is that socket's mapped address. A hard end and an
+    /// easy one then punch by the birthday paradox, which ICE cannot.
+    NatKind {
+        /// The mapping depends on the destination.
+        hard: bool,
+        /// The probing socket's public address.
+        addr: SocketAddr,
+    },
 }
 
 /// The channels: numbered streams of one [`ChannelKind`] each, with
@@ -535,6 +549,11 @@ impl Frame {
             }
             Frame::Control(Control::HandedOver) => HANDED_OVER,
             Frame::Negotiation(Negotiation::UdpNow) => UDP_NOW,
+            Frame::Negotiation(Negotiation::NatKind { hard, addr }) => {
+                w.u8(flag(*hard));
+                put_addr(&mut w, addr);
+                NAT_KIND
+            }
             Frame::Channel(ChannelFrame::Data { channel, data }) => {
                 assert!(data.len() <= MAX_DATA, "data frame too large");
                 w.u32(*channel).put(data);
@@ -669,6 +688,10 @@ impl Frame {
             }),
             HANDED_OVER => Frame::Control(Control::HandedOver),
             UDP_NOW => Frame::Negotiation(Negotiation::UdpNow),
+            NAT_KIND => Frame::Negotiation(Negotiation::NatKind {
+                hard: read_flag(&mut p, "NAT kind").map_err(short)?,
+                addr: read_addr(&mut p).map_err(short)?,
+            }),
             CHANNEL_DATA => {
                 let channel = p.u32().map_err(short)?;
                 if p.remaining() > MAX_DATA {

@@ -230,6 +230,13 @@ impl BindingResponse {
     }
 }
 
+/// The STUN server's second port: the one after its own. An end asks
+/// both from one socket; two different mapped ports mean its NAT maps
+/// anew for every destination (a symmetric NAT). `None` for port 65535.
+pub fn alternate_port(port: u16) -> Option<u16> {
+    port.checked_add(1)
+}
+
 /// A Binding request with `transaction_id`, with or without FINGERPRINT
 /// (what an ICE agent sends a STUN server).
 pub fn binding_request(transaction_id: [u8; 12], fingerprint: bool) -> Vec<u8> {

@@ -228,6 +228,15 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         (
             "e2e_frame",
+            "seed-nat-kind",
+            Frame::Negotiation(Negotiation::NatKind {
+                hard: true,
+                addr: "203.0.113.12:41234".parse().unwrap(),
+            })
+            .encode(),
+        ),
+        (
+            "e2e_frame",
             "seed-handover",
             Frame::Control(Control::Handover {
                 console_pin: [0x42; 32],

@@ -172,6 +172,12 @@ fn frame() -> impl Strategy<Value = Frame> {
         }),
         Just(Frame::Control(Control::HandedOver)),
         Just(Frame::Negotiation(Negotiation::UdpNow)),
+        (any::<bool>(), any::<std::net::IpAddr>(), any::<u16>()).prop_map(|(hard, ip, port)| {
+            Frame::Negotiation(Negotiation::NatKind {
+                hard,
+                addr: std::net::SocketAddr::new(ip, port),
+            })
+        }),
         (any::<u64>(), any::<u32>(), text(256), any::<u64>()).prop_map(
             |(id, channel, name, size)| Frame::Work(Work::Offer {
                 id,

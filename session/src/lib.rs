@@ -48,8 +48,11 @@ pub mod secure;
 /// The applet's and console's log filter unless `LIFELINE_LOG` says
 /// otherwise: warnings, but not webrtc-ice's, which reports every
 /// interface it cannot use and every STUN server that has no IPv6 address
-/// as a warning — noise on an end user's screen, not a problem.
-pub const DEFAULT_LOG_FILTER: &str = "warn,webrtc_ice=error,webrtc_mdns=error,webrtc_util=error";
+/// as a warning, nor quinn's UDP layer's, which reports a refused send
+/// (the peer's port closed as the session ended) — noise on an end
+/// user's screen, not a problem.
+pub const DEFAULT_LOG_FILTER: &str =
+    "warn,webrtc_ice=error,webrtc_mdns=error,webrtc_util=error,quinn_udp=error";
 
 /// Freed heap memory the applet and the console keep rather than return
 /// at once (`lifeline_memtrim::keep_freed_memory`): more than a session

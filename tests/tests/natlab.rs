@@ -8,6 +8,8 @@
 //! * The applet's port forwarded on nat-a: direct TCP to nat-a's public
 //!   address, although UDP raced it and would have worked too.
 //! * UDP blocked by nat-a: no direct path; the session stays on the relay.
+//! * nat-a symmetric, nat-b port-restricted: the birthday punch, counted
+//!   over 20 sessions. Both symmetric: the relay.
 //!
 //! Each case asserts the path the session ended on and runs a link test
 //! both ways whose every byte the receivers check.
@@ -220,6 +222,28 @@ fn udp_blocked_on_one_side_stays_on_the_relay() {
     );
 }
 
+/// Two symmetric NATs: neither end's public port can be predicted, so
+/// neither ICE nor the birthday punch can cross (both ends say "hard");
+/// the session stays on the relay and says why.
+#[test]
+fn two_symmetric_nats_stay_on_the_relay() {
+    let s = start(
+        "ll8-",
+        |lab| {
+            lab.sh(&["nat", "nat-a", "sym"]);
+            lab.sh(&["nat", "nat-b", "sym"]);
+        },
+        &[],
+        &["--path", "udp"],
+    );
+    let path = finish(s);
+    assert_eq!(path["path"], "relay", "{path}");
+    assert!(
+        path["detail"].as_str().unwrap().contains("XTCP over UDP"),
+        "the reason names the UDP attempt: {path}"
+    );
+}
+
 /// (a) A session on XTCP over UDP between the NATs runs a link test both
 /// ways; mid-transfer nat-a starts dropping all UDP: both ends notice
 /// within the dead-path time (3 s here), fall back to the relay, and every
@@ -343,4 +367,79 @@ fn a_direct_tcp_path_reports_its_own_round_trip() {
     end_session(&mut tech, &mut applet);
     drop(gw);
     drop(lab);
+}
+
+/// A symmetric NAT on the end user's side (nat-a gives every destination
+/// a new random port) and a port-restricted cone on the technician's:
+/// ICE cannot cross, the birthday punch can. Counted, not assumed: 20
+/// sessions, each given 5 s from its secure channel to be on UDP; at
+/// least 18 must be. The console (the easy end) reports its probes.
+#[test]
+fn symmetric_and_port_restricted_nats_go_direct_by_the_birthday_punch() {
+    let lab = Lab::up("ll7-");
+    lab.sh(&["nat", "nat-a", "sym"]);
+    let (gw, _data, console) = lab_gateway(&lab, &["--stun-listen", &format!("{GW_IP}:3478")]);
+    let files = TempDir::new("lab-files");
+    let runs = 20;
+    let mut probes = Vec::new();
+    let mut missed = Vec::new();
+    for i in 0..runs {
+        let applet_path = files.path().join(format!("support-{i}"));
+        let guid = console.session_new(&format!("punch {i}"), &applet_path);
+        let mut applet = Proc::spawn(&mut in_netns(&lab.ns("host-a"), &applet_path));
+        applet.out.wait_for(&format!("Waiting for {TECH_NAME}"));
+        let mut tech = console.connect_with(&guid, &["--path", "udp"]);
+        tech.event("sas");
+        let secure = std::time::Instant::now();
+        match udp_path_within(&mut tech, Duration::from_secs(5)) {
+            Some(path) => {
+                let detail = path["detail"].as_str().unwrap_or_default().to_owned();
+                assert!(detail.contains("birthday punch"), "{path}");
+                let n: usize = detail
+                    .split("punch: ")
+                    .nth(1)
+                    .and_then(|t| t.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no probe count in {detail:?}"));
+                probes.push(n);
+                eprintln!(
+                    "run {i}: direct {:.2} s after the secure channel, {n} probes",
+                    secure.elapsed().as_secs_f64()
+                );
+                chat_both_ways(&mut tech, &mut applet, "punched", "through");
+            }
+            None => missed.push(i),
+        }
+        let ending = std::time::Instant::now();
+        end_session(&mut tech, &mut applet);
+        eprintln!("run {i}: ended in {:.2} s", ending.elapsed().as_secs_f64());
+    }
+    probes.sort_unstable();
+    let direct = probes.len();
+    eprintln!(
+        "birthday punch: {direct}/{runs} direct within 5 s; probes per punch: min {}, median {}, max {} (the hard end opens 256 ports); missed runs {missed:?}",
+        probes.first().unwrap_or(&0),
+        probes.get(direct / 2).unwrap_or(&0),
+        probes.last().unwrap_or(&0),
+    );
+    assert!(
+        direct * 10 >= runs * 9,
+        "only {direct} of {runs} sessions went direct within 5 s"
+    );
+    drop(gw);
+}
+
+/// The console's first path event on UDP within `within`, or `None`.
+fn udp_path_within(tech: &mut Proc, within: Duration) -> Option<Value> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = tech.out.next(left)?;
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["event"] == "path"
+            && v["path"] == "udp"
+        {
+            return Some(v);
+        }
+    }
 }

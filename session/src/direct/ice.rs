@@ -43,6 +43,10 @@ use webrtc_util::Conn;
 /// a UDP datagram carries (XTCP caps its own use below that).
 pub const MAX_DATAGRAM: usize = 65_527;
 
+/// What path MTU discovery probes up to by default: a 1500-byte internet
+/// path less IPv6 and UDP headers.
+pub const DEFAULT_MAX_DATAGRAM: usize = 1452;
+
 /// "My ICE is done": sent through the agent. Its first byte is 0, so it is
 /// neither STUN (no magic cookie at bytes 4–8) nor QUIC (the fixed bit is
 /// clear): the agent hands it to its reader, and quinn drops it.
@@ -108,7 +112,7 @@ impl Default for IceOptions {
             include_loopback: false,
             only_ips: None,
             gather_timeout: Duration::from_secs(3),
-            max_datagram: 1452,
+            max_datagram: DEFAULT_MAX_DATAGRAM,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! * [`ice`] — the ICE agent (webrtc-ice) finds a UDP pair; then each end
 //!   leaves it for a socket of its own on the same port, which quinn drives.
 //! * [`udp`] — ICE with the gateway as STUN server, then XTCP.
+//! * [`birthday`] — the NAT probe, and the birthday punch for one end
+//!   behind a symmetric NAT, which ICE cannot cross.
 //! * [`bind`] — TLS on the new path and the binding proofs.
 //!
 //! [`Negotiator`] runs the exchange for one end: it takes the peer's
@@ -29,6 +31,7 @@
 //! failed, [`Negotiation::UdpNow`], which the console still sends.)
 
 pub mod bind;
+pub mod birthday;
 pub mod ice;
 pub mod tcp;
 pub mod udp;
@@ -222,6 +225,8 @@ pub struct Negotiator {
     ice_offer_seen: Arc<std::sync::atomic::AtomicBool>,
     /// Console: how direct TCP is doing, and when its head start ends.
     tcp: tokio::sync::watch::Sender<TcpAttempt>,
+    /// Where the peer's NAT kind goes, for this end's birthday punch.
+    peer_nat: Option<tokio::sync::oneshot::Sender<(bool, SocketAddr)>>,
     stopped: bool,
 }
 
@@ -260,6 +265,7 @@ impl Negotiator {
             tcp: tokio::sync::watch::Sender::new(TcpAttempt::Trying {
                 until: tokio::time::Instant::now() + head_start,
             }),
+            peer_nat: None,
             stopped: false,
         }
     }
@@ -338,6 +344,11 @@ impl Negotiator {
             // For an applet from before the race, which waits for it; this
             // one has started ICE already.
             (Side::Applet { .. }, Negotiation::UdpNow) => {}
+            (_, Negotiation::NatKind { hard, addr }) => {
+                if let Some(to) = self.peer_nat.take() {
+                    let _ = to.send((hard, addr));
+                }
+            }
             (Side::Console { .. }, Negotiation::IceOffer(remote)) => {
                 self.ice_offer_seen
                     .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -425,6 +436,7 @@ impl Negotiator {
             }))
             .await;
         if policy.udp {
+            self.start_punch();
             // ICE starts at once, racing TCP: the console, which decides,
             // prefers TCP (see the module's doc).
             let (tx, slot, settings) = (self.tx.clone(), self.agent.clone(), self.settings.clone());
@@ -457,6 +469,58 @@ impl Negotiator {
                 let _ = tx.send(DirectEvent::Send(frame)).await;
             });
         }
+    }
+
+    /// Both ends, when UDP is tried: learn this end's NAT kind and tell the
+    /// peer; when one end's NAT is hard and the other's easy, punch by the
+    /// birthday paradox ([`birthday`]) alongside ICE. A punched path is a
+    /// UDP path like ICE's (the console still prefers TCP); whichever is
+    /// ready first is taken, the other closed.
+    fn start_punch(&mut self) {
+        let Some(stun) = self.settings.stun else {
+            return;
+        };
+        let (to_us, peer) = tokio::sync::oneshot::channel();
+        self.peer_nat = Some(to_us);
+        let (ends, tx, tcp) = (self.ends.clone(), self.tx.clone(), self.tcp.subscribe());
+        self.spawn(async move {
+            let Some(probe) = birthday::probe(stun).await else {
+                return;
+            };
+            tracing::info!(
+                hard = probe.hard,
+                "NAT probe: this end's NAT maps {}",
+                if probe.hard {
+                    "anew per destination"
+                } else {
+                    "the same for every destination"
+                }
+            );
+            let kind = Negotiation::NatKind {
+                hard: probe.hard,
+                addr: probe.mapped,
+            };
+            let _ = tx.send(DirectEvent::Send(kind)).await;
+            let Ok(Ok(peer)) = tokio::time::timeout(ICE_OFFER_WAIT, peer).await else {
+                return;
+            };
+            // Both easy: ICE's to find. Both hard: nobody's.
+            if probe.hard == peer.0 {
+                return;
+            }
+            match udp::punch(probe, peer, &ends).await {
+                Ok(path) => {
+                    let path = match ends.side {
+                        Side::Console { .. } => prefer_tcp(path, tcp).await,
+                        Side::Applet { .. } => Some(path),
+                    };
+                    if let Some(path) = path {
+                        let _ = tx.send(DirectEvent::Ready(path)).await;
+                    }
+                }
+                Err(e) => tracing::info!(error = %e, "birthday punch failed"),
+            }
+        });
     }
 
     /// Console: dial the offered addresses; expect the applet's ICE offer.
@@ -506,6 +570,7 @@ impl Negotiator {
                 because("the end user's side does not do UDP"),
             );
         } else {
+            self.start_punch();
             // The applet starts ICE after the TCP head start; if its offer
             // never comes, give up on UDP rather than wait forever.
             let wait = mine.udp_after + ICE_OFFER_WAIT;

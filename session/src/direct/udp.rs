@@ -7,12 +7,13 @@
 //! ICE-controlled and XTCP's connecting end (it pins the certificate).
 
 use super::bind::{Exchange, prove};
+use super::birthday::{self, NatProbe};
 use super::ice::{IceAgent, IceOffer, IceOptions, IceRole};
 use super::{DirectError, Ends, Side};
 use crate::channel::{FrameReader, FrameWriter};
 use crate::link::{BoxRead, BoxWrite, Path, PathKind};
 use lifeline_protocol::proof::{self, DIRECT_EXPORTER_LABEL, EXPORTER_LEN};
-use lifeline_xtcp::XtcpConfig;
+use lifeline_xtcp::{UdpPath, XtcpConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -51,14 +52,57 @@ pub async fn connect(agent: IceAgent, remote: &IceOffer, ends: &Ends) -> Result<
         .await
         .map_err(|e| DirectError::Unavailable(e.to_string()))?;
     let detail = format!("{} ↔ {}", ice.local, ice.path.peer_addr());
-    let ice = ice.path;
     tracing::info!(path = %detail, took = ?t0.elapsed(), "ICE connected");
+    secure(ice.path, detail, ends).await
+}
+
+/// The birthday punch (see [`super::birthday`]), then XTCP. `probe` is
+/// this end's NAT probe; `peer` is what the peer said of its NAT.
+pub async fn punch(
+    probe: NatProbe,
+    peer: (bool, SocketAddr),
+    ends: &Ends,
+) -> Result<Path, DirectError> {
+    let token = birthday::token(&ends.relayed_exporter);
+    let fail = |e: std::io::Error| DirectError::Unavailable(format!("birthday punch: {e}"));
+    let t0 = std::time::Instant::now();
+    let (socket, detail) = match (probe.hard, peer) {
+        (true, (false, easy)) => {
+            let socket = birthday::open_hard(easy, token).await.map_err(fail)?;
+            let detail = format!("{} ↔ {easy} (birthday punch)", probe.mapped.ip());
+            (socket, detail)
+        }
+        (false, (true, hard)) => {
+            let (found, probes) = birthday::spray(&probe.socket, hard.ip(), token)
+                .await
+                .map_err(fail)?;
+            probe.socket.connect(found).await.map_err(fail)?;
+            let detail = format!(
+                "{} ↔ {found} (birthday punch: {probes} probes)",
+                probe.mapped
+            );
+            (probe.socket, detail)
+        }
+        _ => {
+            return Err(DirectError::Unavailable(
+                "no birthday punch: it needs one hard NAT and one easy one".into(),
+            ));
+        }
+    };
+    tracing::info!(path = %detail, took = ?t0.elapsed(), "birthday punch connected");
+    let path = lifeline_xtcp::UdpPath::new(socket, super::ice::DEFAULT_MAX_DATAGRAM)
+        .map_err(|e| DirectError::Unavailable(e.to_string()))?;
+    secure(path, detail, ends).await
+}
+
+/// XTCP over a UDP path both ends have, and the binding proofs.
+async fn secure(path: UdpPath, detail: String, ends: &Ends) -> Result<Path, DirectError> {
     let cfg = XtcpConfig::default();
     tokio::time::timeout(XTCP_TIMEOUT, async {
         let stream = match &ends.side {
-            Side::Applet { console_pin } => lifeline_xtcp::connect(ice, *console_pin, &cfg).await,
+            Side::Applet { console_pin } => lifeline_xtcp::connect(path, *console_pin, &cfg).await,
             Side::Console { identity } => {
-                lifeline_xtcp::accept(ice, identity.cert.clone(), identity.key(), &cfg).await
+                lifeline_xtcp::accept(path, identity.cert.clone(), identity.key(), &cfg).await
             }
         }
         .map_err(|e| DirectError::Refused(format!("XTCP: {e}")))?;
