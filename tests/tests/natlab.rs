@@ -222,6 +222,24 @@ fn udp_blocked_on_one_side_stays_on_the_relay() {
     );
 }
 
+/// A symmetric NAT facing a full cone (emulated: every inbound UDP
+/// datagram on nat-b's address goes to host-b): the session goes direct
+/// over UDP — ICE or the birthday punch, whichever is first.
+#[test]
+fn symmetric_and_full_cone_nats_go_direct() {
+    let s = start(
+        "ll9-",
+        |lab| {
+            lab.sh(&["nat", "nat-a", "sym"]);
+            lab.sh(&["nat", "nat-b", "full"]);
+        },
+        &[],
+        &["--path", "udp"],
+    );
+    let path = finish(s);
+    assert_eq!(path["path"], "udp", "{path}");
+}
+
 /// Two symmetric NATs: neither end's public port can be predicted, so
 /// neither ICE nor the birthday punch can cross (both ends say "hard");
 /// the session stays on the relay and says why.

@@ -91,10 +91,11 @@ pub async fn probe(stun: SocketAddr) -> Option<NatProbe> {
                     }
                 }
                 r = socket.recv_from(&mut buf) => {
-                    let Ok((n, from)) = r else { continue };
+                    let Ok((n, _)) = r else { continue };
+                    // Matched by the random transaction id alone: a
+                    // multi-homed server may answer from another address.
                     if let Some(resp) = BindingResponse::parse(&buf[..n])
                         && let Some(i) = ids.iter().position(|id| *id == resp.transaction_id)
-                        && from == [stun, alt][i]
                     {
                         mapped[i] = Some(resp.mapped);
                     }
@@ -126,7 +127,16 @@ pub async fn open_hard(easy: SocketAddr, token: [u8; TOKEN_LEN]) -> io::Result<U
     let probe = message(PROBE, &token);
     let mut sockets = Vec::with_capacity(HARD_PORTS);
     for _ in 0..HARD_PORTS {
-        let s = UdpSocket::bind(any).await?;
+        let s = match UdpSocket::bind(any).await {
+            Ok(s) => s,
+            // Out of file descriptors (a console punching for several
+            // sessions at once): fewer ports, lower odds, still a chance.
+            Err(e) if sockets.is_empty() => return Err(e),
+            Err(e) => {
+                tracing::info!(opened = sockets.len(), error = %e, "birthday punch: fewer ports");
+                break;
+            }
+        };
         // A lost probe only means one port fewer.
         let _ = s.send_to(&probe, easy).await;
         sockets.push(s);

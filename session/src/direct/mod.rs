@@ -571,8 +571,9 @@ impl Negotiator {
             );
         } else {
             self.start_punch();
-            // The applet starts ICE after the TCP head start; if its offer
-            // never comes, give up on UDP rather than wait forever.
+            // The applet starts ICE at once (one from before the race,
+            // after TCP's head start); if its offer never comes, give up
+            // on UDP rather than wait forever.
             let wait = mine.udp_after + ICE_OFFER_WAIT;
             let (tx, seen) = (self.tx.clone(), self.ice_offer_seen.clone());
             self.spawn(async move {

@@ -1,6 +1,7 @@
-//! XTCP over UDP: ICE (with the gateway as STUN server) finds a UDP path
-//! through the NATs; XTCP makes it a TLS-protected byte stream; the
-//! binding proof ties it to the session.
+//! XTCP over UDP: ICE (with the gateway as STUN server) or, across a
+//! symmetric NAT, the birthday punch finds a UDP path through the NATs;
+//! XTCP makes it a TLS-protected byte stream; the binding proof ties it
+//! to the session.
 //!
 //! Roles: the console is ICE-controlling and XTCP's accepting end (it
 //! presents the session certificate, as on every path); the applet is
@@ -90,7 +91,7 @@ pub async fn punch(
         }
     };
     tracing::info!(path = %detail, took = ?t0.elapsed(), "birthday punch connected");
-    let path = lifeline_xtcp::UdpPath::new(socket, super::ice::DEFAULT_MAX_DATAGRAM)
+    let path = UdpPath::new(socket, super::ice::DEFAULT_MAX_DATAGRAM)
         .map_err(|e| DirectError::Unavailable(e.to_string()))?;
     secure(path, detail, ends).await
 }
