@@ -140,7 +140,14 @@ fn main() -> Result<()> {
 
 async fn one_run(gw: &GatewayProc, tech: &Tech, policy: Policy) -> Result<Sample> {
     let id = Arc::new(SessionIdentity::generate("go_direct")?);
-    let p = client::paired(gw, tech, id.pin(), "go_direct").await?;
+    // A label of its own: an open session's label is taken (the sessions
+    // of earlier runs stay open in the store, their relay gone).
+    static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let label = format!(
+        "go_direct {}",
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let p = client::paired(gw, tech, id.pin(), &label).await?;
     let (session, applet, console) = (p.session, p.applet, p.console);
     let stun = p.pairing.stun;
     let stun = lifeline_session::direct::resolve_stun(stun.as_deref()).await;
