@@ -196,7 +196,17 @@ pub struct Channels {
     /// What gone bulk channels had sent and not had granted back (see
     /// [`Channels::take_forgiven`]).
     forgiven: u64,
+    /// Channels reset lately, by either end, newest last, with their
+    /// class. Frames sent before a reset can still arrive after it: the
+    /// peer's, until our reset reaches it, and the peer's own data that
+    /// its reset (a control frame, sent first) overtook. They are dropped,
+    /// not taken for a broken protocol. Numbers are not reused, so a few
+    /// suffice.
+    reset_lately: std::collections::VecDeque<(u32, Priority)>,
 }
+
+/// Channels [`Channels::reset`] remembers.
+const RECENT_RESETS: usize = 64;
 
 impl Channels {
     /// An empty table; this end numbers its channels from `first`, by 2.
@@ -206,7 +216,38 @@ impl Channels {
             next_own: first,
             last_bulk: 0,
             forgiven: 0,
+            reset_lately: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Either end reset `channel`: drops it at once and remembers it (see
+    /// [`Channels::was_reset`]).
+    pub fn reset(&mut self, channel: u32) -> Option<Channel> {
+        let c = self.remove(channel)?;
+        if self.reset_lately.len() == RECENT_RESETS {
+            self.reset_lately.pop_front();
+        }
+        self.reset_lately.push_back((channel, c.kind.priority()));
+        Some(c)
+    }
+
+    /// Whether `channel` was reset lately: frames for it that were in
+    /// flight are to be dropped.
+    pub fn was_reset(&self, channel: u32) -> bool {
+        self.reset_priority(channel).is_some()
+    }
+
+    /// The traffic class `channel` had, if it was reset lately: its frames
+    /// still in flight count on that class's lane of the sequenced stream,
+    /// as the peer counted them when it sent them.
+    pub fn reset_priority(&self, channel: u32) -> Option<Priority> {
+        if self.open.contains_key(&channel) {
+            return None;
+        }
+        self.reset_lately
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, p)| *p)
     }
 
     /// Open channels.

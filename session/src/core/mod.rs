@@ -746,7 +746,11 @@ impl Core {
         Some(match frame {
             Frame::Channel(ChannelFrame::Data { channel, .. })
             | Frame::Channel(ChannelFrame::Close { channel })
-                if self.channels.priority(*channel) == Some(Priority::Bulk) =>
+                if self
+                    .channels
+                    .priority(*channel)
+                    .or_else(|| self.channels.reset_priority(*channel))
+                    == Some(Priority::Bulk) =>
             {
                 Lane::Bulk
             }
@@ -1077,6 +1081,10 @@ impl Core {
                     self.event(Event::ChannelOpened { channel, kind });
                 }
             }
+            // Sent before a reset (ours, or the peer's that overtook it):
+            // dropped.
+            ChannelFrame::Data { channel, .. } | ChannelFrame::Close { channel }
+                if self.channels.was_reset(channel) => {}
             ChannelFrame::Data { channel, data } => self.on_data(now, channel, data)?,
             ChannelFrame::Credit { channel, bytes } => {
                 if self.channels.credit(channel, bytes)? == Some(Priority::Bulk) {
@@ -1091,7 +1099,7 @@ impl Core {
                 }
             }
             ChannelFrame::Reset { channel, reason } => {
-                if let Some(c) = self.channels.remove(channel)
+                if let Some(c) = self.channels.reset(channel)
                     && channels::is_app(c.kind)
                 {
                     self.event(Event::ChannelReset {
@@ -1478,7 +1486,7 @@ impl Core {
             }
             Command::Reset { channel, reason } => {
                 if self.channels.kind(channel).is_some_and(channels::is_app) {
-                    self.channels.remove(channel);
+                    self.channels.reset(channel);
                     self.owed_credit.remove(&channel);
                     self.send(Frame::Channel(ChannelFrame::Reset { channel, reason }));
                 }

@@ -1286,3 +1286,60 @@ fn application_channels_carry_what_is_written_and_close_after_it() {
     assert!(s.cores[0].channels.is_empty() && s.cores[1].channels.is_empty());
     assert_eq!(s.cores[0].pacing.in_flight(), 0);
 }
+
+/// A channel is reset while its data is on its way — by the receiver
+/// (the end user's side stops a file), or by the sender, whose reset (a
+/// control frame, sent first) overtakes the data it queued: what was in
+/// flight arrives after the reset and is dropped, and the session goes
+/// on. (It was taken for a broken protocol and ended the session.)
+#[test]
+fn data_in_flight_on_a_channel_reset_by_either_end_is_dropped() {
+    for resetter in [1, 0] {
+        let mut s = Sim::new(Duration::from_millis(20), 100_000);
+        let channel = channels::APP_CHANNELS + 1;
+        s.command(
+            0,
+            Command::Open {
+                channel,
+                kind: ChannelKind::File,
+            },
+        );
+        for chunk in vec![7u8; 2 << 20].chunks(lifeline_protocol::e2e::MAX_DATA) {
+            s.command(
+                0,
+                Command::Write {
+                    channel,
+                    data: bytes::Bytes::copy_from_slice(chunk),
+                },
+            );
+        }
+        s.command(0, Command::Close { channel });
+        // The reset comes at the first data, with more still in flight.
+        let deadline = s.now + Duration::from_secs(10);
+        'first: loop {
+            assert!(s.now < deadline, "no data arrived");
+            s.step();
+            for e in std::mem::take(&mut s.events[1]) {
+                if matches!(e, Event::ChannelData { .. }) {
+                    break 'first;
+                }
+            }
+        }
+        s.command(
+            resetter,
+            Command::Reset {
+                channel,
+                reason: "stopped".into(),
+            },
+        );
+        s.run_for(Duration::from_millis(500));
+        assert!(
+            s.live(),
+            "reset by end {resetter}: the session ended: {:?} / {:?}",
+            s.cores[0].finished(),
+            s.cores[1].finished()
+        );
+        s.command(1, Command::Say("still here".into()));
+        s.run_until(Duration::from_secs(2), |s| s.chats(0) == ["still here"]);
+    }
+}
