@@ -9,17 +9,23 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
+/// Two loopback sockets connected to each other, as paths probing up to
+/// `max_datagram`.
+async fn connected_pair(max_datagram: usize) -> (UdpPath, UdpPath) {
     let sa = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sb = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sa.connect(sb.local_addr().unwrap()).await.unwrap();
     sb.connect(sa.local_addr().unwrap()).await.unwrap();
+    (
+        UdpPath::new(sa, max_datagram).unwrap(),
+        UdpPath::new(sb, max_datagram).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
     // Loopback carries 64 KiB datagrams; discovery may go that far.
-    let (pa, pb) = (
-        UdpPath::new(sa, 65_527).unwrap(),
-        UdpPath::new(sb, 65_527).unwrap(),
-    );
+    let (pa, pb) = connected_pair(65_527).await;
     let (mut client, mut server) = pair_over(pa, pb, &XtcpConfig::default()).await;
 
     let len = 32 << 20;
@@ -48,14 +54,7 @@ async fn xtcp_over_udp_sockets_moves_bytes_exactly_and_finds_a_large_mtu() {
 /// packet, not per call, so its statistics cannot show GRO.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_udp_path_sends_datagrams_in_batches() {
-    let sa = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let sb = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sa.connect(sb.local_addr().unwrap()).await.unwrap();
-    sb.connect(sa.local_addr().unwrap()).await.unwrap();
-    let (pa, pb) = (
-        UdpPath::new(sa, 1472).unwrap(),
-        UdpPath::new(sb, 1472).unwrap(),
-    );
+    let (pa, pb) = connected_pair(1472).await;
     let (mut client, mut server) = pair_over(pa, pb, &XtcpConfig::default()).await;
     let data = common::data(16 << 20, 7);
     let sent = data.clone();

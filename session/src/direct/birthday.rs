@@ -71,11 +71,7 @@ pub struct NatProbe {
 /// no alternate port: the kind stays unknown and no punch is tried).
 pub async fn probe(stun: SocketAddr) -> Option<NatProbe> {
     let alt = SocketAddr::new(stun.ip(), alternate_port(stun.port())?);
-    let any: SocketAddr = match stun {
-        SocketAddr::V4(_) => "0.0.0.0:0".parse().ok()?,
-        SocketAddr::V6(_) => "[::]:0".parse().ok()?,
-    };
-    let socket = UdpSocket::bind(any).await.ok()?;
+    let socket = UdpSocket::bind(any_port_towards(stun)).await.ok()?;
     let ids: [[u8; 12]; 2] = [random(), random()];
     let mut mapped: [Option<SocketAddr>; 2] = [None, None];
     let mut buf = [0u8; 512];
@@ -120,10 +116,7 @@ pub async fn probe(stun: SocketAddr) -> Option<NatProbe> {
 /// waits for the easy end's spray to hit one. Returns that socket,
 /// connected to `easy`, after answering.
 pub async fn open_hard(easy: SocketAddr, token: [u8; TOKEN_LEN]) -> io::Result<UdpSocket> {
-    let any: SocketAddr = match easy {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    };
+    let any = any_port_towards(easy);
     let probe = message(PROBE, &token);
     let mut sockets = Vec::with_capacity(HARD_PORTS);
     for _ in 0..HARD_PORTS {
@@ -227,6 +220,14 @@ pub fn token(relayed_exporter: &[u8]) -> [u8; TOKEN_LEN] {
     let mut t = [0u8; TOKEN_LEN];
     t.copy_from_slice(&tag.as_ref()[..TOKEN_LEN]);
     t
+}
+
+/// Any port on every address of `to`'s family.
+fn any_port_towards(to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
 }
 
 fn message(kind: &[u8; 8], token: &[u8; TOKEN_LEN]) -> Vec<u8> {
