@@ -35,6 +35,14 @@ pub fn loopback_source(block: u8, i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, block, 2 + i as u8))
 }
 
+/// Connection `i`'s source among `sources` addresses that fill blocks
+/// from `first_block` on (250 to a block): spreads many connections over
+/// enough addresses for the gateway's per-IP limit.
+pub fn spread_source(i: usize, sources: usize, first_block: u8) -> IpAddr {
+    let j = i % sources.max(1);
+    loopback_source(first_block + (j / SOURCES_PER_BLOCK) as u8, j)
+}
+
 /// Client configuration for the outer TLS, pinning the CA fingerprint the
 /// server printed (exactly what a technician's first login does).
 pub fn outer_config(fingerprint: [u8; 32], alpn: &[u8]) -> Result<Arc<ClientConfig>> {
@@ -317,7 +325,11 @@ pub async fn paired(
     pin: [u8; 32],
     label: &str,
 ) -> Result<PairedSession> {
-    let session = create_session(tech, pin, Some(label.into())).await?;
+    // The portal refuses a second open session with one label, and a
+    // bench pairs many: each gets a number.
+    static PAIRED: AtomicUsize = AtomicUsize::new(1);
+    let label = format!("{label} #{}", PAIRED.fetch_add(1, Ordering::Relaxed));
+    let session = create_session(tech, pin, Some(label)).await?;
     let cfg = outer_config(gw.fingerprint, lifeline_protocol::ALPN_RELAY)?;
     let mut applet = tls_connect(None, gw.addr, cfg.clone()).await?;
     applet_wait(&mut applet, &session).await?;

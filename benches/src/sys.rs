@@ -112,11 +112,16 @@ pub fn vm_kib(pid: u32, field: &str) -> Result<u64> {
 /// Raises this process's open-file limit as far as the hard limit allows
 /// and checks that `need` descriptors fit.
 pub fn raise_nofile(need: u64) -> Result<u64> {
-    let got = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    let mut got = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    // With CAP_SYS_RESOURCE the hard limit can be lifted here (up to
+    // fs.nr_open); the gateway and the proxy started from here inherit it.
+    if got < need && rlimit::setrlimit(rlimit::Resource::NOFILE, need, need).is_ok() {
+        got = need;
+    }
     if got < need {
         return Err(anyhow!(
             "this benchmark needs about {need} open files but the hard limit is {got}; \
-             raise it (ulimit -Hn) or ask for fewer connections"
+             raise it (ulimit -Hn, prlimit) or ask for fewer connections"
         ));
     }
     Ok(got)

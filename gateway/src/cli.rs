@@ -137,7 +137,8 @@ pub fn main() -> ExitCode {
 
 async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
     let config = crate::config::resolve(store, serve)?;
-    // Every waiting applet is a socket; allow as many as the system does.
+    // Every waiting applet is a socket; allow as many as the hard limit
+    // does (the banner says so when that is few).
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
@@ -220,6 +221,16 @@ async fn run_serve(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<()> {
         println!(
             "note: applets will reach this node at {}; set --public-name for other machines",
             gw.advertise
+        );
+    }
+    let cap = crate::server::connection_cap();
+    if cap < crate::server::CONNECTIONS_WANTED {
+        // Every waiting applet holds a socket: a node meant for many needs
+        // the operator to lift the hard limit, which a process cannot.
+        println!(
+            "note: the open-file limit ({}) lets this node hold {cap} connections at once; \
+             raise it (LimitNOFILE= in the systemd unit, ulimit -Hn) to hold more",
+            crate::server::open_file_limit()
         );
     }
     use std::io::Write;

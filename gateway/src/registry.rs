@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use crate::state::ServerStream;
-
 /// What a console sends a waiting applet's task to take over its stream.
 #[derive(Debug)]
 pub struct PairRequest {
@@ -34,8 +32,8 @@ pub struct PairRequest {
 /// A waiting applet's connection, handed to the console's task.
 #[derive(Debug)]
 pub struct Handover {
-    /// The applet's stream.
-    pub stream: ServerStream,
+    /// The applet's connection, its keys taken over from rustls.
+    pub stream: crate::relay::record::TakenOver,
     /// Its claim, which must live as long as the relay.
     pub ticket: AppletTicket,
     /// Its place in the node's connection count, likewise.

@@ -70,9 +70,17 @@ pub const FD_RESERVE: u64 = 256;
 /// The most connections the public port takes at once: the open-file
 /// limit (as raised at start) less [`FD_RESERVE`].
 pub fn connection_cap() -> u64 {
-    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-    soft.saturating_sub(FD_RESERVE).max(64)
+    open_file_limit().saturating_sub(FD_RESERVE).max(64)
 }
+
+/// The process's (soft) open-file limit.
+pub fn open_file_limit() -> u64 {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+/// Connections a node is built to hold (waiting applets, mostly); below
+/// this the banner names the open-file limit that stops it.
+pub const CONNECTIONS_WANTED: u64 = 100_000;
 
 /// How far the connection count must have fallen from its peak before the
 /// node gives the freed memory back to the system (see
@@ -160,6 +168,9 @@ impl Node {
         // Waiting applets are the bulk of connections; no session tickets
         // or resumption state need to be held for them.
         tls.send_tls13_tickets = 0;
+        // A paired relay takes its connections' keys from rustls and
+        // turns records around in place (`relay::record`).
+        tls.enable_secret_extraction = true;
 
         let (phase_tx, phase) = watch::channel(Phase::Running);
         let (stop_tx, stop_relays) = watch::channel(false);

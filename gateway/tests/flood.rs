@@ -26,13 +26,21 @@ fn connect_from(ip: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
 fn at_the_connection_cap_the_rest_are_shed_and_health_still_answers() {
     let dir = TempDir::new("flood-cap");
     let nofile = format!("--nofile={NOFILE}:{NOFILE}");
-    let node = Node::start_wrapped(
+    let mut node = Node::start_wrapped(
         dir.path(),
         &["--handshake-timeout", "60"],
         &[],
         &["prlimit", &nofile, "--"],
     );
     assert_eq!(node.metric("lifeline_connections_cap"), CAP);
+    // The operator is told at start what the limit allows.
+    let note = format!(
+        "note: the open-file limit ({NOFILE}) lets this node hold {CAP} connections at once"
+    );
+    node.stdout
+        .wait("the open-file note", Duration::from_secs(5), |l| {
+            l.starts_with(&note)
+        });
     // Silent connections from several addresses (each has a per-address
     // limit of its own), well past the cap.
     let mut held = Vec::new();

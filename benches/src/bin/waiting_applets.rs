@@ -4,7 +4,8 @@
 //! Creates `--applets` sessions (default 10,000) through the portal API,
 //! then connects one applet per session (TCP + outer TLS + hello, until the
 //! gateway's `Waiting` message) from `--sources` loopback addresses
-//! 127.0.0.2, 127.0.0.3, … (so the default per-IP limit of 256 holds),
+//! 127.0.0.2, 127.0.0.3, …, 127.0.1.2, … (by default 200 per address, so
+//! the default per-IP limit of 256 holds),
 //! `--in-flight` at a time. Reports the gateway's RSS before and after, the
 //! RSS per waiting applet, and the time to connect them all; checks the
 //! gateway's own `waiting` count. The reference is the splice proxy holding
@@ -68,6 +69,9 @@ async fn connect_all(
     Ok((all, lat, t0.elapsed()))
 }
 
+/// Source addresses span blocks 127.0.0.x … 127.0.7.x.
+const MAX_SOURCES: usize = 8 * client::SOURCES_PER_BLOCK;
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -75,11 +79,13 @@ fn mib(kib: u64) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let n: usize = lifeline_benches::arg("applets", 10_000)?;
-    let sources: usize = lifeline_benches::arg("sources", 50)?;
+    // 200 per address by default: within the gateway's 256 per IP, and
+    // each address's ~28,000 ephemeral ports.
+    let sources: usize = lifeline_benches::arg("sources", n.div_ceil(200).max(50))?;
     let in_flight: usize = lifeline_benches::arg("in-flight", 128)?;
     let create_in_flight: usize = lifeline_benches::arg("create-in-flight", 32)?;
-    if sources == 0 || sources > client::SOURCES_PER_BLOCK {
-        bail!("--sources must be 1..={}", client::SOURCES_PER_BLOCK);
+    if sources == 0 || sources > MAX_SOURCES {
+        bail!("--sources must be 1..={MAX_SOURCES}");
     }
     if n.div_ceil(sources) > 256 {
         bail!(
@@ -106,8 +112,7 @@ async fn main() -> Result<()> {
         let (cfg, sessions) = (cfg.clone(), sessions.clone());
         Box::pin(async move {
             let mut s =
-                client::tls_connect(Some(client::loopback_source(0, i % sources)), addr, cfg)
-                    .await?;
+                client::tls_connect(Some(client::spread_source(i, sources, 0)), addr, cfg).await?;
             client::applet_wait(&mut s, &sessions[i]).await?;
             Ok(s)
         })
@@ -144,8 +149,7 @@ async fn main() -> Result<()> {
         let cfg = cfg.clone();
         Box::pin(async move {
             let mut s =
-                client::tls_connect(Some(client::loopback_source(0, i % sources)), addr, cfg)
-                    .await?;
+                client::tls_connect(Some(client::spread_source(i, sources, 0)), addr, cfg).await?;
             let mut key = [0u8; 16];
             key[..8].copy_from_slice(&(i as u64).to_be_bytes());
             if client::proxy_join(&mut s, key).await? != PROXY_WAITING {

@@ -5,6 +5,7 @@
 //! TLS between applet and console, for which the gateway holds no key.
 
 pub mod pump;
+pub mod record;
 
 use crate::state::{Gateway, Phase};
 use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg, VERSION};
@@ -297,7 +298,14 @@ async fn applet(
         observed: from.clone(),
         node: gw.node_name.clone(),
     };
-    let told = send(&mut tls, &waiting).await.is_ok();
+    // Once told, the connection leaves rustls: a waiting applet then costs
+    // its socket, its keys and this task, not a TLS engine's buffers.
+    let taken = match send(&mut tls, &waiting).await {
+        Ok(()) => record::take_over(tls)
+            .inspect_err(|e| tracing::error!(%guid, error = %e, "waiting applet dropped"))
+            .ok(),
+        Err(_) => None,
+    };
     audit(
         gw,
         Some(&guid),
@@ -310,10 +318,9 @@ async fn applet(
     let mut left = "applet left";
     let mut replaced = false;
     let mut ended = false;
-    if told {
+    if let Some(mut conn) = taken {
         let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
         let mut phase = gw.phase.clone();
-        let mut probe = [0u8; 1];
         // The eviction sender also goes away when a console takes the slot;
         // only a sent eviction means another connection took over.
         let mut may_be_evicted = true;
@@ -328,13 +335,13 @@ async fn applet(
                         evicted = wait.evicted.try_recv().ok();
                         break;
                     };
-                    if send(&mut tls, &paired_msg(gw, req.picked_by)).await.is_err() {
+                    if conn.send(&paired_msg(gw, req.picked_by).encode()).await.is_err() {
                         break;
                     }
                     // Hand stream and claim to the console's task, which
                     // pumps; the claim keeps a second applet out meanwhile.
                     let Some(open) = open else { break };
-                    if let Err(back) = req.reply.send(registry::Handover { stream: tls, ticket, open }) {
+                    if let Err(back) = req.reply.send(registry::Handover { stream: conn, ticket, open }) {
                         drop(back);
                         let _ = gw.store.clear_waiting(&guid, &from).await;
                     }
@@ -354,9 +361,9 @@ async fn applet(
                 }
                 // An applet sends nothing while waiting but its `Leave`:
                 // anything else, or EOF, means it is gone (or misbehaving).
-                n = tls.read(&mut probe) => {
-                    if matches!(n, Ok(1)) && probe[0] == relay::LEAVE_TYPE && proven
-                        && let Some(leave) = read_leave(&mut tls).await
+                arrived = conn.data_arrived() => {
+                    if arrived && proven
+                        && let Some(leave) = read_leave(&mut conn).await
                     {
                         // Worded as the console records an ending.
                         let reason = match leave.reason.trim() {
@@ -370,10 +377,10 @@ async fn applet(
                         }
                         left = "ended by the end user";
                         ended = true;
-                        let _ = send(&mut tls, &ServerMsg::Refused {
+                        let _ = conn.send(&ServerMsg::Refused {
                             code: RefuseCode::Ended,
                             message: "this support session has ended".into(),
-                        }).await;
+                        }.encode()).await;
                     }
                     break;
                 }
@@ -387,16 +394,16 @@ async fn applet(
                         evicted = Some(registry::Eviction::Ended);
                         break;
                     }
-                    if send(&mut tls, &ServerMsg::Ping).await.is_err() {
+                    if conn.send(&ServerMsg::Ping.encode()).await.is_err() {
                         break;
                     }
                 }
                 _ = async { let _ = phase.wait_for(|p| *p == Phase::Draining).await; } => {
                     left = "gateway shutting down";
-                    let _ = send(&mut tls, &ServerMsg::Refused {
+                    let _ = conn.send(&ServerMsg::Refused {
                         code: RefuseCode::ShuttingDown,
                         message: "this gateway is restarting; reconnecting shortly".into(),
-                    }).await;
+                    }.encode()).await;
                     break;
                 }
             }
@@ -406,33 +413,36 @@ async fn applet(
                 // Told, so that it does not reconnect and take the place back.
                 left = "replaced by a new connection of the same applet";
                 replaced = true;
-                let _ = send(
-                    &mut tls,
-                    &ServerMsg::Refused {
-                        code: RefuseCode::AlreadyConnected,
-                        message:
-                            "this support program connected again; this older connection is closed"
-                                .into(),
-                    },
-                )
-                .await;
+                let _ = conn
+                    .send(
+                        &ServerMsg::Refused {
+                            code: RefuseCode::AlreadyConnected,
+                            message:
+                                "this support program connected again; this older connection is closed"
+                                    .into(),
+                        }
+                        .encode(),
+                    )
+                    .await;
             }
             Some(registry::Eviction::Ended) => {
                 // Told at once, so it ends (and removes itself) instead of
                 // waiting for a technician who will not come.
                 left = "told that the session has ended";
                 ended = true;
-                let _ = send(
-                    &mut tls,
-                    &ServerMsg::Refused {
-                        code: RefuseCode::Ended,
-                        message: "this support session has ended".into(),
-                    },
-                )
-                .await;
+                let _ = conn
+                    .send(
+                        &ServerMsg::Refused {
+                            code: RefuseCode::Ended,
+                            message: "this support session has ended".into(),
+                        }
+                        .encode(),
+                    )
+                    .await;
             }
             None => {}
         }
+        conn.close().await;
     }
     drop(ticket);
     // Conditional on our own registration: after a takeover the session
@@ -445,22 +455,29 @@ async fn applet(
     }
     audit(gw, Some(&guid), "applet", "left", left).await;
     tracing::info!(%guid, %peer, reason = left, "applet no longer waiting");
-    let _ = tls.shutdown().await;
     Ok(())
 }
 
-/// The rest of a `Leave` frame whose type byte was read, within a short
-/// deadline; `None` if it is not one.
-async fn read_leave(tls: &mut ServerStream) -> Option<relay::Leave> {
+/// A `Leave` frame, the only thing a waiting applet sends, read within a
+/// short deadline; `None` if what arrived is not one (or the applet is
+/// gone).
+async fn read_leave(conn: &mut record::TakenOver) -> Option<relay::Leave> {
     let work = async {
-        let mut rest = [0u8; 2];
-        tls.read_exact(&mut rest).await.ok()?;
-        let header = [relay::LEAVE_TYPE, rest[0], rest[1]];
-        let len = relay::payload_len(header).ok()?;
-        let mut frame = header.to_vec();
-        frame.resize(relay::HEADER_LEN + len, 0);
-        tls.read_exact(&mut frame[relay::HEADER_LEN..]).await.ok()?;
-        relay::Leave::decode(&frame).ok().map(|(l, _)| l)
+        let mut frame = Vec::new();
+        loop {
+            if let Some(header) = frame.first_chunk::<{ relay::HEADER_LEN }>() {
+                if header[0] != relay::LEAVE_TYPE {
+                    return None;
+                }
+                let len = relay::payload_len(*header).ok()?;
+                if frame.len() >= relay::HEADER_LEN + len {
+                    return relay::Leave::decode(&frame).ok().map(|(l, _)| l);
+                }
+            }
+            if !conn.receive(&mut frame).await.ok()? {
+                return None;
+            }
+        }
     };
     tokio::time::timeout(Duration::from_secs(2), work)
         .await
@@ -587,7 +604,7 @@ async fn console(
         Err(_) => None,
     };
     let Some(registry::Handover {
-        stream: applet_stream,
+        stream: applet_conn,
         ticket: applet_ticket,
         open: applet_open,
     }) = paired
@@ -600,9 +617,8 @@ async fn console(
             ),
         ));
     };
-    let applet_addr = applet_stream
-        .get_ref()
-        .0
+    let applet_addr = applet_conn
+        .tcp
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
@@ -651,44 +667,16 @@ async fn console(
     gw.stats.relaying.fetch_add(1, Ordering::Relaxed);
     let counters = pump::Counters::default();
     let record_name = guid.to_string();
-    let report = {
-        let pump = pump::run(
-            applet_stream,
-            tls,
-            gw.config.danger_record_relay.as_deref(),
-            &record_name,
-            gw.stop_relays.clone(),
-            &counters,
-        );
-        tokio::pin!(pump);
-        // The byte counters reach the store while the relay runs, so a
-        // node that dies mid-session (kill -9, power) still has them.
-        let mut persisted = (0, 0);
-        // And the metrics, at the same pace.
-        let mut counted = (0, 0);
-        let mut count = |now: (u64, u64)| {
-            gw.metrics.relayed(now.0 - counted.0, now.1 - counted.1);
-            counted = now;
-        };
-        let mut tick = tokio::time::interval_at(Instant::now() + COUNTER_FLUSH, COUNTER_FLUSH);
-        let report = loop {
-            tokio::select! {
-                report = &mut pump => break report,
-                _ = tick.tick() => {
-                    count(counters.get());
-                    persisted = persist_counters(gw, &guid, persisted, counters.get()).await;
-                }
+    let report = match record::take_over(tls) {
+        Ok(console) => relay(gw, &guid, applet_conn, console, &record_name, &counters).await,
+        Err(e) => {
+            tracing::error!(%guid, error = %e, "relay could not start");
+            pump::PumpReport {
+                applet_to_console: 0,
+                console_to_applet: 0,
+                reason: e,
             }
-        };
-        count(counters.get());
-        persist_counters(
-            gw,
-            &guid,
-            persisted,
-            (report.applet_to_console, report.console_to_applet),
-        )
-        .await;
-        report
+        }
     };
     let now = lifeline_protocol::time::now_ms();
     // The gateway cannot tell an ending from a lost connection: a session
@@ -720,6 +708,55 @@ async fn console(
     drop(console_ticket);
     drop(applet_open);
     Ok(())
+}
+
+/// Pumps a paired session's bytes, keeping its byte counters in the
+/// store and the metrics while it runs.
+async fn relay(
+    gw: &Gateway,
+    guid: &SessionGuid,
+    applet: record::TakenOver,
+    console: record::TakenOver,
+    record_name: &str,
+    counters: &pump::Counters,
+) -> pump::PumpReport {
+    let pump = pump::run(
+        applet,
+        console,
+        gw.config.danger_record_relay.as_deref(),
+        record_name,
+        gw.stop_relays.clone(),
+        counters,
+    );
+    tokio::pin!(pump);
+    // The byte counters reach the store while the relay runs, so a node
+    // that dies mid-session (kill -9, power) still has them.
+    let mut persisted = (0, 0);
+    // And the metrics, at the same pace.
+    let mut counted = (0, 0);
+    let mut count = |now: (u64, u64)| {
+        gw.metrics.relayed(now.0 - counted.0, now.1 - counted.1);
+        counted = now;
+    };
+    let mut tick = tokio::time::interval_at(Instant::now() + COUNTER_FLUSH, COUNTER_FLUSH);
+    let report = loop {
+        tokio::select! {
+            report = &mut pump => break report,
+            _ = tick.tick() => {
+                count(counters.get());
+                persisted = persist_counters(gw, guid, persisted, counters.get()).await;
+            }
+        }
+    };
+    count(counters.get());
+    persist_counters(
+        gw,
+        guid,
+        persisted,
+        (report.applet_to_console, report.console_to_applet),
+    )
+    .await;
+    report
 }
 
 /// How often a relay's byte counters are written to the store.

@@ -37,7 +37,7 @@ pub struct Node {
     child: Child,
     /// The rest of its output, read to the end (a closed pipe would make
     /// the gateway's next print fail, and kill it).
-    _stdout: Lines,
+    pub stdout: Lines,
     /// The data directory (and SQLite store).
     pub data_dir: PathBuf,
     /// `--store`, when not the data directory's SQLite.
@@ -92,7 +92,7 @@ impl Node {
         let l = launch.spawn().unwrap_or_else(|e| panic!("{e}"));
         Self {
             child: l.child,
-            _stdout: l.stdout,
+            stdout: l.stdout,
             data_dir,
             store,
             addr: l.banner.addr,
