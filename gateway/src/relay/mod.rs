@@ -126,7 +126,8 @@ pub async fn handle(
     }
     let result = match hello.role {
         Role::Applet => applet(&gw, tls, peer, hello, open).await,
-        Role::Console => console(&gw, tls, peer, hello).await,
+        // Boxed: only consoles pay for the console's (large) future.
+        Role::Console => Box::pin(console(&gw, tls, peer, hello)).await,
     };
     if let Err((mut tls, r)) = result {
         gw.metrics.refused(crate::metrics::Refusal::Relay(r.0));
@@ -216,11 +217,41 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 /// drains.
 async fn applet(
     gw: &Arc<Gateway>,
-    mut tls: ServerStream,
+    tls: ServerStream,
     peer: SocketAddr,
     hello: Hello,
     open: Option<crate::state::Open>,
 ) -> Outcome {
+    // Admission's store calls make its future many KiB; what a waiting
+    // applet holds for hours is only the small loop of `hold_waiting`, a
+    // task of its own once this connection's handler is done and freed.
+    if let Some(admitted) = Box::pin(admit_applet(gw, tls, peer, hello, open)).await? {
+        tokio::spawn(hold_waiting(gw.clone(), admitted));
+    }
+    Ok(())
+}
+
+/// An applet admitted, registered and told it waits.
+struct Admitted {
+    conn: record::TakenOver,
+    guid: SessionGuid,
+    peer: SocketAddr,
+    from: String,
+    proven: bool,
+    ticket: registry::AppletTicket,
+    wait: registry::AppletWait,
+    open: Option<crate::state::Open>,
+}
+
+/// Checks an applet's hello against its session, registers it as waiting
+/// and tells it so. `None`: it could not be told (and has been let go).
+async fn admit_applet(
+    gw: &Arc<Gateway>,
+    mut tls: ServerStream,
+    peer: SocketAddr,
+    hello: Hello,
+    open: Option<crate::state::Open>,
+) -> Result<Option<Admitted>, (ServerStream, Refusal)> {
     let guid = hello.guid;
     let rec = match live_session(gw, &guid, peer).await {
         Ok(r) => r,
@@ -258,7 +289,7 @@ async fn applet(
     // A proven applet may take over from a waiting connection of its own
     // (a reconnect after a network change, a second double-click); an
     // unproven one never can.
-    let Ok((ticket, mut wait)) = gw.registry.register_applet(guid, proven) else {
+    let Ok((ticket, wait)) = gw.registry.register_applet(guid, proven) else {
         return Err((tls, already()));
     };
     let now = lifeline_protocol::time::now_ms();
@@ -315,147 +346,193 @@ async fn applet(
     )
     .await;
     tracing::info!(%guid, %peer, "applet waiting");
+    let Some(conn) = taken else {
+        drop(ticket);
+        finish_waiting(gw, &guid, peer, &from, "applet left", true).await;
+        return Ok(None);
+    };
+    Ok(Some(Admitted {
+        conn,
+        guid,
+        peer,
+        from,
+        proven,
+        ticket,
+        wait,
+        open,
+    }))
+}
+
+/// Holds a waiting applet's connection until a console takes it, the
+/// applet leaves, another connection of the same applet takes over, or
+/// the node drains. Its rare store calls are boxed, to keep this future —
+/// which every waiting applet holds — small.
+async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
+    let gw = &gw;
+    let guid = a.guid;
     let mut left = "applet left";
     let mut replaced = false;
     let mut ended = false;
-    if let Some(mut conn) = taken {
-        let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
-        let mut phase = gw.phase.clone();
-        // The eviction sender also goes away when a console takes the slot;
-        // only a sent eviction means another connection took over.
-        let mut may_be_evicted = true;
-        let mut evicted = None;
-        loop {
-            tokio::select! {
-                req = &mut wait.pair => {
-                    let Ok(req) = req else {
-                        // The registry dropped our pairing channel: either
-                        // another connection took over (and the eviction
-                        // is there to read) or the slot went away.
-                        evicted = wait.evicted.try_recv().ok();
-                        break;
-                    };
-                    if conn.send(&paired_msg(gw, req.picked_by).encode()).await.is_err() {
-                        break;
-                    }
-                    // Hand stream and claim to the console's task, which
-                    // pumps; the claim keeps a second applet out meanwhile.
-                    let Some(open) = open else { break };
-                    if let Err(back) = req.reply.send(registry::Handover { stream: conn, ticket, open }) {
-                        drop(back);
-                        let _ = gw.store.clear_waiting(&guid, &from).await;
-                    }
-                    return Ok(());
-                }
-                result = &mut wait.evicted, if may_be_evicted => {
-                    match result {
-                        Ok(why) => {
-                            evicted = Some(why);
-                            break;
-                        }
-                        Err(_) => {
-                            may_be_evicted = false;
-                            continue;
-                        }
-                    }
-                }
-                // An applet sends nothing while waiting but its `Leave`:
-                // anything else, or EOF, means it is gone (or misbehaving).
-                arrived = conn.data_arrived() => {
-                    if arrived && proven
-                        && let Some(leave) = read_leave(&mut conn).await
-                    {
-                        // Worded as the console records an ending.
-                        let reason = match leave.reason.trim() {
-                            "" => "ended by user: the end user ended the session".to_owned(),
-                            r => format!("ended by user: {}", lifeline_protocol::text::neutralize(r)),
-                        };
-                        let now = lifeline_protocol::time::now_ms();
-                        match gw.store.end_session(&guid, &reason, now).await {
-                            Ok(_) => audit(gw, Some(&guid), "applet", "ended", &reason).await,
-                            Err(e) => tracing::warn!(error = %e, "store update failed"),
-                        }
-                        left = "ended by the end user";
-                        ended = true;
-                        let _ = conn.send(&ServerMsg::Refused {
-                            code: RefuseCode::Ended,
-                            message: "this support session has ended".into(),
-                        }.encode()).await;
-                    }
+    let mut ping = tokio::time::interval_at(Instant::now() + WAIT_PING, WAIT_PING);
+    let mut phase = gw.phase.clone();
+    // The eviction sender also goes away when a console takes the slot;
+    // only a sent eviction means another connection took over.
+    let mut may_be_evicted = true;
+    let mut evicted = None;
+    loop {
+        tokio::select! {
+            req = &mut a.wait.pair => {
+                let Ok(req) = req else {
+                    // The registry dropped our pairing channel: either
+                    // another connection took over (and the eviction
+                    // is there to read) or the slot went away.
+                    evicted = a.wait.evicted.try_recv().ok();
+                    break;
+                };
+                if a.conn.send(&paired_msg(gw, req.picked_by).encode()).await.is_err() {
                     break;
                 }
-                _ = ping.tick() => {
-                    // Ended on another node, and its notice missed (a lost
-                    // listening connection): endings normally arrive at
-                    // once, as an eviction.
-                    if let Ok(Some(r)) = gw.store.session(&guid).await
-                        && r.state == SessionState::Ended
-                    {
-                        evicted = Some(registry::Eviction::Ended);
+                // Hand stream and claim to the console's task, which
+                // pumps; the claim keeps a second applet out meanwhile.
+                let Some(open) = a.open.take() else { break };
+                if let Err(back) = req.reply.send(registry::Handover { stream: a.conn, ticket: a.ticket, open }) {
+                    drop(back);
+                    let _ = Box::pin(gw.store.clear_waiting(&guid, &a.from)).await;
+                }
+                return;
+            }
+            result = &mut a.wait.evicted, if may_be_evicted => {
+                match result {
+                    Ok(why) => {
+                        evicted = Some(why);
                         break;
                     }
-                    if conn.send(&ServerMsg::Ping.encode()).await.is_err() {
-                        break;
+                    Err(_) => {
+                        may_be_evicted = false;
+                        continue;
                     }
                 }
-                _ = async { let _ = phase.wait_for(|p| *p == Phase::Draining).await; } => {
-                    left = "gateway shutting down";
-                    let _ = conn.send(&ServerMsg::Refused {
-                        code: RefuseCode::ShuttingDown,
-                        message: "this gateway is restarting; reconnecting shortly".into(),
+            }
+            // An applet sends nothing while waiting but its `Leave`:
+            // anything else, or EOF, means it is gone (or misbehaving).
+            arrived = a.conn.data_arrived() => {
+                if arrived && a.proven
+                    && let Some(leave) = read_leave(&mut a.conn).await
+                {
+                    Box::pin(end_by_user(gw, &guid, &leave)).await;
+                    left = "ended by the end user";
+                    ended = true;
+                    let _ = a.conn.send(&ServerMsg::Refused {
+                        code: RefuseCode::Ended,
+                        message: "this support session has ended".into(),
                     }.encode()).await;
+                }
+                break;
+            }
+            _ = ping.tick() => {
+                // Ended on another node, and its notice missed (a lost
+                // listening connection): endings normally arrive at
+                // once, as an eviction.
+                if let Ok(Some(r)) = Box::pin(gw.store.session(&guid)).await
+                    && r.state == SessionState::Ended
+                {
+                    evicted = Some(registry::Eviction::Ended);
+                    break;
+                }
+                if a.conn.send(&ServerMsg::Ping.encode()).await.is_err() {
                     break;
                 }
             }
-        }
-        match evicted {
-            Some(registry::Eviction::Replaced) => {
-                // Told, so that it does not reconnect and take the place back.
-                left = "replaced by a new connection of the same applet";
-                replaced = true;
-                let _ = conn
-                    .send(
-                        &ServerMsg::Refused {
-                            code: RefuseCode::AlreadyConnected,
-                            message:
-                                "this support program connected again; this older connection is closed"
-                                    .into(),
-                        }
-                        .encode(),
-                    )
-                    .await;
+            _ = async { let _ = phase.wait_for(|p| *p == Phase::Draining).await; } => {
+                left = "gateway shutting down";
+                let _ = a.conn.send(&ServerMsg::Refused {
+                    code: RefuseCode::ShuttingDown,
+                    message: "this gateway is restarting; reconnecting shortly".into(),
+                }.encode()).await;
+                break;
             }
-            Some(registry::Eviction::Ended) => {
-                // Told at once, so it ends (and removes itself) instead of
-                // waiting for a technician who will not come.
-                left = "told that the session has ended";
-                ended = true;
-                let _ = conn
-                    .send(
-                        &ServerMsg::Refused {
-                            code: RefuseCode::Ended,
-                            message: "this support session has ended".into(),
-                        }
-                        .encode(),
-                    )
-                    .await;
-            }
-            None => {}
         }
-        conn.close().await;
     }
-    drop(ticket);
+    match evicted {
+        Some(registry::Eviction::Replaced) => {
+            // Told, so that it does not reconnect and take the place back.
+            left = "replaced by a new connection of the same applet";
+            replaced = true;
+            let _ = a
+                .conn
+                .send(
+                    &ServerMsg::Refused {
+                        code: RefuseCode::AlreadyConnected,
+                        message:
+                            "this support program connected again; this older connection is closed"
+                                .into(),
+                    }
+                    .encode(),
+                )
+                .await;
+        }
+        Some(registry::Eviction::Ended) => {
+            // Told at once, so it ends (and removes itself) instead of
+            // waiting for a technician who will not come.
+            left = "told that the session has ended";
+            ended = true;
+            let _ = a
+                .conn
+                .send(
+                    &ServerMsg::Refused {
+                        code: RefuseCode::Ended,
+                        message: "this support session has ended".into(),
+                    }
+                    .encode(),
+                )
+                .await;
+        }
+        None => {}
+    }
+    a.conn.close().await;
+    drop(a.ticket);
     // Conditional on our own registration: after a takeover the session
     // waits for the new connection, which this must not undo.
-    if !replaced
-        && !ended
-        && let Err(e) = gw.store.clear_waiting(&guid, &from).await
-    {
+    Box::pin(finish_waiting(
+        gw,
+        &guid,
+        a.peer,
+        &a.from,
+        left,
+        !replaced && !ended,
+    ))
+    .await;
+}
+
+/// Records an applet's `Leave`: the session ends, worded as the console
+/// records an ending.
+async fn end_by_user(gw: &Gateway, guid: &SessionGuid, leave: &relay::Leave) {
+    let reason = match leave.reason.trim() {
+        "" => "ended by user: the end user ended the session".to_owned(),
+        r => format!("ended by user: {}", lifeline_protocol::text::neutralize(r)),
+    };
+    let now = lifeline_protocol::time::now_ms();
+    match gw.store.end_session(guid, &reason, now).await {
+        Ok(_) => audit(gw, Some(guid), "applet", "ended", &reason).await,
+        Err(e) => tracing::warn!(error = %e, "store update failed"),
+    }
+}
+
+/// The end of an applet's wait: unless another connection of it took over
+/// or the session ended (`clear` false), the session no longer waits here.
+async fn finish_waiting(
+    gw: &Gateway,
+    guid: &SessionGuid,
+    peer: SocketAddr,
+    from: &str,
+    left: &str,
+    clear: bool,
+) {
+    if clear && let Err(e) = gw.store.clear_waiting(guid, from).await {
         tracing::warn!(error = %e, "store update failed");
     }
-    audit(gw, Some(&guid), "applet", "left", left).await;
+    audit(gw, Some(guid), "applet", "left", left).await;
     tracing::info!(%guid, %peer, reason = left, "applet no longer waiting");
-    Ok(())
 }
 
 /// A `Leave` frame, the only thing a waiting applet sends, read within a
@@ -803,5 +880,24 @@ pub async fn audit(
         .await
     {
         tracing::warn!(error = %e, event, "audit write failed");
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// What each waiting applet holds for as long as it waits: the
+    /// waiting loop's task (admission, boxed and freed, is not part of
+    /// it). Measured on a future that is never built: only its type
+    /// matters.
+    #[test]
+    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+    fn a_waiting_applet_task_is_small() {
+        let never = if std::hint::black_box(false) {
+            Some(super::hold_waiting(unreachable!(), unreachable!()))
+        } else {
+            None
+        };
+        let size = std::mem::size_of_val(&never);
+        eprintln!("a waiting applet's task: {size} bytes");
+        assert!(size <= 5 * 1024, "a waiting applet's task is {size} bytes");
     }
 }
