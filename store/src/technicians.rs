@@ -67,19 +67,28 @@ pub struct Technician {
 
 /// The columns every technician query selects, joined with the group.
 /// A macro so that `concat!` can build `'static` SQL from it.
-macro_rules! technician_select {
+macro_rules! technician_columns {
     () => {
-        "SELECT t.id, t.email, t.name, t.group_id, g.name AS group_name, g.permissions, \
+        "t.id, t.email, t.name, t.group_id, g.name AS group_name, g.permissions, \
          t.password_hash, t.failed_logins, t.locked_until_ms, t.created_at_ms, \
          t.disabled_at_ms, g.networks, t.totp_secret, t.totp_enrolled_at_ms, \
          t.totp_last_step, t.totp_required, g.totp_required AS group_totp_required, \
          g.password_min_length, g.password_min_strength, g.password_max_age_secs, \
          COALESCE(t.password_set_at_ms, t.created_at_ms) AS password_set_at_ms, \
-         g.pin_secs \
-         FROM technicians t JOIN groups g ON g.id = t.group_id"
+         g.pin_secs"
     };
 }
-pub(crate) use technician_select;
+pub(crate) use technician_columns;
+
+macro_rules! technician_select {
+    () => {
+        concat!(
+            "SELECT ",
+            technician_columns!(),
+            " FROM technicians t JOIN groups g ON g.id = t.group_id"
+        )
+    };
+}
 
 /// Decodes a row selected with [`technician_select!`].
 pub(crate) fn from_row(row: &AnyRow) -> Result<Technician> {

@@ -256,7 +256,7 @@ async fn main() -> Result<()> {
         let load = format!("{} ({started:.0}/s achieved)", phase.label());
         let mut cells = vec![
             load.clone(),
-            "Lifeline: console hello sent → Paired received (target p99 ≤ 2 ms)".into(),
+            "Lifeline: console hello sent → Paired received (target p99 ≤ 1 ms)".into(),
         ];
         cells.extend(pair.cells());
         table.row(cells);
@@ -320,7 +320,7 @@ async fn main() -> Result<()> {
     }
 
     println!(
-        "{applets} applets waiting on one gateway (each its own session, from {SOURCES} addresses 127.0.0.2…); \
+        "{applets} applets waiting on one gateway (each its own session, from {applet_sources} addresses 127.0.2.2…, 200 or fewer each); \
          consoles arrive open-loop at the offered rate from {SOURCES} addresses 127.0.1.2… and each pairs with \
          a different waiting applet; paired sessions stay open until the phase ends. \
          The splice proxy reference runs after each phase on the same schedule.\n"
