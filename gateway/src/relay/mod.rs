@@ -422,10 +422,7 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
                     Box::pin(end_by_user(gw, &guid, &leave)).await;
                     left = "ended by the end user";
                     ended = true;
-                    let _ = a.conn.send(&ServerMsg::Refused {
-                        code: RefuseCode::Ended,
-                        message: "this support session has ended".into(),
-                    }.encode()).await;
+                    tell_refused(&mut a.conn, RefuseCode::Ended, "this support session has ended").await;
                 }
                 break;
             }
@@ -445,10 +442,7 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
             }
             _ = async { let _ = phase.wait_for(|p| *p == Phase::Draining).await; } => {
                 left = "gateway shutting down";
-                let _ = a.conn.send(&ServerMsg::Refused {
-                    code: RefuseCode::ShuttingDown,
-                    message: "this gateway is restarting; reconnecting shortly".into(),
-                }.encode()).await;
+                tell_refused(&mut a.conn, RefuseCode::ShuttingDown, "this gateway is restarting; reconnecting shortly").await;
                 break;
             }
         }
@@ -458,34 +452,24 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
             // Told, so that it does not reconnect and take the place back.
             left = "replaced by a new connection of the same applet";
             replaced = true;
-            let _ = a
-                .conn
-                .send(
-                    &ServerMsg::Refused {
-                        code: RefuseCode::AlreadyConnected,
-                        message:
-                            "this support program connected again; this older connection is closed"
-                                .into(),
-                    }
-                    .encode(),
-                )
-                .await;
+            tell_refused(
+                &mut a.conn,
+                RefuseCode::AlreadyConnected,
+                "this support program connected again; this older connection is closed",
+            )
+            .await;
         }
         Some(registry::Eviction::Ended) => {
             // Told at once, so it ends (and removes itself) instead of
             // waiting for a technician who will not come.
             left = "told that the session has ended";
             ended = true;
-            let _ = a
-                .conn
-                .send(
-                    &ServerMsg::Refused {
-                        code: RefuseCode::Ended,
-                        message: "this support session has ended".into(),
-                    }
-                    .encode(),
-                )
-                .await;
+            tell_refused(
+                &mut a.conn,
+                RefuseCode::Ended,
+                "this support session has ended",
+            )
+            .await;
         }
         None => {}
     }
@@ -502,6 +486,15 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
         !replaced && !ended,
     ))
     .await;
+}
+
+/// Tells a waiting applet why it is let go; it may be gone already.
+async fn tell_refused(conn: &mut record::TakenOver, code: RefuseCode, message: &str) {
+    let refused = ServerMsg::Refused {
+        code,
+        message: message.into(),
+    };
+    let _ = conn.send(&refused.encode()).await;
 }
 
 /// Records an applet's `Leave`: the session ends, worded as the console

@@ -234,37 +234,26 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     counters: &Counters,
 ) -> PumpReport {
-    let TakenOver {
-        tcp: mut applet_tcp,
-        open: applet_open,
-        seal: applet_seal,
-        early: applet_early,
-    } = applet;
-    let TakenOver {
-        tcp: mut console_tcp,
-        open: console_open,
-        seal: console_seal,
-        early: console_early,
-    } = console;
-    let (mut ar, mut aw) = applet_tcp.split();
-    let (mut cr, mut cw) = console_tcp.split();
+    let (mut applet, mut console) = (applet, console);
+    let (mut ar, mut aw) = applet.tcp.split();
+    let (mut cr, mut cw) = console.tcp.split();
     let rec_a = recorder(record_dir, &format!("{record_name}.applet-to-console")).await;
     let rec_c = recorder(record_dir, &format!("{record_name}.console-to-applet")).await;
     let a2c = forward(
         &mut ar,
-        applet_open,
+        applet.open,
         &mut cw,
-        console_seal,
-        applet_early,
+        console.seal,
+        applet.early,
         rec_a,
         &counters.applet_to_console,
     );
     let c2a = forward(
         &mut cr,
-        console_open,
+        console.open,
         &mut aw,
-        applet_seal,
-        console_early,
+        applet.seal,
+        console.early,
         rec_c,
         &counters.console_to_applet,
     );
@@ -468,11 +457,16 @@ mod tests {
             applet.flush().await.unwrap();
             applet
         };
-        let (console_r, _console_w) = tokio::io::split(console);
+        let (console_r, mut console_w) = tokio::io::split(console);
+        let console_side = async {
+            let got = read_to_end(console_r).await;
+            console_w.shutdown().await.unwrap();
+            got
+        };
         let (report, _applet, got) = tokio::join!(
             run(applet_end, console_end, None, "t", stop, &counters),
             writer,
-            read_to_end(console_r),
+            console_side,
         );
         // The console gets every byte from before the update and then a
         // clean close, not garbage.
