@@ -7,7 +7,7 @@
 //! dropped. A half close is forwarded; the other direction then gets
 //! [`LINGER`] to finish.
 
-use super::record::{self, ALERT, APPLICATION_DATA, HEADER, Keys, TakenOver};
+use super::record::{self, APPLICATION_DATA, Content, HEADER, Keys, TakenOver};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -164,54 +164,40 @@ fn relay_records(buf: &mut [u8], open: &mut Keys, seal: &mut Keys, recording: bo
         recorded: recording.then(Vec::new),
         end: None,
     };
-    loop {
+    batch.end = loop {
         let at = batch.done;
         let len = match record::whole(&buf[at..]) {
             Ok(Some(len)) => len,
-            Ok(None) => return batch,
-            Err(_) => {
-                batch.end = Some(End::Error);
-                return batch;
-            }
+            Ok(None) => break None,
+            Err(_) => break Some(End::Error),
         };
         let (head, body) = buf[at..at + HEADER + len].split_at_mut(HEADER);
         let header: [u8; HEADER] = head.try_into().expect("a header's length");
-        let (content_type, content) = match open.open(&header, body) {
-            Ok(opened) => opened,
-            Err(_) => {
-                batch.end = Some(End::Error);
-                return batch;
+        let ends = match open.open(&header, body) {
+            Ok(Content::Data(content)) => {
+                batch.moved += content as u64;
+                if let Some(plain) = batch.recorded.as_mut() {
+                    plain.extend_from_slice(&body[..content]);
+                }
+                None
             }
-        };
-        let ends = match content_type {
-            APPLICATION_DATA => None,
             // A close_notify is forwarded as it came; any other alert too,
             // and this direction then ends.
-            ALERT if record::is_close_notify(&body[..content]) => Some(End::Closed),
-            ALERT => Some(End::Error),
-            // A key update (or anything else): the other hop cannot
+            Ok(Content::CloseNotify) => Some(End::Closed),
+            Ok(Content::Alert) => Some(End::Error),
+            // A key update (or a broken record): the other hop cannot
             // follow, so the direction ends before it.
-            _ => {
-                batch.end = Some(End::Error);
-                return batch;
-            }
+            Err(_) => break Some(End::Error),
         };
-        if content_type == APPLICATION_DATA {
-            batch.moved += content as u64;
-            if let Some(plain) = batch.recorded.as_mut() {
-                plain.extend_from_slice(&body[..content]);
-            }
-        }
         if seal.seal(&header, body).is_err() {
-            batch.end = Some(End::Error);
-            return batch;
+            break Some(End::Error);
         }
         batch.done = at + HEADER + len;
         if ends.is_some() {
-            batch.end = ends;
-            return batch;
+            break ends;
         }
-    }
+    };
+    batch
 }
 
 async fn recorder(dir: Option<&Path>, name: &str) -> Option<tokio::fs::File> {

@@ -36,7 +36,9 @@ pub const MAX_BODY: usize = MAX_CONTENT + 256;
 /// Content types inside a protected record.
 pub const APPLICATION_DATA: u8 = 23;
 /// An alert (close_notify among them).
-pub const ALERT: u8 = 21;
+const ALERT: u8 = 21;
+/// A handshake message; after the handshake, a key update.
+const HANDSHAKE: u8 = 22;
 /// The outer type of every protected TLS 1.3 record.
 const OPAQUE_TYPE: u8 = APPLICATION_DATA;
 /// The close_notify alert: warning level, description 0.
@@ -61,6 +63,17 @@ pub enum RecordError {
     /// The keys have protected as many records as the suite allows.
     #[error("the connection's keys are used up")]
     Exhausted,
+}
+
+/// What an opened record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Application data: the length of its content.
+    Data(usize),
+    /// The peer's close_notify.
+    CloseNotify,
+    /// Any other alert (the peer is ending the connection).
+    Alert,
 }
 
 /// One direction's traffic keys and record counter.
@@ -115,13 +128,9 @@ impl Keys {
         Ok(Nonce::assume_unique_for_key(nonce))
     }
 
-    /// Opens a record's body in place. Returns its content type and the
-    /// length of its content (what precedes the type and the padding).
-    pub fn open(
-        &mut self,
-        header: &[u8; HEADER],
-        body: &mut [u8],
-    ) -> Result<(u8, usize), RecordError> {
+    /// Opens a record's body in place and says what it carries; its
+    /// content is what precedes the type and the padding.
+    pub fn open(&mut self, header: &[u8; HEADER], body: &mut [u8]) -> Result<Content, RecordError> {
         let nonce = self.nonce()?;
         let plain = self
             .key
@@ -131,7 +140,13 @@ impl Keys {
             .iter()
             .rposition(|&b| b != 0)
             .ok_or(RecordError::Forged)?;
-        Ok((plain[at], at))
+        match plain[at] {
+            APPLICATION_DATA => Ok(Content::Data(at)),
+            ALERT if plain[..at] == CLOSE_NOTIFY => Ok(Content::CloseNotify),
+            ALERT => Ok(Content::Alert),
+            HANDSHAKE => Err(RecordError::KeyUpdate),
+            other => Err(RecordError::UnexpectedType(other)),
+        }
     }
 
     /// Seals an opened body again, in place: the inner plaintext is
@@ -185,16 +200,17 @@ pub fn whole(bytes: &[u8]) -> Result<Option<usize>, RecordError> {
     let Some(header) = bytes.first_chunk::<HEADER>() else {
         return Ok(None);
     };
+    let len = body_len(header)?;
+    Ok((bytes.len() >= HEADER + len).then_some(len))
+}
+
+/// The body length a record header announces, checked.
+fn body_len(header: &[u8; HEADER]) -> Result<usize, RecordError> {
     let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
     if header[0] != OPAQUE_TYPE || header[1] != 3 || len > MAX_BODY || len <= TAG {
         return Err(RecordError::Malformed);
     }
-    Ok((bytes.len() >= HEADER + len).then_some(len))
-}
-
-/// Whether an opened alert is close_notify.
-pub fn is_close_notify(content: &[u8]) -> bool {
-    content == CLOSE_NOTIFY
+    Ok(len)
 }
 
 /// An outer TLS connection whose records this layer now protects.
@@ -262,7 +278,7 @@ impl TakenOver {
     }
 
     /// Reads one record and appends its application data to `into`.
-    /// `Ok(false)`: the peer closed (close_notify or end of stream).
+    /// `Ok(false)`: the peer closed (an alert, close_notify or another, or the end of the stream).
     /// The record's bytes are held only while it is read, so an idle
     /// connection holds no buffer.
     pub async fn receive(&mut self, into: &mut Vec<u8>) -> io::Result<bool> {
@@ -277,21 +293,14 @@ impl TakenOver {
             Err(e) => return Err(e),
         }
         let broken = |e: RecordError| io::Error::new(io::ErrorKind::InvalidData, e);
-        let len = match whole(&header) {
-            Err(e) => return Err(broken(e)),
-            Ok(_) => usize::from(u16::from_be_bytes([header[3], header[4]])),
-        };
-        let mut body = vec![0u8; len];
+        let mut body = vec![0u8; body_len(&header).map_err(broken)?];
         self.tcp.read_exact(&mut body).await?;
-        let (content_type, content) = self.open.open(&header, &mut body).map_err(broken)?;
-        match content_type {
-            APPLICATION_DATA => {
-                into.extend_from_slice(&body[..content]);
+        match self.open.open(&header, &mut body).map_err(broken)? {
+            Content::Data(len) => {
+                into.extend_from_slice(&body[..len]);
                 Ok(true)
             }
-            ALERT => Ok(false),
-            22 => Err(broken(RecordError::KeyUpdate)),
-            other => Err(broken(RecordError::UnexpectedType(other))),
+            Content::CloseNotify | Content::Alert => Ok(false),
         }
     }
 
