@@ -1,5 +1,5 @@
 //! Finding and reaching a gateway: the signed directory, then the node
-//! with the fastest TLS connect among up to [`CANDIDATES`].
+//! that answers first among up to [`CANDIDATES`] (see [`connect_fastest`]).
 
 use lifeline_protocol::ALPN_HTTP1;
 use lifeline_protocol::ALPN_RELAY;
@@ -9,6 +9,7 @@ use lifeline_protocol::trailer::TrailerBody;
 use lifeline_session::addr::{HostPort, parse_https_url};
 use lifeline_session::gateway_conn::{self, GatewayStream, LinkError};
 use lifeline_session::portal::PortalClient;
+use lifeline_session::race::{self, Race};
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
@@ -58,8 +59,13 @@ pub async fn candidates(body: &TrailerBody) -> Vec<(String, HostPort)> {
     fallback
 }
 
-/// Races TLS connects (ALPN `lifeline/1`) to the first [`CANDIDATES`]
-/// nodes and returns the first to finish; the others are dropped.
+/// Reaches a gateway node: TCP connects to up to [`CANDIDATES`] nodes of
+/// the directory, in a random order, all at once; the outer TLS handshake
+/// (ALPN `lifeline/1`) runs with the first to answer, and with the next if
+/// that handshake fails. The random order spreads a cluster's applets over
+/// its nodes when they are equally near; racing the cheap TCP connects
+/// still finds the nearest node and skips a dead one, and only the winner
+/// costs a node a TLS handshake.
 pub async fn connect_fastest(
     body: &TrailerBody,
     nodes: &[(String, HostPort)],
@@ -68,29 +74,31 @@ pub async fn connect_fastest(
         addr: "-".into(),
         source: std::io::Error::other(e),
     })?;
-    let mut set = tokio::task::JoinSet::new();
-    for (name, addr) in nodes.iter().take(CANDIDATES).cloned() {
-        let tls = tls.clone();
-        set.spawn(async move {
-            let started = std::time::Instant::now();
-            let r = gateway_conn::connect(&addr, tls, CONNECT_TIMEOUT).await;
-            (name, started.elapsed(), r)
-        });
-    }
+    let started = std::time::Instant::now();
+    let mut race = Race::start(
+        race::shuffled(nodes.to_vec()).into_iter().take(CANDIDATES),
+        |(_, addr): (String, HostPort)| async move {
+            tokio::time::timeout(CONNECT_TIMEOUT, gateway_conn::dial(&addr))
+                .await
+                .map_err(|_| LinkError::Timeout(addr.to_string()))?
+        },
+    );
     let mut last = None;
-    while let Some(joined) = set.join_next().await {
-        let Ok((name, took, r)) = joined else {
-            continue;
-        };
-        match r {
-            Ok(stream) => {
-                tracing::info!(node = %name, ms = took.as_millis() as u64, "connected to gateway");
+    while let Some(((name, addr), tcp)) = race.next_success().await {
+        let handshake = gateway_conn::tls_over(tcp, &addr, tls.clone());
+        match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+            Ok(Ok(stream)) => {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(node = %name, ms, "connected to gateway");
                 return Ok((name, stream));
             }
-            Err(e) => last = Some(e),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(LinkError::Timeout(addr.to_string())),
         }
     }
-    Err(last.unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
+    Err(last
+        .or_else(|| race.take_last_error())
+        .unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
 }
 
 /// How long telling the gateway that the end user left may take.

@@ -223,11 +223,18 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
             show(&line);
         }
     };
+    // The directory is fetched again only when no node of the last one
+    // could be reached: when a node dies, its applets go straight to the
+    // others instead of asking a directory (maybe the dead node's) first.
+    let mut nodes = Vec::new();
     loop {
-        let nodes = gateway::candidates(body).await;
+        if nodes.is_empty() {
+            nodes = gateway::candidates(body).await;
+        }
         let retry = match gateway::connect_fastest(body, &nodes).await {
             Err(e) => {
                 tracing::info!(error = %e, "cannot reach the gateway");
+                nodes.clear();
                 Trouble::Unreachable
             }
             Ok((node, mut stream)) => {
@@ -328,13 +335,15 @@ async fn reach(body: &TrailerBody, resuming: bool, paired: &AtomicBool) -> Resul
             trouble: retry,
             secs: backoff.as_secs().max(1),
         });
-        if resuming {
-            tokio::time::sleep(backoff + jitter(backoff / 2)).await;
-            backoff = (backoff * 2).min(RESUME_MAX_BACKOFF);
+        // Up to half the pause again, at random: the applets of a node
+        // that died do not all come back to the others in one instant.
+        tokio::time::sleep(backoff + jitter(backoff / 2)).await;
+        let most = if resuming {
+            RESUME_MAX_BACKOFF
         } else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+            MAX_BACKOFF
+        };
+        backoff = (backoff * 2).min(most);
     }
 }
 

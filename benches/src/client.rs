@@ -75,14 +75,19 @@ pub async fn tls_connect(
         let tcp = tcp_from(src, dst)
             .await
             .with_context(|| format!("TCP connect {src:?} -> {dst}"))?;
-        tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::from(dst.ip()), tcp)
-            .await
-            .with_context(|| format!("TLS handshake {src:?} -> {dst}"))
+        tls_over(tcp, dst, config).await
     };
     tokio::time::timeout(CONNECT_TIMEOUT, work)
         .await
         .map_err(|_| anyhow!("connect {src:?} -> {dst}: timed out"))?
+}
+
+/// The outer TLS 1.3 handshake with `dst` on `tcp`.
+pub async fn tls_over(tcp: TcpStream, dst: SocketAddr, config: Arc<ClientConfig>) -> Result<Outer> {
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::from(dst.ip()), tcp)
+        .await
+        .with_context(|| format!("TLS handshake with {dst}"))
 }
 
 /// Applet: sends the hello (with the admission proof the real applet

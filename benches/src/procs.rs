@@ -145,8 +145,19 @@ pub struct GatewayProc {
     pub stun: Option<SocketAddr>,
     banner: Vec<String>,
     data_dir: PathBuf,
+    /// `--store`, when not the data directory's SQLite file.
+    store: Option<String>,
     log: PathBuf,
 }
+
+/// What makes two nodes one operator's: `docs/operating.md`, "From one
+/// node to several".
+const OPERATOR_FILES: [&str; 4] = [
+    "operator.toml",
+    "operator-ca.pem",
+    "operator-ca.key.pem",
+    "operator-signing.pk8",
+];
 
 impl GatewayProc {
     /// Starts `gateway --data-dir TMP serve --listen 127.0.0.1:0 EXTRA...`.
@@ -159,10 +170,41 @@ impl GatewayProc {
     /// [`GatewayProc::start`] run through `wrapper` (e.g. `prlimit
     /// --nofile=20000:20000 --`) when it is not empty.
     pub fn start_wrapped(tag: &str, extra: &[&str], wrapper: &[&str]) -> Result<Self> {
+        Self::launch(tag, extra, wrapper, None, None)
+    }
+
+    /// A node named `name` of a cluster on the PostgreSQL database `store`
+    /// (`postgres://…`). The first node makes the operator's keys; every
+    /// other is given `first`'s (CA, signing key, operator name), as
+    /// `docs/operating.md` tells an operator to do.
+    pub fn start_node(
+        tag: &str,
+        store: &str,
+        name: &str,
+        first: Option<&GatewayProc>,
+    ) -> Result<Self> {
+        Self::launch(tag, &["--node-name", name], &[], Some(store), first)
+    }
+
+    fn launch(
+        tag: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+        store: Option<&str>,
+        operator_of: Option<&GatewayProc>,
+    ) -> Result<Self> {
         let dir = scratch_dir(tag)?;
         let data_dir = dir.join("gw");
         let log = dir.join("gateway.log");
+        if let Some(first) = operator_of {
+            std::fs::create_dir_all(&data_dir)?;
+            for f in OPERATOR_FILES {
+                std::fs::copy(first.data_dir.join(f), data_dir.join(f))
+                    .with_context(|| format!("copying {f} from the first node"))?;
+            }
+        }
         let launched = GatewayLaunch::new(gateway_bin()?, &data_dir)
+            .store(store)
             .args(extra)
             .wrapped(wrapper)
             .log(GatewayLog::File {
@@ -186,6 +228,7 @@ impl GatewayProc {
             stun: banner.stun.map(|(bound, _)| bound),
             banner: banner.lines,
             data_dir,
+            store: store.map(str::to_owned),
             log,
         })
     }
@@ -227,12 +270,19 @@ impl GatewayProc {
         self.proc.child.id()
     }
 
+    /// Kills it at once (SIGKILL), as a crash or a lost machine would.
+    pub fn kill(&mut self) -> Result<()> {
+        self.proc.child.kill().context("kill -9 the gateway")?;
+        self.proc.child.wait().context("reaping the gateway")?;
+        Ok(())
+    }
+
     /// Runs `gateway admin technician add` on this node's store.
     pub fn add_technician(&self, email: &str, name: &str, password: &str) -> Result<()> {
         lifeline_tests::technician_add(
             &gateway_bin()?,
             &self.data_dir,
-            None,
+            self.store.as_deref(),
             email,
             name,
             password,

@@ -94,6 +94,44 @@ pub fn process_cpu(pid: u32) -> Result<Cpu> {
     stat_cpu(&format!("/proc/{pid}/stat"))
 }
 
+/// CPU time used so far by every process whose command name is `comm`
+/// (e.g. the PostgreSQL server's `postgres` processes), by pid. A process
+/// that ends between the listing and the reading is left out.
+pub fn command_cpu(comm: &str) -> Result<std::collections::HashMap<u32, Cpu>> {
+    let mut out = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == comm);
+        if let (true, Ok(cpu)) = (is, process_cpu(pid)) {
+            out.insert(pid, cpu);
+        }
+    }
+    Ok(out)
+}
+
+/// CPU used between two [`command_cpu`] readings: a process that started
+/// in between counts whole, one that ended is lost (its parent's counters
+/// take only reaped children, so short-lived ones are undercounted).
+pub fn cpu_between(
+    before: &std::collections::HashMap<u32, Cpu>,
+    after: &std::collections::HashMap<u32, Cpu>,
+) -> Cpu {
+    after.iter().fold(Cpu::default(), |sum, (pid, a)| {
+        let d = *a - before.get(pid).copied().unwrap_or_default();
+        Cpu {
+            user: sum.user + d.user,
+            sys: sum.sys + d.sys,
+        }
+    })
+}
+
 /// CPU time the calling thread has used so far.
 pub fn thread_cpu() -> Result<Cpu> {
     stat_cpu("/proc/thread-self/stat")

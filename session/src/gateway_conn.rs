@@ -60,30 +60,45 @@ pub async fn connect(
     config: Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<GatewayStream, LinkError> {
-    let name = addr.server_name().map_err(|e| LinkError::Connect {
-        addr: addr.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-    })?;
     let work = async {
-        let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
-            .await
-            .map_err(|source| LinkError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
-        // Interactive traffic: do not let Nagle hold back small frames.
-        tcp.set_nodelay(true)?;
-        tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|source| LinkError::Tls {
-                addr: addr.to_string(),
-                source,
-            })
+        let tcp = dial(addr).await?;
+        tls_over(tcp, addr, config).await
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| LinkError::Timeout(addr.to_string()))?
+}
+
+/// The TCP half of [`connect`]: a connection to `addr` with Nagle off.
+pub async fn dial(addr: &HostPort) -> Result<TcpStream, LinkError> {
+    let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
+        .await
+        .map_err(|source| LinkError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    // Interactive traffic: do not let Nagle hold back small frames.
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// The TLS half of [`connect`]: the outer handshake with `addr` on `tcp`.
+pub async fn tls_over(
+    tcp: TcpStream,
+    addr: &HostPort,
+    config: Arc<ClientConfig>,
+) -> Result<GatewayStream, LinkError> {
+    let name = addr.server_name().map_err(|e| LinkError::Connect {
+        addr: addr.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|source| LinkError::Tls {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// The applet's hello on `stream`: its admission proof signs this outer

@@ -13,6 +13,8 @@
 //! * [`portal`] — a small JSON client for the gateway's portal API.
 //! * [`gateway_conn`] — connect to a gateway on ALPN `lifeline/1`, send the
 //!   hello, and wait to be paired; the result is an opaque byte stream.
+//! * [`race`] — connection attempts to several gateway nodes at once, the
+//!   first to work taken.
 //! * [`secure`] — the end-to-end handshake over that stream: inner TLS,
 //!   applet-secret proof, short authentication string.
 //! * [`channel`] — framed reading/writing of [`lifeline_protocol::e2e::Frame`]s.
@@ -43,6 +45,7 @@ pub mod link;
 pub mod linktest;
 pub mod live;
 pub mod portal;
+pub mod race;
 pub mod secure;
 
 /// The applet's and console's log filter unless `LIFELINE_LOG` says

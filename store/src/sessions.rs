@@ -510,6 +510,12 @@ impl Store {
     /// session that had none): only if that is still the session's key.
     /// An applet checked against a key that [`Store::reissue_applet`]
     /// replaced in the meantime (on any node) is not registered.
+    ///
+    /// An applet that proved its key may also take a session waiting on
+    /// another node: it holds the session's applet file, so it is the
+    /// applet whose node died (or a second copy of it, which replaces the
+    /// first as on one node; the old node sees the move at its next
+    /// keepalive). Without a proof, only the node holding the session may.
     pub async fn mark_waiting_admitted(
         &self,
         guid: &SessionGuid,
@@ -534,24 +540,30 @@ impl Store {
         key: Option<String>,
         now_ms: i64,
     ) -> Result<bool> {
+        // `$waiting`: when a session already waiting may be taken.
         macro_rules! waiting_update {
-            ($extra:literal) => {
+            ($waiting:literal, $extra:literal) => {
                 concat!(
                     "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, \
                      waiting_from = $3, waiting_node = $4, waiting_node_addr = $5, \
                      relay_closed_at_ms = CASE WHEN state = 'direct' THEN $2 \
                      ELSE relay_closed_at_ms END \
                      WHERE guid = $1 \
-                     AND (state = 'created' OR (state = 'waiting' AND waiting_node = $4) \
-                          OR state = 'direct' \
+                     AND (state = 'created' OR (state = 'waiting' AND ",
+                    $waiting,
+                    ") OR state = 'direct' \
                           OR (state = 'paired' AND relay_closed_at_ms IS NOT NULL))",
                     $extra
                 )
             };
         }
-        let query = match &key {
-            None => sqlx::query(waiting_update!("")),
-            Some(_) => sqlx::query(waiting_update!(" AND COALESCE(admission_key, '') = $6")),
+        let query = match key.as_deref() {
+            None => sqlx::query(waiting_update!("waiting_node = $4", "")),
+            Some("") => sqlx::query(waiting_update!(
+                "waiting_node = $4",
+                " AND COALESCE(admission_key, '') = $6"
+            )),
+            Some(_) => sqlx::query(waiting_update!("1 = 1", " AND admission_key = $6")),
         }
         .bind(guid.to_string())
         .bind(now_ms)

@@ -178,3 +178,48 @@ fn ending_through_one_node_reaches_an_applet_waiting_at_the_other() {
     );
     assert!(!path.exists(), "the applet removed itself");
 }
+
+/// A waiting applet whose node dies (`kill -9`) waits again on the other
+/// node after the applet's one-second pause, from the directory it already
+/// has, and the technician reaches it there.
+#[test]
+fn a_waiting_applet_moves_to_another_node_when_its_node_dies() {
+    let (_store, _dirs, a, b) = two_nodes();
+    let Waiting {
+        console,
+        guid,
+        mut applet,
+        ..
+    } = ada_with_a_waiting_applet(&a, "moved");
+    let waiting_on = console.queue()[0]["waiting_node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut dying, survivor, other) = if waiting_on == "node-a" {
+        (a, b, "node-b")
+    } else {
+        (b, a, "node-a")
+    };
+    dying.kill();
+    let killed = std::time::Instant::now();
+    applet
+        .out
+        .wait_for("Reconnected; still waiting for your technician");
+    let took = killed.elapsed();
+    eprintln!(
+        "node killed: the applet waits on {other} {:.2} s later",
+        took.as_secs_f64()
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+
+    console.login(&survivor, "ada@example.com", "correct horse battery");
+    let queue = console.queue();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0]["waiting_node"], other);
+    let mut tech = console.connect(&guid);
+    tech.event("sas");
+    tech.send("say found you");
+    applet.out.wait_for("Ada: found you");
+    tech.send("end");
+    tech.event("ended");
+}

@@ -430,11 +430,22 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
                 // Ended on another node, and its notice missed (a lost
                 // listening connection): endings normally arrive at
                 // once, as an eviction.
-                if let Ok(Some(r)) = Box::pin(gw.store.session(&guid)).await
-                    && r.state == SessionState::Ended
-                {
-                    evicted = Some(registry::Eviction::Ended);
-                    break;
+                match Box::pin(gw.store.session(&guid)).await {
+                    Ok(Some(r)) if r.state == SessionState::Ended => {
+                        evicted = Some(registry::Eviction::Ended);
+                        break;
+                    }
+                    // A copy of this applet proved itself on another node
+                    // and took the session there (see
+                    // `Store::mark_waiting_admitted`).
+                    Ok(Some(r))
+                        if r.state == SessionState::Waiting
+                            && r.waiting_node.as_deref() != Some(gw.node_name.as_str()) =>
+                    {
+                        evicted = Some(registry::Eviction::Replaced);
+                        break;
+                    }
+                    _ => {}
                 }
                 if a.conn.send(&ServerMsg::Ping.encode()).await.is_err() {
                     break;

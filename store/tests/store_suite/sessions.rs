@@ -8,7 +8,77 @@ on_both_backends!(
     applet_secret_is_taken_once,
     state_machine,
     endings_are_heard_by_every_store,
+    a_proven_applet_takes_its_session_to_another_node,
 );
+
+/// A session waits on node-a, which dies. Its applet proves its key on
+/// node-b and the session waits there; a connection without the proof, or
+/// with a key the session no longer has, cannot move it.
+async fn a_proven_applet_takes_its_session_to_another_node(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "moves@example.com").await;
+    let s = new_session(t.id, "", T0);
+    let g = s.guid;
+    store.create_session(s).await.unwrap();
+    let key = [0xad; 32];
+    assert!(
+        store
+            .mark_waiting_admitted(
+                &g,
+                "node-a",
+                "a:443",
+                "198.51.100.7:5000",
+                Some(&key),
+                T0 + 1
+            )
+            .await
+            .unwrap()
+    );
+    let on_a = store.session(&g).await.unwrap().unwrap();
+    for (why, with) in [("no proof", None), ("another key", Some(&[0xee; 32]))] {
+        assert!(
+            !store
+                .mark_waiting_admitted(&g, "node-b", "b:443", "198.51.100.7:6000", with, T0 + 2)
+                .await
+                .unwrap(),
+            "{why}"
+        );
+        assert_eq!(store.session(&g).await.unwrap().unwrap(), on_a, "{why}");
+    }
+    assert!(
+        store
+            .mark_waiting_admitted(
+                &g,
+                "node-b",
+                "b:443",
+                "198.51.100.7:6000",
+                Some(&key),
+                T0 + 3
+            )
+            .await
+            .unwrap()
+    );
+    let on_b = store.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            on_b.state,
+            on_b.waiting_node.as_deref(),
+            on_b.waiting_node_addr.as_deref(),
+            on_b.waiting_from.as_deref(),
+            on_b.waiting_since_ms
+        ),
+        (
+            SessionState::Waiting,
+            Some("node-b"),
+            Some("b:443"),
+            Some("198.51.100.7:6000"),
+            Some(T0 + 3)
+        )
+    );
+    // The dead node's connection, cleared late, changes nothing.
+    store.clear_waiting(&g, "198.51.100.7:5000").await.unwrap();
+    assert_eq!(store.session(&g).await.unwrap().unwrap(), on_b);
+}
 
 /// Every store on the database hears a session end, however it ended (on
 /// PostgreSQL: another node's store here); SQLite has one writer and
