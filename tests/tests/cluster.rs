@@ -223,3 +223,48 @@ fn a_waiting_applet_moves_to_another_node_when_its_node_dies() {
     tech.send("end");
     tech.event("ended");
 }
+
+/// A second copy of the applet file proves itself on the other node: the
+/// session now waits there, and the node the first copy waits on lets it
+/// go at its next keepalive (25 s), telling it that the program runs
+/// elsewhere, so that it ends instead of taking the session back.
+#[test]
+fn a_copy_proven_on_the_other_node_replaces_the_waiting_applet() {
+    let (_store, _dirs, a, b) = two_nodes();
+    let Waiting {
+        console,
+        mut applet,
+        path,
+        _files,
+        ..
+    } = ada_with_a_waiting_applet(&a, "copied");
+    let waiting_on = console.queue()[0]["waiting_node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (other, other_name) = if waiting_on == "node-a" {
+        (&b, "node-b")
+    } else {
+        (&a, "node-a")
+    };
+    let mut copy = lifeline_tests::raw::RawClient::connect(other);
+    copy.applet_hello(&path);
+    match copy.next_msg().unwrap() {
+        lifeline_protocol::relay::ServerMsg::Waiting { node, .. } => assert_eq!(node, other_name),
+        m => panic!("the copy got {m:?}"),
+    }
+    assert_eq!(console.queue()[0]["waiting_node"], other_name);
+    let told = "already running for this session";
+    applet
+        .out
+        .wait(told, std::time::Duration::from_secs(40), |l| {
+            l.contains(told)
+        });
+    assert!(
+        !applet
+            .wait_exit(std::time::Duration::from_secs(10))
+            .success()
+    );
+    // The first copy's leaving did not take the session from the second.
+    assert_eq!(console.queue()[0]["waiting_node"], other_name);
+}
