@@ -7,6 +7,7 @@
 //! id, which both dialects assign increasingly per insert, so entries
 //! written in the same millisecond keep their order.
 
+use crate::audit_writer::{Row, insert};
 use crate::rows::{self, get};
 use crate::{Result, SessionGuid, Store};
 use sqlx::any::AnyRow;
@@ -43,7 +44,9 @@ fn from_row(row: &AnyRow) -> Result<AuditRecord> {
 }
 
 impl Store {
-    /// Appends an entry.
+    /// Appends an entry (through the group commit of [`crate::audit_writer`]
+    /// when the store runs on a tokio runtime); returns once it is
+    /// committed.
     pub async fn audit(
         &self,
         at_ms: i64,
@@ -52,18 +55,22 @@ impl Store {
         event: &str,
         detail: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit (at_ms, session_guid, actor, event, detail) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(at_ms)
-        .bind(session.map(ToString::to_string))
-        .bind(actor)
-        .bind(event)
-        .bind(detail)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let row = Row {
+            at_ms,
+            session: session.map(ToString::to_string),
+            actor: actor.to_owned(),
+            event: event.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let row = match &self.audit_writer {
+            Some(writer) => match writer.write(row).await {
+                Ok(committed) => return committed,
+                // The writer's runtime has ended: write it here.
+                Err(row) => row,
+            },
+            None => row,
+        };
+        insert(self.pool(), &[&row]).await
     }
 
     /// Appends an entry about `session` unless that session already has

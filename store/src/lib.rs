@@ -36,12 +36,15 @@
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
 //! * `audit` — the append-only audit trail;
+//! * `audit_writer` — group commit for it: rows that arrive together are
+//!   inserted with one statement, each caller awaiting its own commit;
 //! * `retention` — deleting ended sessions and audit records older than a
 //!   cutoff, in bounded batches ([`Store::prune`]).
 
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_writer;
 mod channels;
 mod endings;
 mod error;
@@ -113,6 +116,8 @@ pub struct Store {
     dialect: Dialect,
     /// PostgreSQL: the URL, for [`Store::watch_endings`]'s own connection.
     pg_url: Option<Redacted>,
+    /// The audit trail's group commit (`None` outside a tokio runtime).
+    audit_writer: Option<audit_writer::AuditWriter>,
 }
 
 /// A URL that may hold a password: its `Debug` never shows it.
@@ -299,6 +304,7 @@ impl Store {
             pool,
             dialect: target.dialect,
             pg_url: (target.dialect == Dialect::Postgres).then(|| Redacted(target.url.clone())),
+            audit_writer: None,
         };
         let migrated = async {
             let mut conn = store.pool.acquire().await?;
@@ -309,7 +315,10 @@ impl Store {
             store.close().await;
             return Err(e);
         }
-        Ok(store)
+        Ok(Store {
+            audit_writer: audit_writer::AuditWriter::start(&store.pool),
+            ..store
+        })
     }
 
     /// Opens a store that a node made before — for `gateway admin`, which

@@ -7,7 +7,75 @@ on_both_backends!(
     audit_order_filter_limit,
     capped_audit_counts_its_events_per_session,
     corrupt_rows_are_reported,
+    audit_rows_written_together_are_each_committed,
 );
+
+/// Many tasks audit at once, so rows are inserted in batches: every call
+/// returns only once its row is there, each task's rows keep its order,
+/// and (on PostgreSQL, which refuses a NUL in text) a row that cannot be
+/// written fails alone, not with the rows batched beside it.
+async fn audit_rows_written_together_are_each_committed(db: &TestDb) {
+    let store = db.open().await;
+    let (tasks, each) = (20, 40);
+    let mut writers = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let store = store.clone();
+        writers.spawn(async move {
+            for k in 0..each {
+                store
+                    .audit(T0, None, &format!("task {t}"), "step", &k.to_string())
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    let log = store.audit_log(None, 10_000).await.unwrap();
+    assert_eq!(log.len(), tasks * each);
+    for t in 0..tasks {
+        let steps: Vec<usize> = log
+            .iter()
+            .filter(|r| r.actor == format!("task {t}"))
+            .map(|r| r.detail.parse().unwrap())
+            .collect();
+        assert_eq!(steps, (0..each).collect::<Vec<_>>(), "task {t}");
+    }
+
+    if db.dialect == Dialect::Postgres {
+        let mut writers = tokio::task::JoinSet::new();
+        for k in 0..50 {
+            let store = store.clone();
+            writers.spawn(async move {
+                let detail = if k == 25 {
+                    "bad \0 row".to_owned()
+                } else {
+                    format!("good {k}")
+                };
+                (
+                    k,
+                    store
+                        .audit(T0, None, "mixed", "step", &detail)
+                        .await
+                        .is_ok(),
+                )
+            });
+        }
+        while let Some(r) = writers.join_next().await {
+            let (k, ok) = r.unwrap();
+            assert_eq!(ok, k != 25, "row {k}");
+        }
+        let mixed = store
+            .audit_log(None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.actor == "mixed")
+            .count();
+        assert_eq!(mixed, 49);
+    }
+}
 
 async fn nodes(db: &TestDb) {
     let store = db.open().await;
