@@ -117,8 +117,8 @@ pub fn command_cpu(comm: &str) -> Result<std::collections::HashMap<u32, Cpu>> {
 }
 
 /// CPU used between two [`command_cpu`] readings: a process that started
-/// in between counts whole, one that ended is lost (its parent's counters
-/// take only reaped children, so short-lived ones are undercounted).
+/// in between counts whole; what one that ended in between used is lost
+/// (PostgreSQL keeps a backend per pooled connection, so little is).
 pub fn cpu_between(
     before: &std::collections::HashMap<u32, Cpu>,
     after: &std::collections::HashMap<u32, Cpu>,
