@@ -7,9 +7,10 @@
 //! id, which both dialects assign increasingly per insert, so entries
 //! written in the same millisecond keep their order.
 
-use crate::audit_writer::{Row, insert};
+use crate::batched::{self, Batch};
 use crate::rows::{self, get};
 use crate::{Result, SessionGuid, Store};
+use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
 /// One audit entry.
@@ -44,9 +45,8 @@ fn from_row(row: &AnyRow) -> Result<AuditRecord> {
 }
 
 impl Store {
-    /// Appends an entry (through the group commit of [`crate::audit_writer`]
-    /// when the store runs on a tokio runtime); returns once it is
-    /// committed.
+    /// Appends an entry (through the audit trail's group commit when the
+    /// store runs on a tokio runtime); returns once it is committed.
     pub async fn audit(
         &self,
         at_ms: i64,
@@ -62,15 +62,7 @@ impl Store {
             event: event.to_owned(),
             detail: detail.to_owned(),
         };
-        let row = match &self.audit_writer {
-            Some(writer) => match writer.write(row).await {
-                Ok(committed) => return committed,
-                // The writer's runtime has ended: write it here.
-                Err(row) => row,
-            },
-            None => row,
-        };
-        insert(self.pool(), &[&row]).await
+        batched::call(self.writers.audit.as_ref(), self.pool(), row).await
     }
 
     /// Appends an entry about `session` unless that session already has
@@ -141,5 +133,55 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         entries.reverse();
         Ok(entries)
+    }
+}
+
+/// One audit row, as bound.
+#[derive(Debug)]
+pub(crate) struct Row {
+    at_ms: i64,
+    session: Option<String>,
+    actor: String,
+    event: String,
+    detail: String,
+}
+
+/// Audit rows, inserted together ([`crate::batched`]).
+pub(crate) struct AuditRows;
+
+impl Batch for AuditRows {
+    type Item = Row;
+    type Out = ();
+
+    /// One `INSERT` of `rows`, in their order.
+    async fn run(pool: &AnyPool, rows: &[Row]) -> Result<Vec<()>> {
+        let values = (0..rows.len())
+            .map(|i| {
+                let p = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit (at_ms, session_guid, actor, event, detail) VALUES {values}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in rows {
+            query = query
+                .bind(r.at_ms)
+                .bind(r.session.as_deref())
+                .bind(r.actor.as_str())
+                .bind(r.event.as_str())
+                .bind(r.detail.as_str());
+        }
+        query.execute(pool).await?;
+        Ok(vec![(); rows.len()])
     }
 }

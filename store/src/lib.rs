@@ -36,15 +36,16 @@
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
 //! * `audit` — the append-only audit trail;
-//! * `audit_writer` — group commit for it: rows that arrive together are
-//!   inserted with one statement, each caller awaiting its own commit;
+//! * `batched` — store writes that arrive together (audit rows, applets
+//!   marking their sessions waiting) become one statement, each caller
+//!   awaiting its own result;
 //! * `retention` — deleting ended sessions and audit records older than a
 //!   cutoff, in bounded batches ([`Store::prune`]).
 
 #![forbid(unsafe_code)]
 
 mod audit;
-mod audit_writer;
+mod batched;
 mod channels;
 mod endings;
 mod error;
@@ -116,8 +117,15 @@ pub struct Store {
     dialect: Dialect,
     /// PostgreSQL: the URL, for [`Store::watch_endings`]'s own connection.
     pg_url: Option<Redacted>,
-    /// The audit trail's group commit (`None` outside a tokio runtime).
-    audit_writer: Option<audit_writer::AuditWriter>,
+    /// Writes made together (none outside a tokio runtime).
+    writers: Writers,
+}
+
+/// The store's [`batched`] writes.
+#[derive(Debug, Clone, Default)]
+struct Writers {
+    audit: Option<batched::Batcher<audit::AuditRows>>,
+    waiting: Option<batched::Batcher<sessions::WaitingMarks>>,
 }
 
 /// A URL that may hold a password: its `Debug` never shows it.
@@ -304,7 +312,7 @@ impl Store {
             pool,
             dialect: target.dialect,
             pg_url: (target.dialect == Dialect::Postgres).then(|| Redacted(target.url.clone())),
-            audit_writer: None,
+            writers: Writers::default(),
         };
         let migrated = async {
             let mut conn = store.pool.acquire().await?;
@@ -316,7 +324,10 @@ impl Store {
             return Err(e);
         }
         Ok(Store {
-            audit_writer: audit_writer::AuditWriter::start(&store.pool),
+            writers: Writers {
+                audit: batched::Batcher::start(&store.pool),
+                waiting: batched::Batcher::start(&store.pool),
+            },
             ..store
         })
     }

@@ -26,10 +26,12 @@
 //! so two gateway nodes racing on one session cannot both win: the database
 //! decides, and the loser sees `false`.
 
+use crate::batched::{self, Batch};
 use crate::error::conflict_on_unique;
 use crate::rows::{self, get};
 use crate::{Permissions, Result, SessionGuid, Store, StoreError};
 use lifeline_protocol::hex;
+use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use std::fmt;
 
@@ -540,42 +542,15 @@ impl Store {
         key: Option<String>,
         now_ms: i64,
     ) -> Result<bool> {
-        // `$waiting`: when a session already waiting may be taken.
-        macro_rules! waiting_update {
-            ($waiting:literal, $extra:literal) => {
-                concat!(
-                    "UPDATE sessions SET state = 'waiting', waiting_since_ms = $2, \
-                     waiting_from = $3, waiting_node = $4, waiting_node_addr = $5, \
-                     relay_closed_at_ms = CASE WHEN state = 'direct' THEN $2 \
-                     ELSE relay_closed_at_ms END \
-                     WHERE guid = $1 \
-                     AND (state = 'created' OR (state = 'waiting' AND ",
-                    $waiting,
-                    ") OR state = 'direct' \
-                          OR (state = 'paired' AND relay_closed_at_ms IS NOT NULL))",
-                    $extra
-                )
-            };
-        }
-        let query = match key.as_deref() {
-            None => sqlx::query(waiting_update!("waiting_node = $4", "")),
-            Some("") => sqlx::query(waiting_update!(
-                "waiting_node = $4",
-                " AND COALESCE(admission_key, '') = $6"
-            )),
-            Some(_) => sqlx::query(waiting_update!("1 = 1", " AND admission_key = $6")),
-        }
-        .bind(guid.to_string())
-        .bind(now_ms)
-        .bind(from)
-        .bind(node)
-        .bind(node_addr);
-        let query = match key {
-            None => query,
-            Some(k) => query.bind(k),
+        let mark = WaitingMark {
+            guid: guid.to_string(),
+            since_ms: now_ms,
+            from: from.to_owned(),
+            node: node.to_owned(),
+            node_addr: node_addr.to_owned(),
+            key,
         };
-        let done = query.execute(self.pool()).await?.rows_affected();
-        Ok(done == 1)
+        batched::call(self.writers.waiting.as_ref(), self.pool(), mark).await
     }
 
     /// The technician fetches the session's applet again before the end
@@ -1082,5 +1057,91 @@ mod tests {
         if let Err(panic) = result {
             std::panic::resume_unwind(panic.into_panic());
         }
+    }
+}
+
+/// One applet's "waiting here" ([`Store::mark_waiting_if`]).
+#[derive(Debug)]
+pub(crate) struct WaitingMark {
+    guid: String,
+    since_ms: i64,
+    from: String,
+    node: String,
+    node_addr: String,
+    /// `None`: no key check; `""`: the session must have no key; else the
+    /// key the applet proved, which may also take the session from
+    /// another node.
+    key: Option<String>,
+}
+
+/// "Waiting here" marks, applied together ([`crate::batched`]): one
+/// conditional `UPDATE … FROM` a list of values, which returns the
+/// sessions it changed.
+pub(crate) struct WaitingMarks;
+
+impl Batch for WaitingMarks {
+    type Item = WaitingMark;
+    type Out = bool;
+
+    async fn run(pool: &AnyPool, marks: &[WaitingMark]) -> Result<Vec<bool>> {
+        const COLUMNS: usize = 6;
+        let values = (0..marks.len())
+            .map(|i| {
+                let p = i * COLUMNS;
+                format!(
+                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
+                     CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A session already waiting may be taken by its own node, or on any
+        // node by an applet that proved its key; `direct`, and `paired`
+        // with the relay closed, are resumptions.
+        let sql = format!(
+            "WITH v(g, since_ms, from_addr, node, node_addr, akey) AS (VALUES {values}) \
+             UPDATE sessions SET state = 'waiting', waiting_since_ms = v.since_ms, \
+             waiting_from = v.from_addr, waiting_node = v.node, waiting_node_addr = v.node_addr, \
+             relay_closed_at_ms = CASE WHEN sessions.state = 'direct' THEN v.since_ms \
+             ELSE sessions.relay_closed_at_ms END \
+             FROM v \
+             WHERE sessions.guid = v.g \
+             AND (sessions.state = 'created' \
+                  OR (sessions.state = 'waiting' \
+                      AND (sessions.waiting_node = v.node OR COALESCE(v.akey, '') <> '')) \
+                  OR sessions.state = 'direct' \
+                  OR (sessions.state = 'paired' AND sessions.relay_closed_at_ms IS NOT NULL)) \
+             AND (v.akey IS NULL OR COALESCE(sessions.admission_key, '') = v.akey) \
+             RETURNING sessions.guid AS guid"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in marks {
+            query = query
+                .bind(m.guid.as_str())
+                .bind(m.since_ms)
+                .bind(m.from.as_str())
+                .bind(m.node.as_str())
+                .bind(m.node_addr.as_str())
+                .bind(m.key.as_deref());
+        }
+        let changed: std::collections::HashSet<String> = query
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| get::<String>(row, "guid"))
+            .collect::<Result<_>>()?;
+        Ok(marks.iter().map(|m| changed.contains(&m.guid)).collect())
+    }
+
+    /// One session once per statement: which of two marks wins is then
+    /// their order of arrival, as it was one by one.
+    fn conflicts(a: &WaitingMark, b: &WaitingMark) -> bool {
+        a.guid == b.guid
     }
 }

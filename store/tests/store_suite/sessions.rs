@@ -9,7 +9,72 @@ on_both_backends!(
     state_machine,
     endings_are_heard_by_every_store,
     a_proven_applet_takes_its_session_to_another_node,
+    waiting_marks_made_together_each_get_their_own_answer,
 );
+
+/// Applets of many sessions arrive at once, so their "waiting here" marks
+/// are applied together: each caller gets its own answer. A mark with a
+/// wrong key for a session marked rightly at the same moment is refused,
+/// though both may have queued for one statement.
+async fn waiting_marks_made_together_each_get_their_own_answer(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "together@example.com").await;
+    let mut guids = Vec::new();
+    for _ in 0..60 {
+        let s = new_session(t.id, "", T0);
+        guids.push(s.guid);
+        store.create_session(s).await.unwrap();
+    }
+    let mut marks = tokio::task::JoinSet::new();
+    for (i, g) in guids.iter().copied().enumerate() {
+        // (which, key) — every session rightly on node-a; every third also
+        // with a wrong key on node-b at the same moment.
+        let mut tries = vec![("right", [0xad; 32])];
+        if i % 3 == 0 {
+            tries.push(("wrong", [0xee; 32]));
+        }
+        for (which, key) in tries {
+            let store = store.clone();
+            let node = if which == "right" { "node-a" } else { "node-b" };
+            marks.spawn(async move {
+                let from = format!("198.51.100.{}:{}", i % 200, 5000 + i);
+                let ok = store
+                    .mark_waiting_admitted(&g, node, "x:443", &from, Some(&key), T0 + 1)
+                    .await
+                    .unwrap();
+                (g, which, ok)
+            });
+        }
+    }
+    let mut answers = 0;
+    while let Some(r) = marks.join_next().await {
+        let (g, which, ok) = r.unwrap();
+        assert_eq!(ok, which == "right", "{g} {which}");
+        answers += 1;
+    }
+    assert_eq!(answers, 80);
+    // Looked up at once: each asker gets its own session (twice for the
+    // same one), and an unknown GUID gets none.
+    let mut lookups = tokio::task::JoinSet::new();
+    let unknown: Vec<SessionGuid> = (0..5).map(|_| random_guid()).collect();
+    for g in guids.iter().chain(&guids[..10]).chain(&unknown).copied() {
+        let store = store.clone();
+        lookups.spawn(async move { (g, store.session(&g).await.unwrap()) });
+    }
+    let mut looked = 0;
+    while let Some(r) = lookups.join_next().await {
+        let (g, found) = r.unwrap();
+        match found {
+            Some(w) => assert_eq!(
+                (w.guid, w.state, w.waiting_node.as_deref()),
+                (g, SessionState::Waiting, Some("node-a"))
+            ),
+            None => assert!(unknown.contains(&g), "{g} not found"),
+        }
+        looked += 1;
+    }
+    assert_eq!(looked, 75);
+}
 
 /// A session waits on node-a, which dies. Its applet proves its key on
 /// node-b and the session waits there; a connection without the proof, or
