@@ -520,8 +520,8 @@ fn hostile_names_and_existing_files_are_neutralized() {
     assert!(!applet.out.seen.iter().any(|l| l.contains('\u{1b}')));
 }
 
-/// The end user's machine made slow: the applet is frozen (SIGSTOP) 40 ms
-/// of every 50 for as long as this lives, so that a transfer takes
+/// The end user's machine made slow: the applet is frozen (SIGSTOP) 90 ms
+/// of every 100 for as long as this lives, so that a transfer takes
 /// seconds instead of a fraction of one on loopback, and a test can act in
 /// the middle of it. Each pause is far below the dead-path time.
 struct Throttle {
@@ -544,7 +544,7 @@ impl Throttle {
         let thread = std::thread::spawn(move || {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 signal(pid, "STOP");
-                std::thread::sleep(Duration::from_millis(60));
+                std::thread::sleep(Duration::from_millis(90));
                 signal(pid, "CONT");
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -650,13 +650,16 @@ fn a_stopped_transfer_resumes_and_a_corrupted_partial_is_sent_again() {
 fn a_transfer_survives_a_path_change_and_a_resumption() {
     let w = work("all");
     let port = free_listen_port();
+    // Made before pairing: the session goes direct 3 s after it, and
+    // writing 200 MiB can take longer than that (the cutover then came
+    // before the transfer).
+    let big = w.s.files.path().join("moving.bin");
+    random_file(&big, 200 << 20, 6);
     let (mut applet, mut tech, guid) = w.pair(
         "moving",
         &["--tcp-port", &port.to_string(), "--dead-path", "3"],
         &["--path", "tcp", "--direct-after", "3", "--dead-path", "3"],
     );
-    let big = w.s.files.path().join("moving.bin");
-    random_file(&big, 200 << 20, 6);
     tech.send(&format!("send {}", big.display()));
     // A slow end-user machine from the first byte on: the transfer is
     // still running when the session goes direct, 3 s after pairing.
