@@ -9,7 +9,7 @@ use lifeline_protocol::trailer::TrailerBody;
 use lifeline_session::addr::{HostPort, parse_https_url};
 use lifeline_session::gateway_conn::{self, GatewayStream, LinkError};
 use lifeline_session::portal::PortalClient;
-use lifeline_session::race::{self, Race};
+use lifeline_session::race;
 use lifeline_session::tls::{GatewayTrust, gateway_client_config};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
@@ -75,30 +75,33 @@ pub async fn connect_fastest(
         source: std::io::Error::other(e),
     })?;
     let started = std::time::Instant::now();
-    let mut race = Race::start(
+    let won = race::first_to_answer(
         race::shuffled(nodes.to_vec()).into_iter().take(CANDIDATES),
         |(_, addr): (String, HostPort)| async move {
             tokio::time::timeout(CONNECT_TIMEOUT, gateway_conn::dial(&addr))
                 .await
                 .map_err(|_| LinkError::Timeout(addr.to_string()))?
         },
-    );
-    let mut last = None;
-    while let Some(((name, addr), tcp)) = race.next_success().await {
-        let handshake = gateway_conn::tls_over(tcp, &addr, tls.clone());
-        match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-            Ok(Ok(stream)) => {
-                let ms = started.elapsed().as_millis() as u64;
-                tracing::info!(node = %name, ms, "connected to gateway");
-                return Ok((name, stream));
+        |(_, addr), tcp| {
+            let tls = tls.clone();
+            async move {
+                tokio::time::timeout(CONNECT_TIMEOUT, gateway_conn::tls_over(tcp, &addr, tls))
+                    .await
+                    .map_err(|_| LinkError::Timeout(addr.to_string()))?
             }
-            Ok(Err(e)) => last = Some(e),
-            Err(_) => last = Some(LinkError::Timeout(addr.to_string())),
+        },
+    )
+    .await;
+    match won {
+        Ok(((name, _), stream)) => {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(node = %name, ms, "connected to gateway");
+            Ok((name, stream))
+        }
+        Err(last) => {
+            Err(last.unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
         }
     }
-    Err(last
-        .or_else(|| race.take_last_error())
-        .unwrap_or_else(|| LinkError::Timeout("no gateway in the directory".into())))
 }
 
 /// How long telling the gateway that the end user left may take.

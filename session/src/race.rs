@@ -64,6 +64,35 @@ where
     }
 }
 
+/// Races `dial` to every candidate at once, then runs `handshake` on the
+/// first connection to answer, and on the next if that fails: the
+/// applet's way to a gateway node (cheap connects raced, one handshake
+/// paid). The error is the last handshake's, else the last dial's.
+pub async fn first_to_answer<C, S, T, E, D, DF, H, HF>(
+    candidates: impl IntoIterator<Item = C>,
+    dial: D,
+    handshake: H,
+) -> Result<(C, T), Option<E>>
+where
+    C: Clone + Send + 'static,
+    S: Send + 'static,
+    E: Send + 'static,
+    D: Fn(C) -> DF,
+    DF: Future<Output = Result<S, E>> + Send + 'static,
+    H: Fn(C, S) -> HF,
+    HF: Future<Output = Result<T, E>>,
+{
+    let mut race = Race::start(candidates, dial);
+    let mut last = None;
+    while let Some((c, s)) = race.next_success().await {
+        match handshake(c.clone(), s).await {
+            Ok(t) => return Ok((c, t)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.or_else(|| race.take_last_error()))
+}
+
 /// `items` in a uniformly random order (Fisher–Yates).
 pub fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
     for i in (1..items.len()).rev() {
@@ -110,6 +139,39 @@ mod tests {
         drop(race);
         // The slow attempt was aborted: its sender is gone, no send came.
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_handshake_moves_on_to_the_next_to_answer() {
+        // Candidate = (name, dial delay ms); "first" answers first but
+        // its handshake fails, "dead" never answers.
+        let won = first_to_answer(
+            [("first", 0), ("second", 30), ("dead", 0)],
+            |(name, ms)| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                if name == "dead" {
+                    Err("refused")
+                } else {
+                    Ok(name)
+                }
+            },
+            |_, conn| async move {
+                if conn == "first" {
+                    Err("bad handshake")
+                } else {
+                    Ok(conn)
+                }
+            },
+        )
+        .await;
+        assert_eq!(won.map(|(_, t)| t), Ok("second"));
+        let none = first_to_answer(
+            [("dead", 0)],
+            |_| async { Err::<&str, _>("refused") },
+            |_, conn| async move { Ok::<_, &str>(conn) },
+        )
+        .await;
+        assert_eq!(none, Err(Some("refused")));
     }
 
     #[test]

@@ -155,20 +155,7 @@ impl Batch for AuditRows {
 
     /// One `INSERT` of `rows`, in their order.
     async fn run(pool: &AnyPool, rows: &[Row]) -> Result<Vec<()>> {
-        let values = (0..rows.len())
-            .map(|i| {
-                let p = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = batched::value_lists(rows.len(), &[None; 5]);
         let sql = format!(
             "INSERT INTO audit (at_ms, session_guid, actor, event, detail) VALUES {values}"
         );

@@ -30,6 +30,28 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// Items that may wait for their batch; further callers wait to queue.
 const QUEUE: usize = 4096;
 
+/// `VALUES` lists for `rows` rows of `columns.len()` parameters each,
+/// numbered from `$1` row by row: `($1, $2), ($3, $4)`. A column given a
+/// type is cast to it (PostgreSQL cannot infer a type in a `VALUES` list
+/// used as a table).
+pub(crate) fn value_lists(rows: usize, columns: &[Option<&str>]) -> String {
+    let mut n = 0;
+    let row = |_| {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|ty| {
+                n += 1;
+                match ty {
+                    Some(ty) => format!("CAST(${n} AS {ty})"),
+                    None => format!("${n}"),
+                }
+            })
+            .collect();
+        format!("({})", cells.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// One kind of store write that can be made for many items at once.
 pub(crate) trait Batch: Send + Sync + 'static {
     /// What one caller asks for.

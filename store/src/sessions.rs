@@ -1084,23 +1084,9 @@ impl Batch for WaitingMarks {
     type Out = bool;
 
     async fn run(pool: &AnyPool, marks: &[WaitingMark]) -> Result<Vec<bool>> {
-        const COLUMNS: usize = 6;
-        let values = (0..marks.len())
-            .map(|i| {
-                let p = i * COLUMNS;
-                format!(
-                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
-                     CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let text = Some("TEXT");
+        let values =
+            batched::value_lists(marks.len(), &[text, Some("BIGINT"), text, text, text, text]);
         // A session already waiting may be taken by its own node, or on any
         // node by an applet that proved its key; `direct`, and `paired`
         // with the relay closed, are resumptions.

@@ -319,7 +319,7 @@ async fn coordinator(url: &str) -> Result<()> {
     }
     f.flush()?;
     drop(f);
-    let worker_args = vec![
+    let mut worker_args = vec![
         "--sessions".to_owned(),
         list.display().to_string(),
         "--portal".to_owned(),
@@ -329,9 +329,7 @@ async fn coordinator(url: &str) -> Result<()> {
         "--in-flight".to_owned(),
         in_flight.to_string(),
     ];
-    let race_tls = std::env::args().any(|a| a == "--race-tls");
-    let mut worker_args = worker_args;
-    if race_tls {
+    if std::env::args().any(|a| a == "--race-tls") {
         worker_args.push("--race-tls".to_owned());
     }
     let meter = CpuMeter::start(&live(&nodes))?;
@@ -706,7 +704,7 @@ mod worker {
         nodes: &[(String, SocketAddr)],
         cfg: &Arc<rustls::ClientConfig>,
     ) -> Result<(String, Outer)> {
-        let mut race = Race::start(
+        race::first_to_answer(
             race::shuffled(nodes.to_vec()),
             move |(_, addr)| async move {
                 let tcp = tokio::time::timeout(
@@ -717,17 +715,11 @@ mod worker {
                     .map_err(|_| anyhow!("TCP connect to {addr}: timed out"))?
                     .map_err(anyhow::Error::from)
             },
-        );
-        let mut last = None;
-        while let Some(((node, addr), tcp)) = race.next_success().await {
-            match client::tls_over(tcp, addr, cfg.clone()).await {
-                Ok(s) => return Ok((node, s)),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .or_else(|| race.take_last_error())
-            .unwrap_or_else(|| anyhow!("no node in the directory")))
+            |(_, addr), tcp| client::tls_over(tcp, addr, cfg.clone()),
+        )
+        .await
+        .map(|((node, _), s)| (node, s))
+        .map_err(|last| last.unwrap_or_else(|| anyhow!("no node in the directory")))
     }
 
     /// The earlier applet's choice (`--race-tls`): full TLS handshakes with
