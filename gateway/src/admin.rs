@@ -319,8 +319,9 @@ const MIN_AGE_MS: i64 = 3_600_000;
 /// How long after a session ended `technician remove` waits before it
 /// deletes the session's record: an applet waiting in the session learns
 /// of the end from that record (on SQLite, where another process's
-/// endings are not announced, within the waiting connection's keepalive).
-const REMOVE_SETTLE_MS: i64 = crate::relay::WAIT_PING.as_millis() as i64 + 5_000;
+/// endings are not announced, at the node's next check of its waiting
+/// applets).
+const REMOVE_SETTLE_MS: i64 = crate::relay::waiting_check::CHECK_EVERY.as_millis() as i64 + 5_000;
 
 /// An age for `prune --older-than`, as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1269,11 +1270,11 @@ async fn end_session(
             match store.dialect() {
                 // Every node LISTENs for the trigger's NOTIFY.
                 lifeline_store::Dialect::Postgres => "at once".to_owned(),
-                // The node hears its own endings only; the waiting
-                // connection's keepalive reads the session's row.
+                // The node hears its own endings only; its check of its
+                // waiting applets reads the session's row.
                 lifeline_store::Dialect::Sqlite => format!(
-                    "within {} s, at the waiting connection's next check",
-                    crate::relay::WAIT_PING.as_secs()
+                    "within {} s, at the gateway's next check",
+                    crate::relay::waiting_check::CHECK_EVERY.as_secs()
                 ),
             }
         ),

@@ -58,6 +58,9 @@ enum AppletState {
         /// Sent when the connection must go (dropped when a console takes
         /// the slot).
         evict: oneshot::Sender<Eviction>,
+        /// The store records it as waiting here ([`Registry::admitted`]):
+        /// only then may the store's answer evict it.
+        admitted: bool,
     },
     Paired,
 }
@@ -156,6 +159,7 @@ impl Registry {
             AppletState::Waiting {
                 pair: pair_tx,
                 evict: evict_tx,
+                admitted: false,
             },
         );
         if let AppletState::Waiting { evict, .. } = old {
@@ -177,16 +181,47 @@ impl Registry {
     /// The session ended: an applet waiting for it on this node is told at
     /// once (instead of waiting for a technician who will not come).
     pub fn session_ended(&self, guid: &SessionGuid) {
+        self.evict(guid, None, Eviction::Ended);
+    }
+
+    /// The store now records `ticket`'s applet as waiting on this node.
+    pub fn admitted(&self, ticket: &AppletTicket) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(&ticket.guid)
+            && slot.applet_gen == ticket.generation
+            && let AppletState::Waiting { admitted, .. } = &mut slot.applet
+        {
+            *admitted = true;
+        }
+    }
+
+    /// The applets waiting here that the store records as waiting here,
+    /// with their claims' generations: what [`Registry::evict`] may act on
+    /// after asking the store about them.
+    pub fn admitted_waiting(&self) -> Vec<(SessionGuid, u64)> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| matches!(s.applet, AppletState::Waiting { admitted: true, .. }))
+            .map(|(g, s)| (*g, s.applet_gen))
+            .collect()
+    }
+
+    /// Tells the applet waiting for `guid` to go — only the claim of
+    /// `generation`, if given (a newer connection is not told what the
+    /// store said of an older one). The slot stays taken until the
+    /// ticket's release, so nothing else takes it meanwhile.
+    /// Returns whether it told one.
+    pub fn evict(&self, guid: &SessionGuid, generation: Option<u64>, why: Eviction) -> bool {
         let mut slots = self.lock();
         if let Some(slot) = slots.get_mut(guid)
+            && generation.is_none_or(|g| g == slot.applet_gen)
             && matches!(slot.applet, AppletState::Waiting { .. })
             && let AppletState::Waiting { evict, .. } =
                 std::mem::replace(&mut slot.applet, AppletState::Paired)
         {
-            // `Paired` until its ticket goes, so nothing else takes the
-            // slot meanwhile; the ticket's release frees it.
-            let _ = evict.send(Eviction::Ended);
+            return evict.send(why).is_ok();
         }
+        false
     }
 
     /// Claims the console end.
@@ -343,6 +378,34 @@ mod tests {
         assert_eq!(wait.evicted.try_recv(), Ok(Eviction::Ended));
         assert_eq!(r.waiting(), 0);
         drop(ticket);
+        assert!(r.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_stores_answer_evicts_only_the_admitted_claim_it_was_about() {
+        let r = Registry::new();
+        let g = SessionGuid::from_bytes([6; 16]);
+        let (old, mut old_wait) = r.register_applet(g, true).unwrap();
+        assert!(r.admitted_waiting().is_empty(), "not admitted yet");
+        r.admitted(&old);
+        let asked = r.admitted_waiting();
+        assert_eq!(asked.len(), 1);
+        // A new connection of the applet takes over before the answer.
+        let (new, mut new_wait) = r.register_applet(g, true).unwrap();
+        assert_eq!(old_wait.evicted.try_recv(), Ok(Eviction::Replaced));
+        drop(old);
+        let (guid, generation) = asked[0];
+        assert!(!r.evict(&guid, Some(generation), Eviction::Replaced));
+        assert!(
+            new_wait.evicted.try_recv().is_err(),
+            "an answer about the old claim does not evict the new one"
+        );
+        r.admitted(&new);
+        let (guid, generation) = r.admitted_waiting()[0];
+        assert!(r.evict(&guid, Some(generation), Eviction::Replaced));
+        assert_eq!(new_wait.evicted.try_recv(), Ok(Eviction::Replaced));
+        assert_eq!(r.waiting(), 0);
+        drop(new);
         assert!(r.lock().is_empty());
     }
 

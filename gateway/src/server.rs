@@ -230,6 +230,7 @@ impl Node {
         let gw = self.gw.clone();
         let heartbeat = tokio::spawn(heartbeat_loop(gw.clone()));
         let endings = tokio::spawn(hear_endings(gw.clone()));
+        let waiting_check = tokio::spawn(crate::relay::waiting_check::run(gw.clone()));
         // STUN stops with the listener, at the shutdown signal (the phase
         // turning to Draining): draining sessions keep their relay, and a
         // node restarted in the meantime can bind the port at once.
@@ -336,6 +337,7 @@ impl Node {
         }
         heartbeat.abort();
         endings.abort();
+        waiting_check.abort();
         gw.refusals.flush_all();
         let _ = health_stop.send(());
         if let Some(h) = health {
@@ -474,8 +476,8 @@ async fn end_unresumed(gw: &Gateway, now: i64) {
 
 /// Tells an applet waiting on this node at once when its session ends on
 /// another node (PostgreSQL; on SQLite every ending is this node's own).
-/// Should the listening fail, the waiting applet's keepalive check still
-/// finds the ending, within `relay::WAIT_PING`.
+/// Should the listening fail, the node's check of its waiting applets
+/// still finds the ending, within `relay::waiting_check::CHECK_EVERY`.
 async fn hear_endings(gw: Arc<Gateway>) {
     let mut endings = loop {
         match gw.store.watch_endings().await {

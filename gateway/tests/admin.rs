@@ -399,8 +399,9 @@ fn groups_are_added_listed_moved_between_and_removed_only_when_empty() {
 
 /// The applet waits; the administrator ends its session: the applet is
 /// told, says so and removes itself. `within`: at once where every node
-/// hears of endings (PostgreSQL), by the waiting connection's keepalive
-/// (25 s) where another process's endings are not announced (SQLite).
+/// hears of endings (PostgreSQL), by the node's check of its waiting
+/// applets (every 10 s) where another process's endings are not announced
+/// (SQLite).
 fn admin_ending_reaches_the_waiting_applet(kind: StoreKind, within: Duration) {
     let s = setup(kind);
     let path = s.files.path().join("applet");
@@ -464,7 +465,7 @@ fn the_administrator_ending_a_session_reaches_its_waiting_applet_at_once_on_post
 
 #[test]
 fn the_administrator_ending_a_session_reaches_its_waiting_applet_on_sqlite() {
-    admin_ending_reaches_the_waiting_applet(StoreKind::Sqlite, Duration::from_secs(30));
+    admin_ending_reaches_the_waiting_applet(StoreKind::Sqlite, Duration::from_secs(15));
 }
 
 /// Removing: refused while an end user waits in one of the technician's

@@ -62,7 +62,7 @@ impl Store {
             event: event.to_owned(),
             detail: detail.to_owned(),
         };
-        batched::call(self.writers.audit.as_ref(), self.pool(), row).await
+        batched::call(self.writers.audit.as_ref(), self.writes(), row).await
     }
 
     /// Appends an entry about `session` unless that session already has
@@ -100,7 +100,7 @@ impl Store {
         for e in counted {
             query = query.bind(*e);
         }
-        Ok(query.execute(self.pool()).await?.rows_affected() == 1)
+        Ok(query.execute(self.writes()).await?.rows_affected() == 1)
     }
 
     /// The most recent `limit` entries (of one session, or of all), oldest

@@ -168,7 +168,7 @@ impl Store {
     pub async fn remove_channel(&self, name: &str) -> Result<bool> {
         Ok(sqlx::query("DELETE FROM channels WHERE name = $1")
             .bind(name)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected()
             > 0)
@@ -259,7 +259,7 @@ impl Store {
         .bind(technician_id)
         .bind(hex::encode(console_pin))
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             > 0;

@@ -35,6 +35,8 @@
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
+//! * `places` — the state and node of many sessions in one statement
+//!   ([`Place`]), for a node's check of the applets waiting on it;
 //! * `audit` — the append-only audit trail;
 //! * `batched` — store writes that arrive together (audit rows, applets
 //!   marking their sessions waiting) become one statement, each caller
@@ -53,6 +55,7 @@ mod migrations;
 mod nodes;
 mod passwords;
 mod pins;
+mod places;
 mod retention;
 mod rows;
 mod sessions;
@@ -91,6 +94,7 @@ pub use lifeline_protocol::{Permissions, SessionGuid};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::NodeRecord;
 pub use passwords::PasswordPolicy;
+pub use places::{PLACES_PER_STATEMENT, Place};
 pub use retention::{PRUNE_BATCH, Pruned};
 pub use sessions::{NewSession, Reissue, RelayClosed, SessionPath, SessionRecord, SessionState};
 pub use technicians::{Group, GroupRemoval, MAX_EMAIL, NewTechnician, Removal, Technician};
@@ -110,10 +114,19 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The store. Cheap to clone: all clones share one connection pool.
+/// The store. Cheap to clone: all clones share its connection pools.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Where reads go.
     pool: AnyPool,
+    /// Where writes go. On an SQLite file: one connection of its own.
+    /// SQLite has one writer at a time anyway; writes queued here wait
+    /// their turn in order, instead of several connections taking turns in
+    /// SQLite's busy handler — which sleeps a millisecond and more per try,
+    /// holding connections the readers need. Elsewhere (PostgreSQL, an
+    /// in-memory SQLite whose one connection is the database) the same
+    /// pool as the reads.
+    writes: AnyPool,
     dialect: Dialect,
     /// PostgreSQL: the URL, for [`Store::watch_endings`]'s own connection.
     pg_url: Option<Redacted>,
@@ -126,6 +139,7 @@ pub struct Store {
 struct Writers {
     audit: Option<batched::Batcher<audit::AuditRows>>,
     waiting: Option<batched::Batcher<sessions::WaitingMarks>>,
+    paired: Option<batched::Batcher<sessions::PairedMarks>>,
 }
 
 /// A URL that may hold a password: its `Debug` never shows it.
@@ -150,8 +164,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// failing with "database is locked".
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
-/// WAL lets readers run alongside the single writer; a handful of
-/// connections is all that buys us.
+/// Reading connections to an SQLite file: WAL lets them run alongside the
+/// one writing connection; a handful is all that buys us.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 /// Per gateway node; a cluster multiplies this, so keep it modest.
@@ -308,14 +322,26 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
+        let writes = match (target.dialect, target.in_memory) {
+            (Dialect::Sqlite, false) => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|conn, _meta| Box::pin(prepare_sqlite_connection(conn)))
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect(&target.url)
+                    .await?
+            }
+            _ => pool.clone(),
+        };
         let store = Store {
             pool,
+            writes,
             dialect: target.dialect,
             pg_url: (target.dialect == Dialect::Postgres).then(|| Redacted(target.url.clone())),
             writers: Writers::default(),
         };
         let migrated = async {
-            let mut conn = store.pool.acquire().await?;
+            let mut conn = store.writes.acquire().await?;
             migrations::run(&mut conn, store.dialect, wall_clock_ms()).await
         }
         .await;
@@ -325,8 +351,9 @@ impl Store {
         }
         Ok(Store {
             writers: Writers {
-                audit: batched::Batcher::start(&store.pool),
-                waiting: batched::Batcher::start(&store.pool),
+                audit: batched::Batcher::start(&store.writes),
+                waiting: batched::Batcher::start(&store.writes),
+                paired: batched::Batcher::start(&store.writes),
             },
             ..store
         })
@@ -382,6 +409,7 @@ impl Store {
 
     /// Closes every connection; waits for borrowed ones to come back.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -402,14 +430,19 @@ impl Store {
     /// "database is locked" under concurrency.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
+            Dialect::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writes.begin().await?,
         })
     }
 
-    /// The pool, for the other modules.
+    /// The pool reads go to, for the other modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool writes go to (see [`Store`]), for the other modules.
+    pub(crate) fn writes(&self) -> &AnyPool {
+        &self.writes
     }
 }
 

@@ -45,7 +45,7 @@ impl Store {
         .bind(name)
         .bind(addr)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -61,7 +61,7 @@ impl Store {
         .bind(name)
         .bind(addr)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }

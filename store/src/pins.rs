@@ -63,7 +63,7 @@ impl Store {
         )
         .bind(pin)
         .bind(now_ms)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writes())
         .await?;
         guid.map(|g| crate::rows::guid("sessions.guid", &g))
             .transpose()
@@ -75,7 +75,7 @@ impl Store {
             sqlx::query("UPDATE sessions SET link_hash = $2 WHERE guid = $1 AND state = 'created'")
                 .bind(guid.to_string())
                 .bind(token_hash)
-                .execute(self.pool())
+                .execute(self.writes())
                 .await?
                 .rows_affected();
         if done != 1 {
@@ -119,7 +119,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now_ms)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writes())
         .await?;
         guid.map(|g| crate::rows::guid("sessions.guid", &g))
             .transpose()

@@ -82,7 +82,7 @@ impl Store {
                 let n = sqlx::query(sql)
                     .bind(before_ms)
                     .bind(batch)
-                    .execute(self.pool())
+                    .execute(self.writes())
                     .await?
                     .rows_affected();
                 *count += n;

@@ -5,7 +5,7 @@
 //! human or a newer build may have written maps to [`StoreError::Corrupt`]
 //! naming the column, instead of a panic or a driver error.
 
-use crate::{Permissions, Result, SessionGuid, StoreError};
+use crate::{Permissions, Result, SessionGuid, SessionState, StoreError};
 use lifeline_protocol::hex;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -22,6 +22,12 @@ where
 pub(crate) fn guid(column: &str, text: &str) -> Result<SessionGuid> {
     text.parse()
         .map_err(|_| StoreError::Corrupt(format!("{column} holds {text:?}, not a session GUID")))
+}
+
+/// A session state stored by its name.
+pub(crate) fn session_state(column: &str, text: &str) -> Result<SessionState> {
+    SessionState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} holds unknown state {text:?}")))
 }
 
 /// A 32-byte value stored as hex.

@@ -272,9 +272,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<SessionRecord> {
             .transpose()?,
         downloaded: rows::flag("sessions.downloaded", get(row, "downloaded")?)?,
         permissions: rows::permissions("sessions.permissions", get(row, "permissions")?)?,
-        state: SessionState::parse(&state).ok_or_else(|| {
-            StoreError::Corrupt(format!("sessions.state holds unknown state {state:?}"))
-        })?,
+        state: rows::session_state("sessions.state", &state)?,
         created_at_ms: get(row, "created_at_ms")?,
         expires_at_ms: get(row, "expires_at_ms")?,
         waiting_since_ms: get(row, "waiting_since_ms")?,
@@ -550,7 +548,7 @@ impl Store {
             node_addr: node_addr.to_owned(),
             key,
         };
-        batched::call(self.writers.waiting.as_ref(), self.pool(), mark).await
+        batched::call(self.writers.waiting.as_ref(), self.writes(), mark).await
     }
 
     /// The technician fetches the session's applet again before the end
@@ -614,7 +612,7 @@ impl Store {
         ))
         .bind(guid.to_string())
         .bind(from)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -624,16 +622,11 @@ impl Store {
     /// node relays the pair. A path reported by an earlier pairing (before
     /// a node restart reset the session) no longer applies and is cleared.
     pub async fn mark_paired(&self, guid: &SessionGuid, now_ms: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sessions SET state = 'paired', paired_at_ms = $2, path = NULL, \
-             relay_closed_at_ms = NULL WHERE guid = $1 AND state = 'waiting'",
-        )
-        .bind(guid.to_string())
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        let mark = PairedMark {
+            guid: guid.to_string(),
+            at_ms: now_ms,
+        };
+        batched::call(self.writers.paired.as_ref(), self.writes(), mark).await
     }
 
     /// Ends a session from any non-ended state (`direct` included),
@@ -646,7 +639,7 @@ impl Store {
             .bind(guid.to_string())
             .bind(now_ms)
             .bind(reason)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         Ok(done == 1)
@@ -718,7 +711,7 @@ impl Store {
         )
         .bind(guid.to_string())
         .bind(now_ms)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writes())
         .await?;
         Ok(match row.as_ref().map(|(s,)| s.as_str()) {
             Some("direct") => RelayClosed::Direct,
@@ -738,7 +731,7 @@ impl Store {
         )
         .bind(guid.to_string())
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected();
         Ok(done == 1)
@@ -774,7 +767,7 @@ impl Store {
             .bind(now_ms)
             .bind(reason)
             .bind(before_ms)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
             if done == 1 {
@@ -794,7 +787,7 @@ impl Store {
         )
         .bind(node)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected())
     }
@@ -814,7 +807,7 @@ impl Store {
         .bind(guid.to_string())
         .bind(rows::byte_count(applet_to_console))
         .bind(rows::byte_count(console_to_applet))
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -835,7 +828,7 @@ impl Store {
             " WHERE waiting_node = $1 AND state = 'waiting'"
         ))
         .bind(node)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected())
     }
@@ -853,7 +846,7 @@ impl Store {
         )
         .bind(node)
         .bind(now_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.writes())
         .await?;
         guids
             .iter()
@@ -1116,18 +1109,66 @@ impl Batch for WaitingMarks {
                 .bind(m.node_addr.as_str())
                 .bind(m.key.as_deref());
         }
-        let changed: std::collections::HashSet<String> = query
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| get::<String>(row, "guid"))
-            .collect::<Result<_>>()?;
-        Ok(marks.iter().map(|m| changed.contains(&m.guid)).collect())
+        applied(query, pool, marks.iter().map(|m| m.guid.as_str())).await
     }
 
     /// One session once per statement: which of two marks wins is then
     /// their order of arrival, as it was one by one.
     fn conflicts(a: &WaitingMark, b: &WaitingMark) -> bool {
+        a.guid == b.guid
+    }
+}
+
+/// Runs a batched conditional update that returns the GUIDs it changed;
+/// for each of `guids`, whether it was changed.
+async fn applied<'g>(
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    pool: &AnyPool,
+    guids: impl Iterator<Item = &'g str>,
+) -> Result<Vec<bool>> {
+    let changed: std::collections::HashSet<String> = query
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| get::<String>(row, "guid"))
+        .collect::<Result<_>>()?;
+    Ok(guids.map(|g| changed.contains(g)).collect())
+}
+
+/// One pairing's "paired now" ([`Store::mark_paired`]).
+#[derive(Debug)]
+pub(crate) struct PairedMark {
+    guid: String,
+    at_ms: i64,
+}
+
+/// "Paired now" marks, applied together ([`crate::batched`]) as
+/// [`WaitingMarks`] are: on a busy node a thousand pairings a second are
+/// a few statements, not a thousand commits.
+pub(crate) struct PairedMarks;
+
+impl Batch for PairedMarks {
+    type Item = PairedMark;
+    type Out = bool;
+
+    async fn run(pool: &AnyPool, marks: &[PairedMark]) -> Result<Vec<bool>> {
+        let values = batched::value_lists(marks.len(), &[Some("TEXT"), Some("BIGINT")]);
+        let sql = format!(
+            "WITH v(g, at_ms) AS (VALUES {values}) \
+             UPDATE sessions SET state = 'paired', paired_at_ms = v.at_ms, path = NULL, \
+             relay_closed_at_ms = NULL \
+             FROM v WHERE sessions.guid = v.g AND sessions.state = 'waiting' \
+             RETURNING sessions.guid AS guid"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in marks {
+            query = query.bind(m.guid.as_str()).bind(m.at_ms);
+        }
+        applied(query, pool, marks.iter().map(|m| m.guid.as_str())).await
+    }
+
+    /// One session once per statement, as for [`WaitingMarks`].
+    fn conflicts(a: &PairedMark, b: &PairedMark) -> bool {
         a.guid == b.guid
     }
 }

@@ -239,7 +239,7 @@ impl Store {
         let done = sqlx::query("UPDATE groups SET permissions = $2 WHERE name = $1")
             .bind(group)
             .bind(i64::from(p.bits()))
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         if done == 0 {
@@ -326,7 +326,7 @@ impl Store {
     /// Records a login attempt for an e-mail that belongs to nobody
     /// (history only: there is no account to lock).
     pub async fn record_unknown_login(&self, email: &str, source: &str, now_ms: i64) -> Result<()> {
-        insert_attempt(self.pool(), email, source, false, now_ms).await
+        insert_attempt(self.writes(), email, source, false, now_ms).await
     }
 
     /// Trims the login history: deletes attempts before `before_ms`, then
@@ -336,7 +336,7 @@ impl Store {
     pub async fn purge_login_attempts(&self, before_ms: i64, keep: i64) -> Result<u64> {
         let old = sqlx::query("DELETE FROM login_attempts WHERE at_ms < $1")
             .bind(before_ms)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         let over = sqlx::query(
@@ -344,7 +344,7 @@ impl Store {
              (SELECT id FROM login_attempts ORDER BY id DESC LIMIT 1 OFFSET $1)",
         )
         .bind(keep.max(0))
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected();
         Ok(old + over)
@@ -584,7 +584,7 @@ impl Store {
         sqlx::query("UPDATE groups SET networks = $2 WHERE name = $1")
             .bind(group)
             .bind(networks)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(before)
     }
@@ -596,7 +596,7 @@ impl Store {
         sqlx::query("INSERT INTO groups (name, permissions) VALUES ($1, $2)")
             .bind(name)
             .bind(i64::from(p.bits()))
-            .execute(self.pool())
+            .execute(self.writes())
             .await
             .map_err(|e| {
                 conflict_on_unique(e, || format!("there is already a group named {name:?}"))
@@ -824,10 +824,10 @@ impl Store {
             return connected
                 .iter()
                 .map(|(g, s)| {
-                    let state = SessionState::parse(s).ok_or_else(|| {
-                        StoreError::Corrupt(format!("sessions.state holds unknown state {s:?}"))
-                    })?;
-                    Ok((rows::guid("sessions.guid", g)?, state))
+                    Ok((
+                        rows::guid("sessions.guid", g)?,
+                        rows::session_state("sessions.state", s)?,
+                    ))
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Removal::Connected);
@@ -902,6 +902,6 @@ impl Store {
     /// password was right (a disabled account): the account's failure
     /// count is not touched.
     pub async fn record_login_refused(&self, email: &str, source: &str, now_ms: i64) -> Result<()> {
-        insert_attempt(self.pool(), email, source, false, now_ms).await
+        insert_attempt(self.writes(), email, source, false, now_ms).await
     }
 }

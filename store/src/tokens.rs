@@ -32,7 +32,7 @@ impl Store {
         .bind(technician_id)
         .bind(now_ms)
         .bind(expires_at_ms)
-        .execute(self.pool())
+        .execute(self.writes())
         .await
         // Only reachable with a broken random number generator.
         .map_err(|e| conflict_on_unique(e, || "this token is already registered".to_owned()))?;
@@ -83,7 +83,7 @@ impl Store {
             .bind(&hash)
             .bind(now_ms)
             .bind(now_ms - TOUCH_EVERY_MS)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         }
         Ok(Some(found))
@@ -93,7 +93,7 @@ impl Store {
     pub async fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool> {
         let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
             .bind(hex::encode(token_hash))
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         Ok(done > 0)
@@ -104,7 +104,7 @@ impl Store {
     pub async fn revoke_tokens(&self, technician_id: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM tokens WHERE technician_id = $1")
             .bind(technician_id)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected())
     }
@@ -113,7 +113,7 @@ impl Store {
     pub async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at_ms <= $1")
             .bind(now_ms)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected())
     }

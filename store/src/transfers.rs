@@ -40,7 +40,7 @@ impl Store {
         .bind(holder)
         .bind(to.map(|(id, _)| id))
         .bind(to.map(|(_, secret)| hex::encode(&secret)))
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             > 0;
@@ -62,7 +62,7 @@ impl Store {
         .bind(guid.to_string())
         .bind(to)
         .bind(hex::encode(console_pin))
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             > 0;
@@ -80,7 +80,7 @@ impl Store {
         )
         .bind(guid.to_string())
         .bind(holder)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             > 0;

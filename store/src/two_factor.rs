@@ -76,7 +76,7 @@ impl Store {
         )
         .bind(technician_id)
         .bind(secret_hex)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             == 1)
@@ -135,7 +135,7 @@ impl Store {
         )
         .bind(technician_id)
         .bind(step)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?
         .rows_affected()
             == 1)
@@ -204,7 +204,7 @@ impl Store {
         let done = sqlx::query("UPDATE technicians SET totp_required = $2 WHERE id = $1")
             .bind(technician_id)
             .bind(i64::from(required))
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         if done == 0 {
@@ -230,7 +230,7 @@ impl Store {
         sqlx::query("UPDATE groups SET totp_required = $2 WHERE name = $1")
             .bind(group)
             .bind(i64::from(required))
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(before != 0)
     }

@@ -142,8 +142,8 @@ fn the_ends_resume_through_another_node_when_theirs_dies() {
 }
 
 /// A session ended through one node reaches its applet waiting at the
-/// other at once (the store's NOTIFY), not at that applet's next keepalive
-/// (25 s); the applet ends and removes itself.
+/// other at once (the store's NOTIFY), not at that node's next check of
+/// its waiting applets (10 s); the applet ends and removes itself.
 #[test]
 fn ending_through_one_node_reaches_an_applet_waiting_at_the_other() {
     let (_store, _dirs, a, b) = two_nodes();
@@ -226,8 +226,9 @@ fn a_waiting_applet_moves_to_another_node_when_its_node_dies() {
 
 /// A second copy of the applet file proves itself on the other node: the
 /// session now waits there, and the node the first copy waits on lets it
-/// go at its next keepalive (25 s), telling it that the program runs
-/// elsewhere, so that it ends instead of taking the session back.
+/// go at its next check of its waiting applets (every 10 s), telling it
+/// that the program runs elsewhere, so that it ends instead of taking the
+/// session back.
 #[test]
 fn a_copy_proven_on_the_other_node_replaces_the_waiting_applet() {
     let (_store, _dirs, a, b) = two_nodes();
@@ -257,7 +258,7 @@ fn a_copy_proven_on_the_other_node_replaces_the_waiting_applet() {
     let told = "already running for this session";
     applet
         .out
-        .wait(told, std::time::Duration::from_secs(40), |l| {
+        .wait(told, std::time::Duration::from_secs(20), |l| {
             l.contains(told)
         });
     assert!(

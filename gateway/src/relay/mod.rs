@@ -6,6 +6,7 @@
 
 pub mod pump;
 pub mod record;
+pub mod waiting_check;
 
 use crate::state::{Gateway, Phase};
 use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg, VERSION};
@@ -169,7 +170,17 @@ async fn live_session(
     guid: &SessionGuid,
     peer: SocketAddr,
 ) -> Result<SessionRecord, Refusal> {
-    let rec = gw.store.session(guid).await.map_err(|e| {
+    joinable(gw, gw.store.session(guid).await, peer)
+}
+
+/// Checks a session look-up's answer: the session exists and can still
+/// be joined.
+fn joinable(
+    gw: &Gateway,
+    found: lifeline_store::Result<Option<SessionRecord>>,
+    peer: SocketAddr,
+) -> Result<SessionRecord, Refusal> {
+    let rec = found.map_err(|e| {
         tracing::error!(error = %e, "store lookup failed");
         Refusal::new(
             RefuseCode::Internal,
@@ -309,7 +320,7 @@ async fn admit_applet(
         )
         .await
     {
-        Ok(true) => {}
+        Ok(true) => gw.registry.admitted(&ticket),
         Ok(false) => {
             if let Ok(Some(now_rec)) = gw.store.session(&guid).await
                 && now_rec.admission_key != rec.admission_key
@@ -426,27 +437,11 @@ async fn hold_waiting(gw: Arc<Gateway>, mut a: Admitted) {
                 }
                 break;
             }
+            // What the store says of this applet's session (ended behind
+            // our back, moved to another node) arrives as an eviction,
+            // from the node's check of all its waiting applets
+            // (`waiting_check`).
             _ = ping.tick() => {
-                // Ended on another node, and its notice missed (a lost
-                // listening connection): endings normally arrive at
-                // once, as an eviction.
-                match Box::pin(gw.store.session(&guid)).await {
-                    Ok(Some(r)) if r.state == SessionState::Ended => {
-                        evicted = Some(registry::Eviction::Ended);
-                        break;
-                    }
-                    // A copy of this applet proved itself on another node
-                    // and took the session there (see
-                    // `Store::mark_waiting_admitted`).
-                    Ok(Some(r))
-                        if r.state == SessionState::Waiting
-                            && r.waiting_node.as_deref() != Some(gw.node_name.as_str()) =>
-                    {
-                        evicted = Some(registry::Eviction::Replaced);
-                        break;
-                    }
-                    _ => {}
-                }
                 if a.conn.send(&ServerMsg::Ping.encode()).await.is_err() {
                     break;
                 }
@@ -586,11 +581,15 @@ async fn console(
     let guid = hello.guid;
     let now = lifeline_protocol::time::now_ms();
     let token = String::from_utf8_lossy(&hello.credential).into_owned();
-    let tech = match gw
-        .store
-        .technician_by_token(&crate::auth::token_hash(&token), now)
-        .await
-    {
+    let token_hash = crate::auth::token_hash(&token);
+    // Both look-ups at once: a pairing waits for the slower of the two,
+    // not for their sum. The session's answer is judged only once the
+    // login is (so an unknown session costs a bad login no budget).
+    let (tech, session) = tokio::join!(
+        gw.store.technician_by_token(&token_hash, now),
+        gw.store.session(&guid)
+    );
+    let tech = match tech {
         Ok(Some(t)) => t,
         Ok(None) => {
             let r = Refusal::new(
@@ -619,7 +618,7 @@ async fn console(
         );
         return Err((tls, r));
     }
-    let rec = match live_session(gw, &guid, peer).await {
+    let rec = match joinable(gw, session, peer) {
         Ok(r) => r,
         Err(r) => return Err((tls, r)),
     };
@@ -709,16 +708,20 @@ async fn console(
     }
     gw.metrics.paired(pairing.elapsed());
     let now = lifeline_protocol::time::now_ms();
-    // Read again, not taken from the record read at the hello: the
-    // applet's arrival may have just set the interruption's time (a
-    // session whose direct path died).
-    let interrupted_at = gw
-        .store
-        .session(&guid)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|r| r.paired_at_ms.and(r.relay_closed_at_ms));
+    // Only a session paired before can be resuming. Its interruption's
+    // time is read again, not taken from the record read at the hello:
+    // the applet's arrival may have just set it (a session whose direct
+    // path died). A first pairing — the common case — reads nothing more.
+    let interrupted_at = match rec.paired_at_ms {
+        None => None,
+        Some(_) => gw
+            .store
+            .session(&guid)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.paired_at_ms.and(r.relay_closed_at_ms)),
+    };
     if let Err(e) = gw.store.mark_paired(&guid, now).await {
         tracing::warn!(error = %e, "store update failed");
     }

@@ -10,7 +10,75 @@ on_both_backends!(
     endings_are_heard_by_every_store,
     a_proven_applet_takes_its_session_to_another_node,
     waiting_marks_made_together_each_get_their_own_answer,
+    pairings_marked_together_and_the_places_of_many_sessions,
 );
+
+/// Consoles pair with many waiting sessions at once, so their "paired
+/// now" marks are applied together: each caller gets its own answer (a
+/// second mark of a session already paired, and an unknown session, get
+/// `false`). Then one question tells where more sessions stand than one
+/// statement asks about (`places`, as a node's check of its waiting
+/// applets uses it).
+async fn pairings_marked_together_and_the_places_of_many_sessions(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "places@example.com").await;
+    let key = [0xad; 32];
+    let n = lifeline_store::PLACES_PER_STATEMENT + 20;
+    let mut guids = Vec::new();
+    for i in 0..n {
+        let s = new_session(t.id, "", T0);
+        let g = s.guid;
+        store.create_session(s).await.unwrap();
+        let node = if i % 2 == 0 { "node-a" } else { "node-b" };
+        let from = format!("198.51.100.{}:{}", i % 200, 5000 + i);
+        assert!(
+            store
+                .mark_waiting_admitted(&g, node, "x:443", &from, Some(&key), T0 + 1)
+                .await
+                .unwrap()
+        );
+        guids.push(g);
+    }
+    let unknown: Vec<SessionGuid> = (0..5).map(|_| random_guid()).collect();
+    // Pair the first 100 (ten of them twice), plus the unknown ones.
+    let mut marks = tokio::task::JoinSet::new();
+    for g in guids[..100].iter().chain(&guids[..10]).chain(&unknown).copied() {
+        let store = store.clone();
+        marks.spawn(async move { (g, store.mark_paired(&g, T0 + 2).await.unwrap()) });
+    }
+    let mut paired = std::collections::HashMap::new();
+    while let Some(r) = marks.join_next().await {
+        let (g, ok) = r.unwrap();
+        *paired.entry(g).or_insert(0) += u32::from(ok);
+    }
+    for g in &guids[..100] {
+        assert_eq!(paired[g], 1, "{g} is marked paired exactly once");
+    }
+    for g in &unknown {
+        assert_eq!(paired[g], 0, "unknown {g}");
+    }
+    assert!(store.end_session(&guids[100], "gone", T0 + 3).await.unwrap());
+
+    let asked: Vec<SessionGuid> = guids.iter().chain(&unknown).copied().collect();
+    let places = store.places(&asked).await.unwrap();
+    assert_eq!(places.len(), n, "every known session, no unknown one");
+    let by_guid: std::collections::HashMap<_, _> =
+        places.iter().map(|p| (p.guid, p)).collect();
+    for (i, g) in guids.iter().enumerate() {
+        let p = by_guid[g];
+        let expected = match i {
+            0..100 => SessionState::Paired,
+            100 => SessionState::Ended,
+            _ => SessionState::Waiting,
+        };
+        assert_eq!(p.state, expected, "session {i}");
+        if i != 100 {
+            let node = if i % 2 == 0 { "node-a" } else { "node-b" };
+            assert_eq!(p.waiting_node.as_deref(), Some(node), "session {i}");
+        }
+    }
+    assert!(store.places(&[]).await.unwrap().is_empty());
+}
 
 /// Applets of many sessions arrive at once, so their "waiting here" marks
 /// are applied together: each caller gets its own answer. A mark with a
