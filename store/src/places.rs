@@ -5,10 +5,14 @@
 //! ended behind its back (a lost notice) or moved to another node (a copy
 //! of the applet proved itself there). Asked per applet, that is a query
 //! per waiting applet per check: 4,000 a second for 100,000 applets every
-//! 25 s. Asked here, it is one query per [`PLACES_PER_STATEMENT`] applets.
+//! 25 s. Asked here, it is one statement for all of them
+//! ([`Store::waiting_on`], an index scan), and one per
+//! [`PLACES_PER_STATEMENT`] of the few that are no longer waiting there
+//! ([`Store::places`]).
 
 use crate::rows::{self, get};
 use crate::{Result, SessionGuid, SessionState, Store};
+use std::collections::HashSet;
 
 /// GUIDs per statement: far below both dialects' parameter limits.
 pub const PLACES_PER_STATEMENT: usize = 500;
@@ -25,6 +29,20 @@ pub struct Place {
 }
 
 impl Store {
+    /// The sessions that wait on `node`.
+    pub async fn waiting_on(&self, node: &str) -> Result<HashSet<SessionGuid>> {
+        let guids: Vec<String> = sqlx::query_scalar(
+            "SELECT guid FROM sessions WHERE waiting_node = $1 AND state = 'waiting'",
+        )
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        guids
+            .iter()
+            .map(|g| rows::guid("sessions.guid", g))
+            .collect()
+    }
+
     /// The [`Place`] of each of `guids` that exists, in no order; one
     /// statement per [`PLACES_PER_STATEMENT`] GUIDs.
     pub async fn places(&self, guids: &[SessionGuid]) -> Result<Vec<Place>> {

@@ -8,8 +8,11 @@
 //! the default per-IP limit of 256 holds),
 //! `--in-flight` at a time. Reports the gateway's RSS before and after, the
 //! RSS per waiting applet, and the time to connect them all; checks the
-//! gateway's own `waiting` count. The reference is the splice proxy holding
-//! the same number of unpaired TLS clients, each watched by a task.
+//! gateway's own `waiting` count, and what holding them costs in CPU for
+//! `--idle-secs` (default 30 s: more than one keepalive round and several
+//! of the gateway's checks of its waiting applets). The reference is the
+//! splice proxy holding the same number of unpaired TLS clients, each
+//! watched by a task.
 
 use anyhow::{Context, Result, bail};
 use lifeline_benches::client::{self, Outer, PROXY_WAITING};
@@ -76,6 +79,14 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// The CPU `pid` spends over `idle` while the connections it holds are
+/// idle.
+async fn idle_cpu(pid: u32, idle: Duration) -> Result<sys::Cpu> {
+    let cpu0 = sys::process_cpu(pid)?;
+    tokio::time::sleep(idle).await;
+    Ok(sys::process_cpu(pid)? - cpu0)
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let n: usize = lifeline_benches::arg("applets", 10_000)?;
@@ -84,6 +95,7 @@ async fn main() -> Result<()> {
     let sources: usize = lifeline_benches::arg("sources", n.div_ceil(200).max(50))?;
     let in_flight: usize = lifeline_benches::arg("in-flight", 128)?;
     let create_in_flight: usize = lifeline_benches::arg("create-in-flight", 32)?;
+    let idle = Duration::from_secs(lifeline_benches::arg("idle-secs", 30)?);
     if sources == 0 || sources > MAX_SOURCES {
         bail!("--sources must be 1..={MAX_SOURCES}");
     }
@@ -126,6 +138,7 @@ async fn main() -> Result<()> {
     let health = client::health(&tech.portal).await?;
     let gw_after = sys::vm_kib(gw.pid(), "VmRSS")?;
     let gw_hwm = sys::vm_kib(gw.pid(), "VmHWM")?;
+    let gw_idle_cpu = idle_cpu(gw.pid(), idle).await?;
     eprintln!(
         "{} applets waiting on the gateway after {gw_time:.1?}",
         held.len()
@@ -164,6 +177,7 @@ async fn main() -> Result<()> {
     let px_cpu = sys::process_cpu(proxy.pid())? - cpu0;
     let proxy_after = sys::vm_kib(proxy.pid(), "VmRSS")?;
     let proxy_hwm = sys::vm_kib(proxy.pid(), "VmHWM")?;
+    let px_idle_cpu = idle_cpu(proxy.pid(), idle).await?;
     drop(held);
 
     println!(
@@ -228,6 +242,18 @@ async fn main() -> Result<()> {
         "relay CPU per connection while connecting".into(),
         cpu(gw_cpu),
         cpu(px_cpu),
+    ]);
+    let idle_row = |c: sys::Cpu| {
+        format!(
+            "{:.1} ms/s ({:.2} µs per connection per second)",
+            c.total() * 1e3 / idle.as_secs_f64(),
+            c.total() * 1e6 / idle.as_secs_f64() / n as f64
+        )
+    };
+    t.row(vec![
+        format!("CPU while holding them all, idle for {} s", idle.as_secs()),
+        idle_row(gw_idle_cpu),
+        idle_row(px_idle_cpu),
     ]);
     let lat = |l: &Latencies| {
         let c = l.cells();

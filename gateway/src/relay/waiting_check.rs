@@ -6,10 +6,10 @@
 //! command beside a running gateway), and a session can move: a copy of
 //! its applet that proved itself on another node takes it there
 //! (`Store::mark_waiting_admitted`), and the connection here is then a
-//! stale one. Every [`CHECK_EVERY`] this asks the store where the
-//! sessions of all the node's admitted waiting applets stand — one
-//! statement per 500, not one per applet — and lets go of those whose
-//! session ended or now waits on another node.
+//! stale one. Every [`CHECK_EVERY`] this asks the store which sessions
+//! wait on this node — one statement, not one per applet — then where
+//! the few others of its admitted waiting applets stand, and lets go of
+//! those whose session ended or now waits on another node.
 
 use crate::registry::Eviction;
 use crate::state::Gateway;
@@ -41,9 +41,17 @@ pub async fn check(gw: &Gateway) -> usize {
     if asked.is_empty() {
         return 0;
     }
-    let guids: Vec<_> = asked.keys().copied().collect();
     let started = std::time::Instant::now();
-    let places = match gw.store.places(&guids).await {
+    let places = async {
+        let here = gw.store.waiting_on(&gw.node_name).await?;
+        let others: Vec<_> = asked
+            .keys()
+            .filter(|g| !here.contains(g))
+            .copied()
+            .collect();
+        gw.store.places(&others).await
+    };
+    let places = match places.await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "checking the waiting applets against the store failed");

@@ -16,9 +16,9 @@ on_both_backends!(
 /// Consoles pair with many waiting sessions at once, so their "paired
 /// now" marks are applied together: each caller gets its own answer (a
 /// second mark of a session already paired, and an unknown session, get
-/// `false`). Then one question tells where more sessions stand than one
-/// statement asks about (`places`, as a node's check of its waiting
-/// applets uses it).
+/// `false`). Then the store tells where more sessions stand than one
+/// statement asks about (`places`), and which wait on each node
+/// (`waiting_on`), as a node's check of its waiting applets asks.
 async fn pairings_marked_together_and_the_places_of_many_sessions(db: &TestDb) {
     let store = db.open().await;
     let t = some_tech(&store, "places@example.com").await;
@@ -42,7 +42,12 @@ async fn pairings_marked_together_and_the_places_of_many_sessions(db: &TestDb) {
     let unknown: Vec<SessionGuid> = (0..5).map(|_| random_guid()).collect();
     // Pair the first 100 (ten of them twice), plus the unknown ones.
     let mut marks = tokio::task::JoinSet::new();
-    for g in guids[..100].iter().chain(&guids[..10]).chain(&unknown).copied() {
+    for g in guids[..100]
+        .iter()
+        .chain(&guids[..10])
+        .chain(&unknown)
+        .copied()
+    {
         let store = store.clone();
         marks.spawn(async move { (g, store.mark_paired(&g, T0 + 2).await.unwrap()) });
     }
@@ -57,13 +62,17 @@ async fn pairings_marked_together_and_the_places_of_many_sessions(db: &TestDb) {
     for g in &unknown {
         assert_eq!(paired[g], 0, "unknown {g}");
     }
-    assert!(store.end_session(&guids[100], "gone", T0 + 3).await.unwrap());
+    assert!(
+        store
+            .end_session(&guids[100], "gone", T0 + 3)
+            .await
+            .unwrap()
+    );
 
     let asked: Vec<SessionGuid> = guids.iter().chain(&unknown).copied().collect();
     let places = store.places(&asked).await.unwrap();
     assert_eq!(places.len(), n, "every known session, no unknown one");
-    let by_guid: std::collections::HashMap<_, _> =
-        places.iter().map(|p| (p.guid, p)).collect();
+    let by_guid: std::collections::HashMap<_, _> = places.iter().map(|p| (p.guid, p)).collect();
     for (i, g) in guids.iter().enumerate() {
         let p = by_guid[g];
         let expected = match i {
@@ -78,6 +87,17 @@ async fn pairings_marked_together_and_the_places_of_many_sessions(db: &TestDb) {
         }
     }
     assert!(store.places(&[]).await.unwrap().is_empty());
+    // What waits on each node: neither the paired nor the ended.
+    for (node, parity) in [("node-a", 0), ("node-b", 1)] {
+        let expected: std::collections::HashSet<SessionGuid> = guids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i > 100 && i % 2 == parity)
+            .map(|(_, g)| *g)
+            .collect();
+        assert_eq!(store.waiting_on(node).await.unwrap(), expected, "{node}");
+    }
+    assert!(store.waiting_on("node-c").await.unwrap().is_empty());
 }
 
 /// Applets of many sessions arrive at once, so their "waiting here" marks
