@@ -10,7 +10,8 @@
 //! * [`server`] — building a node, the accept loop, ALPN dispatch, drain on
 //!   shutdown.
 //! * [`relay`] — the `lifeline/1` handshake and the byte pump (the gateway
-//!   never holds a session key).
+//!   never holds a session key); `relay::waiting_check`, the node's
+//!   periodic check of its waiting applets against the store.
 //! * [`registry`] — which sessions have an applet or a console on this node.
 //! * [`portal`] — the HTTP API: login (two-factor, password changes),
 //!   sessions, applet download, directory.

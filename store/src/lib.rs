@@ -11,7 +11,8 @@
 //! 32-byte hashes and secrets lower-case hex, booleans 0/1.
 //!
 //! Modules:
-//! * this file — [`Store`]: URL parsing, connecting, pool settings, the
+//! * this file — [`Store`]: URL parsing, connecting, pool settings (on
+//!   SQLite one connection for all writes, others for reads), the
 //!   write-transaction helper;
 //! * `error` — [`StoreError`] and [`Result`];
 //! * `migrations` — the versioned schema and its runner ([`SCHEMA_VERSION`]);
@@ -38,9 +39,9 @@
 //! * `places` — the state and node of many sessions in one statement
 //!   ([`Place`]), for a node's check of the applets waiting on it;
 //! * `audit` — the append-only audit trail;
-//! * `batched` — store writes that arrive together (audit rows, applets
-//!   marking their sessions waiting) become one statement, each caller
-//!   awaiting its own result;
+//! * `batched` — store writes that arrive together (audit rows, sessions
+//!   marked waiting or paired) become one statement, each caller awaiting
+//!   its own result;
 //! * `retention` — deleting ended sessions and audit records older than a
 //!   cutoff, in bounded batches ([`Store::prune`]).
 
