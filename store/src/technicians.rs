@@ -788,8 +788,8 @@ impl Store {
     /// a live session, whose traffic may not even pass the gateway), or
     /// while one of their sessions ended less than `settle_ms` ago
     /// ([`Removal::RecentlyEnded`]: an applet waiting in it learns of the
-    /// end from its row, on SQLite within the waiting connection's
-    /// keepalive). [`StoreError::NotFound`] if there is no such technician.
+    /// end from its row, on SQLite at the node's next check of its
+    /// waiting applets). [`StoreError::NotFound`] if there is no such technician.
     pub async fn remove_technician(
         &self,
         technician_id: i64,
