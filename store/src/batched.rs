@@ -2,8 +2,9 @@
 //!
 //! Every applet that connects marks its session waiting and writes an
 //! audit row, every console that pairs marks its session paired, and on a
-//! busy node hundreds arrive in the same few milliseconds. Made one by one, each is a statement and a commit of its
-//! own (on SQLite also a round trip to sqlx's worker thread). A
+//! busy node hundreds arrive in the same few milliseconds. Made one by
+//! one, each is a statement and a commit of its own (on SQLite also a
+//! round trip to sqlx's worker thread). A
 //! [`Batcher`] runs one task per kind of write: it takes everything that
 //! queued while its last statement ran (up to [`MAX_BATCH`]) and runs it
 //! as one statement ([`Batch::run`]), in arrival order: a group commit. A

@@ -33,13 +33,13 @@ pub async fn run(gw: Arc<Gateway>) {
     }
 }
 
-/// One check; returns how many applets it let go.
-pub async fn check(gw: &Gateway) -> usize {
+/// One check. Each applet let go logs why, as its waiting ends.
+async fn check(gw: &Gateway) {
     // Taken before asking: a claim made or admitted after this is not
     // judged by an answer that may predate it.
     let asked: HashMap<_, _> = gw.registry.admitted_waiting().into_iter().collect();
     if asked.is_empty() {
-        return 0;
+        return;
     }
     let started = std::time::Instant::now();
     let places = async {
@@ -55,11 +55,10 @@ pub async fn check(gw: &Gateway) -> usize {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "checking the waiting applets against the store failed");
-            return 0;
+            return;
         }
     };
     gw.metrics.store_query("waiting_check", started.elapsed());
-    let mut let_go = 0;
     for place in places {
         let why = match place.state {
             SessionState::Ended => Eviction::Ended,
@@ -68,11 +67,8 @@ pub async fn check(gw: &Gateway) -> usize {
             }
             _ => continue,
         };
-        if let Some(&generation) = asked.get(&place.guid)
-            && gw.registry.evict(&place.guid, Some(generation), why)
-        {
-            let_go += 1;
+        if let Some(&generation) = asked.get(&place.guid) {
+            gw.registry.evict(&place.guid, Some(generation), why);
         }
     }
-    let_go
 }
