@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 
 const GUID: SessionGuid = SessionGuid::from_bytes([0x42; 16]);
 const MIB: u64 = 1 << 20;
+/// How long the console stays on the relay before it tries to go direct.
+const START_AFTER: Duration = Duration::from_millis(300);
 
 /// Bytes the relay carried each way.
 #[derive(Debug, Default)]
@@ -103,6 +105,11 @@ async fn start(console_policy: &str, applet: Settings, rate: u64) -> Session {
         direct: Settings {
             policy: Policy::parse(console_policy, Duration::from_millis(500)).unwrap(),
             loopback: true,
+            // The link tests are asked for as soon as the session runs;
+            // this lets them put data on the relay before any direct
+            // attempt, however fast loopback makes the cutover (without
+            // it a loaded machine could go direct before the first byte).
+            start_after: START_AFTER,
             ..Settings::default()
         },
         on_path: None,
