@@ -13,6 +13,11 @@
 //! place back at once, instead of being refused until the gateway notices
 //! its old connection is dead. Tickets carry a generation, so the old
 //! ticket's drop cannot release the new connection's claim.
+//!
+//! A console takes an applet only once the store records it as waiting
+//! here ([`Registry::admitted`]), so every pairing is one the store can
+//! record; a console that arrives in between waits for it, as for an
+//! applet that has not connected yet.
 
 use lifeline_protocol::SessionGuid;
 use std::collections::HashMap;
@@ -167,7 +172,6 @@ impl Registry {
         }
         slot.applet_gen += 1;
         let generation = slot.applet_gen;
-        slot.arrived.notify_waiters();
         Ok((
             AppletTicket {
                 registry: self.clone(),
@@ -184,7 +188,9 @@ impl Registry {
         self.evict(guid, None, Eviction::Ended);
     }
 
-    /// The store now records `ticket`'s applet as waiting on this node.
+    /// The store now records `ticket`'s applet as waiting on this node:
+    /// a console may take it from now on (taken before, the store would
+    /// not record the pairing, which is conditional on `waiting`).
     pub fn admitted(&self, ticket: &AppletTicket) {
         let mut slots = self.lock();
         if let Some(slot) = slots.get_mut(&ticket.guid)
@@ -192,6 +198,7 @@ impl Registry {
             && let AppletState::Waiting { admitted, .. } = &mut slot.applet
         {
             *admitted = true;
+            slot.arrived.notify_waiters();
         }
     }
 
@@ -259,8 +266,9 @@ impl Registry {
 }
 
 impl ConsoleTicket {
-    /// Waits until an applet is waiting, then takes its pairing channel
-    /// (marking the applet end as paired). `None` if `within` passes first.
+    /// Waits until an applet is waiting and admitted
+    /// ([`Registry::admitted`]), then takes its pairing channel (marking
+    /// the applet end as paired). `None` if `within` passes first.
     pub async fn take_applet(
         &self,
         within: std::time::Duration,
@@ -270,7 +278,7 @@ impl ConsoleTicket {
             let arrived = {
                 let mut slots = self.registry.lock();
                 let slot = slots.get_mut(&self.guid)?;
-                if matches!(slot.applet, AppletState::Waiting { .. })
+                if matches!(slot.applet, AppletState::Waiting { admitted: true, .. })
                     && let AppletState::Waiting { pair, .. } =
                         std::mem::replace(&mut slot.applet, AppletState::Paired)
                 {
@@ -285,10 +293,9 @@ impl ConsoleTicket {
             notified.as_mut().enable();
             {
                 let slots = self.registry.lock();
-                if slots
-                    .get(&self.guid)
-                    .is_some_and(|s| matches!(s.applet, AppletState::Waiting { .. }))
-                {
+                if slots.get(&self.guid).is_some_and(|s| {
+                    matches!(s.applet, AppletState::Waiting { admitted: true, .. })
+                }) {
                     continue;
                 }
             }
@@ -326,6 +333,13 @@ mod tests {
         assert!(
             c.take_applet(std::time::Duration::from_millis(10))
                 .await
+                .is_none(),
+            "not taken before the store records it as waiting"
+        );
+        r.admitted(&a);
+        assert!(
+            c.take_applet(std::time::Duration::from_millis(10))
+                .await
                 .is_some()
         );
         assert_eq!(r.waiting(), 0);
@@ -355,6 +369,7 @@ mod tests {
             1,
             "the old ticket does not release the new claim"
         );
+        r.admitted(&new);
         let c = r.claim_console(g).unwrap();
         assert!(
             c.take_applet(std::time::Duration::from_millis(10))
@@ -417,7 +432,12 @@ mod tests {
         let r2 = r.clone();
         let late = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            r2.register_applet(g, false).map(|(t, _rx)| t)
+            let (ticket, _wait) = r2.register_applet(g, false).unwrap();
+            // Registered, then recorded by the store: only that wakes the
+            // console.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            r2.admitted(&ticket);
+            ticket
         });
         assert!(
             c.take_applet(std::time::Duration::from_secs(5))

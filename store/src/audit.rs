@@ -62,7 +62,7 @@ impl Store {
             event: event.to_owned(),
             detail: detail.to_owned(),
         };
-        batched::call(self.writers.audit.as_ref(), self.writes(), row).await
+        batched::call(self.batchers.audit.as_ref(), self.writes(), row).await
     }
 
     /// Appends an entry about `session` unless that session already has

@@ -1,4 +1,4 @@
-//! Store writes that arrive together become one statement.
+//! Store writes (and one read) that arrive together become one statement.
 //!
 //! Every applet that connects marks its session waiting and writes an
 //! audit row, every console that pairs marks its session paired, and on a
@@ -11,9 +11,9 @@
 //! caller still awaits its own item's result, so nothing is reported
 //! written that is not, and audit ids keep the order of arrival. Under
 //! light load a batch is one item and costs what it did before, plus a
-//! channel hop. (Reads are not batched: the session look-ups of arriving
-//! applets, batched the same way, measured no faster, since reads run in
-//! parallel on the pool's connections.)
+//! channel hop. One read is made the same way: the session look-up of
+//! every arriving applet and console ([`crate::access`]), where the
+//! thread hops of one query per connection cost more than the query.
 //!
 //! If a batch fails, its items are run one at a time, so each caller gets
 //! its own item's error and one bad item does not fail the others. Items

@@ -36,17 +36,20 @@
 //! * `nodes` — gateway nodes and their heartbeats;
 //! * `endings` — hearing of sessions as any node ends them ([`Endings`],
 //!   PostgreSQL's NOTIFY);
+//! * `access` — what admitting an applet or a console reads of its
+//!   session ([`SessionAccess`]), many arriving connections at once;
 //! * `places` — the state and node of many sessions in one statement
 //!   ([`Place`]), for a node's check of the applets waiting on it;
 //! * `audit` — the append-only audit trail;
 //! * `batched` — store writes that arrive together (audit rows, sessions
-//!   marked waiting or paired) become one statement, each caller awaiting
-//!   its own result;
+//!   marked waiting or paired), and the look-ups of `access`, become one
+//!   statement, each caller awaiting its own result;
 //! * `retention` — deleting ended sessions and audit records older than a
 //!   cutoff, in bounded batches ([`Store::prune`]).
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 mod batched;
 mod channels;
@@ -87,6 +90,7 @@ pub(crate) async fn test_store_with_technician() -> (Store, i64) {
     (store, t.id)
 }
 
+pub use access::SessionAccess;
 pub use audit::AuditRecord;
 pub use channels::{Channel, NewChannelSession, Pick};
 pub use endings::Endings;
@@ -131,13 +135,14 @@ pub struct Store {
     dialect: Dialect,
     /// PostgreSQL: the URL, for [`Store::watch_endings`]'s own connection.
     pg_url: Option<Redacted>,
-    /// Writes made together (none outside a tokio runtime).
-    writers: Writers,
+    /// Writes and look-ups made together (none outside a tokio runtime).
+    batchers: Batchers,
 }
 
-/// The store's [`batched`] writes.
+/// The store's [`batched`] writes, and its one batched read.
 #[derive(Debug, Clone, Default)]
-struct Writers {
+struct Batchers {
+    access: Option<batched::Batcher<access::AccessReads>>,
     audit: Option<batched::Batcher<audit::AuditRows>>,
     waiting: Option<batched::Batcher<sessions::WaitingMarks>>,
     paired: Option<batched::Batcher<sessions::PairedMarks>>,
@@ -339,7 +344,7 @@ impl Store {
             writes,
             dialect: target.dialect,
             pg_url: (target.dialect == Dialect::Postgres).then(|| Redacted(target.url.clone())),
-            writers: Writers::default(),
+            batchers: Batchers::default(),
         };
         let migrated = async {
             let mut conn = store.writes.acquire().await?;
@@ -351,7 +356,8 @@ impl Store {
             return Err(e);
         }
         Ok(Store {
-            writers: Writers {
+            batchers: Batchers {
+                access: batched::Batcher::start(&store.pool),
                 audit: batched::Batcher::start(&store.writes),
                 waiting: batched::Batcher::start(&store.writes),
                 paired: batched::Batcher::start(&store.writes),

@@ -548,7 +548,7 @@ impl Store {
             node_addr: node_addr.to_owned(),
             key,
         };
-        batched::call(self.writers.waiting.as_ref(), self.writes(), mark).await
+        batched::call(self.batchers.waiting.as_ref(), self.writes(), mark).await
     }
 
     /// The technician fetches the session's applet again before the end
@@ -626,7 +626,7 @@ impl Store {
             guid: guid.to_string(),
             at_ms: now_ms,
         };
-        batched::call(self.writers.paired.as_ref(), self.writes(), mark).await
+        batched::call(self.batchers.paired.as_ref(), self.writes(), mark).await
     }
 
     /// Ends a session from any non-ended state (`direct` included),

@@ -11,7 +11,7 @@ pub mod waiting_check;
 use crate::state::{Gateway, Phase};
 use lifeline_protocol::relay::{self, Hello, RefuseCode, Role, ServerMsg, VERSION};
 use lifeline_protocol::{DecodeError, SessionGuid};
-use lifeline_store::{RelayClosed, SessionRecord, SessionState};
+use lifeline_store::{RelayClosed, SessionAccess, SessionState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -169,17 +169,17 @@ async fn live_session(
     gw: &Gateway,
     guid: &SessionGuid,
     peer: SocketAddr,
-) -> Result<SessionRecord, Refusal> {
-    joinable(gw, gw.store.session(guid).await, peer)
+) -> Result<SessionAccess, Refusal> {
+    joinable(gw, gw.store.session_access(guid).await, peer)
 }
 
 /// Checks a session look-up's answer: the session exists and can still
 /// be joined.
 fn joinable(
     gw: &Gateway,
-    found: lifeline_store::Result<Option<SessionRecord>>,
+    found: lifeline_store::Result<Option<SessionAccess>>,
     peer: SocketAddr,
-) -> Result<SessionRecord, Refusal> {
+) -> Result<SessionAccess, Refusal> {
     let rec = found.map_err(|e| {
         tracing::error!(error = %e, "store lookup failed");
         Refusal::new(
@@ -587,7 +587,7 @@ async fn console(
     // login is (so an unknown session costs a bad login no budget).
     let (tech, session) = tokio::join!(
         gw.store.technician_by_token(&token_hash, now),
-        gw.store.session(&guid)
+        gw.store.session_access(&guid)
     );
     let tech = match tech {
         Ok(Some(t)) => t,

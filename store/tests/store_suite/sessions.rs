@@ -11,7 +11,100 @@ on_both_backends!(
     a_proven_applet_takes_its_session_to_another_node,
     waiting_marks_made_together_each_get_their_own_answer,
     pairings_marked_together_and_the_places_of_many_sessions,
+    look_ups_made_together_agree_with_the_whole_record,
 );
+
+/// Applets and consoles arriving at once read their sessions together
+/// (`session_access`, more than one statement holds): each gets what the
+/// whole record says of its own session — state, expiry, keys, owner,
+/// pairing time — a GUID asked twice gets it twice, and an unknown GUID
+/// gets `None`.
+async fn look_ups_made_together_agree_with_the_whole_record(db: &TestDb) {
+    let store = db.open().await;
+    let t = some_tech(&store, "access@example.com").await;
+    let mut guids = Vec::new();
+    for i in 0..300i64 {
+        let s = new_session(t.id, "", T0 + i);
+        let g = s.guid;
+        store.create_session(s).await.unwrap();
+        match i % 4 {
+            0 => {}
+            1 => assert!(
+                store
+                    .mark_waiting_admitted(
+                        &g,
+                        "node-a",
+                        "x:443",
+                        "198.51.100.1:5000",
+                        Some(&[0xad; 32]),
+                        T0 + 400
+                    )
+                    .await
+                    .unwrap()
+            ),
+            2 => {
+                assert!(
+                    store
+                        .mark_waiting(&g, "node-a", "x:443", "198.51.100.1:5000", T0 + 400)
+                        .await
+                        .unwrap()
+                );
+                assert!(store.mark_paired(&g, T0 + 401 + i).await.unwrap());
+            }
+            _ => assert!(store.end_session(&g, "gone", T0 + 402).await.unwrap()),
+        }
+        guids.push(g);
+    }
+    assert!(matches!(
+        store
+            .reissue_applet(&guids[0], &[2; 32], &[0xa2; 32], T0 + 500)
+            .await
+            .unwrap(),
+        lifeline_store::Reissue::Reissued(_)
+    ));
+    let unknown: Vec<SessionGuid> = (0..5).map(|_| random_guid()).collect();
+    let mut looks = tokio::task::JoinSet::new();
+    for g in guids.iter().chain(&guids[..20]).chain(&unknown).copied() {
+        let store = store.clone();
+        looks.spawn(async move { (g, store.session_access(&g).await.unwrap()) });
+    }
+    let mut answers = 0;
+    while let Some(r) = looks.join_next().await {
+        let (g, access) = r.unwrap();
+        answers += 1;
+        let Some(whole) = store.session(&g).await.unwrap() else {
+            assert!(unknown.contains(&g) && access.is_none(), "{g}");
+            continue;
+        };
+        let access = access.unwrap_or_else(|| panic!("{g} not found"));
+        assert_eq!(access.state, whole.state, "{g}");
+        assert_eq!(access.expires_at_ms, whole.expires_at_ms, "{g}");
+        assert_eq!(access.admission_key, whole.admission_key, "{g}");
+        assert_eq!(access.technician_id, whole.technician_id, "{g}");
+        assert_eq!(access.queue_group_id, whole.queue_group_id, "{g}");
+        assert_eq!(access.console_pin, whole.console_pin, "{g}");
+        assert_eq!(access.paired_at_ms, whole.paired_at_ms, "{g}");
+    }
+    assert_eq!(answers, 325);
+    // The look-up sees what changed since, and the reissued key.
+    let first = store.session_access(&guids[0]).await.unwrap().unwrap();
+    assert_eq!(first.admission_key, Some([0xa2; 32]));
+    assert_eq!(first.state, SessionState::Created);
+    let paired = store.session_access(&guids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        (paired.state, paired.paired_at_ms),
+        (SessionState::Paired, Some(T0 + 403))
+    );
+    assert_eq!(
+        store
+            .session_access(&guids[3])
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        SessionState::Ended
+    );
+}
 
 /// Consoles pair with many waiting sessions at once, so their "paired
 /// now" marks are applied together: each caller gets its own answer (a
