@@ -77,7 +77,15 @@ pub enum Input {
     Request(Request),
     /// A session event (remote work's and channels'; others are ignored).
     Event(Event),
+    /// The session is over: nothing more comes. [`ConsoleWork::run`]
+    /// finishes what it can and returns, though the console's controls
+    /// may still hold senders of its inputs.
+    Over,
 }
+
+/// How long a session's end waits for transfers that may still finish on
+/// their own (a received file being written and checked).
+pub const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Something to show: the JSON event (batch mode) and the line (people).
 /// `raw` is a shell's output, for a terminal in raw mode only.
@@ -185,7 +193,10 @@ impl ConsoleWork {
         ));
     }
 
-    /// Runs until the inputs end.
+    /// Runs until the session is over ([`Input::Over`]) or the inputs end,
+    /// then finishes: transfers still running get up to [`FINISH_WAIT`],
+    /// whatever runs then is reported stopped, and every note goes out
+    /// (so that the notices and audit channels close right after).
     pub async fn run(
         mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
@@ -197,11 +208,23 @@ impl ConsoleWork {
                 input = inputs.recv() => match input {
                     Some(Input::Request(r)) => self.request(r),
                     Some(Input::Event(e)) => self.on_event(e),
-                    None => break,
+                    Some(Input::Over) | None => break,
                 },
                 Some(report) = reports.recv() => self.transfers.report(report),
                 Some(note) = notes.recv() => self.on_note(note),
             }
+        }
+        let deadline = tokio::time::Instant::now() + FINISH_WAIT;
+        while self.transfers.busy() {
+            tokio::select! {
+                Some(report) = reports.recv() => self.transfers.report(report),
+                Some(note) = notes.recv() => self.on_note(note),
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.transfers.forget_all("the session ended");
+        while let Ok(note) = notes.try_recv() {
+            self.on_note(note);
         }
     }
 
@@ -733,5 +756,92 @@ fn decision_words(d: Decision) -> &'static str {
         Decision::TimedOut => "no answer in 60 s (refused)",
         Decision::Withdrawn => "withdrawn by the end user",
         Decision::NotAllowed => "not allowed by the group's policy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::files::testdir::TestDir;
+    use lifeline_protocol::portal::FileOutcome;
+
+    /// Remote work and the channels it reports on, as the console wires
+    /// them; `inputs` stays open, as the console's controls keep it.
+    struct Wired {
+        inputs: mpsc::UnboundedSender<Input>,
+        task: tokio::task::JoinHandle<()>,
+        audit: mpsc::UnboundedReceiver<WorkReport>,
+        _session: mpsc::UnboundedReceiver<Command>,
+    }
+
+    fn wired() -> Wired {
+        let (cmd_tx, session) = mpsc::unbounded_channel();
+        let (notices_tx, mut notices) = mpsc::unbounded_channel();
+        let (audit_tx, audit) = mpsc::unbounded_channel();
+        let (work, reports, notes) = ConsoleWork::new(Outbound::new(cmd_tx), notices_tx, audit_tx);
+        tokio::spawn(async move { while notices.recv().await.is_some() {} });
+        let (inputs, inputs_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(work.run(inputs_rx, reports, notes));
+        Wired {
+            inputs,
+            task,
+            audit,
+            _session: session,
+        }
+    }
+
+    /// With nothing running, the session's end (`Over`) finishes remote
+    /// work at once, though a sender of its inputs is still open, and
+    /// closes its audit channel (what the console waits for before it
+    /// shows the end).
+    #[tokio::test]
+    async fn the_sessions_end_finishes_idle_remote_work_at_once() {
+        let mut w = wired();
+        w.inputs.send(Input::Over).unwrap();
+        // Not waiting out FINISH_WAIT (a bound, not a timing: it takes
+        // microseconds).
+        tokio::time::timeout(FINISH_WAIT / 2, &mut w.task)
+            .await
+            .expect("remote work did not finish at once")
+            .unwrap();
+        assert!(w.audit.recv().await.is_none());
+        drop(w.inputs);
+    }
+
+    /// A file still being offered when the session ends cannot finish:
+    /// after [`FINISH_WAIT`] it is recorded as stopped, with the reason.
+    #[tokio::test]
+    async fn a_transfer_running_at_the_end_is_recorded_as_stopped() {
+        let dir = TestDir::new("console-end");
+        let file = dir.write("notes.txt", b"the end user's notes");
+        let mut w = wired();
+        w.inputs.send(Input::Request(Request::Send(file))).unwrap();
+        w.inputs.send(Input::Over).unwrap();
+        let t0 = tokio::time::Instant::now();
+        (&mut w.task).await.unwrap();
+        assert!(t0.elapsed() >= FINISH_WAIT, "{:?}", t0.elapsed());
+        let mut stopped = Vec::new();
+        while let Some(report) = w.audit.recv().await {
+            if let WorkReport::File {
+                name,
+                outcome,
+                detail,
+                ..
+            } = report
+            {
+                stopped.push((name, outcome, detail));
+            }
+        }
+        assert_eq!(
+            stopped,
+            [(
+                "notes.txt".to_owned(),
+                FileOutcome::Stopped,
+                "the session ended".to_owned()
+            )]
+        );
+        drop(w.inputs);
     }
 }

@@ -14,7 +14,7 @@ use lifeline_protocol::portal::{
 };
 use lifeline_protocol::relay::Hello;
 use lifeline_protocol::{ALPN_RELAY, SessionGuid, hex};
-use lifeline_remote::console::{ConsoleWork, Input as WorkInput, Notice, Request};
+use lifeline_remote::console::{ConsoleWork, FINISH_WAIT, Input as WorkInput, Notice, Request};
 use lifeline_remote::flow::Outbound;
 use lifeline_session::addr::HostPort;
 use lifeline_session::direct::{Policy, Settings, Side};
@@ -535,6 +535,10 @@ async fn run(
                 }
             }
         }
+        // The session is over. Remote work finishes now, not when the
+        // last sender of its inputs goes: the controls hold one until the
+        // console has shown the end, which waits for remote work.
+        let _ = work_tx.send(WorkInput::Over);
     });
     let result = tokio::select! {
         r = &mut session => r,
@@ -565,8 +569,9 @@ async fn run(
     };
     handing.abort();
     let _ = router.await;
-    // What remote work still had to say and record goes out first.
-    let _ = tokio::time::timeout(Duration::from_secs(2), work_task).await;
+    // What remote work still had to say and record goes out first (it
+    // finishes within `FINISH_WAIT`; the bounds are for a stuck one).
+    let _ = tokio::time::timeout(FINISH_WAIT + Duration::from_secs(1), work_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), shower).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
     let (by, reason, clean) = match result {

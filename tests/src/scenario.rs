@@ -149,10 +149,19 @@ pub fn await_path_and_linktests(
     path.unwrap_or_default()
 }
 
-/// The technician ends the session; both ends exit successfully.
+/// The technician ends the session; the console shows it within seconds
+/// (a technician's "end" is not a wait), and both ends exit successfully.
 pub fn end_session(tech: &mut Proc, applet: &mut Proc) {
+    let asked = Instant::now();
     tech.send("end done");
     assert_eq!(tech.event("ended")["by"], "technician");
+    // It took 9 s once, for remote work that had nothing left to do; the
+    // bound leaves room for the 3 s the ending end may wait for the other.
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the console took {:.1?} to show the end",
+        asked.elapsed()
+    );
     assert!(tech.wait_exit(Duration::from_secs(20)).success());
     applet.out.wait_for("Session ended");
     assert!(applet.wait_exit(Duration::from_secs(20)).success());
