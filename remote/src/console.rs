@@ -820,7 +820,10 @@ mod tests {
         w.inputs.send(Input::Request(Request::Send(file))).unwrap();
         w.inputs.send(Input::Over).unwrap();
         let t0 = tokio::time::Instant::now();
-        (&mut w.task).await.unwrap();
+        tokio::time::timeout(FINISH_WAIT * 10, &mut w.task)
+            .await
+            .expect("remote work did not finish after the session's end")
+            .unwrap();
         assert!(t0.elapsed() >= FINISH_WAIT, "{:?}", t0.elapsed());
         let mut stopped = Vec::new();
         while let Some(report) = w.audit.recv().await {
