@@ -70,6 +70,14 @@ enum AppletState {
     Paired,
 }
 
+impl AppletState {
+    /// Waiting and recorded by the store: a console may take it, and the
+    /// store's answer may evict it.
+    fn admitted(&self) -> bool {
+        matches!(self, AppletState::Waiting { admitted: true, .. })
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     applet: AppletState,
@@ -208,7 +216,7 @@ impl Registry {
     pub fn admitted_waiting(&self) -> Vec<(SessionGuid, u64)> {
         self.lock()
             .iter()
-            .filter(|(_, s)| matches!(s.applet, AppletState::Waiting { admitted: true, .. }))
+            .filter(|(_, s)| s.applet.admitted())
             .map(|(g, s)| (*g, s.applet_gen))
             .collect()
     }
@@ -278,7 +286,7 @@ impl ConsoleTicket {
             let arrived = {
                 let mut slots = self.registry.lock();
                 let slot = slots.get_mut(&self.guid)?;
-                if matches!(slot.applet, AppletState::Waiting { admitted: true, .. })
+                if slot.applet.admitted()
                     && let AppletState::Waiting { pair, .. } =
                         std::mem::replace(&mut slot.applet, AppletState::Paired)
                 {
@@ -293,9 +301,7 @@ impl ConsoleTicket {
             notified.as_mut().enable();
             {
                 let slots = self.registry.lock();
-                if slots.get(&self.guid).is_some_and(|s| {
-                    matches!(s.applet, AppletState::Waiting { admitted: true, .. })
-                }) {
+                if slots.get(&self.guid).is_some_and(|s| s.applet.admitted()) {
                     continue;
                 }
             }

@@ -53,11 +53,10 @@ impl Batch for AccessReads {
     type Out = Option<SessionAccess>;
 
     async fn run(pool: &AnyPool, guids: &[SessionGuid]) -> Result<Vec<Option<SessionAccess>>> {
-        let params: Vec<String> = (1..=guids.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT guid, state, expires_at_ms, admission_key, technician_id, queue_group_id, \
              console_pin, paired_at_ms FROM sessions WHERE guid IN ({})",
-            params.join(", ")
+            batched::in_list(guids.len())
         );
         // Only placeholders are spliced in; the GUIDs are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -53,6 +53,14 @@ pub(crate) fn value_lists(rows: usize, columns: &[Option<&str>]) -> String {
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
+pub(crate) fn in_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One kind of store write that can be made for many items at once.
 pub(crate) trait Batch: Send + Sync + 'static {
     /// What one caller asks for.

@@ -48,10 +48,9 @@ impl Store {
     pub async fn places(&self, guids: &[SessionGuid]) -> Result<Vec<Place>> {
         let mut out = Vec::with_capacity(guids.len());
         for chunk in guids.chunks(PLACES_PER_STATEMENT) {
-            let params: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
             let sql = format!(
                 "SELECT guid, state, waiting_node FROM sessions WHERE guid IN ({})",
-                params.join(", ")
+                crate::batched::in_list(chunk.len())
             );
             // Only placeholders are spliced in; the GUIDs are bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
